@@ -1,0 +1,35 @@
+import os
+
+import pytest
+import torch
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def pytest_generate_tests(metafunc):
+    if "device" in metafunc.fixturenames:
+        params = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+        metafunc.parametrize("device", params)
+
+
+def make_params(D: int, H: int, *, dtype=torch.float64, device="cpu", seed: int = 0, requires_grad: bool = True):
+    """Random, non-trivial (X-independent) parameters U (H, D), b (H,), W (1, H), c (1,)."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(H, D), (H,), (1, H), (1,)]
+    return [
+        torch.randn(s, generator=g, dtype=torch.float64).to(device=device, dtype=dtype).requires_grad_(requires_grad)
+        for s in shapes
+    ]
+
+
+def make_data(N: int, D: int, *, dtype=torch.float64, device="cpu", seed: int = 1, requires_grad: bool = False):
+    """Random X (N, D) and soft labels y (N, 1) in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(N, D, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    y = torch.rand(N, 1, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    return X.requires_grad_(requires_grad), y

@@ -1,0 +1,93 @@
+"""Every input check raises ValueError or TypeError naming the expected and the actual shape or dtype."""
+
+import pytest
+import torch
+
+from torch_tanhnet import TanhNet, bce_with_logits, tanhnet
+
+
+@pytest.fixture
+def net():
+    return TanhNet(2, 3)
+
+
+def test_wrong_feature_count(net):
+    with pytest.raises(ValueError, match=r"X must have shape \(\*, 2\), got \(5, 3\)"):
+        net(torch.randn(5, 3))
+
+
+def test_scalar_input(net):
+    with pytest.raises(ValueError, match=r"X must have shape \(\*, 2\), got \(\)"):
+        net(torch.tensor(1.0))
+
+
+def test_function_wrong_number_of_dimensions(net):
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 2\), got 3-D shape \(4, 5, 2\)"):
+        tanhnet(torch.randn(4, 5, 2), net.U, net.b, net.W, net.c)
+
+
+def test_function_wrong_feature_count(net):
+    with pytest.raises(ValueError, match=r"X must have 2 features, shape \(N, 2\), got \(4, 3\)"):
+        tanhnet(torch.randn(4, 3), net.U, net.b, net.W, net.c)
+
+
+def test_function_wrong_parameter_shapes(net):
+    with pytest.raises(ValueError, match=r"b must have shape \(3,\) to match U \(3, 2\), got \(1, 3\)"):
+        tanhnet(torch.randn(4, 2), net.U, net.b.view(1, 3), net.W, net.c)
+    with pytest.raises(ValueError, match=r"W must have shape \(1, 3\) to match U \(3, 2\), got \(3,\)"):
+        tanhnet(torch.randn(4, 2), net.U, net.b, net.W.view(3), net.c)
+    with pytest.raises(ValueError, match=r"U must have shape \(H, D\), got \(6,\)"):
+        tanhnet(torch.randn(4, 2), net.U.view(6), net.b, net.W, net.c)
+
+
+def test_integer_X(net):
+    with pytest.raises(TypeError, match=r"X must be a floating-point tensor, got dtype torch.int64"):
+        net(torch.ones(4, 2, dtype=torch.long))
+
+
+def test_not_a_tensor(net):
+    with pytest.raises(TypeError, match="X must be a torch.Tensor, got list"):
+        net([[1.0, 2.0]])
+
+
+def test_dtype_mismatch_between_X_and_parameters(net):
+    with pytest.raises(TypeError, match=r"X has dtype torch.float64 but U has dtype torch.float32"):
+        net(torch.randn(4, 2, dtype=torch.float64))
+
+
+def test_device_mismatch_between_X_and_parameters(net):
+    X = torch.randn(4, 2, device="meta")
+    with pytest.raises(ValueError, match=r"X is on device meta but U is on cpu"):
+        net(X)
+
+
+def test_labels_of_the_wrong_shape(net):
+    X = torch.randn(4, 2)
+    with pytest.raises(ValueError, match=r"y must have the same shape as z \(4, 1\), got \(4,\)"):
+        net.loss(X, torch.ones(4))
+    with pytest.raises(ValueError, match=r"y must have the same shape as z \(4, 1\), got \(1, 4\)"):
+        bce_with_logits(net(X), torch.ones(1, 4))
+
+
+def test_integer_labels(net):
+    with pytest.raises(TypeError, match=r"y must have z's dtype torch.float32, got torch.int64"):
+        net.loss(torch.randn(4, 2), torch.ones(4, 1, dtype=torch.long))
+
+
+def test_labels_on_another_device(net):
+    z = net(torch.randn(4, 2))
+    with pytest.raises(ValueError, match=r"y is on device meta but z is on cpu"):
+        bce_with_logits(z, torch.ones(4, 1, device="meta"))
+
+
+def test_empty_batch_cost():
+    with pytest.raises(ValueError, match=r"at least one sample, got z of shape \(0, 1\)"):
+        bce_with_logits(torch.zeros(0, 1), torch.zeros(0, 1))
+
+
+def test_checks_do_not_synchronise(net, monkeypatch):
+    # the checks read shapes and dtypes only: no .item() or .tolist() on the hot path
+    X, y = torch.randn(4, 2), torch.ones(4, 1)
+    for name in ("item", "tolist", "__bool__"):
+        monkeypatch.setattr(torch.Tensor, name, lambda *a, _n=name, **k: pytest.fail(f"checks called Tensor.{_n}"))
+    net.loss(X, y)

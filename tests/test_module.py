@@ -1,0 +1,128 @@
+"""TanhNet: a drop-in for Sequential(Linear, Tanh, Linear), both directions, outputs and gradients."""
+
+import pytest
+import torch
+from torch import nn
+
+from torch_tanhnet import TanhNet, bce_with_logits
+
+
+def sequential(D=2, H=3, dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1)).to(dtype)
+
+
+def grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+def test_parameter_names_and_layouts_match_linear():
+    net = TanhNet(2, 3)
+    assert [n for n, _ in net.named_parameters()] == ["U", "b", "W", "c"]
+    seq = sequential(dtype=torch.float32)
+    assert [p.shape for p in net.parameters()] == [p.shape for p in seq.parameters()]
+
+
+@pytest.mark.parametrize("D,H", [(2, 3), (5, 7)])
+def test_from_sequential_gives_same_outputs_and_gradients(D, H):
+    seq = sequential(D, H)
+    net = TanhNet.from_sequential(seq)
+    X = torch.randn(4, 6, D, dtype=torch.float64)  # (*, D) with two batch dimensions
+    y = torch.rand(4, 6, 1, dtype=torch.float64)
+    torch.testing.assert_close(net(X), seq(X), rtol=1e-14, atol=0)
+    bce_with_logits(net(X), y).backward()
+    torch.nn.functional.binary_cross_entropy_with_logits(seq(X), y).backward()
+    for a, b in zip(grads(net), grads(seq)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-16)
+
+
+def test_to_sequential_gives_same_outputs_and_gradients():
+    torch.manual_seed(1)
+    net = TanhNet(2, 3, dtype=torch.float64)
+    seq = net.to_sequential()
+    X = torch.randn(10, 2, dtype=torch.float64)
+    torch.testing.assert_close(seq(X), net(X), rtol=1e-14, atol=0)
+    seq(X).pow(2).sum().backward()
+    net(X).pow(2).sum().backward()
+    for a, b in zip(grads(net), grads(seq)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-16)
+
+
+def test_state_dict_maps_one_to_one():
+    seq = sequential()
+    net = TanhNet(dtype=torch.float64)
+    mapping = {"0.weight": "U", "0.bias": "b", "2.weight": "W", "2.bias": "c"}
+    net.load_state_dict({mapping[k]: v for k, v in seq.state_dict().items()})
+    torch.testing.assert_close(net.to_sequential().state_dict(), seq.state_dict())
+
+
+def test_swaps_in_for_sequential_inside_a_larger_model():
+    torch.manual_seed(0)
+    front = nn.Linear(4, 2).double()
+    seq = sequential()
+    model_ref = nn.Sequential(front, seq)
+    model = nn.Sequential(front, TanhNet.from_sequential(seq))
+    X = torch.randn(8, 4, dtype=torch.float64)
+    model_ref(X).sum().backward()
+    ref = front.weight.grad.clone()
+    front.weight.grad = None
+    model(X).sum().backward()  # X̄ flows back into the layer before
+    torch.testing.assert_close(front.weight.grad, ref, rtol=1e-12, atol=1e-16)
+
+
+def test_vector_input_like_linear():
+    seq = sequential()
+    net = TanhNet.from_sequential(seq)
+    x = torch.randn(2, dtype=torch.float64)
+    assert net(x).shape == seq(x).shape == (1,)
+    torch.testing.assert_close(net(x), seq(x))
+
+
+def test_from_sequential_rejects_other_architectures():
+    with pytest.raises(ValueError, match=r"expected Sequential\(Linear\(D, H\), Tanh\(\), Linear\(H, 1\)\), got \['Linear', 'ReLU', 'Linear'\]"):
+        TanhNet.from_sequential(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)))
+    with pytest.raises(ValueError, match=r"got Linear\(2, 3\) then Linear\(3, 2\)"):
+        TanhNet.from_sequential(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match="bias=False"):
+        TanhNet.from_sequential(nn.Sequential(nn.Linear(2, 3, bias=False), nn.Tanh(), nn.Linear(3, 1)))
+
+
+def test_predict_proba_is_sigmoid_of_logits():
+    net = TanhNet()
+    X = torch.randn(5, 2)
+    torch.testing.assert_close(net.predict_proba(X), torch.sigmoid(net(X)))
+
+
+def test_loss_is_the_seed_cost():
+    net = TanhNet()
+    X, y = torch.randn(5, 2), torch.randint(0, 2, (5, 1)).float()
+    torch.testing.assert_close(net.loss(X, y), torch.nn.functional.binary_cross_entropy_with_logits(net(X), y))
+
+
+def test_initialisation_is_reproducible_and_tanh_scaled():
+    torch.manual_seed(7)
+    a = TanhNet(2, 3)
+    torch.manual_seed(7)
+    b = TanhNet(2, 3)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    bound = (5 / 3) * (6 / (2 + 3)) ** 0.5
+    assert a.U.abs().max() <= bound and a.U.abs().max() > 0
+    assert torch.equal(a.b, torch.zeros(3)) and torch.equal(a.c, torch.zeros(1))
+
+
+def test_extra_repr():
+    assert repr(TanhNet(4, 8)) == "TanhNet(in_features=4, hidden_features=8)"
+
+
+def test_device_and_dtype_arguments():
+    net = TanhNet(2, 3, device="cpu", dtype=torch.float64)
+    assert all(p.dtype == torch.float64 and p.device.type == "cpu" for p in net.parameters())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_rejects_bad_sizes(bad):
+    with pytest.raises(ValueError, match="must be a positive int"):
+        TanhNet(bad, 3)
+    with pytest.raises(ValueError, match="hidden_features must be a positive int"):
+        TanhNet(2, bad)

@@ -1,0 +1,65 @@
+"""torch.compile(fullgraph=True), torch.func.vmap and torch.func.grad over the hand-written Functions."""
+
+import torch
+from conftest import make_data, make_params
+from torch.func import functional_call, grad, vmap
+
+from torch_tanhnet import TanhNet, bce_with_logits, tanhnet
+from torch_tanhnet.reference import loss_reference
+
+
+def test_compile_fullgraph_matches_eager():
+    torch.manual_seed(0)
+    net = TanhNet(2, 3)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    X = torch.randn(16, 2)
+    torch.testing.assert_close(compiled(X), net(X))
+    compiled(X).sum().backward()
+    g = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    net(X).sum().backward()
+    for a, b in zip(g, [p.grad for p in net.parameters()]):
+        torch.testing.assert_close(a, b)
+
+
+def test_compile_fullgraph_inductor_training_loss():
+    torch.manual_seed(0)
+    net = TanhNet(2, 3)
+    X, y = torch.randn(32, 2), torch.rand(32, 1)
+    loss = torch.compile(lambda X, y: net.loss(X, y), fullgraph=True)
+    torch.testing.assert_close(loss(X, y), net.loss(X, y))
+
+
+def test_vmap_of_the_function_matches_a_loop():
+    X, _ = make_data(5, 2)
+    params = make_params(2, 3, requires_grad=False)
+    Xs = torch.stack([X, 2 * X, -X])  # (B, N, D)
+    out = vmap(tanhnet, in_dims=(0, None, None, None, None))(Xs, *params)
+    for i in range(3):
+        torch.testing.assert_close(out[i], tanhnet(Xs[i], *params))
+
+
+def test_per_sample_gradients_from_vmap_of_grad():
+    torch.manual_seed(0)
+    net = TanhNet(2, 3, dtype=torch.float64)
+    X, y = make_data(6, 2)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+
+    def sample_loss(p, x, t):  # one sample: x (D,), t (1,)
+        return bce_with_logits(functional_call(net, p, (x.unsqueeze(0),)), t.unsqueeze(0))
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, X, y)
+    for i in range(6):
+        U, b, W, c = (params[k].clone().requires_grad_(True) for k in "UbWc")
+        ref = torch.autograd.grad(loss_reference(X[i : i + 1], U, b, W, c, y[i : i + 1]), (U, b, W, c))
+        for k, r in zip("UbWc", ref):
+            torch.testing.assert_close(per_sample[k][i], r, rtol=1e-12, atol=1e-15)
+
+
+def test_func_grad_of_both_functions_matches_autograd():
+    X, y = make_data(7, 3)
+    params = make_params(3, 4, requires_grad=False)
+    mine = grad(lambda *p: bce_with_logits(tanhnet(X, *p), y), argnums=(0, 1, 2, 3))(*params)
+    ref = grad(lambda *p: loss_reference(X, *p, y), argnums=(0, 1, 2, 3))(*params)
+    for a, r in zip(mine, ref):
+        torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-15)

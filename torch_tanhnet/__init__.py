@@ -1,0 +1,21 @@
+"""torch-tanhnet: the hand-derived 2-3-1 tanh network of a backpropagation handout, as PyTorch.
+
+- :class:`TanhNetFunction` / :func:`tanhnet`: the network with a hand-written backward.
+- :class:`BCEWithLogitsFunction` / :func:`bce_with_logits`: the seed's cost, hand-written backward.
+- :class:`TanhNet`: the ``nn.Module`` (parameters U, b, W, c), a drop-in for
+  ``nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1))``.
+"""
+
+from .cost import BCEWithLogitsFunction, bce_with_logits
+from .module import TanhNet
+from .network import TanhNetFunction, tanhnet, tanhnet_with_hidden
+
+__all__ = [
+    "BCEWithLogitsFunction",
+    "TanhNet",
+    "TanhNetFunction",
+    "bce_with_logits",
+    "tanhnet",
+    "tanhnet_with_hidden",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,78 @@
+"""Input checks with one-line messages that name what was expected and what came.
+
+Every check reads only shapes, dtypes and devices: nothing here touches tensor
+values, so nothing forces a device synchronisation on the training path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def _shape(t: Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
+
+
+def check_floating(name: str, t: Tensor) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got dtype {t.dtype} "
+            f"(convert it with {name}.float())"
+        )
+
+
+def check_network_inputs(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> None:
+    """Check the arguments of ``tanhnet(X, U, b, W, c)``: X (N, D), U (H, D), b (H,), W (1, H), c (1,)."""
+    for name, t in (("X", X), ("U", U), ("b", b), ("W", W), ("c", c)):
+        check_floating(name, t)
+    if U.dim() != 2:
+        raise ValueError(f"U must have shape (H, D), got {_shape(U)}")
+    hidden, features = U.shape
+    expected = {"b": (hidden,), "W": (1, hidden), "c": (1,)}
+    for name, t in (("b", b), ("W", W), ("c", c)):
+        if tuple(t.shape) != expected[name]:
+            want = "(" + ", ".join(map(str, expected[name])) + ("," if len(expected[name]) == 1 else "") + ")"
+            raise ValueError(f"{name} must have shape {want} to match U {_shape(U)}, got {_shape(t)}")
+    if X.dim() != 2:
+        raise ValueError(f"X must have shape (N, {features}), got {X.dim()}-D shape {_shape(X)}")
+    if X.shape[1] != features:
+        raise ValueError(f"X must have {features} features, shape (N, {features}), got {_shape(X)}")
+    check_same_device_dtype("X", X, (("U", U), ("b", b), ("W", W), ("c", c)))
+
+
+def check_same_device_dtype(name: str, t: Tensor, others) -> None:
+    """``t`` must share the dtype and device of each ``(name, tensor)`` in ``others``."""
+    for other_name, o in others:
+        if t.dtype != o.dtype:
+            raise TypeError(f"{name} has dtype {t.dtype} but {other_name} has dtype {o.dtype}; they must match")
+        if t.device != o.device:
+            raise ValueError(f"{name} is on device {t.device} but {other_name} is on {o.device}; they must match")
+
+
+def check_cost_inputs(z: Tensor, y: Tensor) -> None:
+    """Check the arguments of ``bce_with_logits(z, y)``: same shape, same floating dtype and device."""
+    check_floating("z", z)
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if tuple(y.shape) != tuple(z.shape):
+        raise ValueError(
+            f"y must have the same shape as z {_shape(z)}, got {_shape(y)} "
+            "(no broadcasting: reshape y, e.g. y.view_as(z))"
+        )
+    if y.dtype != z.dtype:
+        raise TypeError(f"y must have z's dtype {z.dtype}, got {y.dtype} (convert it with y.to(z.dtype))")
+    if y.device != z.device:
+        raise ValueError(f"y is on device {y.device} but z is on {z.device}; they must match")
+    if z.numel() == 0:
+        raise ValueError(f"the cost needs at least one sample, got z of shape {_shape(z)}")
+
+
+def check_features(X: Tensor, in_features: int) -> None:
+    """X must be (*, in_features) like nn.Linear's input."""
+    check_floating("X", X)
+    if X.dim() == 0 or X.shape[-1] != in_features:
+        raise ValueError(f"X must have shape (*, {in_features}), got {_shape(X)}")

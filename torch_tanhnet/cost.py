@@ -1,0 +1,73 @@
+"""The seed's cost, mean binary cross-entropy on logits, with the hand-derived backward.
+
+    ε(z, y) = (1/N) Σᵢ L(zᵢ, yᵢ)
+    L(z, y) = y log(1 + e^(−z)) + (1 − y) log(1 + e^(z))
+    z̄ = ε̄ (σ(z) − y) / N
+
+The seed's first line for L, ``y log σ(z) + (1 − y) log(1 − σ(z))``, lacks a
+minus sign: that is the log-likelihood, which is ≤ 0 and is maximised. Its second
+line, ``y log(1 + e^(−z)) + (1 − y) log(1 + e^(z))``, is the positive cost, and
+``z̄ = (o − y)/N`` is its gradient; both are what is implemented here.
+
+With softplus(z) = log(1 + e^z) and softplus(−z) = softplus(z) − z, the second
+line is L = softplus(z) − y z, computed as max(z, 0) + log1p(e^(−|z|)) − y z,
+which is finite for every finite z in every floating dtype (no log σ(z)).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .checks import check_cost_inputs
+
+Tensor = torch.Tensor
+
+
+def softplus(z: Tensor) -> Tensor:
+    """log(1 + e^z) without overflow: max(z, 0) + log1p(e^(−|z|)) (exact in every dtype)."""
+    return torch.clamp_min(z, 0) + torch.log1p(torch.exp(-torch.abs(z)))
+
+
+class BCEWithLogitsFunction(torch.autograd.Function):
+    """``ε = BCEWithLogitsFunction.apply(z, y)``: the seed's positive mean cost, hand-written backward.
+
+    z and y share one shape; ε is a 0-d tensor. Use :func:`bce_with_logits` for the checked call.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z: Tensor, y: Tensor) -> Tensor:
+        # L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = softplus(z) − y z     (N, 1)
+        L = softplus(z) - y * z
+        return L.mean()  # ε = (1/N) Σ_i L(z_i, y_i)                               ()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        z, y = inputs
+        ctx.save_for_backward(z, y)
+
+    @staticmethod
+    def backward(ctx, eps_bar: Tensor):
+        z, y = ctx.saved_tensors
+        z_bar = y_bar = None
+        scale = eps_bar / z.numel()  # ε̄ / N                                   ()
+        if ctx.needs_input_grad[0]:
+            o = torch.sigmoid(z)  #    o_i = σ(z_i)                             (N, 1)
+            z_bar = scale * (o - y)  # z̄_i = ε̄ (o_i − y_i) / N                   (N, 1)
+        if ctx.needs_input_grad[1]:
+            y_bar = scale * -z  #      ȳ_i = ε̄ ∂L/∂y_i / N = −ε̄ z_i / N          (N, 1)
+        return z_bar, y_bar
+
+
+def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
+    """The seed's cost ε = (1/N) Σᵢ [yᵢ log(1 + e^(−zᵢ)) + (1 − yᵢ) log(1 + e^(zᵢ))].
+
+    The positive mean binary cross-entropy (the seed's first line for L lacks a
+    minus sign; see the module docstring). Equals
+    ``torch.nn.functional.binary_cross_entropy_with_logits(z, y)``. y must have
+    z's shape and dtype, values in [0, 1] (soft labels allowed): a shape mismatch
+    is an error, never a silent broadcast.
+    """
+    check_cost_inputs(z, y)
+    return BCEWithLogitsFunction.apply(z, y)

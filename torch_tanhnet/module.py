@@ -1,0 +1,119 @@
+"""``TanhNet``: the seed's network as an ``nn.Module``, a drop-in for Linear-Tanh-Linear."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .checks import check_features
+from .cost import bce_with_logits
+from .network import tanhnet_with_hidden
+
+Tensor = torch.Tensor
+
+
+class TanhNet(nn.Module):
+    """z = tanh(X Uᵀ + b) Wᵀ + c with the hand-derived backward of the seed.
+
+    Parameters are named as in the seed and laid out as ``nn.Linear``'s weight and
+    bias, so the state of ``nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1))``
+    maps onto ``U, b, W, c`` one to one (see :meth:`from_sequential`).
+
+    Initialisation (:meth:`reset_parameters`), chosen for tanh: U is Xavier-uniform
+    with the tanh gain 5/3, U ~ 𝒰(−a, a), a = (5/3)·√(6 / (D + H)), so that g = Ux
+    keeps unit-order variance and the units start in tanh's linear range without
+    saturating; W is Xavier-uniform with gain 1 (the output feeds a sigmoid);
+    b and c start at 0. It draws from torch's global generator, so it is
+    reproducible under ``torch.manual_seed``.
+    """
+
+    def __init__(self, in_features: int = 2, hidden_features: int = 3, *, device=None, dtype=None) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("hidden_features", hidden_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.in_features = in_features
+        self.hidden_features = hidden_features
+        kw = {"device": device, "dtype": dtype}
+        self.U = nn.Parameter(torch.empty(hidden_features, in_features, **kw))  # (H, D)
+        self.b = nn.Parameter(torch.empty(hidden_features, **kw))  # (H,)
+        self.W = nn.Parameter(torch.empty(1, hidden_features, **kw))  # (1, H)
+        self.c = nn.Parameter(torch.empty(1, **kw))  # (1,)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.U, gain=nn.init.calculate_gain("tanh"))
+        nn.init.zeros_(self.b)
+        nn.init.xavier_uniform_(self.W, gain=1.0)
+        nn.init.zeros_(self.c)
+
+    def forward_with_hidden(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """X (*, D) -> z (*, 1) and the hidden layer H (*, H)."""
+        check_features(X, self.in_features)
+        batch = X.shape[:-1]
+        z, H = tanhnet_with_hidden(X.reshape(-1, self.in_features), self.U, self.b, self.W, self.c)
+        return z.reshape(*batch, 1), H.reshape(*batch, self.hidden_features)
+
+    def forward(self, X: Tensor) -> Tensor:
+        """X (*, D) -> logits z (*, 1), like ``nn.Linear``."""
+        return self.forward_with_hidden(X)[0]
+
+    def predict_proba(self, X: Tensor) -> Tensor:
+        """o = σ(z), the probability of class 1, shape (*, 1)."""
+        return torch.sigmoid(self(X))
+
+    def loss(self, X: Tensor, y: Tensor) -> Tensor:
+        """The seed's cost ε = (1/N) Σᵢ L(zᵢ, yᵢ) on a batch: X (*, D), y of z's shape (*, 1).
+
+        This is the training path; the trainer calls it and nothing else.
+        """
+        return bce_with_logits(self(X), y)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, hidden_features={self.hidden_features}"
+
+    @classmethod
+    def from_sequential(cls, seq: nn.Sequential) -> "TanhNet":
+        """Build a TanhNet holding the weights of ``Sequential(Linear(D, H), Tanh(), Linear(H, 1))``."""
+        layers = list(seq) if isinstance(seq, nn.Sequential) else None
+        kinds = [type(m).__name__ for m in layers] if layers is not None else [type(seq).__name__]
+        if (
+            layers is None
+            or len(layers) != 3
+            or not isinstance(layers[0], nn.Linear)
+            or not isinstance(layers[1], nn.Tanh)
+            or not isinstance(layers[2], nn.Linear)
+        ):
+            raise ValueError(f"expected Sequential(Linear(D, H), Tanh(), Linear(H, 1)), got {kinds}")
+        first, _, last = layers
+        if last.in_features != first.out_features or last.out_features != 1:
+            raise ValueError(
+                f"expected Linear({first.in_features}, H) then Linear(H, 1), got "
+                f"Linear({first.in_features}, {first.out_features}) then Linear({last.in_features}, {last.out_features})"
+            )
+        if first.bias is None or last.bias is None:
+            raise ValueError("expected both Linear layers to have a bias, got bias=False")
+        w = first.weight
+        net = cls(first.in_features, first.out_features, device=w.device, dtype=w.dtype)
+        with torch.no_grad():
+            net.U.copy_(first.weight)
+            net.b.copy_(first.bias)
+            net.W.copy_(last.weight)
+            net.c.copy_(last.bias)
+        return net
+
+    def to_sequential(self) -> nn.Sequential:
+        """The same network as ``Sequential(Linear(D, H), Tanh(), Linear(H, 1))``, weights copied."""
+        kw = {"device": self.U.device, "dtype": self.U.dtype}
+        seq = nn.Sequential(
+            nn.Linear(self.in_features, self.hidden_features, **kw),
+            nn.Tanh(),
+            nn.Linear(self.hidden_features, 1, **kw),
+        )
+        with torch.no_grad():
+            seq[0].weight.copy_(self.U)
+            seq[0].bias.copy_(self.b)
+            seq[2].weight.copy_(self.W)
+            seq[2].bias.copy_(self.c)
+        return seq
+
