@@ -1,0 +1,119 @@
+"""Train the seed's 2-3-1 tanh network on 2-D data and watch it learn in TensorBoard.
+
+    python scripts/train.py                                  # moons, 500 samples, full batch SGD
+    python scripts/train.py --dataset circles --epochs 3000
+    python scripts/train.py --dataset spiral --hidden 16 --optimizer adam --lr 0.02 --epochs 5000
+    python scripts/train.py --data my_points.csv --standardize     # x1,x2,label rows
+    python scripts/train.py --logdir runs/demo --epochs 1000
+    python scripts/train.py --logdir runs/demo --epochs 4000 --resume   # continue it up to 4000
+    torchrun --standalone --nproc_per_node=2 scripts/train.py --dataset moons
+    tensorboard --logdir runs
+
+A thin command line over torch_tanhnet.training.train(); everything here is callable from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+SUPPRESS = argparse.SUPPRESS
+
+
+def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
+    """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
+    from torch_tanhnet.config import TrainConfig
+    from torch_tanhnet.data import DEFAULT_NOISE, GENERATORS
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="train.py", description="Train TanhNet on 2-D data, logging to TensorBoard.",
+                                argument_default=SUPPRESS if suppress_defaults else None)
+
+    def arg(*flags, default, **kw):
+        p.add_argument(*flags, **kw, **({} if suppress_defaults else {"default": default}))
+
+    noise = ", ".join(f"{k} {v}" for k, v in DEFAULT_NOISE.items())
+    arg("--dataset", default=d.dataset, metavar="NAME",
+        help=f"built-in data set: {', '.join(GENERATORS)} (default: {d.dataset})")
+    arg("--data", default=d.data, metavar="FILE.csv",
+        help="read x1,x2,label rows (0/1 labels, header optional) instead of a built-in data set (default: none)")
+    arg("--n-samples", type=int, default=d.n_samples, metavar="N",
+        help=f"samples drawn from the built-in data set (default: {d.n_samples})")
+    arg("--noise", type=float, default=d.noise, metavar="STD",
+        help=f"noise of the built-in data set (default: {noise})")
+    arg("--test-fraction", type=float, default=d.test_fraction, metavar="F",
+        help=f"share of the samples held out for testing (default: {d.test_fraction})")
+    arg("--standardize", action="store_true", default=d.standardize,
+        help="scale features to zero mean and unit variance, fitted on the training part (default: off)")
+    arg("--hidden", type=int, default=d.hidden, metavar="H", help=f"hidden tanh units (default: {d.hidden})")
+    arg("--optimizer", choices=("sgd", "adam"), default=d.optimizer, help=f"optimizer (default: {d.optimizer})")
+    arg("--lr", type=float, default=d.lr, metavar="LR", help=f"learning rate (default: {d.lr})")
+    arg("--momentum", type=float, default=d.momentum, metavar="M",
+        help=f"SGD momentum, ignored by adam (default: {d.momentum})")
+    arg("--weight-decay", type=float, default=d.weight_decay, metavar="WD",
+        help=f"L2 weight decay (default: {d.weight_decay})")
+    arg("--epochs", type=int, default=d.epochs, metavar="E",
+        help=f"total epochs to reach; a resumed run continues up to it (default: {d.epochs})")
+    arg("--batch-size", type=int, default=d.batch_size, metavar="B",
+        help="samples per step (default: the whole training set, the seed's full-batch ε)")
+    arg("--seed", type=int, default=d.seed, metavar="S",
+        help=f"seed of the data, the split, the initialisation and the batch order (default: {d.seed})")
+    arg("--device", choices=("auto", "cpu", "cuda"), default=d.device,
+        help=f"where to train; auto picks cuda when present (default: {d.device})")
+    arg("--logdir", default=d.logdir, metavar="DIR",
+        help="TensorBoard logs and checkpoint.pt go here (default: runs/<dataset>-<timestamp>)")
+    arg("--log-interval", type=int, default=d.log_interval, metavar="K",
+        help=f"steps between scalar logs (default: {d.log_interval})")
+    arg("--image-interval", type=int, default=d.image_interval, metavar="K",
+        help=f"steps between pictures and histograms (default: {d.image_interval})")
+    arg("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="E",
+        help=f"epochs between checkpoints; one is also written at the end (default: {d.checkpoint_interval})")
+    arg("--resume", action="store_true", default=d.resume,
+        help="continue the run in --logdir from its checkpoint up to --epochs (default: off)")
+    arg("--dry-run", action="store_true", default=d.dry_run, help="run 5 steps only, for smoke tests (default: off)")
+    arg("--no-progress", dest="progress", action="store_false", default=d.progress,
+        help="no progress bar (default: a bar on a terminal)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
+
+    from torch_tanhnet.checkpoint import CheckpointError
+    from torch_tanhnet.config import ConfigError, TrainConfig
+    from torch_tanhnet.data import DataError
+    from torch_tanhnet.training import TrainingDiverged, train
+
+    config = TrainConfig(**vars(args))
+    try:
+        if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # launched by torchrun
+            from torch_tanhnet.distributed import train_distributed
+
+            result = train_distributed(config, given)
+        else:
+            result = train(config, given=given)
+    except (ConfigError, DataError, CheckpointError) as e:
+        parser.error(str(e))
+    except TrainingDiverged as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    if result is None:  # a process other than rank 0
+        return 0
+    m = result.metrics
+    if result.interrupted:
+        print(f"interrupted at step {result.global_step}; checkpoint saved in {result.logdir}/checkpoint.pt\n"
+              f"continue with: python scripts/train.py --logdir {result.logdir} --resume")
+    print(f"step {result.global_step} (epoch {result.epoch}): "
+          f"train loss {m.get('loss/train', float('nan')):.4f}, accuracy {m.get('accuracy/train', float('nan')):.3f} | "
+          f"test loss {m.get('loss/test', float('nan')):.4f}, accuracy {m.get('accuracy/test', float('nan')):.3f}")
+    print(f"{result.steps_this_run} steps in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
+    print(f"view it with: tensorboard --logdir {result.logdir}")
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

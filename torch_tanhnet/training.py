@@ -1,0 +1,366 @@
+"""The training loop behind ``scripts/train.py``: data, TanhNet, optimiser, TensorBoard, checkpoints.
+
+Step by step (:func:`train`):
+1. resolve the device, make or read the data, split it (seeded);
+2. build TanhNet(2, hidden) under ``torch.manual_seed(seed)`` and the optimiser;
+3. restore the checkpoint when resuming (model, optimiser, step, epoch, RNG);
+4. for each step: ε = model.loss(X_batch, y_batch), backward, a finiteness check, step;
+5. every ``log_interval`` steps, scalars; every ``image_interval`` steps, pictures and
+   histograms; every ``checkpoint_interval`` epochs and at the end, an atomic checkpoint.
+
+Everything a process of a torchrun launch needs is in :class:`World`; a plain run
+is the world of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import checkpoint
+from .config import RESUMABLE, ConfigError, TrainConfig
+from .data import Split, load_csv, make_dataset, split
+from .module import TanhNet
+
+Tensor = torch.Tensor
+SATURATION = 0.97  # |h| above this counts as a saturated tanh unit (tanh' < 0.06)
+PARAMS = ("U", "b", "W", "c")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient stopped being finite; the message names the step and the tensor."""
+
+
+@dataclass
+class World:
+    """This process's place among the training processes (one, unless launched by torchrun)."""
+
+    rank: int = 0
+    size: int = 1
+    all_reduce: Callable[[Tensor], Tensor] | None = None  # sums a tensor over all processes, in place
+    barrier: Callable[[], None] | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, t: Tensor) -> Tensor:
+        if self.all_reduce is not None:
+            self.all_reduce(t)
+        return t
+
+
+@dataclass
+class TrainResult:
+    model: TanhNet
+    logdir: Path
+    metrics: dict[str, float]  # the last logged scalars
+    global_step: int
+    epoch: int
+    seconds: float
+    steps_this_run: int
+    interrupted: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)  # every logged row, for callers
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps_this_run / self.seconds if self.seconds > 0 else float("nan")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("argument --device: cuda is not available on this machine")
+    return torch.device(name)
+
+
+def default_logdir(config: TrainConfig) -> Path:
+    name = Path(config.data).stem if config.data else config.dataset
+    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_split(config: TrainConfig) -> Split:
+    """The run's data, float64 on the CPU: generated (seeded) or read from the CSV, then split."""
+    if config.data is not None:
+        X, y = load_csv(config.data)
+    else:
+        X, y = make_dataset(config.dataset, config.n_samples, config.noise, config.seed)
+    return split(X, y, config.test_fraction, config.seed, config.standardize)
+
+
+def fingerprint(s: Split) -> str:
+    """A hash of the training data, so that a resumed run can tell it got the same data."""
+    h = hashlib.sha256()
+    for t in (s.X_train, s.y_train, s.X_test, s.y_test):
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def make_optimizer(config: TrainConfig, model: TanhNet) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
+    """The order of the training samples in ``epoch``: a function of (seed, epoch) alone, so resumable."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+@torch.no_grad()
+def evaluate(model: TanhNet, X: Tensor, y: Tensor, world: World) -> Tensor:
+    """[Σ L_i, Σ correct, N, Σ saturated h, N·H] over this process's X, summed over all processes."""
+    z, H = model.forward_with_hidden(X)
+    L = torch.clamp_min(z, 0) + torch.log1p(torch.exp(-z.abs())) - y * z  # L_i = softplus(z_i) − y_i z_i
+    correct = ((z > 0) == (y > 0.5)).sum()
+    saturated = (H.abs() > SATURATION).sum()
+    sums = torch.stack([L.sum(), correct.to(L.dtype), torch.tensor(float(X.shape[0]), dtype=L.dtype, device=L.device),
+                        saturated.to(L.dtype), torch.tensor(float(H.numel()), dtype=L.dtype, device=L.device)])
+    return world.sum(sums.double())
+
+
+class Logger:
+    """TensorBoard output of the main process; every method is a no-op elsewhere."""
+
+    def __init__(self, logdir: Path, enabled: bool, purge_step: int | None) -> None:
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
+
+            self.writer = SummaryWriter(str(logdir), purge_step=purge_step)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is not None:
+            for tag, v in values.items():
+                self.writer.add_scalar(tag, v, step)
+
+    def pictures(self, model: TanhNet, data: Split, X_raw: Tensor, step: int, caption: str) -> None:
+        if self.writer is None:
+            return
+        from .render import decision_boundary_image, hidden_units_image
+
+        self.writer.add_image("decision_boundary", decision_boundary_image(
+            model, X_raw, data.y_train, data.mean, data.std, caption=caption), step, dataformats="HWC")
+        self.writer.add_image("hidden/units", hidden_units_image(model, X_raw, data.mean, data.std), step,
+                              dataformats="HWC")
+        for name in PARAMS:
+            p = getattr(model, name)
+            self.writer.add_histogram(f"params/{name}", p.detach(), step)
+            if p.grad is not None:
+                self.writer.add_histogram(f"grads/{name}", p.grad, step)
+
+    def graph(self, model: TanhNet, X: Tensor, y: Tensor) -> None:
+        if self.writer is not None:
+            from .graph import SeedGraph
+
+            self.writer.add_graph(SeedGraph(model), (X[:4], y[:4]))
+
+    def hparams(self, config: TrainConfig, metrics: dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
+        hp = {k: ("" if v is None else v) for k, v in config.as_dict().items()
+              if k not in ("logdir", "resume", "dry_run", "progress")}
+        final = {f"hparam/{k.replace('/', '_')}": v for k, v in metrics.items()
+                 if k.split("/")[0] in ("loss", "accuracy")}
+        self.writer.add_hparams(hp, final, run_name=".", global_step=step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@contextmanager
+def stop_on_sigint():
+    """While inside, Ctrl-C sets ``flag['stop']`` instead of raising; the loop saves and returns."""
+    flag = {"stop": False}
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: flag.__setitem__("stop", True))
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_finite(loss: Tensor, model: TanhNet, step: int) -> None:
+    tensors = [("the loss", loss.detach())] + [(f"the gradient of {n}", getattr(model, n).grad) for n in PARAMS]
+    finite = torch.stack([torch.isfinite(t).all() for _, t in tensors])
+    if not bool(finite.all()):
+        name = tensors[finite.tolist().index(False)][0]
+        raise TrainingDiverged(f"{name} became NaN or infinite at step {step}; "
+                               "try a smaller --lr (the last good checkpoint is kept)")
+
+
+def _resume_state(config: TrainConfig, logdir: Path, given: set[str]) -> tuple[TrainConfig, dict]:
+    state = checkpoint.load(logdir / "checkpoint.pt")
+    saved = TrainConfig(**{k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__})
+    for name in sorted(given - RESUMABLE):
+        if getattr(config, name) != getattr(saved, name):
+            raise ConfigError(f"argument --{name.replace('_', '-')}: {getattr(config, name)!r} differs from "
+                              f"the checkpoint's {getattr(saved, name)!r}; a resumed run keeps its settings")
+    merged = TrainConfig(**{**saved.as_dict(), **{k: getattr(config, k) for k in RESUMABLE}})
+    merged.data = config.data if "data" in given else saved.data
+    return merged, state
+
+
+def train(config: TrainConfig, world: World | None = None, given: set[str] | None = None,
+          wrap: Callable[[TanhNet], torch.nn.Module] | None = None) -> TrainResult:
+    """Train TanhNet as ``config`` says; see the module docstring for the steps.
+
+    ``given`` names the settings the user set explicitly (a resumed run refuses to
+    change the others). ``wrap`` turns the model into the module whose ``forward(X, y)``
+    returns the loss (DistributedDataParallel under torchrun); None calls ``model.loss``.
+    Raises ConfigError, DataError, CheckpointError on bad settings, TrainingDiverged
+    when the loss or a gradient stops being finite.
+    """
+    world = world or World()
+    config.validate()
+    device = resolve_device(config.device)
+    logdir = Path(config.logdir) if config.logdir else default_logdir(config)
+    state = None
+    if config.resume:
+        config, state = _resume_state(config, logdir, given or set())
+        config.validate()
+    elif (logdir / "checkpoint.pt").exists():
+        raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a run (checkpoint.pt); "
+                          "continue it with --resume or choose another --logdir")
+
+    # 1. data, float64 on the CPU, then this process's share on the device
+    data = load_split(config)
+    if state is not None and state["data_fingerprint"] != fingerprint(data):
+        raise ConfigError("argument --resume: the data differ from the checkpoint's (a changed --data file?)")
+    X_raw = data.X_train * data.std + data.mean  # the points as the user gave them, for the pictures
+    dev = data.to(device, torch.float32)
+    n_train = dev.X_train.shape[0]
+    batch = min(config.batch_size or n_train, n_train)
+    steps_per_epoch = math.ceil(n_train / batch)
+    shard_test = slice(world.rank, None, world.size)  # each process evaluates every size-th sample
+
+    # 2. model and optimiser
+    torch.manual_seed(config.seed)
+    model = TanhNet(2, config.hidden, device=device, dtype=torch.float32)
+    optimizer = make_optimizer(config, model)
+    step_loss = wrap(model) if wrap is not None else None
+
+    # 3. resume
+    global_step, epoch, next_batch = 0, 0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        global_step, epoch, next_batch = state["global_step"], state["epoch"], state["batch"]
+        torch.set_rng_state(state["rng"]["torch"])
+
+    def save(metrics: dict[str, float]) -> None:
+        if world.is_main:
+            checkpoint.save_atomic({
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(), "global_step": global_step, "epoch": epoch,
+                "batch": next_batch, "rng": {"torch": torch.get_rng_state()}, "config": config.as_dict(),
+                "data_fingerprint": fingerprint(data), "mean": data.mean, "std": data.std, "metrics": metrics,
+            }, logdir / "checkpoint.pt")
+        if world.barrier is not None:
+            world.barrier()
+
+    total_steps = config.epochs * steps_per_epoch
+    if config.dry_run:
+        total_steps = min(total_steps, global_step + 5)
+    logger = Logger(logdir, world.is_main, purge_step=global_step + 1 if state is not None else None)
+    if state is None:
+        logger.graph(model, dev.X_train, dev.y_train)
+    from tqdm.auto import tqdm
+
+    show = config.progress and world.is_main
+    # disable=None: a bar on a terminal, none when stderr is a file or a pipe
+    bar = tqdm(total=total_steps, initial=global_step, disable=None if show else True, unit="step",
+               dynamic_ncols=True)
+    metrics: dict[str, float] = dict(state["metrics"]) if state is not None else {}
+    history: list[dict[str, float]] = []
+    start, steps_this_run, interrupted = time.perf_counter(), 0, False
+
+    def log(step_seconds: float) -> None:
+        nonlocal metrics
+        train_sums = evaluate(model, dev.X_train[world.rank::world.size], dev.y_train[world.rank::world.size], world)
+        test_sums = evaluate(model, dev.X_test[shard_test], dev.y_test[shard_test], world)
+        norms = torch.stack([getattr(model, n).grad.norm() for n in PARAMS]
+                            + [getattr(model, n).detach().norm() for n in PARAMS]).double().cpu()
+        (tl, tc, tn, ts, th), (vl, vc, vn, _, _) = train_sums.tolist(), test_sums.tolist()
+        g = norms[:4].tolist()
+        p = norms[4:].tolist()
+        metrics = {
+            "loss/train": tl / tn, "loss/test": vl / vn, "accuracy/train": tc / tn, "accuracy/test": vc / vn,
+            **{f"grad_norm/{n}": v for n, v in zip(PARAMS, g)},
+            "grad_norm/total": math.sqrt(sum(v * v for v in g)),
+            **{f"param_norm/{n}": v for n, v in zip(PARAMS, p)},
+            "lr": optimizer.param_groups[0]["lr"], "hidden/saturation": ts / th,
+        }
+        if world.size > 1:
+            metrics["dist/world_size"] = float(world.size)
+            metrics["time/step_ms"] = 1e3 * step_seconds
+        logger.scalars(metrics, global_step)
+        history.append({"step": global_step, **metrics})
+        bar.set_postfix(loss=f"{metrics['loss/train']:.4f}", acc=f"{metrics['accuracy/train']:.3f}", refresh=False)
+
+    # 4. the loop
+    since_log, log_clock = 0, time.perf_counter()
+    try:
+        with stop_on_sigint() as flag:
+            while global_step < total_steps:
+                order = epoch_order(config.seed, epoch, n_train) if batch < n_train else None
+                while next_batch < steps_per_epoch and global_step < total_steps:
+                    rows = order[next_batch * batch:(next_batch + 1) * batch] if order is not None else None
+                    Xb = dev.X_train if rows is None else dev.X_train[rows]
+                    yb = dev.y_train if rows is None else dev.y_train[rows]
+                    # this process's share of the batch; the loss is scaled so that the mean of the
+                    # processes' gradients is the gradient of ε over the whole batch
+                    Xb, yb = Xb[world.rank::world.size], yb[world.rank::world.size]
+                    scale = Xb.shape[0] * world.size / min(batch, n_train - next_batch * batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = (step_loss(Xb, yb) if step_loss is not None else model.loss(Xb, yb))
+                    if scale != 1:
+                        loss = loss * scale
+                    loss.backward()
+                    _check_finite(loss, model, global_step + 1)
+                    optimizer.step()
+                    global_step += 1
+                    next_batch += 1
+                    steps_this_run += 1
+                    since_log += 1
+                    bar.update(1)
+                    last = global_step == total_steps
+                    if global_step % config.log_interval == 0 or last or flag["stop"]:
+                        now = time.perf_counter()
+                        log((now - log_clock) / since_log)
+                        since_log, log_clock = 0, now
+                    if global_step % config.image_interval == 0 or last:
+                        acc = f"  acc {metrics['accuracy/train']:.3f}" if "accuracy/train" in metrics else ""
+                        logger.pictures(model, data, X_raw, global_step, f"step {global_step}{acc}")
+                    if flag["stop"]:
+                        interrupted = True
+                        break
+                if interrupted:
+                    break
+                if next_batch == steps_per_epoch:
+                    epoch, next_batch = epoch + 1, 0
+                    if epoch % config.checkpoint_interval == 0:
+                        save(metrics)
+        save(metrics)
+        if not interrupted:
+            logger.hparams(config, metrics, global_step)
+    finally:
+        bar.close()
+        logger.close()
+    seconds = time.perf_counter() - start
+    return TrainResult(model, logdir, metrics, global_step, epoch, seconds, steps_this_run, interrupted, history)
