@@ -44,6 +44,13 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
     _fsync_dir(path.parent)
 
 
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Delete temporary files that a process killed inside :func:`save_atomic` left beside ``path``."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain data only: weights_only)."""
     path = Path(path)

@@ -18,6 +18,7 @@ import hashlib
 import math
 import signal
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -156,9 +157,15 @@ class Logger:
                               dataformats="HWC")
         for name in PARAMS:
             p = getattr(model, name)
-            self.writer.add_histogram(f"params/{name}", p.detach(), step)
+            self.histogram(f"params/{name}", p.detach(), step)
             if p.grad is not None:
-                self.writer.add_histogram(f"grads/{name}", p.grad, step)
+                self.histogram(f"grads/{name}", p.grad, step)
+
+    def histogram(self, tag: str, values: Tensor, step: int) -> None:
+        try:
+            self.writer.add_histogram(tag, values, step)
+        except ValueError:  # TensorBoard's buckets end at |x| = 1e20: a finite but larger value has none
+            warnings.warn(f"{tag} at step {step} lies beyond TensorBoard's histogram range; not logged", stacklevel=2)
 
     def graph(self, model: TanhNet, X: Tensor, y: Tensor) -> None:
         if self.writer is not None:
@@ -196,7 +203,9 @@ def stop_on_sigint():
 
 
 def _check_finite(loss: Tensor, model: TanhNet, step: int) -> None:
-    tensors = [("the loss", loss.detach())] + [(f"the gradient of {n}", getattr(model, n).grad) for n in PARAMS]
+    """One device sync per step: the loss, the gradients it gave and the parameters after the step."""
+    tensors = ([("the loss", loss.detach())] + [(f"the gradient of {n}", getattr(model, n).grad) for n in PARAMS]
+               + [(f"the parameter {n}", getattr(model, n).detach()) for n in PARAMS])
     finite = torch.stack([torch.isfinite(t).all() for _, t in tensors])
     if not bool(finite.all()):
         name = tensors[finite.tolist().index(False)][0]
@@ -274,6 +283,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
         if world.barrier is not None:
             world.barrier()
 
+    if world.is_main:
+        checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
     total_steps = config.epochs * steps_per_epoch
     if config.dry_run:
         total_steps = min(total_steps, global_step + 5)
@@ -332,8 +343,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                     if scale != 1:
                         loss = loss * scale
                     loss.backward()
-                    _check_finite(loss, model, global_step + 1)
                     optimizer.step()
+                    _check_finite(loss, model, global_step + 1)
                     global_step += 1
                     next_batch += 1
                     steps_this_run += 1

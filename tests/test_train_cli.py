@@ -1,0 +1,121 @@
+"""scripts/train.py as a user runs it: a subprocess, exit codes, messages, signals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from torch_tanhnet import checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+
+
+def run(*args, cwd, timeout=120):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_dry_run_trains_logs_and_says_how_to_look(tmp_path):
+    r = run("--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("moons-")
+    assert (runs[0] / "checkpoint.pt").is_file() and list(runs[0].glob("events.out.tfevents.*"))
+    assert f"tensorboard --logdir {Path('runs') / runs[0].name}" in r.stdout
+    assert "steps/s" in r.stdout and "test loss" in r.stdout
+
+
+def test_csv_data_end_to_end(tmp_path):
+    X = torch.randn(60, 2, generator=torch.Generator().manual_seed(0))
+    rows = "\n".join(f"{a},{b},{int(a > b)}" for a, b in X.tolist())
+    (tmp_path / "pts.csv").write_text("x1,x2,label\n" + rows + "\n")
+    r = run("--data", "pts.csv", "--standardize", "--epochs", "300", "--logdir", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    state = checkpoint.load(tmp_path / "out" / "checkpoint.pt")
+    assert state["metrics"]["accuracy/train"] > 0.9
+
+
+def csv(tmp_path, text):
+    (tmp_path / "d.csv").write_text(text)
+    return "d.csv"
+
+
+BAD_INPUTS = [
+    (lambda p: ["--dataset", "blobs"], "argument --dataset: unknown dataset 'blobs'"),
+    (lambda p: ["--data", "missing.csv"], "data file 'missing.csv' does not exist"),
+    (lambda p: ["--data", csv(p, "")], "data file 'd.csv' has no data rows"),
+    (lambda p: ["--data", csv(p, "1,2,0\n1,2\n")], "d.csv:2: expected 3 columns"),
+    (lambda p: ["--data", csv(p, "1,2,0\n1,2,3\n")], "d.csv:2: label must be 0 or 1, got 3"),
+    (lambda p: ["--data", csv(p, "1,2,0\nnan,2,1\n")], "d.csv:2: features must be finite"),
+    (lambda p: ["--n-samples", "3", "--test-fraction", "0.1"], "too few samples for the split"),
+    (lambda p: ["--lr", "-0.1"], "argument --lr: must be a positive number, got -0.1"),
+    (lambda p: ["--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+    (lambda p: ["--batch-size", "0"], "argument --batch-size: must be a positive integer, got 0"),
+    (lambda p: ["--resume"], "argument --resume: needs --logdir"),
+    (lambda p: ["--logdir", "nothing-here", "--resume"], "no checkpoint at 'nothing-here/checkpoint.pt'"),
+]
+if not torch.cuda.is_available():
+    BAD_INPUTS.append((lambda p: ["--device", "cuda"], "argument --device: cuda is not available on this machine"))
+
+
+@pytest.mark.parametrize("make_args,message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path, make_args, message):
+    r = run(*make_args(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py: error: ") and message in last, r.stderr
+
+
+def wait_for(path, timeout=60, replaced=None):
+    """Until ``path`` exists (and, given an inode, has been replaced by a newer file)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() or (replaced is not None and path.stat().st_ino == replaced):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def start(tmp_path, *extra):
+    args = ["--epochs", "1000000", "--checkpoint-interval", "1", "--log-interval", "50", "--image-interval",
+            "1000000", "--logdir", "run", "--no-progress", *extra]
+    return subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_at_any_moment_leaves_a_whole_checkpoint(tmp_path):
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    steps = []
+    for i, delay in enumerate([0.0, 0.13, 0.37]):
+        before = ckpt.stat().st_ino if i else None
+        proc = start(tmp_path, *(["--resume"] if i else []))
+        try:
+            wait_for(ckpt, replaced=before)
+            time.sleep(delay)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        state = checkpoint.load(ckpt)  # whole: it loads, with every field
+        assert set(state["model"]) == {"U", "b", "W", "c"}
+        steps.append(state["global_step"])
+    assert steps == sorted(steps) and steps[-1] > steps[0]
+    # a later run tidies temporary files a kill left behind, and resumes from the checkpoint
+    r = run("--logdir", "run", "--resume", "--epochs", str(steps[-1] + 3), "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not list((tmp_path / "run").glob(".checkpoint.pt.*.tmp"))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    proc = start(tmp_path)
+    wait_for(tmp_path / "run" / "checkpoint.pt")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "interrupted at step" in out and "--resume" in out
+    state = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    assert f"interrupted at step {state['global_step']};" in out

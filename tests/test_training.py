@@ -1,0 +1,165 @@
+"""The library training loop: logs every tag, learns, is reproducible, resumes exactly, stops on NaN."""
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from torch_tanhnet import checkpoint
+from torch_tanhnet.config import ConfigError, TrainConfig
+from torch_tanhnet.training import TrainingDiverged, train
+
+SCALARS = ["loss/train", "loss/test", "accuracy/train", "accuracy/test", "grad_norm/U", "grad_norm/b",
+           "grad_norm/W", "grad_norm/c", "grad_norm/total", "param_norm/U", "param_norm/b", "param_norm/W",
+           "param_norm/c", "lr", "hidden/saturation"]
+
+
+def events(logdir):
+    ea = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "images": 0, "histograms": 0})
+    ea.Reload()
+    return ea
+
+
+def small(tmp_path, **kw):
+    base = dict(n_samples=120, epochs=40, log_interval=1, image_interval=20, checkpoint_interval=10,
+                logdir=str(tmp_path / "run"), progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def params(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_logs_every_tag_with_consecutive_steps_and_the_loss_falls(tmp_path):
+    result = train(small(tmp_path))
+    ea = events(result.logdir)
+    tags = ea.Tags()
+    assert set(SCALARS) <= set(tags["scalars"])
+    steps = [e.step for e in ea.Scalars("loss/train")]
+    assert steps == list(range(1, 41))
+    loss = [e.value for e in ea.Scalars("loss/train")]
+    assert loss[-1] < 0.7 * loss[0]
+    assert {"decision_boundary", "hidden/units"} <= set(tags["images"])
+    assert [e.step for e in ea.Images("decision_boundary")] == [20, 40]
+    assert {f"params/{n}" for n in "UbWc"} | {f"grads/{n}" for n in "UbWc"} <= set(tags["histograms"])
+    assert tags["graph"]
+    assert any(t.startswith("hparam/") for t in tags["scalars"])
+    assert ea.Scalars("lr")[0].value == pytest.approx(0.5)
+
+
+def test_saturation_and_accuracy_are_fractions(tmp_path):
+    result = train(small(tmp_path))
+    for key in ("hidden/saturation", "accuracy/train", "accuracy/test"):
+        assert 0.0 <= result.metrics[key] <= 1.0
+
+
+@pytest.mark.parametrize("dataset", ["xor", "circles"])
+def test_defaults_reach_95_percent_on_xor_and_circles(tmp_path, dataset):
+    cfg = TrainConfig(dataset=dataset, logdir=str(tmp_path / dataset), progress=False, image_interval=10**6)
+    result = train(cfg)
+    assert result.metrics["accuracy/test"] >= 0.95
+
+
+def test_same_seed_gives_identical_parameters(tmp_path):
+    a = train(small(tmp_path, logdir=str(tmp_path / "a")))
+    b = train(small(tmp_path, logdir=str(tmp_path / "b")))
+    c = train(small(tmp_path, logdir=str(tmp_path / "c"), seed=1))
+    for k, v in params(a.model).items():
+        assert torch.equal(v, params(b.model)[k])
+    assert not torch.equal(params(a.model)["U"], params(c.model)["U"])
+
+
+@pytest.mark.parametrize("extra", [{}, {"batch_size": 32, "optimizer": "adam", "lr": 0.05}])
+def test_resume_equals_an_uninterrupted_run(tmp_path, extra):
+    whole = train(small(tmp_path, logdir=str(tmp_path / "whole"), **extra))
+    cfg = small(tmp_path, logdir=str(tmp_path / "parts"), epochs=15, **extra)
+    train(cfg)
+    resumed = train(small(tmp_path, logdir=str(tmp_path / "parts"), resume=True, **extra),
+                    given={"epochs", "resume", "logdir"})
+    assert resumed.global_step == whole.global_step
+    for k, v in params(whole.model).items():
+        assert torch.equal(v, params(resumed.model)[k]), k
+    # the curves continue with no overlap and no gap
+    steps = [e.step for e in events(tmp_path / "parts").Scalars("loss/train")]
+    assert steps == list(range(1, whole.global_step + 1))
+    whole_loss = [e.value for e in events(tmp_path / "whole").Scalars("loss/train")]
+    assert [e.value for e in events(tmp_path / "parts").Scalars("loss/train")] == whole_loss
+
+
+def test_resume_after_a_lost_tail_purges_the_overlap(tmp_path):
+    # run 25 epochs with checkpoints every 10: the checkpoint is at 20 but logs run to 25
+    train(small(tmp_path, epochs=25, checkpoint_interval=10))
+    state = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    state.pop("format")
+    state.update(global_step=20, epoch=20)  # as if killed after epoch 20's checkpoint...
+    whole20 = train(small(tmp_path, logdir=str(tmp_path / "w20"), epochs=20))
+    state["model"] = {k: v.clone() for k, v in whole20.model.state_dict().items()}
+    state["optimizer"] = checkpoint.load(tmp_path / "w20" / "checkpoint.pt")["optimizer"]
+    checkpoint.save_atomic(state, tmp_path / "run" / "checkpoint.pt")
+    train(small(tmp_path, epochs=30, resume=True), given={"epochs", "resume", "logdir"})
+    steps = [e.step for e in events(tmp_path / "run").Scalars("loss/train")]
+    assert steps == list(range(1, 31))
+
+
+def test_resume_refuses_to_change_the_run(tmp_path):
+    train(small(tmp_path, epochs=5))
+    with pytest.raises(ConfigError, match=r"argument --lr: 0.1 differs from the checkpoint's 0.5"):
+        train(small(tmp_path, epochs=10, lr=0.1, resume=True), given={"lr", "resume", "logdir", "epochs"})
+
+
+def test_new_run_refuses_a_logdir_that_holds_a_run(tmp_path):
+    train(small(tmp_path, epochs=2))
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(small(tmp_path, epochs=2))
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
+def test_nan_loss_stops_naming_step_and_tensor_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    from torch_tanhnet import TanhNet
+
+    real_loss, calls = TanhNet.loss, []
+
+    def loss_that_breaks_at_step_7(self, X, y):
+        calls.append(1)
+        value = real_loss(self, X, y)
+        return value * float("nan") if len(calls) == 7 else value
+
+    monkeypatch.setattr(TanhNet, "loss", loss_that_breaks_at_step_7)
+    with pytest.raises(TrainingDiverged, match=r"^the loss became NaN or infinite at step 7; try a smaller --lr"):
+        train(small(tmp_path, epochs=20, checkpoint_interval=5))
+    state = checkpoint.load(tmp_path / "run" / "checkpoint.pt")  # the last good one, from step 5
+    assert state["global_step"] == 5
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_an_infinite_gradient_is_named(tmp_path, monkeypatch):
+    from torch_tanhnet import training
+
+    class BreaksAtStep3(training.TanhNet):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            calls = []
+            self.U.register_hook(lambda g: g * float("inf") if calls.append(1) or len(calls) == 3 else g)
+
+    monkeypatch.setattr(training, "TanhNet", BreaksAtStep3)
+    with pytest.raises(TrainingDiverged, match=r"the gradient of U became NaN or infinite at step 3"):
+        train(small(tmp_path))
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()  # no checkpoint was due yet, none is written
+
+
+def test_minibatches_take_ceil_n_over_b_steps_per_epoch(tmp_path):
+    result = train(small(tmp_path, batch_size=40, epochs=3))  # 96 training samples -> 3 steps an epoch
+    assert result.global_step == 9 and result.epoch == 3
+
+
+def test_dry_run_takes_five_steps(tmp_path):
+    assert train(small(tmp_path, dry_run=True)).global_step == 5
+
+
+def test_bad_settings_raise_config_errors(tmp_path):
+    for kw, msg in [({"lr": 0.0}, "argument --lr: must be a positive number"),
+                    ({"epochs": 0}, "argument --epochs: must be a positive integer"),
+                    ({"batch_size": 0}, "argument --batch-size: must be a positive integer"),
+                    ({"dataset": "blobs"}, "argument --dataset: unknown dataset 'blobs'")]:
+        with pytest.raises(ConfigError, match=msg):
+            train(small(tmp_path, **kw))
