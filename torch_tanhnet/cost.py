@@ -50,12 +50,18 @@ class BCEWithLogitsFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, eps_bar: Tensor):
         z, y = ctx.saved_tensors
+        return BCEWithLogitsFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)
+
+    @staticmethod
+    def backward_equations(eps_bar: Tensor, z: Tensor, y: Tensor,
+                           needs: tuple[bool, ...] = (True, True)) -> tuple[Tensor | None, Tensor | None]:
+        """z̄ and ȳ from ε̄ (the seed's z̄ = (o − y)/N when ε̄ = 1); None where not needed."""
         z_bar = y_bar = None
         scale = eps_bar / z.numel()  # ε̄ / N                                   ()
-        if ctx.needs_input_grad[0]:
+        if needs[0]:
             o = torch.sigmoid(z)  #    o_i = σ(z_i)                             (N, 1)
             z_bar = scale * (o - y)  # z̄_i = ε̄ (o_i − y_i) / N                   (N, 1)
-        if ctx.needs_input_grad[1]:
+        if needs[1]:
             y_bar = scale * -z  #      ȳ_i = ε̄ ∂L/∂y_i / N = −ε̄ z_i / N          (N, 1)
         return z_bar, y_bar
 

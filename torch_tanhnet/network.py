@@ -22,6 +22,8 @@ through this Function.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from .checks import check_network_inputs
@@ -55,26 +57,47 @@ class TanhNetFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, z_bar: Tensor | None, H_tilde: Tensor | None):
         X, U, W, H = ctx.saved_tensors
-        X_bar = U_bar = b_bar = W_bar = c_bar = None
-        if z_bar is None and H_tilde is None:
-            return X_bar, U_bar, b_bar, W_bar, c_bar
+        adj = TanhNetFunction.backward_equations(z_bar, H_tilde, X, U, W, H, ctx.needs_input_grad)
+        return adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar
+
+    @staticmethod
+    def backward_equations(z_bar: Tensor | None, H_tilde: Tensor | None, X: Tensor, U: Tensor, W: Tensor,
+                           H: Tensor, needs: tuple[bool, ...] = (True,) * 5) -> "Adjoints":
+        """The seed's backward equations (vector form), every adjoint kept for the gradient audit.
+
+        ``needs`` flags which of X̄, Ū, b̄, W̄, c̄ to compute (``ctx.needs_input_grad``);
+        H̄ and Ḡ are computed when one of X̄, Ū, b̄ is needed.
+        """
+        X_bar = U_bar = b_bar = W_bar = c_bar = H_bar = G_bar = None
         if z_bar is not None:
-            if ctx.needs_input_grad[3]:
+            if needs[3]:
                 W_bar = z_bar.t().mm(H)  # W̄ = z̄ᵀH, w̄_j = Σ_i z̄_i h_ij       (1, H)
-            if ctx.needs_input_grad[4]:
+            if needs[4]:
                 c_bar = z_bar.sum(0)  #    c̄ = z̄ᵀ1, c̄ = Σ_i z̄_i              (1,)
-        if any(ctx.needs_input_grad[:3]):
+        if any(needs[:3]) and (z_bar is not None or H_tilde is not None):
             H_bar = z_bar.mm(W) if z_bar is not None else None  # H̄ = z̄W, h̄_ij = z̄_i w_j   (N, H)
             if H_tilde is not None:  # a gradient that reached H directly adds to H̄
                 H_bar = H_tilde if H_bar is None else H_bar + H_tilde
             G_bar = H_bar * (1 - H * H)  # Ḡ = H̄ ⊙ (1 − tanh²(G)), ḡ_ij = h̄_ij (1 − h_ij²)   (N, H)
-            if ctx.needs_input_grad[0]:
+            if needs[0]:
                 X_bar = G_bar.mm(U)  #     X̄ = ḠU, x̄_ik = Σ_j ḡ_ij u_jk      (N, D)
-            if ctx.needs_input_grad[1]:
+            if needs[1]:
                 U_bar = G_bar.t().mm(X)  # Ū = ḠᵀX, ū_jk = Σ_i ḡ_ij x_ik      (H, D)
-            if ctx.needs_input_grad[2]:
+            if needs[2]:
                 b_bar = G_bar.sum(0)  #    b̄ = Ḡᵀ1, b̄_j = Σ_i ḡ_ij           (H,)
-        return X_bar, U_bar, b_bar, W_bar, c_bar
+        return Adjoints(X_bar, U_bar, b_bar, W_bar, c_bar, H_bar, G_bar)
+
+
+class Adjoints(NamedTuple):
+    """What the backward equations give; None where not needed."""
+
+    X_bar: Tensor | None
+    U_bar: Tensor | None
+    b_bar: Tensor | None
+    W_bar: Tensor | None
+    c_bar: Tensor | None
+    H_bar: Tensor | None
+    G_bar: Tensor | None
 
 
 def tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,97 @@
+"""The gradient audit agrees on the real code and fails on a deliberately wrong derivative."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from torch_tanhnet import BCEWithLogitsFunction, TanhNetFunction
+from torch_tanhnet.audit import QUANTITIES, audit, seed_problem
+from torch_tanhnet.network import Adjoints
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_gradients.py"
+NAMES = [name for _, name, _ in QUANTITIES]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_adjoint_agrees_with_autograd_and_the_scalar_loops(dtype):
+    report = audit(*seed_problem(8, seed=1, dtype=dtype), scalar=True)
+    assert [r.name for r in report.rows] == NAMES == [r.name for r in report.scalar_rows]
+    assert all(r.close for r in report.rows + report.scalar_rows)
+    assert [name for name, _ in report.checks] == [
+        "gradcheck(TanhNetFunction)", "gradgradcheck(TanhNetFunction)",
+        "gradcheck(BCEWithLogitsFunction)", "gradgradcheck(BCEWithLogitsFunction)"]
+    assert all(ok for _, ok in report.checks) and report.ok
+    assert report.rows[0].shape == () and report.rows[5].shape == (8, 3)
+
+
+def wrong_tanh_derivative(z_bar, H_tilde, X, U, W, H, needs):
+    """Ḡ = H̄ ⊙ (1 − H), a classic slip for 1 − H²; everything after it inherits the error."""
+    H_bar = z_bar.mm(W)
+    G_bar = H_bar * (1 - H)
+    return Adjoints(G_bar.mm(U), G_bar.t().mm(X), G_bar.sum(0), z_bar.t().mm(H), z_bar.sum(0), H_bar, G_bar)
+
+
+def test_a_wrong_derivative_fails_from_its_row_on():
+    report = audit(*seed_problem(8), network_backward=wrong_tanh_derivative, checks=False)
+    close = {r.name: r.close for r in report.rows}
+    assert not report.ok
+    assert all(close[n] for n in ["ε̄", "z̄", "W̄", "c̄", "H̄"])
+    assert not any(close[n] for n in ["Ḡ", "Ū", "b̄", "X̄"])
+    assert "DISAGREEMENT" in report.format()
+
+
+def test_a_cost_gradient_missing_one_over_n_fails_at_z_bar():
+    def no_mean(eps_bar, z, y, needs):
+        return eps_bar * (torch.sigmoid(z) - y), None
+
+    report = audit(*seed_problem(8), cost_backward=no_mean, checks=False)
+    assert [r.name for r in report.rows if not r.close][0] == "z̄"
+
+
+def test_weights_are_not_trivial():
+    X, U, b, W, c, y = seed_problem(50, seed=2)
+    for t in (U, b, W, c):
+        assert (t.abs() >= 0.2).all() and ((t.abs() - 1).abs() >= 0.1).all()
+    assert set(y.unique().tolist()) == {0.0, 1.0}
+
+
+def test_table_lists_each_quantity_with_its_equation():
+    text = audit(*seed_problem(4), scalar=True).format()
+    for _, name, equation in QUANTITIES:
+        assert equation in text
+    assert "scalar-form loops" in text and text.rstrip().endswith("all agree")
+
+
+def test_cli_exit_code_0_when_all_agree():
+    r = subprocess.run([sys.executable, str(SCRIPT), "--scalar", "--n", "5"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "gradgradcheck(TanhNetFunction)" in r.stdout and "all agree" in r.stdout
+
+
+def test_cli_exit_code_1_on_a_wrong_backward(monkeypatch, capsys):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import check_gradients
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(TanhNetFunction, "backward_equations", staticmethod(wrong_tanh_derivative))
+    assert check_gradients.main(["--n", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "DISAGREEMENT" in out and re.search(r"^gradcheck\(TanhNetFunction\)\s+FAIL$", out, re.M)
+
+
+def test_cli_rejects_bad_n():
+    r = subprocess.run([sys.executable, str(SCRIPT), "--n", "0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "argument --n: must be a positive integer, got 0" in r.stderr
+
+
+def test_cost_backward_equations_is_what_the_function_uses():
+    z = torch.randn(5, 1, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(5, 1, dtype=torch.float64)
+    (g,) = torch.autograd.grad(BCEWithLogitsFunction.apply(z, y), z)
+    want, _ = BCEWithLogitsFunction.backward_equations(torch.tensor(1.0, dtype=torch.float64), z.detach(), y)
+    torch.testing.assert_close(g, want, rtol=0, atol=0)

@@ -1,0 +1,191 @@
+"""The gradient audit: every intermediate adjoint of the seed's derivation, by hand and by autograd.
+
+The hand side runs the project's own backward code (``TanhNetFunction.backward_equations``
+and ``BCEWithLogitsFunction.backward_equations``) outside autograd; the autograd side
+differentiates the same maths in plain torch ops with ``retain_grad`` on G, H, z and ε.
+One row per quantity of the seed: ε̄, z̄, W̄, c̄, H̄, Ḡ, Ū, b̄ and X̄ (the last is not in
+the seed). ``scalar=True`` adds the seed's scalar-form loops over i, j, k.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .cost import BCEWithLogitsFunction
+from .network import TanhNetFunction
+from .reference import cost_reference, network_reference
+from .scalar import scalar_forward_backward
+
+Tensor = torch.Tensor
+
+# (key, name as in the seed, the equation it computes)
+QUANTITIES = [
+    ("eps_bar", "ε̄", "ε̄ = 1"),
+    ("z_bar", "z̄", "z̄ = (o − y)/N"),
+    ("W_bar", "W̄", "W̄ = z̄ᵀH"),
+    ("c_bar", "c̄", "c̄ = z̄ᵀ1"),
+    ("H_bar", "H̄", "H̄ = z̄W"),
+    ("G_bar", "Ḡ", "Ḡ = H̄ ⊙ (1 − tanh²(G))"),
+    ("U_bar", "Ū", "Ū = ḠᵀX"),
+    ("b_bar", "b̄", "b̄ = Ḡᵀ1"),
+    ("X_bar", "X̄", "X̄ = ḠU (not in the seed)"),
+]
+
+
+def tolerance(dtype: torch.dtype) -> tuple[float, float]:
+    """(rtol, atol): torch.testing.assert_close's defaults for the dtype."""
+    return {torch.float64: (1e-7, 1e-7), torch.float32: (1.3e-6, 1e-5)}.get(dtype, (1e-3, 1e-5))
+
+
+def seed_problem(n: int = 8, seed: int = 0, dtype=torch.float64, device="cpu") -> tuple[Tensor, ...]:
+    """The seed's 2-3-1 network with random, non-trivial weights on random data and 0/1 labels.
+
+    Weights are drawn from N(0, 1) and kept away from 0 and ±1, so that no symmetric
+    start (zeros, ones) can hide a wrong derivative.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    g = torch.Generator().manual_seed(seed)
+
+    def weights(*shape):  # |w| in [0.2, 0.9) or [1.1, 1.8), either sign
+        mag = 0.2 + 0.7 * torch.rand(*shape, generator=g, dtype=torch.float64)
+        mag = torch.where(torch.rand(*shape, generator=g) < 0.5, mag, mag + 0.9)
+        sign = torch.where(torch.rand(*shape, generator=g) < 0.5, -1.0, 1.0).double()
+        return (sign * mag).to(device=device, dtype=dtype)
+
+    X = torch.randn(n, 2, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    U, b, W, c = weights(3, 2), weights(3), weights(1, 3), weights(1)
+    y = (torch.rand(n, 1, generator=g, dtype=torch.float64) < 0.5).to(device=device, dtype=dtype)
+    return X, U, b, W, c, y
+
+
+def hand_adjoints(X, U, b, W, c, y, network_backward: Callable | None = None,
+                  cost_backward: Callable | None = None) -> dict[str, Tensor]:
+    """Every adjoint from the project's hand-written backward, run outside autograd.
+
+    ``network_backward`` and ``cost_backward`` default to the Functions' own
+    ``backward_equations``; a test passes a wrong one to see the audit fail.
+    """
+    network_backward = network_backward or TanhNetFunction.backward_equations
+    cost_backward = cost_backward or BCEWithLogitsFunction.backward_equations
+    with torch.no_grad():
+        z, H = TanhNetFunction.forward(X, U, b, W, c)
+        eps_bar = torch.ones((), dtype=X.dtype, device=X.device)  # ε̄ = 1
+        z_bar, _ = cost_backward(eps_bar, z, y, (True, False))
+        adj = network_backward(z_bar, None, X, U, W, H, (True,) * 5)
+    return {"eps_bar": eps_bar, "z_bar": z_bar, **{k: getattr(adj, k) for k in
+                                                   ("W_bar", "c_bar", "H_bar", "G_bar", "U_bar", "b_bar", "X_bar")}}
+
+
+def autograd_adjoints(X, U, b, W, c, y) -> dict[str, Tensor]:
+    """The same adjoints from autograd on the plain-ops graph, with retain_grad on the intermediates."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in (X, U, b, W, c)]
+    G, H, z = network_reference(*leaves)
+    eps = cost_reference(z, y)
+    for t in (G, H, z, eps):
+        t.retain_grad()
+    eps.backward()
+    Xl, Ul, bl, Wl, cl = leaves
+    return {"eps_bar": eps.grad, "z_bar": z.grad, "W_bar": Wl.grad, "c_bar": cl.grad, "H_bar": H.grad,
+            "G_bar": G.grad, "U_bar": Ul.grad, "b_bar": bl.grad, "X_bar": Xl.grad}
+
+
+@dataclass
+class Row:
+    name: str  # as in the seed
+    shape: tuple[int, ...]
+    exact: bool
+    close: bool
+    max_abs_diff: float
+
+
+def compare(hand: dict[str, Tensor], other: dict[str, Tensor], dtype: torch.dtype) -> list[Row]:
+    rtol, atol = tolerance(dtype)
+    rows = []
+    for key, name, _ in QUANTITIES:
+        a, b = hand[key], other[key].to(device=hand[key].device, dtype=hand[key].dtype)
+        same_shape = a.shape == b.shape
+        diff = (a.double() - b.double()).abs().max().item() if same_shape and a.numel() else float("inf")
+        close = same_shape and torch.allclose(a, b, rtol=rtol, atol=atol)
+        rows.append(Row(name, tuple(a.shape), same_shape and torch.equal(a, b), close, diff))
+    return rows
+
+
+def function_checks(X, U, b, W, c, y) -> list[tuple[str, bool]]:
+    """gradcheck and gradgradcheck of both Functions, in float64 on the CPU, on up to 6 samples."""
+    from torch.autograd import gradcheck, gradgradcheck
+
+    def leaf(t):
+        return t.detach().double().cpu().requires_grad_(True)
+
+    net = tuple(leaf(t) for t in (X[:6], U, b, W, c))
+    cost = (leaf(TanhNetFunction.apply(*net)[0]), leaf(y[:6]))
+    out = []
+    for label, fn, inputs in (("TanhNetFunction", TanhNetFunction.apply, net),
+                              ("BCEWithLogitsFunction", BCEWithLogitsFunction.apply, cost)):
+        for check in (gradcheck, gradgradcheck):
+            try:
+                ok = check(fn, inputs, raise_exception=False)
+            except Exception:  # noqa: BLE001 - a check that errors has failed
+                ok = False
+            out.append((f"{check.__name__}({label})", bool(ok)))
+    return out
+
+
+@dataclass
+class AuditReport:
+    dtype: torch.dtype
+    rows: list[Row]  # hand vs autograd
+    scalar_rows: list[Row] | None = None  # hand vs the seed's scalar-form loops
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        rows = self.rows + (self.scalar_rows or [])
+        return all(r.close for r in rows) and all(ok for _, ok in self.checks)
+
+    def format(self) -> str:
+        rtol, atol = tolerance(self.dtype)
+        parts = [f"hand-written backward vs autograd ({self.dtype}, allclose rtol={rtol:g}, atol={atol:g})",
+                 _table(self.rows)]
+        if self.scalar_rows is not None:
+            parts += ["", "hand-written backward (vector form) vs the seed's scalar-form loops", _table(self.scalar_rows)]
+        if self.checks:
+            parts += [""] + [f"{name:<40} {'pass' if ok else 'FAIL'}" for name, ok in self.checks]
+        parts += ["", "all agree" if self.ok else "DISAGREEMENT: see the rows marked no"]
+        return "\n".join(parts)
+
+
+def _width(s: str) -> int:
+    return sum(0 if unicodedata.combining(ch) else 1 for ch in s)
+
+
+def _pad(s: str, n: int) -> str:
+    return s + " " * (n - _width(s))
+
+
+def _table(rows: list[Row]) -> str:
+    head = ["quantity", "equation", "shape", "exact", "allclose", "max |diff|"]
+    eq = {name: e for _, name, e in QUANTITIES}
+    body = [[r.name, eq[r.name], str(r.shape), "yes" if r.exact else "no", "yes" if r.close else "no",
+             f"{r.max_abs_diff:.2e}"] for r in rows]
+    widths = [max(_width(x) for x in col) for col in zip(head, *body)]
+    line = lambda cells: "  ".join(_pad(c, w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def audit(X, U, b, W, c, y, *, scalar: bool = False, checks: bool = True,
+          network_backward: Callable | None = None, cost_backward: Callable | None = None) -> AuditReport:
+    """Compare every adjoint of the hand-written backward with autograd's (and the scalar loops)."""
+    hand = hand_adjoints(X, U, b, W, c, y, network_backward, cost_backward)
+    report = AuditReport(X.dtype, compare(hand, autograd_adjoints(X, U, b, W, c, y), X.dtype))
+    if scalar:
+        cpu = [t.detach().double().cpu() for t in (X, U, b, W, c, y)]
+        report.scalar_rows = compare(hand, scalar_forward_backward(*cpu), X.dtype)
+    if checks:
+        report.checks = function_checks(X, U, b, W, c, y)
+    return report
