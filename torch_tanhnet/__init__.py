@@ -6,9 +6,10 @@
   ``nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1))``.
 """
 
-from .cost import BCEWithLogitsFunction, bce_with_logits
+from .cost import BCEWithLogitsFunction
+from .functional import bce_with_logits, tanhnet, tanhnet_loss, tanhnet_with_hidden
 from .module import TanhNet
-from .network import TanhNetFunction, tanhnet, tanhnet_with_hidden
+from .network import TanhNetFunction
 
 __all__ = [
     "BCEWithLogitsFunction",
@@ -16,6 +17,7 @@ __all__ = [
     "TanhNetFunction",
     "bce_with_logits",
     "tanhnet",
+    "tanhnet_loss",
     "tanhnet_with_hidden",
 ]
 __version__ = "0.1.0"

@@ -56,19 +56,25 @@ def check_same_device_dtype(name: str, t: Tensor, others) -> None:
 def check_cost_inputs(z: Tensor, y: Tensor) -> None:
     """Check the arguments of ``bce_with_logits(z, y)``: same shape, same floating dtype and device."""
     check_floating("z", z)
+    check_labels(y, tuple(z.shape), z.dtype, z.device)
+
+
+def check_labels(y: Tensor, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
+    """y must have the logits' shape, dtype and device exactly (no broadcasting), and hold a sample."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    if tuple(y.shape) != tuple(z.shape):
+    want = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+    if tuple(y.shape) != tuple(shape):
         raise ValueError(
-            f"y must have the same shape as z {_shape(z)}, got {_shape(y)} "
+            f"y must have the same shape as z {want}, got {_shape(y)} "
             "(no broadcasting: reshape y, e.g. y.view_as(z))"
         )
-    if y.dtype != z.dtype:
-        raise TypeError(f"y must have z's dtype {z.dtype}, got {y.dtype} (convert it with y.to(z.dtype))")
-    if y.device != z.device:
-        raise ValueError(f"y is on device {y.device} but z is on {z.device}; they must match")
-    if z.numel() == 0:
-        raise ValueError(f"the cost needs at least one sample, got z of shape {_shape(z)}")
+    if y.dtype != dtype:
+        raise TypeError(f"y must have z's dtype {dtype}, got {y.dtype} (convert it with y.to(z.dtype))")
+    if y.device != device:
+        raise ValueError(f"y is on device {y.device} but z is on {device}; they must match")
+    if y.numel() == 0:
+        raise ValueError(f"the cost needs at least one sample, got z of shape {want}")
 
 
 def check_features(X: Tensor, in_features: int) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_cost_inputs
 
 Tensor = torch.Tensor
 
@@ -31,7 +30,7 @@ def softplus(z: Tensor) -> Tensor:
 class BCEWithLogitsFunction(torch.autograd.Function):
     """``ε = BCEWithLogitsFunction.apply(z, y)``: the seed's positive mean cost, hand-written backward.
 
-    z and y share one shape; ε is a 0-d tensor. Use :func:`bce_with_logits` for the checked call.
+    z and y share one shape; ε is a 0-d tensor. Use :func:`torch_tanhnet.bce_with_logits` for the checked call.
     """
 
     generate_vmap_rule = True
@@ -64,16 +63,3 @@ class BCEWithLogitsFunction(torch.autograd.Function):
         if needs[1]:
             y_bar = scale * -z  #      ȳ_i = ε̄ ∂L/∂y_i / N = −ε̄ z_i / N          (N, 1)
         return z_bar, y_bar
-
-
-def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
-    """The seed's cost ε = (1/N) Σᵢ [yᵢ log(1 + e^(−zᵢ)) + (1 − yᵢ) log(1 + e^(zᵢ))].
-
-    The positive mean binary cross-entropy (the seed's first line for L lacks a
-    minus sign; see the module docstring). Equals
-    ``torch.nn.functional.binary_cross_entropy_with_logits(z, y)``. y must have
-    z's shape and dtype, values in [0, 1] (soft labels allowed): a shape mismatch
-    is an error, never a silent broadcast.
-    """
-    check_cost_inputs(z, y)
-    return BCEWithLogitsFunction.apply(z, y)

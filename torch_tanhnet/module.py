@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import check_features
-from .cost import bce_with_logits
-from .network import tanhnet_with_hidden
+from .checks import check_features, check_labels
+from .functional import bce_with_logits, tanhnet_loss, tanhnet_with_hidden
 
 Tensor = torch.Tensor
 
@@ -65,9 +64,18 @@ class TanhNet(nn.Module):
     def loss(self, X: Tensor, y: Tensor) -> Tensor:
         """The seed's cost ε = (1/N) Σᵢ L(zᵢ, yᵢ) on a batch: X (*, D), y of z's shape (*, 1).
 
-        This is the training path; the trainer calls it and nothing else.
+        This is the training path; the trainer calls it and nothing else. With gradients
+        enabled it runs :func:`~torch_tanhnet.functional.tanhnet_loss`, one fused pass
+        that finds ε and every gradient together (first derivatives only: for second
+        derivatives use ``bce_with_logits(model(X), y)``); under ``torch.no_grad()`` it
+        only evaluates ε.
         """
-        return bce_with_logits(self(X), y)
+        check_features(X, self.in_features)
+        check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)
+        if not torch.is_grad_enabled():
+            return bce_with_logits(self(X), y)
+        X2 = X.reshape(-1, self.in_features)
+        return tanhnet_loss(X2, self.U, self.b, self.W, self.c, y.reshape(X2.shape[0], 1))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, hidden_features={self.hidden_features}"

@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import torch
 
-from .checks import check_network_inputs
 
 Tensor = torch.Tensor
 
@@ -35,7 +34,7 @@ class TanhNetFunction(torch.autograd.Function):
     """``(z, H) = TanhNetFunction.apply(X, U, b, W, c)``: the seed's forward, hand-written backward.
 
     X (N, D), U (H, D), b (H,), W (1, H), c (1,) -> z (N, 1), H (N, H).
-    Use :func:`tanhnet` for z alone, with input checks.
+    Use :func:`torch_tanhnet.tanhnet` for z alone, with input checks.
     """
 
     generate_vmap_rule = True  # forward and backward are plain torch ops, so vmap can batch them
@@ -98,18 +97,3 @@ class Adjoints(NamedTuple):
     c_bar: Tensor | None
     H_bar: Tensor | None
     G_bar: Tensor | None
-
-
-def tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """Checked ``TanhNetFunction.apply``: returns z (N, 1) and the hidden layer H (N, H)."""
-    check_network_inputs(X, U, b, W, c)
-    return TanhNetFunction.apply(X, U, b, W, c)
-
-
-def tanhnet(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> Tensor:
-    """The seed's network: z = tanh(X Uᵀ + b) Wᵀ + c, with the hand-derived backward.
-
-    X (N, D), U (H, D), b (H,), W (1, H), c (1,) -> z (N, 1). Raises ValueError or
-    TypeError, naming the expected and actual shape or dtype, on bad input.
-    """
-    return tanhnet_with_hidden(X, U, b, W, c)[0]

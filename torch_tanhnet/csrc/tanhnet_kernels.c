@@ -1,0 +1,289 @@
+/* One-pass CPU kernels for the seed's network, compiled once per machine by
+ * torch_tanhnet/extension.py (gcc -O3 -march=native, -DTN_DOUBLE for float64).
+ *
+ * The maths are the seed's equations (../docs/derivation.md); what is new is the
+ * schedule: samples go through in blocks of BLOCK, each block's hidden layer lives in
+ * a small buffer (never in memory), the transcendental functions are vectorised
+ * across samples (#pragma omp simd, glibc's libmvec), and large N is split into one
+ * contiguous chunk per thread (pthreads), with the partial sums added in a fixed
+ * order so that results do not depend on timing.
+ *
+ * Sums over samples are accumulated per block in the working precision and across
+ * blocks in double. All pointers are to contiguous row-major arrays:
+ * X (N, D), U (H, D), b (H), W (1, H), c (1), y (N), Hs (N, H), z (N), zbar (N), dX (N, D).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef TN_DOUBLE
+typedef double real;
+#define TANH tanh
+#define EXP exp
+#define LOG1P log1p
+#define FABS fabs
+#else
+typedef float real;
+#define TANH tanhf
+#define EXP expf
+#define LOG1P log1pf
+#define FABS fabsf
+#endif
+
+#ifdef TN_SIMD_MATH
+/* Vector variants from glibc's libmvec (what <math.h> declares under -ffast-math). */
+#pragma omp declare simd notinbranch
+float tanhf(float);
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+float log1pf(float);
+#pragma omp declare simd notinbranch
+double tanh(double);
+#pragma omp declare simd notinbranch
+double exp(double);
+#pragma omp declare simd notinbranch
+double log1p(double);
+#endif
+
+#define BLOCK 256
+#define MAX_THREADS 64
+
+typedef struct {
+    const real *X, *U, *b, *W, *c, *y, *Hs, *zbar_in;
+    real *z_out, *H_out, *dX, *zbar_out;
+    int64_t D, H;
+    double inv_n, scale;
+    int64_t begin, end;
+    /* per-thread partial sums: loss, dU (H*D), db (H), dW (H), dc */
+    double *acc;
+    int status;
+} Task;
+
+/* [ε, Ū (H*D), b̄ (H), W̄ (H), c̄]: every caller's `out` holds this many doubles (2 for tn_cost). */
+static int64_t acc_size(int64_t D, int64_t H) { return 1 + H * D + 2 * H + 1; }
+
+/* z̄_i = (σ(z_i) − y_i)/N and L_i = softplus(z_i) − y_i z_i for a block; returns Σ L_i. */
+static real cost_block(const real *z, const real *y, real *zb, int64_t n, real inv_n) {
+    real lsum = 0;
+#pragma omp simd reduction(+ : lsum)
+    for (int64_t t = 0; t < n; t++) {
+        real zt = z[t], yt = y[t];
+        real e = EXP(-FABS(zt));                      /* e^(−|z|), never overflows */
+        lsum += (zt > 0 ? zt : 0) + LOG1P(e) - yt * zt; /* L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) */
+        real o = zt >= 0 ? 1 / (1 + e) : e / (1 + e); /* o = σ(z) */
+        zb[t] = (o - yt) * inv_n;                     /* z̄ = (o − y)/N */
+    }
+    return lsum;
+}
+
+/* G = X Uᵀ + b, H = tanh(G) for samples [i, i+n) into h[j*BLOCK + t]; z = H Wᵀ + c into z[t]. */
+static void forward_block(const Task *a, int64_t i, int64_t n, real *h, real *z) {
+    const int64_t D = a->D, H = a->H;
+    const real *X = a->X + i * D;
+    for (int64_t j = 0; j < H; j++) {
+        const real *u = a->U + j * D;
+        const real bj = a->b[j];
+        real *hj = h + j * BLOCK;
+        if (D == 2) {
+            const real u0 = u[0], u1 = u[1];
+#pragma omp simd
+            for (int64_t t = 0; t < n; t++) hj[t] = TANH(u0 * X[2 * t] + u1 * X[2 * t + 1] + bj); /* h = tanh(g) */
+        } else {
+#pragma omp simd
+            for (int64_t t = 0; t < n; t++) {
+                real g = bj; /* g_ij = Σ_k u_jk x_ik + b_j */
+                for (int64_t k = 0; k < D; k++) g += u[k] * X[t * D + k];
+                hj[t] = TANH(g);
+            }
+        }
+    }
+    const real c = a->c[0];
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) z[t] = c;
+    for (int64_t j = 0; j < H; j++) {
+        const real wj = a->W[j];
+        const real *hj = h + j * BLOCK;
+#pragma omp simd
+        for (int64_t t = 0; t < n; t++) z[t] += wj * hj[t]; /* z_i = Σ_j w_j h_ij + c */
+    }
+}
+
+/* From z̄ (zb[t]) and H (h[j*BLOCK + t]) of a block: W̄, c̄, then Ḡ, Ū, b̄ and X̄, added into acc. */
+static void backward_block(const Task *a, int64_t i, int64_t n, const real *h, const real *zb, real *gb,
+                           double *acc) {
+    const int64_t D = a->D, H = a->H;
+    const real *X = a->X + i * D;
+    double *dU = acc + 1, *db = dU + H * D, *dW = db + H, *dc = dW + H;
+    real cs = 0;
+#pragma omp simd reduction(+ : cs)
+    for (int64_t t = 0; t < n; t++) cs += zb[t];
+    *dc += cs; /* c̄ = Σ_i z̄_i */
+    for (int64_t j = 0; j < H; j++) {
+        const real *hj = h + j * BLOCK;
+        real *gj = gb + j * BLOCK;
+        const real wj = a->W[j];
+        real ws = 0, bs = 0;
+#pragma omp simd reduction(+ : ws, bs)
+        for (int64_t t = 0; t < n; t++) {
+            ws += zb[t] * hj[t];                          /* w̄_j = Σ_i z̄_i h_ij */
+            real g = zb[t] * wj * (1 - hj[t] * hj[t]);    /* ḡ_ij = z̄_i w_j (1 − h_ij²) */
+            gj[t] = g;
+            bs += g;                                      /* b̄_j = Σ_i ḡ_ij */
+        }
+        dW[j] += ws;
+        db[j] += bs;
+        for (int64_t k = 0; k < D; k++) {
+            real us = 0;
+#pragma omp simd reduction(+ : us)
+            for (int64_t t = 0; t < n; t++) us += gj[t] * X[t * D + k]; /* ū_jk = Σ_i ḡ_ij x_ik */
+            dU[j * D + k] += us;
+        }
+    }
+    if (a->dX) {
+        real *dX = a->dX + i * D;
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t k = 0; k < D; k++) dX[t * D + k] = 0;
+        for (int64_t j = 0; j < H; j++) {
+            const real *gj = gb + j * BLOCK;
+            for (int64_t k = 0; k < D; k++) {
+                const real ujk = a->U[j * D + k];
+#pragma omp simd
+                for (int64_t t = 0; t < n; t++) dX[t * D + k] += gj[t] * ujk; /* x̄_ik = Σ_j ḡ_ij u_jk */
+            }
+        }
+    }
+}
+
+/* ---- the four jobs, each over one chunk [begin, end) ---- */
+
+static void *fused_loss_job(void *p) { /* ε and every gradient in one pass */
+    Task *a = p;
+    real *buf = malloc(sizeof(real) * BLOCK * (2 * a->H + 2));
+    if (!buf) { a->status = 1; return NULL; }
+    real *h = buf, *gb = h + a->H * BLOCK, *z = gb + a->H * BLOCK, *zb = z + BLOCK;
+    for (int64_t i = a->begin; i < a->end; i += BLOCK) {
+        int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
+        forward_block(a, i, n, h, z);
+        a->acc[0] += cost_block(z, a->y + i, zb, n, (real)a->inv_n);
+        backward_block(a, i, n, h, zb, gb, a->acc);
+    }
+    free(buf);
+    return NULL;
+}
+
+static void *forward_job(void *p) { /* z and H, for the composed path */
+    Task *a = p;
+    real *h = malloc(sizeof(real) * BLOCK * a->H);
+    if (!h) { a->status = 1; return NULL; }
+    for (int64_t i = a->begin; i < a->end; i += BLOCK) {
+        int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
+        forward_block(a, i, n, h, a->z_out + i);
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t j = 0; j < a->H; j++) a->H_out[(i + t) * a->H + j] = h[j * BLOCK + t];
+    }
+    free(h);
+    return NULL;
+}
+
+static void *backward_job(void *p) { /* the network's backward from z̄ and the saved H */
+    Task *a = p;
+    real *buf = malloc(sizeof(real) * BLOCK * 2 * a->H);
+    if (!buf) { a->status = 1; return NULL; }
+    real *h = buf, *gb = h + a->H * BLOCK;
+    for (int64_t i = a->begin; i < a->end; i += BLOCK) {
+        int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
+        for (int64_t j = 0; j < a->H; j++)
+            for (int64_t t = 0; t < n; t++) h[j * BLOCK + t] = a->Hs[(i + t) * a->H + j];
+        backward_block(a, i, n, h, a->zbar_in + i, gb, a->acc);
+    }
+    free(buf);
+    return NULL;
+}
+
+static void *cost_job(void *p) { /* ε's sum, and z̄ scaled by ε̄ when zbar_out is given */
+    Task *a = p;
+    real zb[BLOCK];
+    for (int64_t i = a->begin; i < a->end; i += BLOCK) {
+        int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
+        a->acc[0] += cost_block(a->z_out + i, a->y + i, zb, n, (real)a->inv_n);
+        if (a->zbar_out)
+            for (int64_t t = 0; t < n; t++) a->zbar_out[i + t] = zb[t] * (real)a->scale;
+    }
+    return NULL;
+}
+
+/* Split [0, N) into `threads` chunks (whole blocks), run `job` on each, add partial sums in order. */
+static int run(void *(*job)(void *), Task proto, int64_t N, int threads, double *out) {
+    const int64_t A = acc_size(proto.D, proto.H);
+    int64_t blocks = (N + BLOCK - 1) / BLOCK;
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > blocks) threads = (int)(blocks > 0 ? blocks : 1);
+    Task tasks[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    double *acc = calloc((size_t)(A * threads), sizeof(double));
+    if (!acc) return 1;
+    for (int r = 0; r < threads; r++) {
+        tasks[r] = proto;
+        tasks[r].begin = blocks * r / threads * BLOCK;
+        tasks[r].end = blocks * (r + 1) / threads * BLOCK;
+        if (tasks[r].end > N) tasks[r].end = N;
+        tasks[r].acc = acc + A * r;
+        tasks[r].status = 0;
+    }
+    int started = 0, status = 0;
+    for (int r = 1; r < threads; r++) {
+        if (pthread_create(&ids[r], NULL, job, &tasks[r]) != 0) break;
+        started = r;
+    }
+    for (int r = started + 1; r < threads; r++) job(&tasks[r]); /* threads that could not start */
+    job(&tasks[0]);
+    for (int r = 1; r <= started; r++) pthread_join(ids[r], NULL);
+    if (out) memset(out, 0, sizeof(double) * A);
+    for (int r = 0; r < threads; r++) {
+        status |= tasks[r].status;
+        if (out)
+            for (int64_t q = 0; q < A; q++) out[q] += tasks[r].acc[q];
+    }
+    free(acc);
+    return status;
+}
+
+/* ε (out[0]) and the gradients at ε̄ = 1, out = [ε, Ū (H*D), b̄ (H), W̄ (H), c̄]; X̄ into dX when given. */
+int tn_fused_loss(const real *X, const real *y, const real *U, const real *b, const real *W, const real *c,
+                  int64_t N, int64_t D, int64_t H, real *dX, double *out, int threads) {
+    Task t = {0};
+    t.X = X; t.y = y; t.U = U; t.b = b; t.W = W; t.c = c; t.D = D; t.H = H; t.dX = dX;
+    t.inv_n = 1.0 / (double)N;
+    int status = run(fused_loss_job, t, N, threads, out);
+    out[0] *= t.inv_n; /* ε = (1/N) Σ_i L_i */
+    return status;
+}
+
+int tn_forward(const real *X, const real *U, const real *b, const real *W, const real *c, int64_t N, int64_t D,
+               int64_t H, real *z, real *Hout, int threads) {
+    Task t = {0};
+    t.X = X; t.U = U; t.b = b; t.W = W; t.c = c; t.D = D; t.H = H; t.z_out = z; t.H_out = Hout;
+    return run(forward_job, t, N, threads, NULL);
+}
+
+/* out = [unused, Ū (H*D), b̄ (H), W̄ (H), c̄] from z̄ and the saved H; X̄ into dX when given. */
+int tn_backward(const real *X, const real *U, const real *W, const real *Hs, const real *zbar, int64_t N,
+                int64_t D, int64_t H, real *dX, double *out, int threads) {
+    Task t = {0};
+    t.X = X; t.U = U; t.W = W; t.Hs = Hs; t.zbar_in = zbar; t.D = D; t.H = H; t.dX = dX;
+    return run(backward_job, t, N, threads, out);
+}
+
+/* out[0] = ε = (1/N) Σ L(z_i, y_i) (out holds 2 doubles); with zbar given, also z̄_i = scale · (σ(z_i) − y_i)/N. */
+int tn_cost(const real *z, const real *y, int64_t N, double scale, real *zbar, double *out, int threads) {
+    Task t = {0};
+    t.z_out = (real *)z; t.y = y; t.D = 0; t.H = 0; t.zbar_out = zbar; t.scale = scale;
+    t.inv_n = 1.0 / (double)N;
+    int status = run(cost_job, t, N, threads, out);
+    out[0] *= t.inv_n;
+    return status;
+}

@@ -1,0 +1,148 @@
+"""Build, cache and load the one-pass CPU kernels (``csrc/tanhnet_kernels.c``).
+
+The kernels are plain C (no PyTorch headers, so a build takes about a second), compiled
+on first use with the system's C compiler (``$CC``, else ``cc``/``gcc``) at ``-O3
+-march=native``, once per machine, into a cache folder:
+``$TORCH_TANHNET_CACHE``, else ``$XDG_CACHE_HOME/torch_tanhnet``, else
+``~/.cache/torch_tanhnet``. They are called through ctypes on tensors' memory.
+
+Where no compiler works, or with ``TORCH_TANHNET_NO_EXTENSION=1``, :func:`kernels`
+returns None and the package uses its pure-PyTorch paths, after one warning.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+SOURCE = Path(__file__).parent / "csrc" / "tanhnet_kernels.c"
+_lock = threading.Lock()
+_cache: dict[str, object] = {}
+_warned = False
+
+P, I64, INT, DBL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+SIGNATURES = {
+    "tn_fused_loss": [P, P, P, P, P, P, I64, I64, I64, P, P, INT],
+    "tn_forward": [P, P, P, P, P, I64, I64, I64, P, P, INT],
+    "tn_backward": [P, P, P, P, P, I64, I64, I64, P, P, INT],
+    "tn_cost": [P, P, I64, DBL, P, P, INT],
+}
+# flag sets tried in order: vectorised maths from glibc's libmvec, then plain libm, then portable
+ATTEMPTS = [
+    ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-DTN_SIMD_MATH"],
+    ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"],
+    ["-O3", "-fno-math-errno"],
+]
+
+
+def cache_dir() -> Path:
+    if os.environ.get("TORCH_TANHNET_CACHE"):
+        return Path(os.environ["TORCH_TANHNET_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "torch_tanhnet"
+
+
+def _compiler() -> str | None:
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            return cc
+    return None
+
+
+def _machine_key() -> str:
+    """What the compiled code depends on: the source, the platform and this CPU's features."""
+    h = hashlib.sha256(SOURCE.read_bytes())
+    h.update(f"{platform.machine()} {platform.system()} {sys.implementation.cache_tag}".encode())
+    try:
+        flags = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")]
+        h.update(flags[0].encode() if flags else b"")
+    except OSError:
+        pass
+    return h.hexdigest()[:16]
+
+
+def _build(cc: str, flags: list[str], double: bool, target: Path) -> str | None:
+    """Compile into a temporary file beside ``target``, then os.replace: concurrent builds cannot tear it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    libs = ["-lmvec"] if "-DTN_SIMD_MATH" in flags else []
+    cmd = [cc, *flags, *(["-DTN_DOUBLE"] if double else []), "-shared", "-fPIC", "-o", tmp, str(SOURCE),
+           *libs, "-lm", "-lpthread"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            return (r.stderr.strip().splitlines() or ["failed"])[-1]
+        os.replace(tmp, target)
+        return None
+    except (OSError, subprocess.SubprocessError) as e:
+        return str(e)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    for name, argtypes in SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = argtypes, ctypes.c_int
+    return lib
+
+
+def _warn_once(why: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"torch-tanhnet: the fused CPU kernels are unavailable ({why}); "
+                      "using the pure-PyTorch paths, which give the same results more slowly",
+                      RuntimeWarning, stacklevel=3)
+
+
+def kernels(precision: str) -> ctypes.CDLL | None:
+    """The kernels for ``"float32"`` or ``"float64"``, built on first use; None where unavailable."""
+    if precision in _cache:
+        return _cache[precision]
+    with _lock:
+        if precision in _cache:
+            return _cache[precision]
+        lib, why = None, None
+        if os.environ.get("TORCH_TANHNET_NO_EXTENSION", "") not in ("", "0"):
+            why = "TORCH_TANHNET_NO_EXTENSION is set"
+        elif (cc := _compiler()) is None:
+            why = "no C compiler found; set CC"
+        else:
+            for level, flags in enumerate(ATTEMPTS):
+                target = cache_dir() / f"tanhnet_{precision}_{_machine_key()}_{level}.so"
+                failed = target.with_suffix(".failed")  # a build that failed here once is not retried
+                if failed.exists():
+                    why = failed.read_text().strip() or "build failed"
+                    continue
+                if not target.exists():
+                    print(f"torch-tanhnet: compiling the fused CPU kernels ({precision}, once per machine) into "
+                          f"{target.parent}", file=sys.stderr)
+                    why = _build(cc, flags, precision == "float64", target)
+                    if why is not None:
+                        failed.write_text(why + "\n")
+                        continue
+                try:
+                    lib = _load(target)
+                    break
+                except OSError as e:
+                    why = str(e)
+        if lib is None:
+            _warn_once(why)
+        _cache[precision] = lib
+        return lib
+
+
+def available() -> bool:
+    return kernels("float32") is not None

@@ -1,0 +1,66 @@
+"""The checked public functions: each validates its input, then picks the reference or a fast path.
+
+The reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) run under
+``torch.compile`` and ``torch.func`` transforms and wherever no fast path applies; the
+fast ones (:mod:`torch_tanhnet.fast`) compute the same equations and are tested against
+them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .checks import check_cost_inputs, check_labels, check_network_inputs
+from .cost import BCEWithLogitsFunction
+from .fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction, kernel_for
+from .fast import _compiling, _transforms_active
+from .network import TanhNetFunction
+
+Tensor = torch.Tensor
+
+
+def tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """z (N, 1) and the hidden layer H (N, H) of the seed's network, hand-derived backward."""
+    check_network_inputs(X, U, b, W, c)
+    if kernel_for(X) is not None:
+        return FastTanhNetFunction.apply(X, U, b, W, c)
+    return TanhNetFunction.apply(X, U, b, W, c)
+
+
+def tanhnet(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> Tensor:
+    """The seed's network: z = tanh(X Uᵀ + b) Wᵀ + c, with the hand-derived backward.
+
+    X (N, D), U (H, D), b (H,), W (1, H), c (1,) -> z (N, 1). Raises ValueError or
+    TypeError, naming the expected and actual shape or dtype, on bad input.
+    """
+    return tanhnet_with_hidden(X, U, b, W, c)[0]
+
+
+def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
+    """The seed's cost ε = (1/N) Σᵢ [yᵢ log(1 + e^(−zᵢ)) + (1 − yᵢ) log(1 + e^(zᵢ))].
+
+    The positive mean binary cross-entropy (the seed's first line for L lacks a
+    minus sign; see :mod:`torch_tanhnet.cost`). Equals
+    ``torch.nn.functional.binary_cross_entropy_with_logits(z, y)``. y must have
+    z's shape and dtype, values in [0, 1] (soft labels allowed): a shape mismatch
+    is an error, never a silent broadcast.
+    """
+    check_cost_inputs(z, y)
+    if kernel_for(z) is not None:
+        return FastBCEWithLogitsFunction.apply(z, y)
+    return BCEWithLogitsFunction.apply(z, y)
+
+
+def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
+    """ε = bce_with_logits(tanhnet(X, U, b, W, c), y), fused: the training path.
+
+    Same value and first derivatives as the composition, from one pass that finds every
+    gradient during the forward. Second derivatives need the composition (this raises
+    if differentiated twice); under torch.compile, torch.func, or when y needs a
+    gradient, the composition is what runs.
+    """
+    check_network_inputs(X, U, b, W, c)
+    check_labels(y, (X.shape[0], 1), X.dtype, X.device)
+    if _compiling() or _transforms_active() or y.requires_grad:
+        return bce_with_logits(tanhnet(X, U, b, W, c), y)
+    return FusedLossFunction.apply(X, U, b, W, c, y)
