@@ -66,12 +66,10 @@ def _ptr(t: Tensor | None):
     return None if t is None else t.data_ptr()
 
 
-def _split(out: Tensor, H: int, D: int, dtype) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """[ε, Ū (H·D), b̄ (H), W̄ (H), c̄] in float64 -> ε (), Ū (H, D), b̄ (H,), W̄ (1, H), c̄ (1,) in dtype."""
-    res = out.to(dtype)
+def _split(grads: Tensor, H: int, D: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """[Ū (H·D), b̄ (H), W̄ (H), c̄] flat -> views Ū (H, D), b̄ (H,), W̄ (1, H), c̄ (1,)."""
     HD = H * D
-    return res[0], res[1:1 + HD].view(H, D), res[1 + HD:1 + HD + H], res[1 + HD + H:1 + HD + 2 * H].view(1, H), \
-        res[1 + HD + 2 * H:]
+    return grads[:HD].view(H, D), grads[HD:HD + H], grads[HD + H:HD + 2 * H].view(1, H), grads[HD + 2 * H:]
 
 
 def _check(status: int) -> None:
@@ -79,27 +77,31 @@ def _check(status: int) -> None:
         raise MemoryError("torch-tanhnet: a CPU kernel could not allocate its working buffers")
 
 
-def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor, need_X_bar: bool):
-    """ε and (X̄ or None, Ū, b̄, W̄, c̄) at ε̄ = 1, computed together without autograd."""
+def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
+                       need_X_bar: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """ε (), the parameters' gradients at ε̄ = 1 flat as [Ū, b̄, W̄, c̄], and X̄ (N, D) or None.
+
+    One pass of the C kernel where it serves X; else the reference's forward and backward
+    equations run back to back in torch ops, with no graph.
+    """
     N, D = X.shape
     H = U.shape[0]
     lib = kernel_for(X)
     if lib is not None:
         X, y = X.contiguous(), y.contiguous()
-        U, b, W, c = U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
         X_bar = torch.empty_like(X) if need_X_bar else None
-        out = torch.empty(2 + H * D + 2 * H, dtype=torch.float64)
-        _check(lib.tn_fused_loss(X.data_ptr(), y.data_ptr(), U.data_ptr(), b.data_ptr(), W.data_ptr(),
-                                 c.data_ptr(), N, D, H, _ptr(X_bar), out.data_ptr(), _threads(N)))
-        eps, U_bar, b_bar, W_bar, c_bar = _split(out, H, D, X.dtype)
-        return eps, (X_bar, U_bar, b_bar, W_bar, c_bar)
-    # the same schedule in torch ops: the reference's forward and backward equations, no graph
+        out = torch.empty(2 + H * D + 2 * H, dtype=X.dtype)  # [ε, Ū, b̄, W̄, c̄]
+        _check(lib.tn_fused_loss(X.data_ptr(), y.data_ptr(), U.contiguous().data_ptr(), b.contiguous().data_ptr(),
+                                 W.contiguous().data_ptr(), c.contiguous().data_ptr(), N, D, H, _ptr(X_bar),
+                                 out.data_ptr(), _threads(N)))
+        return out[0].clone(), out[1:], X_bar
     with torch.no_grad():
         z, Hid = TanhNetFunction.forward(X, U, b, W, c)
         eps = BCEWithLogitsFunction.forward(z, y)
         z_bar, _ = BCEWithLogitsFunction.backward_equations(torch.ones_like(eps), z, y, (True, False))
         adj = TanhNetFunction.backward_equations(z_bar, None, X, U, W, Hid, (need_X_bar, True, True, True, True))
-    return eps, (adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar)
+        grads = torch.cat([adj.U_bar.reshape(-1), adj.b_bar, adj.W_bar.reshape(-1), adj.c_bar])
+    return eps, grads, adj.X_bar
 
 
 class FusedLossFunction(torch.autograd.Function):
@@ -107,19 +109,21 @@ class FusedLossFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, X, U, b, W, c, y):
-        eps, grads = loss_and_gradients(X, U, b, W, c, y, need_X_bar=ctx.needs_input_grad[0])
-        ctx.has_X_bar = grads[0] is not None
-        ctx.save_for_backward(*(g for g in grads if g is not None))  # gradients at ε̄ = 1, not activations
+        eps, grads, X_bar = loss_and_gradients(X, U, b, W, c, y, need_X_bar=ctx.needs_input_grad[0])
+        ctx.shape = U.shape
+        # gradients at ε̄ = 1, not activations: (H·D + 2H + 1) numbers, plus X̄ only if X needs one
+        ctx.save_for_backward(grads, X_bar)
         return eps
 
     @staticmethod
     @once_differentiable
     def backward(ctx, eps_bar):
-        saved = list(ctx.saved_tensors)
-        grads = ([saved.pop(0)] if ctx.has_X_bar else [None]) + saved
-        # every gradient is linear in ε̄: (∂ε/∂θ)·ε̄
-        return (*(None if g is None or not need else g * eps_bar
-                  for g, need in zip(grads, ctx.needs_input_grad[:5])), None)
+        grads, X_bar = ctx.saved_tensors
+        # every gradient is linear in ε̄: (∂ε/∂θ)·ε̄, one multiplication for all parameters
+        U_bar, b_bar, W_bar, c_bar = _split(grads * eps_bar, *ctx.shape)
+        need = ctx.needs_input_grad
+        return (X_bar * eps_bar if need[0] else None, U_bar if need[1] else None, b_bar if need[2] else None,
+                W_bar if need[3] else None, c_bar if need[4] else None, None)
 
 
 class FastTanhNetFunction(torch.autograd.Function):
@@ -150,10 +154,10 @@ class FastTanhNetFunction(torch.autograd.Function):
         Hn = U.shape[0]
         z_bar = z_bar.contiguous()
         X_bar = torch.empty_like(X) if needs[0] else None
-        out = torch.empty(2 + Hn * D + 2 * Hn, dtype=torch.float64)
+        out = torch.empty(2 + Hn * D + 2 * Hn, dtype=X.dtype)  # [unused, Ū, b̄, W̄, c̄]
         _check(lib.tn_backward(X.data_ptr(), U.data_ptr(), W.data_ptr(), H.data_ptr(), z_bar.data_ptr(), N, D, Hn,
                                _ptr(X_bar), out.data_ptr(), _threads(N)))
-        _, U_bar, b_bar, W_bar, c_bar = _split(out, Hn, D, X.dtype)
+        U_bar, b_bar, W_bar, c_bar = _split(out[1:], Hn, D)
         return X_bar, *(g if need else None for g, need in zip((U_bar, b_bar, W_bar, c_bar), needs[1:]))
 
 
@@ -164,10 +168,10 @@ class FastBCEWithLogitsFunction(torch.autograd.Function):
     def forward(ctx, z, y):
         lib = kernels("float32" if z.dtype == torch.float32 else "float64")
         z, y = z.contiguous(), y.contiguous()
-        out = torch.empty(2, dtype=torch.float64)  # the kernel's [ε, c̄] layout with H = D = 0
+        out = torch.empty(2, dtype=z.dtype)  # the kernel's [ε, c̄] layout with H = D = 0
         _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), 0.0, None, out.data_ptr(), _threads(z.numel())))
         ctx.save_for_backward(z, y)
-        return out.to(z.dtype)[0]
+        return out[0].clone()
 
     @staticmethod
     def backward(ctx, eps_bar):
@@ -176,7 +180,7 @@ class FastBCEWithLogitsFunction(torch.autograd.Function):
             return BCEWithLogitsFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)  # differentiable
         lib = kernels("float32" if z.dtype == torch.float32 else "float64")
         z_bar = torch.empty_like(z)
-        out = torch.empty(2, dtype=torch.float64)  # the kernel's [ε, c̄] layout with H = D = 0
+        out = torch.empty(2, dtype=z.dtype)  # the kernel's [ε, c̄] layout with H = D = 0
         _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), eps_bar.item(), z_bar.data_ptr(), out.data_ptr(),
                            _threads(z.numel())))
         return z_bar, None

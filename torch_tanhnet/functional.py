@@ -61,6 +61,11 @@ def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tenso
     """
     check_network_inputs(X, U, b, W, c)
     check_labels(y, (X.shape[0], 1), X.dtype, X.device)
+    return fused_loss(X, U, b, W, c, y)
+
+
+def fused_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
+    """:func:`tanhnet_loss` without the input checks, for callers that made them (``TanhNet.loss``)."""
     if _compiling() or _transforms_active() or y.requires_grad:
         return bce_with_logits(tanhnet(X, U, b, W, c), y)
     return FusedLossFunction.apply(X, U, b, W, c, y)

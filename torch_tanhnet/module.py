@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import check_features, check_labels
-from .functional import bce_with_logits, tanhnet_loss, tanhnet_with_hidden
+from .checks import check_features, check_labels, check_same_device_dtype
+from .functional import bce_with_logits, fused_loss, tanhnet_with_hidden
 
 Tensor = torch.Tensor
 
@@ -74,8 +74,9 @@ class TanhNet(nn.Module):
         check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)
         if not torch.is_grad_enabled():
             return bce_with_logits(self(X), y)
+        check_same_device_dtype("X", X, (("U", self.U),))  # the parameters share one dtype and device
         X2 = X.reshape(-1, self.in_features)
-        return tanhnet_loss(X2, self.U, self.b, self.W, self.c, y.reshape(X2.shape[0], 1))
+        return fused_loss(X2, self.U, self.b, self.W, self.c, y.reshape(X2.shape[0], 1))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, hidden_features={self.hidden_features}"

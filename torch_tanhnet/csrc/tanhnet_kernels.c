@@ -167,7 +167,7 @@ static void *fused_loss_job(void *p) { /* ε and every gradient in one pass */
     for (int64_t i = a->begin; i < a->end; i += BLOCK) {
         int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
         forward_block(a, i, n, h, z);
-        a->acc[0] += cost_block(z, a->y + i, zb, n, (real)a->inv_n);
+        a->acc[0] += cost_block(z, a->y + i, zb, n, (real)a->inv_n) * a->inv_n; /* ε = (1/N) Σ_i L_i */
         backward_block(a, i, n, h, zb, gb, a->acc);
     }
     free(buf);
@@ -208,15 +208,17 @@ static void *cost_job(void *p) { /* ε's sum, and z̄ scaled by ε̄ when zbar_o
     real zb[BLOCK];
     for (int64_t i = a->begin; i < a->end; i += BLOCK) {
         int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
-        a->acc[0] += cost_block(a->z_out + i, a->y + i, zb, n, (real)a->inv_n);
+        a->acc[0] += cost_block(a->z_out + i, a->y + i, zb, n, (real)a->inv_n) * a->inv_n;
         if (a->zbar_out)
             for (int64_t t = 0; t < n; t++) a->zbar_out[i + t] = zb[t] * (real)a->scale;
     }
     return NULL;
 }
 
-/* Split [0, N) into `threads` chunks (whole blocks), run `job` on each, add partial sums in order. */
-static int run(void *(*job)(void *), Task proto, int64_t N, int threads, double *out) {
+/* Split [0, N) into `threads` chunks (whole blocks), run `job` on each, add the partial sums in
+ * thread order (so the result does not depend on timing) and write them to `out` in the working
+ * precision. */
+static int run(void *(*job)(void *), Task proto, int64_t N, int threads, real *out) {
     const int64_t A = acc_size(proto.D, proto.H);
     int64_t blocks = (N + BLOCK - 1) / BLOCK;
     if (threads < 1) threads = 1;
@@ -224,14 +226,14 @@ static int run(void *(*job)(void *), Task proto, int64_t N, int threads, double 
     if (threads > blocks) threads = (int)(blocks > 0 ? blocks : 1);
     Task tasks[MAX_THREADS];
     pthread_t ids[MAX_THREADS];
-    double *acc = calloc((size_t)(A * threads), sizeof(double));
+    double *acc = calloc((size_t)(A * (threads + 1)), sizeof(double));
     if (!acc) return 1;
     for (int r = 0; r < threads; r++) {
         tasks[r] = proto;
         tasks[r].begin = blocks * r / threads * BLOCK;
         tasks[r].end = blocks * (r + 1) / threads * BLOCK;
         if (tasks[r].end > N) tasks[r].end = N;
-        tasks[r].acc = acc + A * r;
+        tasks[r].acc = acc + A * (r + 1);
         tasks[r].status = 0;
     }
     int started = 0, status = 0;
@@ -242,25 +244,23 @@ static int run(void *(*job)(void *), Task proto, int64_t N, int threads, double 
     for (int r = started + 1; r < threads; r++) job(&tasks[r]); /* threads that could not start */
     job(&tasks[0]);
     for (int r = 1; r <= started; r++) pthread_join(ids[r], NULL);
-    if (out) memset(out, 0, sizeof(double) * A);
     for (int r = 0; r < threads; r++) {
         status |= tasks[r].status;
-        if (out)
-            for (int64_t q = 0; q < A; q++) out[q] += tasks[r].acc[q];
+        for (int64_t q = 0; q < A; q++) acc[q] += tasks[r].acc[q];
     }
+    if (out)
+        for (int64_t q = 0; q < A; q++) out[q] = (real)acc[q];
     free(acc);
     return status;
 }
 
-/* ε (out[0]) and the gradients at ε̄ = 1, out = [ε, Ū (H*D), b̄ (H), W̄ (H), c̄]; X̄ into dX when given. */
+/* out = [ε, Ū (H*D), b̄ (H), W̄ (H), c̄] at ε̄ = 1, 2 + H*D + 2*H values; X̄ into dX when given. */
 int tn_fused_loss(const real *X, const real *y, const real *U, const real *b, const real *W, const real *c,
-                  int64_t N, int64_t D, int64_t H, real *dX, double *out, int threads) {
+                  int64_t N, int64_t D, int64_t H, real *dX, real *out, int threads) {
     Task t = {0};
     t.X = X; t.y = y; t.U = U; t.b = b; t.W = W; t.c = c; t.D = D; t.H = H; t.dX = dX;
     t.inv_n = 1.0 / (double)N;
-    int status = run(fused_loss_job, t, N, threads, out);
-    out[0] *= t.inv_n; /* ε = (1/N) Σ_i L_i */
-    return status;
+    return run(fused_loss_job, t, N, threads, out);
 }
 
 int tn_forward(const real *X, const real *U, const real *b, const real *W, const real *c, int64_t N, int64_t D,
@@ -272,18 +272,16 @@ int tn_forward(const real *X, const real *U, const real *b, const real *W, const
 
 /* out = [unused, Ū (H*D), b̄ (H), W̄ (H), c̄] from z̄ and the saved H; X̄ into dX when given. */
 int tn_backward(const real *X, const real *U, const real *W, const real *Hs, const real *zbar, int64_t N,
-                int64_t D, int64_t H, real *dX, double *out, int threads) {
+                int64_t D, int64_t H, real *dX, real *out, int threads) {
     Task t = {0};
     t.X = X; t.U = U; t.W = W; t.Hs = Hs; t.zbar_in = zbar; t.D = D; t.H = H; t.dX = dX;
     return run(backward_job, t, N, threads, out);
 }
 
-/* out[0] = ε = (1/N) Σ L(z_i, y_i) (out holds 2 doubles); with zbar given, also z̄_i = scale · (σ(z_i) − y_i)/N. */
-int tn_cost(const real *z, const real *y, int64_t N, double scale, real *zbar, double *out, int threads) {
+/* out[0] = ε = (1/N) Σ L(z_i, y_i) (out holds 2 values); with zbar given, also z̄_i = scale · (σ(z_i) − y_i)/N. */
+int tn_cost(const real *z, const real *y, int64_t N, double scale, real *zbar, real *out, int threads) {
     Task t = {0};
     t.z_out = (real *)z; t.y = y; t.D = 0; t.H = 0; t.zbar_out = zbar; t.scale = scale;
     t.inv_n = 1.0 / (double)N;
-    int status = run(cost_job, t, N, threads, out);
-    out[0] *= t.inv_n;
-    return status;
+    return run(cost_job, t, N, threads, out);
 }
