@@ -1,0 +1,294 @@
+"""Time one training step (zero grads, forward, cost, backward) of each path, side by side.
+
+Cases, all float32 on the same data and the same weights:
+
+- ``fused``: ``TanhNet.loss(X, y)`` + backward, the training path (:class:`~torch_tanhnet.fast.FusedLossFunction`);
+- ``composed``: ``bce_with_logits(model(X), y)`` + backward, the two hand-written Functions;
+- ``eager``: ``nn.Sequential(Linear(D, H), Tanh(), Linear(H, 1))`` + ``binary_cross_entropy_with_logits``
+  under PyTorch autograd: the baseline every ratio is taken against;
+- ``compiled``: ``torch.compile`` of the eager loss (forward and backward graphs compiled);
+- ``jax``: ``jax.jit(jax.value_and_grad(loss))`` of the same maths, when jax is installed.
+
+Repeats are interleaved (case after case, round after round), so that a slow moment of a
+shared machine falls on every case alike; each case's figure is its median step time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .extension import available as kernels_available
+from .functional import bce_with_logits
+from .module import TanhNet
+
+CASES = ("fused", "composed", "eager", "compiled", "jax")
+
+
+@dataclass
+class Result:
+    n: int
+    case: str
+    median_ms: float | None  # None: the case did not run (see note)
+    ratio: float | None  # eager's median / this median: > 1 is faster than eager autograd
+    saved_bytes: int | None = None  # bytes saved for backward by one step (saved_tensors_hooks)
+    peak_extra_bytes: int | None = None  # peak memory of one step above what was held before it
+    note: str = ""
+
+
+@dataclass
+class Report:
+    device: str
+    machine: dict
+    results: list[Result] = field(default_factory=list)
+
+    def table(self) -> str:
+        head = f"{'N':>10}  {'case':<9} {'median ms':>10} {'vs eager':>9} {'saved kB':>10} {'peak kB':>9}  note"
+        lines = [head, "-" * len(head)]
+        kb = lambda v: "" if v is None else f"{v / 1e3:.2f}"  # noqa: E731
+        for r in self.results:
+            t = "" if r.median_ms is None else f"{r.median_ms:.4f}"
+            q = "" if r.ratio is None else f"{r.ratio:.2f}x"
+            lines.append(f"{r.n:>10}  {r.case:<9} {t:>10} {q:>9} {kb(r.saved_bytes):>10} {kb(r.peak_extra_bytes):>9}"
+                         f"  {r.note}".rstrip())
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({"device": self.device, "machine": self.machine,
+                           "results": [asdict(r) for r in self.results]}, indent=2)
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "cpu": _cpu_name(), "fused_cpu_kernels": kernels_available()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info["gpu"] = props.name
+    try:
+        import jax
+
+        info["jax"] = jax.__version__
+    except ImportError:
+        info["jax"] = None
+    return info
+
+
+def _peak_bandwidth_note(device: torch.device) -> str:
+    """The card's peak memory bandwidth, where torch reports its memory clock and bus width."""
+    if device.type != "cuda":
+        return ""
+    props = torch.cuda.get_device_properties(device)
+    clock_khz, bus_bits = getattr(props, "memory_clock_rate", 0), getattr(props, "memory_bus_width", 0)
+    if not (clock_khz and bus_bits):
+        return ""
+    return f" (card's peak {2 * clock_khz * 1e3 * bus_bits / 8 / 1e9:.0f} GB/s)"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def make_problem(n: int, device, seed: int = 0, D: int = 2, H: int = 3):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, D, generator=g).to(device)
+    y = (torch.rand(n, 1, generator=g) < 0.5).float().to(device)
+    torch.manual_seed(seed)
+    seq = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1)).to(device)
+    return X, y, seq, TanhNet.from_sequential(seq)
+
+
+def torch_steps(X, y, seq, net) -> dict[str, Callable[[], object]]:
+    def fused():
+        net.zero_grad(set_to_none=True)
+        net.loss(X, y).backward()
+
+    def composed():
+        net.zero_grad(set_to_none=True)
+        bce_with_logits(net(X), y).backward()
+
+    def eager():
+        seq.zero_grad(set_to_none=True)
+        F.binary_cross_entropy_with_logits(seq(X), y).backward()
+
+    compiled_loss = torch.compile(lambda X, y: F.binary_cross_entropy_with_logits(seq(X), y), dynamic=False)
+
+    def compiled():
+        seq.zero_grad(set_to_none=True)
+        compiled_loss(X, y).backward()
+
+    return {"fused": fused, "composed": composed, "eager": eager, "compiled": compiled}
+
+
+def jax_step(X, y, seq):
+    """The jitted value-and-grad of the same maths, or a note saying why not."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None, "jax not installed (pip install -e \".[bench]\")"
+
+    def loss(p, X, y):
+        H = jnp.tanh(X @ p["U"].T + p["b"])
+        z = H @ p["W"].T + p["c"]
+        return jnp.mean(jax.nn.softplus(z) - y * z)
+
+    params = {"U": seq[0].weight, "b": seq[0].bias, "W": seq[2].weight, "c": seq[2].bias}
+    params = {k: jnp.asarray(v.detach().cpu().numpy()) for k, v in params.items()}
+    Xj, yj = jnp.asarray(X.cpu().numpy()), jnp.asarray(y.cpu().numpy())
+    vg = jax.jit(jax.value_and_grad(loss))
+
+    def step():
+        value, grads = vg(params, Xj, yj)
+        jax.block_until_ready(grads)
+        return value, grads
+
+    return step, ""
+
+
+def saved_bytes(step: Callable[[], object]) -> int:
+    """Bytes of the distinct tensors autograd saves for backward during one step's forward."""
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if t.numel():
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(seen.values())
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_cases(steps: dict[str, Callable], device, rounds: int, min_seconds: float) -> dict[str, float]:
+    """Median seconds per step of each case, rounds interleaved; each sample loops ≥ min_seconds."""
+    loops = {}
+    for name, step in steps.items():
+        for _ in range(3):  # warm up (compilation, caches, lazy builds)
+            step()
+        _sync(device)
+        t0, k = time.perf_counter(), 0
+        while time.perf_counter() - t0 < min_seconds or k == 0:
+            step()
+            k += 1
+        _sync(device)
+        loops[name] = k
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(loops[name]):
+                step()
+            _sync(device)
+            samples[name].append((time.perf_counter() - t0) / loops[name])
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def peak_extra_cpu(n: int, cases: list[str]) -> dict[str, int | None]:
+    """Peak resident memory of one step above the resident memory before it, per case, in a fresh process.
+
+    Linux only: resets the peak (VmHWM) through /proc/self/clear_refs, with glibc told to
+    return every block over 64 KiB to the system when freed, so that the peak is the step's own.
+    """
+    if not os.path.exists("/proc/self/clear_refs"):
+        return {c: None for c in cases}
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
+    code = f"from torch_tanhnet.benchmark import _peak_child; _peak_child({n}, {cases!r})"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    if r.returncode != 0:
+        return {c: None for c in cases}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _status_kb(key: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _peak_child(n: int, cases: list[str]) -> None:
+    X, y, seq, net = make_problem(n, "cpu")
+    steps = {k: v for k, v in torch_steps(X, y, seq, net).items() if k in cases}
+    out = {}
+    for name, step in steps.items():
+        step()
+        step()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _status_kb("VmRSS")
+        step()
+        out[name] = max(0, _status_kb("VmHWM") - before) * 1024
+    print(json.dumps(out))
+
+
+def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: float = 0.02,
+        with_compile: bool = True, with_jax: bool = True, measure_memory: bool = True,
+        log: Callable[[str], None] = lambda s: None) -> Report:
+    dev = torch.device(device)
+    report = Report(str(dev), machine_info(dev))
+    for n in sizes:
+        log(f"N = {n} ...")
+        X, y, seq, net = make_problem(n, dev)
+        steps = torch_steps(X, y, seq, net)
+        if not with_compile:
+            steps.pop("compiled")
+        notes = {}
+        if with_jax and dev.type == "cpu":
+            step, note = jax_step(X, y, seq)
+            if step is not None:
+                steps["jax"] = step
+            else:
+                notes["jax"] = note
+        elif with_jax:
+            notes["jax"] = "measured on the CPU only"
+        medians = time_cases(steps, dev, rounds, min_seconds)
+        saved = {name: saved_bytes(steps[name]) for name in ("fused", "composed", "eager") if name in steps}
+        peaks: dict[str, int | None] = {}
+        if measure_memory:
+            torch_cases = [c for c in ("fused", "composed", "eager") if c in steps]
+            if dev.type == "cuda":
+                for name in torch_cases:
+                    steps[name]()
+                    torch.cuda.synchronize(dev)
+                    base = torch.cuda.memory_allocated(dev)
+                    torch.cuda.reset_peak_memory_stats(dev)
+                    steps[name]()
+                    torch.cuda.synchronize(dev)
+                    peaks[name] = torch.cuda.max_memory_allocated(dev) - base
+            else:
+                peaks = peak_extra_cpu(n, torch_cases)
+        base = medians["eager"]
+        for name in CASES:
+            if name in medians:
+                note = ""
+                if name == "fused":  # the least a step must move: read X and y once
+                    gbs = (X.numel() + y.numel()) * X.element_size() / medians[name] / 1e9
+                    note = f"reads X, y at {gbs:.1f} GB/s" + _peak_bandwidth_note(dev)
+                report.results.append(Result(n, name, 1e3 * medians[name], base / medians[name], saved.get(name),
+                                             peaks.get(name), note))
+            elif name in notes:
+                report.results.append(Result(n, name, None, None, note=notes[name]))
+    return report
