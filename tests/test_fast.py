@@ -1,0 +1,209 @@
+"""The fast paths equal the reference Functions: values and gradients, shapes, dtypes, devices, subsets."""
+
+import itertools
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_data, make_params
+from torch.autograd import gradcheck, gradgradcheck
+
+from torch_tanhnet import TanhNet, bce_with_logits, extension, fast, tanhnet, tanhnet_loss
+from torch_tanhnet.cost import BCEWithLogitsFunction
+from torch_tanhnet.fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
+from torch_tanhnet.network import TanhNetFunction
+
+# N = 1, a partial block, several blocks, and enough samples to run on several threads
+SHAPES = [(1, 2, 3), (300, 2, 3), (1000, 3, 5), (fast.PARALLEL_MIN + 999, 2, 3), (37, 1, 1), (64, 5, 16)]
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-13), torch.float32: dict(rtol=2e-4, atol=2e-6)}
+REFERENCE = lambda X, U, b, W, c, y: BCEWithLogitsFunction.apply(TanhNetFunction.apply(X, U, b, W, c)[0], y)  # noqa
+
+
+@pytest.fixture(params=["kernel", "torch"])
+def path(request, monkeypatch):
+    """Run each test on the C kernels and on the pure-PyTorch fallback."""
+    if request.param == "kernel":
+        if extension.kernels("float32") is None:
+            pytest.skip("no C compiler: the kernels are unavailable here")
+    else:
+        monkeypatch.setattr(fast, "kernel_for", lambda t: None)
+    return request.param
+
+
+def inputs(N, D, H, dtype, device="cpu", grad=(True,) * 5):
+    X, y = make_data(N, D, dtype=dtype, device=device)
+    params = make_params(D, H, dtype=dtype, device=device, requires_grad=False)
+    return [t.clone().requires_grad_(g) for t, g in zip([X, *params], grad)], y
+
+
+def assert_same_loss_and_gradients(fn, N, D, H, dtype, device="cpu", grad=(True,) * 5):
+    leaves, y = inputs(N, D, H, dtype, device, grad)
+    want_leaves = [t.detach().clone().requires_grad_(t.requires_grad) for t in leaves]
+    eps = fn(*leaves, y)
+    ref = REFERENCE(*want_leaves, y)
+    torch.testing.assert_close(eps, ref, **TOL[dtype])
+    needs = [t for t in leaves if t.requires_grad]
+    if not needs:
+        return
+    mine = torch.autograd.grad(eps, needs)
+    want = torch.autograd.grad(ref, [t for t in want_leaves if t.requires_grad])
+    for a, r in zip(mine, want):
+        torch.testing.assert_close(a, r, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("N,D,H", SHAPES)
+def test_fused_loss_equals_reference(path, N, D, H, dtype):
+    assert_same_loss_and_gradients(tanhnet_loss, N, D, H, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("N,D,H", SHAPES)
+def test_composed_fast_functions_equal_reference(N, D, H, dtype):
+    assert_same_loss_and_gradients(lambda *a: bce_with_logits(tanhnet(*a[:5]), a[5]), N, D, H, dtype)
+
+
+@pytest.mark.parametrize("grad", [g for g in itertools.product([False, True], repeat=5)])
+def test_any_subset_of_inputs_may_need_gradients(path, grad):
+    assert_same_loss_and_gradients(tanhnet_loss, 50, 2, 3, torch.float64, grad=grad)
+    assert_same_loss_and_gradients(lambda *a: bce_with_logits(tanhnet(*a[:5]), a[5]), 50, 2, 3, torch.float64,
+                                   grad=grad)
+
+
+def test_fused_loss_on_each_device(device):
+    assert_same_loss_and_gradients(tanhnet_loss, 500, 2, 3, torch.float32, device=device)
+    assert_same_loss_and_gradients(tanhnet_loss, 500, 2, 3, torch.float64, device=device)
+
+
+@pytest.mark.parametrize("N", [1, 7])
+def test_gradcheck_of_the_fast_functions(N):
+    X, y = make_data(N, 2, requires_grad=True)
+    p = make_params(2, 3)
+    assert gradcheck(FusedLossFunction.apply, (X, *p, y))
+    assert gradcheck(FastTanhNetFunction.apply, (X, *p))
+    assert gradgradcheck(FastTanhNetFunction.apply, (X, *p))  # create_graph runs the differentiable equations
+    z = torch.randn(N, 1, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(FastBCEWithLogitsFunction.apply, (z, y))
+    assert gradgradcheck(FastBCEWithLogitsFunction.apply, (z, y))
+
+
+def test_fused_loss_refuses_a_second_derivative_clearly():
+    X, y = make_data(5, 2)
+    p = make_params(2, 3)
+    # the gradient is a number, not a graph: differentiating it again raises, never a wrong number
+    (g,) = torch.autograd.grad(FusedLossFunction.apply(X, *p, y), p[0], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        g.sum().backward()
+    w = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)  # an upstream gradient that needs one
+    (g,) = torch.autograd.grad(w * FusedLossFunction.apply(X, *p, y), p[0], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()
+
+
+def test_module_loss_takes_the_fused_path_and_matches_composition():
+    torch.manual_seed(0)
+    net = TanhNet(2, 3)
+    X, y = torch.randn(100, 2), torch.rand(100, 1)
+    loss = net.loss(X, y)
+    assert type(loss.grad_fn).__name__ == "FusedLossFunctionBackward"
+    g = torch.autograd.grad(loss, list(net.parameters()))
+    ref = torch.autograd.grad(REFERENCE(X, net.U, net.b, net.W, net.c, y), list(net.parameters()))
+    for a, r in zip(g, ref):
+        torch.testing.assert_close(a, r, rtol=2e-4, atol=2e-6)
+    with torch.no_grad():  # evaluation computes no gradients
+        torch.testing.assert_close(net.loss(X, y), loss.detach())
+
+
+def test_loss_with_labels_needing_gradients_uses_the_composition():
+    X, y = make_data(9, 2)
+    p = make_params(2, 3)
+    y.requires_grad_(True)
+    loss = tanhnet_loss(X, *p, y)
+    (gy,) = torch.autograd.grad(loss, y)
+    torch.testing.assert_close(gy, -tanhnet(X, *p).detach() / 9)
+
+
+def test_fused_backward_scales_with_the_upstream_gradient(path):
+    X, y = make_data(20, 2)
+    p = make_params(2, 3)
+    g1 = torch.autograd.grad(tanhnet_loss(X, *p, y), p)
+    g3 = torch.autograd.grad(3 * tanhnet_loss(X, *p, y), p)
+    for a, b in zip(g1, g3):
+        torch.testing.assert_close(b, 3 * a, rtol=1e-14, atol=0)
+
+
+def test_fused_path_saves_no_activations():
+    X, y = make_data(10_000, 2, dtype=torch.float32)
+    p = make_params(2, 3, dtype=torch.float32)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        tanhnet_loss(X, *p, y)
+    assert sum(saved) == 3 * 2 + 3 + 3 + 1  # the gradients of U, b, W, c, nothing of size N
+
+
+@pytest.fixture
+def fresh_extension(monkeypatch, tmp_path):
+    monkeypatch.setattr(extension, "_cache", {})
+    monkeypatch.setattr(extension, "_warned", False)
+    monkeypatch.setenv("TORCH_TANHNET_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_extension_builds_once_into_the_cache(fresh_extension, capfd):
+    if extension._compiler() is None:
+        pytest.skip("no C compiler")
+    lib = extension.kernels("float64")
+    assert lib is not None
+    built = list(fresh_extension.glob("tanhnet_float64_*.so"))
+    assert len(built) == 1 and "compiling the fused CPU kernels" in capfd.readouterr().err
+    mtime = built[0].stat().st_mtime_ns
+    extension._cache.clear()
+    assert extension.kernels("float64") is not None
+    assert built[0].stat().st_mtime_ns == mtime and "compiling" not in capfd.readouterr().err
+
+
+def test_without_a_compiler_the_pure_pytorch_path_runs_after_one_warning(fresh_extension, monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    monkeypatch.setattr(extension, "_compiler", lambda: None)
+    with pytest.warns(RuntimeWarning, match="fused CPU kernels are unavailable .no C compiler found"):
+        assert extension.kernels("float32") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning comes once
+        assert extension.kernels("float64") is None
+        X, y = make_data(30, 2)
+        p = make_params(2, 3)
+        torch.testing.assert_close(tanhnet_loss(X, *p, y), REFERENCE(X, *p, y), rtol=1e-12, atol=0)
+
+
+def test_a_failing_build_falls_back_and_is_not_retried(fresh_extension, monkeypatch):
+    monkeypatch.setattr(extension, "_compiler", lambda: "false")  # a "compiler" that always fails
+    with pytest.warns(RuntimeWarning, match="unavailable"):
+        assert extension.kernels("float32") is None
+    assert len(list(fresh_extension.glob("*.failed"))) == len(extension.ATTEMPTS)
+
+
+def test_opting_out_with_the_environment(fresh_extension, monkeypatch):
+    monkeypatch.setenv("TORCH_TANHNET_NO_EXTENSION", "1")
+    with pytest.warns(RuntimeWarning, match="TORCH_TANHNET_NO_EXTENSION is set"):
+        assert extension.kernels("float32") is None
+
+
+def test_bench_script_smoke(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, str(script), "--sizes", "64", "300", "--rounds", "1", "--min-time", "0.001",
+                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "vs eager" in r.stdout and "torch " + torch.__version__ in r.stdout
+    data = json.loads(out.read_text())
+    cases = {(row["n"], row["case"]) for row in data["results"]}
+    for n in (64, 300):
+        assert {(n, c) for c in ("fused", "composed", "eager", "compiled", "jax")} <= cases
+    eager = [row for row in data["results"] if row["case"] == "eager"]
+    assert all(row["ratio"] == 1.0 and row["median_ms"] > 0 for row in eager)
+    fused = [row for row in data["results"] if row["case"] == "fused"]
+    assert all(row["saved_bytes"] < 100 for row in fused)
