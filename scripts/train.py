@@ -15,7 +15,6 @@ A thin command line over torch_tanhnet.training.train(); everything here is call
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 SUPPRESS = argparse.SUPPRESS
@@ -59,6 +58,8 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help="samples per step (default: the whole training set, the seed's full-batch ε)")
     arg("--seed", type=int, default=d.seed, metavar="S",
         help=f"seed of the data, the split, the initialisation and the batch order (default: {d.seed})")
+    arg("--dtype", choices=("float32", "float64"), default=d.dtype,
+        help=f"precision of the model and the data (default: {d.dtype})")
     arg("--device", choices=("auto", "cpu", "cuda"), default=d.device,
         help=f"where to train; auto picks cuda when present (default: {d.device})")
     arg("--logdir", default=d.logdir, metavar="DIR",
@@ -72,6 +73,8 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--resume", action="store_true", default=d.resume,
         help="continue the run in --logdir from its checkpoint up to --epochs (default: off)")
     arg("--dry-run", action="store_true", default=d.dry_run, help="run 5 steps only, for smoke tests (default: off)")
+    arg("--dist-timeout", type=float, default=d.dist_timeout, metavar="S",
+        help=f"under torchrun, seconds to wait for the other processes before failing (default: {d.dist_timeout:g})")
     arg("--no-progress", dest="progress", action="store_false", default=d.progress,
         help="no progress bar (default: a bar on a terminal)")
     return p
@@ -88,17 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     from torch_tanhnet.data import DataError
     from torch_tanhnet.training import TrainingDiverged, train
 
+    from torch_tanhnet.distributed import DistributedError, launched_by_torchrun, train_distributed
+
     config = TrainConfig(**vars(args))
     try:
-        if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # launched by torchrun
-            from torch_tanhnet.distributed import train_distributed
-
+        if launched_by_torchrun():
             result = train_distributed(config, given)
         else:
             result = train(config, given=given)
     except (ConfigError, DataError, CheckpointError) as e:
         parser.error(str(e))
-    except TrainingDiverged as e:
+    except (TrainingDiverged, DistributedError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1
     if result is None:  # a process other than rank 0

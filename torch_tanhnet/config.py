@@ -9,6 +9,7 @@ from .data import GENERATORS, DataError
 
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "float64")
 
 
 class ConfigError(ValueError):
@@ -31,6 +32,7 @@ class TrainConfig:
     epochs: int = 2000  # total epochs to reach (a resumed run continues up to it)
     batch_size: int | None = None  # samples per step; None: the full training set (the seed's ε)
     seed: int = 0  # seeds data, split, initialisation and batch order
+    dtype: str = "float32"  # float32 or float64 for the model and the data
     device: str = "auto"  # auto (cuda when present), cpu or cuda
     logdir: str | None = None  # TensorBoard/checkpoint folder (None: runs/<dataset>-<timestamp>)
     log_interval: int = 10  # steps between scalar logs
@@ -38,6 +40,7 @@ class TrainConfig:
     checkpoint_interval: int = 500  # epochs between checkpoints (and one at the end)
     resume: bool = False  # continue the run in logdir from its checkpoint
     dry_run: bool = False  # a few steps only, for smoke tests
+    dist_timeout: float = 120.0  # seconds a torchrun process waits for the others before failing
     progress: bool = True  # show a progress bar
 
     def validate(self) -> None:
@@ -66,6 +69,10 @@ class TrainConfig:
             bad("test-fraction", f"must be between 0 and 1 (exclusive), got {self.test_fraction}")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.dtype not in DTYPES:
+            bad("dtype", f"must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not (math.isfinite(self.dist_timeout) and self.dist_timeout > 0):
+            bad("dist-timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
         if self.device not in DEVICES:
             bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.resume and self.logdir is None:
@@ -77,7 +84,7 @@ class TrainConfig:
 
 # settings a resumed run may change; every other one defines the run and must stay
 RESUMABLE = {"epochs", "device", "log_interval", "image_interval", "checkpoint_interval", "progress", "resume",
-             "dry_run", "logdir", "data"}
+             "dry_run", "logdir", "data", "dist_timeout"}
 
 
 __all__ = ["ConfigError", "DataError", "TrainConfig", "RESUMABLE"]

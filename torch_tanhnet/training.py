@@ -190,32 +190,45 @@ class Logger:
 
 
 @contextmanager
-def stop_on_sigint():
-    """While inside, Ctrl-C sets ``flag['stop']`` instead of raising; the loop saves and returns."""
+def stop_on_signals():
+    """While inside, Ctrl-C (SIGINT) or SIGTERM sets ``flag['stop']`` instead of killing; the loop saves and returns.
+
+    torchrun passes a Ctrl-C on to its workers as SIGTERM, hence both.
+    """
     flag = {"stop": False}
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, lambda *_: flag.__setitem__("stop", True))
-    except ValueError:  # not the main thread: leave Ctrl-C alone
-        yield flag
-        return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: flag.__setitem__("stop", True))
+    except ValueError:  # not the main thread: leave the signals alone
+        pass
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _check_finite(loss: Tensor, model: TanhNet, step: int) -> None:
-    """One device sync per step: the loss, the gradients it gave and the parameters after the step."""
+def _check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:
+    """One device sync per step: the loss, the gradients it gave and the parameters after the step.
+
+    Under torchrun the verdict is summed over the processes, so that all of them stop together.
+    """
     grads = [getattr(model, n).grad for n in PARAMS]
     params = [getattr(model, n).detach() for n in PARAMS]
-    flat = torch.cat([loss.detach().reshape(1)] + [t.reshape(-1) for t in grads + params])
-    if bool(torch.isfinite(flat).all()):
-        return
+    tensors = [loss.detach()] + grads + params
+    if world.size == 1:
+        if bool(torch.isfinite(torch.cat([t.reshape(-1) for t in tensors])).all()):
+            return
+        bad = [not bool(torch.isfinite(t).all()) for t in tensors]
+    else:
+        flags = torch.stack([(~torch.isfinite(t)).any() for t in tensors]).to(torch.float64)
+        bad = [v > 0 for v in world.sum(flags).tolist()]
+        if not any(bad):
+            return
     names = ["the loss"] + [f"the gradient of {n}" for n in PARAMS] + [f"the parameter {n}" for n in PARAMS]
-    for name, t in zip(names, [loss.detach()] + grads + params):
-        if not bool(torch.isfinite(t).all()):
-            raise TrainingDiverged(f"{name} became NaN or infinite at step {step}; "
-                                   "try a smaller --lr (the last good checkpoint is kept)")
+    raise TrainingDiverged(f"{names[bad.index(True)]} became NaN or infinite at step {step}; "
+                           "try a smaller --lr (the last good checkpoint is kept)")
 
 
 def _resume_state(config: TrainConfig, logdir: Path, given: set[str]) -> tuple[TrainConfig, dict]:
@@ -231,18 +244,19 @@ def _resume_state(config: TrainConfig, logdir: Path, given: set[str]) -> tuple[T
 
 
 def train(config: TrainConfig, world: World | None = None, given: set[str] | None = None,
-          wrap: Callable[[TanhNet], torch.nn.Module] | None = None) -> TrainResult:
+          wrap: Callable[[TanhNet], torch.nn.Module] | None = None, device: torch.device | None = None) -> TrainResult:
     """Train TanhNet as ``config`` says; see the module docstring for the steps.
 
     ``given`` names the settings the user set explicitly (a resumed run refuses to
     change the others). ``wrap`` turns the model into the module whose ``forward(X, y)``
     returns the loss (DistributedDataParallel under torchrun); None calls ``model.loss``.
+    ``device`` overrides ``config.device`` (a torchrun process's own GPU).
     Raises ConfigError, DataError, CheckpointError on bad settings, TrainingDiverged
     when the loss or a gradient stops being finite.
     """
     world = world or World()
     config.validate()
-    device = resolve_device(config.device)
+    device = device or resolve_device(config.device)
     logdir = Path(config.logdir) if config.logdir else default_logdir(config)
     state = None
     if config.resume:
@@ -252,22 +266,22 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
         raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a run (checkpoint.pt); "
                           "continue it with --resume or choose another --logdir")
 
-    # 1. data, float64 on the CPU, then this process's share on the device
+    # 1. data, float64 on the CPU, then on the device in the run's dtype
     data = load_split(config)
     if state is not None and state["data_fingerprint"] != fingerprint(data):
         raise ConfigError("argument --resume: the data differ from the checkpoint's (a changed --data file?)")
     X_raw = data.X_train * data.std + data.mean  # the points as the user gave them, for the pictures
-    dev = data.to(device, torch.float32)
+    dtype = getattr(torch, config.dtype)
+    dev = data.to(device, dtype)
     n_train = dev.X_train.shape[0]
     batch = min(config.batch_size or n_train, n_train)
     steps_per_epoch = math.ceil(n_train / batch)
-    shard_test = slice(world.rank, None, world.size)  # each process evaluates every size-th sample
+    mine = slice(world.rank, None, world.size)  # this process's share of any set of samples
 
     # 2. model and optimiser
     torch.manual_seed(config.seed)
-    model = TanhNet(2, config.hidden, device=device, dtype=torch.float32)
+    model = TanhNet(2, config.hidden, device=device, dtype=dtype)
     optimizer = make_optimizer(config, model)
-    step_loss = wrap(model) if wrap is not None else None
 
     # 3. resume
     global_step, epoch, next_batch = 0, 0, 0
@@ -276,6 +290,7 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
         optimizer.load_state_dict(state["optimizer"])
         global_step, epoch, next_batch = state["global_step"], state["epoch"], state["batch"]
         torch.set_rng_state(state["rng"]["torch"])
+    step_loss = wrap(model) if wrap is not None else model.loss
 
     def save(metrics: dict[str, float]) -> None:
         if world.is_main:
@@ -308,8 +323,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
 
     def log(step_seconds: float) -> None:
         nonlocal metrics
-        train_sums = evaluate(model, dev.X_train[world.rank::world.size], dev.y_train[world.rank::world.size], world)
-        test_sums = evaluate(model, dev.X_test[shard_test], dev.y_test[shard_test], world)
+        train_sums = evaluate(model, dev.X_train[mine], dev.y_train[mine], world)
+        test_sums = evaluate(model, dev.X_test[mine], dev.y_test[mine], world)
         norms = torch.stack([getattr(model, n).grad.norm() for n in PARAMS]
                             + [getattr(model, n).detach().norm() for n in PARAMS]).double().cpu()
         (tl, tc, tn, ts, th), (vl, vc, vn, _, _) = train_sums.tolist(), test_sums.tolist()
@@ -321,53 +336,57 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
             "grad_norm/total": math.sqrt(sum(v * v for v in g)),
             **{f"param_norm/{n}": v for n, v in zip(PARAMS, p)},
             "lr": optimizer.param_groups[0]["lr"], "hidden/saturation": ts / th,
+            "dist/world_size": float(world.size), "time/step_ms": 1e3 * step_seconds,
         }
-        if world.size > 1:
-            metrics["dist/world_size"] = float(world.size)
-            metrics["time/step_ms"] = 1e3 * step_seconds
         logger.scalars(metrics, global_step)
         history.append({"step": global_step, **metrics})
         bar.set_postfix(loss=f"{metrics['loss/train']:.4f}", acc=f"{metrics['accuracy/train']:.3f}", refresh=False)
 
+    def stop_requested(flag: dict) -> bool:
+        """Any process's signal stops every process, at the same step (checked when logging)."""
+        if world.size == 1:
+            return flag["stop"]
+        return world.sum(torch.tensor([float(flag["stop"])], device=device)).item() > 0
+
     # 4. the loop
     since_log, log_clock = 0, time.perf_counter()
     try:
-        with stop_on_sigint() as flag:
-            while global_step < total_steps:
+        with stop_on_signals() as flag:
+            while global_step < total_steps and not interrupted:
                 order = epoch_order(config.seed, epoch, n_train) if batch < n_train else None
                 while next_batch < steps_per_epoch and global_step < total_steps:
                     rows = order[next_batch * batch:(next_batch + 1) * batch] if order is not None else None
                     Xb = dev.X_train if rows is None else dev.X_train[rows]
                     yb = dev.y_train if rows is None else dev.y_train[rows]
                     # this process's share of the batch; the loss is scaled so that the mean of the
-                    # processes' gradients is the gradient of ε over the whole batch
-                    Xb, yb = Xb[world.rank::world.size], yb[world.rank::world.size]
+                    # processes' gradients (DDP's all-reduce) is the gradient of ε over the whole batch
+                    Xb, yb = Xb[mine], yb[mine]
                     scale = Xb.shape[0] * world.size / min(batch, n_train - next_batch * batch)
                     optimizer.zero_grad(set_to_none=True)
-                    loss = (step_loss(Xb, yb) if step_loss is not None else model.loss(Xb, yb))
+                    loss = step_loss(Xb, yb)
                     if scale != 1:
                         loss = loss * scale
                     loss.backward()
                     optimizer.step()
-                    _check_finite(loss, model, global_step + 1)
+                    _check_finite(loss, model, global_step + 1, world)
                     global_step += 1
                     next_batch += 1
                     steps_this_run += 1
                     since_log += 1
                     bar.update(1)
                     last = global_step == total_steps
-                    if global_step % config.log_interval == 0 or last or flag["stop"]:
+                    at_log = global_step % config.log_interval == 0 or last
+                    stop = stop_requested(flag) if at_log or world.size == 1 else False
+                    if at_log or stop:
                         now = time.perf_counter()
                         log((now - log_clock) / since_log)
                         since_log, log_clock = 0, now
                     if global_step % config.image_interval == 0 or last:
                         acc = f"  acc {metrics['accuracy/train']:.3f}" if "accuracy/train" in metrics else ""
                         logger.pictures(model, data, X_raw, global_step, f"step {global_step}{acc}")
-                    if flag["stop"]:
+                    if stop:
                         interrupted = True
                         break
-                if interrupted:
-                    break
                 if next_batch == steps_per_epoch:
                     epoch, next_batch = epoch + 1, 0
                     if epoch % config.checkpoint_interval == 0:

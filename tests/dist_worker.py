@@ -1,0 +1,50 @@
+"""A process of a local two-process group on 127.0.0.1, as torchrun would start it (for the distributed tests)."""
+
+import os
+import socket
+import sys
+
+import torch.multiprocessing as mp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int | None, errors) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    from torch_tanhnet.config import TrainConfig
+    from torch_tanhnet.distributed import train_distributed
+
+    if rank == fail_rank:  # join the group, then die without a word, as a crashed process would
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+        os._exit(3)
+    try:
+        train_distributed(TrainConfig(**config_kwargs))
+    except Exception as e:  # noqa: BLE001 - reported to the test
+        errors.put((rank, type(e).__name__, str(e)))
+        sys.exit(1)
+
+
+def run(size: int, config_kwargs: dict, fail_rank: int | None = None, timeout: float = 120):
+    """Start ``size`` processes; returns (exit codes, [(rank, error type, message)])."""
+    ctx = mp.get_context("spawn")
+    errors = ctx.Queue()
+    port = free_port()
+    procs = [ctx.Process(target=worker, args=(r, size, port, config_kwargs, fail_rank, errors)) for r in range(size)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+        if p.is_alive():
+            p.kill()
+            p.join()
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    return [p.exitcode for p in procs], found

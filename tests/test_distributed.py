@@ -1,0 +1,110 @@
+"""Data-parallel training: two gloo processes on 127.0.0.1 equal one process on the whole data."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+from dist_worker import run
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from torch_tanhnet import checkpoint
+from torch_tanhnet.config import TrainConfig
+from torch_tanhnet.training import train
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+
+
+def settings(logdir, **kw):
+    base = dict(n_samples=120, epochs=20, log_interval=1, image_interval=10, checkpoint_interval=10,
+                logdir=str(logdir), progress=False, dist_timeout=60.0)
+    return {**base, **kw}
+
+
+def final_params(logdir):
+    return checkpoint.load(Path(logdir) / "checkpoint.pt")["model"]
+
+
+def assert_same(a, b, tol):
+    for k in "UbWc":
+        torch.testing.assert_close(a[k], b[k], rtol=tol, atol=tol, msg=k)
+
+
+CASES = {
+    "full-batch float32": (dict(), 1e-6),
+    "full-batch float64": (dict(dtype="float64"), 1e-12),
+    "unequal shards float64": (dict(n_samples=101, dtype="float64"), 1e-12),  # 81 training samples: 41 and 40
+    "mini-batches, uneven last batch, adam": (dict(n_samples=101, batch_size=30, epochs=5, optimizer="adam",
+                                                   lr=0.05, dtype="float64"), 1e-12),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_processes_equal_one_process_on_the_whole_data(tmp_path, case):
+    extra, tol = CASES[case]
+    single = train(TrainConfig(**settings(tmp_path / "one", **extra)))
+    codes, errors = run(2, settings(tmp_path / "two", **extra))
+    assert codes == [0, 0] and not errors, errors
+    assert single.global_step == checkpoint.load(tmp_path / "two" / "checkpoint.pt")["global_step"]
+    assert_same(final_params(tmp_path / "two"), {k: v.cpu() for k, v in single.model.state_dict().items()}, tol)
+
+
+def scalars(logdir):
+    ea = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    ea.Reload()
+    return ea
+
+
+def test_logs_of_two_processes_have_the_same_tags_written_once(tmp_path):
+    train(TrainConfig(**settings(tmp_path / "one")))
+    codes, errors = run(2, settings(tmp_path / "two"))
+    assert codes == [0, 0], errors
+    one, two = scalars(tmp_path / "one"), scalars(tmp_path / "two")
+    assert set(one.Tags()["scalars"]) == set(two.Tags()["scalars"])
+    assert {"dist/world_size", "time/step_ms"} <= set(two.Tags()["scalars"])
+    assert [e.step for e in two.Scalars("loss/train")] == list(range(1, 21))  # once each, by rank 0 only
+    assert {e.value for e in two.Scalars("dist/world_size")} == {2.0}
+    assert len(list((tmp_path / "two").glob("events.out.tfevents.*"))) == len(
+        list((tmp_path / "one").glob("events.out.tfevents.*")))
+    # the logged metrics are global: the same numbers as the single process's
+    for tag in ("loss/train", "accuracy/test", "grad_norm/total"):
+        a = [e.value for e in one.Scalars(tag)]
+        b = [e.value for e in two.Scalars(tag)]
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-6), tag
+
+
+def test_resume_under_two_processes_equals_an_uninterrupted_run(tmp_path):
+    single = train(TrainConfig(**settings(tmp_path / "one", dtype="float64")))
+    codes, _ = run(2, settings(tmp_path / "two", epochs=10, dtype="float64"))
+    assert codes == [0, 0]
+    codes, errors = run(2, settings(tmp_path / "two", epochs=20, dtype="float64", resume=True))
+    assert codes == [0, 0], errors
+    assert_same(final_params(tmp_path / "two"), {k: v.cpu() for k, v in single.model.state_dict().items()}, 1e-12)
+    assert [e.step for e in scalars(tmp_path / "two").Scalars("loss/train")] == list(range(1, 21))
+
+
+def test_a_failed_process_ends_the_others_with_a_clear_error_in_bounded_time(tmp_path):
+    start = time.monotonic()
+    codes, errors = run(2, settings(tmp_path / "run", epochs=100000, dist_timeout=10.0), fail_rank=1, timeout=90)
+    assert time.monotonic() - start < 60
+    assert codes[0] == 1 and codes[1] == 3
+    assert errors and errors[0][:2] == (0, "DistributedError")
+    assert "another process failed or stopped answering" in errors[0][2]
+
+
+def test_torchrun_launches_the_script(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
+           "--epochs", "5", "--logdir", "run", "--no-progress"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("view it with: tensorboard --logdir run") == 1  # rank 0 alone speaks
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] == 5
+
+
+def test_a_plain_run_initialises_nothing_distributed(tmp_path):
+    train(TrainConfig(**settings(tmp_path / "plain", epochs=2)))
+    assert not dist.is_initialized()

@@ -1,0 +1,84 @@
+"""Data-parallel training under torchrun: one process per device, DistributedDataParallel, exact full-batch ε.
+
+    torchrun --standalone --nproc_per_node=2 scripts/train.py --dataset moons
+    torchrun --nnodes=2 --nproc_per_node=4 --rdzv-backend=c10d --rdzv-endpoint=HOST:29400 scripts/train.py ...
+
+Each process holds the whole (seeded) data set and trains on every world_size-th sample
+of each batch, from rank on. Its loss is ε over its own share scaled by
+n_rank · world_size / n_batch, so that DDP's mean of the processes' gradients is exactly
+the gradient of ε over the whole batch, however unequal the shares. Metrics are sums
+all-reduced over the processes; only rank 0 writes logs, the progress bar and checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .config import TrainConfig
+from .module import TanhNet
+from .training import TrainResult, World, resolve_device, train
+
+
+class DistributedError(RuntimeError):
+    """Another process failed or stopped answering; one line for the user."""
+
+
+def launched_by_torchrun() -> bool:
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
+
+
+class LossModule(nn.Module):
+    """forward(X, y) = net.loss(X, y): what DDP wraps, so that its hooks see the training path."""
+
+    def __init__(self, net: TanhNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if X.shape[0] == 0:  # a batch smaller than the world leaves this process nothing: a zero
+            return sum((p * 0).sum() for p in self.net.parameters())  # that still reaches every parameter
+        return self.net.loss(X, y)
+
+
+def _communication_failure(e: RuntimeError) -> bool:
+    """Whether an error came from the process group: a lost peer or a collective that timed out."""
+    if isinstance(e, getattr(dist, "DistError", ())):
+        return True
+    text = str(e)
+    return any(mark in text for mark in ("gloo", "NCCL", "c10d", "Connection closed", "timed out", "Timed out"))
+
+
+def train_distributed(config: TrainConfig, given: set[str] | None = None) -> TrainResult | None:
+    """Train as one process of a torchrun launch; returns the result on rank 0, None elsewhere."""
+    rank, size, local_rank = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    config.validate()
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, timeout=timedelta(seconds=config.dist_timeout))
+    try:
+        world = World(rank, size, all_reduce=dist.all_reduce, barrier=dist.barrier)
+        ids = [device.index] if device.type == "cuda" else None
+
+        def wrap(net: TanhNet) -> nn.Module:
+            return DistributedDataParallel(LossModule(net), device_ids=ids)
+
+        try:
+            result = train(config, world, given, wrap=wrap, device=device)
+        except RuntimeError as e:
+            if not _communication_failure(e):
+                raise
+            first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
+            raise DistributedError(f"process {rank} of {size}: another process failed or stopped answering "
+                                   f"within --dist-timeout {config.dist_timeout:g} s ({first})") from None
+        return result if rank == 0 else None
+    finally:
+        dist.destroy_process_group()
