@@ -82,13 +82,18 @@ def _to_pixel_coords(X: Tensor, extent, size: int) -> Tensor:
 
 
 def decision_boundary_image(
-    model: TanhNet, X_raw: Tensor, y: Tensor, mean: Tensor, std: Tensor, size: int = 256, caption: str = ""
+    model: TanhNet, X_raw: Tensor, y: Tensor, mean: Tensor, std: Tensor, size: int = 256, caption: str = "",
+    max_points: int = 2000,
 ) -> np.ndarray:
     """o = σ(z) over the plane of the raw points X_raw (N, 2), with those points drawn on it.
 
-    ``mean`` and ``std`` map raw features to the model's inputs ((X − mean)/std).
+    ``mean`` and ``std`` map raw features to the model's inputs ((X − mean)/std). Of a large
+    data set, ``max_points`` evenly spaced points are drawn (more would only hide the map).
     """
     extent = plane_extent(X_raw)
+    if X_raw.shape[0] > max_points:
+        keep = torch.linspace(0, X_raw.shape[0] - 1, max_points).long()
+        X_raw, y = X_raw[keep], y[keep]
     o, _ = _evaluate(model, plane_grid(extent, size), mean, std)
     rgb = diverging(2 * o - 1)
     rgb[_boundary_mask(o, size)] = 60.0

@@ -1,0 +1,56 @@
+"""The pictures: the right size, the classes in their colours, one tile per hidden unit."""
+
+import numpy as np
+import torch
+
+from torch_tanhnet import TanhNet
+from torch_tanhnet.render import decision_boundary_image, hidden_units_image, plane_extent, save_png
+
+
+def vertical_boundary_net():
+    """z = 10·tanh(x₁): class 1 to the right of x₁ = 0, class 0 to the left."""
+    net = TanhNet(2, 1, dtype=torch.float64)
+    with torch.no_grad():
+        net.U.copy_(torch.tensor([[1.0, 0.0]]))
+        net.b.zero_()
+        net.W.fill_(10.0)
+        net.c.zero_()
+    return net
+
+
+def test_decision_boundary_colours_each_side_and_draws_the_line():
+    net = vertical_boundary_net()
+    X = torch.tensor([[-1.0, -1.0], [1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    img = decision_boundary_image(net, X, y, torch.zeros(2), torch.ones(2), size=64)
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    left, right = img[32, 5].astype(int), img[32, 58].astype(int)
+    assert left[2] > left[0]  # blue side: class 0
+    assert right[0] > right[2]  # orange side: class 1
+    assert (img[20:44, 30:34].sum(-1) < 300).any()  # the dark line at x₁ = 0 down the middle
+
+
+def test_large_data_sets_draw_a_sample_of_points():
+    net = vertical_boundary_net()
+    X = torch.randn(100_000, 2, dtype=torch.float64)
+    y = (X[:, :1] > 0).double()
+    img = decision_boundary_image(net, X, y, torch.zeros(2), torch.ones(2), size=64, max_points=50)
+    assert img.shape == (64, 64, 3)
+
+
+def test_one_tile_per_hidden_unit(tmp_path):
+    torch.manual_seed(0)
+    X = torch.randn(50, 2)
+    small = hidden_units_image(TanhNet(2, 3), X, torch.zeros(2), torch.ones(2), tile=40, per_row=6)
+    wide = hidden_units_image(TanhNet(2, 6), X, torch.zeros(2), torch.ones(2), tile=40, per_row=6)
+    tall = hidden_units_image(TanhNet(2, 7), X, torch.zeros(2), torch.ones(2), tile=40, per_row=6)
+    assert wide.shape[1] > small.shape[1] and tall.shape[0] > wide.shape[0] and tall.shape[1] == wide.shape[1]
+    save_png(tall, tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_extent_is_square_and_contains_the_points():
+    X = torch.tensor([[0.0, 0.0], [4.0, 1.0]])
+    x1a, x1b, x2a, x2b = plane_extent(X)
+    assert x1a < 0 and x1b > 4 and x2a < 0 and x2b > 1
+    assert abs((x1b - x1a) - (x2b - x2a)) < 1e-9
