@@ -64,6 +64,7 @@ def test_fused_loss_equals_reference(path, N, D, H, dtype):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("N,D,H", SHAPES)
 def test_composed_fast_functions_equal_reference(N, D, H, dtype):
+    # with the kernels, the fast Functions; without, the reference: equal either way
     assert_same_loss_and_gradients(lambda *a: bce_with_logits(tanhnet(*a[:5]), a[5]), N, D, H, dtype)
 
 
@@ -81,6 +82,8 @@ def test_fused_loss_on_each_device(device):
 
 @pytest.mark.parametrize("N", [1, 7])
 def test_gradcheck_of_the_fast_functions(N):
+    if extension.kernels("float64") is None:
+        pytest.skip("no C compiler: the kernels are unavailable here")
     X, y = make_data(N, 2, requires_grad=True)
     p = make_params(2, 3)
     assert gradcheck(FusedLossFunction.apply, (X, *p, y))

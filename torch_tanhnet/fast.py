@@ -30,6 +30,7 @@ Function with ``setup_context`` binds its arguments through ``inspect.signature`
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from .cost import BCEWithLogitsFunction
@@ -81,8 +82,8 @@ def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y:
                        need_X_bar: bool) -> tuple[Tensor, Tensor, Tensor | None]:
     """ε (), the parameters' gradients at ε̄ = 1 flat as [Ū, b̄, W̄, c̄], and X̄ (N, D) or None.
 
-    One pass of the C kernel where it serves X; else the reference's forward and backward
-    equations run back to back in torch ops, with no graph.
+    One pass of the C kernel where it serves X; else the same equations in a few torch ops,
+    with no graph.
     """
     N, D = X.shape
     H = U.shape[0]
@@ -95,13 +96,24 @@ def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y:
                                  W.contiguous().data_ptr(), c.contiguous().data_ptr(), N, D, H, _ptr(X_bar),
                                  out.data_ptr(), _threads(N)))
         return out[0].clone(), out[1:], X_bar
-    with torch.no_grad():
-        z, Hid = TanhNetFunction.forward(X, U, b, W, c)
-        eps = BCEWithLogitsFunction.forward(z, y)
-        z_bar, _ = BCEWithLogitsFunction.backward_equations(torch.ones_like(eps), z, y, (True, False))
-        adj = TanhNetFunction.backward_equations(z_bar, None, X, U, W, Hid, (need_X_bar, True, True, True, True))
-        grads = torch.cat([adj.U_bar.reshape(-1), adj.b_bar, adj.W_bar.reshape(-1), adj.c_bar])
-    return eps, grads, adj.X_bar
+    return _torch_loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+
+
+@torch.no_grad()
+def _torch_loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
+    """The fused schedule in torch ops (CUDA, and CPUs without the kernels): few passes, in place where free."""
+    N = X.shape[0]
+    H = torch.addmm(b, X, U.t()).tanh_()  # H = tanh(X Uᵀ + b)                         (N, H)
+    z = torch.addmm(c, H, W.t())  #          z = H Wᵀ + c                               (N, 1)
+    eps = F.binary_cross_entropy_with_logits(z, y)  # ε = (1/N) Σ_i L(z_i, y_i), the same cost   ()
+    z_bar = torch.sigmoid(z).sub_(y).div_(N)  # z̄ = (o − y)/N                             (N, 1)
+    H_bar = z_bar.mm(W)  #                   H̄ = z̄W                                     (N, H)
+    G_bar = torch.addcmul(H_bar, H_bar, H * H, value=-1)  # Ḡ = H̄ ⊙ (1 − H²)             (N, H)
+    grads = torch.cat([G_bar.t().mm(X).reshape(-1),  # Ū = ḠᵀX                           (H·D,)
+                       G_bar.sum(0),  #                 b̄ = Ḡᵀ1                           (H,)
+                       z_bar.t().mm(H).reshape(-1),  #  W̄ = z̄ᵀH                           (H,)
+                       z_bar.sum(0)])  #                c̄ = z̄ᵀ1                           (1,)
+    return eps, grads, (G_bar.mm(U) if need_X_bar else None)  # X̄ = ḠU                    (N, D)
 
 
 class FusedLossFunction(torch.autograd.Function):
