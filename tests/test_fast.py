@@ -153,6 +153,7 @@ def fresh_extension(monkeypatch, tmp_path):
     monkeypatch.setattr(extension, "_cache", {})
     monkeypatch.setattr(extension, "_warned", False)
     monkeypatch.setenv("TORCH_TANHNET_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCH_TANHNET_NO_EXTENSION", raising=False)
     return tmp_path
 
 
