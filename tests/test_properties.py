@@ -44,3 +44,16 @@ def test_cost_is_finite_and_nonnegative(problem):
     z = tanhnet(*inputs)
     eps = bce_with_logits(z * 1e3, y)  # push logits far out: still finite
     assert torch.isfinite(eps) and eps.item() >= 0
+
+
+@given(problems())
+def test_fused_training_path_equals_the_reference(problem):
+    from torch_tanhnet import tanhnet_loss
+
+    *inputs, y = problem
+    inputs = [t.requires_grad_(True) for t in inputs]
+    eps = tanhnet_loss(*inputs, y)
+    ref = loss_reference(*inputs, y)
+    torch.testing.assert_close(eps, ref, rtol=1e-12, atol=1e-12)
+    for a, r in zip(torch.autograd.grad(eps, inputs), torch.autograd.grad(ref, inputs)):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
