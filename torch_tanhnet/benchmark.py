@@ -286,7 +286,7 @@ def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: flo
                 note = ""
                 if name == "fused":  # the least a step must move: read X and y once
                     gbs = (X.numel() + y.numel()) * X.element_size() / medians[name] / 1e9
-                    note = f"reads X, y at {gbs:.1f} GB/s" + _peak_bandwidth_note(dev)
+                    note = f"reads X, y at {gbs:.2f} GB/s" + _peak_bandwidth_note(dev)
                 report.results.append(Result(n, name, 1e3 * medians[name], base / medians[name], saved.get(name),
                                              peaks.get(name), note))
             elif name in notes:
