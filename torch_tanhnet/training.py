@@ -4,7 +4,8 @@ Step by step (:func:`train`):
 1. resolve the device, make or read the data, split it (seeded);
 2. build TanhNet(2, hidden) under ``torch.manual_seed(seed)`` and the optimiser;
 3. restore the checkpoint when resuming (model, optimiser, step, epoch, RNG);
-4. for each step: ε = model.loss(X_batch, y_batch), backward, a finiteness check, step;
+4. for each step: ε = model.loss(X_batch, y_batch), backward, the optimiser's step, a check
+   that the loss, the gradients and the parameters are finite;
 5. every ``log_interval`` steps, scalars; every ``image_interval`` steps, pictures and
    histograms; every ``checkpoint_interval`` epochs and at the end, an atomic checkpoint.
 
@@ -29,6 +30,7 @@ import torch
 
 from . import checkpoint
 from .config import RESUMABLE, ConfigError, TrainConfig
+from .cost import softplus
 from .data import Split, load_csv, make_dataset, split
 from .module import TanhNet
 
@@ -125,7 +127,7 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
 def evaluate(model: TanhNet, X: Tensor, y: Tensor, world: World) -> Tensor:
     """[Σ L_i, Σ correct, N, Σ saturated h, N·H] over this process's X, summed over all processes."""
     z, H = model.forward_with_hidden(X)
-    L = torch.clamp_min(z, 0) + torch.log1p(torch.exp(-z.abs())) - y * z  # L_i = softplus(z_i) − y_i z_i
+    L = softplus(z) - y * z  # L_i = softplus(z_i) − y_i z_i, the seed's cost per sample
     correct = ((z > 0) == (y > 0.5)).sum()
     saturated = (H.abs() > SATURATION).sum()
     sums = torch.stack([L.sum(), correct.to(L.dtype), torch.tensor(float(X.shape[0]), dtype=L.dtype, device=L.device),
