@@ -12,9 +12,9 @@ import torch
 from conftest import make_data, make_params
 from torch.autograd import gradcheck, gradgradcheck
 
-from torch_tanhnet import TanhNet, bce_with_logits, extension, fast, tanhnet, tanhnet_loss
+from torch_tanhnet import TanhNet, bce_with_logits, extension, fast, functional, tanhnet, tanhnet_loss
 from torch_tanhnet.cost import BCEWithLogitsFunction
-from torch_tanhnet.fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
+from torch_tanhnet.fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction, kernel_for
 from torch_tanhnet.network import TanhNetFunction
 
 # N = 1, a partial block, several blocks, and enough samples to run on several threads
@@ -31,6 +31,7 @@ def path(request, monkeypatch):
             pytest.skip("no C compiler: the kernels are unavailable here")
     else:
         monkeypatch.setattr(fast, "kernel_for", lambda t: None)
+        monkeypatch.setattr(functional, "kernel_for", lambda t: None)
     return request.param
 
 
@@ -86,7 +87,7 @@ def test_gradcheck_of_the_fast_functions(N):
         pytest.skip("no C compiler: the kernels are unavailable here")
     X, y = make_data(N, 2, requires_grad=True)
     p = make_params(2, 3)
-    assert gradcheck(FusedLossFunction.apply, (X, *p, y))
+    assert gradcheck(FusedLossFunction.apply, (kernel_for(X), X, *p, y))
     assert gradcheck(FastTanhNetFunction.apply, (X, *p))
     assert gradgradcheck(FastTanhNetFunction.apply, (X, *p))  # create_graph runs the differentiable equations
     z = torch.randn(N, 1, dtype=torch.float64, requires_grad=True)
@@ -98,11 +99,11 @@ def test_fused_loss_refuses_a_second_derivative_clearly():
     X, y = make_data(5, 2)
     p = make_params(2, 3)
     # the gradient is a number, not a graph: differentiating it again raises, never a wrong number
-    (g,) = torch.autograd.grad(FusedLossFunction.apply(X, *p, y), p[0], create_graph=True)
+    (g,) = torch.autograd.grad(FusedLossFunction.apply(kernel_for(X), X, *p, y), p[0], create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
         g.sum().backward()
     w = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)  # an upstream gradient that needs one
-    (g,) = torch.autograd.grad(w * FusedLossFunction.apply(X, *p, y), p[0], create_graph=True)
+    (g,) = torch.autograd.grad(w * FusedLossFunction.apply(kernel_for(X), X, *p, y), p[0], create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         g.sum().backward()
 

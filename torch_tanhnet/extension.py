@@ -31,9 +31,9 @@ _warned = False
 
 P, I64, INT, DBL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
 SIGNATURES = {
-    "tn_fused_loss": [P, P, P, P, P, P, I64, I64, I64, P, P, INT],
+    "tn_fused_loss": [P, P, P, P, P, P, I64, I64, I64, P, P, P, P, P, P, INT],
     "tn_forward": [P, P, P, P, P, I64, I64, I64, P, P, INT],
-    "tn_backward": [P, P, P, P, P, I64, I64, I64, P, P, INT],
+    "tn_backward": [P, P, P, P, P, I64, I64, I64, P, P, P, P, P, INT],
     "tn_cost": [P, P, I64, DBL, P, P, INT],
 }
 # flag sets tried in order: vectorised maths from glibc's libmvec, then plain libm, then portable

@@ -67,36 +67,35 @@ def _ptr(t: Tensor | None):
     return None if t is None else t.data_ptr()
 
 
-def _split(grads: Tensor, H: int, D: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """[Ū (H·D), b̄ (H), W̄ (H), c̄] flat -> views Ū (H, D), b̄ (H,), W̄ (1, H), c̄ (1,)."""
-    HD = H * D
-    return grads[:HD].view(H, D), grads[HD:HD + H], grads[HD + H:HD + 2 * H].view(1, H), grads[HD + 2 * H:]
-
-
 def _check(status: int) -> None:
     if status != 0:
         raise MemoryError("torch-tanhnet: a CPU kernel could not allocate its working buffers")
 
 
-def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
-                       need_X_bar: bool) -> tuple[Tensor, Tensor, Tensor | None]:
-    """ε (), the parameters' gradients at ε̄ = 1 flat as [Ū, b̄, W̄, c̄], and X̄ (N, D) or None.
+def _parameter_gradients(U: Tensor) -> list[Tensor]:
+    """Empty Ū (H, D), b̄ (H,), W̄ (1, H), c̄ (1,) for a kernel to fill."""
+    H, D = U.shape
+    return [U.new_empty(H, D), U.new_empty(H), U.new_empty(1, H), U.new_empty(1)]
 
-    One pass of the C kernel where it serves X; else the same equations in a few torch ops,
-    with no graph.
+
+def loss_and_gradients(lib, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
+                       need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
+    """ε (), the parameters' gradients [Ū, b̄, W̄, c̄] at ε̄ = 1, and X̄ (N, D) or None.
+
+    One pass of the C kernels ``lib`` (from :func:`kernel_for`); with ``lib`` None, the
+    same equations in a few torch ops, with no graph.
     """
+    if lib is None:
+        return _torch_loss_and_gradients(X, U, b, W, c, y, need_X_bar)
     N, D = X.shape
-    H = U.shape[0]
-    lib = kernel_for(X)
-    if lib is not None:
-        X, y = X.contiguous(), y.contiguous()
-        X_bar = torch.empty_like(X) if need_X_bar else None
-        out = torch.empty(2 + H * D + 2 * H, dtype=X.dtype)  # [ε, Ū, b̄, W̄, c̄]
-        _check(lib.tn_fused_loss(X.data_ptr(), y.data_ptr(), U.contiguous().data_ptr(), b.contiguous().data_ptr(),
-                                 W.contiguous().data_ptr(), c.contiguous().data_ptr(), N, D, H, _ptr(X_bar),
-                                 out.data_ptr(), _threads(N)))
-        return out[0].clone(), out[1:], X_bar
-    return _torch_loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+    X, y = X.contiguous(), y.contiguous()
+    X_bar = torch.empty_like(X) if need_X_bar else None
+    eps = X.new_empty(())
+    grads = _parameter_gradients(U)
+    _check(lib.tn_fused_loss(X.data_ptr(), y.data_ptr(), U.contiguous().data_ptr(), b.contiguous().data_ptr(),
+                             W.contiguous().data_ptr(), c.contiguous().data_ptr(), N, D, U.shape[0],
+                             _ptr(X_bar), eps.data_ptr(), *(g.data_ptr() for g in grads), _threads(N)))
+    return eps, grads, X_bar
 
 
 @torch.no_grad()
@@ -109,33 +108,35 @@ def _torch_loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
     z_bar = torch.sigmoid(z).sub_(y).div_(N)  # z̄ = (o − y)/N                             (N, 1)
     H_bar = z_bar.mm(W)  #                   H̄ = z̄W                                     (N, H)
     G_bar = torch.addcmul(H_bar, H_bar, H * H, value=-1)  # Ḡ = H̄ ⊙ (1 − H²)             (N, H)
-    grads = torch.cat([G_bar.t().mm(X).reshape(-1),  # Ū = ḠᵀX                           (H·D,)
-                       G_bar.sum(0),  #                 b̄ = Ḡᵀ1                           (H,)
-                       z_bar.t().mm(H).reshape(-1),  #  W̄ = z̄ᵀH                           (H,)
-                       z_bar.sum(0)])  #                c̄ = z̄ᵀ1                           (1,)
+    grads = [G_bar.t().mm(X),  #             Ū = ḠᵀX                                    (H, D)
+             G_bar.sum(0),  #                b̄ = Ḡᵀ1                                    (H,)
+             z_bar.t().mm(H),  #             W̄ = z̄ᵀH                                    (1, H)
+             z_bar.sum(0)]  #                c̄ = z̄ᵀ1                                    (1,)
     return eps, grads, (G_bar.mm(U) if need_X_bar else None)  # X̄ = ḠU                    (N, D)
 
 
 class FusedLossFunction(torch.autograd.Function):
-    """ε = FusedLossFunction.apply(X, U, b, W, c, y): the training path, every gradient found in forward."""
+    """ε = FusedLossFunction.apply(lib, X, U, b, W, c, y): the training path, every gradient found in forward.
+
+    ``lib`` is :func:`kernel_for`'s answer for X (None: the torch-ops schedule).
+    """
 
     @staticmethod
-    def forward(ctx, X, U, b, W, c, y):
-        eps, grads, X_bar = loss_and_gradients(X, U, b, W, c, y, need_X_bar=ctx.needs_input_grad[0])
-        ctx.shape = U.shape
-        # gradients at ε̄ = 1, not activations: (H·D + 2H + 1) numbers, plus X̄ only if X needs one
-        ctx.save_for_backward(grads, X_bar)
+    def forward(ctx, lib, X, U, b, W, c, y):
+        eps, grads, X_bar = loss_and_gradients(lib, X, U, b, W, c, y, need_X_bar=ctx.needs_input_grad[1])
+        # gradients at ε̄ = 1, not activations: H·D + 2H + 1 numbers, and X̄ only if X needs one
+        ctx.save_for_backward(X_bar, *grads)
         return eps
 
     @staticmethod
     @once_differentiable
     def backward(ctx, eps_bar):
-        grads, X_bar = ctx.saved_tensors
-        # every gradient is linear in ε̄: (∂ε/∂θ)·ε̄, one multiplication for all parameters
-        U_bar, b_bar, W_bar, c_bar = _split(grads * eps_bar, *ctx.shape)
+        X_bar, *grads = ctx.saved_tensors
         need = ctx.needs_input_grad
-        return (X_bar * eps_bar if need[0] else None, U_bar if need[1] else None, b_bar if need[2] else None,
-                W_bar if need[3] else None, c_bar if need[4] else None, None)
+        # every gradient is linear in ε̄: (∂ε/∂θ)·ε̄, one call for all parameters
+        U_bar, b_bar, W_bar, c_bar = torch._foreach_mul(grads, eps_bar)
+        return (None, X_bar * eps_bar if need[1] else None, U_bar if need[2] else None, b_bar if need[3] else None,
+                W_bar if need[4] else None, c_bar if need[5] else None, None)
 
 
 class FastTanhNetFunction(torch.autograd.Function):
@@ -166,11 +167,10 @@ class FastTanhNetFunction(torch.autograd.Function):
         Hn = U.shape[0]
         z_bar = z_bar.contiguous()
         X_bar = torch.empty_like(X) if needs[0] else None
-        out = torch.empty(2 + Hn * D + 2 * Hn, dtype=X.dtype)  # [unused, Ū, b̄, W̄, c̄]
+        grads = _parameter_gradients(U)
         _check(lib.tn_backward(X.data_ptr(), U.data_ptr(), W.data_ptr(), H.data_ptr(), z_bar.data_ptr(), N, D, Hn,
-                               _ptr(X_bar), out.data_ptr(), _threads(N)))
-        U_bar, b_bar, W_bar, c_bar = _split(out[1:], Hn, D)
-        return X_bar, *(g if need else None for g, need in zip((U_bar, b_bar, W_bar, c_bar), needs[1:]))
+                               _ptr(X_bar), *(g.data_ptr() for g in grads), _threads(N)))
+        return X_bar, *(g if need else None for g, need in zip(grads, needs[1:]))
 
 
 class FastBCEWithLogitsFunction(torch.autograd.Function):
@@ -180,10 +180,10 @@ class FastBCEWithLogitsFunction(torch.autograd.Function):
     def forward(ctx, z, y):
         lib = kernels("float32" if z.dtype == torch.float32 else "float64")
         z, y = z.contiguous(), y.contiguous()
-        out = torch.empty(2, dtype=z.dtype)  # the kernel's [ε, c̄] layout with H = D = 0
-        _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), 0.0, None, out.data_ptr(), _threads(z.numel())))
+        eps = z.new_empty(())
+        _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), 0.0, None, eps.data_ptr(), _threads(z.numel())))
         ctx.save_for_backward(z, y)
-        return out[0].clone()
+        return eps
 
     @staticmethod
     def backward(ctx, eps_bar):
@@ -192,7 +192,6 @@ class FastBCEWithLogitsFunction(torch.autograd.Function):
             return BCEWithLogitsFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)  # differentiable
         lib = kernels("float32" if z.dtype == torch.float32 else "float64")
         z_bar = torch.empty_like(z)
-        out = torch.empty(2, dtype=z.dtype)  # the kernel's [ε, c̄] layout with H = D = 0
-        _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), eps_bar.item(), z_bar.data_ptr(), out.data_ptr(),
+        _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), eps_bar.item(), z_bar.data_ptr(), None,
                            _threads(z.numel())))
         return z_bar, None

@@ -68,4 +68,4 @@ def fused_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor)
     """:func:`tanhnet_loss` without the input checks, for callers that made them (``TanhNet.loss``)."""
     if _compiling() or _transforms_active() or y.requires_grad:
         return bce_with_logits(tanhnet(X, U, b, W, c), y)
-    return FusedLossFunction.apply(X, U, b, W, c, y)
+    return FusedLossFunction.apply(kernel_for(X), X, U, b, W, c, y)

@@ -62,7 +62,7 @@ typedef struct {
     int status;
 } Task;
 
-/* [ε, Ū (H*D), b̄ (H), W̄ (H), c̄]: every caller's `out` holds this many doubles (2 for tn_cost). */
+/* The partial sums of one thread: [ε, Ū (H*D), b̄ (H), W̄ (H), c̄]. */
 static int64_t acc_size(int64_t D, int64_t H) { return 1 + H * D + 2 * H + 1; }
 
 /* z̄_i = (σ(z_i) − y_i)/N and L_i = softplus(z_i) − y_i z_i for a block; returns Σ L_i. */
@@ -215,11 +215,15 @@ static void *cost_job(void *p) { /* ε's sum, and z̄ scaled by ε̄ when zbar_o
     return NULL;
 }
 
+/* Where the sums go, in the working precision; any pointer may be NULL. */
+typedef struct {
+    real *eps, *dU, *db, *dW, *dc;
+} Outputs;
+
 /* Split [0, N) into `threads` chunks (whole blocks), run `job` on each, add the partial sums in
- * thread order (so the result does not depend on timing) and write them to `out` in the working
- * precision. */
-static int run(void *(*job)(void *), Task proto, int64_t N, int threads, real *out) {
-    const int64_t A = acc_size(proto.D, proto.H);
+ * thread order (so the result does not depend on timing) and write them to `out`. */
+static int run(void *(*job)(void *), Task proto, int64_t N, int threads, Outputs out) {
+    const int64_t D = proto.D, H = proto.H, A = acc_size(D, H);
     int64_t blocks = (N + BLOCK - 1) / BLOCK;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -248,40 +252,50 @@ static int run(void *(*job)(void *), Task proto, int64_t N, int threads, real *o
         status |= tasks[r].status;
         for (int64_t q = 0; q < A; q++) acc[q] += tasks[r].acc[q];
     }
-    if (out)
-        for (int64_t q = 0; q < A; q++) out[q] = (real)acc[q];
+    /* acc = [ε, Ū (H*D), b̄ (H), W̄ (H), c̄] */
+    if (out.eps) out.eps[0] = (real)acc[0];
+    if (out.dU) for (int64_t q = 0; q < H * D; q++) out.dU[q] = (real)acc[1 + q];
+    if (out.db) for (int64_t j = 0; j < H; j++) out.db[j] = (real)acc[1 + H * D + j];
+    if (out.dW) for (int64_t j = 0; j < H; j++) out.dW[j] = (real)acc[1 + H * D + H + j];
+    if (out.dc) out.dc[0] = (real)acc[1 + H * D + 2 * H];
     free(acc);
     return status;
 }
 
-/* out = [ε, Ū (H*D), b̄ (H), W̄ (H), c̄] at ε̄ = 1, 2 + H*D + 2*H values; X̄ into dX when given. */
+/* ε and the gradients at ε̄ = 1: Ū (H, D), b̄ (H), W̄ (1, H), c̄ (1); X̄ into dX when given. */
 int tn_fused_loss(const real *X, const real *y, const real *U, const real *b, const real *W, const real *c,
-                  int64_t N, int64_t D, int64_t H, real *dX, real *out, int threads) {
+                  int64_t N, int64_t D, int64_t H, real *dX, real *eps, real *dU, real *db, real *dW, real *dc,
+                  int threads) {
     Task t = {0};
     t.X = X; t.y = y; t.U = U; t.b = b; t.W = W; t.c = c; t.D = D; t.H = H; t.dX = dX;
     t.inv_n = 1.0 / (double)N;
+    Outputs out = {eps, dU, db, dW, dc};
     return run(fused_loss_job, t, N, threads, out);
 }
 
+/* z (N) and H (N, H). */
 int tn_forward(const real *X, const real *U, const real *b, const real *W, const real *c, int64_t N, int64_t D,
                int64_t H, real *z, real *Hout, int threads) {
     Task t = {0};
     t.X = X; t.U = U; t.b = b; t.W = W; t.c = c; t.D = D; t.H = H; t.z_out = z; t.H_out = Hout;
-    return run(forward_job, t, N, threads, NULL);
+    Outputs none = {0};
+    return run(forward_job, t, N, threads, none);
 }
 
-/* out = [unused, Ū (H*D), b̄ (H), W̄ (H), c̄] from z̄ and the saved H; X̄ into dX when given. */
+/* Ū, b̄, W̄, c̄ from z̄ and the saved H; X̄ into dX when given. */
 int tn_backward(const real *X, const real *U, const real *W, const real *Hs, const real *zbar, int64_t N,
-                int64_t D, int64_t H, real *dX, real *out, int threads) {
+                int64_t D, int64_t H, real *dX, real *dU, real *db, real *dW, real *dc, int threads) {
     Task t = {0};
     t.X = X; t.U = U; t.W = W; t.Hs = Hs; t.zbar_in = zbar; t.D = D; t.H = H; t.dX = dX;
+    Outputs out = {NULL, dU, db, dW, dc};
     return run(backward_job, t, N, threads, out);
 }
 
-/* out[0] = ε = (1/N) Σ L(z_i, y_i) (out holds 2 values); with zbar given, also z̄_i = scale · (σ(z_i) − y_i)/N. */
-int tn_cost(const real *z, const real *y, int64_t N, double scale, real *zbar, real *out, int threads) {
+/* ε = (1/N) Σ L(z_i, y_i) into eps (when given); with zbar given, also z̄_i = scale · (σ(z_i) − y_i)/N. */
+int tn_cost(const real *z, const real *y, int64_t N, double scale, real *zbar, real *eps, int threads) {
     Task t = {0};
     t.z_out = (real *)z; t.y = y; t.D = 0; t.H = 0; t.zbar_out = zbar; t.scale = scale;
     t.inv_n = 1.0 / (double)N;
+    Outputs out = {eps, NULL, NULL, NULL, NULL};
     return run(cost_job, t, N, threads, out);
 }
