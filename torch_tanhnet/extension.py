@@ -38,7 +38,8 @@ SIGNATURES = {
 }
 # flag sets tried in order: vectorised maths from glibc's libmvec, then plain libm, then portable
 ATTEMPTS = [
-    ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-DTN_SIMD_MATH"],
+    ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
+     "-DTN_SIMD_MATH"],
     ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"],
     ["-O3", "-fno-math-errno"],
 ]

@@ -51,12 +51,15 @@ def _transforms_active() -> bool:
     return bool(active and active())
 
 
+_PRECISION = {torch.float32: "float32", torch.float64: "float64"}
+
+
 def kernel_for(t: Tensor):
     """The C kernels for t's dtype when they can serve it (CPU, float32/float64, eager), else None."""
-    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64) or _compiling() \
-            or _transforms_active():
+    precision = _PRECISION.get(t.dtype)
+    if precision is None or t.device.type != "cpu" or _compiling() or _transforms_active():
         return None
-    return kernels("float32" if t.dtype == torch.float32 else "float64")
+    return kernels(precision)
 
 
 def _threads(n: int) -> int:

@@ -75,8 +75,9 @@ class TanhNet(nn.Module):
         if not torch.is_grad_enabled():
             return bce_with_logits(self(X), y)
         check_same_device_dtype("X", X, (("U", self.U),))  # the parameters share one dtype and device
-        X2 = X.reshape(-1, self.in_features)
-        return fused_loss(X2, self.U, self.b, self.W, self.c, y.reshape(X2.shape[0], 1))
+        if X.dim() != 2:  # (*, D) -> (N, D); the usual 2-D batch needs no reshape
+            X, y = X.reshape(-1, self.in_features), y.reshape(-1, 1)
+        return fused_loss(X, self.U, self.b, self.W, self.c, y)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, hidden_features={self.hidden_features}"

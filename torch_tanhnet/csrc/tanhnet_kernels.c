@@ -79,26 +79,32 @@ static real cost_block(const real *z, const real *y, real *zb, int64_t n, real i
     return lsum;
 }
 
-/* G = X Uᵀ + b, H = tanh(G) for samples [i, i+n) into h[j*BLOCK + t]; z = H Wᵀ + c into z[t]. */
-static void forward_block(const Task *a, int64_t i, int64_t n, real *h, real *z) {
-    const int64_t D = a->D, H = a->H;
+/* The block's samples [i, i+n) of X, one row per feature: xs[k*BLOCK + t] = x_(i+t),k. */
+static void load_block(const Task *a, int64_t i, int64_t n, real *xs) {
+    const int64_t D = a->D;
     const real *X = a->X + i * D;
+    for (int64_t k = 0; k < D; k++) {
+        real *xk = xs + k * BLOCK;
+        for (int64_t t = 0; t < n; t++) xk[t] = X[t * D + k];
+    }
+}
+
+/* G = X Uᵀ + b, H = tanh(G) into h[j*BLOCK + t]; z = H Wᵀ + c into z[t]; from the loaded block xs. */
+static void forward_block(const Task *a, int64_t n, const real *xs, real *h, real *z) {
+    const int64_t D = a->D, H = a->H;
     for (int64_t j = 0; j < H; j++) {
         const real *u = a->U + j * D;
         const real bj = a->b[j];
         real *hj = h + j * BLOCK;
-        if (D == 2) {
-            const real u0 = u[0], u1 = u[1];
 #pragma omp simd
-            for (int64_t t = 0; t < n; t++) hj[t] = TANH(u0 * X[2 * t] + u1 * X[2 * t + 1] + bj); /* h = tanh(g) */
-        } else {
+        for (int64_t t = 0; t < n; t++) hj[t] = bj;
+        for (int64_t k = 0; k < D; k++) {
+            const real ujk = u[k], *xk = xs + k * BLOCK;
 #pragma omp simd
-            for (int64_t t = 0; t < n; t++) {
-                real g = bj; /* g_ij = Σ_k u_jk x_ik + b_j */
-                for (int64_t k = 0; k < D; k++) g += u[k] * X[t * D + k];
-                hj[t] = TANH(g);
-            }
+            for (int64_t t = 0; t < n; t++) hj[t] += ujk * xk[t]; /* g_ij = Σ_k u_jk x_ik + b_j */
         }
+#pragma omp simd
+        for (int64_t t = 0; t < n; t++) hj[t] = TANH(hj[t]); /* h_ij = tanh(g_ij) */
     }
     const real c = a->c[0];
 #pragma omp simd
@@ -111,11 +117,10 @@ static void forward_block(const Task *a, int64_t i, int64_t n, real *h, real *z)
     }
 }
 
-/* From z̄ (zb[t]) and H (h[j*BLOCK + t]) of a block: W̄, c̄, then Ḡ, Ū, b̄ and X̄, added into acc. */
-static void backward_block(const Task *a, int64_t i, int64_t n, const real *h, const real *zb, real *gb,
-                           double *acc) {
+/* From z̄ (zb[t]), H (h[j*BLOCK + t]) and the loaded block xs: W̄, c̄, then Ḡ, Ū, b̄ (into acc) and X̄. */
+static void backward_block(const Task *a, int64_t i, int64_t n, const real *xs, const real *h, const real *zb,
+                           real *gb, double *acc) {
     const int64_t D = a->D, H = a->H;
-    const real *X = a->X + i * D;
     double *dU = acc + 1, *db = dU + H * D, *dW = db + H, *dc = dW + H;
     real cs = 0;
 #pragma omp simd reduction(+ : cs)
@@ -128,31 +133,34 @@ static void backward_block(const Task *a, int64_t i, int64_t n, const real *h, c
         real ws = 0, bs = 0;
 #pragma omp simd reduction(+ : ws, bs)
         for (int64_t t = 0; t < n; t++) {
-            ws += zb[t] * hj[t];                          /* w̄_j = Σ_i z̄_i h_ij */
-            real g = zb[t] * wj * (1 - hj[t] * hj[t]);    /* ḡ_ij = z̄_i w_j (1 − h_ij²) */
+            ws += zb[t] * hj[t];                       /* w̄_j = Σ_i z̄_i h_ij */
+            real g = zb[t] * wj * (1 - hj[t] * hj[t]); /* ḡ_ij = z̄_i w_j (1 − h_ij²) */
             gj[t] = g;
-            bs += g;                                      /* b̄_j = Σ_i ḡ_ij */
+            bs += g;                                   /* b̄_j = Σ_i ḡ_ij */
         }
         dW[j] += ws;
         db[j] += bs;
         for (int64_t k = 0; k < D; k++) {
+            const real *xk = xs + k * BLOCK;
             real us = 0;
 #pragma omp simd reduction(+ : us)
-            for (int64_t t = 0; t < n; t++) us += gj[t] * X[t * D + k]; /* ū_jk = Σ_i ḡ_ij x_ik */
+            for (int64_t t = 0; t < n; t++) us += gj[t] * xk[t]; /* ū_jk = Σ_i ḡ_ij x_ik */
             dU[j * D + k] += us;
         }
     }
     if (a->dX) {
         real *dX = a->dX + i * D;
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t k = 0; k < D; k++) dX[t * D + k] = 0;
-        for (int64_t j = 0; j < H; j++) {
-            const real *gj = gb + j * BLOCK;
-            for (int64_t k = 0; k < D; k++) {
+        real dx[BLOCK];
+        for (int64_t k = 0; k < D; k++) {
+#pragma omp simd
+            for (int64_t t = 0; t < n; t++) dx[t] = 0;
+            for (int64_t j = 0; j < H; j++) {
+                const real *gj = gb + j * BLOCK;
                 const real ujk = a->U[j * D + k];
 #pragma omp simd
-                for (int64_t t = 0; t < n; t++) dX[t * D + k] += gj[t] * ujk; /* x̄_ik = Σ_j ḡ_ij u_jk */
+                for (int64_t t = 0; t < n; t++) dx[t] += gj[t] * ujk; /* x̄_ik = Σ_j ḡ_ij u_jk */
             }
+            for (int64_t t = 0; t < n; t++) dX[t * D + k] = dx[t];
         }
     }
 }
@@ -161,14 +169,15 @@ static void backward_block(const Task *a, int64_t i, int64_t n, const real *h, c
 
 static void *fused_loss_job(void *p) { /* ε and every gradient in one pass */
     Task *a = p;
-    real *buf = malloc(sizeof(real) * BLOCK * (2 * a->H + 2));
+    real *buf = malloc(sizeof(real) * BLOCK * (2 * a->H + a->D + 2));
     if (!buf) { a->status = 1; return NULL; }
-    real *h = buf, *gb = h + a->H * BLOCK, *z = gb + a->H * BLOCK, *zb = z + BLOCK;
+    real *h = buf, *gb = h + a->H * BLOCK, *xs = gb + a->H * BLOCK, *z = xs + a->D * BLOCK, *zb = z + BLOCK;
     for (int64_t i = a->begin; i < a->end; i += BLOCK) {
         int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
-        forward_block(a, i, n, h, z);
+        load_block(a, i, n, xs);
+        forward_block(a, n, xs, h, z);
         a->acc[0] += cost_block(z, a->y + i, zb, n, (real)a->inv_n) * a->inv_n; /* ε = (1/N) Σ_i L_i */
-        backward_block(a, i, n, h, zb, gb, a->acc);
+        backward_block(a, i, n, xs, h, zb, gb, a->acc);
     }
     free(buf);
     return NULL;
@@ -176,28 +185,31 @@ static void *fused_loss_job(void *p) { /* ε and every gradient in one pass */
 
 static void *forward_job(void *p) { /* z and H, for the composed path */
     Task *a = p;
-    real *h = malloc(sizeof(real) * BLOCK * a->H);
-    if (!h) { a->status = 1; return NULL; }
+    real *buf = malloc(sizeof(real) * BLOCK * (a->H + a->D));
+    if (!buf) { a->status = 1; return NULL; }
+    real *h = buf, *xs = h + a->H * BLOCK;
     for (int64_t i = a->begin; i < a->end; i += BLOCK) {
         int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
-        forward_block(a, i, n, h, a->z_out + i);
+        load_block(a, i, n, xs);
+        forward_block(a, n, xs, h, a->z_out + i);
         for (int64_t t = 0; t < n; t++)
             for (int64_t j = 0; j < a->H; j++) a->H_out[(i + t) * a->H + j] = h[j * BLOCK + t];
     }
-    free(h);
+    free(buf);
     return NULL;
 }
 
 static void *backward_job(void *p) { /* the network's backward from z̄ and the saved H */
     Task *a = p;
-    real *buf = malloc(sizeof(real) * BLOCK * 2 * a->H);
+    real *buf = malloc(sizeof(real) * BLOCK * (2 * a->H + a->D));
     if (!buf) { a->status = 1; return NULL; }
-    real *h = buf, *gb = h + a->H * BLOCK;
+    real *h = buf, *gb = h + a->H * BLOCK, *xs = gb + a->H * BLOCK;
     for (int64_t i = a->begin; i < a->end; i += BLOCK) {
         int64_t n = a->end - i < BLOCK ? a->end - i : BLOCK;
+        load_block(a, i, n, xs);
         for (int64_t j = 0; j < a->H; j++)
             for (int64_t t = 0; t < n; t++) h[j * BLOCK + t] = a->Hs[(i + t) * a->H + j];
-        backward_block(a, i, n, h, a->zbar_in + i, gb, a->acc);
+        backward_block(a, i, n, xs, h, a->zbar_in + i, gb, a->acc);
     }
     free(buf);
     return NULL;
