@@ -32,8 +32,8 @@ typedef float real;
 #define FABS fabsf
 #endif
 
-#ifdef TN_SIMD_MATH
-/* Vector variants from glibc's libmvec (what <math.h> declares under -ffast-math). */
+/* Vector variants from glibc's libmvec (what <math.h> declares only under -ffast-math, whose other
+ * liberties with NaN and infinity this code does not want). */
 #pragma omp declare simd notinbranch
 float tanhf(float);
 #pragma omp declare simd notinbranch
@@ -46,7 +46,6 @@ double tanh(double);
 double exp(double);
 #pragma omp declare simd notinbranch
 double log1p(double);
-#endif
 
 #define BLOCK 256
 #define MAX_THREADS 64
