@@ -49,6 +49,8 @@ class TanhNet(nn.Module):
     def forward_with_hidden(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """X (*, D) -> z (*, 1) and the hidden layer H (*, H)."""
         check_features(X, self.in_features)
+        if X.dim() == 2:  # the usual (N, D) batch needs no reshape
+            return tanhnet_with_hidden(X, self.U, self.b, self.W, self.c)
         batch = X.shape[:-1]
         z, H = tanhnet_with_hidden(X.reshape(-1, self.in_features), self.U, self.b, self.W, self.c)
         return z.reshape(*batch, 1), H.reshape(*batch, self.hidden_features)
