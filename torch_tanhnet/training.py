@@ -146,9 +146,13 @@ class Logger:
             self.writer = SummaryWriter(str(logdir), purge_step=purge_step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
+        """All of a step's scalars in one event (one ``add_scalar`` each cost 17 events a log)."""
         if self.writer is not None:
-            for tag, v in values.items():
-                self.writer.add_scalar(tag, v, step)
+            from tensorboard.compat.proto.summary_pb2 import Summary
+            from torch.utils.tensorboard.summary import scalar
+
+            merged = Summary(value=[v for tag, x in values.items() for v in scalar(tag, x).value])
+            self.writer._get_file_writer().add_summary(merged, step)
 
     def pictures(self, model: TanhNet, data: Split, X_raw: Tensor, step: int, caption: str) -> None:
         if self.writer is None:
