@@ -163,3 +163,14 @@ def test_bad_settings_raise_config_errors(tmp_path):
                     ({"dataset": "blobs"}, "argument --dataset: unknown dataset 'blobs'")]:
         with pytest.raises(ConfigError, match=msg):
             train(small(tmp_path, **kw))
+
+
+def test_resume_keeps_the_saved_settings_the_user_did_not_give(tmp_path):
+    train(small(tmp_path, epochs=5, log_interval=2))
+    # from the command line only --logdir and --resume: epochs and log interval come from the checkpoint
+    resumed = train(small(tmp_path, epochs=2000, log_interval=1, resume=True), given={"logdir", "resume"})
+    assert resumed.global_step == 5 and resumed.steps_this_run == 0
+    again = train(small(tmp_path, epochs=8, resume=True), given={"logdir", "resume", "epochs"})
+    assert again.global_step == 8
+    steps = [e.step for e in events(tmp_path / "run").Scalars("loss/train")]
+    assert steps == [2, 4, 5, 6, 8]  # every 2nd step and the last of each run, as the first run logged

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from .data import GENERATORS, DataError
+from .data import GENERATORS
 
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
@@ -86,5 +86,3 @@ class TrainConfig:
 RESUMABLE = {"epochs", "device", "log_interval", "image_interval", "checkpoint_interval", "progress", "resume",
              "dry_run", "logdir", "data", "dist_timeout"}
 
-
-__all__ = ["ConfigError", "DataError", "TrainConfig", "RESUMABLE"]

@@ -238,23 +238,23 @@ def _check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None
 
 
 def _resume_state(config: TrainConfig, logdir: Path, given: set[str]) -> tuple[TrainConfig, dict]:
+    """The run's saved settings, with the resumable ones the user gave; a change to any other is refused."""
     state = checkpoint.load(logdir / "checkpoint.pt")
     saved = TrainConfig(**{k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__})
     for name in sorted(given - RESUMABLE):
         if getattr(config, name) != getattr(saved, name):
             raise ConfigError(f"argument --{name.replace('_', '-')}: {getattr(config, name)!r} differs from "
                               f"the checkpoint's {getattr(saved, name)!r}; a resumed run keeps its settings")
-    merged = TrainConfig(**{**saved.as_dict(), **{k: getattr(config, k) for k in RESUMABLE}})
-    merged.data = config.data if "data" in given else saved.data
-    return merged, state
+    override = (RESUMABLE & given) | {"resume", "logdir"}
+    return TrainConfig(**{**saved.as_dict(), **{k: getattr(config, k) for k in override}}), state
 
 
 def train(config: TrainConfig, world: World | None = None, given: set[str] | None = None,
           wrap: Callable[[TanhNet], torch.nn.Module] | None = None, device: torch.device | None = None) -> TrainResult:
     """Train TanhNet as ``config`` says; see the module docstring for the steps.
 
-    ``given`` names the settings the user set explicitly (a resumed run refuses to
-    change the others). ``wrap`` turns the model into the module whose ``forward(X, y)``
+    ``given`` names the settings the user set explicitly (None: all of them); a resumed run
+    takes the others from its checkpoint and refuses to change those that define the run. ``wrap`` turns the model into the module whose ``forward(X, y)``
     returns the loss (DistributedDataParallel under torchrun); None calls ``model.loss``.
     ``device`` overrides ``config.device`` (a torchrun process's own GPU).
     Raises ConfigError, DataError, CheckpointError on bad settings, TrainingDiverged
@@ -266,7 +266,9 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     logdir = Path(config.logdir) if config.logdir else default_logdir(config)
     state = None
     if config.resume:
-        config, state = _resume_state(config, logdir, given or set())
+        # from Python every setting counts as given; the command line says which ones the user typed
+        given = set(TrainConfig.__dataclass_fields__) if given is None else given
+        config, state = _resume_state(config, logdir, given)
         config.validate()
     elif (logdir / "checkpoint.pt").exists():
         raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a run (checkpoint.pt); "
