@@ -179,7 +179,11 @@ class Logger:
         if self.writer is not None:
             from .graph import SeedGraph
 
-            self.writer.add_graph(SeedGraph(model), (X[:4], y[:4]))
+            with warnings.catch_warnings():
+                # add_graph traces with torch.jit.trace, which torch now calls deprecated; TensorBoard's
+                # graph tab has no other source yet, so the warning is not the user's to act on
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace")
+                self.writer.add_graph(SeedGraph(model), (X[:4], y[:4]))
 
     def hparams(self, config: TrainConfig, metrics: dict[str, float], step: int) -> None:
         if self.writer is None:
