@@ -31,14 +31,19 @@ def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int 
         sys.exit(1)
 
 
-def run(size: int, config_kwargs: dict, fail_rank: int | None = None, timeout: float = 120):
-    """Start ``size`` processes; returns (exit codes, [(rank, error type, message)])."""
+def run(size: int, config_kwargs: dict, fail_rank: int | None = None, timeout: float = 120, meanwhile=None):
+    """Start ``size`` processes; returns (exit codes, [(rank, error type, message)]).
+
+    ``meanwhile(procs)``, if given, runs while they train (to signal one, say).
+    """
     ctx = mp.get_context("spawn")
     errors = ctx.Queue()
     port = free_port()
     procs = [ctx.Process(target=worker, args=(r, size, port, config_kwargs, fail_rank, errors)) for r in range(size)]
     for p in procs:
         p.start()
+    if meanwhile is not None:
+        meanwhile(procs)
     for p in procs:
         p.join(timeout)
         if p.is_alive():

@@ -1,5 +1,7 @@
 """Data-parallel training: two gloo processes on 127.0.0.1 equal one process on the whole data."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -94,6 +96,25 @@ def test_a_failed_process_ends_the_others_with_a_clear_error_in_bounded_time(tmp
     assert codes[0] == 1 and codes[1] == 3
     assert errors and errors[0][:2] == (0, "DistributedError")
     assert "another process failed or stopped answering" in errors[0][2]
+
+
+def test_a_signal_to_one_process_stops_all_at_the_same_step_with_a_checkpoint(tmp_path):
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+
+    def interrupt_rank_1(procs):
+        deadline = time.monotonic() + 60
+        while not ckpt.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.kill(procs[1].pid, signal.SIGINT)  # as torchrun passes a Ctrl-C on, to one process first
+
+    codes, errors = run(2, settings(tmp_path / "run", epochs=1_000_000, log_interval=5, checkpoint_interval=20),
+                        meanwhile=interrupt_rank_1)
+    assert codes == [0, 0] and not errors, errors
+    state = checkpoint.load(ckpt)
+    assert state["global_step"] % 5 == 0 and state["global_step"] >= 20  # stopped together, at a log step
+    steps = [e.step for e in scalars(tmp_path / "run").Scalars("loss/train")]
+    assert steps[-1] == state["global_step"]
 
 
 def test_torchrun_launches_the_script(tmp_path):

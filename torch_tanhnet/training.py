@@ -280,7 +280,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
 
     # 1. data, float64 on the CPU, then on the device in the run's dtype
     data = load_split(config)
-    if state is not None and state["data_fingerprint"] != fingerprint(data):
+    data_hash = fingerprint(data)
+    if state is not None and state["data_fingerprint"] != data_hash:
         raise ConfigError("argument --resume: the data differ from the checkpoint's (a changed --data file?)")
     X_raw = data.X_train * data.std + data.mean  # the points as the user gave them, for the pictures
     dtype = getattr(torch, config.dtype)
@@ -310,7 +311,7 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "optimizer": optimizer.state_dict(), "global_step": global_step, "epoch": epoch,
                 "batch": next_batch, "rng": {"torch": torch.get_rng_state()}, "config": config.as_dict(),
-                "data_fingerprint": fingerprint(data), "mean": data.mean, "std": data.std, "metrics": metrics,
+                "data_fingerprint": data_hash, "mean": data.mean, "std": data.std, "metrics": metrics,
             }, logdir / "checkpoint.pt")
         if world.barrier is not None:
             world.barrier()
