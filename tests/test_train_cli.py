@@ -109,11 +109,12 @@ def test_sigkill_at_any_moment_leaves_a_whole_checkpoint(tmp_path):
     assert not list((tmp_path / "run").glob(".checkpoint.pt.*.tmp"))
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, sig):
     proc = start(tmp_path)
     wait_for(tmp_path / "run" / "checkpoint.pt")
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
     assert "interrupted at step" in out and "--resume" in out
