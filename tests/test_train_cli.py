@@ -56,6 +56,10 @@ BAD_INPUTS = [
     (lambda p: ["--lr", "-0.1"], "argument --lr: must be a positive number, got -0.1"),
     (lambda p: ["--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
     (lambda p: ["--batch-size", "0"], "argument --batch-size: must be a positive integer, got 0"),
+    (lambda p: ["--seed", "99999999999999999999"], "argument --seed: must be an integer in [0, 2**32)"),
+    (lambda p: ["--hidden", "0"], "argument --hidden: must be a positive integer, got 0"),
+    (lambda p: ["--test-fraction", "1.5"], "argument --test-fraction: must be between 0 and 1"),
+    (lambda p: ["--noise", "nan"], "argument --noise: must be a number ≥ 0, got nan"),
     (lambda p: ["--resume"], "argument --resume: needs --logdir"),
     (lambda p: ["--logdir", "nothing-here", "--resume"], "no checkpoint at 'nothing-here/checkpoint.pt'"),
 ]

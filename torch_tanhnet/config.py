@@ -55,6 +55,8 @@ class TrainConfig:
                             ("checkpoint-interval", self.checkpoint_interval)):
             if value < 1:
                 bad(flag, f"must be a positive integer, got {value}")
+        if not 0 <= self.seed < 2**32:
+            bad("seed", f"must be an integer in [0, 2**32), got {self.seed}")
         if self.batch_size is not None and self.batch_size < 1:
             bad("batch-size", f"must be a positive integer, got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):
