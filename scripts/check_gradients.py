@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"argument --n: must be a positive integer, got {args.n}")
+    if not 0 <= args.seed < 2**32:
+        parser.error(f"argument --seed: must be an integer in [0, 2**32), got {args.seed}")
 
     import torch
 

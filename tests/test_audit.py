@@ -84,9 +84,11 @@ def test_cli_exit_code_1_on_a_wrong_backward(monkeypatch, capsys):
     assert "DISAGREEMENT" in out and re.search(r"^gradcheck\(TanhNetFunction\)\s+FAIL$", out, re.M)
 
 
-def test_cli_rejects_bad_n():
-    r = subprocess.run([sys.executable, str(SCRIPT), "--n", "0"], capture_output=True, text=True)
-    assert r.returncode == 2 and "argument --n: must be a positive integer, got 0" in r.stderr
+@pytest.mark.parametrize("args,message", [(["--n", "0"], "argument --n: must be a positive integer, got 0"),
+                                          (["--seed", "-1"], "argument --seed: must be an integer in [0, 2**32)")])
+def test_cli_rejects_bad_input(args, message):
+    r = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cost_backward_equations_is_what_the_function_uses():
