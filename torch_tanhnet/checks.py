@@ -11,8 +11,14 @@ import torch
 Tensor = torch.Tensor
 
 
+def _format(shape) -> str:
+    """A shape as Python writes a tuple: (3,), (4, 2), ()."""
+    shape = tuple(shape)
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
 def _shape(t: Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
+    return _format(t.shape)
 
 
 def check_floating(name: str, t: Tensor) -> None:
@@ -35,8 +41,8 @@ def check_network_inputs(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) 
     expected = {"b": (hidden,), "W": (1, hidden), "c": (1,)}
     for name, t in (("b", b), ("W", W), ("c", c)):
         if tuple(t.shape) != expected[name]:
-            want = "(" + ", ".join(map(str, expected[name])) + ("," if len(expected[name]) == 1 else "") + ")"
-            raise ValueError(f"{name} must have shape {want} to match U {_shape(U)}, got {_shape(t)}")
+            raise ValueError(f"{name} must have shape {_format(expected[name])} to match U {_shape(U)}, "
+                             f"got {_shape(t)}")
     if X.dim() != 2:
         raise ValueError(f"X must have shape (N, {features}), got {X.dim()}-D shape {_shape(X)}")
     if X.shape[1] != features:
@@ -63,7 +69,7 @@ def check_labels(y: Tensor, shape: tuple[int, ...], dtype: torch.dtype, device: 
     """y must have the logits' shape, dtype and device exactly (no broadcasting), and hold a sample."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    want = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+    want = _format(shape)
     if tuple(y.shape) != tuple(shape):
         raise ValueError(
             f"y must have the same shape as z {want}, got {_shape(y)} "

@@ -54,6 +54,11 @@ def _transforms_active() -> bool:
 _PRECISION = {torch.float32: "float32", torch.float64: "float64"}
 
 
+def _kernels_of(t: Tensor):
+    """The C kernels for t's dtype (float32 or float64), for Functions the dispatch sent here."""
+    return kernels(_PRECISION[t.dtype])
+
+
 def kernel_for(t: Tensor):
     """The C kernels for t's dtype when they can serve it (CPU, float32/float64, eager), else None."""
     precision = _PRECISION.get(t.dtype)
@@ -147,7 +152,7 @@ class FastTanhNetFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, X, U, b, W, c):
-        lib = kernels("float32" if X.dtype == torch.float32 else "float64")
+        lib = _kernels_of(X)
         X, U, b, W, c = X.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
         N, D = X.shape
         z = X.new_empty(N, 1)
@@ -165,7 +170,7 @@ class FastTanhNetFunction(torch.autograd.Function):
         if torch.is_grad_enabled() or H_tilde is not None or z_bar is None or z_bar.dtype != X.dtype:
             adj = TanhNetFunction.backward_equations(z_bar, H_tilde, X, U, W, H, needs)  # differentiable
             return adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar
-        lib = kernels("float32" if X.dtype == torch.float32 else "float64")
+        lib = _kernels_of(X)
         N, D = X.shape
         Hn = U.shape[0]
         z_bar = z_bar.contiguous()
@@ -181,7 +186,7 @@ class FastBCEWithLogitsFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, y):
-        lib = kernels("float32" if z.dtype == torch.float32 else "float64")
+        lib = _kernels_of(z)
         z, y = z.contiguous(), y.contiguous()
         eps = z.new_empty(())
         _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), 0.0, None, eps.data_ptr(), _threads(z.numel())))
@@ -193,7 +198,7 @@ class FastBCEWithLogitsFunction(torch.autograd.Function):
         z, y = ctx.saved_tensors
         if torch.is_grad_enabled() or ctx.needs_input_grad[1]:
             return BCEWithLogitsFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)  # differentiable
-        lib = kernels("float32" if z.dtype == torch.float32 else "float64")
+        lib = _kernels_of(z)
         z_bar = torch.empty_like(z)
         _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), eps_bar.item(), z_bar.data_ptr(), None,
                            _threads(z.numel())))

@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import torch
 
-
 Tensor = torch.Tensor
 
 
