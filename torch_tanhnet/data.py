@@ -73,9 +73,8 @@ def spiral(n: int, noise: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
     n0, n1 = _counts(n)
     parts = []
     for count, delta in ((n0, 0.0), (n1, math.pi)):
-        s = torch.arange(count, dtype=torch.float64) / max(count, 1)
-        r = s
-        t = 1.75 * 2 * math.pi * s + delta
+        r = torch.arange(count, dtype=torch.float64) / max(count, 1)  # radius grows from 0 to 1
+        t = 1.75 * 2 * math.pi * r + delta
         parts.append(torch.stack([r * torch.sin(t), r * torch.cos(t)], 1))
     return _jitter(torch.cat(parts), noise, g), _labels(n0, n1)
 
