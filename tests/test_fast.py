@@ -140,6 +140,66 @@ def test_fused_backward_scales_with_the_upstream_gradient(path):
         torch.testing.assert_close(b, 3 * a, rtol=1e-14, atol=0)
 
 
+def strided(t: torch.Tensor) -> torch.Tensor:
+    """The same values in non-contiguous memory: every other element of a buffer twice the size."""
+    buf = torch.zeros(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype, device=t.device)
+    buf[..., ::2] = t.detach()
+    return buf[..., ::2].requires_grad_(t.requires_grad)
+
+
+def transposed(t: torch.Tensor) -> torch.Tensor:
+    """The same matrix stored column-major (dense, but not contiguous)."""
+    return t.detach().t().contiguous().t().requires_grad_(t.requires_grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("layout", [strided, transposed])
+def test_non_contiguous_inputs_give_the_same_loss_and_gradients(path, dtype, layout):
+    X, y = make_data(300, 2, dtype=dtype)
+    U, b, W, c = make_params(2, 3, dtype=dtype)
+    args = [layout(X), layout(U), strided(b), layout(W), c, strided(y) if layout is strided else y]
+    assert not any(a.is_contiguous() for a in args[:3])  # X, U, b (a (1, 3) W may count as contiguous)
+    for fn in (tanhnet_loss, lambda X, U, b, W, c, y: bce_with_logits(tanhnet(X, U, b, W, c), y)):
+        eps = fn(*args)
+        ref = REFERENCE(X, U, b, W, c, y)
+        torch.testing.assert_close(eps, ref, **TOL[dtype])
+        for a, r in zip(torch.autograd.grad(eps, args[1:5]), torch.autograd.grad(ref, (U, b, W, c))):
+            torch.testing.assert_close(a, r, **TOL[dtype])
+
+
+def test_fused_backward_twice_with_retain_graph_accumulates_the_same_gradient(path):
+    X, y = make_data(40, 2)
+    p = make_params(2, 3)
+    loss = tanhnet_loss(X, *p, y)
+    once = torch.autograd.grad(loss, p, retain_graph=True)
+    loss.backward(retain_graph=True)
+    loss.backward()
+    for t, g in zip(p, once):
+        torch.testing.assert_close(t.grad, 2 * g, rtol=1e-14, atol=0)
+
+
+def test_module_loss_with_a_parametrized_weight():
+    from torch.nn.utils import parametrize
+
+    class Scaled(torch.nn.Module):
+        def forward(self, U):
+            return 2 * U
+
+    torch.manual_seed(0)
+    net = TanhNet(2, 3, dtype=torch.float64)
+    X, y = make_data(50, 2)
+    parametrize.register_parametrization(net, "U", Scaled())
+    loss = net.loss(X, y)
+    torch.testing.assert_close(loss, REFERENCE(X, net.U, net.b, net.W, net.c, y), rtol=1e-12, atol=0)
+    loss.backward()
+    original = net.parametrizations.U.original
+    with torch.no_grad():
+        U0 = original.detach().clone().requires_grad_(True)
+    REFERENCE(X, 2 * U0, net.b.detach(), net.W.detach(), net.c.detach(), y).backward()
+    torch.testing.assert_close(original.grad, U0.grad, rtol=1e-12, atol=0)
+    torch.testing.assert_close(net(X), tanhnet(X, net.U, net.b, net.W, net.c))
+
+
 def test_fused_path_saves_no_activations():
     X, y = make_data(10_000, 2, dtype=torch.float32)
     p = make_params(2, 3, dtype=torch.float32)

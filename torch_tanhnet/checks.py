@@ -69,10 +69,9 @@ def check_labels(y: Tensor, shape: tuple[int, ...], dtype: torch.dtype, device: 
     """y must have the logits' shape, dtype and device exactly (no broadcasting), and hold a sample."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    want = _format(shape)
     if tuple(y.shape) != tuple(shape):
         raise ValueError(
-            f"y must have the same shape as z {want}, got {_shape(y)} "
+            f"y must have the same shape as z {_format(shape)}, got {_shape(y)} "
             "(no broadcasting: reshape y, e.g. y.view_as(z))"
         )
     if y.dtype != dtype:
@@ -80,7 +79,7 @@ def check_labels(y: Tensor, shape: tuple[int, ...], dtype: torch.dtype, device: 
     if y.device != device:
         raise ValueError(f"y is on device {y.device} but z is on {device}; they must match")
     if y.numel() == 0:
-        raise ValueError(f"the cost needs at least one sample, got z of shape {want}")
+        raise ValueError(f"the cost needs at least one sample, got z of shape {_format(shape)}")
 
 
 def check_features(X: Tensor, in_features: int) -> None:
