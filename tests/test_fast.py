@@ -63,6 +63,13 @@ def test_fused_loss_equals_reference(path, N, D, H, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("N", [1, 255, 257, 4096, fast.PARALLEL_MIN + 999])
+def test_fused_loss_of_the_seed_network_equals_reference(path, N, dtype):
+    # D = 2, H = 3 with X needing no gradient, the training case, has a kernel of its own
+    assert_same_loss_and_gradients(tanhnet_loss, N, 2, 3, dtype, grad=(False, True, True, True, True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("N,D,H", SHAPES)
 def test_composed_fast_functions_equal_reference(N, D, H, dtype):
     # with the kernels, the fast Functions; without, the reference: equal either way
@@ -267,7 +274,7 @@ def test_bench_script_smoke(tmp_path):
     data = json.loads(out.read_text())
     cases = {(row["n"], row["case"]) for row in data["results"]}
     for n in (64, 300):
-        assert {(n, c) for c in ("fused", "composed", "eager", "compiled", "jax")} <= cases
+        assert {(n, c) for c in ("fused", "composed", "eager", "compiled", "jax", "floor")} <= cases
     eager = [row for row in data["results"] if row["case"] == "eager"]
     assert all(row["ratio"] == 1.0 and row["median_ms"] > 0 for row in eager)
     fused = [row for row in data["results"] if row["case"] == "fused"]

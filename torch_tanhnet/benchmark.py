@@ -7,7 +7,10 @@ Cases, all float32 on the same data and the same weights:
 - ``eager``: ``nn.Sequential(Linear(D, H), Tanh(), Linear(H, 1))`` + ``binary_cross_entropy_with_logits``
   under PyTorch autograd: the baseline every ratio is taken against;
 - ``compiled``: ``torch.compile`` of the eager loss (forward and backward graphs compiled);
-- ``jax``: ``jax.jit(jax.value_and_grad(loss))`` of the same maths, when jax is installed.
+- ``jax``: ``jax.jit(jax.value_and_grad(loss))`` of the same maths, when jax is installed;
+- ``floor``: zero grads + a custom Function of U, b, W, c that computes nothing + backward: what
+  PyTorch's per-call machinery alone costs, so ``eager / floor`` is the most any autograd path
+  can reach at that N on this machine. Not a way to train; a yardstick.
 
 Repeats are interleaved (case after case, round after round), so that a slow moment of a
 shared machine falls on every case alike; each case's figure is its median step time.
@@ -33,7 +36,7 @@ from .extension import available as kernels_available
 from .functional import bce_with_logits
 from .module import TanhNet
 
-CASES = ("fused", "composed", "eager", "compiled", "jax")
+CASES = ("fused", "composed", "eager", "compiled", "jax", "floor")
 
 
 @dataclass
@@ -127,13 +130,33 @@ def torch_steps(X, y, seq, net) -> dict[str, Callable[[], object]]:
         seq.zero_grad(set_to_none=True)
         F.binary_cross_entropy_with_logits(seq(X), y).backward()
 
+    ones = [torch.ones_like(p) for p in (net.U, net.b, net.W, net.c)]
+
+    def floor():
+        net.zero_grad(set_to_none=True)
+        _Nothing.apply(ones, net.U, net.b, net.W, net.c).backward()
+
     compiled_loss = torch.compile(lambda X, y: F.binary_cross_entropy_with_logits(seq(X), y), dynamic=False)
 
     def compiled():
         seq.zero_grad(set_to_none=True)
         compiled_loss(X, y).backward()
 
-    return {"fused": fused, "composed": composed, "eager": eager, "compiled": compiled}
+    return {"fused": fused, "composed": composed, "eager": eager, "compiled": compiled, "floor": floor}
+
+
+class _Nothing(torch.autograd.Function):
+    """ε = _Nothing.apply(ones, U, b, W, c): zero, computed from nothing; its backward hands each parameter
+    a fresh gradient in one call (``ones`` scaled by ε̄), as the fused path's does. The autograd floor."""
+
+    @staticmethod
+    def forward(ctx, ones, U, b, W, c):
+        ctx.ones = ones
+        return U.new_zeros(())
+
+    @staticmethod
+    def backward(ctx, eps_bar):
+        return None, *torch._foreach_mul(ctx.ones, eps_bar)
 
 
 def jax_step(X, y, seq):
@@ -287,6 +310,8 @@ def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: flo
                 if name == "fused":  # the least a step must move: read X and y once
                     gbs = (X.numel() + y.numel()) * X.element_size() / medians[name] / 1e9
                     note = f"reads X, y at {gbs:.2f} GB/s" + _peak_bandwidth_note(dev)
+                elif name == "floor":
+                    note = "no maths: the per-call cost alone, a bound on any autograd path"
                 report.results.append(Result(n, name, 1e3 * medians[name], base / medians[name], saved.get(name),
                                              peaks.get(name), note))
             elif name in notes:
