@@ -38,7 +38,11 @@ from .extension import kernels
 from .network import TanhNetFunction
 
 Tensor = torch.Tensor
-PARALLEL_MIN = 32768  # samples below which a kernel runs on one thread (thread start-up costs more)
+# The least work worth a thread: starting and joining one took ~100 µs on the 2-vCPU development
+# machine (an idle vCPU wakes slowly), about 30k samples of the training kernel, so each thread
+# gets at least 64k samples.
+SAMPLES_PER_THREAD = 65536
+PARALLEL_MIN = 2 * SAMPLES_PER_THREAD  # the least N that runs on more than one thread
 
 
 def _compiling() -> bool:
@@ -68,7 +72,7 @@ def kernel_for(t: Tensor):
 
 
 def _threads(n: int) -> int:
-    return 1 if n < PARALLEL_MIN else torch.get_num_threads()
+    return max(1, min(torch.get_num_threads(), n // SAMPLES_PER_THREAD))
 
 
 def _ptr(t: Tensor | None):
