@@ -71,9 +71,16 @@ def test_fused_loss_of_the_seed_network_equals_reference(path, N, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("N,D,H", SHAPES)
-def test_composed_fast_functions_equal_reference(N, D, H, dtype):
-    # with the kernels, the fast Functions; without, the reference: equal either way
+def test_composed_fast_functions_equal_reference(path, N, D, H, dtype):
     assert_same_loss_and_gradients(lambda *a: bce_with_logits(tanhnet(*a[:5]), a[5]), N, D, H, dtype)
+
+
+def test_composed_path_runs_the_fast_functions_with_or_without_kernels(path):
+    # without the C kernels the same Functions run torch ops; the reference serves compile and torch.func
+    X, y = make_data(10, 2)
+    z = tanhnet(X, *make_params(2, 3))
+    assert type(z.grad_fn).__name__ == "FastTanhNetFunctionBackward"
+    assert type(bce_with_logits(z, y).grad_fn).__name__ == "FastBCEWithLogitsFunctionBackward"
 
 
 @pytest.mark.parametrize("grad", [g for g in itertools.product([False, True], repeat=5)])
@@ -94,12 +101,13 @@ def test_gradcheck_of_the_fast_functions(N):
         pytest.skip("no C compiler: the kernels are unavailable here")
     X, y = make_data(N, 2, requires_grad=True)
     p = make_params(2, 3)
-    assert gradcheck(FusedLossFunction.apply, (kernel_for(X), X, *p, y))
-    assert gradcheck(FastTanhNetFunction.apply, (X, *p))
-    assert gradgradcheck(FastTanhNetFunction.apply, (X, *p))  # create_graph runs the differentiable equations
-    z = torch.randn(N, 1, dtype=torch.float64, requires_grad=True)
-    assert gradcheck(FastBCEWithLogitsFunction.apply, (z, y))
-    assert gradgradcheck(FastBCEWithLogitsFunction.apply, (z, y))
+    for lib in (kernel_for(X), None):  # the C kernels and the torch-ops schedule
+        assert gradcheck(FusedLossFunction.apply, (lib, X, *p, y))
+        assert gradcheck(FastTanhNetFunction.apply, (lib, X, *p))
+        assert gradgradcheck(FastTanhNetFunction.apply, (lib, X, *p))  # create_graph: the differentiable equations
+        z = torch.randn(N, 1, dtype=torch.float64, requires_grad=True)
+        assert gradcheck(FastBCEWithLogitsFunction.apply, (lib, z, y))
+        assert gradgradcheck(FastBCEWithLogitsFunction.apply, (lib, z, y))
 
 
 def test_fused_loss_refuses_a_second_derivative_clearly():

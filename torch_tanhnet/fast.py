@@ -11,15 +11,16 @@ reference. The Functions here compute the same equations:
   derivatives use ``bce_with_logits(model(X), y)``.
 - :class:`FastTanhNetFunction` and :class:`FastBCEWithLogitsFunction`: the composed
   path ``bce_with_logits(model(X), y)``, each forward and backward one pass of a C
-  kernel. When a backward is itself being differentiated (``create_graph=True``), they
+  kernel (or a few torch ops). When a backward is itself being differentiated (``create_graph=True``), they
   run the reference's differentiable ``backward_equations`` instead, so second
   derivatives stay exact.
 
 The C kernels (``csrc/tanhnet_kernels.c``, :mod:`torch_tanhnet.extension`) serve float32
-and float64 on the CPU. Elsewhere (CUDA, other dtypes, no compiler) the training path
-runs the same one-pass schedule in torch ops, and the composed path uses the reference.
-Under ``torch.compile`` and ``torch.func`` transforms every call goes to the reference
-Functions, which compose with both.
+and float64 on the CPU. Elsewhere (CUDA, other dtypes, no compiler) the same Functions
+run the same equations in few torch ops (``_torch_forward``, ``_torch_backward``, torch's
+own fused cost op), on a par with eager autograd. Under ``torch.compile`` and
+``torch.func`` transforms every call goes to the reference Functions, which compose with
+both.
 
 These Functions use the classic ``forward(ctx, ...)`` form: they never run under
 ``torch.func`` (the dispatch above sends those to the reference), and ``apply`` of a
@@ -56,11 +57,6 @@ def _transforms_active() -> bool:
 
 
 _PRECISION = {torch.float32: "float32", torch.float64: "float64"}
-
-
-def _kernels_of(t: Tensor):
-    """The C kernels for t's dtype (float32 or float64), for Functions the dispatch sent here."""
-    return kernels(_PRECISION[t.dtype])
 
 
 def kernel_for(t: Tensor):
@@ -111,21 +107,40 @@ def loss_and_gradients(lib, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tenso
     return eps, grads, X_bar
 
 
+def _torch_forward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """z (N, 1) and H (N, H) in three torch ops (no graph is recorded: call it under no_grad)."""
+    H = torch.addmm(b, X, U.t()).tanh_()  # H = tanh(X Uᵀ + b)                         (N, H)
+    z = torch.addmm(c, H, W.t())  #          z = H Wᵀ + c                               (N, 1)
+    return z, H
+
+
+def _torch_backward(z_bar: Tensor, X: Tensor, U: Tensor, W: Tensor, H: Tensor, needs) -> list[Tensor | None]:
+    """[X̄, Ū, b̄, W̄, c̄] (None where ``needs`` says so) from z̄: the seed's backward in few passes.
+
+    The reference's equations (``TanhNetFunction.backward_equations``), scheduled for speed:
+    H̄ = z̄W is an outer product, so a broadcast (half the time of a matrix product here), and
+    Ḡ takes one addcmul. Not differentiable: for gradients that need a graph use the reference.
+    """
+    X_bar = U_bar = b_bar = None
+    if any(needs[:3]):
+        H_bar = z_bar * W  #                 H̄ = z̄W                                     (N, H)
+        G_bar = torch.addcmul(H_bar, H_bar, H * H, value=-1)  # Ḡ = H̄ ⊙ (1 − H²)         (N, H)
+        X_bar = G_bar.mm(U) if needs[0] else None  #     X̄ = ḠU                          (N, D)
+        U_bar = G_bar.t().mm(X) if needs[1] else None  # Ū = ḠᵀX                         (H, D)
+        b_bar = G_bar.sum(0) if needs[2] else None  #    b̄ = Ḡᵀ1                         (H,)
+    W_bar = z_bar.t().mm(H) if needs[3] else None  #     W̄ = z̄ᵀH                         (1, H)
+    c_bar = z_bar.sum(0) if needs[4] else None  #        c̄ = z̄ᵀ1                         (1,)
+    return [X_bar, U_bar, b_bar, W_bar, c_bar]
+
+
 @torch.no_grad()
 def _torch_loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
     """The fused schedule in torch ops (CUDA, and CPUs without the kernels): few passes, in place where free."""
-    N = X.shape[0]
-    H = torch.addmm(b, X, U.t()).tanh_()  # H = tanh(X Uᵀ + b)                         (N, H)
-    z = torch.addmm(c, H, W.t())  #          z = H Wᵀ + c                               (N, 1)
+    z, H = _torch_forward(X, U, b, W, c)
     eps = F.binary_cross_entropy_with_logits(z, y)  # ε = (1/N) Σ_i L(z_i, y_i), the same cost   ()
-    z_bar = torch.sigmoid(z).sub_(y).div_(N)  # z̄ = (o − y)/N                             (N, 1)
-    H_bar = z_bar.mm(W)  #                   H̄ = z̄W                                     (N, H)
-    G_bar = torch.addcmul(H_bar, H_bar, H * H, value=-1)  # Ḡ = H̄ ⊙ (1 − H²)             (N, H)
-    grads = [G_bar.t().mm(X),  #             Ū = ḠᵀX                                    (H, D)
-             G_bar.sum(0),  #                b̄ = Ḡᵀ1                                    (H,)
-             z_bar.t().mm(H),  #             W̄ = z̄ᵀH                                    (1, H)
-             z_bar.sum(0)]  #                c̄ = z̄ᵀ1                                    (1,)
-    return eps, grads, (G_bar.mm(U) if need_X_bar else None)  # X̄ = ḠU                    (N, D)
+    z_bar = torch.sigmoid(z).sub_(y).div_(X.shape[0])  # z̄ = (o − y)/N                   (N, 1)
+    X_bar, *grads = _torch_backward(z_bar, X, U, W, H, (need_X_bar, True, True, True, True))
+    return eps, grads, X_bar
 
 
 def _scaled(ctx, eps_bar):
@@ -160,17 +175,23 @@ _scaled_once_differentiable = once_differentiable(_scaled)
 
 
 class FastTanhNetFunction(torch.autograd.Function):
-    """(z, H) = FastTanhNetFunction.apply(X, U, b, W, c): TanhNetFunction, one kernel pass each way."""
+    """(z, H) = FastTanhNetFunction.apply(lib, X, U, b, W, c): TanhNetFunction, one kernel pass each way.
+
+    ``lib`` is :func:`kernel_for`'s answer for X; with None, the same equations in few torch ops.
+    """
 
     @staticmethod
-    def forward(ctx, X, U, b, W, c):
-        lib = _kernels_of(X)
-        X, U, b, W, c = X.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
-        N, D = X.shape
-        z = X.new_empty(N, 1)
-        H = X.new_empty(N, U.shape[0])
-        _check(lib.tn_forward(X.data_ptr(), U.data_ptr(), b.data_ptr(), W.data_ptr(), c.data_ptr(), N, D,
-                              U.shape[0], z.data_ptr(), H.data_ptr(), _threads(N)))
+    def forward(ctx, lib, X, U, b, W, c):
+        if lib is None:
+            z, H = _torch_forward(X, U, b, W, c)
+        else:
+            X, U, b, W, c = X.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
+            N, D = X.shape
+            z = X.new_empty(N, 1)
+            H = X.new_empty(N, U.shape[0])
+            _check(lib.tn_forward(X.data_ptr(), U.data_ptr(), b.data_ptr(), W.data_ptr(), c.data_ptr(), N, D,
+                                  U.shape[0], z.data_ptr(), H.data_ptr(), _threads(N)))
+        ctx.lib = lib
         ctx.save_for_backward(X, U, W, H)  # H is an output: differentiating backward flows back through it
         ctx.set_materialize_grads(False)
         return z, H
@@ -178,11 +199,13 @@ class FastTanhNetFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, z_bar, H_tilde):
         X, U, W, H = ctx.saved_tensors
-        needs = ctx.needs_input_grad
+        needs = ctx.needs_input_grad[1:]
+        lib = ctx.lib
         if torch.is_grad_enabled() or H_tilde is not None or z_bar is None or z_bar.dtype != X.dtype:
             adj = TanhNetFunction.backward_equations(z_bar, H_tilde, X, U, W, H, needs)  # differentiable
-            return adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar
-        lib = _kernels_of(X)
+            return None, adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar
+        if lib is None:
+            return None, *_torch_backward(z_bar, X, U, W, H, needs)
         N, D = X.shape
         Hn = U.shape[0]
         z_bar = z_bar.contiguous()
@@ -190,28 +213,37 @@ class FastTanhNetFunction(torch.autograd.Function):
         grads = _parameter_gradients(U)
         _check(lib.tn_backward(X.data_ptr(), U.data_ptr(), W.data_ptr(), H.data_ptr(), z_bar.data_ptr(), N, D, Hn,
                                _ptr(X_bar), *(g.data_ptr() for g in grads), _threads(N)))
-        return X_bar, *(g if need else None for g, need in zip(grads, needs[1:]))
+        return None, X_bar, *(g if need else None for g, need in zip(grads, needs[1:]))
 
 
 class FastBCEWithLogitsFunction(torch.autograd.Function):
-    """ε = FastBCEWithLogitsFunction.apply(z, y): BCEWithLogitsFunction, one kernel pass each way."""
+    """ε = FastBCEWithLogitsFunction.apply(lib, z, y): BCEWithLogitsFunction, one kernel pass each way.
+
+    ``lib`` is :func:`kernel_for`'s answer for z; with None, torch's fused cost op and z̄ in place.
+    """
 
     @staticmethod
-    def forward(ctx, z, y):
-        lib = _kernels_of(z)
-        z, y = z.contiguous(), y.contiguous()
-        eps = z.new_empty(())
-        _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), 0.0, None, eps.data_ptr(), _threads(z.numel())))
+    def forward(ctx, lib, z, y):
+        if lib is None:
+            eps = F.binary_cross_entropy_with_logits(z, y)  # the seed's ε, one op (tested equal)
+        else:
+            z, y = z.contiguous(), y.contiguous()
+            eps = z.new_empty(())
+            _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), 0.0, None, eps.data_ptr(),
+                               _threads(z.numel())))
+        ctx.lib = lib
         ctx.save_for_backward(z, y)
         return eps
 
     @staticmethod
     def backward(ctx, eps_bar):
         z, y = ctx.saved_tensors
-        if torch.is_grad_enabled() or ctx.needs_input_grad[1]:
-            return BCEWithLogitsFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)  # differentiable
-        lib = _kernels_of(z)
+        needs = ctx.needs_input_grad[1:]
+        if torch.is_grad_enabled() or needs[1]:
+            return None, *BCEWithLogitsFunction.backward_equations(eps_bar, z, y, needs)  # differentiable
+        if ctx.lib is None:
+            return None, torch.sigmoid(z).sub_(y).mul_(eps_bar / z.numel()), None  # z̄ = ε̄ (o − y)/N
         z_bar = torch.empty_like(z)
-        _check(lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), eps_bar.item(), z_bar.data_ptr(), None,
-                           _threads(z.numel())))
-        return z_bar, None
+        _check(ctx.lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), eps_bar.item(), z_bar.data_ptr(), None,
+                               _threads(z.numel())))
+        return None, z_bar, None

@@ -22,9 +22,9 @@ Tensor = torch.Tensor
 def tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """z (N, 1) and the hidden layer H (N, H) of the seed's network, hand-derived backward."""
     check_network_inputs(X, U, b, W, c)
-    if kernel_for(X) is not None:
-        return FastTanhNetFunction.apply(X, U, b, W, c)
-    return TanhNetFunction.apply(X, U, b, W, c)
+    if _compiling() or _transforms_active():  # the reference composes with torch.compile and torch.func
+        return TanhNetFunction.apply(X, U, b, W, c)
+    return FastTanhNetFunction.apply(kernel_for(X), X, U, b, W, c)
 
 
 def tanhnet(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> Tensor:
@@ -46,9 +46,9 @@ def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
     is an error, never a silent broadcast.
     """
     check_cost_inputs(z, y)
-    if kernel_for(z) is not None:
-        return FastBCEWithLogitsFunction.apply(z, y)
-    return BCEWithLogitsFunction.apply(z, y)
+    if _compiling() or _transforms_active():
+        return BCEWithLogitsFunction.apply(z, y)
+    return FastBCEWithLogitsFunction.apply(kernel_for(z), z, y)
 
 
 def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
