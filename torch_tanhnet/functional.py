@@ -1,9 +1,10 @@
 """The checked public functions: each validates its input, then picks the reference or a fast path.
 
 The reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) run under
-``torch.compile`` and ``torch.func`` transforms and wherever no fast path applies; the
-fast ones (:mod:`torch_tanhnet.fast`) compute the same equations and are tested against
-them.
+``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form;
+everywhere else the fast ones (:mod:`torch_tanhnet.fast`) run, with the C kernels where
+:func:`~torch_tanhnet.fast.kernel_for` finds them and in torch ops otherwise. They compute
+the same equations and are tested against the reference.
 """
 
 from __future__ import annotations
