@@ -8,9 +8,10 @@ Cases, all float32 on the same data and the same weights:
   under PyTorch autograd: the baseline every ratio is taken against;
 - ``compiled``: ``torch.compile`` of the eager loss (forward and backward graphs compiled);
 - ``jax``: ``jax.jit(jax.value_and_grad(loss))`` of the same maths, when jax is installed;
-- ``floor``: zero grads + a custom Function of U, b, W, c that computes nothing + backward: what
-  PyTorch's per-call machinery alone costs, so ``eager / floor`` is the most any autograd path
-  can reach at that N on this machine. Not a way to train; a yardstick.
+- ``floor``: zero grads + a custom Python Function of U, b, W, c that computes nothing + backward:
+  what PyTorch's per-call machinery alone costs, so ``eager / floor`` is the most a path built
+  on a Python ``autograd.Function`` can reach at that N on this machine. Not a way to train; a
+  yardstick.
 
 Repeats are interleaved (case after case, round after round), so that a slow moment of a
 shared machine falls on every case alike; each case's figure is its median step time.
@@ -311,7 +312,7 @@ def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: flo
                     gbs = (X.numel() + y.numel()) * X.element_size() / medians[name] / 1e9
                     note = f"reads X, y at {gbs:.2f} GB/s" + _peak_bandwidth_note(dev)
                 elif name == "floor":
-                    note = "no maths: the per-call cost alone, a bound on any autograd path"
+                    note = "no maths: the per-call cost alone, a bound on any Python Function path"
                 report.results.append(Result(n, name, 1e3 * medians[name], base / medians[name], saved.get(name),
                                              peaks.get(name), note))
             elif name in notes:
