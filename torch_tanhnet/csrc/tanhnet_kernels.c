@@ -6,7 +6,9 @@
  * a small buffer (never in memory), the transcendental functions are vectorised
  * across samples (#pragma omp simd, glibc's libmvec), and large N is split into one
  * contiguous chunk per thread (pthreads), with the partial sums added in a fixed
- * order so that results do not depend on timing.
+ * order so that results do not depend on timing. The seed's own shape (D = 2, H = 3)
+ * has a training job of its own with the sizes fixed at compile time
+ * (fused_loss_job_seed); every other shape runs the general blocks.
  *
  * Sums over samples are accumulated per block in the working precision and across
  * blocks in double. All pointers are to contiguous row-major arrays:
