@@ -57,3 +57,45 @@ def test_fused_training_path_equals_the_reference(problem):
     torch.testing.assert_close(eps, ref, rtol=1e-12, atol=1e-12)
     for a, r in zip(torch.autograd.grad(eps, inputs), torch.autograd.grad(ref, inputs)):
         torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
+
+
+@st.composite
+def seed_problems(draw):
+    """The seed's 2-3-1 network in training: X needs no gradient; N across partial and whole blocks."""
+    N = draw(st.integers(1, 700))
+    seed = draw(st.integers(0, 2**31 - 1))
+    scale = draw(st.sampled_from([0.1, 1.0, 10.0]))
+    g = torch.Generator().manual_seed(seed)
+    X = scale * torch.randn(N, 2, generator=g, dtype=torch.float64)
+    params = [scale * torch.randn(s, generator=g, dtype=torch.float64) for s in [(3, 2), (3,), (1, 3), (1,)]]
+    y = torch.rand(N, 1, generator=g, dtype=torch.float64)
+    return X, params, y
+
+
+@given(seed_problems())
+def test_training_path_of_the_seed_network_equals_the_reference(problem):
+    from torch_tanhnet import tanhnet_loss
+
+    X, params, y = problem
+    params = [p.requires_grad_(True) for p in params]
+    eps = tanhnet_loss(X, *params, y)
+    ref = loss_reference(X, *params, y)
+    torch.testing.assert_close(eps, ref, rtol=1e-12, atol=1e-12)
+    for a, r in zip(torch.autograd.grad(eps, params), torch.autograd.grad(ref, params)):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
+
+
+@given(problems())
+def test_torch_ops_schedule_equals_the_reference(problem):
+    # the fast Functions without the C kernels (lib=None): what CUDA and kernel-less CPUs run
+    from torch_tanhnet.fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
+
+    *inputs, y = problem
+    inputs = [t.requires_grad_(True) for t in inputs]
+    ref = loss_reference(*inputs, y)
+    want = torch.autograd.grad(ref, inputs)
+    for eps in (FastBCEWithLogitsFunction.apply(None, FastTanhNetFunction.apply(None, *inputs)[0], y),
+                FusedLossFunction.apply(None, *inputs, y)):
+        torch.testing.assert_close(eps, ref, rtol=1e-12, atol=1e-12)
+        for a, r in zip(torch.autograd.grad(eps, inputs), want):
+            torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
