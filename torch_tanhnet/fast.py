@@ -60,9 +60,13 @@ _PRECISION = {torch.float32: "float32", torch.float64: "float64"}
 
 
 def kernel_for(t: Tensor):
-    """The C kernels for t's dtype when they can serve it (CPU, float32/float64, eager), else None."""
+    """The C kernels for t's dtype when they can serve it (CPU, float32/float64), else None.
+
+    Only for eager calls: the callers (:mod:`torch_tanhnet.functional`) send calls under
+    ``torch.compile`` and ``torch.func`` to the reference before they ask.
+    """
     precision = _PRECISION.get(t.dtype)
-    if precision is None or t.device.type != "cpu" or _compiling() or _transforms_active():
+    if precision is None or t.device.type != "cpu":
         return None
     return kernels(precision)
 
@@ -100,10 +104,10 @@ def loss_and_gradients(lib, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tenso
     X, y, U, b, W, c = X.contiguous(), y.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
     X_bar = torch.empty_like(X) if need_X_bar else None
     eps = X.new_empty(())
-    grads = [torch.empty_like(U), torch.empty_like(b), torch.empty_like(W), torch.empty_like(c)]  # Ū, b̄, W̄, c̄
+    grads = _parameter_gradients(U)
     _check(lib.tn_fused_loss(X.data_ptr(), y.data_ptr(), U.data_ptr(), b.data_ptr(), W.data_ptr(), c.data_ptr(),
-                             N, D, U.shape[0], _ptr(X_bar), eps.data_ptr(), grads[0].data_ptr(),
-                             grads[1].data_ptr(), grads[2].data_ptr(), grads[3].data_ptr(), _threads(N)))
+                             N, D, U.shape[0], _ptr(X_bar), eps.data_ptr(), *(g.data_ptr() for g in grads),
+                             _threads(N)))
     return eps, grads, X_bar
 
 
@@ -119,7 +123,8 @@ def _torch_backward(z_bar: Tensor, X: Tensor, U: Tensor, W: Tensor, H: Tensor, n
 
     The reference's equations (``TanhNetFunction.backward_equations``), scheduled for speed:
     H̄ = z̄W is an outer product, so a broadcast (half the time of a matrix product here), and
-    Ḡ takes one addcmul. Not differentiable: for gradients that need a graph use the reference.
+    Ḡ takes one addcmul. Its callers run it with gradients off; a backward that is itself recorded
+    (``create_graph=True``) runs the reference's equations instead, which also take H̃.
     """
     X_bar = U_bar = b_bar = None
     if any(needs[:3]):
