@@ -25,13 +25,14 @@ REFERENCE = lambda X, U, b, W, c, y: BCEWithLogitsFunction.apply(TanhNetFunction
 
 @pytest.fixture(params=["kernel", "torch"])
 def path(request, monkeypatch):
-    """Run each test on the C kernels and on the pure-PyTorch fallback."""
+    """Run each test on the kernels (C on the CPU, Triton on CUDA) and on the pure-PyTorch fallback."""
     if request.param == "kernel":
         if extension.kernels("float32") is None:
             pytest.skip("no C compiler: the kernels are unavailable here")
     else:
         monkeypatch.setattr(fast, "kernel_for", lambda t: None)
         monkeypatch.setattr(functional, "kernel_for", lambda t: None)
+        monkeypatch.setattr(functional, "fused_kernel_for", lambda X, U: None)
     return request.param
 
 

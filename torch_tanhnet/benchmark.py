@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .extension import available as kernels_available
+from .fast import fused_kernel_for, loss_and_gradients
 from .functional import bce_with_logits
 from .module import TanhNet
 
@@ -146,6 +147,16 @@ def torch_steps(X, y, seq, net) -> dict[str, Callable[[], object]]:
     return {"fused": fused, "composed": composed, "eager": eager, "compiled": compiled, "floor": floor}
 
 
+def kernel_alone(X, y, net) -> Callable[[], object] | None:
+    """On CUDA, one launch of the training path's kernel (no autograd, no zeroing): what the step's
+    arithmetic and memory traffic cost alone, for the bandwidth figure. None where no kernel runs."""
+    U, b, W, c = (p.detach() for p in (net.U, net.b, net.W, net.c))
+    lib = fused_kernel_for(X, U)
+    if X.device.type != "cuda" or lib is None:
+        return None
+    return lambda: loss_and_gradients(lib, X, U, b, W, c, y, False)
+
+
 class _Nothing(torch.autograd.Function):
     """ε = _Nothing.apply(ones, U, b, W, c): zero, computed from nothing; its backward hands each parameter
     a fresh gradient in one call (``ones`` scaled by ε̄), as the fused path's does. The autograd floor."""
@@ -161,12 +172,14 @@ class _Nothing(torch.autograd.Function):
 
 
 def jax_step(X, y, seq):
-    """The jitted value-and-grad of the same maths, or a note saying why not."""
+    """The jitted value-and-grad of the same maths on X's kind of device, or a note saying why not."""
     try:
         import jax
         import jax.numpy as jnp
     except ImportError:
         return None, "jax not installed (pip install -e \".[bench]\")"
+    if X.device.type == "cuda" and jax.default_backend() != "gpu":
+        return None, f"jax has no GPU backend here ({jax.default_backend()})"
 
     def loss(p, X, y):
         H = jnp.tanh(X @ p["U"].T + p["b"])
@@ -280,15 +293,15 @@ def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: flo
         if not with_compile:
             steps.pop("compiled")
         notes = {}
-        if with_jax and dev.type == "cpu":
+        if with_jax:
             step, note = jax_step(X, y, seq)
             if step is not None:
                 steps["jax"] = step
             else:
                 notes["jax"] = note
-        elif with_jax:
-            notes["jax"] = "measured on the CPU only"
         medians = time_cases(steps, dev, rounds, min_seconds)
+        kernel = kernel_alone(X, y, net)
+        kernel_s = time_cases({"kernel": kernel}, dev, rounds, min_seconds)["kernel"] if kernel else None
         saved = {name: saved_bytes(steps[name]) for name in ("fused", "composed", "eager") if name in steps}
         peaks: dict[str, int | None] = {}
         if measure_memory:
@@ -309,8 +322,11 @@ def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: flo
             if name in medians:
                 note = ""
                 if name == "fused":  # the least a step must move: read X and y once
-                    gbs = (X.numel() + y.numel()) * X.element_size() / medians[name] / 1e9
-                    note = f"reads X, y at {gbs:.2f} GB/s" + _peak_bandwidth_note(dev)
+                    moved = (X.numel() + y.numel()) * X.element_size()
+                    note = f"reads X, y at {moved / medians[name] / 1e9:.2f} GB/s"
+                    if kernel_s is not None:
+                        note += f"; the kernel alone {1e6 * kernel_s:.1f} µs, {moved / kernel_s / 1e9:.0f} GB/s"
+                    note += _peak_bandwidth_note(dev)
                 elif name == "floor":
                     note = "no maths: the per-call cost alone, a bound on any Python Function path"
                 report.results.append(Result(n, name, 1e3 * medians[name], base / medians[name], saved.get(name),

@@ -16,7 +16,9 @@ reference. The Functions here compute the same equations:
   derivatives stay exact.
 
 The C kernels (``csrc/tanhnet_kernels.c``, :mod:`torch_tanhnet.extension`) serve float32
-and float64 on the CPU. Elsewhere (CUDA, other dtypes, no compiler) the same Functions
+and float64 on the CPU; on CUDA the training path has a Triton kernel
+(:mod:`torch_tanhnet.triton_kernel`). Elsewhere (the composed path on CUDA, other dtypes,
+no compiler, no Triton) the same Functions
 run the same equations in few torch ops (``_torch_forward``, ``_torch_backward``, torch's
 own fused cost op), on a par with eager autograd. Under ``torch.compile`` and
 ``torch.func`` transforms every call goes to the reference Functions, which compose with
@@ -71,6 +73,16 @@ def kernel_for(t: Tensor):
     return kernels(precision)
 
 
+def fused_kernel_for(X: Tensor, U: Tensor):
+    """What runs the training path's one pass for X: the C kernels (CPU, :func:`kernel_for`), the
+    Triton kernel's module :mod:`torch_tanhnet.triton_kernel` (CUDA), or None (torch ops)."""
+    if X.device.type != "cuda":
+        return kernel_for(X)
+    from . import triton_kernel  # imported on first CUDA use: importing Triton takes a while
+
+    return triton_kernel if triton_kernel.usable(X, U) else None
+
+
 def _threads(n: int) -> int:
     return max(1, min(torch.get_num_threads(), n // SAMPLES_PER_THREAD))
 
@@ -94,12 +106,16 @@ def loss_and_gradients(lib, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tenso
                        need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
     """ε (), the parameters' gradients [Ū, b̄, W̄, c̄] at ε̄ = 1, and X̄ (N, D) or None.
 
-    One pass of the C kernels ``lib`` (from :func:`kernel_for`); with ``lib`` None, the
-    same equations in a few torch ops, with no graph. At N = 256 the kernel's work takes
-    about 1 µs, so this glue is written for few torch calls (each allocation ~1 µs here).
+    One pass of the C kernels ``lib`` (from :func:`fused_kernel_for`), or of the Triton kernel on
+    CUDA; with ``lib`` None, the same equations in a few torch ops, with no graph. At N = 256
+    the C kernel's work takes about 1 µs, so this glue is written for few torch calls (each
+    allocation ~1 µs here).
     """
     if lib is None:
         return _torch_loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+    if X.is_cuda:  # lib is torch_tanhnet.triton_kernel; None back means it could not run here
+        found = lib.loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+        return found if found is not None else _torch_loss_and_gradients(X, U, b, W, c, y, need_X_bar)
     N, D = X.shape
     X, y, U, b, W, c = X.contiguous(), y.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
     X_bar = torch.empty_like(X) if need_X_bar else None
@@ -158,7 +174,7 @@ def _scaled(ctx, eps_bar):
 class FusedLossFunction(torch.autograd.Function):
     """ε = FusedLossFunction.apply(lib, X, U, b, W, c, y): the training path, every gradient found in forward.
 
-    ``lib`` is :func:`kernel_for`'s answer for X (None: the torch-ops schedule).
+    ``lib`` is :func:`fused_kernel_for`'s answer for X (None: the torch-ops schedule).
     """
 
     @staticmethod

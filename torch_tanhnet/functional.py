@@ -13,7 +13,7 @@ import torch
 
 from .checks import check_cost_inputs, check_labels, check_network_inputs
 from .cost import BCEWithLogitsFunction
-from .fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction, kernel_for
+from .fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction, fused_kernel_for, kernel_for
 from .fast import _compiling, _transforms_active
 from .network import TanhNetFunction
 
@@ -69,4 +69,4 @@ def fused_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor)
     """:func:`tanhnet_loss` without the input checks, for callers that made them (``TanhNet.loss``)."""
     if _compiling() or _transforms_active() or y.requires_grad:
         return bce_with_logits(tanhnet(X, U, b, W, c), y)
-    return FusedLossFunction.apply(kernel_for(X), X, U, b, W, c, y)
+    return FusedLossFunction.apply(fused_kernel_for(X, U), X, U, b, W, c, y)

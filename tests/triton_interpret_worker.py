@@ -1,0 +1,76 @@
+"""Run the CUDA training kernel (torch_tanhnet.triton_kernel) in Triton's interpreter on the CPU and
+check it against the reference Functions; exits non-zero on the first disagreement.
+
+Run by tests/test_triton_kernel.py in a fresh process, since TRITON_INTERPRET must be set
+before Triton reads it. The interpreter runs the kernel's code line by line on CPU tensors,
+with the one difference the kernel makes for it: tanh and log1p from exp and log (the
+interpreter has no libdevice), so the GPU tests still check the libdevice lines.
+"""
+
+import os
+import sys
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import torch  # noqa: E402
+import triton.runtime.interpreter as interpreter  # noqa: E402
+
+from conftest import make_data, make_params  # noqa: E402
+from torch_tanhnet import triton_kernel  # noqa: E402
+from torch_tanhnet.cost import BCEWithLogitsFunction  # noqa: E402
+from torch_tanhnet.network import TanhNetFunction  # noqa: E402
+
+# numpy >= 2.3 refuses int() of a one-element 1-D array, which Triton's interpreter (3.6) does for a
+# loop bound that is a kernel argument; give it the element.
+_patch_lang_tensor = interpreter._patch_lang_tensor
+
+
+def _patched(tensor, scope):
+    _patch_lang_tensor(tensor, scope)
+    scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+
+interpreter._patch_lang_tensor = _patched
+
+B = triton_kernel.BLOCK
+# N = 1, one short tile, exactly one tile, one over, and more tiles than programs (4 here), so each
+# program walks several; shapes with padding in H and D, and the widest tile served (8 × 8)
+CASES = [(1, 2, 3), (B - 1, 2, 3), (B, 2, 3), (B + 1, 2, 3), (9 * B + 7, 2, 3), (300, 5, 7), (500, 3, 1),
+         (40, 1, 1), (700, 8, 8)]
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-13), torch.float32: dict(rtol=2e-4, atol=2e-6)}
+
+
+def reference(X, U, b, W, c, y):
+    leaves = [t.detach().requires_grad_(True) for t in (X, U, b, W, c)]
+    eps = BCEWithLogitsFunction.apply(TanhNetFunction.apply(*leaves)[0], y)
+    return eps.detach(), torch.autograd.grad(eps, leaves)
+
+
+def main() -> int:
+    checked = 0
+    for (N, D, H) in CASES:
+        for dtype in (torch.float64, torch.float32):
+            for need_X_bar in (False, True):
+                X, y = make_data(N, D, dtype=dtype)
+                U, b, W, c = make_params(D, H, dtype=dtype, requires_grad=False)
+                eps, grads, X_bar = triton_kernel.loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+                ref_eps, (ref_X_bar, *ref_grads) = reference(X, U, b, W, c, y)
+                where = f"N={N} D={D} H={H} {dtype} need_X_bar={need_X_bar}"
+                try:
+                    torch.testing.assert_close(eps, ref_eps, **TOL[dtype], msg=lambda m: f"ε: {m}")
+                    for name, got, want in zip(("Ū", "b̄", "W̄", "c̄"), grads, ref_grads):
+                        torch.testing.assert_close(got, want, **TOL[dtype], msg=lambda m, n=name: f"{n}: {m}")
+                    if need_X_bar:
+                        torch.testing.assert_close(X_bar, ref_X_bar, **TOL[dtype], msg=lambda m: f"X̄: {m}")
+                    elif X_bar is not None:
+                        raise AssertionError("X̄ was computed though not asked for")
+                except AssertionError as e:
+                    print(f"{where}: {e}")
+                    return 1
+                checked += 1
+    print(f"checked {checked} cases")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The training path's one pass on CUDA: a Triton kernel that finds ε and every gradient at once.
+
+The CUDA twin of the C kernel's ``tn_fused_loss`` (``csrc/tanhnet_kernels.c``): each program
+walks tiles of ``BLOCK`` samples (tile t, t + programs, ...), reads X and y once, runs the
+seed's forward and backward on the tile in registers, and adds into per-row sums; at the
+end it reduces those to one row of ``partials``: [ε, Ū, b̄, W̄, c̄] (ε already divided by N).
+Summing the rows (one small torch op) gives the step's cost and gradients at ε̄ = 1, the
+same contract as the CPU kernel. Nothing of size N is written unless X needs a gradient.
+
+Shapes are compile-time constants (D, H rounded up to powers of two, the padding masked
+off), so it serves networks with few features and hidden units; beyond ``MAX_TILE_WIDTH``
+(H·D after rounding) the matrix-product schedule in torch ops is the better fit and runs
+instead. Triton >= 3.0 compiles it on first use and caches it (``~/.triton``); where Triton
+is missing or the launch fails, the torch-ops schedule runs after one warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+
+import torch
+
+try:  # Triton ships with PyTorch's CUDA wheels on Linux; libdevice's tanh/log1p need Triton >= 3.0
+    import triton
+    import triton.language as tl
+    from triton.language.extra import libdevice
+except ImportError as e:  # no Triton (CPU-only wheels, macOS, Windows) or one too old
+    triton, _import_error = None, e
+else:
+    _import_error = None
+
+BLOCK = 256  # samples per tile: 2 rows a thread at 4 warps, 18 running sums each for the seed's shape
+PROGRAMS_PER_SM = 8  # enough tiles in flight to cover memory latency
+MAX_TILE_WIDTH = 64  # H·D (powers of two) above which the torch-ops schedule runs instead
+
+_warned = False
+_failed: set = set()  # (dtype, D, H) whose first launch failed: not tried again
+_sms: dict[int, int] = {}
+
+if triton is not None:
+
+    @triton.jit
+    def _tanh(g, LIBDEVICE: tl.constexpr):
+        if LIBDEVICE:
+            return libdevice.tanh(g)
+        else:  # Triton's interpreter (CPU tests) has no libdevice: tanh|g| = (1 − e^(−2|g|)) / (1 + e^(−2|g|))
+            t = tl.exp(-2.0 * tl.abs(g))
+            r = (1.0 - t) / (1.0 + t)
+            return tl.where(g < 0, -r, r)
+
+    @triton.jit
+    def _log1p(e, LIBDEVICE: tl.constexpr):
+        if LIBDEVICE:
+            return libdevice.log1p(e)
+        else:
+            return tl.log(1.0 + e)
+
+    @triton.jit
+    def _fused_loss_kernel(X, y, U, b, W, c, X_bar, partials, N, n_tiles,
+                           D: tl.constexpr, H: tl.constexpr, DP: tl.constexpr, HP: tl.constexpr,
+                           NEED_X_BAR: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
+        pid = tl.program_id(0)
+        programs = tl.num_programs(0)
+        d = tl.arange(0, DP)  # feature index   (DP,)
+        j = tl.arange(0, HP)  # hidden index    (HP,)
+        # the weights, once per program; padded rows and columns are 0, so they add nothing
+        u_mask = (j[:, None] < H) & (d[None, :] < D)
+        u = tl.load(U + j[:, None] * D + d[None, :], mask=u_mask, other=0.0)  # U        (HP, DP)
+        bj = tl.load(b + j, mask=j < H, other=0.0)  # b                                   (HP,)
+        w = tl.load(W + j, mask=j < H, other=0.0)  # W                                    (HP,)
+        c0 = tl.load(c)  # c                                                               ()
+        dtype = u.dtype
+        acc_loss = tl.zeros((BLOCK,), dtype)
+        acc_c = tl.zeros((BLOCK,), dtype)
+        acc_w = tl.zeros((BLOCK, HP), dtype)
+        acc_b = tl.zeros((BLOCK, HP), dtype)
+        acc_u = tl.zeros((BLOCK, HP, DP), dtype)
+        for tile in range(pid, n_tiles, programs):
+            n = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)  # sample index          (BLOCK,)
+            row = n < N
+            x = tl.load(X + n[:, None] * D + d[None, :], mask=row[:, None] & (d[None, :] < D), other=0.0)
+            yn = tl.load(y + n, mask=row, other=0.0)
+            # forward, per sample i
+            g = tl.sum(x[:, None, :] * u[None, :, :], axis=2) + bj[None, :]  # G = XUᵀ + b  (BLOCK, HP)
+            h = _tanh(g, LIBDEVICE)  #                                     H = tanh(G)    (BLOCK, HP)
+            z = tl.sum(h * w[None, :], axis=1) + c0  #                       z = HWᵀ + c    (BLOCK,)
+            # L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = max(z, 0) − yz + log(1 + e^(−|z|))
+            loss = tl.maximum(z, 0.0) - yn * z + _log1p(tl.exp(-tl.abs(z)), LIBDEVICE)
+            z_bar = (tl.sigmoid(z) - yn) / N  #                              z̄ = (o − y)/N  (BLOCK,)
+            loss = tl.where(row, loss, 0.0)
+            z_bar = tl.where(row, z_bar, 0.0)  # padded samples carry no gradient
+            # backward
+            h_bar = z_bar[:, None] * w[None, :]  #                           H̄ = z̄W         (BLOCK, HP)
+            g_bar = h_bar * (1.0 - h * h)  #                                 Ḡ = H̄ ⊙ (1 − H²)
+            acc_loss += loss  #                                              ε = (1/N) Σ L  (after the division below)
+            acc_c += z_bar  #                                                c̄ = z̄ᵀ1
+            acc_w += z_bar[:, None] * h  #                                   W̄ = z̄ᵀH
+            acc_b += g_bar  #                                                b̄ = Ḡᵀ1
+            acc_u += g_bar[:, :, None] * x[:, None, :]  #                    Ū = ḠᵀX
+            if NEED_X_BAR:
+                x_bar = tl.sum(g_bar[:, :, None] * u[None, :, :], axis=1)  # X̄ = ḠU          (BLOCK, DP)
+                tl.store(X_bar + n[:, None] * D + d[None, :], x_bar, mask=row[:, None] & (d[None, :] < D))
+        # one row of partials: [ε, Ū (H·D, row-major), b̄ (H), W̄ (H), c̄]
+        out = partials + pid.to(tl.int64) * (1 + H * D + 2 * H + 1)
+        tl.store(out, tl.sum(acc_loss, axis=0) / N)
+        tl.store(out + 1 + j[:, None] * D + d[None, :], tl.sum(acc_u, axis=0), mask=u_mask)
+        tl.store(out + 1 + H * D + j, tl.sum(acc_b, axis=0), mask=j < H)
+        tl.store(out + 1 + H * D + H + j, tl.sum(acc_w, axis=0), mask=j < H)
+        tl.store(out + 1 + H * D + 2 * H, tl.sum(acc_c, axis=0))
+
+
+def _pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+def _warn_once(why: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"torch-tanhnet: the fused CUDA kernel is unavailable ({why}); using the torch-ops "
+                      "schedule, which gives the same results more slowly", RuntimeWarning, stacklevel=4)
+
+
+def usable(X: torch.Tensor, U: torch.Tensor) -> bool:
+    """Whether :func:`loss_and_gradients` serves these inputs (warns once where Triton is missing)."""
+    if X.dtype not in (torch.float32, torch.float64) or os.environ.get("TORCH_TANHNET_NO_EXTENSION", "") not in ("", "0"):
+        return False
+    if triton is None:
+        _warn_once(f"Triton >= 3.0 is needed: {_import_error}")
+        return False
+    H, D = U.shape
+    return _pow2(H) * _pow2(D) <= MAX_TILE_WIDTH and (X.dtype, D, H) not in _failed
+
+
+def _programs(device: torch.device) -> int:
+    """How many programs to launch at most: PROGRAMS_PER_SM per multiprocessor."""
+    if device.type != "cuda":  # Triton's interpreter (TRITON_INTERPRET=1), which the CPU tests use
+        return 4
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _sms:
+        _sms[index] = torch.cuda.get_device_properties(index).multi_processor_count * PROGRAMS_PER_SM
+    return _sms[index]
+
+
+def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
+    """ε (), [Ū, b̄, W̄, c̄] at ε̄ = 1 and X̄ (or None) in one kernel launch (and a sum of its partial rows).
+
+    Inputs as :func:`torch_tanhnet.fast.loss_and_gradients` takes them, on one CUDA device.
+    Returns None if the kernel could not be compiled or launched here (after one warning).
+    """
+    N, D = X.shape
+    H = U.shape[0]
+    X, y, U, b, W, c = X.contiguous(), y.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
+    n_tiles = -(-N // BLOCK)
+    programs = min(n_tiles, _programs(X.device))
+    partials = X.new_empty(programs, 1 + H * D + 2 * H + 1)
+    X_bar = torch.empty_like(X) if need_X_bar else None
+    try:
+        with torch.cuda.device(X.device) if X.is_cuda else contextlib.nullcontext():
+            _fused_loss_kernel[(programs,)](X, y, U, b, W, c, X_bar if need_X_bar else X, partials, N, n_tiles,
+                                            D=D, H=H, DP=_pow2(D), HP=_pow2(H), NEED_X_BAR=need_X_bar,
+                                            BLOCK=BLOCK, LIBDEVICE=X.is_cuda, num_warps=4)
+    except Exception as e:  # noqa: BLE001 -- a compiler or driver failure; the torch-ops schedule still works
+        _failed.add((X.dtype, D, H))
+        _warn_once(f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+        return None
+    totals = partials[0] if programs == 1 else partials.sum(0)
+    U_bar = totals[1:1 + H * D].view(H, D)
+    b_bar = totals[1 + H * D:1 + H * D + H]
+    W_bar = totals[1 + H * D + H:1 + H * D + 2 * H].view(1, H)
+    c_bar = totals[1 + H * D + 2 * H:]
+    return totals[0], [U_bar, b_bar, W_bar, c_bar], X_bar
