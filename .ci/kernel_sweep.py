@@ -1,8 +1,9 @@
 """Time the CUDA training kernel alone over its launch settings (run by .ci/gpu; needs a GPU).
 
-For each (BLOCK, PROGRAMS_PER_SM) the kernel's one launch plus the sum of its partial rows is
-timed with CUDA events at N = 10^7 (float32 and float64) and printed as µs and GB/s of X and y
-read, so that the defaults in torch_tanhnet/triton_kernel.py can be chosen from measurements.
+The seed-shape kernel's one launch plus the sum of its partial rows is timed with CUDA events at
+N = 10^7 for each (BLOCK, warps, programs per SM) in float32, at the defaults in float64, and the
+general kernel on the same shape for comparison; printed as µs and GB/s of X and y read, so that
+the defaults in torch_tanhnet/triton_kernel.py are chosen from measurements.
 """
 
 import sys
@@ -42,12 +43,23 @@ def main() -> int:
         moved = (Xd.numel() + yd.numel()) * Xd.element_size()
         copy = time_us(lambda: Xd.clone())  # read + write of X: the card's streaming rate, measured
         print(f"{dtype}: X.clone() {copy:.1f} µs = {2 * Xd.numel() * Xd.element_size() / copy / 1e3:.0f} GB/s")
-        for block in (128, 256, 512, 1024):
-            for per_sm in (2, 4, 8, 16):
-                triton_kernel.BLOCK, triton_kernel.PROGRAMS_PER_SM = block, per_sm
-                triton_kernel._sms.clear()
-                us = time_us(lambda: triton_kernel.loss_and_gradients(Xd, U, b, W, c, yd, False))
-                print(f"  BLOCK {block:5d}  programs/SM {per_sm:3d}: {us:8.1f} µs  {moved / us / 1e3:6.0f} GB/s")
+
+        def report(label, need_X_bar=False):
+            triton_kernel._sms.clear()
+            us = time_us(lambda: triton_kernel.loss_and_gradients(Xd, U, b, W, c, yd, need_X_bar))
+            print(f"  {label}: {us:8.1f} µs  {moved / us / 1e3:6.0f} GB/s of X, y read", flush=True)
+
+        triton_kernel.SEED_KERNEL = False
+        report(f"general kernel, BLOCK {triton_kernel.BLOCK}, {triton_kernel.WARPS} warps, "
+               f"{triton_kernel.PROGRAMS_PER_SM}/SM")
+        triton_kernel.SEED_KERNEL = True
+        defaults = triton_kernel.SEED_BLOCK, triton_kernel.SEED_WARPS, triton_kernel.PROGRAMS_PER_SM
+        report(f"seed kernel at the defaults {defaults}, X̄ too", need_X_bar=True)
+        grid = [(blk, warps, per_sm) for blk in (256, 512, 1024, 2048) for warps in (4, 8) for per_sm in (4, 8, 16)]
+        for blk, warps, per_sm in grid if dtype == torch.float32 else [defaults]:
+            triton_kernel.SEED_BLOCK, triton_kernel.SEED_WARPS, triton_kernel.PROGRAMS_PER_SM = blk, warps, per_sm
+            report(f"seed kernel, BLOCK {blk:5d}, {warps} warps, {per_sm:2d}/SM")
+        triton_kernel.SEED_BLOCK, triton_kernel.SEED_WARPS, triton_kernel.PROGRAMS_PER_SM = defaults
     return 0
 
 

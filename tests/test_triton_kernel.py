@@ -39,7 +39,7 @@ def test_kernel_equals_the_reference_in_the_triton_interpreter():
     worker = Path(__file__).parent / "triton_interpret_worker.py"
     r = subprocess.run([sys.executable, str(worker)], capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    assert "checked 36 cases" in r.stdout
+    assert "checked 80 cases" in r.stdout
 
 
 def test_without_triton_the_torch_schedule_runs_after_one_warning(monkeypatch, fresh_warning):
@@ -61,6 +61,7 @@ def test_a_failed_launch_warns_once_and_is_not_retried(monkeypatch, fresh_warnin
 
     monkeypatch.setattr(triton_kernel, "triton", object())  # "installed"
     monkeypatch.setattr(triton_kernel, "_fused_loss_kernel", Broken(), raising=False)
+    monkeypatch.setattr(triton_kernel, "_seed_loss_kernel", Broken(), raising=False)
     X, y = make_data(8, 2, dtype=torch.float32)
     U, b, W, c = make_params(2, 3, dtype=torch.float32, requires_grad=False)
     assert triton_kernel.usable(X, U)

@@ -32,11 +32,13 @@ def _patched(tensor, scope):
 
 interpreter._patch_lang_tensor = _patched
 
-B = triton_kernel.BLOCK
+B, S = triton_kernel.BLOCK, triton_kernel.SEED_BLOCK
 # N = 1, one short tile, exactly one tile, one over, and more tiles than programs (4 here), so each
-# program walks several; shapes with padding in H and D, and the widest tile served (8 × 8)
-CASES = [(1, 2, 3), (B - 1, 2, 3), (B, 2, 3), (B + 1, 2, 3), (9 * B + 7, 2, 3), (300, 5, 7), (500, 3, 1),
-         (40, 1, 1), (700, 8, 8)]
+# program walks several, for either kernel's tile; the seed's shape runs on both kernels. Then
+# shapes with padding in H and D, and the widest tile served (8 × 8), on the general kernel.
+SEED_NS = sorted({1, B - 1, B, B + 1, S - 1, S, S + 1, 9 * max(B, S) + 7})
+CASES = [(N, 2, 3, seed) for N in SEED_NS for seed in (True, False)]
+CASES += [(300, 5, 7, False), (500, 3, 1, False), (40, 1, 1, False), (700, 8, 8, False)]
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-13), torch.float32: dict(rtol=2e-4, atol=2e-6)}
 
 
@@ -48,14 +50,15 @@ def reference(X, U, b, W, c, y):
 
 def main() -> int:
     checked = 0
-    for (N, D, H) in CASES:
+    for (N, D, H, seed) in CASES:
+        triton_kernel.SEED_KERNEL = seed
         for dtype in (torch.float64, torch.float32):
             for need_X_bar in (False, True):
                 X, y = make_data(N, D, dtype=dtype)
                 U, b, W, c = make_params(D, H, dtype=dtype, requires_grad=False)
                 eps, grads, X_bar = triton_kernel.loss_and_gradients(X, U, b, W, c, y, need_X_bar)
                 ref_eps, (ref_X_bar, *ref_grads) = reference(X, U, b, W, c, y)
-                where = f"N={N} D={D} H={H} {dtype} need_X_bar={need_X_bar}"
+                where = f"N={N} D={D} H={H} {dtype} need_X_bar={need_X_bar} seed kernel={seed}"
                 try:
                     torch.testing.assert_close(eps, ref_eps, **TOL[dtype], msg=lambda m: f"ε: {m}")
                     for name, got, want in zip(("Ū", "b̄", "W̄", "c̄"), grads, ref_grads):

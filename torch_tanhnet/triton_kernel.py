@@ -1,7 +1,9 @@
 """The training path's one pass on CUDA: a Triton kernel that finds ε and every gradient at once.
 
-The CUDA twin of the C kernel's ``tn_fused_loss`` (``csrc/tanhnet_kernels.c``): each program
-walks tiles of ``BLOCK`` samples (tile t, t + programs, ...), reads X and y once, runs the
+The CUDA twin of the C kernel's ``tn_fused_loss`` (``csrc/tanhnet_kernels.c``), in two
+forms: ``_seed_loss_kernel`` for the seed's own shape (2 inputs, 3 hidden units), written in
+the handout's scalar equations, and ``_fused_loss_kernel`` for other small shapes, on tiles of
+rank 2 and 3. Each program walks tiles of ``BLOCK`` samples (tile t, t + programs, ...), reads X and y once, runs the
 seed's forward and backward on the tile in registers, and adds into per-row sums; at the
 end it reduces those to one row of ``partials``: [ε, Ū, b̄, W̄, c̄] (ε already divided by N).
 Summing the rows (one small torch op) gives the step's cost and gradients at ε̄ = 1, the
@@ -31,7 +33,11 @@ except ImportError as e:  # no Triton (CPU-only wheels, macOS, Windows) or one t
 else:
     _import_error = None
 
-BLOCK = 256  # samples per tile: 2 rows a thread at 4 warps, 18 running sums each for the seed's shape
+# Launch settings (samples per tile, warps per program, programs per multiprocessor), chosen by
+# .ci/kernel_sweep.py's measurements on an H200 (see README, Performance).
+SEED_KERNEL = True  # the seed's shape (D = 2, H = 3) runs _seed_loss_kernel; False: the general one
+SEED_BLOCK, SEED_WARPS = 512, 4
+BLOCK, WARPS = 256, 4  # the general kernel: 2 rows a thread, up to 4·H·D running sums each
 PROGRAMS_PER_SM = 8  # enough tiles in flight to cover memory latency
 MAX_TILE_WIDTH = 64  # H·D (powers of two) above which the torch-ops schedule runs instead
 
@@ -58,6 +64,74 @@ if triton is not None:
             return tl.log(1.0 + e)
 
     @triton.jit
+    def _seed_loss_kernel(X, y, U, b, W, c, X_bar, partials, N, n_tiles,
+                          NEED_X_BAR: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
+        """The seed's own network (2 inputs, 3 hidden units) in the handout's scalar equations, one
+        sample per lane: no padding and no tensor of rank > 1, so nothing moves between lanes
+        until the final sums. Writes one row of ``partials`` as :func:`_fused_loss_kernel` does."""
+        pid = tl.program_id(0)
+        programs = tl.num_programs(0)
+        u11, u12 = tl.load(U + 0), tl.load(U + 1)
+        u21, u22 = tl.load(U + 2), tl.load(U + 3)
+        u31, u32 = tl.load(U + 4), tl.load(U + 5)
+        b1, b2, b3 = tl.load(b + 0), tl.load(b + 1), tl.load(b + 2)
+        w1, w2, w3 = tl.load(W + 0), tl.load(W + 1), tl.load(W + 2)
+        c0 = tl.load(c)
+        inv_n = 1.0 / tl.cast(N, u11.dtype)
+        zero = tl.zeros((BLOCK,), u11.dtype)
+        s_loss, s_c, s_w1, s_w2, s_w3, s_b1, s_b2, s_b3 = zero, zero, zero, zero, zero, zero, zero, zero
+        s_u11, s_u12, s_u21, s_u22, s_u31, s_u32 = zero, zero, zero, zero, zero, zero
+        for tile in range(pid, n_tiles, programs):
+            i = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)  # sample index      (BLOCK,)
+            row = i < N
+            k = tl.arange(0, 2)
+            x_i1, x_i2 = tl.split(tl.load(X + 2 * i[:, None] + k[None, :], mask=row[:, None], other=0.0))
+            y_i = tl.load(y + i, mask=row, other=0.0)
+            g_i1 = u11 * x_i1 + u12 * x_i2 + b1  #              g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j
+            g_i2 = u21 * x_i1 + u22 * x_i2 + b2
+            g_i3 = u31 * x_i1 + u32 * x_i2 + b3
+            h_i1, h_i2, h_i3 = _tanh(g_i1, LIBDEVICE), _tanh(g_i2, LIBDEVICE), _tanh(g_i3, LIBDEVICE)  # h_ij = tanh(g_ij)
+            z_i = w1 * h_i1 + w2 * h_i2 + w3 * h_i3 + c0  #     z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c
+            # L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = max(z, 0) − yz + log(1 + e^(−|z|))
+            L_i = tl.maximum(z_i, 0.0) - y_i * z_i + _log1p(tl.exp(-tl.abs(z_i)), LIBDEVICE)
+            s_loss += tl.where(row, L_i, 0.0)  #                ε = (1/N) Σ_i L(z_i, y_i)
+            z_bar = tl.where(row, (tl.sigmoid(z_i) - y_i) * inv_n, 0.0)  # z̄_i = (o_i − y_i)/N
+            s_w1 += z_bar * h_i1  #                             w̄_j = Σ_i z̄_i h_ij
+            s_w2 += z_bar * h_i2
+            s_w3 += z_bar * h_i3
+            s_c += z_bar  #                                     c̄ = Σ_i z̄_i
+            g_bar1 = z_bar * w1 * (1.0 - h_i1 * h_i1)  #        ḡ_ij = h̄_ij (1 − tanh²(g_ij)),  h̄_ij = z̄_i w_j
+            g_bar2 = z_bar * w2 * (1.0 - h_i2 * h_i2)
+            g_bar3 = z_bar * w3 * (1.0 - h_i3 * h_i3)
+            s_u11 += g_bar1 * x_i1  #                           ū_jk = Σ_i ḡ_ij x_ik
+            s_u12 += g_bar1 * x_i2
+            s_u21 += g_bar2 * x_i1
+            s_u22 += g_bar2 * x_i2
+            s_u31 += g_bar3 * x_i1
+            s_u32 += g_bar3 * x_i2
+            s_b1 += g_bar1  #                                   b̄_j = Σ_i ḡ_ij
+            s_b2 += g_bar2
+            s_b3 += g_bar3
+            if NEED_X_BAR:  #                                   x̄_ik = Σ_j ḡ_ij u_jk
+                x_bar = tl.join(g_bar1 * u11 + g_bar2 * u21 + g_bar3 * u31, g_bar1 * u12 + g_bar2 * u22 + g_bar3 * u32)
+                tl.store(X_bar + 2 * i[:, None] + k[None, :], x_bar, mask=row[:, None])
+        out = partials + pid.to(tl.int64) * 14  # [ε, ū11, ū12, ū21, ū22, ū31, ū32, b̄1, b̄2, b̄3, w̄1, w̄2, w̄3, c̄]
+        tl.store(out + 0, tl.sum(s_loss, axis=0) * inv_n)
+        tl.store(out + 1, tl.sum(s_u11, axis=0))
+        tl.store(out + 2, tl.sum(s_u12, axis=0))
+        tl.store(out + 3, tl.sum(s_u21, axis=0))
+        tl.store(out + 4, tl.sum(s_u22, axis=0))
+        tl.store(out + 5, tl.sum(s_u31, axis=0))
+        tl.store(out + 6, tl.sum(s_u32, axis=0))
+        tl.store(out + 7, tl.sum(s_b1, axis=0))
+        tl.store(out + 8, tl.sum(s_b2, axis=0))
+        tl.store(out + 9, tl.sum(s_b3, axis=0))
+        tl.store(out + 10, tl.sum(s_w1, axis=0))
+        tl.store(out + 11, tl.sum(s_w2, axis=0))
+        tl.store(out + 12, tl.sum(s_w3, axis=0))
+        tl.store(out + 13, tl.sum(s_c, axis=0))
+
+    @triton.jit
     def _fused_loss_kernel(X, y, U, b, W, c, X_bar, partials, N, n_tiles,
                            D: tl.constexpr, H: tl.constexpr, DP: tl.constexpr, HP: tl.constexpr,
                            NEED_X_BAR: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
@@ -72,6 +146,7 @@ if triton is not None:
         w = tl.load(W + j, mask=j < H, other=0.0)  # W                                    (HP,)
         c0 = tl.load(c)  # c                                                               ()
         dtype = u.dtype
+        inv_n = 1.0 / tl.cast(N, dtype)
         acc_loss = tl.zeros((BLOCK,), dtype)
         acc_c = tl.zeros((BLOCK,), dtype)
         acc_w = tl.zeros((BLOCK, HP), dtype)
@@ -88,7 +163,7 @@ if triton is not None:
             z = tl.sum(h * w[None, :], axis=1) + c0  #                       z = HWᵀ + c    (BLOCK,)
             # L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = max(z, 0) − yz + log(1 + e^(−|z|))
             loss = tl.maximum(z, 0.0) - yn * z + _log1p(tl.exp(-tl.abs(z)), LIBDEVICE)
-            z_bar = (tl.sigmoid(z) - yn) / N  #                              z̄ = (o − y)/N  (BLOCK,)
+            z_bar = (tl.sigmoid(z) - yn) * inv_n  #                          z̄ = (o − y)/N  (BLOCK,)
             loss = tl.where(row, loss, 0.0)
             z_bar = tl.where(row, z_bar, 0.0)  # padded samples carry no gradient
             # backward
@@ -104,7 +179,7 @@ if triton is not None:
                 tl.store(X_bar + n[:, None] * D + d[None, :], x_bar, mask=row[:, None] & (d[None, :] < D))
         # one row of partials: [ε, Ū (H·D, row-major), b̄ (H), W̄ (H), c̄]
         out = partials + pid.to(tl.int64) * (1 + H * D + 2 * H + 1)
-        tl.store(out, tl.sum(acc_loss, axis=0) / N)
+        tl.store(out, tl.sum(acc_loss, axis=0) * inv_n)
         tl.store(out + 1 + j[:, None] * D + d[None, :], tl.sum(acc_u, axis=0), mask=u_mask)
         tl.store(out + 1 + H * D + j, tl.sum(acc_b, axis=0), mask=j < H)
         tl.store(out + 1 + H * D + H + j, tl.sum(acc_w, axis=0), mask=j < H)
@@ -153,15 +228,22 @@ def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
     N, D = X.shape
     H = U.shape[0]
     X, y, U, b, W, c = X.contiguous(), y.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
-    n_tiles = -(-N // BLOCK)
+    seed = SEED_KERNEL and (D, H) == (2, 3)
+    block = SEED_BLOCK if seed else BLOCK
+    n_tiles = -(-N // block)
     programs = min(n_tiles, _programs(X.device))
     partials = X.new_empty(programs, 1 + H * D + 2 * H + 1)
     X_bar = torch.empty_like(X) if need_X_bar else None
+    args = (X, y, U, b, W, c, X_bar if need_X_bar else X, partials, N, n_tiles)
+    switch = X.is_cuda and X.device.index != torch.cuda.current_device()  # Triton launches on the current device
     try:
-        with torch.cuda.device(X.device) if X.is_cuda else contextlib.nullcontext():
-            _fused_loss_kernel[(programs,)](X, y, U, b, W, c, X_bar if need_X_bar else X, partials, N, n_tiles,
-                                            D=D, H=H, DP=_pow2(D), HP=_pow2(H), NEED_X_BAR=need_X_bar,
-                                            BLOCK=BLOCK, LIBDEVICE=X.is_cuda, num_warps=4)
+        with torch.cuda.device(X.device) if switch else contextlib.nullcontext():
+            if seed:
+                _seed_loss_kernel[(programs,)](*args, NEED_X_BAR=need_X_bar, BLOCK=block, LIBDEVICE=X.is_cuda,
+                                               num_warps=SEED_WARPS)
+            else:
+                _fused_loss_kernel[(programs,)](*args, D=D, H=H, DP=_pow2(D), HP=_pow2(H), NEED_X_BAR=need_X_bar,
+                                                BLOCK=block, LIBDEVICE=X.is_cuda, num_warps=WARPS)
     except Exception as e:  # noqa: BLE001 -- a compiler or driver failure; the torch-ops schedule still works
         _failed.add((X.dtype, D, H))
         _warn_once(f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
