@@ -55,7 +55,7 @@ def main() -> int:
         triton_kernel.SEED_KERNEL = True
         defaults = triton_kernel.SEED_BLOCK, triton_kernel.SEED_WARPS, triton_kernel.PROGRAMS_PER_SM
         report(f"seed kernel at the defaults {defaults}, X̄ too", need_X_bar=True)
-        grid = [(blk, warps, per_sm) for blk in (256, 512, 1024, 2048) for warps in (4, 8) for per_sm in (4, 8, 16)]
+        grid = [(blk, warps, per_sm) for blk in (128, 256, 512) for warps in (4, 8) for per_sm in (8, 16)]
         for blk, warps, per_sm in grid if dtype == torch.float32 else [defaults]:
             triton_kernel.SEED_BLOCK, triton_kernel.SEED_WARPS, triton_kernel.PROGRAMS_PER_SM = blk, warps, per_sm
             report(f"seed kernel, BLOCK {blk:5d}, {warps} warps, {per_sm:2d}/SM")
