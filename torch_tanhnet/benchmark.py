@@ -7,11 +7,15 @@ Cases, all float32 on the same data and the same weights:
 - ``eager``: ``nn.Sequential(Linear(D, H), Tanh(), Linear(H, 1))`` + ``binary_cross_entropy_with_logits``
   under PyTorch autograd: the baseline every ratio is taken against;
 - ``compiled``: ``torch.compile`` of the eager loss (forward and backward graphs compiled);
-- ``jax``: ``jax.jit(jax.value_and_grad(loss))`` of the same maths, when jax is installed;
+- ``jax``: ``jax.jit(jax.value_and_grad(loss))`` of the same maths, when jax is installed (on
+  CUDA, when jax has a GPU backend);
 - ``floor``: zero grads + a custom Python Function of U, b, W, c that computes nothing + backward:
   what PyTorch's per-call machinery alone costs, so ``eager / floor`` is the most a path built
   on a Python ``autograd.Function`` can reach at that N on this machine. Not a way to train; a
   yardstick.
+
+The ``fused`` row's note gives the rate at which its step reads X and y, and on CUDA the
+same for one launch of its Triton kernel alone (no autograd), against the card's peak.
 
 Repeats are interleaved (case after case, round after round), so that a slow moment of a
 shared machine falls on every case alike; each case's figure is its median step time.
