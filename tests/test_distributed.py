@@ -110,7 +110,7 @@ def test_a_signal_to_one_process_stops_all_at_the_same_step_with_a_checkpoint(tm
 
     codes, errors = run(2, settings(tmp_path / "run", epochs=1_000_000, log_interval=5, checkpoint_interval=20),
                         meanwhile=interrupt_rank_1)
-    assert codes == [0, 0] and not errors, errors
+    assert codes == [0, 0] and not errors, (codes, errors)
     state = checkpoint.load(ckpt)
     assert state["global_step"] % 5 == 0 and state["global_step"] >= 20  # stopped together, at a log step
     steps = [e.step for e in scalars(tmp_path / "run").Scalars("loss/train")]
