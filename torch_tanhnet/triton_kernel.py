@@ -29,7 +29,11 @@ import torch
 try:  # Triton ships with PyTorch's CUDA wheels on Linux; libdevice's tanh/log1p need Triton >= 3.0
     import triton
     import triton.language as tl
-    from triton.language.extra import libdevice
+
+    try:
+        from triton.language.extra import libdevice  # the backend-neutral name, from Triton 3.1 on
+    except ImportError:
+        from triton.language.extra.cuda import libdevice  # Triton 3.0
 except ImportError as e:  # no Triton (CPU-only wheels, macOS, Windows) or one too old
     triton, _import_error = None, e
 else:
