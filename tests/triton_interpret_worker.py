@@ -71,8 +71,43 @@ def main() -> int:
                     print(f"{where}: {e}")
                     return 1
                 checked += 1
-    print(f"checked {checked} cases")
+    failure = check_properties()
+    if failure:
+        print(failure)
+        return 1
+    print(f"checked {checked} cases and the properties")
     return 0
+
+
+def check_properties() -> str | None:
+    """Hypothesis: any small shape either kernel serves, weights from gentle to saturating tanh, any labels."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=30, deadline=None, derandomize=True)
+    @given(N=st.integers(1, 1200), D=st.integers(1, 8), H=st.integers(1, 8), scale=st.floats(0.05, 8.0),
+           seed=st.integers(0, 2**16), need_X_bar=st.booleans(), seed_kernel=st.booleans())
+    def kernel_equals_reference(N, D, H, scale, seed, need_X_bar, seed_kernel):
+        U0 = torch.zeros(H, D)
+        if not triton_kernel.usable(torch.zeros(1, D), U0):
+            return
+        triton_kernel.SEED_KERNEL = seed_kernel
+        X, y = make_data(N, D, seed=seed)
+        U, b, W, c = (scale * p for p in make_params(D, H, seed=seed + 1, requires_grad=False))
+        eps, grads, X_bar = triton_kernel.loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+        ref_eps, (ref_X_bar, *ref_grads) = reference(X, U, b, W, c, y)
+        tol = dict(rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(eps, ref_eps, **tol)
+        for got, want in zip(grads, ref_grads):
+            torch.testing.assert_close(got, want, **tol)
+        if need_X_bar:
+            torch.testing.assert_close(X_bar, ref_X_bar, **tol)
+
+    try:
+        kernel_equals_reference()
+    except AssertionError as e:
+        return f"property: {e}"
+    return None
 
 
 if __name__ == "__main__":
