@@ -72,6 +72,26 @@ def test_a_failed_launch_warns_once_and_is_not_retried(monkeypatch, fresh_warnin
     assert not triton_kernel.usable(X, U)
 
 
+def test_a_first_slow_launch_says_it_compiled_once(monkeypatch, capsys):
+    launches = []
+
+    class Compiling:  # stands in for a Triton kernel whose first launch compiles
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launches.append(grid)
+
+    monkeypatch.setattr(triton_kernel, "triton", object())
+    monkeypatch.setattr(triton_kernel, "_seed_loss_kernel", Compiling(), raising=False)
+    monkeypatch.setattr(triton_kernel, "_launched", set())
+    monkeypatch.setattr(triton_kernel, "COMPILE_NOTE_S", -1.0)  # any first launch counts as slow
+    X, y = make_data(8, 2, dtype=torch.float32)
+    U, b, W, c = make_params(2, 3, dtype=torch.float32, requires_grad=False)
+    for _ in range(2):
+        triton_kernel.loss_and_gradients(X, U, b, W, c, y, False)
+    assert len(launches) == 2
+    err = capsys.readouterr().err
+    assert err.count("torch-tanhnet: compiled the fused CUDA kernel (torch.float32, D = 2, H = 3) with Triton") == 1
+
+
 def test_wide_networks_and_other_dtypes_use_the_torch_schedule(monkeypatch):
     monkeypatch.setattr(triton_kernel, "triton", object())
     assert triton_kernel.usable(torch.zeros(1, 8, dtype=torch.float64), torch.zeros(8, 8, dtype=torch.float64))

@@ -14,14 +14,17 @@ same contract as the CPU kernel. Nothing of size N is written unless X needs a g
 Shapes are compile-time constants (D, H rounded up to powers of two, the padding masked
 off), so it serves networks with few features and hidden units; beyond ``MAX_TILE_WIDTH``
 (H·D after rounding) the matrix-product schedule in torch ops is the better fit and runs
-instead. Triton >= 3.0 compiles it on first use and caches it (``~/.triton``); where Triton
-is missing or the launch fails, the torch-ops schedule runs after one warning.
+instead. Triton >= 3.0 compiles it on first use, once per shape and dtype (a line on stderr
+says so), and caches it (``~/.triton``); where Triton is missing or the launch fails, the
+torch-ops schedule runs after one warning.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import time
 import warnings
 
 import torch
@@ -47,8 +50,11 @@ BLOCK, WARPS = 256, 4  # the general kernel: 2 rows a thread, up to 4·H·D runn
 PROGRAMS_PER_SM = 16  # enough tiles in flight to cover memory latency
 MAX_TILE_WIDTH = 64  # H·D (powers of two) above which the torch-ops schedule runs instead
 
+COMPILE_NOTE_S = 1.0  # a first launch slower than this was a compilation, and says so on stderr
+
 _warned = False
 _failed: set = set()  # (dtype, D, H) whose first launch failed: not tried again
+_launched: set = set()  # the variants launched in this process
 _sms: dict[int, int] = {}
 
 if triton is not None:
@@ -248,6 +254,9 @@ def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
     X_bar = torch.empty_like(X) if need_X_bar else None
     args = (X, y, U, b, W, c, X_bar if need_X_bar else X, partials, N, n_tiles)
     switch = X.is_cuda and X.device.index != torch.cuda.current_device()  # Triton launches on the current device
+    variant = (X.dtype, D, H, need_X_bar, seed, block, X.device)
+    first = variant not in _launched
+    started = time.perf_counter() if first else 0.0
     try:
         with torch.cuda.device(X.device) if switch else contextlib.nullcontext():
             if seed:
@@ -260,6 +269,12 @@ def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
         _failed.add((X.dtype, D, H))
         _warn_once(f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
         return None
+    if first:  # Triton compiles on the host before the launch returns; from its disk cache it takes ~0.1 s
+        _launched.add(variant)
+        took = time.perf_counter() - started
+        if took > COMPILE_NOTE_S:
+            print(f"torch-tanhnet: compiled the fused CUDA kernel ({X.dtype}, D = {D}, H = {H}) with Triton in "
+                  f"{took:.1f} s, once per shape; Triton caches it on disk (~/.triton)", file=sys.stderr)
     totals = partials[0] if programs == 1 else partials.sum(0)
     U_bar = totals[1:1 + H * D].view(H, D)
     b_bar = totals[1 + H * D:1 + H * D + H]
