@@ -177,6 +177,8 @@ class _Nothing(torch.autograd.Function):
 
 def jax_step(X, y, seq):
     """The jitted value-and-grad of the same maths on X's kind of device, or a note saying why not."""
+    # on a GPU, JAX would otherwise take 75% of its memory at import, which torch's cases then lack
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         import jax
         import jax.numpy as jnp

@@ -18,9 +18,9 @@ reference. The Functions here compute the same equations:
 The C kernels (``csrc/tanhnet_kernels.c``, :mod:`torch_tanhnet.extension`) serve float32
 and float64 on the CPU; on CUDA the training path has a Triton kernel
 (:mod:`torch_tanhnet.triton_kernel`). Elsewhere (the composed path on CUDA, other dtypes,
-no compiler, no Triton) the same Functions
-run the same equations in few torch ops (``_torch_forward``, ``_torch_backward``, torch's
-own fused cost op), on a par with eager autograd. Under ``torch.compile`` and
+no compiler, no Triton) the same Functions run the same equations in few torch ops
+(``_torch_forward``, ``_torch_backward``, torch's own fused cost op), on a par with eager
+autograd. Under ``torch.compile`` and
 ``torch.func`` transforms every call goes to the reference Functions, which compose with
 both.
 
