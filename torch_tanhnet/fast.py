@@ -20,9 +20,8 @@ and float64 on the CPU; on CUDA the training path has a Triton kernel
 (:mod:`torch_tanhnet.triton_kernel`). Elsewhere (the composed path on CUDA, other dtypes,
 no compiler, no Triton) the same Functions run the same equations in few torch ops
 (``_torch_forward``, ``_torch_backward``, torch's own fused cost op), on a par with eager
-autograd. Under ``torch.compile`` and
-``torch.func`` transforms every call goes to the reference Functions, which compose with
-both.
+autograd. Under ``torch.compile`` and ``torch.func`` transforms every call goes to the
+reference Functions, which compose with both.
 
 These Functions use the classic ``forward(ctx, ...)`` form: they never run under
 ``torch.func`` (the dispatch above sends those to the reference), and ``apply`` of a
