@@ -4,12 +4,13 @@ The CUDA twin of the C kernel's ``tn_fused_loss`` (``csrc/tanhnet_kernels.c``), 
 forms: ``_seed_loss_kernel`` for the seed's own shape (2 inputs, 3 hidden units), written in
 the handout's scalar equations, and ``_fused_loss_kernel`` for other small shapes, on tiles
 of rank 2 and 3 (2.6-3.2x slower on the seed's shape, measured on an H200).
+
 Each program walks tiles of ``BLOCK`` samples (tile t, t + programs, ...), reads X and y
 once, runs the seed's forward and backward on the tile in registers, and adds into per-row
 sums; at the end it reduces those to one row of ``partials``: [ε, Ū, b̄, W̄, c̄] (ε already
-divided by N).
-Summing the rows (one small torch op) gives the step's cost and gradients at ε̄ = 1, the
-same contract as the CPU kernel. Nothing of size N is written unless X needs a gradient.
+divided by N). Summing the rows (one small torch op) gives the step's cost and gradients at
+ε̄ = 1, the same contract as the CPU kernel. Nothing of size N is written unless X needs a
+gradient.
 
 Shapes are compile-time constants (D, H rounded up to powers of two, the padding masked
 off), so it serves networks with few features and hidden units; beyond ``MAX_TILE_WIDTH``
