@@ -154,9 +154,11 @@ def torch_steps(X, y, seq, net) -> dict[str, Callable[[], object]]:
 def kernel_alone(X, y, net) -> Callable[[], object] | None:
     """On CUDA, one launch of the training path's kernel (no autograd, no zeroing): what the step's
     arithmetic and memory traffic cost alone, for the bandwidth figure. None where no kernel runs."""
+    if X.device.type != "cuda":
+        return None
     U, b, W, c = (p.detach() for p in (net.U, net.b, net.W, net.c))
     lib = fused_kernel_for(X, U)
-    if X.device.type != "cuda" or lib is None:
+    if lib is None:
         return None
     return lambda: loss_and_gradients(lib, X, U, b, W, c, y, False)
 

@@ -110,6 +110,11 @@ def _warn_once(why: str) -> None:
                       RuntimeWarning, stacklevel=3)
 
 
+def disabled() -> bool:
+    """Whether ``TORCH_TANHNET_NO_EXTENSION`` turns the compiled kernels off (C on the CPU, Triton on CUDA)."""
+    return os.environ.get("TORCH_TANHNET_NO_EXTENSION", "") not in ("", "0")
+
+
 def kernels(precision: str) -> ctypes.CDLL | None:
     """The kernels for ``"float32"`` or ``"float64"``, built on first use; None where unavailable."""
     if precision in _cache:
@@ -118,7 +123,7 @@ def kernels(precision: str) -> ctypes.CDLL | None:
         if precision in _cache:
             return _cache[precision]
         lib, why = None, None
-        if os.environ.get("TORCH_TANHNET_NO_EXTENSION", "") not in ("", "0"):
+        if disabled():
             why = "TORCH_TANHNET_NO_EXTENSION is set"
         elif (cc := _compiler()) is None:
             why = "no C compiler found; set CC"

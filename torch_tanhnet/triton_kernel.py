@@ -23,12 +23,13 @@ torch-ops schedule runs after one warning.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 import warnings
 
 import torch
+
+from . import extension
 
 try:  # Triton ships with PyTorch's CUDA wheels on Linux; libdevice's tanh/log1p need Triton >= 3.0
     import triton
@@ -219,7 +220,7 @@ def _warn_once(why: str) -> None:
 
 def usable(X: torch.Tensor, U: torch.Tensor) -> bool:
     """Whether :func:`loss_and_gradients` serves these inputs (warns once where Triton is missing)."""
-    if X.dtype not in (torch.float32, torch.float64) or os.environ.get("TORCH_TANHNET_NO_EXTENSION", "") not in ("", "0"):
+    if X.dtype not in (torch.float32, torch.float64) or extension.disabled():
         return False
     if triton is None:
         _warn_once(f"Triton >= 3.0 is needed: {_import_error}")
@@ -277,8 +278,5 @@ def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
             print(f"torch-tanhnet: compiled the fused CUDA kernel ({X.dtype}, D = {D}, H = {H}) with Triton in "
                   f"{took:.1f} s, once per shape; Triton caches it on disk (~/.triton)", file=sys.stderr)
     totals = partials[0] if programs == 1 else partials.sum(0)
-    U_bar = totals[1:1 + H * D].view(H, D)
-    b_bar = totals[1 + H * D:1 + H * D + H]
-    W_bar = totals[1 + H * D + H:1 + H * D + 2 * H].view(1, H)
-    c_bar = totals[1 + H * D + 2 * H:]
-    return totals[0], [U_bar, b_bar, W_bar, c_bar], X_bar
+    eps, U_bar, b_bar, W_bar, c_bar = totals.split([1, H * D, H, H, 1])  # the row's layout, as the kernels write it
+    return eps[0], [U_bar.view(H, D), b_bar, W_bar.view(1, H), c_bar], X_bar
