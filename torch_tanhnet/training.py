@@ -258,8 +258,9 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     """Train TanhNet as ``config`` says; see the module docstring for the steps.
 
     ``given`` names the settings the user set explicitly (None: all of them); a resumed run
-    takes the others from its checkpoint and refuses to change those that define the run. ``wrap`` turns the model into the module whose ``forward(X, y)``
-    returns the loss (DistributedDataParallel under torchrun); None calls ``model.loss``.
+    takes the others from its checkpoint and refuses to change those that define the run.
+    ``wrap`` turns the model into the module whose ``forward(X, y)`` returns the loss
+    (DistributedDataParallel under torchrun); None calls ``model.loss``.
     ``device`` overrides ``config.device`` (a torchrun process's own GPU).
     Raises ConfigError, DataError, CheckpointError on bad settings, TrainingDiverged
     when the loss or a gradient stops being finite.

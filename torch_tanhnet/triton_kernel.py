@@ -104,7 +104,9 @@ if triton is not None:
             g_i1 = u11 * x_i1 + u12 * x_i2 + b1  #              g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j
             g_i2 = u21 * x_i1 + u22 * x_i2 + b2
             g_i3 = u31 * x_i1 + u32 * x_i2 + b3
-            h_i1, h_i2, h_i3 = _tanh(g_i1, LIBDEVICE), _tanh(g_i2, LIBDEVICE), _tanh(g_i3, LIBDEVICE)  # h_ij = tanh(g_ij)
+            h_i1 = _tanh(g_i1, LIBDEVICE)  #                    h_ij = tanh(g_ij)
+            h_i2 = _tanh(g_i2, LIBDEVICE)
+            h_i3 = _tanh(g_i3, LIBDEVICE)
             z_i = w1 * h_i1 + w2 * h_i2 + w3 * h_i3 + c0  #     z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c
             # L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = max(z, 0) − yz + log(1 + e^(−|z|))
             e_i = tl.exp(-tl.abs(z_i))  # one exp serves L and σ
