@@ -119,4 +119,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    from torch_tanhnet.distributed import end_process, launched_by_torchrun
+
+    if launched_by_torchrun():  # torch's gloo threads can abort a torchrun process's teardown; see end_process
+        end_process(code)
+    sys.exit(code)

@@ -2,7 +2,6 @@
 
 import os
 import socket
-import sys
 
 import torch.multiprocessing as mp
 
@@ -17,7 +16,7 @@ def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     from torch_tanhnet.config import TrainConfig
-    from torch_tanhnet.distributed import train_distributed
+    from torch_tanhnet.distributed import end_process, train_distributed
 
     if rank == fail_rank:  # join the group, then die without a word, as a crashed process would
         import torch.distributed as dist
@@ -28,7 +27,10 @@ def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int 
         train_distributed(TrainConfig(**config_kwargs))
     except Exception as e:  # noqa: BLE001 - reported to the test
         errors.put((rank, type(e).__name__, str(e)))
-        sys.exit(1)
+        errors.close()
+        errors.join_thread()  # the report is in the pipe before the process ends without teardown
+        end_process(1)
+    end_process(0)  # as scripts/train.py ends a torchrun process
 
 
 def run(size: int, config_kwargs: dict, fail_rank: int | None = None, timeout: float = 120, meanwhile=None):

@@ -129,3 +129,11 @@ def test_torchrun_launches_the_script(tmp_path):
 def test_a_plain_run_initialises_nothing_distributed(tmp_path):
     train(TrainConfig(**settings(tmp_path / "plain", epochs=2)))
     assert not dist.is_initialized()
+
+
+def test_end_process_flushes_the_output_and_exits_with_the_code():
+    # what a torchrun process runs last (scripts/train.py): its output must not be lost with the teardown
+    code = ("import sys; from torch_tanhnet.distributed import end_process; "
+            "print('summary', end=''); print('warning', end='', file=sys.stderr); end_process(3)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "summary", "warning")
