@@ -30,9 +30,9 @@ import torch
 
 from . import checkpoint
 from .config import RESUMABLE, ConfigError, TrainConfig
-from .cost import softplus
+from ..cost import softplus
 from .data import Split, load_csv, make_dataset, split
-from .module import TanhNet
+from ..module import TanhNet
 
 Tensor = torch.Tensor
 SATURATION = 0.97  # |h| above this counts as a saturated tanh unit (tanh' < 0.06)
