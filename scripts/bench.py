@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from torch_tanhnet.benchmark import run
     from torch_tanhnet.training.config import ConfigError
-    from torch_tanhnet.training.loop import resolve_device
+    from torch_tanhnet.training.setup import resolve_device
 
     try:
         device = resolve_device(args.device)

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from torch_tanhnet.audit import audit, seed_problem
     from torch_tanhnet.training.config import ConfigError
-    from torch_tanhnet.training.loop import resolve_device
+    from torch_tanhnet.training.setup import resolve_device
 
     try:
         device = resolve_device(args.device)

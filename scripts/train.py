@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch_tanhnet.training.checkpoint import CheckpointError
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
-    from torch_tanhnet.training.loop import TrainingDiverged, train
+    from torch_tanhnet.training import TrainingDiverged, train
 
     from torch_tanhnet.training.distributed import DistributedError, launched_by_torchrun, train_distributed
 

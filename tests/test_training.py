@@ -6,7 +6,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from torch_tanhnet.training import checkpoint
 from torch_tanhnet.training.config import ConfigError, TrainConfig
-from torch_tanhnet.training.loop import TrainingDiverged, train
+from torch_tanhnet.training import TrainingDiverged, train
 
 SCALARS = ["loss/train", "loss/test", "accuracy/train", "accuracy/test", "grad_norm/U", "grad_norm/b",
            "grad_norm/W", "grad_norm/c", "grad_norm/total", "param_norm/U", "param_norm/b", "param_norm/W",

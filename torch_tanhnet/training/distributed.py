@@ -24,7 +24,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .config import TrainConfig
 from ..module import TanhNet
-from .loop import TrainResult, World, resolve_device, train
+from .loop import TrainResult, train
+from .setup import resolve_device
+from .world import World
 
 
 class DistributedError(RuntimeError):
