@@ -51,10 +51,11 @@ def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
 def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
     """ε = bce_with_logits(tanhnet(X, U, b, W, c), y), fused: the training path.
 
-    Same value and first derivatives as the composition, from one pass that finds every
-    gradient during the forward. Second derivatives need the composition (this raises
-    if differentiated twice); under torch.compile, torch.func, or when y needs a
-    gradient, the composition is what runs.
+    Same value and derivatives as the composition, from one pass that finds every gradient
+    during the forward; a backward that is itself differentiated (``create_graph=True``)
+    recomputes the gradients through the reference's differentiable equations, so second
+    derivatives are exact. Under torch.compile, torch.func, or when y needs a gradient,
+    the composition is what runs.
     """
     check_network_inputs(X, U, b, W, c)
     check_labels(y, (X.shape[0], 1), X.dtype, X.device)

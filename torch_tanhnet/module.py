@@ -70,9 +70,9 @@ class TanhNet(nn.Module):
 
         This is the training path; the trainer calls it and nothing else. With gradients
         enabled it runs :func:`~torch_tanhnet.functional.tanhnet_loss`'s path, one fused pass
-        that finds ε and every gradient together (first derivatives only: for second
-        derivatives use ``bce_with_logits(model(X), y)``); under ``torch.no_grad()`` it
-        only evaluates ε.
+        that finds ε and every gradient together (second derivatives, under
+        ``create_graph=True``, are recomputed exactly through the reference's equations);
+        under ``torch.no_grad()`` it only evaluates ε.
         """
         check_features(X, self.in_features)
         check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)

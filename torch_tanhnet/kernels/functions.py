@@ -8,9 +8,12 @@ ops), and they call its methods without choosing anything themselves:
 - :class:`FusedLossFunction`: the training path behind ``TanhNet.loss``. One pass over X
   and y computes ε *and* every gradient at ε̄ = 1 (the seed's whole backward, run during
   the forward); backward only multiplies the saved gradients by ε̄. Nothing of size N is
-  kept for backward (X̄ only when X needs a gradient). First-order only: its gradients are
-  numbers, not graphs, so differentiating them again raises. For higher derivatives use
-  ``bce_with_logits(model(X), y)``.
+  computed for backward (X̄ only when X needs a gradient); X and y are saved as references,
+  no copies. When the backward is itself being differentiated (``create_graph=True``: a
+  gradient penalty, a Hessian-vector product), those saved numbers would carry no graph,
+  so it recomputes the gradients from X, y and the parameters through the reference's
+  differentiable ``backward_equations``: second derivatives are exact, as on the composed path.
+  Like any op that saves its inputs, it needs X and y unchanged in place until backward.
 - :class:`FastTanhNetFunction` and :class:`FastBCEWithLogitsFunction`: the composed
   path ``bce_with_logits(model(X), y)``, each forward and backward one pass of a kernel (or
   a few torch ops). When a backward is itself being differentiated (``create_graph=True``),
@@ -26,20 +29,9 @@ tenth of a whole training step at N = 256.
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from ..cost import BCEWithLogitsFunction
 from ..network import TanhNetFunction
-
-
-def _scaled(ctx, eps_bar):
-    """(∂ε/∂θ)·ε̄ for each input θ: every gradient is linear in ε̄. X̄ is None unless X needs a gradient;
-    autograd drops the gradient of any parameter that needs none."""
-    X_bar, *grads = ctx.saved_tensors
-    return None, None if X_bar is None else X_bar * eps_bar, *torch._foreach_mul(grads, eps_bar), None
-
-
-_scaled_once_differentiable = once_differentiable(_scaled)
 
 
 class FusedLossFunction(torch.autograd.Function):
@@ -51,16 +43,31 @@ class FusedLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, impl, X, U, b, W, c, y):
         eps, grads, X_bar = impl.loss_and_gradients(X, U, b, W, c, y, ctx.needs_input_grad[1])
-        # gradients at ε̄ = 1, not activations: H·D + 2H + 1 numbers, and X̄ only if X needs one
-        ctx.save_for_backward(X_bar, *grads)
+        # gradients at ε̄ = 1, not activations: H·D + 2H + 1 numbers, and X̄ only if X needs one; the inputs
+        # themselves (references, no copies) for a backward that is itself differentiated
+        ctx.save_for_backward(X_bar, *grads, X, U, b, W, c, y)
         return eps
 
     @staticmethod
     def backward(ctx, eps_bar):
-        if torch.is_grad_enabled():  # create_graph=True: the gradients are numbers; differentiating them raises
-            return _scaled_once_differentiable(ctx, eps_bar)
-        # the usual backward(): what @once_differentiable would do, without its ~5 µs of wrapping a step
-        return _scaled(ctx, eps_bar)
+        X_bar, U_bar, b_bar, W_bar, c_bar, X, U, b, W, c, y = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: the saved gradients are numbers without a graph; recompute them as a graph
+            # through the reference's differentiable equations, so that second derivatives are exact
+            return None, *_differentiable_gradients(eps_bar, X, U, b, W, c, y, ctx.needs_input_grad[1:6]), None
+        # (∂ε/∂θ)·ε̄ for each input θ: every gradient is linear in ε̄. X̄ is None unless X needs a gradient;
+        # autograd drops the gradient of any parameter that needs none.
+        return None, None if X_bar is None else X_bar * eps_bar, *torch._foreach_mul(
+            [U_bar, b_bar, W_bar, c_bar], eps_bar), None
+
+
+def _differentiable_gradients(eps_bar, X, U, b, W, c, y, needs):
+    """X̄, Ū, b̄, W̄, c̄ at ε̄ as differentiable functions of ε̄ and the inputs: the seed's forward and backward
+    equations in the reference Functions (None where ``needs`` says no)."""
+    z, H = TanhNetFunction.apply(X, U, b, W, c)  # z = tanh(X Uᵀ + b) Wᵀ + c, H = tanh(X Uᵀ + b)   (N, 1), (N, H)
+    z_bar, _ = BCEWithLogitsFunction.backward_equations(eps_bar, z, y, (True, False))  # z̄ = ε̄ (σ(z) − y) / N
+    adj = TanhNetFunction.backward_equations(z_bar, None, X, U, W, H, needs)  # W̄, c̄, H̄, Ḡ, Ū, b̄, X̄
+    return adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar
 
 
 class FastTanhNetFunction(torch.autograd.Function):
