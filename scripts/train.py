@@ -15,9 +15,28 @@ A thin command line over torch_tanhnet.training.train(); everything here is call
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 SUPPRESS = argparse.SUPPRESS
+SIGNALLED: list[int] = []  # Ctrl-C or SIGTERM that came before the package's handler was in place
+
+
+def interrupt(sig, frame) -> None:
+    """Until torch is imported: stop at once, and remember it (Python drops an exception raised in some
+    callbacks during an import; main checks the list once the imports are done). Later ones are absorbed."""
+    if SIGNALLED:  # a stop is under way: absorb
+        return
+    SIGNALLED.append(sig)
+    raise KeyboardInterrupt
+
+
+def unraisable(info) -> None:
+    """Python's report of an exception it dropped, except a KeyboardInterrupt: that one is remembered and
+    acted on (see interrupt), so its report would be a traceback for nothing."""
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(info)
 
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
@@ -80,7 +99,9 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
+    """Run the command line ``argv``; the exit code. ``own_process``: this is the script's process, whose
+    signal handlers main may set (see training.signals.interrupt)."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -93,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from torch_tanhnet.training.distributed import DistributedError, launched_by_torchrun, train_distributed
 
+    if own_process:
+        from torch_tanhnet.training import signals
+
+        if SIGNALLED:  # one came during the imports, and Python dropped its KeyboardInterrupt
+            raise KeyboardInterrupt
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+                signal.signal(sig, signals.interrupt)  # remembered even if dropped; absorbed after the loop
+
     config = TrainConfig(**vars(args))
     try:
         if launched_by_torchrun():
@@ -104,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingDiverged, DistributedError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the run was being set up, before its loop
+        print(f"{parser.prog}: interrupted before training began; nothing was saved", file=sys.stderr)
+        return 130
     if result is None:  # a process other than rank 0
         return 0
     m = result.metrics
@@ -118,10 +151,27 @@ def main(argv: list[str] | None = None) -> int:
     return 130 if result.interrupted else 0
 
 
-if __name__ == "__main__":
-    code = main()
-    from torch_tanhnet.training.distributed import end_process, launched_by_torchrun
+def ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
-    if launched_by_torchrun():  # torch's gloo threads can abort a torchrun process's teardown; see end_process
-        end_process(code)
+
+if __name__ == "__main__":
+    # until the loop takes over (training.signals), Ctrl-C and SIGTERM end the process at once: one line, exit 130
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            signal.signal(sig, interrupt)
+    sys.unraisablehook = unraisable
+    try:
+        code = main(own_process=True)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up: imports, the command line
+        print("train.py: interrupted before training began; nothing was saved", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
+    ignore_signals()  # the run is over (or never began): a signal now waits for the exit, even during teardown
+    if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")):
+        from torch_tanhnet.training.distributed import end_process
+
+        end_process(code)  # torch's gloo threads can abort a torchrun process's teardown; see end_process
     sys.exit(code)

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from .signals import deferred_signals
+
 FORMAT = "torch-tanhnet/checkpoint/1"
 
 
@@ -28,20 +30,25 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> None:
-    """torch.save into a temporary file beside ``path``, fsync, then os.replace onto it."""
+    """torch.save into a temporary file beside ``path``, fsync, then os.replace onto it.
+
+    Ctrl-C and SIGTERM wait until the file is whole (:func:`~.signals.deferred_signals`). An OSError
+    (a full disk, say) leaves the previous file as it was and no temporary file behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with deferred_signals():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save({"format": FORMAT, **state}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
 
 
 def remove_stale_temporaries(path: str | Path) -> None:

@@ -34,7 +34,7 @@ from .data import Split
 from .logger import Logger
 from .metrics import TrainingDiverged, check_finite, measure
 from .setup import default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device, resume_settings
-from .signals import StopFlag, stop_on_signals
+from .signals import StopFlag, check_received, stop_on_signals
 from .world import World
 
 Tensor = torch.Tensor
@@ -88,6 +88,7 @@ class Run:
         if config.dry_run:
             self.total_steps = min(self.total_steps, self.step + 5)
         self.history: list[dict[str, float]] = []
+        self.closed = False
         self.steps_this_run, self.epoch_ended = 0, False
         self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
         self._clock, self._since_log = time.perf_counter(), 0
@@ -206,8 +207,10 @@ class Run:
         self.world.wait()
 
     def close(self) -> None:
-        self.bar.close()
-        self.logger.close()
+        if not self.closed:
+            self.closed = True
+            self.bar.close()
+            self.logger.close()
 
 
 def train(config: TrainConfig, world: World | None = None, given: set[str] | None = None,
@@ -223,8 +226,11 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     when the loss or a gradient stops being finite.
     """
     run = Run.start(config, world, given, wrap, device)
+    check_received()  # a Ctrl-C whose KeyboardInterrupt Python dropped while the run was being set up
     started, interrupted = time.perf_counter(), False
     try:
+        # from here a signal only asks the loop to stop, and every later one is absorbed, until the final
+        # checkpoint is saved and the run closed: a second Ctrl-C cannot cut the save short
         with stop_on_signals() as flag:
             while run.step < run.total_steps:
                 run.train_step()
@@ -237,10 +243,11 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                     run.save()
                 if interrupted:
                     break
-        run.save()
-        if not interrupted:
-            run.logger.hparams(run.config, run.metrics, run.step)
+            run.save()
+            if not interrupted:
+                run.logger.hparams(run.config, run.metrics, run.step)
+            run.close()
+            return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch,
+                               time.perf_counter() - started, run.steps_this_run, interrupted, run.history)
     finally:
-        run.close()
-    return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch, time.perf_counter() - started,
-                       run.steps_this_run, interrupted, run.history)
+        run.close()  # after an error; a second close does nothing

@@ -1,9 +1,24 @@
-"""Ctrl-C and SIGTERM as a request to stop: the loop saves a checkpoint and returns, the process exits 130."""
+"""Ctrl-C and SIGTERM as a request to stop: the loop saves a checkpoint and returns, the process exits 130.
+
+- :func:`stop_on_signals`: while inside, either signal only sets a flag, however many come;
+  :func:`~torch_tanhnet.training.loop.train` runs its loop, its final save and its clean-up inside.
+- :func:`interrupt`: a script's handler outside the loop: an immediate KeyboardInterrupt before
+  it, remembered in case Python drops it; nothing after it.
+- :func:`deferred_signals`: while inside, either signal waits and is delivered on leaving, to
+  whatever handled it before; :func:`~torch_tanhnet.training.checkpoint.save_atomic` writes inside,
+  so that no signal cuts a save in two, whoever calls it.
+
+Both change the handlers of the main thread only; elsewhere (where Python allows no handler) they
+leave the signals alone.
+"""
 
 from __future__ import annotations
 
 import signal
 from contextlib import contextmanager
+from typing import Callable
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)  # torchrun passes a Ctrl-C on to its workers as SIGTERM, hence both
 
 
 class StopFlag:
@@ -16,21 +31,78 @@ class StopFlag:
         self.requested = True
 
 
+received = StopFlag()  # set by interrupt(): a signal that came before a loop took the signals over
+_loop_over = False  # whether a loop under stop_on_signals has ended in this process
+
+
+def interrupt(sig, frame) -> None:
+    """A script's handler outside the loop. Before it: stop at once (KeyboardInterrupt), and remember it in
+    ``received``, since Python drops an exception raised while it runs certain callbacks (a weakref's,
+    during an import); :func:`check_received` then stops at the next safe point. Once a stop is under
+    way, or after a loop has ended (its checkpoint saved), absorb: the process is about to exit.
+    """
+    if _loop_over or received.requested:
+        return
+    received.set()
+    raise KeyboardInterrupt
+
+
+def check_received() -> None:
+    """Raise KeyboardInterrupt if :func:`interrupt` took a signal whose exception Python dropped."""
+    if received.requested:
+        raise KeyboardInterrupt
+
+
+def _install(handler: Callable) -> dict:
+    """Put ``handler`` on SIGINT and SIGTERM; the handlers it replaced (none outside the main thread)."""
+    previous = {}
+    try:
+        for sig in SIGNALS:
+            old = signal.getsignal(sig)
+            if old is None:  # installed outside Python: it could not be put back, so leave it
+                continue
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave the signals alone
+        pass
+    return previous
+
+
+def _restore(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
 @contextmanager
 def stop_on_signals():
     """While inside, Ctrl-C (SIGINT) or SIGTERM sets the yielded flag instead of killing; the loop saves and returns.
 
-    torchrun passes a Ctrl-C on to its workers as SIGTERM, hence both.
+    Every further signal is absorbed the same way until the block ends: a second Ctrl-C during
+    the final save cannot cut it short.
     """
+    global _loop_over
     flag = StopFlag()
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, flag.set)
-    except ValueError:  # not the main thread: leave the signals alone
-        pass
+    flag.requested = received.requested
+    previous = _install(flag.set)
     try:
         yield flag
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _loop_over = True
+        _restore(previous)
+
+
+@contextmanager
+def deferred_signals():
+    """While inside, SIGINT and SIGTERM wait; on leaving, each one that came is handed to the handler it
+    would have met (a flag of :func:`stop_on_signals`, Python's KeyboardInterrupt, or the default action)."""
+    came: list[int] = []
+    previous = _install(lambda sig, frame: came.append(sig))
+    try:
+        yield
+    finally:
+        _restore(previous)
+        for sig in dict.fromkeys(came):  # each signal once, in the order they came
+            handler = previous[sig]
+            if callable(handler):
+                handler(sig, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(sig)

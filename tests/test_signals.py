@@ -1,0 +1,137 @@
+"""Ctrl-C and SIGTERM at any moment: one line, exit 130, and a checkpoint that is whole when one is due.
+
+Real processes where the process is the point (bursts of signals, signals during start-up);
+in-process calls for the pieces (a save that a signal cannot cut, a signal Python dropped).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from torch_tanhnet.training import checkpoint, signals
+from torch_tanhnet.training.config import TrainConfig
+from torch_tanhnet.training.loop import train
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+linux_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+
+
+def launch(tmp_path, *args):
+    """scripts/train.py in its own session (signals sent to it reach no one else), SIGINT at its default."""
+    return subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def caught(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler on ``sig`` (Linux: the SigCgt mask in /proc/PID/status)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
+def wait_until(condition, proc, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_burst_of_signals_while_saving_still_saves_and_exits_130(tmp_path, sig):
+    # a checkpoint every step: most of the loop's time is spent saving, where a burst of signals lands
+    proc = launch(tmp_path, "--epochs", "1000000", "--checkpoint-interval", "1", "--log-interval", "1000",
+                  "--image-interval", "1000000", "--logdir", "run", "--no-progress")
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    wait_until(ckpt.exists, proc)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:  # a signal every millisecond until it has gone
+        os.kill(proc.pid, sig)
+        time.sleep(0.001)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    state = checkpoint.load(ckpt)  # whole, and it is the interrupted run's last step
+    assert f"interrupted at step {state['global_step']};" in out
+    assert not list(ckpt.parent.glob(".checkpoint.pt.*.tmp"))
+
+
+@linux_proc
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("burst", [False, True], ids=["one", "burst"])
+def test_a_signal_while_starting_up_is_one_line_and_exit_130(tmp_path, sig, burst):
+    proc = launch(tmp_path, "--epochs", "5", "--logdir", "run", "--no-progress")
+    # the script's first lines put a handler on SIGTERM (and SIGINT); torch's import, a second or more, follows
+    wait_until(lambda: caught(proc.pid, signal.SIGTERM), proc)
+    os.kill(proc.pid, sig)
+    deadline = time.monotonic() + 30
+    while burst and proc.poll() is None and time.monotonic() < deadline:
+        os.kill(proc.pid, sig)
+        time.sleep(0.002)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["train.py: interrupted before training began; nothing was saved"], err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def small(tmp_path, **kw):
+    return TrainConfig(**{**dict(n_samples=60, epochs=50, log_interval=5, image_interval=10**6,
+                                 checkpoint_interval=10**6, logdir=str(tmp_path / "run"), progress=False), **kw})
+
+
+def test_a_signal_that_python_dropped_during_start_up_still_stops_before_training(tmp_path, monkeypatch):
+    # signals.interrupt remembers a signal whose KeyboardInterrupt Python swallowed (in a weakref callback
+    # during an import, say): train() stops once the run is set up, before it trains or saves anything
+    monkeypatch.setattr(signals, "received", signals.StopFlag())
+    monkeypatch.setattr(signals, "_loop_over", False)
+    with pytest.raises(KeyboardInterrupt):
+        signals.interrupt(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):  # the run is set up, then stops before its first step
+        train(small(tmp_path))
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    signals.received.requested = False  # and once the run has ended, interrupt() absorbs signals
+    train(small(tmp_path, logdir=str(tmp_path / "other")))
+    signals.interrupt(signal.SIGINT, None)
+
+
+def saving_with_a_signal_midway(monkeypatch, sig):
+    """torch.save, as save_atomic calls it, with ``sig`` raised to this process halfway through the write."""
+    real = torch.save
+
+    def save(obj, f):
+        f.write(b"")  # the temporary file is open: the save has begun
+        signal.raise_signal(sig)
+        real(obj, f)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+
+
+def test_a_signal_during_save_atomic_waits_until_the_file_is_whole(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    checkpoint.save_atomic({"n": 1}, path)
+    saving_with_a_signal_midway(monkeypatch, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):  # delivered, but only once the new file is in place
+        checkpoint.save_atomic({"n": 2}, path)
+    assert checkpoint.load(path)["n"] == 2
+    assert not list(tmp_path.glob(".c.pt.*.tmp"))
+
+
+def test_inside_stop_on_signals_a_signal_during_a_save_only_sets_the_flag(tmp_path, monkeypatch):
+    saving_with_a_signal_midway(monkeypatch, signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM)
+    with signals.stop_on_signals() as flag:
+        checkpoint.save_atomic({"n": 3}, tmp_path / "c.pt")
+        assert flag.requested
+    assert checkpoint.load(tmp_path / "c.pt")["n"] == 3
+    assert signal.getsignal(signal.SIGTERM) == before  # put back as it was
