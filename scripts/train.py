@@ -91,7 +91,8 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help=f"epochs between checkpoints; one is also written at the end (default: {d.checkpoint_interval})")
     arg("--resume", action="store_true", default=d.resume,
         help="continue the run in --logdir from its checkpoint up to --epochs (default: off)")
-    arg("--dry-run", action="store_true", default=d.dry_run, help="run 5 steps only, for smoke tests (default: off)")
+    arg("--dry-run", action="store_true", default=d.dry_run,
+        help="run 5 steps only, for smoke tests; without --logdir nothing is kept (default: off)")
     arg("--dist-timeout", type=float, default=d.dist_timeout, metavar="S",
         help=f"under torchrun, seconds to wait for the other processes before failing (default: {d.dist_timeout:g})")
     arg("--no-progress", dest="progress", action="store_false", default=d.progress,
@@ -140,14 +141,19 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     if result is None:  # a process other than rank 0
         return 0
     m = result.metrics
-    if result.interrupted:
+    if result.interrupted and result.kept:
         print(f"interrupted at step {result.global_step}; checkpoint saved in {result.logdir}/checkpoint.pt\n"
               f"continue with: python scripts/train.py --logdir {result.logdir} --resume")
+    elif result.interrupted:
+        print(f"interrupted at step {result.global_step}")
     print(f"step {result.global_step} (epoch {result.epoch}): "
           f"train loss {m.get('loss/train', float('nan')):.4f}, accuracy {m.get('accuracy/train', float('nan')):.3f} | "
           f"test loss {m.get('loss/test', float('nan')):.4f}, accuracy {m.get('accuracy/test', float('nan')):.3f}")
     print(f"{result.steps_this_run} steps in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
-    print(f"view it with: tensorboard --logdir {result.logdir}")
+    if result.kept:
+        print(f"view it with: tensorboard --logdir {result.logdir}")
+    else:
+        print("dry run: nothing kept (give --logdir DIR to keep its logs and checkpoint)")
     return 130 if result.interrupted else 0
 
 

@@ -20,13 +20,18 @@ def run(*args, cwd, timeout=120):
 
 
 def test_dry_run_trains_logs_and_says_how_to_look(tmp_path):
+    r = run("--dry-run", "--logdir", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "checkpoint.pt").is_file() and list((tmp_path / "out").glob("events.out.tfevents.*"))
+    assert "tensorboard --logdir out" in r.stdout
+    assert "steps/s" in r.stdout and "test loss" in r.stdout
+
+
+def test_dry_run_without_logdir_leaves_nothing_behind(tmp_path):
     r = run("--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    runs = list((tmp_path / "runs").iterdir())
-    assert len(runs) == 1 and runs[0].name.startswith("moons-")
-    assert (runs[0] / "checkpoint.pt").is_file() and list(runs[0].glob("events.out.tfevents.*"))
-    assert f"tensorboard --logdir {Path('runs') / runs[0].name}" in r.stdout
-    assert "steps/s" in r.stdout and "test loss" in r.stdout
+    assert list(tmp_path.iterdir()) == []
+    assert "dry run: nothing kept" in r.stdout and "tensorboard" not in r.stdout
 
 
 def test_csv_data_end_to_end(tmp_path):

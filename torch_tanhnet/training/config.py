@@ -83,8 +83,15 @@ class TrainConfig:
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def run_settings(self) -> dict:
+        """The settings a checkpoint keeps: all but those of one invocation (:data:`PER_INVOCATION`)."""
+        return {k: v for k, v in self.as_dict().items() if k not in PER_INVOCATION}
 
+
+# settings of one invocation, not of the run: never saved with it, never taken from a checkpoint
+# (older checkpoints hold them: they are ignored), never inherited by a later --resume
+PER_INVOCATION = {"dry_run", "progress"}
 # settings a resumed run may change; every other one defines the run and must stay
-RESUMABLE = {"epochs", "device", "log_interval", "image_interval", "checkpoint_interval", "progress", "resume",
-             "dry_run", "logdir", "data", "dist_timeout"}
+RESUMABLE = {"epochs", "device", "log_interval", "image_interval", "checkpoint_interval", "resume", "logdir", "data",
+             "dist_timeout"} | PER_INVOCATION
 

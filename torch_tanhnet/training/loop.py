@@ -20,6 +20,7 @@ resuming. The distributed share of each batch and its loss scale are :meth:`Worl
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class TrainResult:
     steps_this_run: int
     interrupted: bool = False
     history: list[dict[str, float]] = field(default_factory=list)  # every logged row, for callers
+    kept: bool = True  # False: a dry run without a logdir, whose temporary folder is gone
 
     @property
     def steps_per_second(self) -> float:
@@ -89,6 +91,7 @@ class Run:
             self.total_steps = min(self.total_steps, self.step + 5)
         self.history: list[dict[str, float]] = []
         self.closed = False
+        self.scratch: tempfile.TemporaryDirectory | None = None  # a dry run's folder, removed by close()
         self.steps_this_run, self.epoch_ended = 0, False
         self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
         self._clock, self._since_log = time.perf_counter(), 0
@@ -111,7 +114,26 @@ class Run:
         world = world or World()
         config.validate()
         device = device or resolve_device(config.device)
-        logdir = Path(config.logdir) if config.logdir else default_logdir(config)
+        scratch = None
+        if config.logdir:
+            logdir = Path(config.logdir)
+        elif config.dry_run:  # a dry run keeps nothing unless told where: a temporary folder, removed by close()
+            scratch = tempfile.TemporaryDirectory(prefix="torch-tanhnet-dry-run-")
+            logdir = Path(scratch.name)
+        else:
+            logdir = default_logdir(config)
+        try:
+            run = cls._build(config, world, given, wrap, device, logdir)
+        except BaseException:
+            if scratch is not None:
+                scratch.cleanup()
+            raise
+        run.scratch = scratch
+        return run
+
+    @classmethod
+    def _build(cls, config: TrainConfig, world: World, given: set[str] | None,
+               wrap: Callable[[TanhNet], torch.nn.Module] | None, device: torch.device, logdir: Path) -> "Run":
         state = None
         if config.resume:
             # from Python every setting counts as given; the command line says which ones the user typed
@@ -200,7 +222,7 @@ class Run:
             checkpoint.save_atomic({
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "optimizer": self.optimizer.state_dict(), "global_step": self.step, "epoch": self.epoch,
-                "batch": self.next_batch, "rng": {"torch": torch.get_rng_state()}, "config": self.config.as_dict(),
+                "batch": self.next_batch, "rng": {"torch": torch.get_rng_state()}, "config": self.config.run_settings(),
                 "data_fingerprint": self.data_hash, "mean": self.data.mean, "std": self.data.std,
                 "metrics": self.metrics,
             }, self.logdir / "checkpoint.pt")
@@ -211,6 +233,8 @@ class Run:
             self.closed = True
             self.bar.close()
             self.logger.close()
+            if self.scratch is not None:
+                self.scratch.cleanup()
 
 
 def train(config: TrainConfig, world: World | None = None, given: set[str] | None = None,
@@ -222,13 +246,15 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     ``wrap`` turns the model into the module whose ``forward(X, y)`` returns the loss
     (DistributedDataParallel under torchrun); None calls ``model.loss``.
     ``device`` overrides ``config.device`` (a torchrun process's own GPU).
+    A dry run (``config.dry_run``) takes 5 steps; without a ``logdir`` it writes into a temporary
+    folder removed at the end, so that nothing is left behind (``TrainResult.kept`` is False).
     Raises ConfigError, DataError, CheckpointError on bad settings, TrainingDiverged
     when the loss or a gradient stops being finite.
     """
     run = Run.start(config, world, given, wrap, device)
-    check_received()  # a Ctrl-C whose KeyboardInterrupt Python dropped while the run was being set up
     started, interrupted = time.perf_counter(), False
     try:
+        check_received()  # a Ctrl-C whose KeyboardInterrupt Python dropped while the run was being set up
         # from here a signal only asks the loop to stop, and every later one is absorbed, until the final
         # checkpoint is saved and the run closed: a second Ctrl-C cannot cut the save short
         with stop_on_signals() as flag:
@@ -248,6 +274,7 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                 run.logger.hparams(run.config, run.metrics, run.step)
             run.close()
             return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch,
-                               time.perf_counter() - started, run.steps_this_run, interrupted, run.history)
+                               time.perf_counter() - started, run.steps_this_run, interrupted, run.history,
+                               kept=run.scratch is None)
     finally:
         run.close()  # after an error; a second close does nothing

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .config import RESUMABLE, ConfigError, TrainConfig
+from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
 from .data import Split, load_csv, make_dataset, split
 
 Tensor = torch.Tensor
@@ -63,10 +63,12 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
 def resume_settings(config: TrainConfig, logdir: Path, given: set[str]) -> tuple[TrainConfig, dict]:
     """The run's saved settings, with the resumable ones the user gave; a change to any other is refused."""
     state = checkpoint.load(logdir / "checkpoint.pt")
-    saved = TrainConfig(**{k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__})
+    saved = TrainConfig(**{k: v for k, v in state["config"].items()
+                           if k in TrainConfig.__dataclass_fields__ and k not in PER_INVOCATION})
     for name in sorted(given - RESUMABLE):
         if getattr(config, name) != getattr(saved, name):
             raise ConfigError(f"argument --{name.replace('_', '-')}: {getattr(config, name)!r} differs from "
                               f"the checkpoint's {getattr(saved, name)!r}; a resumed run keeps its settings")
-    override = (RESUMABLE & given) | {"resume", "logdir"}
+    # this invocation's own settings (--dry-run, --no-progress) always come from it, never from the checkpoint
+    override = (RESUMABLE & given) | {"resume", "logdir"} | PER_INVOCATION
     return TrainConfig(**{**saved.as_dict(), **{k: getattr(config, k) for k in override}}), state

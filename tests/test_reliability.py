@@ -1,0 +1,87 @@
+"""Hostile input and faults, as issue 13's campaign met them: each class of fault, not only the listed case.
+
+scripts/train.py's main() runs in this process (its exit code, stdout and stderr), which is
+fast; real processes are in test_signals.py and test_train_cli.py where the process is the point.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from torch_tanhnet.training import checkpoint
+from torch_tanhnet.training.config import PER_INVOCATION, TrainConfig
+from torch_tanhnet.training.loop import train
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+_spec = importlib.util.spec_from_file_location("train_script", SCRIPT)
+train_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_script)
+
+
+def cli(capsys, *argv):
+    """(exit code, stdout, stderr) of ``train.py argv`` run in this process."""
+    try:
+        code = train_script.main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    """The single line a bad input gives (no usage block, no traceback)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("train.py: error: "), err
+    return lines[0]
+
+
+SMALL = ["--n-samples", "60", "--image-interval", "1000000", "--no-progress"]
+
+
+def small(tmp_path, **kw):
+    return TrainConfig(**{**dict(n_samples=60, epochs=10, log_interval=5, image_interval=10**6,
+                                 logdir=str(tmp_path / "run"), progress=False), **kw})
+
+
+# 2. --dry-run and --no-progress belong to one invocation, not to the run ------------------------------
+
+def test_settings_of_one_invocation_are_not_saved_with_the_run(tmp_path):
+    train(small(tmp_path, dry_run=True))
+    saved = checkpoint.load(tmp_path / "run" / "checkpoint.pt")["config"]
+    assert PER_INVOCATION == {"dry_run", "progress"}
+    assert not PER_INVOCATION & set(saved)
+    assert {"lr", "hidden", "epochs", "seed"} <= set(saved)
+
+
+def test_a_dry_run_leaves_nothing_that_a_later_resume_inherits(tmp_path, capsys):
+    run = tmp_path / "dry"
+    assert cli(capsys, "--dry-run", "--epochs", "30", "--logdir", run, *SMALL)[0] == 0
+    assert checkpoint.load(run / "checkpoint.pt")["global_step"] == 5
+    code, out, err = cli(capsys, "--resume", "--epochs", "30", "--logdir", run)
+    assert code == 0, err
+    assert checkpoint.load(run / "checkpoint.pt")["global_step"] == 30  # the whole run, not 5 more steps
+
+
+@pytest.mark.parametrize("name,stale", [("dry_run", True), ("progress", False)])
+def test_an_older_checkpoint_holding_a_setting_of_one_invocation_is_read_without_it(tmp_path, name, stale):
+    train(small(tmp_path, epochs=4))
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = checkpoint.load(path)
+    state.pop("format")
+    state["config"][name] = stale  # as checkpoints written before this change hold it
+    checkpoint.save_atomic(state, path)
+    result = train(small(tmp_path, epochs=12, resume=True), given={"logdir", "resume", "epochs"})
+    assert result.global_step == 12  # a stale dry_run would have stopped after 5 more steps
+    assert not PER_INVOCATION & set(checkpoint.load(path)["config"])
+
+
+def test_a_dry_run_without_a_logdir_keeps_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    result = train(TrainConfig(dry_run=True, progress=False))
+    assert result.global_step == 5 and not result.kept and not result.logdir.exists()
+    code, out, err = cli(capsys, "--dry-run")
+    assert code == 0 and "dry run: nothing kept" in out and "tensorboard" not in out
+    assert list(tmp_path.iterdir()) == []
