@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -338,6 +339,87 @@ def test_a_failing_build_falls_back_and_is_not_retried(fresh_extension, monkeypa
     with pytest.warns(RuntimeWarning, match="unavailable"):
         assert extension.kernels("float32") is None
     assert len(list(fresh_extension.glob("*.failed"))) == len(extension.ATTEMPTS)
+
+
+def unusable_cache(kind: str, tmp_path: Path) -> dict[str, str]:
+    """Environment settings under which the kernel cache folder cannot be created or written."""
+    (tmp_path / "a-file").write_text("")
+    if kind == "regular-file":
+        return {"TORCH_TANHNET_CACHE": str(tmp_path / "a-file")}
+    if kind == "under-a-file":
+        return {"TORCH_TANHNET_CACHE": str(tmp_path / "a-file" / "cache")}
+    if kind == "proc":
+        return {"TORCH_TANHNET_CACHE": "/proc/nope"}
+    if kind == "long-name":
+        return {"TORCH_TANHNET_CACHE": str(tmp_path / ("x" * 300))}
+    if kind == "home-under-a-file":  # no TORCH_TANHNET_CACHE, no XDG_CACHE_HOME: ~/.cache/torch_tanhnet
+        return {"HOME": str(tmp_path / "a-file" / "home")}
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["regular-file", "under-a-file", "proc", "long-name", "home-under-a-file"])
+def test_an_unusable_kernel_cache_falls_back_to_torch_ops_after_one_warning(fresh_extension, monkeypatch, kind):
+    if kind == "proc" and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    monkeypatch.delenv("TORCH_TANHNET_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    for k, v in unusable_cache(kind, fresh_extension).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(extension, "_compiler", lambda: "cc")  # as if a compiler were there: the cache fails first
+    with pytest.warns(RuntimeWarning, match="fused CPU kernels are unavailable .*kernel cache"):
+        assert extension.kernels("float32") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once
+        assert extension.kernels("float64") is None
+        X, y = make_data(30, 2)
+        p = make_params(2, 3)
+        torch.testing.assert_close(tanhnet_loss(X, *p, y), REFERENCE(X, *p, y), rtol=1e-12, atol=0)
+
+
+def fake_compiler(path: Path, version: str) -> str:
+    """A "compiler" that says ``version`` and fails every build, counting the builds it was asked for."""
+    path.write_text(f"""#!/bin/sh
+if [ "$1" = "--version" ]; then echo "{version}"; exit 0; fi
+echo build >> "{path}.builds"
+echo "fake: cannot build" >&2
+exit 1
+""")
+    path.chmod(0o755)
+    return str(path)
+
+
+def builds(cc: str) -> int:
+    log = Path(cc + ".builds")
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_failed_build_is_tried_again_when_the_compiler_changes(fresh_extension, monkeypatch, tmp_path):
+    def attempt(cc):
+        monkeypatch.setattr(extension, "_cache", {})
+        monkeypatch.setattr(extension, "_warned", False)
+        monkeypatch.setattr(extension, "_compiler", lambda: cc)
+        with pytest.warns(RuntimeWarning, match="fake: cannot build"):
+            assert extension.kernels("float32") is None
+
+    cc = fake_compiler(tmp_path / "cc-a", "fake 1.0")
+    attempt(cc)
+    attempt(cc)  # the same compiler: the failure is remembered, no second build
+    assert builds(cc) == len(extension.ATTEMPTS)
+    fake_compiler(tmp_path / "cc-a", "fake 2.0")  # upgraded in place: same path, new version
+    attempt(cc)
+    assert builds(cc) == 2 * len(extension.ATTEMPTS)
+    other = fake_compiler(tmp_path / "cc-b", "fake 2.0")  # another compiler
+    attempt(other)
+    assert builds(other) == len(extension.ATTEMPTS)
+    real = shutil.which("cc") or shutil.which("gcc")
+    if real is not None:  # and the system's compiler gets its own try, despite the failures remembered before
+        monkeypatch.setattr(extension, "_cache", {})
+        monkeypatch.setattr(extension, "_warned", False)
+        monkeypatch.setattr(extension, "_compiler", lambda: real)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            lib = extension.kernels("float32")
+        assert lib is not None or not any("fake" in str(w.message) for w in seen)
 
 
 def test_opting_out_with_the_environment(fresh_extension, monkeypatch):

@@ -5,6 +5,9 @@ fast; real processes are in test_signals.py and test_train_cli.py where the proc
 """
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,14 @@ def test_a_dry_run_without_a_logdir_keeps_nothing(tmp_path, monkeypatch, capsys)
     code, out, err = cli(capsys, "--dry-run")
     assert code == 0 and "dry run: nothing kept" in out and "tensorboard" not in out
     assert list(tmp_path.iterdir()) == []
+
+
+# 3. an unusable kernel cache: torch ops, one warning (the cases themselves: test_fast.py) --------------
+
+def test_training_with_an_unwritable_kernel_cache_runs_on_torch_ops(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    env = {**os.environ, "TORCH_TANHNET_CACHE": str(tmp_path / "a-file" / "cache")}
+    r = subprocess.run([sys.executable, str(SCRIPT), "--dry-run"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("kernel cache") == 1

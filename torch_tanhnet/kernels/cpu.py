@@ -7,8 +7,10 @@ on first use with the system's C compiler (``$CC``, else ``cc``/``gcc``) at ``-O
 ``~/.cache/torch_tanhnet``. They are called through ctypes on tensors' memory.
 
 They need glibc's vector maths library (libmvec with tanh, exp and log1p: glibc ≥ 2.35 on
-x86-64). Where no compiler or no libmvec is found, or with ``TORCH_TANHNET_NO_EXTENSION=1``,
-:func:`kernels` returns None and the package uses its pure-PyTorch paths, after one warning.
+x86-64). Where no compiler or no libmvec is found, where the cache folder cannot be created or
+written, or with ``TORCH_TANHNET_NO_EXTENSION=1``, :func:`kernels` returns None and the package
+uses its pure-PyTorch paths, after one warning. A build that failed is not retried with the same
+compiler (path and version), flags and C library; a change of any of them gets a new try.
 """
 
 from __future__ import annotations
@@ -74,11 +76,31 @@ def _machine_key() -> str:
     return h.hexdigest()[:16]
 
 
+def _toolchain_key(cc: str, flags: list[str]) -> str:
+    """What a build's success depends on beyond the machine: the compiler (its path and version), the flags
+    and the C library. A failure is remembered under this key, so a changed compiler or glibc gets a new try."""
+    path = shutil.which(cc) or cc
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    h = hashlib.sha256(f"{os.path.realpath(path)}\0{version}\0{' '.join(flags)}\0{platform.libc_ver()}".encode())
+    return h.hexdigest()[:12]
+
+
 def _build(cc: str, flags: list[str], double: bool, target: Path) -> str | None:
-    """Compile into a temporary file beside ``target``, then os.replace: concurrent builds cannot tear it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    """Compile into a temporary file beside ``target``, then os.replace: concurrent builds cannot tear it.
+
+    None on success, else why it failed (the compiler's last line, or a cache folder that cannot be written).
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+    except OSError as e:
+        return f"cannot write the kernel cache {str(target.parent)!r}: {e.strerror or e}"
+    print(f"torch-tanhnet: compiling the fused CPU kernels ({'float64' if double else 'float32'}, once per machine) "
+          f"into {target.parent}", file=sys.stderr)
     cmd = [cc, *flags, *(["-DTN_DOUBLE"] if double else []), "-shared", "-fPIC", "-o", tmp, str(SOURCE),
            "-lmvec", "-lm", "-lpthread"]
     try:
@@ -128,28 +150,39 @@ def kernels(precision: str) -> ctypes.CDLL | None:
         elif (cc := _compiler()) is None:
             why = "no C compiler found; set CC"
         else:
-            for level, flags in enumerate(ATTEMPTS):
-                target = cache_dir() / f"tanhnet_{precision}_{_machine_key()}_{level}.so"
-                failed = target.with_suffix(".failed")  # a build that failed here once is not retried
-                if failed.exists():
-                    why = failed.read_text().strip() or "build failed"
-                    continue
-                if not target.exists():
-                    print(f"torch-tanhnet: compiling the fused CPU kernels ({precision}, once per machine) into "
-                          f"{target.parent}", file=sys.stderr)
-                    why = _build(cc, flags, precision == "float64", target)
-                    if why is not None:
-                        failed.write_text(why + "\n")
-                        continue
-                try:
-                    lib = _load(target)
-                    break
-                except OSError as e:
-                    why = str(e)
+            try:
+                lib, why = _build_or_load(cc, precision)
+            except (OSError, RuntimeError, KeyError) as e:  # an unusable cache folder or home directory
+                lib, why = None, f"the kernel cache is unusable: {e}"
         if lib is None:
             _warn_once(why)
         _cache[precision] = lib
         return lib
+
+
+def _build_or_load(cc: str, precision: str) -> tuple[ctypes.CDLL | None, str | None]:
+    """The cached library for ``precision``, built first if missing; else None and why."""
+    why = None
+    for level, flags in enumerate(ATTEMPTS):
+        target = cache_dir() / f"tanhnet_{precision}_{_machine_key()}_{level}.so"
+        if not target.is_file():
+            # a build that failed here is not retried with the same compiler, flags and C library
+            failed = target.with_name(f"{target.stem}.{_toolchain_key(cc, flags)}.failed")
+            if failed.is_file():
+                why = failed.read_text(errors="replace").strip() or "build failed"
+                continue
+            why = _build(cc, flags, precision == "float64", target)
+            if why is not None:
+                try:
+                    failed.write_text(why + "\n")
+                except OSError:  # an unwritable cache: nothing to remember the failure in
+                    pass
+                continue
+        try:
+            return _load(target), None
+        except OSError as e:
+            why = str(e)
+    return None, why
 
 
 def available() -> bool:
