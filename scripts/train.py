@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
             result = train_distributed(config, given)
         else:
             result = train(config, given=given)
-    except (ConfigError, DataError, CheckpointError) as e:
-        parser.error(str(e))
+    except (ConfigError, DataError, CheckpointError) as e:  # a well-formed command line, a bad value or file:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)  # one line; the usage is for a malformed one
+        return 2
     except (TrainingDiverged, DistributedError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1

@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from torch_tanhnet.training.data import GENERATORS, DataError, load_csv, make_dataset, split
 
@@ -91,3 +93,81 @@ def test_too_few_samples_for_the_split(n, fraction):
     X, y = torch.zeros(n, 2, dtype=torch.float64), torch.zeros(n, 1, dtype=torch.float64)
     with pytest.raises(DataError, match="too few samples for the split"):
         split(X, y, fraction, 0)
+
+
+# files as users bring them: a byte-order mark, a header or none, and files that are not CSV text at all
+
+ROWS = "0.1,0.2,1\n0.2,0.1,0\n0.3,0.3,1\n"
+
+
+@pytest.mark.parametrize("header", ["", "x1,x2,label\n", "a,b,c\n", "\n\nx,y,class\n", '"x 1","x 2","label"\n'])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["utf-8", "utf-8-bom"])
+def test_every_data_row_is_read_with_or_without_a_header_or_a_byte_order_mark(tmp_path, header, bom):
+    p = tmp_path / "d.csv"
+    p.write_bytes(bom + (header + ROWS).encode())
+    X, y = load_csv(p)
+    assert X.tolist() == [[0.1, 0.2], [0.2, 0.1], [0.3, 0.3]] and y.flatten().tolist() == [1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("first", ["0.1,0.2x,1", "0.1,,1", "0.1,0.2,one", "O.1,0.2,1", "0.1;0.2;1", "1,2,0,7"])
+def test_a_first_row_with_any_number_in_it_is_data_and_its_fault_names_line_1(tmp_path, first):
+    # only a row with no number at all is a header: a typo in one number is an error, not a silent drop
+    p = tmp_path / "d.csv"
+    p.write_text(first + "\n" + ROWS)
+    with pytest.raises(DataError, match=r"d\.csv:1: "):
+        load_csv(p)
+
+
+def hostile_files():
+    import gzip
+
+    csv_text = ("x1,x2,label\n" + ROWS).encode()
+    return {
+        "gzip": gzip.compress(csv_text),
+        "utf-16": csv_text.decode().encode("utf-16"),
+        "utf-16-le-no-bom": csv_text.decode().encode("utf-16-le"),
+        "latin-1": "x1,x2,étiquette\n".encode("latin-1") + ROWS.encode(),
+        "invalid-utf-8-midway": ROWS.encode() + b"0.4,\xff\xfe,1\n",
+        "nul-bytes": ROWS.encode() + b"0.4,0.5\x00,1\n",
+        "binary": bytes(range(256)) * 8,
+        "png-header": b"\x89PNG\r\n\x1a\n" + bytes(64),
+        "field-over-csv-limit": ROWS.encode() + b"1" * 200_000 + b",2,0\n",
+        "one-long-line": b"1," * 100_000 + b"0\n",
+    }
+
+
+@pytest.mark.parametrize("kind", list(hostile_files()))
+def test_a_file_that_is_not_a_text_csv_is_a_data_error_naming_it(tmp_path, kind):
+    p = tmp_path / "d.csv"
+    p.write_bytes(hostile_files()[kind])
+    with pytest.raises(DataError, match=r"^" + str(p).replace(".", r"\.") + r"(:\d+)?: "):
+        load_csv(p)
+
+
+def test_a_folder_is_not_a_data_file(tmp_path):
+    with pytest.raises(DataError, match="not a regular file"):
+        load_csv(tmp_path)
+
+
+@given(st.binary(max_size=400))
+def test_any_bytes_give_checked_rows_or_a_data_error(tmp_path_factory, data):
+    p = tmp_path_factory.mktemp("csv") / "d.csv"
+    p.write_bytes(data)
+    check_rows_or_data_error(p)
+
+
+@given(st.text(alphabet="01.,-+e\n\r\"xnaif \t\ufeff\x00é;", max_size=200))
+def test_any_csv_like_text_gives_checked_rows_or_a_data_error(tmp_path_factory, text):
+    p = tmp_path_factory.mktemp("csv") / "d.csv"
+    p.write_text(text, encoding="utf-8")
+    check_rows_or_data_error(p)
+
+
+def check_rows_or_data_error(p):
+    try:
+        X, y = load_csv(p)
+    except DataError as e:
+        assert "\n" not in str(e) and str(e)
+        return
+    assert X.dtype == y.dtype == torch.float64 and X.shape == (y.shape[0], 2) and y.shape[1] == 1
+    assert torch.isfinite(X).all() and set(y.flatten().tolist()) <= {0.0, 1.0}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_data import hostile_files
 
 from torch_tanhnet.training import checkpoint
 from torch_tanhnet.training.config import PER_INVOCATION, TrainConfig
@@ -99,3 +100,50 @@ def test_training_with_an_unwritable_kernel_cache_runs_on_torch_ops(tmp_path):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("kernel cache") == 1
+
+
+# errors: a malformed command line gets argparse's usage; a bad value or file gets one line ---------------
+
+def test_a_malformed_command_line_shows_the_usage(capsys):
+    code, out, err = cli(capsys, "--epochs", "many")
+    assert code == 2 and err.startswith("usage: train.py") and "invalid int value: 'many'" in err
+
+
+@pytest.mark.parametrize("argv", [["--lr", "-1"], ["--dataset", "blobs"], ["--data", "missing.csv"],
+                                  ["--resume", "--logdir", "nothing-here"]])
+def test_a_bad_value_of_a_well_formed_flag_is_one_line_without_the_usage(tmp_path, monkeypatch, capsys, argv):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, *argv)
+    assert code == 2
+    assert "usage" not in one_error_line(err)
+
+
+# 5, 6. CSV files: a byte-order mark, a first row with a typo, files that are not text CSV ------------------
+
+def test_a_csv_with_a_byte_order_mark_and_no_header_keeps_its_first_row(tmp_path, capsys):
+    rows = [(0.1 * i, 0.05 * i, i % 2) for i in range(1, 31)]
+    (tmp_path / "b.csv").write_bytes(b"\xef\xbb\xbf" + "".join(f"{a},{b},{c}\n" for a, b, c in rows).encode())
+    result = train(TrainConfig(data=str(tmp_path / "b.csv"), epochs=1, logdir=str(tmp_path / "run"), progress=False))
+    data = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    assert result.global_step == 1 and data["global_step"] == 1
+    from torch_tanhnet.training.setup import load_split
+
+    s = load_split(TrainConfig(data=str(tmp_path / "b.csv")))
+    assert s.X_train.shape[0] + s.X_test.shape[0] == 30
+    torch.testing.assert_close(torch.cat([s.X_train, s.X_test]).sum(0),
+                               torch.tensor([sum(r[0] for r in rows), sum(r[1] for r in rows)], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kind", list(hostile_files()) + ["typo-in-first-row", "a-folder"])
+def test_a_data_file_that_is_not_a_text_csv_is_one_error_line_and_exit_2(tmp_path, monkeypatch, capsys, kind):
+    monkeypatch.chdir(tmp_path)
+    if kind == "a-folder":
+        (tmp_path / "d.csv").mkdir()
+    elif kind == "typo-in-first-row":
+        (tmp_path / "d.csv").write_text("0.1,0.2x,1\n0.2,0.1,0\n0.3,0.3,1\n")
+    else:
+        (tmp_path / "d.csv").write_bytes(hostile_files()[kind])
+    code, out, err = cli(capsys, "--data", "d.csv", "--logdir", "run")
+    assert code == 2
+    assert one_error_line(err).startswith("train.py: error: d.csv")
+    assert not (tmp_path / "run").exists()

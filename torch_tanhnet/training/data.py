@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,47 +103,74 @@ def make_dataset(name: str, n_samples: int, noise: float | None = None, seed: in
     return GENERATORS[name](n_samples, noise, g)
 
 
-def _is_number(s: str) -> bool:
+def _number(s: str) -> float | None:
     try:
-        float(s)
+        return float(s)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
-    """Read ``x1,x2,label`` rows (a header line is optional); labels must be 0 or 1.
+    """Read ``x1,x2,label`` rows, UTF-8 (a byte-order mark is allowed); labels must be 0 or 1.
 
-    Raises DataError naming the file and line for a missing or empty file, a row
-    without three columns, a value that is not a number, a label other than 0/1,
-    or a NaN or infinite feature.
+    The first non-empty row is a header when it has three fields and none is a number
+    (``x1,x2,label``); every other row must be three numbers, so a typo in a first row of data is an
+    error naming line 1, not a header dropped in silence. Raises DataError naming the file (and the line, where
+    there is one) for a missing, unreadable or empty file, a file that is not UTF-8 text (binary,
+    gzip, UTF-16), a row without three columns, a value that is not a number, a label other than
+    0/1, a NaN or infinite feature, or a field longer than Python's csv allows.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"data file {str(path)!r} does not exist")
-    rows: list[list[float]] = []
-    with path.open(newline="") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM
+            rows = _rows(path, csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (a byte 0x{e.object[e.start]:02x}): a binary, compressed or "
+                        "UTF-16 file? save it as CSV in UTF-8") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not rows:
+        raise DataError(f"data file {str(path)!r} has no data rows")
+    data = torch.frombuffer(rows, dtype=torch.float64).view(-1, 3)
+    return data[:, :2].clone(), data[:, 2:].clone()
+
+
+def _rows(path: Path, reader) -> array:
+    """The data rows of a csv.reader over ``path``, checked: x1, x2, label, x1, x2, label, ... (8 bytes a value)."""
+    rows = array("d")
+    first = True
+    try:
+        for row in reader:
+            lineno = reader.line_num
             cells = [cell.strip() for cell in row]
-            if not rows and lineno == 1 and not all(_is_number(c) for c in cells):
-                continue  # a header line
+            if not any(cells):
+                continue
+            numbers = [_number(c) for c in cells]
+            if first or None in numbers:
+                if any("\0" in c for c in cells):
+                    raise DataError(f"{path}:{lineno}: NUL bytes: a binary or UTF-16 file? save it as CSV in UTF-8")
+                if first and len(cells) == 3 and all(n is None for n in numbers):
+                    first = False
+                    continue  # a header line: three names, no number
+            first = False
             if len(cells) != 3:
-                raise DataError(f"{path}:{lineno}: expected 3 columns (x1, x2, label), got {len(cells)}")
-            try:
-                x1, x2, label = (float(c) for c in cells)
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: expected numbers, got {','.join(cells)!r}") from None
+                sep = next((f" (separated by {c!r}? use commas)" for c in ";\t|" if len(cells) == 1 and c in cells[0]), "")
+                raise DataError(f"{path}:{lineno}: expected 3 columns (x1, x2, label), got {len(cells)}{sep}")
+            if None in numbers:
+                raise DataError(f"{path}:{lineno}: expected numbers, got {','.join(cells)!r}")
+            x1, x2, label = numbers
             if not (math.isfinite(x1) and math.isfinite(x2)):
                 raise DataError(f"{path}:{lineno}: features must be finite, got {cells[0]}, {cells[1]}")
             if label not in (0.0, 1.0):
                 raise DataError(f"{path}:{lineno}: label must be 0 or 1, got {cells[2]}")
-            rows.append([x1, x2, label])
-    if not rows:
-        raise DataError(f"data file {str(path)!r} has no data rows")
-    data = torch.tensor(rows, dtype=torch.float64)
-    return data[:, :2].contiguous(), data[:, 2:].contiguous()
+            rows.extend((x1, x2, label))
+    except csv.Error as e:  # a field over csv's limit (131072 characters), a stray quote
+        raise DataError(f"{path}:{reader.line_num}: not a CSV row ({e})") from None
+    return rows
 
 
 @dataclass
