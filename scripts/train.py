@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     args = parser.parse_args(argv)
     given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
 
-    from torch_tanhnet.training.checkpoint import CheckpointError
+    from torch_tanhnet.training.checkpoint import CheckpointError, SaveError
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
     from torch_tanhnet.training import TrainingDiverged, train
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except (ConfigError, DataError, CheckpointError) as e:  # a well-formed command line, a bad value or file:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)  # one line; the usage is for a malformed one
         return 2
-    except (TrainingDiverged, DistributedError) as e:
+    except (TrainingDiverged, SaveError, DistributedError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the run was being set up, before its loop

@@ -147,3 +147,103 @@ def test_a_data_file_that_is_not_a_text_csv_is_one_error_line_and_exit_2(tmp_pat
     assert code == 2
     assert one_error_line(err).startswith("train.py: error: d.csv")
     assert not (tmp_path / "run").exists()
+
+
+# 7. an unusable --logdir is one line before anything runs; a full disk at a save is one line, exit 1 -----
+
+def unusable_logdir(kind, tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    if kind == "a-regular-file":
+        return "a-file"
+    if kind == "under-a-regular-file":
+        return "a-file/run"
+    if kind == "under-proc":
+        if not Path("/proc/self").exists():
+            pytest.skip("no /proc here")
+        return "/proc/nope/run"
+    if kind == "300-character-name":
+        return "r" * 300
+    if kind == "path-too-long":
+        return "/".join(["d" * 200] * 30)
+    if kind == "read-only-file-system":
+        import errno
+
+        from torch_tanhnet.training import setup
+
+        def read_only(*a, **k):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        monkeypatch.setattr(setup.tempfile, "mkstemp", read_only)
+        return "run"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["a-regular-file", "under-a-regular-file", "under-proc", "300-character-name",
+                                  "path-too-long", "read-only-file-system"])
+def test_an_unusable_logdir_is_one_line_and_exit_2_before_anything_runs(tmp_path, monkeypatch, capsys, kind):
+    monkeypatch.chdir(tmp_path)
+    logdir = unusable_logdir(kind, tmp_path, monkeypatch)
+    from torch_tanhnet.training import loop
+
+    def no_data(config):
+        raise AssertionError("the data were loaded before the folder was checked")
+
+    monkeypatch.setattr(loop, "load_split", no_data)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = cli(capsys, "--logdir", logdir, *SMALL)
+    assert code == 2
+    assert one_error_line(err).startswith("train.py: error: argument --logdir: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing left behind
+
+
+def test_checking_the_logdir_leaves_no_folder_behind_when_the_data_are_bad(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "--logdir", "deep/er/run", "--data", "missing.csv")
+    assert code == 2 and "missing.csv" in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def failing_on_call(n, error):
+    """A stand-in that raises ``error`` on its n-th call and otherwise calls the real function."""
+    calls = []
+
+    def wrap(real):
+        def f(*a, **k):
+            calls.append(1)
+            if len(calls) == n:
+                raise error
+            return real(*a, **k)
+        return f
+    return wrap
+
+
+@pytest.mark.parametrize("where", ["torch.save", "os.replace", "fsync"])
+@pytest.mark.parametrize("code_name", ["ENOSPC", "EDQUOT", "EIO", "EROFS"])
+def test_a_failed_save_is_one_line_exit_1_and_the_previous_checkpoint_is_whole(tmp_path, monkeypatch, capsys,
+                                                                               where, code_name):
+    import errno
+
+    error = OSError(getattr(errno, code_name), os.strerror(getattr(errno, code_name)))
+    # the second save fails: its torch.save, its os.replace, or its file's fsync (each save fsyncs file and folder)
+    module, name, n = {"torch.save": (checkpoint.torch, "save", 2), "os.replace": (checkpoint.os, "replace", 2),
+                       "fsync": (checkpoint.os, "fsync", 3)}[where]
+    monkeypatch.setattr(module, name, failing_on_call(n, error)(getattr(module, name)))
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "20", "--checkpoint-interval", "5",
+                         *SMALL)
+    assert code == 1
+    line = one_error_line(err)
+    assert str(tmp_path / "run" / "checkpoint.pt") in line and os.strerror(getattr(errno, code_name)) in line
+    monkeypatch.undo()
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] == 5
+    assert not list((tmp_path / "run").glob(".checkpoint.pt.*.tmp"))
+
+
+def test_a_failed_write_of_tensorboard_events_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from torch_tanhnet.training.logger import Logger
+
+    error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "run" / "events.out.tfevents.x"))
+    monkeypatch.setattr(Logger, "scalars", failing_on_call(3, error)(Logger.scalars))
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "20", "--log-interval", "2", *SMALL)
+    assert code == 1 and "No space left on device" in one_error_line(err)

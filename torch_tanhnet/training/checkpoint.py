@@ -18,6 +18,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the run; one line for the user."""
 
 
+class SaveError(RuntimeError):
+    """The run's folder could not be written (a full disk, say); the previous checkpoint is whole. One line."""
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

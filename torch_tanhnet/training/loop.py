@@ -30,11 +30,13 @@ import torch
 
 from ..module import TanhNet
 from . import checkpoint
+from .checkpoint import SaveError
 from .config import ConfigError, TrainConfig
 from .data import Split
 from .logger import Logger
 from .metrics import TrainingDiverged, check_finite, measure
-from .setup import default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device, resume_settings
+from .setup import (check_logdir, default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device,
+                    resume_settings)
 from .signals import StopFlag, check_received, stop_on_signals
 from .world import World
 
@@ -134,6 +136,8 @@ class Run:
     @classmethod
     def _build(cls, config: TrainConfig, world: World, given: set[str] | None,
                wrap: Callable[[TanhNet], torch.nn.Module] | None, device: torch.device, logdir: Path) -> "Run":
+        if world.is_main:
+            check_logdir(logdir)  # before anything is read or trained: an unusable folder is one line now
         state = None
         if config.resume:
             # from Python every setting counts as given; the command line says which ones the user typed
@@ -219,13 +223,18 @@ class Run:
     def save(self) -> None:
         """An atomic checkpoint of everything a resumed run needs (main process; the others wait)."""
         if self.world.is_main:
-            checkpoint.save_atomic({
-                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "optimizer": self.optimizer.state_dict(), "global_step": self.step, "epoch": self.epoch,
-                "batch": self.next_batch, "rng": {"torch": torch.get_rng_state()}, "config": self.config.run_settings(),
-                "data_fingerprint": self.data_hash, "mean": self.data.mean, "std": self.data.std,
-                "metrics": self.metrics,
-            }, self.logdir / "checkpoint.pt")
+            path = self.logdir / "checkpoint.pt"
+            try:
+                checkpoint.save_atomic({
+                    "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                    "optimizer": self.optimizer.state_dict(), "global_step": self.step, "epoch": self.epoch,
+                    "batch": self.next_batch, "rng": {"torch": torch.get_rng_state()},
+                    "config": self.config.run_settings(), "data_fingerprint": self.data_hash, "mean": self.data.mean,
+                    "std": self.data.std, "metrics": self.metrics,
+                }, path)
+            except OSError as e:
+                raise SaveError(f"cannot save the checkpoint {str(path)!r}: {e.strerror or e} "
+                                "(the previous checkpoint, if any, is kept as it was)") from None
         self.world.wait()
 
     def close(self) -> None:
@@ -249,7 +258,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     A dry run (``config.dry_run``) takes 5 steps; without a ``logdir`` it writes into a temporary
     folder removed at the end, so that nothing is left behind (``TrainResult.kept`` is False).
     Raises ConfigError, DataError, CheckpointError on bad settings, TrainingDiverged
-    when the loss or a gradient stops being finite.
+    when the loss or a gradient stops being finite, SaveError when the run's folder cannot be
+    written (the previous checkpoint stays whole).
     """
     run = Run.start(config, world, given, wrap, device)
     started, interrupted = time.perf_counter(), False
@@ -276,5 +286,7 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
             return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch,
                                time.perf_counter() - started, run.steps_this_run, interrupted, run.history,
                                kept=run.scratch is None)
+    except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
+        raise SaveError(f"cannot write to {str(e.filename or run.logdir)!r}: {e.strerror or e}") from None
     finally:
         run.close()  # after an error; a second close does nothing

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +28,35 @@ def resolve_device(name: str) -> torch.device:
 def default_logdir(config: TrainConfig) -> Path:
     name = Path(config.data).stem if config.data else config.dataset
     return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_logdir(logdir: Path) -> None:
+    """Raise ConfigError unless ``logdir`` can be created and written; leave nothing behind that was not there.
+
+    Run before anything else, so that an unusable folder (a file in the way, a read-only or missing
+    file system, a name too long) is one line at start-up, not a traceback at the first save.
+    """
+    missing: list[Path] = []
+    try:
+        if logdir.exists() and not logdir.is_dir():
+            raise ConfigError(f"argument --logdir: {str(logdir)!r} is a file, not a folder")
+        folder = logdir
+        while not folder.exists():  # the folders this check creates, deepest first
+            missing.append(folder)
+            folder = folder.parent
+        logdir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=logdir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise ConfigError(f"argument --logdir: cannot create or write {str(logdir)!r} ({why})") from None
+    finally:
+        for folder in missing:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 def load_split(config: TrainConfig) -> Split:
