@@ -5,7 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from torch_tanhnet.training.data import GENERATORS, DataError, load_csv, make_dataset, split
+from torch_tanhnet.training.data import GENERATORS, DataError, check_representable, load_csv, make_dataset, split
 
 
 @pytest.mark.parametrize("name", list(GENERATORS))
@@ -171,3 +171,21 @@ def check_rows_or_data_error(p):
         return
     assert X.dtype == y.dtype == torch.float64 and X.shape == (y.shape[0], 2) and y.shape[1] == 1
     assert torch.isfinite(X).all() and set(y.flatten().tolist()) <= {0.0, 1.0}
+
+
+@given(st.lists(st.tuples(st.floats(allow_nan=False, allow_infinity=False),
+                          st.floats(allow_nan=False, allow_infinity=False)), min_size=4, max_size=30),
+       st.booleans(), st.sampled_from([torch.float32, torch.float64]))
+def test_any_finite_features_are_kept_in_the_dtype_or_refused(points, standardize, dtype):
+    # whatever finite float64 features come: the model's inputs are finite in its dtype, or it is a DataError
+    X = torch.tensor(points, dtype=torch.float64)
+    y = (torch.arange(len(points)) % 2).double().unsqueeze(1)
+    try:
+        s = split(X, y, 0.25, seed=0, standardize=standardize)
+        check_representable(s, dtype)
+    except DataError as e:
+        assert "feature x" in str(e) and "\n" not in str(e)
+        return
+    for t in (s.X_train, s.X_test):
+        assert t.to(dtype).isfinite().all()
+        assert not ((t.to(dtype) == 0).all(0) & (t != 0).any(0)).any()  # no feature lost to underflow

@@ -247,3 +247,41 @@ def test_a_failed_write_of_tensorboard_events_is_one_line_and_exit_1(tmp_path, m
     monkeypatch.setattr(Logger, "scalars", failing_on_call(3, error)(Logger.scalars))
     code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "20", "--log-interval", "2", *SMALL)
     assert code == 1 and "No space left on device" in one_error_line(err)
+
+
+# 8. features the run's dtype cannot hold, or that cannot be standardised, are bad input -----------------
+
+def features_csv(path, column, value, n=20):
+    """n rows of small features, one column of them replaced by ``value`` (a float or a function of the row)."""
+    lines = []
+    for i in range(n):
+        x = [0.1 * i, 0.2 * (n - i)]
+        x[column] = value(i) if callable(value) else (value if i == 3 else x[column])
+        lines.append(f"{x[0]!r},{x[1]!r},{i % 2}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+OUT_OF_RANGE = [  # (column, value, flags, what the one line must say; None: a run that trains)
+    (0, 1e40, [], "feature x1 has the value 1e+40, beyond float32's range"),
+    (1, -3.5e38, [], "feature x2 has the value -3.5e+38, beyond float32's range"),
+    (0, lambda i: 1e-50 * (i + 1), [], "feature x1 has values no larger than 2e-49, all zero in float32"),
+    (1, lambda i: (-1) ** i * 1e308, ["--standardize"], "feature x2 cannot be standardised"),
+    (0, lambda i: 1e308 * (0.5 + i % 2), ["--standardize", "--dtype", "float64"], "feature x1 cannot be standardised"),
+    (0, 1e40, ["--dtype", "float64"], None),
+    (0, 1e40, ["--standardize"], None),
+    (0, lambda i: 1e-50 * (i + 1), ["--standardize"], None),
+    (1, 3.0e38, [], None),
+]
+
+
+@pytest.mark.parametrize("column,value,flags,message", OUT_OF_RANGE)
+def test_features_out_of_the_dtypes_range_are_bad_input_naming_column_and_value(tmp_path, capsys, column, value,
+                                                                               flags, message):
+    data = features_csv(tmp_path / "d.csv", column, value)
+    code, out, err = cli(capsys, "--data", data, "--dry-run", *flags)
+    if message is None:
+        assert code == 0, err
+        return
+    assert code == 2
+    assert message in one_error_line(err)

@@ -209,4 +209,31 @@ def split(X: Tensor, y: Tensor, test_fraction: float, seed: int, standardize: bo
         std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature is only centred
     else:
         mean, std = torch.zeros(X.shape[1], dtype=X.dtype), torch.ones(X.shape[1], dtype=X.dtype)
-    return Split((X_train - mean) / std, y[train], (X_test - mean) / std, y[test], mean, std)
+    s = Split((X_train - mean) / std, y[train], (X_test - mean) / std, y[test], mean, std)
+    if standardize:
+        for j in range(X.shape[1]):
+            if not (s.mean[j].isfinite() and s.std[j].isfinite() and s.X_train[:, j].isfinite().all()
+                    and s.X_test[:, j].isfinite().all()):
+                raise DataError(f"feature x{j + 1} cannot be standardised: with values up to "
+                                f"{X[:, j].abs().max().item():g} its mean or standard deviation overflows float64; "
+                                "rescale the data")
+    return s
+
+
+def check_representable(s: Split, dtype: torch.dtype) -> None:
+    """Raise DataError unless the features the model sees keep their values in ``dtype``: none overflows to
+    infinity (1e40 in float32), and no feature with non-zero values becomes all zeros (1e-50 in float32)."""
+    name = str(dtype).removeprefix("torch.")
+    X = torch.cat([s.X_train, s.X_test])
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        cast = col.to(dtype)
+        if not cast.isfinite().all():
+            i = int((~cast.isfinite()).nonzero()[0])
+            value = (col[i] * s.std[j] + s.mean[j]).item()
+            raise DataError(f"feature x{j + 1} has the value {value:g}, beyond {name}'s range "
+                            f"(±{torch.finfo(dtype).max:.4g}); rescale the data, or use --standardize or "
+                            "--dtype float64")
+        if (cast == 0).all() and (col != 0).any():
+            raise DataError(f"feature x{j + 1} has values no larger than {col.abs().max().item():g}, all zero in "
+                            f"{name}; rescale the data, or use --standardize or --dtype float64")

@@ -12,7 +12,7 @@ import torch
 
 from . import checkpoint
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
-from .data import Split, load_csv, make_dataset, split
+from .data import Split, check_representable, load_csv, make_dataset, split
 
 Tensor = torch.Tensor
 
@@ -60,12 +60,15 @@ def check_logdir(logdir: Path) -> None:
 
 
 def load_split(config: TrainConfig) -> Split:
-    """The run's data, float64 on the CPU: generated (seeded) or read from the CSV, then split."""
+    """The run's data, float64 on the CPU: generated (seeded) or read from the CSV, then split; checked to
+    keep its values in the run's dtype."""
     if config.data is not None:
         X, y = load_csv(config.data)
     else:
         X, y = make_dataset(config.dataset, config.n_samples, config.noise, config.seed)
-    return split(X, y, config.test_fraction, config.seed, config.standardize)
+    data = split(X, y, config.test_fraction, config.seed, config.standardize)
+    check_representable(data, getattr(torch, config.dtype))
+    return data
 
 
 def fingerprint(s: Split) -> str:
