@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
     except ConfigError as e:
-        p.error(str(e))
+        p.error(e.for_command_line())
     sizes = args.sizes or ([256, 10_000, 1_000_000] + ([10_000_000] if device.type == "cuda" else []))
     report = run(sizes, str(device), args.rounds, args.min_time, with_compile=not args.no_compile,
                  with_jax=not args.no_jax, measure_memory=not args.no_memory,

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
     except ConfigError as e:
-        parser.error(str(e))
+        parser.error(e.for_command_line())
     problem = seed_problem(args.n, args.seed, getattr(torch, args.dtype), device)
     report = audit(*problem, scalar=args.scalar)
     print(f"the seed's 2-3-1 network, N = {args.n}, seed {args.seed}, {args.dtype} on {device}\n")

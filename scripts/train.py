@@ -130,10 +130,13 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
             result = train_distributed(config, given)
         else:
             result = train(config, given=given)
-    except (ConfigError, DataError, CheckpointError) as e:  # a well-formed command line, a bad value or file:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)  # one line; the usage is for a malformed one
+    except (ConfigError, DataError, CheckpointError) as e:  # a bad value or file in a well-formed command line:
+        print(f"{parser.prog}: error: {e.for_command_line()}", file=sys.stderr)  # one line (usage: a malformed one)
         return 2
-    except (TrainingDiverged, SaveError, DistributedError) as e:
+    except (TrainingDiverged, DistributedError) as e:
+        print(f"{parser.prog}: error: {e.for_command_line()}", file=sys.stderr)
+        return 1
+    except SaveError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the run was being set up, before its loop

@@ -285,3 +285,44 @@ def test_features_out_of_the_dtypes_range_are_bad_input_naming_column_and_value(
         return
     assert code == 2
     assert message in one_error_line(err)
+
+
+# errors speak the caller's language: field names from Python, flags from the command line ----------------
+
+@pytest.mark.parametrize("kw,python,command_line", [
+    ({"lr": -1.0}, "lr: must be a positive number, got -1.0", "argument --lr: must be a positive number"),
+    ({"batch_size": 0}, "batch_size: must be a positive integer", "argument --batch-size: must be a positive"),
+    ({"resume": True, "logdir": None}, "resume: needs logdir, the folder", "argument --resume: needs --logdir, the"),
+    ({"test_fraction": 2.0}, "test_fraction: must be between", "argument --test-fraction: must be between"),
+])
+def test_a_bad_setting_is_named_as_python_names_it_and_as_the_command_line_does(kw, python, command_line):
+    from torch_tanhnet.training.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        train(TrainConfig(progress=False, **kw))
+    assert str(e.value).startswith(python) and e.value.field in kw
+    assert e.value.for_command_line().startswith(command_line)
+    assert "--" not in str(e.value)
+
+
+def test_a_logdir_holding_a_run_says_how_to_continue_it_in_either_language(tmp_path, capsys):
+    from torch_tanhnet.training.config import ConfigError
+
+    train(small(tmp_path, epochs=2))
+    with pytest.raises(ConfigError, match=r"^logdir: .* already holds a run \(checkpoint.pt\); continue it with "
+                                          r"resume=True or choose another logdir$"):
+        train(small(tmp_path, epochs=2))
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run")
+    assert code == 2 and one_error_line(err).endswith("continue it with --resume or choose another --logdir")
+
+
+def test_data_errors_name_settings_as_the_caller_does(capsys, tmp_path):
+    from torch_tanhnet.training.data import DataError, make_dataset
+
+    with pytest.raises(DataError, match=r"^n_samples must be at least 2, got 1$"):
+        make_dataset("moons", 1)
+    features_csv(tmp_path / "d.csv", 0, 1e40)
+    with pytest.raises(DataError, match=r"use standardize=True or a dtype of float64$"):
+        train(TrainConfig(data=str(tmp_path / "d.csv"), logdir=str(tmp_path / "r"), progress=False))
+    code, out, err = cli(capsys, "--data", tmp_path / "d.csv", "--logdir", tmp_path / "r")
+    assert one_error_line(err).endswith("use --standardize or a --dtype of float64")

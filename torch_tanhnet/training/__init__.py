@@ -5,6 +5,7 @@
 - :mod:`.loop`: :func:`train`, the loop, in readable parts;
 - :mod:`.logger`, :mod:`.render`, :mod:`.graph`: what TensorBoard shows;
 - :mod:`.checkpoint`: atomic checkpoints; :mod:`.signals`: Ctrl-C and SIGTERM;
+- :mod:`.wording`: errors that name settings as Python (``lr``) or the command line (``--lr``) does;
 - :mod:`.distributed`: the torchrun launch.
 
 The stable import paths: ``from torch_tanhnet.training import TrainConfig, train``.

@@ -10,11 +10,12 @@ from typing import Any
 import torch
 
 from .signals import deferred_signals
+from .wording import Worded
 
 FORMAT = "torch-tanhnet/checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Worded, ValueError):
     """A checkpoint that cannot be read or does not fit the run; one line for the user."""
 
 

@@ -6,14 +6,23 @@ import math
 from dataclasses import dataclass, fields
 
 from .data import GENERATORS
+from .wording import Worded, flag, words
 
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 
 
-class ConfigError(ValueError):
-    """A bad setting; its message reads ``argument --flag: ...`` like argparse's own."""
+class ConfigError(Worded, ValueError):
+    """A bad setting: ``field`` names it. str() reads ``lr: must be ...`` (Python's names);
+    :meth:`for_command_line` reads ``argument --lr: must be ...`` like argparse's own."""
+
+    def __init__(self, field: str, why: str) -> None:
+        self.field, self.why = field, why
+        super().__init__(f"{field}: {why}")
+
+    def for_command_line(self) -> str:
+        return f"argument {flag(self.field)}: {words(self.why, command_line=True)}"
 
 
 @dataclass
@@ -45,40 +54,40 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad setting."""
-        def bad(flag: str, why: str):
-            raise ConfigError(f"argument --{flag}: {why}")
+        def bad(field: str, why: str):
+            raise ConfigError(field, why)
 
         if self.data is None and self.dataset not in GENERATORS:
             bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(GENERATORS)}")
-        for flag, value in (("n-samples", self.n_samples), ("hidden", self.hidden), ("epochs", self.epochs),
-                            ("log-interval", self.log_interval), ("image-interval", self.image_interval),
-                            ("checkpoint-interval", self.checkpoint_interval)):
+        for field, value in (("n_samples", self.n_samples), ("hidden", self.hidden), ("epochs", self.epochs),
+                             ("log_interval", self.log_interval), ("image_interval", self.image_interval),
+                             ("checkpoint_interval", self.checkpoint_interval)):
             if value < 1:
-                bad(flag, f"must be a positive integer, got {value}")
+                bad(field, f"must be a positive integer, got {value}")
         if not 0 <= self.seed < 2**32:
             bad("seed", f"must be an integer in [0, 2**32), got {self.seed}")
         if self.batch_size is not None and self.batch_size < 1:
-            bad("batch-size", f"must be a positive integer, got {self.batch_size}")
+            bad("batch_size", f"must be a positive integer, got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             bad("lr", f"must be a positive number, got {self.lr}")
         if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
             bad("momentum", f"must be in [0, 1), got {self.momentum}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            bad("weight-decay", f"must be a number ≥ 0, got {self.weight_decay}")
+            bad("weight_decay", f"must be a number ≥ 0, got {self.weight_decay}")
         if self.noise is not None and not (math.isfinite(self.noise) and self.noise >= 0):
             bad("noise", f"must be a number ≥ 0, got {self.noise}")
         if not 0 < self.test_fraction < 1:
-            bad("test-fraction", f"must be between 0 and 1 (exclusive), got {self.test_fraction}")
+            bad("test_fraction", f"must be between 0 and 1 (exclusive), got {self.test_fraction}")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.dtype not in DTYPES:
             bad("dtype", f"must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if not (math.isfinite(self.dist_timeout) and self.dist_timeout > 0):
-            bad("dist-timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
+            bad("dist_timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
         if self.device not in DEVICES:
             bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.resume and self.logdir is None:
-            bad("resume", "needs --logdir, the folder of the run to continue")
+            bad("resume", "needs {logdir}, the folder of the run to continue")
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

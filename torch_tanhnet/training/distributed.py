@@ -26,10 +26,11 @@ from .config import TrainConfig
 from ..module import TanhNet
 from .loop import TrainResult, train
 from .setup import resolve_device
+from .wording import Worded
 from .world import World
 
 
-class DistributedError(RuntimeError):
+class DistributedError(Worded, RuntimeError):
     """Another process failed or stopped answering; one line for the user."""
 
 
@@ -98,7 +99,7 @@ def train_distributed(config: TrainConfig, given: set[str] | None = None) -> Tra
                 raise
             first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
             raise DistributedError(f"process {rank} of {size}: another process failed or stopped answering "
-                                   f"within --dist-timeout {config.dist_timeout:g} s ({first})") from None
+                                   f"within {{dist_timeout}} {config.dist_timeout:g} s ({first})") from None
         return result if rank == 0 else None
     finally:
         dist.destroy_process_group()

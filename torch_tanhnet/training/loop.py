@@ -82,7 +82,7 @@ class Run:
         self.metrics: dict[str, float] = {}
         if state is not None:
             if state["data_fingerprint"] != self.data_hash:
-                raise ConfigError("argument --resume: the data differ from the checkpoint's (a changed --data file?)")
+                raise ConfigError("resume", "the data differ from the checkpoint's (a changed {data} file?)")
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             self.step, self.epoch, self.next_batch = state["global_step"], state["epoch"], state["batch"]
@@ -145,8 +145,8 @@ class Run:
             config, state = resume_settings(config, logdir, given)
             config.validate()
         elif (logdir / "checkpoint.pt").exists():
-            raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a run (checkpoint.pt); "
-                              "continue it with --resume or choose another --logdir")
+            raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
+                                    "continue it with {resume} or choose another {logdir}")
         data = load_split(config)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))

@@ -8,6 +8,7 @@ import torch
 
 from ..cost import softplus
 from ..module import TanhNet
+from .wording import Worded
 from .world import World
 
 Tensor = torch.Tensor
@@ -15,7 +16,7 @@ SATURATION = 0.97  # |h| above this counts as a saturated tanh unit (tanh' < 0.0
 PARAMS = ("U", "b", "W", "c")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(Worded, RuntimeError):
     """The loss or a gradient stopped being finite; the message names the step and the tensor."""
 
 
@@ -70,4 +71,4 @@ def check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:
             return
     names = ["the loss"] + [f"the gradient of {n}" for n in PARAMS] + [f"the parameter {n}" for n in PARAMS]
     raise TrainingDiverged(f"{names[bad.index(True)]} became NaN or infinite at step {step}; "
-                           "try a smaller --lr (the last good checkpoint is kept)")
+                           "try a smaller {lr} (the last good checkpoint is kept)")

@@ -21,7 +21,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("argument --device: cuda is not available on this machine")
+        raise ConfigError("device", "cuda is not available on this machine")
     return torch.device(name)
 
 
@@ -39,7 +39,7 @@ def check_logdir(logdir: Path) -> None:
     missing: list[Path] = []
     try:
         if logdir.exists() and not logdir.is_dir():
-            raise ConfigError(f"argument --logdir: {str(logdir)!r} is a file, not a folder")
+            raise ConfigError("logdir", f"{str(logdir)!r} is a file, not a folder")
         folder = logdir
         while not folder.exists():  # the folders this check creates, deepest first
             missing.append(folder)
@@ -50,7 +50,7 @@ def check_logdir(logdir: Path) -> None:
         os.unlink(probe)
     except OSError as e:
         why = e.strerror or str(e)
-        raise ConfigError(f"argument --logdir: cannot create or write {str(logdir)!r} ({why})") from None
+        raise ConfigError("logdir", f"cannot create or write {str(logdir)!r} ({why})") from None
     finally:
         for folder in missing:
             try:
@@ -101,8 +101,8 @@ def resume_settings(config: TrainConfig, logdir: Path, given: set[str]) -> tuple
                            if k in TrainConfig.__dataclass_fields__ and k not in PER_INVOCATION})
     for name in sorted(given - RESUMABLE):
         if getattr(config, name) != getattr(saved, name):
-            raise ConfigError(f"argument --{name.replace('_', '-')}: {getattr(config, name)!r} differs from "
-                              f"the checkpoint's {getattr(saved, name)!r}; a resumed run keeps its settings")
+            raise ConfigError(name, f"{getattr(config, name)!r} differs from the checkpoint's "
+                                    f"{getattr(saved, name)!r}; a resumed run keeps its settings")
     # this invocation's own settings (--dry-run, --no-progress) always come from it, never from the checkpoint
     override = (RESUMABLE & given) | {"resume", "logdir"} | PER_INVOCATION
     return TrainConfig(**{**saved.as_dict(), **{k: getattr(config, k) for k in override}}), state

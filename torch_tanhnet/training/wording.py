@@ -1,0 +1,51 @@
+"""How an error names a setting: as Python does (``lr``, ``resume=True``) or as the command line does
+(``--lr``, ``--resume``).
+
+An error's text writes ``{lr}`` where it names a setting of :class:`~.config.TrainConfig`;
+``str(error)`` gives Python's words, :meth:`Worded.for_command_line` the command line's, which
+``scripts/train.py`` prints.
+"""
+
+from __future__ import annotations
+
+import re
+
+SWITCHES = {"resume": True, "dry_run": True, "standardize": True, "progress": False}  # as a user turns each one
+FLAGS = {"progress": "--no-progress"}  # where the flag is not the setting's name
+_NAME = re.compile(r"\{([a-z_]+)\}")
+
+
+def flag(field: str) -> str:
+    """``--learning-rate`` for ``learning_rate``; ``--no-progress`` for ``progress``."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def python_name(field: str) -> str:
+    """``lr`` for a value, ``resume=True`` for a switch."""
+    return f"{field}={SWITCHES[field]}" if field in SWITCHES else field
+
+
+def words(text: str, command_line: bool) -> str:
+    """``text`` with each ``{setting}`` written as the command line or as Python names it."""
+    from .config import TrainConfig  # here: config.py imports the modules that import this one
+
+    fields = TrainConfig.__dataclass_fields__
+
+    def name(m: re.Match) -> str:
+        if m[1] not in fields:
+            return m[0]
+        return flag(m[1]) if command_line else python_name(m[1])
+
+    return _NAME.sub(name, text)
+
+
+class Worded(Exception):
+    """An error whose text names settings as ``{setting}``: str() in Python's words, for_command_line() in
+    the command line's."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__(words(text, command_line=False))
+
+    def for_command_line(self) -> str:
+        return words(self.text, command_line=True)
