@@ -43,12 +43,19 @@ def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float) 
     p = norms[4:].tolist()
     return {
         "loss/train": tl / tn, "loss/test": vl / vn, "accuracy/train": tc / tn, "accuracy/test": vc / vn,
-        **{f"grad_norm/{n}": v for n, v in zip(PARAMS, g)},
-        "grad_norm/total": math.sqrt(sum(v * v for v in g)),
-        **{f"param_norm/{n}": v for n, v in zip(PARAMS, p)},
-        "lr": lr, "hidden/saturation": ts / th,
-        "dist/world_size": float(world.size), "time/step_ms": 1e3 * step_seconds,
+        **{f"norm/grad/{n}": v for n, v in zip(PARAMS, g)},
+        "norm/grad/total": math.sqrt(sum(v * v for v in g)),
+        **{f"norm/param/{n}": v for n, v in zip(PARAMS, p)},
+        "tanh/saturation": ts / th,
+        "run/lr": lr, "run/world_size": float(world.size), "run/step_ms": 1e3 * step_seconds,
     }
+
+
+def accuracies(model: TanhNet, data, world: World) -> tuple[float, float]:
+    """(train, test) accuracy, all processes' shares summed: the pictures' caption between logs."""
+    (_, tc, tn, _, _), (_, vc, vn, _, _) = (evaluate(model, world.mine(X), world.mine(y), world).tolist()
+                                            for X, y in ((data.X_train, data.y_train), (data.X_test, data.y_test)))
+    return tc / tn, vc / vn
 
 
 def check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:
