@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 SUPPRESS = argparse.SUPPRESS
 
@@ -63,7 +64,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--device", choices=("auto", "cpu", "cuda"), default=d.device,
         help=f"where to train; auto picks cuda when present (default: {d.device})")
     arg("--logdir", default=d.logdir, metavar="DIR",
-        help="TensorBoard logs and checkpoint.pt go here (default: runs/<dataset>-<timestamp>)")
+        help="TensorBoard logs and checkpoint.pt go here (default: runs/<MMDD-HHMMSS>-<data set>-<changed settings>)")
     arg("--log-interval", type=int, default=d.log_interval, metavar="K",
         help=f"steps between scalar logs (default: {d.log_interval})")
     arg("--image-interval", type=int, default=d.image_interval, metavar="K",
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch_tanhnet.training.distributed import DistributedError, launched_by_torchrun, train_distributed
 
     config = TrainConfig(**vars(args))
+    warnings.formatwarning = lambda message, *_, **__: f"{parser.prog}: warning: {message}\n"
     try:
         if launched_by_torchrun():
             result = train_distributed(config, given)

@@ -34,7 +34,7 @@ class TrainConfig:
     seed: int = 0  # seeds data, split, initialisation and batch order
     dtype: str = "float32"  # float32 or float64 for the model and the data
     device: str = "auto"  # auto (cuda when present), cpu or cuda
-    logdir: str | None = None  # TensorBoard/checkpoint folder (None: runs/<dataset>-<timestamp>)
+    logdir: str | None = None  # TensorBoard/checkpoint folder (None: runs/<MMDD-HHMMSS>-<dataset>-<changes>)
     log_interval: int = 10  # steps between scalar logs
     image_interval: int = 500  # steps between pictures and histograms
     checkpoint_interval: int = 500  # epochs between checkpoints (and one at the end)

@@ -122,15 +122,14 @@ class Logger:
         except ValueError:  # TensorBoard's buckets end at |x| = 1e20: a finite but larger value has none
             warnings.warn(f"{tag} at step {step} lies beyond TensorBoard's histogram range; not logged", stacklevel=2)
 
-    def graph(self, model: TanhNet, X: Tensor, y: Tensor) -> None:
+    def graph(self, model: TanhNet) -> None:
+        """The handout's computational graph (:func:`.graph.seed_graph`) for the Graphs tab."""
         if self.writer is not None:
-            from .graph import SeedGraph
+            from tensorboard.compat.proto.event_pb2 import Event
 
-            with warnings.catch_warnings():
-                # add_graph traces with torch.jit.trace, which torch now calls deprecated; TensorBoard's
-                # graph tab has no other source yet, so the warning is not the user's to act on
-                warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace")
-                self.writer.add_graph(SeedGraph(model), (X[:4], y[:4]))
+            from .graph import seed_graph
+
+            self.writer._get_file_writer().add_event(Event(graph_def=seed_graph(model).SerializeToString()))
 
     def close(self) -> None:
         if self.writer is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,7 +31,7 @@ import torch
 from ..module import TanhNet
 from . import checkpoint, hparams
 from .config import ConfigError, TrainConfig
-from .data import Split
+from .data import DataScaleWarning, Split, scale_advice
 from .logger import Logger
 from .metrics import TrainingDiverged, accuracies, check_finite, measure
 from .setup import default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device, resume_settings
@@ -100,7 +101,7 @@ class Run:
         self.logger = Logger(logdir, world.is_main, purge_step=self.step + 1 if state is not None else None,
                              model=model)
         if state is None:
-            self.logger.graph(model, self.dev.X_train, self.dev.y_train)
+            self.logger.graph(model)
         from tqdm.auto import tqdm
 
         show = config.progress and world.is_main
@@ -126,6 +127,8 @@ class Run:
             raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a run (checkpoint.pt); "
                               "continue it with --resume or choose another --logdir")
         data = load_split(config)
+        if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
+            warnings.warn(advice, DataScaleWarning, stacklevel=3)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         return cls(config, world, device, logdir, data, model, make_optimizer(config, model.parameters()), state, wrap)
