@@ -38,8 +38,8 @@ def test_logs_every_tag_with_consecutive_steps_and_the_loss_falls(tmp_path):
     assert steps == list(range(1, 41))
     loss = [e.value for e in ea.Scalars("loss/train")]
     assert loss[-1] < 0.7 * loss[0]
-    assert {"pictures/decision_boundary", "pictures/hidden_units"} <= set(tags["images"])
-    assert [e.step for e in ea.Images("pictures/decision_boundary")] == [0, 10, 20, 40]  # image_interval 20
+    assert {"maps/decision_boundary", "maps/hidden_units"} <= set(tags["images"])
+    assert [e.step for e in ea.Images("maps/decision_boundary")] == [0, 10, 20, 40]  # image_interval 20
     assert tags["graph"]
     assert not any(t.startswith("hparam/") for t in tags["scalars"])  # the HParams tab reads loss/*, accuracy/*
     assert ea.Scalars("run/lr")[0].value == pytest.approx(0.5)

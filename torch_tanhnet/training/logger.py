@@ -4,10 +4,10 @@ The tags are named so that TensorBoard, which sorts groups (the part before the 
 ``/``) by name and opens the first two in Time Series, leads with learning::
 
     accuracy/train, accuracy/test, loss/train, loss/test      the two open groups
+    maps/decision_boundary, maps/hidden_units                 pictures, on a log-like schedule
     norm/grad/U … /total, norm/param/U …                      ‖Ū‖ … and ‖U‖ …
     param/U/u11 … param/c/c                                   each parameter (4H + 1 ≤ 64)
     param/U, param_grad/U …  (histograms)                     wider networks, instead
-    pictures/decision_boundary, pictures/hidden_units         on a log-like schedule
     run/lr, run/step_ms, run/world_size, tanh/saturation      housekeeping, last
 
 and the Custom Scalars tab gets a curated layout (:func:`layout`): loss train and test on
@@ -105,9 +105,9 @@ class Logger:
             return
         from .render import decision_boundary_card, hidden_units_image
 
-        self.writer.add_image("pictures/decision_boundary", decision_boundary_card(
+        self.writer.add_image("maps/decision_boundary", decision_boundary_card(
             model, X_raw, data.y_train, data.mean, data.std, title, subtitle), step, dataformats="HWC")
-        self.writer.add_image("pictures/hidden_units", hidden_units_image(model, X_raw, data.mean, data.std), step,
+        self.writer.add_image("maps/hidden_units", hidden_units_image(model, X_raw, data.mean, data.std), step,
                               dataformats="HWC")
         if not self.small:
             for name in PARAMS:

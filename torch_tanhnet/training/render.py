@@ -152,7 +152,7 @@ def decision_boundary_card(
 ) -> np.ndarray:
     """:func:`decision_boundary_image` framed: ``title`` and ``subtitle`` above it in large type, x1 and x2
     ticks in the data's units, and a colour bar for o = sigmoid(z) with the boundary o = 0.5 marked."""
-    left, top, right, bottom = 64, 78, 112, 52
+    left, top, right, bottom = 70, 80, 124, 60
     canvas = Image.new("RGB", (left + size + right, top + size + bottom), (255, 255, 255))
     canvas.paste(Image.fromarray(decision_boundary_image(model, X_raw, y, mean, std, size, max_points=max_points)),
                  (left, top))
@@ -160,7 +160,7 @@ def decision_boundary_card(
     draw.text((left, 6), title, fill=INK, font=font(30))
     draw.text((left, 44), subtitle, fill=INK, font=font(22))
     draw.rectangle((left - 1, top - 1, left + size, top + size), outline=GREY)
-    small = font(17)
+    small = font(20)
     x1_min, x1_max, x2_min, x2_max = plane_extent(X_raw)
     for t in nice_ticks(x1_min, x1_max):
         px = left + (t - x1_min) / (x1_max - x1_min) * size
@@ -170,8 +170,8 @@ def decision_boundary_card(
         py = top + (x2_max - t) / (x2_max - x2_min) * size
         draw.line((left - 6, py, left, py), fill=GREY)
         draw.text((left - 9, py), f"{t:g}", fill=INK, font=small, anchor="rm")
-    draw.text((left + size / 2, top + size + 30), "x1", fill=INK, font=small, anchor="mt")
-    draw.text((14, top + size / 2), "x2", fill=INK, font=small, anchor="lm")
+    draw.text((left + size / 2, top + size + 34), "x1", fill=INK, font=small, anchor="mt")
+    draw.text((10, top + size / 2), "x2", fill=INK, font=small, anchor="lm")
     # the colour bar: o from 1 (orange, class 1) at the top to 0 (blue, class 0) at the bottom
     bar_x, bar_w = left + size + 22, 20
     canvas.paste(colour_bar(size, bar_w, -1.0, 1.0), (bar_x, top))
