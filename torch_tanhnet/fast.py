@@ -20,8 +20,9 @@ and float64 on the CPU; on CUDA the training path has a Triton kernel
 (:mod:`torch_tanhnet.triton_kernel`). Elsewhere (the composed path on CUDA, other dtypes,
 no compiler, no Triton) the same Functions run the same equations in few torch ops
 (``_torch_forward``, ``_torch_backward``, torch's own fused cost op), on a par with eager
-autograd. Under ``torch.compile`` and ``torch.func`` transforms every call goes to the
-reference Functions, which compose with both.
+autograd. Under ``torch.compile``, ``torch.func`` transforms and forward-mode AD
+(``torch.autograd.forward_ad``) every call goes to the reference Functions, which compose
+with all three.
 
 These Functions use the classic ``forward(ctx, ...)`` form: they never run under
 ``torch.func`` (the dispatch above sends those to the reference), and ``apply`` of a
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad as _forward_ad
 from torch.autograd.function import once_differentiable
 
 from .cost import BCEWithLogitsFunction
@@ -55,6 +57,17 @@ def _compiling() -> bool:
 def _transforms_active() -> bool:
     active = getattr(torch._C, "_are_functorch_transforms_active", None)
     return bool(active and active())
+
+
+def _forward_ad_active() -> bool:
+    """Inside a ``torch.autograd.forward_ad.dual_level``: only there can an input be a dual tensor.
+
+    The Functions here have no jvp, so such calls go to the reference. ``dual_level`` is not a
+    ``torch.func`` transform (``_transforms_active`` is False under it); the level it enters is
+    ``forward_ad._current_level`` (−1 outside, and ``make_dual`` refuses to run there). One module
+    attribute read, about 10 ns, where asking each input for its tangent would cost µs.
+    """
+    return _forward_ad._current_level >= 0
 
 
 _PRECISION = {torch.float32: "float32", torch.float64: "float64"}
