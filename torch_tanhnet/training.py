@@ -6,8 +6,9 @@ Step by step (:func:`train`):
 3. restore the checkpoint when resuming (model, optimiser, step, epoch, RNG);
 4. for each step: ε = model.loss(X_batch, y_batch), backward, the optimiser's step, a check
    that the loss, the gradients and the parameters are finite;
-5. every ``log_interval`` steps, scalars; every ``image_interval`` steps, pictures and
-   histograms; every ``checkpoint_interval`` epochs and at the end, an atomic checkpoint.
+5. every ``log_interval`` steps, scalars; every ``image_interval`` steps, pictures,
+   histograms and the Hessian's extreme eigenvalues; every ``checkpoint_interval`` epochs and
+   at the end, an atomic checkpoint.
 
 Everything a process of a torchrun launch needs is in :class:`World`; a plain run
 is the world of one.
@@ -32,11 +33,13 @@ from . import checkpoint
 from .config import RESUMABLE, ConfigError, TrainConfig
 from .cost import softplus
 from .data import Split, load_csv, make_dataset, split
+from .landscape import hessian_eigenvalues
 from .module import TanhNet
 
 Tensor = torch.Tensor
 SATURATION = 0.97  # |h| above this counts as a saturated tanh unit (tanh' < 0.06)
 PARAMS = ("U", "b", "W", "c")
+MAX_HESSIAN_PARAMETERS = 2000  # wider networks skip the (P, P) Hessian: P passes over the data, an O(P³) eigensolve
 
 
 class TrainingDiverged(RuntimeError):
@@ -197,6 +200,20 @@ class Logger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def log_curvature(logger: Logger, model: TanhNet, X: Tensor, y: Tensor, step: int) -> dict[str, float]:
+    """The least and greatest eigenvalue of the Hessian of ε on (X, y), logged as ``hessian/min_eigenvalue``
+    and ``hessian/max_eigenvalue``: a negative least one where the gradient vanishes marks a saddle.
+
+    Empty (nothing computed) for a network with more than ``MAX_HESSIAN_PARAMETERS`` parameters.
+    """
+    if sum(p.numel() for p in model.parameters()) > MAX_HESSIAN_PARAMETERS:
+        return {}
+    eigenvalues = hessian_eigenvalues(model, X, y).tolist()  # ascending, computed in float64
+    values = {"hessian/min_eigenvalue": eigenvalues[0], "hessian/max_eigenvalue": eigenvalues[-1]}
+    logger.scalars(values, step)
+    return values
 
 
 @contextmanager
@@ -398,6 +415,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                     if global_step % config.image_interval == 0 or last:
                         acc = f"  acc {metrics['accuracy/train']:.3f}" if "accuracy/train" in metrics else ""
                         logger.pictures(model, data, X_raw, global_step, f"step {global_step}{acc}")
+                        if world.is_main:
+                            metrics.update(log_curvature(logger, model, dev.X_train, dev.y_train, global_step))
                     if stop:
                         interrupted = True
                         break
