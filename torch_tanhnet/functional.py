@@ -3,9 +3,10 @@
 The reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) run under
 ``torch.func`` transforms, which need their ``setup_context`` form, and under forward-mode AD
 (``torch.autograd.forward_ad``), which needs their jvp; under ``torch.compile`` their twins
-without the jvp run (Dynamo does not trace a custom jvp). Everywhere else the fast ones (:mod:`torch_tanhnet.fast`) run, with the C kernels where
-:func:`~torch_tanhnet.fast.kernel_for` finds them and in torch ops otherwise. They compute
-the same equations and are tested against the reference.
+without the jvp run (Dynamo does not trace a custom jvp). Everywhere else the fast ones
+(:mod:`torch_tanhnet.fast`) run, with the C kernels where :func:`~torch_tanhnet.fast.kernel_for`
+finds them and in torch ops otherwise. They compute the same equations and are tested
+against the reference.
 """
 
 from __future__ import annotations

@@ -4,10 +4,16 @@ For the seed's 2-3-1 network the parameters are P = H·D + 2H + 1 = 13 numbers, 
 (P, P) Hessian is cheap: column i is the Hessian-vector product H eᵢ, the forward-mode
 derivative (jvp) of the gradient along eᵢ, as ``torch.func.hessian`` (``jacfwd(jacrev)``)
 computes it, through the reference Functions, whose backward and tangent equations are
-hand-derived and exact. Columns and samples go in chunks, so memory stays bounded. Where the gradient vanishes, the signs of its eigenvalues say what the point is: all
-> 0, a strict minimum; some < 0, a saddle (ε falls along that eigenvector); all ≥ 0 with
-some = 0, the second-order test cannot tell (for the 2-2-1 XOR network every such "local
-minimum" turns out not to be strict: Hamey 1998; Sprinkhuizen-Kuyper & Boers 1999).
+hand-derived and exact. Columns and samples go in chunks, so memory stays bounded.
+
+Where the gradient vanishes, the signs of the eigenvalues say what the point is: all > 0, a
+strict local minimum; one < 0, a saddle (ε falls along its eigenvector); all ≥ 0 with some
+= 0, the second-order test cannot tell. The XOR literature lives in that last case: Hamey
+(1998) proved that the 2-2-1 XOR network has no local minima (every finite stationary point
+has points of lower error arbitrarily close), and Sprinkhuizen-Kuyper & Boers (1999) found
+a region of local minima with nonzero error in the 2-3-1 XOR network, the seed's shape. Both
+study sigmoid units and their own error function, not this tanh network's cross-entropy, so
+they say what to look for here, not what will be found. See docs/derivation.md.
 
 The parameters are flattened in the order U (row by row, as ``U.reshape(-1)``), b, W, c:
 index j·D + k is u_jk, then H·D + j is b_j, H·D + H + j is w_j and the last is c.
