@@ -11,11 +11,14 @@
 from .function import EnsembleBCEFunction, EnsembleFunction, ensemble_reference_loss
 from .fused import EnsembleLossFunction, ensemble_loss
 from .module import TanhNetEnsemble
+from .optim import EnsembleAdam, EnsembleSGD
 
 __all__ = [
+    "EnsembleAdam",
     "EnsembleBCEFunction",
     "EnsembleFunction",
     "EnsembleLossFunction",
+    "EnsembleSGD",
     "TanhNetEnsemble",
     "ensemble_loss",
     "ensemble_reference_loss",
