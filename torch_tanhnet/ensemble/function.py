@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from ..fast import _compiling
+
 Tensor = torch.Tensor
 
 
@@ -151,10 +153,29 @@ class EnsembleBCEFunction(torch.autograd.Function):
         return eps_dot
 
 
+class _CompiledEnsembleFunction(EnsembleFunction):
+    """EnsembleFunction without ``jvp``, for ``torch.compile``: Dynamo (torch 2.13) refuses to trace a Function
+    that defines one (``Unsupported custom jvp``). Forward mode is not traced through compiled code."""
+
+    jvp = torch.autograd.Function.jvp
+
+
+class _CompiledEnsembleBCEFunction(EnsembleBCEFunction):
+    """EnsembleBCEFunction without ``jvp``, for ``torch.compile`` (see :class:`_CompiledEnsembleFunction`)."""
+
+    jvp = torch.autograd.Function.jvp
+
+
+def ensemble_network(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """(z, H) = EnsembleFunction.apply(X, U, b, W, c), or its jvp-free twin under torch.compile."""
+    return (_CompiledEnsembleFunction if _compiling() else EnsembleFunction).apply(X, U, b, W, c)
+
+
 def ensemble_reference_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
     """ε (K,) through the two reference Functions: the composition every fast path is tested against.
 
     y (N, 1) shared by all networks is expanded to (K, N, 1) (a view; its gradient sums over k).
     """
-    z = EnsembleFunction.apply(X, U, b, W, c)[0]
-    return EnsembleBCEFunction.apply(z, y.expand_as(z) if y.dim() == 2 else y)
+    z = ensemble_network(X, U, b, W, c)[0]
+    cost = _CompiledEnsembleBCEFunction if _compiling() else EnsembleBCEFunction
+    return cost.apply(z, y.expand_as(z) if y.dim() == 2 else y)

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..module import TanhNet
 from .checks import check_ensemble_data, check_ensemble_labels
-from .function import EnsembleFunction, ensemble_reference_loss
+from .function import ensemble_network, ensemble_reference_loss
 from .fused import ensemble_loss
 
 Tensor = torch.Tensor
@@ -64,7 +64,7 @@ class TanhNetEnsemble(nn.Module):
     def forward_with_hidden(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """X (N, D) shared or (K, N, D) -> z (K, N, 1) and the hidden layers H (K, N, H)."""
         check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
-        return EnsembleFunction.apply(X, self.U, self.b, self.W, self.c)
+        return ensemble_network(X, self.U, self.b, self.W, self.c)
 
     def forward(self, X: Tensor) -> Tensor:
         """X (N, D) shared by all networks or (K, N, D) one set each -> logits z (K, N, 1)."""
