@@ -5,10 +5,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from torch_tanhnet.ensemble import fused
 from torch_tanhnet.ensemble.function import ensemble_reference_loss
 from torch_tanhnet.ensemble.fused import EnsembleLossFunction
-from torch_tanhnet.fast import kernel_for
+from torch_tanhnet.kernels import c_kernels, dispatch, torch_ops
 
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=2e-4, atol=2e-5)}
 
@@ -22,14 +21,21 @@ def problem(K, N, D, H, shared_X, shared_y, dtype, seed=0, device="cpu"):
     return to(X), [to(p) for p in params], to(y)
 
 
-def compare(lib, X, params, y, tol, need_X=True):
+def c_kernels_for(X):
+    lib = dispatch.c_kernels(X.dtype)
+    if lib is None:
+        pytest.skip("the C kernels are unavailable here")
+    return lib
+
+
+def compare(impl, X, params, y, tol, need_X=True):
     """ε and every gradient of the fused pass (with per-network ε̄_k) against the reference composition."""
     X = X.detach().requires_grad_(need_X)
     params = [p.detach().requires_grad_(True) for p in params]
     eps_bar = torch.linspace(-1.0, 2.0, params[0].shape[0], dtype=X.dtype, device=X.device)
     ref = ensemble_reference_loss(X, *params, y)
     ref_grads = torch.autograd.grad(ref, ([X] if need_X else []) + params, eps_bar)
-    eps = EnsembleLossFunction.apply(lib, X, *params, y)
+    eps = EnsembleLossFunction.apply(impl, X, *params, y)
     grads = torch.autograd.grad(eps, ([X] if need_X else []) + params, eps_bar)
     torch.testing.assert_close(eps, ref, **tol)
     for a, r in zip(grads, ref_grads):
@@ -41,18 +47,17 @@ def compare(lib, X, params, y, tol, need_X=True):
        dtype=st.sampled_from([torch.float64, torch.float32]), seed=st.integers(0, 2**16))
 def test_c_kernel_and_torch_ops_equal_the_reference(K, N, D, H, shared_X, shared_y, need_X, dtype, seed):
     X, params, y = problem(K, N, D, H, shared_X, shared_y, dtype, seed)
-    for lib in (kernel_for(X), None):  # the C kernels (None where they cannot build), then the torch-ops pass
-        compare(lib, X, params, y, TOL[dtype], need_X)
+    for impl in (dispatch.c_kernels(dtype), torch_ops):  # the C kernels (None where they cannot build), then torch ops
+        if impl is not None:
+            compare(impl, X, params, y, TOL[dtype], need_X)
 
 
 @pytest.mark.parametrize("K,splits,threads", [(1, 3, 2), (3, 2, 2), (2, 5, 4), (5, 1, 3)])
 @pytest.mark.parametrize("D,H", [(2, 3), (3, 4)])
 def test_networks_split_over_threads_and_chunks_equal_the_reference(monkeypatch, K, splits, threads, D, H):
-    monkeypatch.setattr(fused, "schedule", lambda K, N: (threads, splits))
+    monkeypatch.setattr(c_kernels, "ensemble_schedule", lambda K, N: (threads, splits))
     X, params, y = problem(K, 3 * 256 + 17, D, H, True, False, torch.float64)
-    lib = kernel_for(X)
-    if lib is None:
-        pytest.skip("the C kernels are unavailable here")
+    lib = c_kernels_for(X)
     compare(lib, X, params, y, TOL[torch.float64], need_X=False)
     compare(lib, X, params, y, TOL[torch.float64], need_X=True)
 
@@ -61,9 +66,9 @@ def test_schedule_gives_whole_networks_to_threads_when_there_are_many():
     torch_threads = torch.get_num_threads()
     try:
         torch.set_num_threads(4)
-        assert fused.schedule(1, 256) == (1, 1)  # too little work for a second thread
-        assert fused.schedule(1024, 256) == (4, 1)  # many networks: whole networks per thread
-        threads, splits = fused.schedule(2, 10**6)  # few networks, many samples: each network split
+        assert c_kernels.ensemble_schedule(1, 256) == (1, 1)  # too little work for a second thread
+        assert c_kernels.ensemble_schedule(1024, 256) == (4, 1)  # many networks: whole networks per thread
+        threads, splits = c_kernels.ensemble_schedule(2, 10**6)  # few networks, many samples: each network split
         assert threads == 4 and splits * 2 >= 4
     finally:
         torch.set_num_threads(torch_threads)
@@ -71,8 +76,8 @@ def test_schedule_gives_whole_networks_to_threads_when_there_are_many():
 
 def test_results_do_not_depend_on_timing():
     X, params, y = problem(7, 2000, 2, 3, True, True, torch.float32)
-    lib = kernel_for(X)
-    runs = [fused.loss_and_gradients(lib, X, *params, y, False) for _ in range(3)]
+    lib = c_kernels_for(X)
+    runs = [lib.ensemble_loss_and_gradients(X, *params, y, False) for _ in range(3)]
     for eps, grads, _ in runs[1:]:
         assert torch.equal(eps, runs[0][0])
         assert all(torch.equal(a, b) for a, b in zip(grads, runs[0][1]))
@@ -80,4 +85,4 @@ def test_results_do_not_depend_on_timing():
 
 def test_on_cuda_the_torch_ops_pass_equals_the_reference(device):
     X, params, y = problem(4, 300, 2, 3, True, False, torch.float64, device=device)
-    compare(kernel_for(X), X, params, y, TOL[torch.float64])
+    compare(dispatch.ensemble_fused_implementation(X, y), X, params, y, TOL[torch.float64])

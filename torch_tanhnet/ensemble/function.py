@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ..fast import _compiling
+from ..kernels.dispatch import compiling as _compiling
 
 Tensor = torch.Tensor
 
