@@ -32,3 +32,12 @@ def test_bench_ensemble_options_need_the_mode():
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
     r = subprocess.run([sys.executable, str(script), "--models", "4"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--models and --no-loop go with --ensemble" in r.stderr
+
+
+def test_the_docs_example_runs():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "ensemble.md").read_text()
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
+    r = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    solved = int(r.stdout.split(" of 100 seeds solve XOR")[0])
+    assert 0 <= solved <= 100
