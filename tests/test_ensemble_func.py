@@ -1,4 +1,4 @@
-"""torch.func's ensembling idiom over TanhNet: equal to TanhNetEnsemble, routed to the batched Function by the vmap rule."""
+"""torch.func's ensembling idiom over TanhNet: equal to TanhNetEnsemble, run by the batched Function (vmap rule)."""
 
 import pytest
 import torch
@@ -97,7 +97,8 @@ def test_jacobians_through_the_rule_equal_autograd():
     X, _ = make_data(3, 2)
 
     def f(U):
-        return vmap(lambda u, b, w, c: TanhNetFunction.apply(X, u, b, w, c)[0])(U, params["b"], params["W"], params["c"])
+        network = vmap(lambda u, b, w, c: TanhNetFunction.apply(X, u, b, w, c)[0])
+        return network(U, params["b"], params["W"], params["c"])
 
     def ref(U):
         return torch.stack([network_reference(X, U[k], params["b"][k], params["W"][k], params["c"][k])[2]

@@ -168,7 +168,8 @@ def jax_step(models: int, X, y):
     update = jax.jit(jax.vmap(sgd, in_axes=(0, None, None)))
     key = jax.random.PRNGKey(0)
     shapes = {"U": (models, 3, 2), "b": (models, 3), "W": (models, 1, 3), "c": (models, 1)}
-    state = {"p": {k: 0.5 * jax.random.normal(jax.random.fold_in(key, i), s) for i, (k, s) in enumerate(shapes.items())}}
+    state = {"p": {k: 0.5 * jax.random.normal(jax.random.fold_in(key, i), s)
+                   for i, (k, s) in enumerate(shapes.items())}}
     Xj, yj = jnp.asarray(X.cpu().numpy()), jnp.asarray(y.cpu().numpy())
 
     def step():
