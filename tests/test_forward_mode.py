@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from torch.autograd import gradcheck
 from torch.func import functional_call, hessian, jacfwd, jvp, vmap
 
-from torch_tanhnet import BCEWithLogitsFunction, TanhNet, TanhNetFunction, bce_with_logits, tanhnet, tanhnet_loss
+from torch_tanhnet import (BCEWithLogitsFunction, TanhNet, TanhNetEnsemble, TanhNetFunction, bce_with_logits, tanhnet,
+                           tanhnet_loss)
 
 SHAPES = [(1, 2, 3), (6, 2, 3), (5, 4, 5), (3, 1, 2)]  # (N, D, H): N = 1 and D, H other than the seed's
 SEQ = {"U": "0.weight", "b": "0.bias", "W": "2.weight", "c": "2.bias"}  # TanhNet's names in the Sequential
@@ -37,7 +38,7 @@ def problem(N, D, H, seed=0):
 
 
 class Loss(torch.nn.Module):
-    """``TanhNet.loss`` as a forward, so that functional_call can swap the parameters in."""
+    """``model.loss`` as a forward, so that functional_call can swap the parameters in."""
 
     def __init__(self, model):
         super().__init__()
@@ -185,6 +186,34 @@ def test_dual_numbers_reach_the_reference_and_only_inside_a_dual_level():
         assert type(model.loss(Xd, y).grad_fn).__name__ == "BCEWithLogitsFunctionBackward"
         assert type(model(Xd).grad_fn).__name__ == "TanhNetFunctionBackward"
     assert type(model.loss(X, y).grad_fn).__name__ == "FusedLossFunctionBackward"
+
+
+def test_the_ensemble_carries_dual_numbers_through_forward_and_loss():
+    """TanhNetEnsemble: its training path (the fused ensemble loss) has no jvp either, so dual numbers take the
+    ensemble's reference Functions; each network's ż and ε̇ equal its nn.Sequential's."""
+    torch.manual_seed(0)
+    ens = TanhNetEnsemble(3, 2, 4, dtype=torch.float64)
+    X, y = make_data(5, 2)
+    params = dict(ens.named_parameters())
+    tangents = dict(zip(params, directions(params.values())))
+    X_dot = directions([X], seed=3)[0]
+    assert type(ens.loss(X, y).grad_fn).__name__ == "EnsembleLossFunctionBackward"
+    with fwAD.dual_level():
+        duals = {k: fwAD.make_dual(p.detach(), tangents[k]) for k, p in params.items()}
+        Xd = fwAD.make_dual(X, X_dot)
+        z_dot = fwAD.unpack_dual(functional_call(ens, duals, (Xd,))).tangent  # (K, N, 1)
+        loss = functional_call(Loss(ens), {f"model.{k}": v for k, v in duals.items()}, (Xd, y))
+        eps_dot = fwAD.unpack_dual(loss).tangent  # (K,)
+    assert type(loss.grad_fn).__name__ != "EnsembleLossFunctionBackward"
+    for k, net in enumerate(ens.to_modules()):
+        p = {n: v.detach() for n, v in net.named_parameters()}
+        t = {n: tangents[n][k].view_as(p[n]) for n in p}
+        seq = net.to_sequential()
+        want_z = jvp(lambda p, X: functional_call(seq, seq_params(p), (X,)), (p, X), (t, X_dot))[1]
+        want_eps = jvp(lambda p, X: F.binary_cross_entropy_with_logits(functional_call(seq, seq_params(p), (X,)), y),
+                       (p, X), (t, X_dot))[1]
+        torch.testing.assert_close(z_dot[k], want_z, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(eps_dot[k], want_eps, rtol=1e-10, atol=1e-12)
 
 
 def test_forward_over_reverse_hessian_vector_product_of_the_training_path():

@@ -9,10 +9,11 @@ import torch
 from conftest import make_data
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from torch_tanhnet import TanhNet, hessian, hessian_eigenvalues, training
-from torch_tanhnet.config import TrainConfig
+from torch_tanhnet import TanhNet, hessian, hessian_eigenvalues
+from torch_tanhnet.audit.reference import loss_reference, network_reference
 from torch_tanhnet.landscape import flat_parameters
-from torch_tanhnet.reference import loss_reference, network_reference
+from torch_tanhnet.training import TrainConfig, TrainResult, metrics, train
+from torch_tanhnet.training.setup import load_split
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -196,12 +197,12 @@ def train_script():
 
 def test_training_logs_the_extreme_eigenvalues_at_picture_steps(tmp_path):
     config = small(tmp_path)
-    result = training.train(config)
+    result = train(config)
     ea = EventAccumulator(str(result.logdir), size_guidance={"scalars": 0})
     ea.Reload()
     for tag in ("hessian/min_eigenvalue", "hessian/max_eigenvalue"):
         assert [e.step for e in ea.Scalars(tag)] == [20, 40]
-    data = training.load_split(config).to(torch.device("cpu"), torch.float32)
+    data = load_split(config).to(torch.device("cpu"), torch.float32)
     eigenvalues = hessian_eigenvalues(result.model, data.X_train, data.y_train)
     assert result.metrics["hessian/min_eigenvalue"] == pytest.approx(eigenvalues[0].item(), rel=1e-12, abs=1e-15)
     assert result.metrics["hessian/max_eigenvalue"] == pytest.approx(eigenvalues[-1].item(), rel=1e-12)
@@ -212,8 +213,8 @@ def test_training_logs_the_extreme_eigenvalues_at_picture_steps(tmp_path):
 
 
 def test_wide_networks_skip_the_hessian_and_say_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "MAX_HESSIAN_PARAMETERS", 12)  # the seed's 13 parameters count as wide
-    result = training.train(small(tmp_path))
+    monkeypatch.setattr(metrics, "MAX_HESSIAN_PARAMETERS", 12)  # the seed's 13 parameters count as wide
+    result = train(small(tmp_path))
     assert not any(k.startswith("hessian/") for k in result.metrics)
     ea = EventAccumulator(str(result.logdir), size_guidance={"scalars": 0})
     ea.Reload()
@@ -224,6 +225,6 @@ def test_wide_networks_skip_the_hessian_and_say_so(tmp_path, monkeypatch):
 @pytest.mark.parametrize("low,high,reading", [(-0.02, 1.1, "a negative one"), (1e-4, 1.1, "none negative"),
                                               (-1e-12, 1.1, "none negative")])
 def test_the_summary_reads_the_sign_of_the_least_eigenvalue(low, high, reading):
-    result = training.TrainResult(TanhNet(), Path("."), {"hessian/min_eigenvalue": low,
+    result = TrainResult(TanhNet(), Path("."), {"hessian/min_eigenvalue": low,
                                                          "hessian/max_eigenvalue": high}, 1, 1, 1.0, 1)
     assert reading in train_script().curvature_line(result)

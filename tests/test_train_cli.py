@@ -1,6 +1,5 @@
 """scripts/train.py as a user runs it: a subprocess, exit codes, messages, signals."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from torch_tanhnet import checkpoint
+from torch_tanhnet.training import checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 
