@@ -10,8 +10,15 @@ from hypothesis import strategies as st
 from torch.autograd import gradcheck
 from torch.func import functional_call, hessian, jacfwd, jvp, vmap
 
-from torch_tanhnet import (BCEWithLogitsFunction, TanhNet, TanhNetEnsemble, TanhNetFunction, bce_with_logits, tanhnet,
-                           tanhnet_loss)
+from torch_tanhnet import (
+    BCEWithLogitsFunction,
+    TanhNet,
+    TanhNetEnsemble,
+    TanhNetFunction,
+    bce_with_logits,
+    tanhnet,
+    tanhnet_loss,
+)
 
 SHAPES = [(1, 2, 3), (6, 2, 3), (5, 4, 5), (3, 1, 2)]  # (N, D, H): N = 1 and D, H other than the seed's
 SEQ = {"U": "0.weight", "b": "0.bias", "W": "2.weight", "c": "2.bias"}  # TanhNet's names in the Sequential
@@ -209,9 +216,9 @@ def test_the_ensemble_carries_dual_numbers_through_forward_and_loss():
         p = {n: v.detach() for n, v in net.named_parameters()}
         t = {n: tangents[n][k].view_as(p[n]) for n in p}
         seq = net.to_sequential()
-        want_z = jvp(lambda p, X: functional_call(seq, seq_params(p), (X,)), (p, X), (t, X_dot))[1]
-        want_eps = jvp(lambda p, X: F.binary_cross_entropy_with_logits(functional_call(seq, seq_params(p), (X,)), y),
-                       (p, X), (t, X_dot))[1]
+        want_z = jvp(lambda p, X, seq=seq: functional_call(seq, seq_params(p), (X,)), (p, X), (t, X_dot))[1]
+        want_eps = jvp(lambda p, X, seq=seq: F.binary_cross_entropy_with_logits(
+            functional_call(seq, seq_params(p), (X,)), y), (p, X), (t, X_dot))[1]
         torch.testing.assert_close(z_dot[k], want_z, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(eps_dot[k], want_eps, rtol=1e-10, atol=1e-12)
 
