@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from torch_tanhnet import triton_kernel
+from torch_tanhnet.kernels import triton_kernel
 from torch_tanhnet.benchmark import make_problem
 
 N = 10_000_000

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--rounds and --sizes must be positive integers and --min-time a positive number")
 
     from torch_tanhnet.benchmark import run
-    from torch_tanhnet.config import ConfigError
-    from torch_tanhnet.training import resolve_device
+    from torch_tanhnet.training.config import ConfigError
+    from torch_tanhnet.training.setup import resolve_device
 
     try:
         device = resolve_device(args.device)

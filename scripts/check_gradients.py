@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from torch_tanhnet.audit import audit, seed_problem
-    from torch_tanhnet.config import ConfigError
-    from torch_tanhnet.training import resolve_device
+    from torch_tanhnet.training.config import ConfigError
+    from torch_tanhnet.training.setup import resolve_device
 
     try:
         device = resolve_device(args.device)

@@ -22,8 +22,8 @@ SUPPRESS = argparse.SUPPRESS
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
-    from torch_tanhnet.config import TrainConfig
-    from torch_tanhnet.data import DEFAULT_NOISE, GENERATORS
+    from torch_tanhnet.training.config import TrainConfig
+    from torch_tanhnet.training.data import DEFAULT_NOISE, GENERATORS
 
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="train.py", description="Train TanhNet on 2-D data, logging to TensorBoard.",
@@ -86,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
 
-    from torch_tanhnet.checkpoint import CheckpointError
-    from torch_tanhnet.config import ConfigError, TrainConfig
-    from torch_tanhnet.data import DataError
+    from torch_tanhnet.training.checkpoint import CheckpointError
+    from torch_tanhnet.training.config import ConfigError, TrainConfig
+    from torch_tanhnet.training.data import DataError
     from torch_tanhnet.training import TrainingDiverged, train
 
-    from torch_tanhnet.distributed import DistributedError, launched_by_torchrun, train_distributed
+    from torch_tanhnet.training.distributed import DistributedError, launched_by_torchrun, train_distributed
 
     config = TrainConfig(**vars(args))
     try:
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     code = main()
-    from torch_tanhnet.distributed import end_process, launched_by_torchrun
+    from torch_tanhnet.training.distributed import end_process, launched_by_torchrun
 
     if launched_by_torchrun():  # torch's gloo threads can abort a torchrun process's teardown; see end_process
         end_process(code)

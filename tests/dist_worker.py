@@ -15,8 +15,8 @@ def free_port() -> int:
 def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int | None, errors) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
-    from torch_tanhnet.config import TrainConfig
-    from torch_tanhnet.distributed import end_process, train_distributed
+    from torch_tanhnet.training.config import TrainConfig
+    from torch_tanhnet.training.distributed import end_process, train_distributed
 
     if rank == fail_rank:  # join the group, then die without a word, as a crashed process would
         import torch.distributed as dist

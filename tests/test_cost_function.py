@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch.autograd import gradcheck, gradgradcheck
 
 from torch_tanhnet import BCEWithLogitsFunction, bce_with_logits
-from torch_tanhnet.reference import cost_reference
+from torch_tanhnet.audit.reference import cost_reference
 
 
 def logits_and_labels(N, dtype=torch.float64, seed=0):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from torch_tanhnet.data import GENERATORS, DataError, load_csv, make_dataset, split
+from torch_tanhnet.training.data import GENERATORS, DataError, load_csv, make_dataset, split
 
 
 @pytest.mark.parametrize("name", list(GENERATORS))

@@ -13,9 +13,9 @@ import torch.distributed as dist
 from dist_worker import run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from torch_tanhnet import checkpoint
-from torch_tanhnet.config import TrainConfig
-from torch_tanhnet.training import train
+from torch_tanhnet.training import checkpoint
+from torch_tanhnet.training.config import TrainConfig
+from torch_tanhnet.training.loop import train
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
@@ -133,7 +133,7 @@ def test_a_plain_run_initialises_nothing_distributed(tmp_path):
 
 def test_end_process_flushes_the_output_and_exits_with_the_code():
     # what a torchrun process runs last (scripts/train.py): its output must not be lost with the teardown
-    code = ("import sys; from torch_tanhnet.distributed import end_process; "
+    code = ("import sys; from torch_tanhnet.training.distributed import end_process; "
             "print('summary', end=''); print('warning', end='', file=sys.stderr); end_process(3)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout, r.stderr) == (3, "summary", "warning")

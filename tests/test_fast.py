@@ -12,13 +12,15 @@ import torch
 from conftest import make_data, make_params
 from torch.autograd import gradcheck, gradgradcheck
 
-from torch_tanhnet import TanhNet, bce_with_logits, extension, fast, functional, tanhnet, tanhnet_loss
+from torch_tanhnet import TanhNet, bce_with_logits, tanhnet, tanhnet_loss
+from torch_tanhnet.kernels import c_kernels, dispatch, torch_ops
+from torch_tanhnet.kernels import cpu as extension
 from torch_tanhnet.cost import BCEWithLogitsFunction
-from torch_tanhnet.fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction, kernel_for
+from torch_tanhnet.kernels.functions import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
 from torch_tanhnet.network import TanhNetFunction
 
 # N = 1, a partial block, several blocks, and enough samples to run on several threads
-SHAPES = [(1, 2, 3), (300, 2, 3), (1000, 3, 5), (fast.PARALLEL_MIN + 999, 2, 3), (37, 1, 1), (64, 5, 16)]
+SHAPES = [(1, 2, 3), (300, 2, 3), (1000, 3, 5), (c_kernels.PARALLEL_MIN + 999, 2, 3), (37, 1, 1), (64, 5, 16)]
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-13), torch.float32: dict(rtol=2e-4, atol=2e-6)}
 REFERENCE = lambda X, U, b, W, c, y: BCEWithLogitsFunction.apply(TanhNetFunction.apply(X, U, b, W, c)[0], y)  # noqa
 
@@ -30,9 +32,7 @@ def path(request, monkeypatch):
         if extension.kernels("float32") is None:
             pytest.skip("no C compiler: the kernels are unavailable here")
     else:
-        monkeypatch.setattr(fast, "kernel_for", lambda t: None)
-        monkeypatch.setattr(functional, "kernel_for", lambda t: None)
-        monkeypatch.setattr(functional, "fused_kernel_for", lambda X, U: None)
+        monkeypatch.setattr(dispatch, "c_kernels", lambda dtype: None)
     return request.param
 
 
@@ -64,7 +64,7 @@ def test_fused_loss_equals_reference(path, N, D, H, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("N", [1, 255, 257, 4096, fast.PARALLEL_MIN + 999])
+@pytest.mark.parametrize("N", [1, 255, 257, 4096, c_kernels.PARALLEL_MIN + 999])
 def test_fused_loss_of_the_seed_network_equals_reference(path, N, dtype):
     # D = 2, H = 3 with X needing no gradient, the training case, has a kernel of its own
     assert_same_loss_and_gradients(tanhnet_loss, N, 2, 3, dtype, grad=(False, True, True, True, True))
@@ -102,7 +102,7 @@ def test_gradcheck_of_the_fast_functions(N):
         pytest.skip("no C compiler: the kernels are unavailable here")
     X, y = make_data(N, 2, requires_grad=True)
     p = make_params(2, 3)
-    for lib in (kernel_for(X), None):  # the C kernels and the torch-ops schedule
+    for lib in (dispatch.c_kernels(X.dtype), torch_ops):  # the C kernels and the torch-ops schedule
         assert gradcheck(FusedLossFunction.apply, (lib, X, *p, y))
         assert gradcheck(FastTanhNetFunction.apply, (lib, X, *p))
         assert gradgradcheck(FastTanhNetFunction.apply, (lib, X, *p))  # create_graph: the differentiable equations
@@ -115,11 +115,11 @@ def test_fused_loss_refuses_a_second_derivative_clearly():
     X, y = make_data(5, 2)
     p = make_params(2, 3)
     # the gradient is a number, not a graph: differentiating it again raises, never a wrong number
-    (g,) = torch.autograd.grad(FusedLossFunction.apply(kernel_for(X), X, *p, y), p[0], create_graph=True)
+    (g,) = torch.autograd.grad(FusedLossFunction.apply(dispatch.fused_implementation(X, p[0], y), X, *p, y), p[0], create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
         g.sum().backward()
     w = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)  # an upstream gradient that needs one
-    (g,) = torch.autograd.grad(w * FusedLossFunction.apply(kernel_for(X), X, *p, y), p[0], create_graph=True)
+    (g,) = torch.autograd.grad(w * FusedLossFunction.apply(dispatch.fused_implementation(X, p[0], y), X, *p, y), p[0], create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         g.sum().backward()
 

@@ -8,8 +8,8 @@ from conftest import make_data, make_params
 from torch.autograd import gradcheck, gradgradcheck
 
 from torch_tanhnet import TanhNetFunction, bce_with_logits, tanhnet, tanhnet_with_hidden
-from torch_tanhnet.reference import loss_reference, network_reference
-from torch_tanhnet.scalar import scalar_forward_backward
+from torch_tanhnet.audit.reference import loss_reference, network_reference
+from torch_tanhnet.audit.scalar import scalar_forward_backward
 
 SHAPES = [(1, 2, 3), (5, 2, 3), (7, 1, 1), (4, 3, 5), (9, 4, 2)]  # (N, D, H), N = 1 included
 

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from torch_tanhnet import bce_with_logits, tanhnet
-from torch_tanhnet.reference import loss_reference
+from torch_tanhnet.audit.reference import loss_reference
 
 finite = st.floats(min_value=-30, max_value=30, allow_nan=False, width=64)
 
@@ -87,15 +87,16 @@ def test_training_path_of_the_seed_network_equals_the_reference(problem):
 
 @given(problems())
 def test_torch_ops_schedule_equals_the_reference(problem):
-    # the fast Functions without the C kernels (lib=None): what CUDA and kernel-less CPUs run
-    from torch_tanhnet.fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
+    # the fast Functions on torch ops, without the C kernels: what CUDA and kernel-less CPUs run
+    from torch_tanhnet.kernels import torch_ops
+    from torch_tanhnet.kernels.functions import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
 
     *inputs, y = problem
     inputs = [t.requires_grad_(True) for t in inputs]
     ref = loss_reference(*inputs, y)
     want = torch.autograd.grad(ref, inputs)
-    for eps in (FastBCEWithLogitsFunction.apply(None, FastTanhNetFunction.apply(None, *inputs)[0], y),
-                FusedLossFunction.apply(None, *inputs, y)):
+    for eps in (FastBCEWithLogitsFunction.apply(torch_ops, FastTanhNetFunction.apply(torch_ops, *inputs)[0], y),
+                FusedLossFunction.apply(torch_ops, *inputs, y)):
         torch.testing.assert_close(eps, ref, rtol=1e-12, atol=1e-12)
         for a, r in zip(torch.autograd.grad(eps, inputs), want):
             torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from torch_tanhnet import TanhNet
-from torch_tanhnet.render import decision_boundary_image, hidden_units_image, plane_extent, save_png
+from torch_tanhnet.training.render import decision_boundary_image, hidden_units_image, plane_extent, save_png
 
 
 def vertical_boundary_net():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from torch_tanhnet import checkpoint
+from torch_tanhnet.training import checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 

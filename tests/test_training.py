@@ -4,8 +4,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from torch_tanhnet import checkpoint
-from torch_tanhnet.config import ConfigError, TrainConfig
+from torch_tanhnet.training import checkpoint
+from torch_tanhnet.training.config import ConfigError, TrainConfig
 from torch_tanhnet.training import TrainingDiverged, train
 
 SCALARS = ["loss/train", "loss/test", "accuracy/train", "accuracy/test", "grad_norm/U", "grad_norm/b",
@@ -133,7 +133,7 @@ def test_nan_loss_stops_naming_step_and_tensor_and_keeps_the_checkpoint(tmp_path
 
 
 def test_an_infinite_gradient_is_named(tmp_path, monkeypatch):
-    from torch_tanhnet import training
+    from torch_tanhnet.training import loop as training
 
     class BreaksAtStep3(training.TanhNet):
         def __init__(self, *a, **k):

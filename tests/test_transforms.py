@@ -5,7 +5,7 @@ from conftest import make_data, make_params
 from torch.func import functional_call, grad, vmap
 
 from torch_tanhnet import TanhNet, bce_with_logits, tanhnet
-from torch_tanhnet.reference import loss_reference
+from torch_tanhnet.audit.reference import loss_reference
 
 
 def test_compile_fullgraph_matches_eager():

@@ -18,9 +18,11 @@ import torch
 from conftest import make_data, make_params
 from torch.autograd import gradcheck
 
-from torch_tanhnet import TanhNet, triton_kernel
+from torch_tanhnet import TanhNet
+from torch_tanhnet.kernels import triton_kernel
 from torch_tanhnet.cost import BCEWithLogitsFunction
-from torch_tanhnet.fast import FusedLossFunction, fused_kernel_for
+from torch_tanhnet.kernels.dispatch import TritonOrTorchOps, fused_implementation
+from torch_tanhnet.kernels.functions import FusedLossFunction
 from torch_tanhnet.network import TanhNetFunction
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -103,7 +105,7 @@ def test_wide_networks_and_other_dtypes_use_the_torch_schedule(monkeypatch):
 
 def test_cpu_tensors_never_reach_the_triton_kernel():
     X, U = torch.zeros(4, 2), torch.zeros(3, 2)
-    assert fused_kernel_for(X, U) is not triton_kernel
+    assert fused_implementation(X, U, torch.zeros(4, 1)) is not TritonOrTorchOps
 
 
 def _spy(monkeypatch) -> list[bool]:
@@ -137,7 +139,7 @@ def test_cuda_training_path_runs_the_kernel_and_equals_the_reference(monkeypatch
     X, y = make_data(N, 2, dtype=dtype, device="cuda")
     params = make_params(2, 3, dtype=dtype, device="cuda", requires_grad=False)
     leaves = [t.clone().requires_grad_(g) for t, g in zip((X, *params), grad)]
-    eps = FusedLossFunction.apply(fused_kernel_for(X, params[0]), *leaves, y)
+    eps = FusedLossFunction.apply(fused_implementation(X, params[0], y), *leaves, y)
     eps.backward()
     assert calls == [True], "the Triton kernel did not run"
     ref_eps, ref_grads, ref_leaves = _reference(X, *params, y, grad)
@@ -154,7 +156,7 @@ def test_cuda_training_path_runs_the_kernel_and_equals_the_reference(monkeypatch
 def test_cuda_kernel_gradcheck():
     X, y = make_data(600, 2, device="cuda", requires_grad=True)
     params = make_params(2, 3, device="cuda")
-    assert fused_kernel_for(X, params[0]) is triton_kernel
+    assert fused_implementation(X, params[0], y) is TritonOrTorchOps
     assert gradcheck(FusedLossFunction.apply, (triton_kernel, X, *params, y))
 
 

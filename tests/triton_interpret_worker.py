@@ -16,7 +16,7 @@ import torch  # noqa: E402
 import triton.runtime.interpreter as interpreter  # noqa: E402
 
 from conftest import make_data, make_params  # noqa: E402
-from torch_tanhnet import triton_kernel  # noqa: E402
+from torch_tanhnet.kernels import triton_kernel  # noqa: E402
 from torch_tanhnet.cost import BCEWithLogitsFunction  # noqa: E402
 from torch_tanhnet.network import TanhNetFunction  # noqa: E402
 

@@ -1,10 +1,10 @@
-"""The checked public functions: each validates its input, then picks the reference or a fast path.
+"""The checked public functions: each validates its input once, then runs what the dispatch chose.
 
-The reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) run under
-``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form;
-everywhere else the fast ones (:mod:`torch_tanhnet.fast`) run, with the C kernels where
-:func:`~torch_tanhnet.fast.kernel_for` finds them and in torch ops otherwise. They compute
-the same equations and are tested against the reference.
+:func:`torch_tanhnet.kernels.dispatch.implementation` says which implementation serves a call:
+the reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) under ``torch.compile``
+and ``torch.func`` transforms, the fast ones (:mod:`torch_tanhnet.kernels.functions`)
+everywhere else. They compute the same equations and are tested against each other.
+The underscored functions are the same calls without the checks, for callers that made them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 
 from .checks import check_cost_inputs, check_labels, check_network_inputs
 from .cost import BCEWithLogitsFunction
-from .fast import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction, fused_kernel_for, kernel_for
-from .fast import _compiling, _transforms_active
+from .kernels.dispatch import fused_implementation, implementation
+from .kernels.functions import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
 from .network import TanhNetFunction
 
 Tensor = torch.Tensor
@@ -23,9 +23,7 @@ Tensor = torch.Tensor
 def tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """z (N, 1) and the hidden layer H (N, H) of the seed's network, hand-derived backward."""
     check_network_inputs(X, U, b, W, c)
-    if _compiling() or _transforms_active():  # the reference composes with torch.compile and torch.func
-        return TanhNetFunction.apply(X, U, b, W, c)
-    return FastTanhNetFunction.apply(kernel_for(X), X, U, b, W, c)
+    return _tanhnet_with_hidden(X, U, b, W, c)
 
 
 def tanhnet(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> Tensor:
@@ -47,9 +45,7 @@ def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
     is an error, never a silent broadcast.
     """
     check_cost_inputs(z, y)
-    if _compiling() or _transforms_active():
-        return BCEWithLogitsFunction.apply(z, y)
-    return FastBCEWithLogitsFunction.apply(kernel_for(z), z, y)
+    return _bce_with_logits(z, y)
 
 
 def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
@@ -62,11 +58,25 @@ def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tenso
     """
     check_network_inputs(X, U, b, W, c)
     check_labels(y, (X.shape[0], 1), X.dtype, X.device)
-    return fused_loss(X, U, b, W, c, y)
+    return _tanhnet_loss(X, U, b, W, c, y)
 
 
-def fused_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
-    """:func:`tanhnet_loss` without the input checks, for callers that made them (``TanhNet.loss``)."""
-    if _compiling() or _transforms_active() or y.requires_grad:
-        return bce_with_logits(tanhnet(X, U, b, W, c), y)
-    return FusedLossFunction.apply(fused_kernel_for(X, U), X, U, b, W, c, y)
+def _tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    impl = implementation(X)
+    if impl is None:
+        return TanhNetFunction.apply(X, U, b, W, c)
+    return FastTanhNetFunction.apply(impl, X, U, b, W, c)
+
+
+def _bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
+    impl = implementation(z)
+    if impl is None:
+        return BCEWithLogitsFunction.apply(z, y)
+    return FastBCEWithLogitsFunction.apply(impl, z, y)
+
+
+def _tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
+    impl = fused_implementation(X, U, y)
+    if impl is None:  # compose: the reference under transforms, the composed fast path when y needs a gradient
+        return _bce_with_logits(_tanhnet_with_hidden(X, U, b, W, c)[0], y)
+    return FusedLossFunction.apply(impl, X, U, b, W, c, y)

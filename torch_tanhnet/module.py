@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .checks import check_features, check_labels, check_same_device_dtype
-from .functional import bce_with_logits, fused_loss, tanhnet_with_hidden
+from .functional import _bce_with_logits, _tanhnet_loss, _tanhnet_with_hidden
 
 Tensor = torch.Tensor
 
@@ -49,10 +49,12 @@ class TanhNet(nn.Module):
     def forward_with_hidden(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """X (*, D) -> z (*, 1) and the hidden layer H (*, H)."""
         check_features(X, self.in_features)
+        U, b, W, c = weights = self._weights()
+        check_same_device_dtype("X", X, (("U", U), ("b", b), ("W", W), ("c", c)))
         if X.dim() == 2:  # the usual (N, D) batch needs no reshape
-            return tanhnet_with_hidden(X, *self._weights())
+            return _tanhnet_with_hidden(X, *weights)
         batch = X.shape[:-1]
-        z, H = tanhnet_with_hidden(X.reshape(-1, self.in_features), *self._weights())
+        z, H = _tanhnet_with_hidden(X.reshape(-1, self.in_features), *weights)
         return z.reshape(*batch, 1), H.reshape(*batch, self.hidden_features)
 
     def forward(self, X: Tensor) -> Tensor:
@@ -67,7 +69,7 @@ class TanhNet(nn.Module):
         """The seed's cost ε = (1/N) Σᵢ L(zᵢ, yᵢ) on a batch: X (*, D), y of z's shape (*, 1).
 
         This is the training path; the trainer calls it and nothing else. With gradients
-        enabled it runs :func:`~torch_tanhnet.functional.tanhnet_loss`, one fused pass
+        enabled it runs :func:`~torch_tanhnet.functional.tanhnet_loss`'s path, one fused pass
         that finds ε and every gradient together (first derivatives only: for second
         derivatives use ``bce_with_logits(model(X), y)``); under ``torch.no_grad()`` it
         only evaluates ε.
@@ -75,12 +77,12 @@ class TanhNet(nn.Module):
         check_features(X, self.in_features)
         check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)
         if not torch.is_grad_enabled():
-            return bce_with_logits(self(X), y)
+            return _bce_with_logits(self(X), y)
         U, b, W, c = self._weights()
-        check_same_device_dtype("X", X, (("U", U),))  # the parameters share one dtype and device
+        check_same_device_dtype("X", X, (("U", U), ("b", b), ("W", W), ("c", c)))
         if X.dim() != 2:  # (*, D) -> (N, D); the usual 2-D batch needs no reshape
             X, y = X.reshape(-1, self.in_features), y.reshape(-1, 1)
-        return fused_loss(X, U, b, W, c, y)
+        return _tanhnet_loss(X, U, b, W, c, y)
 
     def _weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """U, b, W, c as ``self.U`` etc. would give them, read from ``_parameters`` in one go.

@@ -29,7 +29,7 @@ import warnings
 
 import torch
 
-from . import extension
+from . import cpu
 
 try:  # Triton ships with PyTorch's CUDA wheels on Linux; libdevice's tanh/log1p need Triton >= 3.0
     import triton
@@ -222,7 +222,7 @@ def _warn_once(why: str) -> None:
 
 def usable(X: torch.Tensor, U: torch.Tensor) -> bool:
     """Whether :func:`loss_and_gradients` serves these inputs (warns once where Triton is missing)."""
-    if X.dtype not in (torch.float32, torch.float64) or extension.disabled():
+    if X.dtype not in (torch.float32, torch.float64) or cpu.disabled():
         return False
     if triton is None:
         _warn_once(f"Triton >= 3.0 is needed: {_import_error}")
@@ -244,7 +244,7 @@ def _programs(device: torch.device) -> int:
 def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
     """ε (), [Ū, b̄, W̄, c̄] at ε̄ = 1 and X̄ (or None) in one kernel launch (and a sum of its partial rows).
 
-    Inputs as :func:`torch_tanhnet.fast.loss_and_gradients` takes them, on one CUDA device.
+    Inputs as :func:`torch_tanhnet.kernels.torch_ops.loss_and_gradients` takes them, on one CUDA device.
     Returns None if the kernel could not be compiled or launched here (after one warning).
     """
     N, D = X.shape

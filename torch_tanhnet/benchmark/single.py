@@ -2,7 +2,7 @@
 
 Cases, all float32 on the same data and the same weights:
 
-- ``fused``: ``TanhNet.loss(X, y)`` + backward, the training path (:class:`~torch_tanhnet.fast.FusedLossFunction`);
+- ``fused``: ``TanhNet.loss(X, y)`` + backward, the training path (:class:`~torch_tanhnet.kernels.functions.FusedLossFunction`);
 - ``composed``: ``bce_with_logits(model(X), y)`` + backward, the two hand-written Functions;
 - ``eager``: ``nn.Sequential(Linear(D, H), Tanh(), Linear(H, 1))`` + ``binary_cross_entropy_with_logits``
   under PyTorch autograd: the baseline every ratio is taken against;
@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .extension import available as kernels_available
-from .fast import fused_kernel_for, loss_and_gradients
-from .functional import bce_with_logits
-from .module import TanhNet
+from ..functional import bce_with_logits
+from ..kernels.cpu import available as kernels_available
+from ..kernels.dispatch import TritonOrTorchOps, fused_implementation
+from ..module import TanhNet
 
 CASES = ("fused", "composed", "eager", "compiled", "jax", "floor")
 
@@ -157,10 +157,10 @@ def kernel_alone(X, y, net) -> Callable[[], object] | None:
     if X.device.type != "cuda":
         return None
     U, b, W, c = (p.detach() for p in (net.U, net.b, net.W, net.c))
-    lib = fused_kernel_for(X, U)
-    if lib is None:
+    impl = fused_implementation(X, U, y)
+    if impl is not TritonOrTorchOps:
         return None
-    return lambda: loss_and_gradients(lib, X, U, b, W, c, y, False)
+    return lambda: impl.loss_and_gradients(X, U, b, W, c, y, False)
 
 
 class _Nothing(torch.autograd.Function):
@@ -260,7 +260,7 @@ def peak_extra_cpu(n: int, cases: list[str]) -> dict[str, int | None]:
     if not os.path.exists("/proc/self/clear_refs"):
         return {c: None for c in cases}
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
-    code = f"from torch_tanhnet.benchmark import _peak_child; _peak_child({n}, {cases!r})"
+    code = f"from torch_tanhnet.benchmark.single import _peak_child; _peak_child({n}, {cases!r})"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     if r.returncode != 0:
         return {c: None for c in cases}

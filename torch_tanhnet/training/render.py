@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .module import TanhNet
+from ..module import TanhNet
 
 Tensor = torch.Tensor
 

@@ -23,8 +23,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .config import TrainConfig
-from .module import TanhNet
-from .training import TrainResult, World, resolve_device, train
+from ..module import TanhNet
+from .loop import TrainResult, train
+from .setup import resolve_device
+from .world import World
 
 
 class DistributedError(RuntimeError):

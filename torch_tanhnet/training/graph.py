@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .module import TanhNet
-from .reference import cost_reference
+from ..module import TanhNet
+from ..audit.reference import cost_reference
 
 Tensor = torch.Tensor
 

@@ -15,8 +15,8 @@ from typing import Callable
 
 import torch
 
-from .cost import BCEWithLogitsFunction
-from .network import TanhNetFunction
+from ..cost import BCEWithLogitsFunction
+from ..network import TanhNetFunction
 from .reference import cost_reference, network_reference
 from .scalar import scalar_forward_backward
 

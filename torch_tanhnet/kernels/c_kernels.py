@@ -1,0 +1,96 @@
+"""The C kernels (:mod:`torch_tanhnet.kernels.cpu` builds and loads them) behind the torch-ops contract.
+
+:class:`CKernels` wraps one loaded library (float32 or float64) with the methods of
+:mod:`torch_tanhnet.kernels.torch_ops`: each call makes its inputs contiguous, allocates the
+outputs and runs one pass of a kernel on the tensors' memory through ctypes. At N = 256 a
+kernel's work takes about 1 µs, so this glue is written for few torch calls (each allocation
+~1 µs here).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+Tensor = torch.Tensor
+# The least work worth a thread: starting and joining one took ~100 µs on the 2-vCPU development
+# machine (an idle vCPU wakes slowly), about 30k samples of the training kernel, so each thread
+# gets at least 64k samples.
+SAMPLES_PER_THREAD = 65536
+PARALLEL_MIN = 2 * SAMPLES_PER_THREAD  # the least N that runs on more than one thread
+
+
+def threads(n: int) -> int:
+    return max(1, min(torch.get_num_threads(), n // SAMPLES_PER_THREAD))
+
+
+def _ptr(t: Tensor | None):
+    return None if t is None else t.data_ptr()
+
+
+def _check(status: int) -> None:
+    if status != 0:
+        raise MemoryError("torch-tanhnet: a CPU kernel could not allocate its working buffers")
+
+
+def parameter_gradients(U: Tensor) -> list[Tensor]:
+    """Empty Ū (H, D), b̄ (H,), W̄ (1, H), c̄ (1,) for a kernel to fill."""
+    H, D = U.shape
+    return [U.new_empty(H, D), U.new_empty(H), U.new_empty(1, H), U.new_empty(1)]
+
+
+class CKernels:
+    """The C kernels of one precision, called as :mod:`~torch_tanhnet.kernels.torch_ops` is."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+
+    def loss_and_gradients(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
+                           need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        """ε (), [Ū, b̄, W̄, c̄] at ε̄ = 1 and X̄ (N, D) or None: ``tn_fused_loss``, the seed's whole
+        forward and backward in one pass over X and y."""
+        N, D = X.shape
+        X, y, U, b, W, c = (t.contiguous() for t in (X, y, U, b, W, c))
+        X_bar = torch.empty_like(X) if need_X_bar else None
+        eps = X.new_empty(())
+        grads = parameter_gradients(U)
+        _check(self.lib.tn_fused_loss(X.data_ptr(), y.data_ptr(), U.data_ptr(), b.data_ptr(), W.data_ptr(),
+                                      c.data_ptr(), N, D, U.shape[0], _ptr(X_bar), eps.data_ptr(),
+                                      *(g.data_ptr() for g in grads), threads(N)))
+        return eps, grads, X_bar
+
+    def forward(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """z (N, 1) and H (N, H): ``tn_forward``."""
+        X, U, b, W, c = X.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
+        N, D = X.shape
+        z = X.new_empty(N, 1)
+        H = X.new_empty(N, U.shape[0])
+        _check(self.lib.tn_forward(X.data_ptr(), U.data_ptr(), b.data_ptr(), W.data_ptr(), c.data_ptr(), N, D,
+                                   U.shape[0], z.data_ptr(), H.data_ptr(), threads(N)))
+        return z, H
+
+    def backward(self, z_bar: Tensor, X: Tensor, U: Tensor, W: Tensor, H: Tensor, needs) -> list[Tensor | None]:
+        """[X̄, Ū, b̄, W̄, c̄] from z̄ (None where ``needs`` says so): ``tn_backward``."""
+        N, D = X.shape
+        X, U, W, H, z_bar = X.contiguous(), U.contiguous(), W.contiguous(), H.contiguous(), z_bar.contiguous()
+        X_bar = torch.empty_like(X) if needs[0] else None
+        grads = parameter_gradients(U)
+        _check(self.lib.tn_backward(X.data_ptr(), U.data_ptr(), W.data_ptr(), H.data_ptr(), z_bar.data_ptr(), N, D,
+                                    U.shape[0], _ptr(X_bar), *(g.data_ptr() for g in grads), threads(N)))
+        return [X_bar, *(g if need else None for g, need in zip(grads, needs[1:]))]
+
+    def cost(self, z: Tensor, y: Tensor) -> Tensor:
+        """ε = (1/N) Σ_i L(z_i, y_i): ``tn_cost``."""
+        z, y = z.contiguous(), y.contiguous()
+        eps = z.new_empty(())
+        _check(self.lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), 0.0, None, eps.data_ptr(), threads(z.numel())))
+        return eps
+
+    def cost_backward(self, z: Tensor, y: Tensor, eps_bar: Tensor) -> Tensor:
+        """z̄ = ε̄ (o − y)/N: ``tn_cost`` with an output for z̄."""
+        z, y = z.contiguous(), y.contiguous()
+        z_bar = torch.empty_like(z)
+        _check(self.lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), eps_bar.item(), z_bar.data_ptr(), None,
+                                threads(z.numel())))
+        return z_bar

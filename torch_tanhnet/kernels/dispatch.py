@@ -1,0 +1,95 @@
+"""The one place that decides which implementation serves a call, and why.
+
+Every public function (:mod:`torch_tanhnet.functional`) checks its inputs once, then asks here:
+
+- **the reference Functions** (``TanhNetFunction``, ``BCEWithLogitsFunction``) under
+  ``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form
+  and compose with both; :func:`implementation` and :func:`fused_implementation` answer None;
+- **the C kernels** (:class:`~torch_tanhnet.kernels.c_kernels.CKernels`) for float32 and float64
+  on the CPU, where :mod:`~torch_tanhnet.kernels.cpu` could build them;
+- **the Triton kernel** (:mod:`~torch_tanhnet.kernels.triton_kernel`) for the training path on
+  CUDA, for small shapes where Triton is installed;
+- **torch ops** (:mod:`~torch_tanhnet.kernels.torch_ops`) everywhere else: the composed path on
+  CUDA, other dtypes, no compiler, no Triton.
+
+The fast Functions (:mod:`~torch_tanhnet.kernels.functions`) take the answer as their first
+argument and call its methods; they hold no choice of their own. Each implementation computes
+the same equations and is tested against the reference.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import cpu, torch_ops
+from .c_kernels import CKernels
+
+Tensor = torch.Tensor
+_PRECISION = {torch.float32: "float32", torch.float64: "float64"}
+_wrapped: dict[object, CKernels] = {}  # one wrapper per loaded library
+
+
+def compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return bool(is_compiling and is_compiling())
+
+
+def transforms_active() -> bool:
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(active and active())
+
+
+def reference_only() -> bool:
+    """Whether this call must run the reference Functions: under torch.compile or a torch.func transform."""
+    return compiling() or transforms_active()
+
+
+def c_kernels(dtype: torch.dtype) -> CKernels | None:
+    """The C kernels for ``dtype`` (float32, float64), built on first use; None where they cannot be had."""
+    precision = _PRECISION.get(dtype)
+    if precision is None:
+        return None
+    lib = cpu.kernels(precision)  # cached there
+    if lib is None:
+        return None
+    wrapped = _wrapped.get(lib)
+    if wrapped is None:
+        wrapped = _wrapped[lib] = CKernels(lib)
+    return wrapped
+
+
+def implementation(t: Tensor):
+    """What runs the composed path's Functions for ``t`` (X or z): the C kernels on the CPU where
+    they build, else torch ops; None: the reference Functions."""
+    if reference_only():
+        return None
+    if t.device.type == "cpu":
+        return c_kernels(t.dtype) or torch_ops
+    return torch_ops
+
+
+class TritonOrTorchOps:
+    """The Triton kernel, with the torch-ops schedule for a launch that failed (it warned once)."""
+
+    @staticmethod
+    def loss_and_gradients(X, U, b, W, c, y, need_X_bar):
+        from . import triton_kernel
+
+        found = triton_kernel.loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+        return found if found is not None else torch_ops.loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+
+
+def fused_implementation(X: Tensor, U: Tensor, y: Tensor):
+    """What runs the training path (ε and every gradient in one pass) for these inputs; None: compose
+    the reference Functions instead (torch.compile, torch.func, or y needs a gradient, which the
+    one pass does not give)."""
+    if reference_only() or y.requires_grad:
+        return None
+    if X.device.type == "cpu":
+        return c_kernels(X.dtype) or torch_ops
+    if X.device.type == "cuda":
+        from . import triton_kernel  # imported on first CUDA use: importing Triton takes a while
+
+        if triton_kernel.usable(X, U):
+            return TritonOrTorchOps
+    return torch_ops

@@ -1,0 +1,65 @@
+"""The fast paths' equations in a few torch ops: CUDA's composed path, other dtypes, CPUs without the C kernels.
+
+The same contract as :class:`~torch_tanhnet.kernels.c_kernels.CKernels` and the Triton kernel, the
+seed's equations scheduled for few passes, in place where free. No graph is recorded: the
+Functions in :mod:`torch_tanhnet.kernels.functions` call these with gradients off, and a backward
+that is itself recorded (``create_graph=True``) runs the reference's equations instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+@torch.no_grad()
+def forward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """z (N, 1) and H (N, H) in three torch ops."""
+    H = torch.addmm(b, X, U.t()).tanh_()  # H = tanh(X Uᵀ + b)                         (N, H)
+    z = torch.addmm(c, H, W.t())  #          z = H Wᵀ + c                               (N, 1)
+    return z, H
+
+
+@torch.no_grad()
+def backward(z_bar: Tensor, X: Tensor, U: Tensor, W: Tensor, H: Tensor, needs) -> list[Tensor | None]:
+    """[X̄, Ū, b̄, W̄, c̄] (None where ``needs`` says so) from z̄: the seed's backward in few passes.
+
+    The reference's equations (``TanhNetFunction.backward_equations``), scheduled for speed:
+    H̄ = z̄W is an outer product, so a broadcast (half the time of a matrix product here), and
+    Ḡ takes one addcmul.
+    """
+    X_bar = U_bar = b_bar = None
+    if any(needs[:3]):
+        H_bar = z_bar * W  #                 H̄ = z̄W                                     (N, H)
+        G_bar = torch.addcmul(H_bar, H_bar, H * H, value=-1)  # Ḡ = H̄ ⊙ (1 − H²)         (N, H)
+        X_bar = G_bar.mm(U) if needs[0] else None  #     X̄ = ḠU                          (N, D)
+        U_bar = G_bar.t().mm(X) if needs[1] else None  # Ū = ḠᵀX                         (H, D)
+        b_bar = G_bar.sum(0) if needs[2] else None  #    b̄ = Ḡᵀ1                         (H,)
+    W_bar = z_bar.t().mm(H) if needs[3] else None  #     W̄ = z̄ᵀH                         (1, H)
+    c_bar = z_bar.sum(0) if needs[4] else None  #        c̄ = z̄ᵀ1                         (1,)
+    return [X_bar, U_bar, b_bar, W_bar, c_bar]
+
+
+@torch.no_grad()
+def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
+                       need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
+    """ε (), the parameters' gradients [Ū, b̄, W̄, c̄] at ε̄ = 1, and X̄ (N, D) or None."""
+    z, H = forward(X, U, b, W, c)
+    eps = F.binary_cross_entropy_with_logits(z, y)  # ε = (1/N) Σ_i L(z_i, y_i), the same cost   ()
+    z_bar = torch.sigmoid(z).sub_(y).div_(X.shape[0])  # z̄ = (o − y)/N                   (N, 1)
+    X_bar, *grads = backward(z_bar, X, U, W, H, (need_X_bar, True, True, True, True))
+    return eps, grads, X_bar
+
+
+@torch.no_grad()
+def cost(z: Tensor, y: Tensor) -> Tensor:
+    """ε = (1/N) Σ_i L(z_i, y_i): torch's own fused op computes the seed's cost (tested equal)."""
+    return F.binary_cross_entropy_with_logits(z, y)
+
+
+@torch.no_grad()
+def cost_backward(z: Tensor, y: Tensor, eps_bar: Tensor) -> Tensor:
+    """z̄ = ε̄ (o − y)/N, in place on o."""
+    return torch.sigmoid(z).sub_(y).mul_(eps_bar / z.numel())

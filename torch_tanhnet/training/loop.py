@@ -1,0 +1,246 @@
+"""The training loop behind ``scripts/train.py``: :func:`train`, one step at a time.
+
+The loop, as :func:`train` reads::
+
+    while run.step < run.total_steps:
+        loss = run.train_step()          # ε on the next batch, backward, the optimiser's step
+        stop = run.stop_requested(flag)  # Ctrl-C / SIGTERM, agreed by all processes
+        if stop or run.log_due(): run.log()
+        if run.draw_due(): run.draw()
+        if run.save_due(): run.save()
+        if stop: break
+    run.save()
+
+Everything a run holds (settings, data, model, optimiser, position, metrics, TensorBoard
+output) is one :class:`Run`; building one (:meth:`Run.start`) makes or reads the data, builds
+``TanhNet(2, hidden)`` under ``torch.manual_seed(seed)``, and restores the checkpoint when
+resuming. The distributed share of each batch and its loss scale are :meth:`World.share`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..module import TanhNet
+from . import checkpoint
+from .config import ConfigError, TrainConfig
+from .data import Split
+from .logger import Logger
+from .metrics import TrainingDiverged, check_finite, measure
+from .setup import default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device, resume_settings
+from .signals import StopFlag, stop_on_signals
+from .world import World
+
+Tensor = torch.Tensor
+__all__ = ["Run", "TrainResult", "TrainingDiverged", "World", "train"]
+
+
+@dataclass
+class TrainResult:
+    model: TanhNet
+    logdir: Path
+    metrics: dict[str, float]  # the last logged scalars
+    global_step: int
+    epoch: int
+    seconds: float
+    steps_this_run: int
+    interrupted: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)  # every logged row, for callers
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps_this_run / self.seconds if self.seconds > 0 else float("nan")
+
+
+class Run:
+    """One training run's state and the parts of a step; :func:`train` drives it."""
+
+    def __init__(self, config: TrainConfig, world: World, device: torch.device, logdir: Path, data: Split,
+                 model: TanhNet, optimizer: torch.optim.Optimizer, state: dict | None,
+                 wrap: Callable[[TanhNet], torch.nn.Module] | None) -> None:
+        self.config, self.world, self.device, self.logdir = config, world, device, logdir
+        self.data, self.data_hash = data, fingerprint(data)
+        self.X_raw = data.X_train * data.std + data.mean  # the points as the user gave them, for the pictures
+        self.dev = data.to(device, getattr(torch, config.dtype))
+        self.model, self.optimizer = model, optimizer
+        self.loss_of = wrap(model) if wrap is not None else model.loss
+        n = self.n_train = self.dev.X_train.shape[0]
+        self.batch_size = min(config.batch_size or n, n)
+        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        # position: optimiser steps taken, epochs finished, batches taken of the current epoch
+        self.step, self.epoch, self.next_batch = 0, 0, 0
+        self.metrics: dict[str, float] = {}
+        if state is not None:
+            if state["data_fingerprint"] != self.data_hash:
+                raise ConfigError("argument --resume: the data differ from the checkpoint's (a changed --data file?)")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            self.step, self.epoch, self.next_batch = state["global_step"], state["epoch"], state["batch"]
+            torch.set_rng_state(state["rng"]["torch"])
+            self.metrics = dict(state["metrics"])
+        self.total_steps = config.epochs * self.steps_per_epoch
+        if config.dry_run:
+            self.total_steps = min(self.total_steps, self.step + 5)
+        self.history: list[dict[str, float]] = []
+        self.steps_this_run, self.epoch_ended = 0, False
+        self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
+        self._clock, self._since_log = time.perf_counter(), 0
+        if world.is_main:
+            checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
+        self.logger = Logger(logdir, world.is_main, purge_step=self.step + 1 if state is not None else None)
+        if state is None:
+            self.logger.graph(model, self.dev.X_train, self.dev.y_train)
+        from tqdm.auto import tqdm
+
+        show = config.progress and world.is_main
+        # disable=None: a bar on a terminal, none when stderr is a file or a pipe
+        self.bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, unit="step",
+                        dynamic_ncols=True)
+
+    @classmethod
+    def start(cls, config: TrainConfig, world: World | None = None, given: set[str] | None = None,
+              wrap: Callable[[TanhNet], torch.nn.Module] | None = None, device: torch.device | None = None) -> "Run":
+        """A new run, or the one in ``config.logdir`` resumed; see :func:`train` for the arguments."""
+        world = world or World()
+        config.validate()
+        device = device or resolve_device(config.device)
+        logdir = Path(config.logdir) if config.logdir else default_logdir(config)
+        state = None
+        if config.resume:
+            # from Python every setting counts as given; the command line says which ones the user typed
+            given = set(TrainConfig.__dataclass_fields__) if given is None else given
+            config, state = resume_settings(config, logdir, given)
+            config.validate()
+        elif (logdir / "checkpoint.pt").exists():
+            raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a run (checkpoint.pt); "
+                              "continue it with --resume or choose another --logdir")
+        data = load_split(config)
+        torch.manual_seed(config.seed)
+        model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
+        return cls(config, world, device, logdir, data, model, make_optimizer(config, model.parameters()), state, wrap)
+
+    # one step --------------------------------------------------------------------------------------
+
+    def next_batch_rows(self) -> tuple[Tensor, Tensor]:
+        """X and y of the next batch: the whole training set, or the epoch's seeded order's next slice."""
+        if self.batch_size == self.n_train:
+            return self.dev.X_train, self.dev.y_train
+        if self._order is None or self._order[0] != self.epoch:
+            self._order = (self.epoch, epoch_order(self.config.seed, self.epoch, self.n_train))
+        rows = self._order[1][self.next_batch * self.batch_size:(self.next_batch + 1) * self.batch_size]
+        return self.dev.X_train[rows], self.dev.y_train[rows]
+
+    def train_step(self) -> Tensor:
+        """ε on the next batch (this process's share), backward, the optimiser's step, the finiteness check."""
+        X, y = self.next_batch_rows()
+        X, y, scale = self.world.share(X, y, X.shape[0])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_of(X, y)
+        if scale != 1:
+            loss = loss * scale
+        loss.backward()
+        self.optimizer.step()
+        check_finite(loss, self.model, self.step + 1, self.world)
+        self.step += 1
+        self.steps_this_run += 1
+        self._since_log += 1
+        self.next_batch += 1
+        self.epoch_ended = self.next_batch == self.steps_per_epoch
+        if self.epoch_ended:
+            self.epoch, self.next_batch = self.epoch + 1, 0
+        self.bar.update(1)
+        return loss
+
+    # what is due after a step ---------------------------------------------------------------------
+
+    def last_step(self) -> bool:
+        return self.step == self.total_steps
+
+    def log_due(self) -> bool:
+        return self.step % self.config.log_interval == 0 or self.last_step()
+
+    def draw_due(self) -> bool:
+        return self.step % self.config.image_interval == 0 or self.last_step()
+
+    def save_due(self) -> bool:
+        return self.epoch_ended and self.epoch % self.config.checkpoint_interval == 0
+
+    def stop_requested(self, flag: StopFlag) -> bool:
+        """Any process's signal stops every process, at the same step (under torchrun, checked when logging)."""
+        if self.world.size == 1:
+            return flag.requested
+        if not self.log_due():
+            return False
+        return self.world.sum(torch.tensor([float(flag.requested)], device=self.device)).item() > 0
+
+    def log(self) -> None:
+        now = time.perf_counter()
+        step_seconds = (now - self._clock) / max(self._since_log, 1)
+        self._clock, self._since_log = now, 0
+        self.metrics = measure(self.model, self.dev, self.world, self.optimizer.param_groups[0]["lr"], step_seconds)
+        self.logger.scalars(self.metrics, self.step)
+        self.history.append({"step": self.step, **self.metrics})
+        self.bar.set_postfix(loss=f"{self.metrics['loss/train']:.4f}", acc=f"{self.metrics['accuracy/train']:.3f}",
+                             refresh=False)
+
+    def draw(self) -> None:
+        acc = f"  acc {self.metrics['accuracy/train']:.3f}" if "accuracy/train" in self.metrics else ""
+        self.logger.pictures(self.model, self.data, self.X_raw, self.step, f"step {self.step}{acc}")
+
+    def save(self) -> None:
+        """An atomic checkpoint of everything a resumed run needs (main process; the others wait)."""
+        if self.world.is_main:
+            checkpoint.save_atomic({
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(), "global_step": self.step, "epoch": self.epoch,
+                "batch": self.next_batch, "rng": {"torch": torch.get_rng_state()}, "config": self.config.as_dict(),
+                "data_fingerprint": self.data_hash, "mean": self.data.mean, "std": self.data.std,
+                "metrics": self.metrics,
+            }, self.logdir / "checkpoint.pt")
+        self.world.wait()
+
+    def close(self) -> None:
+        self.bar.close()
+        self.logger.close()
+
+
+def train(config: TrainConfig, world: World | None = None, given: set[str] | None = None,
+          wrap: Callable[[TanhNet], torch.nn.Module] | None = None, device: torch.device | None = None) -> TrainResult:
+    """Train TanhNet as ``config`` says.
+
+    ``given`` names the settings the user set explicitly (None: all of them); a resumed run
+    takes the others from its checkpoint and refuses to change those that define the run.
+    ``wrap`` turns the model into the module whose ``forward(X, y)`` returns the loss
+    (DistributedDataParallel under torchrun); None calls ``model.loss``.
+    ``device`` overrides ``config.device`` (a torchrun process's own GPU).
+    Raises ConfigError, DataError, CheckpointError on bad settings, TrainingDiverged
+    when the loss or a gradient stops being finite.
+    """
+    run = Run.start(config, world, given, wrap, device)
+    started, interrupted = time.perf_counter(), False
+    try:
+        with stop_on_signals() as flag:
+            while run.step < run.total_steps:
+                run.train_step()
+                interrupted = run.stop_requested(flag)
+                if interrupted or run.log_due():
+                    run.log()
+                if run.draw_due():
+                    run.draw()
+                if run.save_due():
+                    run.save()
+                if interrupted:
+                    break
+        run.save()
+        if not interrupted:
+            run.logger.hparams(run.config, run.metrics, run.step)
+    finally:
+        run.close()
+    return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch, time.perf_counter() - started,
+                       run.steps_this_run, interrupted, run.history)

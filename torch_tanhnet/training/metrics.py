@@ -1,0 +1,73 @@
+"""What a run measures of itself: the logged metrics, and the check that it has not diverged."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..cost import softplus
+from ..module import TanhNet
+from .world import World
+
+Tensor = torch.Tensor
+SATURATION = 0.97  # |h| above this counts as a saturated tanh unit (tanh' < 0.06)
+PARAMS = ("U", "b", "W", "c")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient stopped being finite; the message names the step and the tensor."""
+
+
+@torch.no_grad()
+def evaluate(model: TanhNet, X: Tensor, y: Tensor, world: World) -> Tensor:
+    """[Σ L_i, Σ correct, N, Σ saturated h, N·H] over this process's X, summed over all processes."""
+    z, H = model.forward_with_hidden(X)
+    L = softplus(z) - y * z  # L_i = softplus(z_i) − y_i z_i, the seed's cost per sample
+    correct = ((z > 0) == (y > 0.5)).sum()
+    saturated = (H.abs() > SATURATION).sum()
+    sums = torch.stack([L.sum(), correct.to(L.dtype), torch.tensor(float(X.shape[0]), dtype=L.dtype, device=L.device),
+                        saturated.to(L.dtype), torch.tensor(float(H.numel()), dtype=L.dtype, device=L.device)])
+    return world.sum(sums.double())
+
+
+def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float) -> dict[str, float]:
+    """The scalars of one log: losses and accuracies on the whole training and test sets (all processes'
+    shares summed), the norms of the step's gradients and of the parameters, saturation, timing."""
+    train_sums = evaluate(model, world.mine(data.X_train), world.mine(data.y_train), world)
+    test_sums = evaluate(model, world.mine(data.X_test), world.mine(data.y_test), world)
+    norms = torch.stack([getattr(model, n).grad.norm() for n in PARAMS]
+                        + [getattr(model, n).detach().norm() for n in PARAMS]).double().cpu()
+    (tl, tc, tn, ts, th), (vl, vc, vn, _, _) = train_sums.tolist(), test_sums.tolist()
+    g = norms[:4].tolist()
+    p = norms[4:].tolist()
+    return {
+        "loss/train": tl / tn, "loss/test": vl / vn, "accuracy/train": tc / tn, "accuracy/test": vc / vn,
+        **{f"grad_norm/{n}": v for n, v in zip(PARAMS, g)},
+        "grad_norm/total": math.sqrt(sum(v * v for v in g)),
+        **{f"param_norm/{n}": v for n, v in zip(PARAMS, p)},
+        "lr": lr, "hidden/saturation": ts / th,
+        "dist/world_size": float(world.size), "time/step_ms": 1e3 * step_seconds,
+    }
+
+
+def check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:
+    """One device sync per step: the loss, the gradients it gave and the parameters after the step.
+
+    Under torchrun the verdict is summed over the processes, so that all of them stop together.
+    """
+    grads = [getattr(model, n).grad for n in PARAMS]
+    params = [getattr(model, n).detach() for n in PARAMS]
+    tensors = [loss.detach()] + grads + params
+    if world.size == 1:
+        if bool(torch.isfinite(torch.cat([t.reshape(-1) for t in tensors])).all()):
+            return
+        bad = [not bool(torch.isfinite(t).all()) for t in tensors]
+    else:
+        flags = torch.stack([(~torch.isfinite(t)).any() for t in tensors]).to(torch.float64)
+        bad = [v > 0 for v in world.sum(flags).tolist()]
+        if not any(bad):
+            return
+    names = ["the loss"] + [f"the gradient of {n}" for n in PARAMS] + [f"the parameter {n}" for n in PARAMS]
+    raise TrainingDiverged(f"{names[bad.index(True)]} became NaN or infinite at step {step}; "
+                           "try a smaller --lr (the last good checkpoint is kept)")

@@ -1,0 +1,72 @@
+"""What a run is built from: its device, log folder, data, optimiser, batch order, and resumed settings."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .config import RESUMABLE, ConfigError, TrainConfig
+from .data import Split, load_csv, make_dataset, split
+
+Tensor = torch.Tensor
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("argument --device: cuda is not available on this machine")
+    return torch.device(name)
+
+
+def default_logdir(config: TrainConfig) -> Path:
+    name = Path(config.data).stem if config.data else config.dataset
+    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_split(config: TrainConfig) -> Split:
+    """The run's data, float64 on the CPU: generated (seeded) or read from the CSV, then split."""
+    if config.data is not None:
+        X, y = load_csv(config.data)
+    else:
+        X, y = make_dataset(config.dataset, config.n_samples, config.noise, config.seed)
+    return split(X, y, config.test_fraction, config.seed, config.standardize)
+
+
+def fingerprint(s: Split) -> str:
+    """A hash of the training data, so that a resumed run can tell it got the same data."""
+    h = hashlib.sha256()
+    for t in (s.X_train, s.y_train, s.X_test, s.y_test):
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """SGD or Adam, with the fused (one kernel for all parameters) update where this torch has one."""
+    params = list(params)
+    kind, kw = (torch.optim.Adam, {}) if config.optimizer == "adam" else (torch.optim.SGD, {"momentum": config.momentum})
+    try:
+        return kind(params, lr=config.lr, weight_decay=config.weight_decay, fused=True, **kw)
+    except (RuntimeError, TypeError, ValueError):  # no fused update for this device or torch release
+        return kind(params, lr=config.lr, weight_decay=config.weight_decay, **kw)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
+    """The order of the training samples in ``epoch``: a function of (seed, epoch) alone, so resumable."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def resume_settings(config: TrainConfig, logdir: Path, given: set[str]) -> tuple[TrainConfig, dict]:
+    """The run's saved settings, with the resumable ones the user gave; a change to any other is refused."""
+    state = checkpoint.load(logdir / "checkpoint.pt")
+    saved = TrainConfig(**{k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__})
+    for name in sorted(given - RESUMABLE):
+        if getattr(config, name) != getattr(saved, name):
+            raise ConfigError(f"argument --{name.replace('_', '-')}: {getattr(config, name)!r} differs from "
+                              f"the checkpoint's {getattr(saved, name)!r}; a resumed run keeps its settings")
+    override = (RESUMABLE & given) | {"resume", "logdir"}
+    return TrainConfig(**{**saved.as_dict(), **{k: getattr(config, k) for k in override}}), state
