@@ -11,11 +11,13 @@
   every flag is parsed, the data loaded, the model trained, logged and saved, without the
   minutes of a full run.
 - ```text blocks are output, and other languages (mermaid) pictures: not run.
-- Relative links between the pages point at files and headings that exist.
+- Relative links between the pages point at files and headings that exist, and the files
+  (``torch_tanhnet/...``, ``scripts/...``) and modules (``torch_tanhnet.x.y``) they name exist.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import runpy
 import shlex
@@ -188,6 +190,35 @@ def test_relative_links_point_at_existing_files_and_headings(page):
             assert anchor in anchors(dest), f"{page.relative_to(ROOT)}: link to {target!r}: no such heading"
 
 
+def resolves(dotted: str) -> bool:
+    """Whether ``a.b.c`` names a module or an attribute of one."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+def unknown_names(page: Path) -> list[str]:
+    """The repository paths and ``torch_tanhnet.*`` names in the page's prose that do not exist."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
+    paths = re.findall(r"`((?:torch_tanhnet|scripts|tests|docs|\.ci)/[^`\s]*)`", text)
+    names = re.findall(r"`(torch_tanhnet(?:\.\w+)+)`", text)
+    return [p for p in paths if not (ROOT / p).exists()] + [n for n in names if not resolves(n)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_files_and_names_the_page_mentions_exist(page):
+    assert unknown_names(page) == [], f"{page.relative_to(ROOT)} names files or modules that do not exist"
+
+
 # the checks above can fail: a broken block, a failing command, an unlisted command
 
 
@@ -211,6 +242,13 @@ def test_a_command_neither_run_nor_excluded_fails(tmp_path, monkeypatch):
     (block,) = blocks(page)
     with pytest.raises(AssertionError, match="neither run by this test nor listed in NOT_RUN"):
         run_commands(block, tmp_path, monkeypatch.chdir)
+
+
+def test_a_moved_file_or_module_fails(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("`torch_tanhnet/fast.py` and `torch_tanhnet.distributed.end_process`, "
+                    "not `torch_tanhnet/network.py` or `torch_tanhnet.training.train`\n")
+    assert unknown_names(page) == ["torch_tanhnet/fast.py", "torch_tanhnet.distributed.end_process"]
 
 
 def test_the_pages_show_code_to_run():
