@@ -65,6 +65,7 @@ class Block:
 
 
 FENCE = re.compile(r"^```(\w*)\s*$")
+CODE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 NORUN = re.compile(r"^<!--\s*norun:(.*?)-->\s*$")
 
 
@@ -86,6 +87,11 @@ def blocks(page: Path) -> list[Block]:
     return found
 
 
+def prose(page: Path) -> str:
+    """The page without its code blocks."""
+    return CODE.sub("", page.read_text(encoding="utf-8"))
+
+
 def all_blocks(lang: str) -> list[Block]:
     return [b for page in PAGES for b in blocks(page) if b.lang == lang]
 
@@ -103,7 +109,7 @@ def not_run_reason(argv: list[str]) -> str | None:
 def run_python(block: Block) -> None:
     """Execute the block as a script, its line numbers those of the page (for tracebacks)."""
     code = compile("\n" * (block.line - 1) + block.code, str(block.page), "exec")
-    exec(code, {"__name__": "__main__"})
+    exec(code, {"__name__": "__main__"})  # noqa: S102 -- running the docs' code is this test's purpose
 
 
 def run_script(argv: list[str]) -> None:
@@ -162,7 +168,7 @@ def test_ci_installs_and_tests_exactly_as_readme_says():
               for a in commands(b)]
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
           if line.strip() and not line.startswith(("#", "set ", "cd "))]
-    assert ci == ['pip install -e ".[dev]"', "pytest"]
+    assert len(ci) >= 2, f".ci/run has no install and test commands: {ci}"
     for line in ci:
         assert shlex.join(shlex.split(line)) in readme, f"README.md does not show CI's command {line!r}"
 
@@ -173,14 +179,12 @@ def slug(heading: str) -> str:
 
 
 def anchors(page: Path) -> set[str]:
-    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
-    return {slug(m) for m in re.findall(r"^#+\s+(.*)$", text, re.M)}
+    return {slug(m) for m in re.findall(r"^#+\s+(.*)$", prose(page), re.MULTILINE)}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_relative_links_point_at_existing_files_and_headings(page):
-    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
-    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose(page)):
         if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
             continue
         path, _, anchor = target.partition("#")
@@ -208,7 +212,7 @@ def resolves(dotted: str) -> bool:
 
 def unknown_names(page: Path) -> list[str]:
     """The repository paths and ``torch_tanhnet.*`` names in the page's prose that do not exist."""
-    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
+    text = prose(page)
     paths = re.findall(r"`((?:torch_tanhnet|scripts|tests|docs|\.ci)/[^`\s]*)`", text)
     names = re.findall(r"`(torch_tanhnet(?:\.\w+)+)`", text)
     return [p for p in paths if not (ROOT / p).exists()] + [n for n in names if not resolves(n)]
