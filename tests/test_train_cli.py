@@ -1,6 +1,5 @@
 """scripts/train.py as a user runs it: a subprocess, exit codes, messages, signals."""
 
-import os
 import signal
 import subprocess
 import sys

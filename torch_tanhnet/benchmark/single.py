@@ -27,8 +27,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -41,6 +39,7 @@ from ..functional import bce_with_logits
 from ..kernels.cpu import available as kernels_available
 from ..kernels.dispatch import TritonOrTorchOps, fused_implementation
 from ..module import TanhNet
+from .memory import peak_extra_cpu, saved_bytes
 
 CASES = ("fused", "composed", "eager", "compiled", "jax", "floor")
 
@@ -207,20 +206,6 @@ def jax_step(X, y, seq):
     return step, ""
 
 
-def saved_bytes(step: Callable[[], object]) -> int:
-    """Bytes of the distinct tensors autograd saves for backward during one step's forward."""
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        if t.numel():
-            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
-    return sum(seen.values())
-
-
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -249,44 +234,6 @@ def time_cases(steps: dict[str, Callable], device, rounds: int, min_seconds: flo
             _sync(device)
             samples[name].append((time.perf_counter() - t0) / loops[name])
     return {name: statistics.median(v) for name, v in samples.items()}
-
-
-def peak_extra_cpu(n: int, cases: list[str]) -> dict[str, int | None]:
-    """Peak resident memory of one step above the resident memory before it, per case, in a fresh process.
-
-    Linux only: resets the peak (VmHWM) through /proc/self/clear_refs, with glibc told to
-    return every block over 64 KiB to the system when freed, so that the peak is the step's own.
-    """
-    if not os.path.exists("/proc/self/clear_refs"):
-        return {c: None for c in cases}
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
-    code = f"from torch_tanhnet.benchmark.single import _peak_child; _peak_child({n}, {cases!r})"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    if r.returncode != 0:
-        return {c: None for c in cases}
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def _status_kb(key: str) -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
-def _peak_child(n: int, cases: list[str]) -> None:
-    X, y, seq, net = make_problem(n, "cpu")
-    steps = {k: v for k, v in torch_steps(X, y, seq, net).items() if k in cases}
-    out = {}
-    for name, step in steps.items():
-        step()
-        step()
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        before = _status_kb("VmRSS")
-        step()
-        out[name] = max(0, _status_kb("VmHWM") - before) * 1024
-    print(json.dumps(out))
 
 
 def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: float = 0.02,
