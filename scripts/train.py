@@ -81,6 +81,22 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     return p
 
 
+def curvature_line(result) -> str:
+    """The summary's line on the Hessian of the training loss at the last parameters."""
+    from torch_tanhnet.training.metrics import MAX_HESSIAN_PARAMETERS
+
+    m = result.metrics
+    if "loss_hessian/min_eigenvalue" not in m:
+        n = sum(p.numel() for p in result.model.parameters())
+        why = (f"{n} parameters > {MAX_HESSIAN_PARAMETERS}" if n > MAX_HESSIAN_PARAMETERS
+               else "the run stopped between picture steps, --image-interval")
+        return f"Hessian of the training loss: not computed ({why})"
+    low, high = m["loss_hessian/min_eigenvalue"], m["loss_hessian/max_eigenvalue"]
+    reading = ("a negative one: ε curves down along some direction (a saddle if the gradient is ~0)"
+               if low < -1e-8 * max(abs(high), 1.0) else "none negative: no direction curves down")
+    return f"Hessian of the training loss: eigenvalues from {low:.3g} to {high:.3g}; {reading}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -115,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"step {result.global_step} (epoch {result.epoch}): "
           f"train loss {m.get('loss/train', float('nan')):.4f}, accuracy {m.get('accuracy/train', float('nan')):.3f} | "
           f"test loss {m.get('loss/test', float('nan')):.4f}, accuracy {m.get('accuracy/test', float('nan')):.3f}")
+    print(curvature_line(result))
     print(f"{result.steps_this_run} steps in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
     print(f"view it with: tensorboard --logdir {result.logdir}")
     return 130 if result.interrupted else 0

@@ -40,7 +40,7 @@ def test_learning_leads_and_housekeeping_comes_last(tmp_path):
     tags = events(tmp_path / "run").Tags()
     # TensorBoard groups tags by their first part and sorts the groups by name; Time Series opens the first two
     groups = sorted({t.split("/")[0] for t in tags["scalars"] + tags["images"] + tags["histograms"]})
-    assert groups[:3] == ["accuracy", "loss", "maps"]
+    assert groups[:4] == ["accuracy", "loss", "loss_hessian", "maps"]
     assert {"run", "tanh"} == set(groups[-2:])
     assert {"run/world_size", "run/step_ms", "run/lr", "tanh/saturation"} <= set(tags["scalars"])
 
@@ -49,7 +49,7 @@ def test_custom_scalars_put_train_and_test_on_one_chart(tmp_path):
     train(tiny(tmp_path / "run"))
     layout = custom_scalars_layout(tmp_path)
     categories = {c["title"]: {ch["title"]: ch["multiline"]["tag"] for ch in c["chart"]} for c in layout["category"]}
-    assert list(categories)[:2] == ["learning", "norms"]
+    assert list(categories)[:3] == ["learning", "norms", "landscape"]
     tags = events(tmp_path / "run").Tags()["scalars"]
 
     def matched(regexes):

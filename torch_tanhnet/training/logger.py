@@ -4,6 +4,7 @@ The tags are named so that TensorBoard, which sorts groups (the part before the 
 ``/``) by name and opens the first two in Time Series, leads with learning::
 
     accuracy/train, accuracy/test, loss/train, loss/test      the two open groups
+    loss_hessian/min_eigenvalue, …/max_eigenvalue             at the picture steps
     maps/decision_boundary, maps/hidden_units                 pictures, on a log-like schedule
     norm/grad/U … /total, norm/param/U …                      ‖Ū‖ … and ‖U‖ …
     param/U/u11 … param/c/c                                   each parameter (4H + 1 ≤ 64)
@@ -11,8 +12,8 @@ The tags are named so that TensorBoard, which sorts groups (the part before the 
     run/lr, run/step_ms, run/world_size, tanh/saturation      housekeeping, last
 
 and the Custom Scalars tab gets a curated layout (:func:`layout`): loss train and test on
-one chart, accuracy on one, the gradient norms on one, the parameter norms on one, and a
-chart per parameter tensor for small networks.
+one chart, accuracy on one, the gradient norms on one, the parameter norms on one, the
+Hessian's extreme eigenvalues on one, and a chart per parameter tensor for small networks.
 
 Only the main process writes (rank 0 under torchrun); elsewhere every method is a no-op, so a
 loop calls them unconditionally.
@@ -61,6 +62,8 @@ def layout(small: bool) -> dict:
             "parameter norms |U|, |b|, |W|, |c|": ["Multiline", [r"^norm/param/"]],
         },
     }
+    charts["landscape"] = {"Hessian of the cost: least and greatest eigenvalue":
+                           ["Multiline", [r"^loss_hessian/(min|max)_eigenvalue$"]]}
     if small:
         charts["parameters"] = {f"{name}: {what}": ["Multiline", [rf"^param/{name}/"]] for name, what in (
             ("U", "u_jk, input k into unit j"), ("b", "b_j"), ("W", "w_j, unit j into z"), ("c", "c"))}

@@ -6,7 +6,7 @@ The loop, as :func:`train` reads::
         loss = run.train_step()          # ε on the next batch, backward, the optimiser's step
         stop = run.stop_requested(flag)  # Ctrl-C / SIGTERM, agreed by all processes
         if stop or run.log_due(): run.log()
-        if run.draw_due(): run.draw()    # 0, 10, 20, 50, 100, 200, 500, … then every image_interval
+        if run.draw_due(): run.draw()    # pictures at 0, 10, 20, 50, … then every image_interval; the Hessian
         if run.save_due(): run.save()
         if stop: break
     run.save()
@@ -33,7 +33,7 @@ from . import checkpoint, hparams
 from .config import ConfigError, TrainConfig
 from .data import DataScaleWarning, Split, scale_advice
 from .logger import Logger
-from .metrics import TrainingDiverged, accuracies, check_finite, measure
+from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
 from .setup import default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device, resume_settings
 from .signals import StopFlag, stop_on_signals
 from .world import World
@@ -198,7 +198,8 @@ class Run:
                              refresh=False)
 
     def draw(self) -> None:
-        """The pictures of this step, captioned with its accuracies (measured afresh when not logged at it)."""
+        """The pictures of this step, captioned with its accuracies (measured afresh when not logged at it),
+        and the Hessian's extreme eigenvalues."""
         if self.history and self.history[-1]["step"] == self.step:
             train_acc, test_acc = self.metrics["accuracy/train"], self.metrics["accuracy/test"]
         else:
@@ -206,6 +207,10 @@ class Run:
         title = f"step {self.step}" + (" (untrained)" if self.step == 0 else "")
         self.logger.pictures(self.model, self.data, self.X_raw, self.step, title,
                              f"accuracy  train {train_acc:.3f}  test {test_acc:.3f}")
+        if self.world.is_main:  # the Hessian of ε on the training set: its extreme eigenvalues
+            values = curvature(self.model, self.dev.X_train, self.dev.y_train)
+            self.logger.scalars(values, self.step)
+            self.metrics.update(values)
 
     def save(self) -> None:
         """An atomic checkpoint of everything a resumed run needs (main process; the others wait)."""
