@@ -68,7 +68,8 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--log-interval", type=int, default=d.log_interval, metavar="K",
         help=f"steps between scalar logs (default: {d.log_interval})")
     arg("--image-interval", type=int, default=d.image_interval, metavar="K",
-        help=f"steps between pictures and histograms (default: {d.image_interval})")
+        help=f"steps between pictures and histograms, after steps 0, 10, 20, 50, ... below K "
+             f"(default: {d.image_interval})")
     arg("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="E",
         help=f"epochs between checkpoints; one is also written at the end (default: {d.checkpoint_interval})")
     arg("--resume", action="store_true", default=d.resume,

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from tensorboard_reader import custom_scalars_layout
+
 from torch_tanhnet.training import TrainConfig, train
 from torch_tanhnet.training.data import DataScaleWarning, scale_advice
 from torch_tanhnet.training.logger import parameter_tags
@@ -21,8 +21,9 @@ from torch_tanhnet.training.setup import default_logdir, run_name
 
 
 def tiny(logdir, **kw):
-    return TrainConfig(**{**dict(n_samples=60, epochs=6, log_interval=2, image_interval=10**6, logdir=str(logdir),
-                                 progress=False), **kw})
+    base = {"n_samples": 60, "epochs": 6, "log_interval": 2, "image_interval": 10**6, "logdir": str(logdir),
+            "progress": False}
+    return TrainConfig(**{**base, **kw})
 
 
 def events(logdir):
@@ -73,7 +74,8 @@ def test_a_small_network_logs_each_parameter_as_a_curve(tmp_path):
     assert [e.step for e in ea.Scalars("param/W/w2")] == [2, 4, 6]  # at the log steps only
     final = {t: ea.Scalars(t)[-1].value for t in names}
     U = result.model.U.detach()
-    assert final["param/U/u21"] == pytest.approx(U[1, 0].item()) and final["param/U/u32"] == pytest.approx(U[2, 1].item())
+    assert final["param/U/u21"] == pytest.approx(U[1, 0].item())
+    assert final["param/U/u32"] == pytest.approx(U[2, 1].item())
     assert final["param/W/w3"] == pytest.approx(result.model.W[0, 2].item())
     assert final["param/c/c"] == pytest.approx(result.model.c.item())
 

@@ -45,7 +45,7 @@ class Report:
         head = (f"{'N':>10}  {'case':<9} {'median ms':>10} {'vs eager':>9} {'spread':>7} {'saved kB':>10} "
                 f"{'peak kB':>9}  note")
         lines = [head, "-" * len(head)]
-        kb = lambda v: "" if v is None else f"{v / 1e3:.2f}"  # noqa: E731
+        kb = lambda v: "" if v is None else f"{v / 1e3:.2f}"
         eager = {r.n: r for r in self.results if r.case == "eager"}
         for r in self.results:
             base = eager.get(r.n)
