@@ -68,7 +68,7 @@ def plane_grid(extent: tuple[float, float, float, float], size: int) -> Tensor:
 def diverging(v: np.ndarray) -> np.ndarray:
     """v in [−1, 1] → RGB float (…, 3): blue at −1, white at 0, orange at +1 (pastel, for backgrounds)."""
     v = np.clip(np.asarray(v, dtype=np.float32), -1, 1)[..., None]
-    pastel = 0.75  # how far towards the full colour the extremes go
+    pastel = 0.6  # how far towards the full colour the extremes go (the points keep theirs, to stand out)
     return WHITE + pastel * np.abs(v) * (np.where(v < 0, BLUE, ORANGE) - WHITE)
 
 
