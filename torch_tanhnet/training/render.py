@@ -210,7 +210,11 @@ def hidden_units_image(
     for j in range(n):
         x0 = gap + (j % per_row) * (tile + gap)
         y0 = gap + (j // per_row) * (tile + title + gap)
-        draw.text((x0, y0), f"h{j + 1}  w={weights[j]:+.2f}", fill=INK, font=text)
+        label = f"h{j + 1}  w={weights[j]:+.3g}"
+        size = text.size
+        while draw.textlength(label, font=font(size)) > tile and size > 9:  # a large weight: smaller type
+            size -= 1
+        draw.text((x0, y0), label, fill=INK, font=font(size))
         canvas.paste(_to_pixels(diverging(_field(H[:, j], coarse, tile))), (x0, y0 + title))
     # the colour bar, lying down: h = -1 (blue) on the left to +1 (orange) on the right
     y0, bar_h, bar_w = canvas.height - legend + gap, max(6, legend // 4), tile
