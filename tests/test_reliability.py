@@ -217,6 +217,30 @@ def failing_on_call(n, error):
     return wrap
 
 
+def fail_inside_saves(monkeypatch, module, name, n, error):
+    """``module.name`` raises ``error`` on its n-th call made inside checkpoint.save_atomic (other writers, such as
+    the HParams files, call os.replace and os.fsync too)."""
+    inside, calls = [], []
+    real_save, real = checkpoint.save_atomic, getattr(module, name)
+
+    def save_atomic(*a, **k):
+        inside.append(1)
+        try:
+            return real_save(*a, **k)
+        finally:
+            inside.pop()
+
+    def f(*a, **k):
+        if inside:
+            calls.append(1)
+            if len(calls) == n:
+                raise error
+        return real(*a, **k)
+
+    monkeypatch.setattr(checkpoint, "save_atomic", save_atomic)
+    monkeypatch.setattr(module, name, f)
+
+
 @pytest.mark.parametrize("where", ["torch.save", "os.replace", "fsync"])
 @pytest.mark.parametrize("code_name", ["ENOSPC", "EDQUOT", "EIO", "EROFS"])
 def test_a_failed_save_is_one_line_exit_1_and_the_previous_checkpoint_is_whole(tmp_path, monkeypatch, capsys,
@@ -227,7 +251,7 @@ def test_a_failed_save_is_one_line_exit_1_and_the_previous_checkpoint_is_whole(t
     # the second save fails: its torch.save, its os.replace, or its file's fsync (each save fsyncs file and folder)
     module, name, n = {"torch.save": (checkpoint.torch, "save", 2), "os.replace": (checkpoint.os, "replace", 2),
                        "fsync": (checkpoint.os, "fsync", 3)}[where]
-    monkeypatch.setattr(module, name, failing_on_call(n, error)(getattr(module, name)))
+    fail_inside_saves(monkeypatch, module, name, n, error)
     code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "20", "--checkpoint-interval", "5",
                          *SMALL)
     assert code == 1
@@ -236,6 +260,15 @@ def test_a_failed_save_is_one_line_exit_1_and_the_previous_checkpoint_is_whole(t
     monkeypatch.undo()
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] == 5
     assert not list((tmp_path / "run").glob(".checkpoint.pt.*.tmp"))
+
+
+def test_a_full_disk_while_the_run_is_set_up_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    import errno
+
+    error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "replace", failing_on_call(1, error)(os.replace))  # the first file the run writes
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "5", *SMALL)
+    assert code == 1 and "No space left on device" in one_error_line(err)
 
 
 def test_a_failed_write_of_tensorboard_events_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):

@@ -6,7 +6,7 @@ The loop, as :func:`train` reads::
         loss = run.train_step()          # ε on the next batch, backward, the optimiser's step
         stop = run.stop_requested(flag)  # Ctrl-C / SIGTERM, agreed by all processes
         if stop or run.log_due(): run.log()
-        if run.draw_due(): run.draw()
+        if run.draw_due(): run.draw()    # pictures at 0, 10, 20, 50, … then every image_interval; the Hessian
         if run.save_due(): run.save()
         if stop: break
     run.save()
@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,12 +30,12 @@ from typing import Callable
 import torch
 
 from ..module import TanhNet
-from . import checkpoint
+from . import checkpoint, hparams
 from .checkpoint import SaveError
 from .config import ConfigError, TrainConfig
-from .data import Split
+from .data import DataScaleWarning, Split, scale_advice
 from .logger import Logger
-from .metrics import TrainingDiverged, check_finite, measure
+from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
 from .setup import (check_logdir, default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device,
                     resume_settings)
 from .signals import StopFlag, check_received, stop_on_signals
@@ -99,9 +100,14 @@ class Run:
         self._clock, self._since_log = time.perf_counter(), 0
         if world.is_main:
             checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
-        self.logger = Logger(logdir, world.is_main, purge_step=self.step + 1 if state is not None else None)
+            # the HParams tab: this run's settings (a resumed run's replace the first part's), metrics from its scalars
+            hparams.write_config(logdir)
+            settings = hparams.values(config, self.batch_size)
+            hparams.write_session(logdir, settings, hparams.group_name(settings))
+        self.logger = Logger(logdir, world.is_main, purge_step=self.step + 1 if state is not None else None,
+                             model=model)
         if state is None:
-            self.logger.graph(model, self.dev.X_train, self.dev.y_train)
+            self.logger.graph(model)
         from tqdm.auto import tqdm
 
         show = config.progress and world.is_main
@@ -126,6 +132,10 @@ class Run:
             logdir = default_logdir(config)
         try:
             run = cls._build(config, world, given, wrap, device, logdir)
+        except OSError as e:  # the data's and the checkpoint's own errors are DataError and CheckpointError
+            if scratch is not None:
+                scratch.cleanup()
+            raise SaveError(f"cannot write to {str(e.filename or logdir)!r}: {e.strerror or e}") from None
         except BaseException:
             if scratch is not None:
                 scratch.cleanup()
@@ -148,6 +158,8 @@ class Run:
             raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
                                     "continue it with {resume} or choose another {logdir}")
         data = load_split(config)
+        if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
+            warnings.warn(advice, DataScaleWarning, stacklevel=3)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         return cls(config, world, device, logdir, data, model, make_optimizer(config, model.parameters()), state, wrap)
@@ -193,7 +205,7 @@ class Run:
         return self.step % self.config.log_interval == 0 or self.last_step()
 
     def draw_due(self) -> bool:
-        return self.step % self.config.image_interval == 0 or self.last_step()
+        return picture_due(self.step, self.config.image_interval) or self.last_step()
 
     def save_due(self) -> bool:
         return self.epoch_ended and self.epoch % self.config.checkpoint_interval == 0
@@ -211,14 +223,25 @@ class Run:
         step_seconds = (now - self._clock) / max(self._since_log, 1)
         self._clock, self._since_log = now, 0
         self.metrics = measure(self.model, self.dev, self.world, self.optimizer.param_groups[0]["lr"], step_seconds)
-        self.logger.scalars(self.metrics, self.step)
+        self.logger.scalars(self.metrics, self.step, model=self.model)
         self.history.append({"step": self.step, **self.metrics})
         self.bar.set_postfix(loss=f"{self.metrics['loss/train']:.4f}", acc=f"{self.metrics['accuracy/train']:.3f}",
                              refresh=False)
 
     def draw(self) -> None:
-        acc = f"  acc {self.metrics['accuracy/train']:.3f}" if "accuracy/train" in self.metrics else ""
-        self.logger.pictures(self.model, self.data, self.X_raw, self.step, f"step {self.step}{acc}")
+        """The pictures of this step, captioned with its accuracies (measured afresh when not logged at it),
+        and the Hessian's extreme eigenvalues."""
+        if self.history and self.history[-1]["step"] == self.step:
+            train_acc, test_acc = self.metrics["accuracy/train"], self.metrics["accuracy/test"]
+        else:
+            train_acc, test_acc = accuracies(self.model, self.dev, self.world)
+        title = f"step {self.step}" + (" (untrained)" if self.step == 0 else "")
+        self.logger.pictures(self.model, self.data, self.X_raw, self.step, title,
+                             f"accuracy  train {train_acc:.3f}  test {test_acc:.3f}")
+        if self.world.is_main:  # the Hessian of ε on the training set: its extreme eigenvalues
+            values = curvature(self.model, self.dev.X_train, self.dev.y_train)
+            self.logger.scalars(values, self.step)
+            self.metrics.update(values)
 
     def save(self) -> None:
         """An atomic checkpoint of everything a resumed run needs (main process; the others wait)."""
@@ -246,6 +269,18 @@ class Run:
                 self.scratch.cleanup()
 
 
+def picture_due(step: int, interval: int) -> bool:
+    """Steps 0, 10, 20, 50, 100, 200, 500, 1000, … (1, 2, 5 times a power of ten) below ``interval``,
+    then every ``interval``: early pictures while the boundary forms, then evenly spaced ones."""
+    if step % interval == 0:
+        return True
+    if step >= interval or step < 10:
+        return False
+    while step % 10 == 0:
+        step //= 10
+    return step in (1, 2, 5)
+
+
 def train(config: TrainConfig, world: World | None = None, given: set[str] | None = None,
           wrap: Callable[[TanhNet], torch.nn.Module] | None = None, device: torch.device | None = None) -> TrainResult:
     """Train TanhNet as ``config`` says.
@@ -265,6 +300,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     started, interrupted = time.perf_counter(), False
     try:
         check_received()  # a Ctrl-C whose KeyboardInterrupt Python dropped while the run was being set up
+        if run.step == 0:
+            run.draw()  # the untrained network, where the slider starts
         # from here a signal only asks the loop to stop, and every later one is absorbed, until the final
         # checkpoint is saved and the run closed: a second Ctrl-C cannot cut the save short
         with stop_on_signals() as flag:
@@ -280,8 +317,6 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                 if interrupted:
                     break
             run.save()
-            if not interrupted:
-                run.logger.hparams(run.config, run.metrics, run.step)
             run.close()
             return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch,
                                time.perf_counter() - started, run.steps_this_run, interrupted, run.history,
