@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from torch_tanhnet.training.checkpoint import CheckpointError, SaveError
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
+    from torch_tanhnet.training.setup import OutOfMemory
     from torch_tanhnet.training import TrainingDiverged, train
 
     from torch_tanhnet.training.distributed import DistributedError, launched_by_torchrun, train_distributed
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except (ConfigError, DataError, CheckpointError) as e:  # a bad value or file in a well-formed command line:
         print(f"{parser.prog}: error: {e.for_command_line()}", file=sys.stderr)  # one line (usage: a malformed one)
         return 2
-    except (TrainingDiverged, DistributedError) as e:
+    except (TrainingDiverged, DistributedError, OutOfMemory) as e:
         print(f"{parser.prog}: error: {e.for_command_line()}", file=sys.stderr)
         return 1
     except SaveError as e:
@@ -162,6 +163,11 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         print(f"{parser.prog}: interrupted before training began; nothing was saved", file=sys.stderr)
         return 130
     if result is None:  # a process other than rank 0
+        return 0
+    if result.already_done:
+        asked = f"--epochs {args.epochs}" if "epochs" in given else "its --epochs"
+        print(f"the run in {result.logdir} is already at epoch {result.epoch} (step {result.global_step}); {asked} "
+              "asks for no more: nothing changed (a larger --epochs continues it)")
         return 0
     m = result.metrics
     if result.interrupted and result.kept:

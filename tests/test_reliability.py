@@ -359,3 +359,167 @@ def test_data_errors_name_settings_as_the_caller_does(capsys, tmp_path):
         train(TrainConfig(data=str(tmp_path / "d.csv"), logdir=str(tmp_path / "r"), progress=False))
     code, out, err = cli(capsys, "--data", tmp_path / "d.csv", "--logdir", tmp_path / "r")
     assert one_error_line(err).endswith("use --standardize or a --dtype of float64")
+
+
+# smaller: settings of the built-in data sets given with --data are refused, not silently ignored --------
+
+@pytest.mark.parametrize("flag,value,field,python_value", [("--n-samples", "100", "n_samples", 100),
+                                                           ("--noise", "0.1", "noise", 0.1),
+                                                           ("--dataset", "moons", "dataset", "circles")])
+def test_a_built_in_data_sets_setting_given_with_data_is_refused(tmp_path, capsys, flag, value, field, python_value):
+    from torch_tanhnet.training.config import ConfigError
+
+    data = features_csv(tmp_path / "d.csv", 0, 0.5)
+    code, out, err = cli(capsys, "--data", data, flag, value, "--dry-run")
+    assert code == 2
+    assert one_error_line(err).startswith(f"train.py: error: argument {flag}: applies to the built-in data sets, "
+                                          f"not to --data '{data}'")
+    with pytest.raises(ConfigError, match=rf"^{field}: applies to the built-in data sets, not to data "):
+        train(TrainConfig(data=str(data), dry_run=True, progress=False, **{field: python_value}))
+    assert cli(capsys, "--data", data, "--dry-run")[0] == 0  # and without it, the file trains
+
+
+# smaller: --resume of a run already at its total says so and changes nothing ----------------------------
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("argv,asked", [(["--epochs", "3"], "--epochs 3"), (["--epochs", "6"], "--epochs 6"),
+                                        ([], "its --epochs"), (["--epochs", "2", "--dry-run"], "--epochs 2")])
+def test_resuming_a_run_already_at_its_total_changes_nothing(tmp_path, capsys, argv, asked):
+    run = tmp_path / "run"
+    assert cli(capsys, "--epochs", "6", "--logdir", run, *SMALL)[0] == 0
+    before = snapshot(run)
+    code, out, err = cli(capsys, "--resume", "--logdir", run, *argv)
+    assert code == 0, err
+    assert out.strip() == (f"the run in {run} is already at epoch 6 (step 6); {asked} asks for no more: "
+                           "nothing changed (a larger --epochs continues it)")
+    assert snapshot(run) == before  # the checkpoint's total, the events, the HParams files: all as they were
+
+
+# smaller: a resumed run compares settings by what they mean ---------------------------------------------
+
+@pytest.mark.parametrize("given,ok", [({"noise": 0.1}, True), ({"noise": None}, True), ({"noise": 0.2}, False),
+                                      ({"batch_size": 48}, True), ({"batch_size": 10_000}, True),
+                                      ({"batch_size": None}, True), ({"batch_size": 16}, False)])
+def test_a_resumed_run_compares_settings_by_their_effective_values(tmp_path, given, ok):
+    from torch_tanhnet.training.config import ConfigError
+
+    train(small(tmp_path, epochs=2))  # moons' default noise (0.1) and the whole training set (48 samples) a batch
+    resume = small(tmp_path, epochs=3, resume=True, **given)
+    if ok:
+        assert train(resume, given={"logdir", "resume", "epochs", *given}).global_step == 3
+    else:
+        with pytest.raises(ConfigError, match=rf"^{next(iter(given))}: .* differs from the checkpoint's"):
+            train(resume, given={"logdir", "resume", "epochs", *given})
+
+
+def test_the_command_line_resumes_with_the_data_sets_default_noise_given(tmp_path, capsys):
+    assert cli(capsys, "--epochs", "2", "--logdir", tmp_path / "run", *SMALL)[0] == 0
+    code, out, err = cli(capsys, "--resume", "--epochs", "3", "--noise", "0.1", "--logdir", tmp_path / "run")
+    assert code == 0, err
+
+
+# smaller: a hand-edited checkpoint is refused in one line, whatever was changed ------------------------
+
+BAD_VALUES = [None, "garbage", -1, 2.5, [1, 2], {"x": 1}, torch.zeros(3)]
+
+
+def edited_runs(tmp_path, capsys):
+    """A run at epoch 3, and a function that writes an edited copy of its checkpoint and resumes it to epoch 4:
+    (exit code, stderr)."""
+    run = tmp_path / "run"
+    assert cli(capsys, "--epochs", "3", "--logdir", run, *SMALL)[0] == 0
+    path = run / "checkpoint.pt"
+    good = checkpoint.load(path)
+    good.pop("format")
+
+    def resume(state):
+        checkpoint.save_atomic(state, path)
+        code, out, err = cli(capsys, "--resume", "--epochs", "4", "--logdir", run)
+        assert code in (0, 2), err
+        if code == 2:
+            one_error_line(err)  # the checkpoint's fault, or what its edit leads to (a data file that is not there)
+        return code, err
+    return good, resume
+
+
+def test_a_checkpoint_missing_any_part_or_setting_is_refused_in_one_line(tmp_path, capsys):
+    from torch_tanhnet.training.setup import REQUIRED
+
+    good, resume = edited_runs(tmp_path, capsys)
+    for key in good:
+        state = {k: v for k, v in good.items() if k != key}
+        code, err = resume(state)
+        assert code == (0 if key in ("mean", "std") else 2), (key, err)  # mean and std are not read back
+    for name in good["config"]:
+        code, err = resume({**good, "config": {k: v for k, v in good["config"].items() if k != name}})
+        assert code == (2 if name in REQUIRED else 0), (name, err)
+        if name in REQUIRED:
+            assert f"lacks the setting {name!r}" in err
+
+
+def test_a_checkpoint_with_any_part_or_setting_of_the_wrong_kind_is_refused_in_one_line(tmp_path, capsys):
+    good, resume = edited_runs(tmp_path, capsys)
+    for key in [k for k in good if k not in ("mean", "std")]:
+        for value in BAD_VALUES:  # a part of the wrong kind: refused (metrics {"x": 1} is a valid part)
+            assert resume({**good, key: value})[0] == (0 if key == "metrics" and value == {"x": 1} else 2), key
+    for name in good["config"]:
+        for value in BAD_VALUES:  # a setting of the wrong kind: refused, or (for a setting of one invocation,
+            resume({**good, "config": {**good["config"], name: value}})  # which is ignored) resumed; never a traceback
+    # and the parts' insides: parameters of another shape, optimiser state, random state, position, data hash
+    U = good["model"]["U"]
+    for state in [{**good, "model": {**good["model"], "U": torch.zeros(U.shape[0] + 1, 2)}},
+                  {**good, "model": {k: v for k, v in good["model"].items() if k != "c"}},
+                  {**good, "optimizer": {**good["optimizer"], "state": {0: {"momentum_buffer": torch.zeros(7)}}}},
+                  {**good, "optimizer": {"param_groups": []}},
+                  {**good, "rng": {"torch": torch.zeros(3)}},
+                  {**good, "batch": 5}, {**good, "global_step": 99},
+                  {**good, "data_fingerprint": "0" * 64},
+                  {**good, "metrics": {"loss/train": "low"}}]:
+        assert resume(state)[0] == 2
+
+
+# smaller: sizes beyond the machine's memory are one line, before anything is allocated -------------------
+
+@pytest.mark.parametrize("flag,value", [("--hidden", 10**12), ("--n-samples", 10**14), ("--hidden", 10**9)])
+def test_a_run_too_large_for_memory_is_one_line_naming_the_flag(tmp_path, capsys, flag, value):
+    code, out, err = cli(capsys, flag, value, "--dry-run")
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith(f"train.py: error: argument {flag}: {value} ") and "would need at least" in line
+
+
+def test_the_memory_estimate_refuses_only_what_cannot_fit():
+    from torch_tanhnet.training.config import ConfigError
+    from torch_tanhnet.training.setup import check_memory
+
+    cpu = torch.device("cpu")
+    check_memory(TrainConfig(), cpu, available=10**9)  # the defaults fit in 1 GB
+    check_memory(TrainConfig(n_samples=10**6), cpu, available=10**9)
+    with pytest.raises(ConfigError, match=r"^hidden: 10000 hidden units with 500 samples would need at least 4"):
+        check_memory(TrainConfig(hidden=10_000), cpu, available=10**9)
+    with pytest.raises(ConfigError, match=r"^n_samples: 100000000 samples would need at least 8.4 GB of memory, "
+                                          r"more than the 1 GB this machine has free"):
+        check_memory(TrainConfig(n_samples=10**8), cpu, available=10**9)
+
+
+@pytest.mark.parametrize("where,error", [
+    ("data", MemoryError()),
+    ("model", RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 8000000000000 bytes. Error code 12 (Cannot allocate memory)")),
+    ("step", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")),
+])
+def test_memory_running_out_anyway_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys, where, error):
+    from torch_tanhnet.training import loop
+
+    def fail(*a, **k):
+        raise error
+
+    target = {"data": (loop, "load_split"), "model": (loop, "TanhNet"), "step": (loop.Run, "train_step")}[where]
+    monkeypatch.setattr(*target, fail)
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "3", *SMALL)
+    assert code == 1
+    line = one_error_line(err)
+    assert line.startswith("train.py: error: out of memory (") and "--n-samples, --hidden or --batch-size" in line

@@ -63,6 +63,31 @@ def remove_stale_temporaries(path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# what a checkpoint holds, and the type of each part
+FIELDS = {"model": dict, "optimizer": dict, "global_step": int, "epoch": int, "batch": int, "rng": dict,
+          "config": dict, "data_fingerprint": str, "metrics": dict}
+
+
+def check(state: dict[str, Any], path: str | Path) -> None:
+    """Raise CheckpointError unless ``state`` (from :func:`load`) has every part a resumed run reads, each of the
+    right kind: a hand-edited or foreign checkpoint is refused in one line, not met by a KeyError later."""
+    for key, kind in FIELDS.items():
+        if key not in state:
+            raise CheckpointError(f"checkpoint {str(path)!r} lacks its {key!r} (hand-edited?); it cannot be resumed")
+        value = state[key]
+        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 0)):
+            raise CheckpointError(f"checkpoint {str(path)!r} holds {type(value).__name__} {_short(value)} as its "
+                                  f"{key!r}, not a{'n' if kind is int else ''} {kind.__name__}"
+                                  f"{' ≥ 0' if kind is int else ''} (hand-edited?); it cannot be resumed")
+    if not isinstance(state["rng"].get("torch"), torch.Tensor):
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks its random state (hand-edited?); it cannot be resumed")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain data only: weights_only)."""
     path = Path(path)

@@ -13,6 +13,18 @@ DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 
 
+KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "True or False", "None": "None"}
+
+
+def _is(value, kind: str) -> bool:
+    """Whether ``value`` is of the annotation ``kind`` (a bool is no integer or number here)."""
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, {"int": int, "float": (int, float), "str": str}.get(kind, ()))
+
+
 class ConfigError(Worded, ValueError):
     """A bad setting: ``field`` names it. str() reads ``lr: must be ...`` (Python's names);
     :meth:`for_command_line` reads ``argument --lr: must be ...`` like argparse's own."""
@@ -57,6 +69,11 @@ class TrainConfig:
         def bad(field: str, why: str):
             raise ConfigError(field, why)
 
+        for f in fields(self):  # each setting of its declared kind (Python callers can pass anything)
+            kinds = [k.strip() for k in f.type.split("|")]
+            value = getattr(self, f.name)
+            if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
+                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
         if self.data is None and self.dataset not in GENERATORS:
             bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(GENERATORS)}")
         for field, value in (("n_samples", self.n_samples), ("hidden", self.hidden), ("epochs", self.epochs),

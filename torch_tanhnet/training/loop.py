@@ -31,13 +31,13 @@ import torch
 
 from ..module import TanhNet
 from . import checkpoint, hparams
-from .checkpoint import SaveError
+from .checkpoint import CheckpointError, SaveError
 from .config import ConfigError, TrainConfig
 from .data import DataScaleWarning, Split, scale_advice
 from .logger import Logger
 from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
-from .setup import (check_logdir, default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device,
-                    resume_settings)
+from .setup import (check_data_source, check_logdir, check_memory, default_logdir, epoch_order, fingerprint, load_split,
+                    make_optimizer, out_of_memory, resolve_device, resume_settings)
 from .signals import StopFlag, check_received, stop_on_signals
 from .world import World
 
@@ -57,6 +57,7 @@ class TrainResult:
     interrupted: bool = False
     history: list[dict[str, float]] = field(default_factory=list)  # every logged row, for callers
     kept: bool = True  # False: a dry run without a logdir, whose temporary folder is gone
+    already_done: bool = False  # resumed at or past its total epochs: nothing trained, nothing written
 
     @property
     def steps_per_second(self) -> float:
@@ -82,35 +83,31 @@ class Run:
         self.step, self.epoch, self.next_batch = 0, 0, 0
         self.metrics: dict[str, float] = {}
         if state is not None:
-            if state["data_fingerprint"] != self.data_hash:
-                raise ConfigError("resume", "the data differ from the checkpoint's (a changed {data} file?)")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            self.step, self.epoch, self.next_batch = state["global_step"], state["epoch"], state["batch"]
-            torch.set_rng_state(state["rng"]["torch"])
-            self.metrics = dict(state["metrics"])
+            self.restore(state)
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.dry_run:
             self.total_steps = min(self.total_steps, self.step + 5)
+        # a resumed run already at (or past) its total: nothing to do, and nothing is written
+        self.done = state is not None and self.step >= self.total_steps
         self.history: list[dict[str, float]] = []
         self.closed = False
         self.scratch: tempfile.TemporaryDirectory | None = None  # a dry run's folder, removed by close()
         self.steps_this_run, self.epoch_ended = 0, False
         self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
         self._clock, self._since_log = time.perf_counter(), 0
-        if world.is_main:
+        writes = world.is_main and not self.done
+        if writes:
             checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
             # the HParams tab: this run's settings (a resumed run's replace the first part's), metrics from its scalars
             hparams.write_config(logdir)
             settings = hparams.values(config, self.batch_size)
             hparams.write_session(logdir, settings, hparams.group_name(settings))
-        self.logger = Logger(logdir, world.is_main, purge_step=self.step + 1 if state is not None else None,
-                             model=model)
+        self.logger = Logger(logdir, writes, purge_step=self.step + 1 if state is not None else None, model=model)
         if state is None:
             self.logger.graph(model)
         from tqdm.auto import tqdm
 
-        show = config.progress and world.is_main
+        show = config.progress and writes
         # disable=None: a bar on a terminal, none when stderr is a file or a pipe
         self.bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, unit="step",
                         dynamic_ncols=True)
@@ -136,6 +133,12 @@ class Run:
             if scratch is not None:
                 scratch.cleanup()
             raise SaveError(f"cannot write to {str(e.filename or logdir)!r}: {e.strerror or e}") from None
+        except (MemoryError, RuntimeError) as e:
+            if scratch is not None:
+                scratch.cleanup()
+            if (short := out_of_memory(e)) is not None:
+                raise short from None
+            raise
         except BaseException:
             if scratch is not None:
                 scratch.cleanup()
@@ -148,21 +151,55 @@ class Run:
                wrap: Callable[[TanhNet], torch.nn.Module] | None, device: torch.device, logdir: Path) -> "Run":
         if world.is_main:
             check_logdir(logdir)  # before anything is read or trained: an unusable folder is one line now
-        state = None
+        check_data_source(config, given)
+        state, asked = None, config
         if config.resume:
             # from Python every setting counts as given; the command line says which ones the user typed
             given = set(TrainConfig.__dataclass_fields__) if given is None else given
             config, state = resume_settings(config, logdir, given)
-            config.validate()
         elif (logdir / "checkpoint.pt").exists():
             raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
                                     "continue it with {resume} or choose another {logdir}")
+        check_memory(config, device)  # before the data are made: --n-samples 10**14 is one line, not a MemoryError
         data = load_split(config)
+        n = data.X_train.shape[0]
+        used = [min(size or n, n) for size in (asked.batch_size, config.batch_size)]  # as a step uses them
+        if state is not None and "batch_size" in given and used[0] != used[1]:
+            raise ConfigError("batch_size", f"{asked.batch_size!r} differs from the checkpoint's {config.batch_size!r} "
+                                            f"(of {n} training samples); a resumed run keeps its settings")
         if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
             warnings.warn(advice, DataScaleWarning, stacklevel=3)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         return cls(config, world, device, logdir, data, model, make_optimizer(config, model.parameters()), state, wrap)
+
+    def restore(self, state: dict) -> None:
+        """Parameters, optimiser, position, random state and metrics from a checkpoint that
+        :func:`~.checkpoint.check` passed; CheckpointError where its contents do not fit this run."""
+        path = str(self.logdir / "checkpoint.pt")
+        if state["data_fingerprint"] != self.data_hash:
+            raise ConfigError("resume", "the data differ from the checkpoint's (a changed {data} file?)")
+        step, epoch, batch = state["global_step"], state["epoch"], state["batch"]
+        if batch >= self.steps_per_epoch or step != epoch * self.steps_per_epoch + batch:
+            raise CheckpointError(f"checkpoint {path!r}: its position (step {step}, epoch {epoch}, batch {batch}) "
+                                  f"does not fit {self.steps_per_epoch} steps an epoch (hand-edited?); it cannot be "
+                                  "resumed")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            for group in self.optimizer.param_groups:  # momenta of the parameters' shapes, not merely loadable
+                for p in group["params"]:
+                    for value in self.optimizer.state.get(p, {}).values():
+                        if isinstance(value, Tensor) and value.dim() > 0 and value.shape != p.shape:
+                            raise ValueError(f"optimizer state of shape {tuple(value.shape)} for a parameter of "
+                                             f"shape {tuple(p.shape)}")
+            torch.set_rng_state(state["rng"]["torch"])
+            metrics = {str(k): float(v) for k, v in state["metrics"].items()}
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"checkpoint {path!r} does not fit this run ({first}); "
+                                  "it cannot be resumed") from None
+        self.step, self.epoch, self.next_batch, self.metrics = step, epoch, batch, metrics
 
     # one step --------------------------------------------------------------------------------------
 
@@ -294,12 +331,16 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     folder removed at the end, so that nothing is left behind (``TrainResult.kept`` is False).
     Raises ConfigError, DataError, CheckpointError on bad settings, TrainingDiverged
     when the loss or a gradient stops being finite, SaveError when the run's folder cannot be
-    written (the previous checkpoint stays whole).
+    written (the previous checkpoint stays whole), OutOfMemory when memory runs out.
     """
     run = Run.start(config, world, given, wrap, device)
     started, interrupted = time.perf_counter(), False
     try:
         check_received()  # a Ctrl-C whose KeyboardInterrupt Python dropped while the run was being set up
+        if run.done:  # resumed at or past its total: nothing to train, nothing written, nothing changed
+            run.close()
+            return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch, 0.0, 0, history=[],
+                               already_done=True)
         if run.step == 0:
             run.draw()  # the untrained network, where the slider starts
         # from here a signal only asks the loop to stop, and every later one is absorbed, until the final
@@ -323,5 +364,9 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                                kept=run.scratch is None)
     except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
         raise SaveError(f"cannot write to {str(e.filename or run.logdir)!r}: {e.strerror or e}") from None
+    except (MemoryError, RuntimeError) as e:
+        if (short := out_of_memory(e)) is not None:
+            raise short from None
+        raise
     finally:
         run.close()  # after an error; a second close does nothing

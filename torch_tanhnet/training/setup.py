@@ -11,8 +11,10 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
+from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
-from .data import Split, check_representable, load_csv, make_dataset, split
+from .data import DEFAULT_NOISE, Split, check_representable, load_csv, make_dataset, split
+from .wording import Worded
 
 Tensor = torch.Tensor
 
@@ -79,6 +81,71 @@ def check_logdir(logdir: Path) -> None:
                 pass
 
 
+class OutOfMemory(Worded, RuntimeError):
+    """The run needs more memory than there is; one line naming the settings that size it."""
+
+
+def out_of_memory(e: BaseException) -> OutOfMemory | None:
+    """An OutOfMemory for an allocation that failed (MemoryError, torch's CPU or CUDA allocator), else None."""
+    text = str(e)
+    if isinstance(e, MemoryError) or isinstance(e, RuntimeError) and ("can't allocate memory" in text
+                                                                      or "out of memory" in text):
+        first = (text.strip().splitlines() or ["MemoryError"])[0].split("] ", 1)[-1][:160]
+        return OutOfMemory(f"out of memory ({first}); try a smaller {{n_samples}}, {{hidden}} or {{batch_size}}")
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes this process could still get: available memory and free swap (Linux), else the physical memory."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        return sum(int(info[k].split()[0]) * 1024 for k in ("MemAvailable", "SwapFree") if k in info) or None
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"
+
+
+def check_memory(config: TrainConfig, device: torch.device, available: int | None = None) -> None:
+    """Refuse in one line a run that could not fit in memory (``--hidden 10**12``, ``--n-samples 10**14``),
+    before it allocates anything. The estimate errs low, so that only a run that cannot fit is refused: the
+    data at 60 bytes a sample (measured: 75 at the peak, as generated, split and copied), the forward pass over
+    all samples (2 N×H numbers), the hidden units' pictures at 400 kB a unit (measured: 800 kB) and the
+    parameters; on CUDA, the activations against the GPU's free memory."""
+    if config.data is not None:  # rows of a file: at least its size / 64 (a row is rarely longer)
+        try:
+            n = Path(config.data).stat().st_size // 64
+        except OSError:
+            return  # load_csv says what is wrong with the file
+    else:
+        n = config.n_samples
+    h, itemsize = config.hidden, 4 if config.dtype == "float32" else 8
+    data, activations, pictures = 60 * n, 2 * n * h * itemsize, 400_000 * h + 64 * h
+    need = data + activations + pictures
+    where, free = "this machine", available if available is not None else available_memory()
+    if device.type == "cuda" and torch.cuda.is_available():
+        gpu_free = torch.cuda.mem_get_info(device)[0]
+        if activations > gpu_free:
+            need, where, free = activations, "the GPU", gpu_free
+    if free is None or need <= free:
+        return
+    if data >= activations + pictures and config.data is None:
+        raise ConfigError("n_samples", f"{n} samples would need at least {_size(need)} of memory, more than the "
+                                       f"{_size(free)} {where} has free; choose fewer")
+    raise ConfigError("hidden", f"{h} hidden units with {n} samples would need at least {_size(need)} of memory, more "
+                                f"than the {_size(free)} {where} has free; choose fewer")
+
+
 def load_split(config: TrainConfig) -> Split:
     """The run's data, float64 on the CPU: generated (seeded) or read from the CSV, then split; checked to
     keep its values in the run's dtype."""
@@ -114,15 +181,60 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
+# the settings that define a run, and its total: every checkpoint of this format holds them, and a resumed run
+# reads each (a missing one would silently become its default)
+REQUIRED = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "hidden", "optimizer", "lr",
+            "momentum", "weight_decay", "epochs", "batch_size", "seed", "dtype")
+GENERATOR = ("dataset", "n_samples", "noise")  # settings of the built-in data sets, which --data replaces
+
+
+def check_data_source(config: TrainConfig, given: set[str] | None) -> None:
+    """Refuse a built-in data set's settings given with ``data``: the points come from the file, and a setting
+    that is silently ignored is a surprise. ``given`` None (from Python): settings that differ from the defaults."""
+    if config.data is None:
+        return
+    defaults = TrainConfig()
+    for name in GENERATOR:
+        if (name in given) if given is not None else getattr(config, name) != getattr(defaults, name):
+            raise ConfigError(name, f"applies to the built-in data sets, not to {{data}} {config.data!r}; leave it out")
+
+
+def effective(name: str, value, run: TrainConfig):
+    """What a setting means in ``run``: a noise of None is the data set's default (and means nothing with a file)."""
+    if name == "noise":
+        return None if run.data is not None else (DEFAULT_NOISE.get(run.dataset) if value is None else value)
+    return value
+
+
 def resume_settings(config: TrainConfig, logdir: Path, given: set[str]) -> tuple[TrainConfig, dict]:
-    """The run's saved settings, with the resumable ones the user gave; a change to any other is refused."""
-    state = checkpoint.load(logdir / "checkpoint.pt")
-    saved = TrainConfig(**{k: v for k, v in state["config"].items()
-                           if k in TrainConfig.__dataclass_fields__ and k not in PER_INVOCATION})
-    for name in sorted(given - RESUMABLE):
-        if getattr(config, name) != getattr(saved, name):
-            raise ConfigError(name, f"{getattr(config, name)!r} differs from the checkpoint's "
-                                    f"{getattr(saved, name)!r}; a resumed run keeps its settings")
+    """The run's saved settings, with the resumable ones the user gave; a change to any other is refused.
+
+    Settings are compared by what they mean (a noise of None is the data set's default); a batch size
+    of None (the whole training set) is compared by the Run, which knows the training set's size.
+    """
+    path = logdir / "checkpoint.pt"
+    state = checkpoint.load(path)
+    checkpoint.check(state, path)
+    stored = state["config"]
+    missing = [k for k in REQUIRED if k not in stored]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks the setting {missing[0]!r} (hand-edited?); "
+                              "it cannot be resumed")
     # this invocation's own settings (--dry-run, --no-progress) always come from it, never from the checkpoint
     override = (RESUMABLE & given) | {"resume", "logdir"} | PER_INVOCATION
-    return TrainConfig(**{**saved.as_dict(), **{k: getattr(config, k) for k in override}}), state
+    saved = TrainConfig(**{k: v for k, v in stored.items()
+                           if k in TrainConfig.__dataclass_fields__ and k not in PER_INVOCATION})
+    merged = TrainConfig(**{**saved.as_dict(), **{k: getattr(config, k) for k in override}})
+    try:  # the user's own settings were validated before: what fails here came from the checkpoint
+        merged.validate()
+    except ConfigError as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds an invalid setting ({e}); "
+                              "it cannot be resumed") from None
+    for name in sorted(given - RESUMABLE):
+        mine, theirs = effective(name, getattr(config, name), saved), effective(name, getattr(saved, name), saved)
+        if name == "batch_size" and None in (mine, theirs):
+            continue  # the whole training set, or a size that may equal it: the Run compares them
+        if mine != theirs:
+            raise ConfigError(name, f"{getattr(config, name)!r} differs from the checkpoint's "
+                                    f"{getattr(saved, name)!r}; a resumed run keeps its settings")
+    return merged, state
