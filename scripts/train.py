@@ -151,14 +151,11 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         else:
             result = train(config, given=given)
     except (ConfigError, DataError, CheckpointError) as e:  # a bad value or file in a well-formed command line:
-        print(f"{parser.prog}: error: {e.for_command_line()}", file=sys.stderr)  # one line (usage: a malformed one)
-        return 2
+        return fail(f"{parser.prog}: error: {e.for_command_line()}", 2)  # one line (usage: a malformed one)
     except (TrainingDiverged, DistributedError, OutOfMemory) as e:
-        print(f"{parser.prog}: error: {e.for_command_line()}", file=sys.stderr)
-        return 1
+        return fail(f"{parser.prog}: error: {e.for_command_line()}", 1)
     except SaveError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 1
+        return fail(f"{parser.prog}: error: {e}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the run was being set up, before its loop
         print(f"{parser.prog}: interrupted before training began; nothing was saved", file=sys.stderr)
         return 130
@@ -185,6 +182,15 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     else:
         print("dry run: nothing kept (give --logdir DIR to keep its logs and checkpoint)")
     return 130 if result.interrupted else 0
+
+
+def fail(line: str, code: int) -> int:
+    """Print the error's one line; under torchrun, also leave it for torchrun's closing report."""
+    from torch_tanhnet.training.distributed import record_error
+
+    print(line, file=sys.stderr)
+    record_error(line)
+    return code
 
 
 def ignore_signals() -> None:

@@ -126,6 +126,21 @@ def test_torchrun_launches_the_script(tmp_path):
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] == 5
 
 
+def test_under_torchrun_a_bad_setting_is_a_processs_one_line_and_ends_torchruns_report(tmp_path):
+    # each process prints its one line first (or, stopped by torchrun because the other failed, says so);
+    # torchrun then prints its own traceback and report, whose root cause now ends with that line
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
+           "--lr", "-1", "--no-progress"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    line = "train.py: error: argument --lr: must be a positive number, got -1.0"
+    assert r.returncode != 0
+    ours = [x for x in r.stderr.splitlines() if x.startswith("train.py: ")]
+    assert line in ours and set(ours) <= {line, "train.py: interrupted before training began; nothing was saved"}
+    assert r.stderr.index(line) < r.stderr.index("Traceback")  # the process's line comes first
+    report = [x.strip() for x in r.stderr.splitlines() if x.strip().startswith("traceback :")]
+    assert report[-1] == f"traceback : {line}"  # and last, in the root cause of torchrun's report
+
+
 def test_a_plain_run_initialises_nothing_distributed(tmp_path):
     train(TrainConfig(**settings(tmp_path / "plain", epochs=2)))
     assert not dist.is_initialized()

@@ -12,8 +12,10 @@ all-reduced over the processes; only rank 0 writes logs, the progress bar and ch
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from datetime import timedelta
 from typing import NoReturn
 
@@ -49,6 +51,20 @@ class LossModule(nn.Module):
         if X.shape[0] == 0:  # a batch smaller than the world leaves this process nothing: a zero
             return sum((p * 0).sum() for p in self.net.parameters())  # that still reaches every parameter
         return self.net.loss(X, y)
+
+
+def record_error(line: str) -> None:
+    """Under torchrun, leave a process's one-line error where torchrun's closing report reads it
+    (``$TORCHELASTIC_ERROR_FILE``): the report then ends with that line instead of a pointer to
+    torch's docs. Elsewhere, or if the file cannot be written, nothing happens."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path or not launched_by_torchrun():
+        return
+    try:
+        with open(path, "w") as f:
+            json.dump({"message": line, "timestamp": int(time.time())}, f)
+    except OSError:
+        pass
 
 
 def end_process(code: int) -> NoReturn:
