@@ -21,6 +21,7 @@ import importlib
 import re
 import runpy
 import shlex
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,10 @@ def run_script(argv: list[str]) -> None:
     assert argv[0] == "python" and argv[1].startswith("scripts/"), f"not a script of this project: {argv}"
     script = ROOT / argv[1]
     saved = sys.argv
+    # a script that runs as __main__ owns its process: scripts/train.py takes over Ctrl-C and SIGTERM and ignores
+    # them once its run is over; put them back for this process's next test
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    unraisable = sys.unraisablehook
     sys.argv = [str(script), *argv[2:]]
     try:
         runpy.run_path(str(script), run_name="__main__")
@@ -124,6 +129,9 @@ def run_script(argv: list[str]) -> None:
         assert e.code in (0, None), f"{shlex.join(argv)} exited with {e.code}"
     finally:
         sys.argv = saved
+        sys.unraisablehook = unraisable
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 PYTHON_BLOCKS = all_blocks("python")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
 from .data import DEFAULT_NOISE, Split, check_representable, load_csv, make_dataset, split
-from .wording import Worded
+from .wording import Worded, words
 
 Tensor = torch.Tensor
 
@@ -189,14 +190,19 @@ GENERATOR = ("dataset", "n_samples", "noise")  # settings of the built-in data s
 
 
 def check_data_source(config: TrainConfig, given: set[str] | None) -> None:
-    """Refuse a built-in data set's settings given with ``data``: the points come from the file, and a setting
-    that is silently ignored is a surprise. ``given`` None (from Python): settings that differ from the defaults."""
+    """A built-in data set's setting given with ``data`` is refused (the command line: ``given`` names what the
+    user typed), or, from Python (``given`` None: a setting that differs from its default), ignored with a
+    warning: the points come from the file, and a setting silently ignored is a surprise."""
     if config.data is None:
         return
     defaults = TrainConfig()
     for name in GENERATOR:
-        if (name in given) if given is not None else getattr(config, name) != getattr(defaults, name):
-            raise ConfigError(name, f"applies to the built-in data sets, not to {{data}} {config.data!r}; leave it out")
+        why = f"applies to the built-in data sets, not to {{data}} {config.data!r}"
+        if given is not None and name in given:
+            raise ConfigError(name, why + "; leave it out")
+        if given is None and getattr(config, name) != getattr(defaults, name):
+            warnings.warn(f"{name}={getattr(config, name)!r} {words(why, command_line=False)}: it is ignored",
+                          UserWarning, stacklevel=5)  # the caller of train()
 
 
 def effective(name: str, value, run: TrainConfig):
