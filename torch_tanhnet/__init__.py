@@ -4,9 +4,11 @@
 - :class:`BCEWithLogitsFunction` / :func:`bce_with_logits`: the seed's cost, hand-written backward.
 - :class:`TanhNet`: the ``nn.Module`` (parameters U, b, W, c), a drop-in for
   ``nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1))``.
+- :class:`TanhNetEnsemble`: K independent TanhNets trained in one call a step (:mod:`torch_tanhnet.ensemble`).
 """
 
 from .cost import BCEWithLogitsFunction
+from .ensemble import TanhNetEnsemble
 from .functional import bce_with_logits, tanhnet, tanhnet_loss, tanhnet_with_hidden
 from .module import TanhNet
 from .network import TanhNetFunction
@@ -14,6 +16,7 @@ from .network import TanhNetFunction
 __all__ = [
     "BCEWithLogitsFunction",
     "TanhNet",
+    "TanhNetEnsemble",
     "TanhNetFunction",
     "bce_with_logits",
     "tanhnet",

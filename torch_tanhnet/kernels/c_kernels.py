@@ -25,6 +25,19 @@ def threads(n: int) -> int:
     return max(1, min(torch.get_num_threads(), n // SAMPLES_PER_THREAD))
 
 
+UNITS_PER_THREAD = 4  # with fewer networks than this many per thread, each network's samples are split too
+
+
+def ensemble_schedule(K: int, N: int) -> tuple[int, int]:
+    """(threads, splits) for ``tn_ensemble_fused_loss``: a thread per SAMPLES_PER_THREAD samples of all K
+    networks (at most torch's thread count), and each network cut into ``splits`` chunks when there are too
+    few networks to go round the threads."""
+    n_threads = max(1, min(torch.get_num_threads(), K * N // SAMPLES_PER_THREAD))
+    if n_threads == 1 or K >= UNITS_PER_THREAD * n_threads:
+        return n_threads, 1
+    return n_threads, -(-UNITS_PER_THREAD * n_threads // K)
+
+
 def _ptr(t: Tensor | None):
     return None if t is None else t.data_ptr()
 
@@ -58,6 +71,24 @@ class CKernels:
         _check(self.lib.tn_fused_loss(X.data_ptr(), y.data_ptr(), U.data_ptr(), b.data_ptr(), W.data_ptr(),
                                       c.data_ptr(), N, D, U.shape[0], _ptr(X_bar), eps.data_ptr(),
                                       *(g.data_ptr() for g in grads), threads(N)))
+        return eps, grads, X_bar
+
+    def ensemble_loss_and_gradients(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
+                                    need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        """K networks (:mod:`torch_tanhnet.ensemble`): ε (K,), [Ū (K, H, D), b̄ (K, H), W̄ (K, 1, H), c̄ (K, 1)]
+        at ε̄ = 1 and X̄ (K, N, D) or None: ``tn_ensemble_fused_loss``. X (N, D) or (K, N, D), y (N, 1) or
+        (K, N, 1): a shared X or y is read by every network (stride 0), never copied."""
+        K, H, D = U.shape
+        N = X.shape[-2]
+        X, y, U, b, W, c = (t.contiguous() for t in (X, y, U, b, W, c))
+        eps = U.new_empty(K)
+        grads = [U.new_empty(K, H, D), U.new_empty(K, H), U.new_empty(K, 1, H), U.new_empty(K, 1)]
+        X_bar = U.new_empty(K, N, D) if need_X_bar else None
+        n_threads, splits = ensemble_schedule(K, N)
+        _check(self.lib.tn_ensemble_fused_loss(X.data_ptr(), N * D if X.dim() == 3 else 0, y.data_ptr(),
+                                               N if y.dim() == 3 else 0, U.data_ptr(), b.data_ptr(), W.data_ptr(),
+                                               c.data_ptr(), K, N, D, H, _ptr(X_bar), eps.data_ptr(),
+                                               *(g.data_ptr() for g in grads), splits, n_threads))
         return eps, grads, X_bar
 
     def forward(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:

@@ -93,3 +93,14 @@ def fused_implementation(X: Tensor, U: Tensor, y: Tensor):
         if triton_kernel.usable(X, U):
             return TritonOrTorchOps
     return torch_ops
+
+
+def ensemble_fused_implementation(X: Tensor, y: Tensor):
+    """What runs the ensemble's training path (:mod:`torch_tanhnet.ensemble`) for these inputs: the C kernels
+    on the CPU where they build, torch ops elsewhere (there is no Triton kernel for K networks); None:
+    compose the ensemble's reference Functions (torch.compile, torch.func, or y needs a gradient)."""
+    if reference_only() or y.requires_grad:
+        return None
+    if X.device.type == "cpu":
+        return c_kernels(X.dtype) or torch_ops
+    return torch_ops

@@ -63,3 +63,25 @@ def cost(z: Tensor, y: Tensor) -> Tensor:
 def cost_backward(z: Tensor, y: Tensor, eps_bar: Tensor) -> Tensor:
     """z̄ = ε̄ (o − y)/N, in place on o."""
     return torch.sigmoid(z).sub_(y).mul_(eps_bar / z.numel())
+
+
+@torch.no_grad()
+def ensemble_loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
+                                need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
+    """K networks (:mod:`torch_tanhnet.ensemble`): ε (K,), the gradients at ε̄ = 1 and X̄ (K, N, D) or None,
+    in batched torch ops. X (N, D) or (K, N, D), y (N, 1) or (K, N, 1)."""
+    K, N = U.shape[0], X.shape[-2]
+    Xk = X.expand(K, -1, -1) if X.dim() == 2 else X  # a view: every network reads a shared X   (K, N, D)
+    H = torch.baddbmm(b.unsqueeze(1), Xk, U.mT).tanh_()  # H_k = tanh(X_k U_kᵀ + b_k)        (K, N, H)
+    z = torch.baddbmm(c.unsqueeze(1), H, W.mT)  #           z_k = H_k W_kᵀ + c_k              (K, N, 1)
+    yk = y.expand_as(z)
+    eps = F.binary_cross_entropy_with_logits(z, yk, reduction="none").mean(dim=(1, 2))  # ε_k   (K,)
+    z_bar = torch.sigmoid(z).sub_(yk).div_(N)  #             z̄_k = (o_k − y_k)/N              (K, N, 1)
+    H_bar = z_bar * W  #                                     H̄_k = z̄_k W_k                    (K, N, H)
+    G_bar = torch.addcmul(H_bar, H_bar, H * H, value=-1)  #  Ḡ_k = H̄_k ⊙ (1 − H_k²)           (K, N, H)
+    U_bar = torch.bmm(G_bar.mT, Xk)  #                       Ū_k = Ḡ_kᵀX_k                    (K, H, D)
+    b_bar = G_bar.sum(1)  #                                  b̄_k = Ḡ_kᵀ1                      (K, H)
+    W_bar = torch.bmm(z_bar.mT, H)  #                        W̄_k = z̄_kᵀH_k                    (K, 1, H)
+    c_bar = z_bar.sum(1)  #                                  c̄_k = z̄_kᵀ1                      (K, 1)
+    X_bar = torch.bmm(G_bar, U) if need_X_bar else None  #   X̄_k = Ḡ_k U_k                    (K, N, D)
+    return eps, [U_bar, b_bar, W_bar, c_bar], X_bar

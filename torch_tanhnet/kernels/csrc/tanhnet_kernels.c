@@ -380,3 +380,96 @@ int tn_cost(const real *z, const real *y, int64_t N, double scale, real *zbar, r
     Outputs out = {eps, NULL, NULL, NULL, NULL};
     return run(cost_job, t, N, threads, out);
 }
+
+/* ---- K networks at once (torch_tanhnet/ensemble/fused.py) ----
+ *
+ * Network k has its own weights U + k·H·D, b + k·H, W + k·H, c + k and reads its data at
+ * X + k·x_stride, y + k·y_stride (a stride of 0: one X or y shared by all networks). The work is
+ * K·splits units: unit u is network u / splits, chunk u % splits of its samples (whole blocks).
+ * Thread r runs the contiguous units [K·splits·r/T, K·splits·(r+1)/T), each with the single
+ * network's job (fused_loss_job_seed for D = 2, H = 3 without X̄, else fused_loss_job) into its own
+ * row of partial sums; then each network's rows are added in chunk order. So with many networks
+ * each thread takes whole networks and nothing is shared, with few networks and many samples each
+ * network is split over the threads as tn_fused_loss splits one; either way the result depends on
+ * (K, N, splits), never on timing. */
+typedef struct {
+    Task proto; /* D, H, inv_n; the pointers are set per unit */
+    const real *X, *y, *U, *b, *W, *c;
+    real *dX;
+    int64_t N, x_stride, y_stride, splits, unit_begin, unit_end;
+    double *acc; /* acc_size(D, H) doubles per unit */
+    int status;
+} EnsembleTask;
+
+static void *ensemble_job(void *p) {
+    EnsembleTask *e = p;
+    const int64_t D = e->proto.D, H = e->proto.H, A = acc_size(D, H);
+    const int64_t blocks = (e->N + BLOCK - 1) / BLOCK;
+    for (int64_t u = e->unit_begin; u < e->unit_end; u++) {
+        const int64_t k = u / e->splits, s = u % e->splits;
+        Task t = e->proto;
+        t.X = e->X + k * e->x_stride; t.y = e->y + k * e->y_stride;
+        t.U = e->U + k * H * D; t.b = e->b + k * H; t.W = e->W + k * H; t.c = e->c + k;
+        t.dX = e->dX ? e->dX + k * e->N * D : NULL; /* X̄_k (N, D) of network k, at ε̄_k = 1 */
+        t.begin = blocks * s / e->splits * BLOCK;
+        t.end = blocks * (s + 1) / e->splits * BLOCK;
+        if (t.end > e->N) t.end = e->N;
+        t.acc = e->acc + A * u;
+        t.status = 0;
+        if (D == 2 && H == 3 && !t.dX) fused_loss_job_seed(&t); else fused_loss_job(&t);
+        e->status |= t.status;
+    }
+    return NULL;
+}
+
+/* ε (K) and the gradients at ε̄_k = 1 of K networks: Ū (K, H, D), b̄ (K, H), W̄ (K, 1, H), c̄ (K, 1);
+ * X̄ (K, N, D) into dX when given (network k's own, even when X is shared). */
+int tn_ensemble_fused_loss(const real *X, int64_t x_stride, const real *y, int64_t y_stride, const real *U,
+                           const real *b, const real *W, const real *c, int64_t K, int64_t N, int64_t D, int64_t H,
+                           real *dX, real *eps, real *dU, real *db, real *dW, real *dc, int64_t splits,
+                           int threads) {
+    const int64_t A = acc_size(D, H);
+    const int64_t blocks = (N + BLOCK - 1) / BLOCK;
+    if (splits < 1) splits = 1;
+    if (splits > blocks) splits = blocks > 0 ? blocks : 1;
+    const int64_t units = K * splits;
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > units) threads = (int)(units > 0 ? units : 1);
+    double *acc = calloc((size_t)(A * (units > 0 ? units : 1)), sizeof(double));
+    if (!acc) return 1;
+    EnsembleTask tasks[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    for (int r = 0; r < threads; r++) {
+        EnsembleTask e = {{0}};
+        e.proto.D = D; e.proto.H = H; e.proto.inv_n = 1.0 / (double)N;
+        e.X = X; e.y = y; e.U = U; e.b = b; e.W = W; e.c = c; e.dX = dX;
+        e.N = N; e.x_stride = x_stride; e.y_stride = y_stride; e.splits = splits;
+        e.unit_begin = units * r / threads;
+        e.unit_end = units * (r + 1) / threads;
+        e.acc = acc;
+        tasks[r] = e;
+    }
+    int started = 0, status = 0;
+    for (int r = 1; r < threads; r++) {
+        if (pthread_create(&ids[r], NULL, ensemble_job, &tasks[r]) != 0) break;
+        started = r;
+    }
+    for (int r = started + 1; r < threads; r++) ensemble_job(&tasks[r]); /* threads that could not start */
+    ensemble_job(&tasks[0]);
+    for (int r = 1; r <= started; r++) pthread_join(ids[r], NULL);
+    for (int r = 0; r < threads; r++) status |= tasks[r].status;
+    for (int64_t k = 0; k < K; k++) {
+        double *sum = acc + A * k * splits; /* network k's first row; its other chunks' rows follow */
+        for (int64_t s = 1; s < splits; s++)
+            for (int64_t q = 0; q < A; q++) sum[q] += sum[A * s + q];
+        /* sum = [ε, Ū (H*D), b̄ (H), W̄ (H), c̄] */
+        eps[k] = (real)sum[0];
+        for (int64_t q = 0; q < H * D; q++) dU[k * H * D + q] = (real)sum[1 + q];
+        for (int64_t j = 0; j < H; j++) db[k * H + j] = (real)sum[1 + H * D + j];
+        for (int64_t j = 0; j < H; j++) dW[k * H + j] = (real)sum[1 + H * D + H + j];
+        dc[k] = (real)sum[1 + H * D + 2 * H];
+    }
+    free(acc);
+    return status;
+}

@@ -1,0 +1,88 @@
+"""The ensemble's fused training pass (C kernel and torch ops) against the reference composition."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from torch_tanhnet.ensemble.function import ensemble_reference_loss
+from torch_tanhnet.ensemble.fused import EnsembleLossFunction
+from torch_tanhnet.kernels import c_kernels, dispatch, torch_ops
+
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=2e-4, atol=2e-5)}
+
+
+def problem(K, N, D, H, shared_X, shared_y, dtype, seed=0, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn((N, D) if shared_X else (K, N, D), generator=g, dtype=torch.float64)
+    y = torch.rand((N, 1) if shared_y else (K, N, 1), generator=g, dtype=torch.float64)
+    params = [torch.randn(s, generator=g, dtype=torch.float64) for s in ((K, H, D), (K, H), (K, 1, H), (K, 1))]
+    to = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+    return to(X), [to(p) for p in params], to(y)
+
+
+def c_kernels_for(X):
+    lib = dispatch.c_kernels(X.dtype)
+    if lib is None:
+        pytest.skip("the C kernels are unavailable here")
+    return lib
+
+
+def compare(impl, X, params, y, tol, need_X=True):
+    """ε and every gradient of the fused pass (with per-network ε̄_k) against the reference composition."""
+    X = X.detach().requires_grad_(need_X)
+    params = [p.detach().requires_grad_(True) for p in params]
+    eps_bar = torch.linspace(-1.0, 2.0, params[0].shape[0], dtype=X.dtype, device=X.device)
+    ref = ensemble_reference_loss(X, *params, y)
+    ref_grads = torch.autograd.grad(ref, ([X] if need_X else []) + params, eps_bar)
+    eps = EnsembleLossFunction.apply(impl, X, *params, y)
+    grads = torch.autograd.grad(eps, ([X] if need_X else []) + params, eps_bar)
+    torch.testing.assert_close(eps, ref, **tol)
+    for a, r in zip(grads, ref_grads):
+        torch.testing.assert_close(a, r, **tol)
+
+
+@given(K=st.integers(1, 6), N=st.integers(1, 600), D=st.integers(1, 4), H=st.integers(1, 5),
+       shared_X=st.booleans(), shared_y=st.booleans(), need_X=st.booleans(),
+       dtype=st.sampled_from([torch.float64, torch.float32]), seed=st.integers(0, 2**16))
+def test_c_kernel_and_torch_ops_equal_the_reference(K, N, D, H, shared_X, shared_y, need_X, dtype, seed):
+    X, params, y = problem(K, N, D, H, shared_X, shared_y, dtype, seed)
+    for impl in (dispatch.c_kernels(dtype), torch_ops):  # the C kernels (None where they cannot build), then torch ops
+        if impl is not None:
+            compare(impl, X, params, y, TOL[dtype], need_X)
+
+
+@pytest.mark.parametrize("K,splits,threads", [(1, 3, 2), (3, 2, 2), (2, 5, 4), (5, 1, 3)])
+@pytest.mark.parametrize("D,H", [(2, 3), (3, 4)])
+def test_networks_split_over_threads_and_chunks_equal_the_reference(monkeypatch, K, splits, threads, D, H):
+    monkeypatch.setattr(c_kernels, "ensemble_schedule", lambda K, N: (threads, splits))
+    X, params, y = problem(K, 3 * 256 + 17, D, H, True, False, torch.float64)
+    lib = c_kernels_for(X)
+    compare(lib, X, params, y, TOL[torch.float64], need_X=False)
+    compare(lib, X, params, y, TOL[torch.float64], need_X=True)
+
+
+def test_schedule_gives_whole_networks_to_threads_when_there_are_many():
+    torch_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert c_kernels.ensemble_schedule(1, 256) == (1, 1)  # too little work for a second thread
+        assert c_kernels.ensemble_schedule(1024, 256) == (4, 1)  # many networks: whole networks per thread
+        threads, splits = c_kernels.ensemble_schedule(2, 10**6)  # few networks, many samples: each network split
+        assert threads == 4 and splits * 2 >= 4
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def test_results_do_not_depend_on_timing():
+    X, params, y = problem(7, 2000, 2, 3, True, True, torch.float32)
+    lib = c_kernels_for(X)
+    runs = [lib.ensemble_loss_and_gradients(X, *params, y, False) for _ in range(3)]
+    for eps, grads, _ in runs[1:]:
+        assert torch.equal(eps, runs[0][0])
+        assert all(torch.equal(a, b) for a, b in zip(grads, runs[0][1]))
+
+
+def test_on_cuda_the_torch_ops_pass_equals_the_reference(device):
+    X, params, y = problem(4, 300, 2, 3, True, False, torch.float64, device=device)
+    compare(dispatch.ensemble_fused_implementation(X, y), X, params, y, TOL[torch.float64])

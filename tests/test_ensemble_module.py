@@ -1,0 +1,193 @@
+"""TanhNetEnsemble: initialisation, indexing, and equality with K separate TanhNets on the training path."""
+
+import pytest
+import torch
+from conftest import make_data
+
+from torch_tanhnet import TanhNet, TanhNetEnsemble, bce_with_logits
+from torch_tanhnet.ensemble import EnsembleLossFunction, ensemble_reference_loss
+
+EXACT = dict(rtol=0, atol=1e-12)
+
+
+def nets_and_ensemble(K=3, D=2, H=3, device="cpu"):
+    torch.manual_seed(0)
+    nets = [TanhNet(D, H, dtype=torch.float64, device=device) for _ in range(K)]
+    with torch.no_grad():  # non-zero biases, so that every parameter's role is checked
+        for n in nets:
+            n.b.normal_()
+            n.c.normal_()
+    return nets, TanhNetEnsemble.from_modules(nets)
+
+
+def test_seeded_networks_are_what_manual_seed_and_TanhNet_give():
+    ens = TanhNetEnsemble(3, 4, 5, dtype=torch.float64, seeds=[7, 0, 123])
+    state = torch.get_rng_state()
+    for k, seed in enumerate([7, 0, 123]):
+        torch.manual_seed(seed)
+        ref = TanhNet(4, 5, dtype=torch.float64)
+        for name in "UbWc":
+            assert torch.equal(getattr(ens[k], name), getattr(ref, name)), (k, name)
+    torch.set_rng_state(state)
+
+
+def test_seeding_leaves_the_global_generator_alone():
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    TanhNetEnsemble(4, seeds=[1, 2, 3, 4])
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_unseeded_networks_are_drawn_in_turn_like_a_list_of_TanhNets():
+    torch.manual_seed(3)
+    ens = TanhNetEnsemble(4, 2, 3)
+    torch.manual_seed(3)
+    nets = [TanhNet(2, 3) for _ in range(4)]
+    for k, n in enumerate(nets):
+        for name in "UbWc":
+            assert torch.equal(getattr(ens[k], name), getattr(n, name))
+
+
+def test_indexing_gives_copies_and_len_counts_networks():
+    nets, ens = nets_and_ensemble(K=3)
+    assert len(ens) == 3 and len(list(ens.to_modules())) == 3
+    net = ens[-1]
+    assert isinstance(net, TanhNet)
+    with torch.no_grad():
+        net.U.add_(1.0)
+    assert torch.equal(ens.U[2], nets[2].U)  # the ensemble is unchanged
+    with pytest.raises(IndexError, match="network 3 is out of range for an ensemble of 3"):
+        ens[3]
+    with pytest.raises(TypeError, match="indexed by an int"):
+        ens[0:2]
+
+
+@pytest.mark.parametrize("shared_X", [True, False])
+@pytest.mark.parametrize("shared_y", [True, False])
+def test_loss_values_and_gradients_equal_K_separate_TanhNets(device, shared_X, shared_y):
+    K, N = 3, 11
+    nets, ens = nets_and_ensemble(K, D=3, H=4, device=device)
+    Xs = [make_data(N, 3, seed=1 if shared_X else 10 + k)[0].to(device) for k in range(K)]
+    ys = [make_data(N, 3, seed=1 if shared_y else 20 + k)[1].to(device) for k in range(K)]
+    X = Xs[0] if shared_X else torch.stack(Xs)
+    y = ys[0] if shared_y else torch.stack(ys)
+    eps = ens.loss(X, y)
+    assert eps.shape == (K,) and eps.grad_fn.name() == "EnsembleLossFunctionBackward"
+    weights = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, device=device)
+    (weights * eps).sum().backward()
+    z = ens(X)
+    for k, net in enumerate(nets):
+        torch.testing.assert_close(z[k], net(Xs[k]), **EXACT)
+        torch.testing.assert_close(ens.predict_proba(X)[k], net.predict_proba(Xs[k]), **EXACT)
+        e = net.loss(Xs[k], ys[k])
+        torch.testing.assert_close(eps[k], e, **EXACT)
+        (weights[k] * e).backward()
+        for name in "UbWc":
+            torch.testing.assert_close(getattr(ens, name).grad[k], getattr(net, name).grad.view_as(
+                getattr(ens, name)[k]), **EXACT)
+
+
+@pytest.mark.parametrize("shared_X", [True, False])
+def test_data_gradient_sums_over_networks_when_X_is_shared(shared_X):
+    _, ens = nets_and_ensemble(K=3)
+    X, y = make_data(6, 2)
+    X = X if shared_X else torch.stack([X, 2 * X, -X])
+    X.requires_grad_(True)
+    (ens.loss(X, y) * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
+    mine = X.grad.clone()
+    X.grad = None
+    (ensemble_reference_loss(X, ens.U, ens.b, ens.W, ens.c, y) * torch.tensor([1.0, 2.0, 3.0],
+                                                                               dtype=torch.float64)).sum().backward()
+    torch.testing.assert_close(mine, X.grad, **EXACT)
+
+
+@pytest.mark.parametrize("frozen", ["U", "b", "W", "c", "Wc"])
+def test_frozen_parameters_get_no_gradient_and_the_rest_are_exact(frozen):
+    _, ens = nets_and_ensemble(K=2)
+    X, y = make_data(5, 2)
+    for name in frozen:
+        getattr(ens, name).requires_grad_(False)
+    ens.loss(X, y).sum().backward()
+    ref = {n: t.detach().clone().requires_grad_(n not in frozen) for n, t in ens.named_parameters()}
+    ensemble_reference_loss(X, *(ref[n] for n in "UbWc"), y).sum().backward()
+    for name in "UbWc":
+        if name in frozen:
+            assert getattr(ens, name).grad is None
+        else:
+            torch.testing.assert_close(getattr(ens, name).grad, ref[name].grad, **EXACT)
+
+
+def test_loss_under_no_grad_evaluates_the_same_cost():
+    _, ens = nets_and_ensemble()
+    X, y = make_data(7, 2)
+    with torch.no_grad():
+        quiet = ens.loss(X, y)
+    assert quiet.grad_fn is None
+    torch.testing.assert_close(quiet, ens.loss(X, y).detach(), **EXACT)
+
+
+def test_a_second_derivative_of_the_fused_loss_raises_and_the_reference_gives_it():
+    _, ens = nets_and_ensemble()
+    X, y = make_data(5, 2)
+    (g,) = torch.autograd.grad(ens.loss(X, y).sum(), ens.U, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad|trying to differentiate twice"):
+        torch.autograd.grad(g.sum(), ens.W)
+    (g,) = torch.autograd.grad(ensemble_reference_loss(X, ens.U, ens.b, ens.W, ens.c, y).sum(), ens.U,
+                               create_graph=True)
+    assert torch.autograd.grad(g.sum(), ens.W)[0].abs().sum() > 0
+
+
+def test_labels_that_need_a_gradient_run_the_reference():
+    _, ens = nets_and_ensemble()
+    X, y = make_data(5, 2)
+    y.requires_grad_(True)
+    eps = ens.loss(X, y)
+    assert eps.grad_fn.name() != "EnsembleLossFunctionBackward"
+    eps.sum().backward()
+    torch.testing.assert_close(y.grad, -torch.stack([ens(X)[k] for k in range(3)]).sum(0) / 5, **EXACT)
+
+
+def test_torch_func_grad_over_the_loss_runs_the_reference_and_equals_autograd():
+    _, ens = nets_and_ensemble()
+    X, y = make_data(6, 2)
+    params = {n: p.detach() for n, p in ens.named_parameters()}
+
+    def total(p):  # functional_call runs forward(); the loss method is reached through a wrapper module
+        return torch.func.functional_call(_Loss(ens), {f"ens.{n}": v for n, v in p.items()}, (X, y)).sum()
+
+    mine = torch.func.grad(total)(params)
+    ens.loss(X, y).sum().backward()
+    for n in "UbWc":
+        torch.testing.assert_close(mine[n], getattr(ens, n).grad, **EXACT)
+
+
+class _Loss(torch.nn.Module):
+    def __init__(self, ens):
+        super().__init__()
+        self.ens = ens
+
+    def forward(self, X, y):
+        return self.ens.loss(X, y)
+
+
+def test_compiled_loss_matches_eager():
+    _, ens = nets_and_ensemble()
+    X, y = make_data(8, 2)
+    compiled = torch.compile(lambda X, y: ens.loss(X, y), fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(X, y), ens.loss(X, y), **EXACT)
+    torch.testing.assert_close(torch.compile(ens, fullgraph=True, backend="aot_eager")(X), ens(X), **EXACT)
+
+
+def test_bce_of_the_forward_equals_the_loss():
+    _, ens = nets_and_ensemble()
+    X, y = make_data(8, 2)
+    z = ens(X)
+    torch.testing.assert_close(torch.stack([bce_with_logits(z[k], y) for k in range(3)]), ens.loss(X, y), **EXACT)
+
+
+def test_state_dict_round_trip():
+    _, ens = nets_and_ensemble()
+    other = TanhNetEnsemble(3, dtype=torch.float64)
+    other.load_state_dict(ens.state_dict())
+    for n in "UbWc":
+        assert torch.equal(getattr(other, n), getattr(ens, n))

@@ -1,0 +1,72 @@
+"""The ensemble's training path: one pass finds every network's ε and gradients, as ``FusedLossFunction`` does for one.
+
+:class:`EnsembleLossFunction` computes ε (K,) and, during the forward, every network's gradients
+at ε̄_k = 1; its backward multiplies network k's gradients by ε̄_k. What runs the pass is
+:func:`~torch_tanhnet.kernels.dispatch.ensemble_fused_implementation`'s choice:
+
+- on the CPU (float32, float64), the C kernel ``tn_ensemble_fused_loss`` (``kernels/csrc``):
+  network by network, each with the single network's one-pass job, the networks (and, when there
+  are fewer networks than threads, their samples) split over the threads;
+- elsewhere (CUDA, other dtypes, no C compiler), the same equations as batched torch ops
+  (``baddbmm``, ``bmm``; :func:`torch_tanhnet.kernels.torch_ops.ensemble_loss_and_gradients`).
+  There is no Triton kernel for K networks.
+
+First-order only, as ``FusedLossFunction``: under ``create_graph=True`` its gradients are numbers,
+and differentiating them raises. For second derivatives use the reference composition
+(:func:`~torch_tanhnet.ensemble.function.ensemble_reference_loss`), which :func:`ensemble_loss`
+also runs under ``torch.compile``, ``torch.func`` transforms and when y needs a gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from ..kernels.dispatch import ensemble_fused_implementation
+from .function import ensemble_reference_loss
+
+Tensor = torch.Tensor
+
+
+def _scaled(ctx, eps_bar):
+    """Network k's gradients times ε̄_k; X shared by all networks gets Σ_k ε̄_k X̄_k."""
+    X_bar, U_bar, b_bar, W_bar, c_bar = ctx.saved_tensors
+    e = eps_bar.view(-1, 1)  # ε̄_k, one row per network   (K, 1)
+    if X_bar is not None:
+        X_bar = X_bar * e.unsqueeze(2)  # X̄_k ε̄_k        (K, N, D)
+        if ctx.shared_X:
+            X_bar = X_bar.sum(0)  #        Σ_k ε̄_k X̄_k    (N, D)
+    grads = (U_bar * e.unsqueeze(2), b_bar * e, W_bar * e.unsqueeze(2), c_bar * e)
+    return None, X_bar, *grads, None
+
+
+_scaled_once_differentiable = once_differentiable(_scaled)
+
+
+class EnsembleLossFunction(torch.autograd.Function):
+    """ε = EnsembleLossFunction.apply(impl, X, U, b, W, c, y): K networks' training path, gradients found in forward.
+
+    X (N, D) or (K, N, D), U (K, H, D), b (K, H), W (K, 1, H), c (K, 1), y (N, 1) or (K, N, 1) -> ε (K,).
+    ``impl`` is :func:`~torch_tanhnet.kernels.dispatch.ensemble_fused_implementation`'s answer.
+    """
+
+    @staticmethod
+    def forward(ctx, impl, X, U, b, W, c, y):
+        eps, grads, X_bar = impl.ensemble_loss_and_gradients(X, U, b, W, c, y, ctx.needs_input_grad[1])
+        ctx.shared_X = X.dim() == 2
+        ctx.save_for_backward(X_bar, *grads)  # gradients at ε̄ = 1: K (H·D + 2H + 1) numbers, X̄ only if needed
+        return eps
+
+    @staticmethod
+    def backward(ctx, eps_bar):
+        if torch.is_grad_enabled():  # create_graph=True: the gradients are numbers; differentiating them raises
+            return _scaled_once_differentiable(ctx, eps_bar)
+        return _scaled(ctx, eps_bar)
+
+
+def ensemble_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
+    """ε (K,) of K networks, inputs checked by the caller: the fused pass, or the reference where it cannot serve."""
+    impl = ensemble_fused_implementation(X, y)
+    if impl is None:
+        return ensemble_reference_loss(X, U, b, W, c, y)
+    return EnsembleLossFunction.apply(impl, X, U, b, W, c, y)

@@ -1,0 +1,134 @@
+"""``TanhNetEnsemble``: K independent TanhNets of one shape, stacked, trained in one call a step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..module import TanhNet
+from .checks import check_ensemble_data, check_ensemble_labels
+from .function import ensemble_network, ensemble_reference_loss
+from .fused import ensemble_loss
+
+Tensor = torch.Tensor
+
+
+class TanhNetEnsemble(nn.Module):
+    """K networks z_k = tanh(X_k U_kᵀ + b_k) W_kᵀ + c_k, independent, with the seed's hand-derived backward.
+
+    Parameters U (K, H, D), b (K, H), W (K, 1, H), c (K, 1): row k is network k's ``TanhNet``
+    parameters. ``loss(X, y)`` returns ε (K,), each network's own mean cost, so
+    ``loss.sum().backward()`` gives each network exactly its own gradient.
+
+    Initialisation is TanhNet's, network by network: with ``seeds``, network k is what
+    ``torch.manual_seed(seeds[k]); TanhNet(D, H)`` would be (drawn from its own generator; the
+    global one is not touched); without, the K networks are drawn from torch's global generator
+    in turn, as ``[TanhNet(D, H) for _ in range(K)]`` would be.
+    """
+
+    def __init__(self, models: int, in_features: int = 2, hidden_features: int = 3, *, device=None, dtype=None,
+                 seeds: Sequence[int] | None = None) -> None:
+        super().__init__()
+        for name, value in (("models", models), ("in_features", in_features), ("hidden_features", hidden_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if seeds is not None:
+            seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
+            if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+                raise TypeError(f"seeds must be a list of {models} ints, got {seeds!r}")
+            if len(seeds) != models:
+                raise ValueError(f"seeds must hold one seed per network, {models}, got {len(seeds)}")
+        self.models, self.in_features, self.hidden_features = models, in_features, hidden_features
+        self.seeds = seeds
+        K, H, D = models, hidden_features, in_features
+        kw = {"device": device, "dtype": dtype}
+        self.U = nn.Parameter(torch.empty(K, H, D, **kw))  # (K, H, D)
+        self.b = nn.Parameter(torch.empty(K, H, **kw))  # (K, H)
+        self.W = nn.Parameter(torch.empty(K, 1, H, **kw))  # (K, 1, H)
+        self.c = nn.Parameter(torch.empty(K, 1, **kw))  # (K, 1)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Each network as :meth:`TanhNet.reset_parameters` draws it: U then W, Xavier-uniform, zero biases."""
+        gain = nn.init.calculate_gain("tanh")
+        for k in range(self.models):
+            g = None if self.seeds is None else torch.Generator(self.U.device).manual_seed(self.seeds[k])
+            nn.init.xavier_uniform_(self.U[k], gain=gain, generator=g)
+            nn.init.xavier_uniform_(self.W[k], gain=1.0, generator=g)
+        nn.init.zeros_(self.b)
+        nn.init.zeros_(self.c)
+
+    def forward_with_hidden(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """X (N, D) shared or (K, N, D) -> z (K, N, 1) and the hidden layers H (K, N, H)."""
+        check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
+        return ensemble_network(X, self.U, self.b, self.W, self.c)
+
+    def forward(self, X: Tensor) -> Tensor:
+        """X (N, D) shared by all networks or (K, N, D) one set each -> logits z (K, N, 1)."""
+        return self.forward_with_hidden(X)[0]
+
+    def predict_proba(self, X: Tensor) -> Tensor:
+        """o = σ(z) (K, N, 1), each network's probability of class 1."""
+        return torch.sigmoid(self(X))
+
+    def loss(self, X: Tensor, y: Tensor) -> Tensor:
+        """ε (K,): each network's mean cost on its batch. X (N, D) or (K, N, D); y (N, 1) or (K, N, 1).
+
+        The training path: with gradients enabled, one fused pass finds every network's ε and
+        gradients (first derivatives only: for second derivatives use
+        :func:`~torch_tanhnet.ensemble.function.ensemble_reference_loss`); under ``torch.no_grad()``
+        it only evaluates ε.
+        """
+        N = check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
+        check_ensemble_labels(y, self.models, N, self.U.dtype, self.U.device)
+        if not torch.is_grad_enabled():
+            return ensemble_reference_loss(X, self.U, self.b, self.W, self.c, y)
+        return ensemble_loss(X, self.U, self.b, self.W, self.c, y)
+
+    def __len__(self) -> int:
+        return self.models
+
+    def __getitem__(self, k: int) -> TanhNet:
+        """Network k as a plain :class:`TanhNet` (a copy: training it leaves the ensemble unchanged)."""
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"an ensemble is indexed by an int network number, got {type(k).__name__}")
+        if not -self.models <= k < self.models:
+            raise IndexError(f"network {k} is out of range for an ensemble of {self.models}")
+        net = TanhNet(self.in_features, self.hidden_features, device=self.U.device, dtype=self.U.dtype)
+        with torch.no_grad():
+            for name in ("U", "b", "W", "c"):
+                getattr(net, name).copy_(getattr(self, name)[k].view_as(getattr(net, name)))
+        return net
+
+    def to_modules(self) -> list[TanhNet]:
+        """All K networks as plain TanhNets (copies)."""
+        return [self[k] for k in range(self.models)]
+
+    @classmethod
+    def from_modules(cls, modules: Sequence[TanhNet]) -> "TanhNetEnsemble":
+        """An ensemble holding copies of K TanhNets of one shape, dtype and device."""
+        modules = list(modules)
+        if not modules:
+            raise ValueError("from_modules needs at least one TanhNet, got none")
+        for i, m in enumerate(modules):
+            if not isinstance(m, TanhNet):
+                raise TypeError(f"from_modules takes TanhNets, got {type(m).__name__} at position {i}")
+        first = modules[0]
+        key = lambda m: (m.in_features, m.hidden_features, m.U.dtype, m.U.device)  # noqa: E731
+        for i, m in enumerate(modules):
+            if key(m) != key(first):
+                raise ValueError(f"from_modules needs networks of one shape, dtype and device: network 0 is "
+                                 f"(D={first.in_features}, H={first.hidden_features}, {first.U.dtype}, {first.U.device}),"
+                                 f" network {i} is (D={m.in_features}, H={m.hidden_features}, {m.U.dtype}, {m.U.device})")
+        ens = cls(len(modules), first.in_features, first.hidden_features, device=first.U.device, dtype=first.U.dtype)
+        with torch.no_grad():
+            for name in ("U", "b", "W", "c"):
+                stacked = torch.stack([getattr(m, name) for m in modules])
+                getattr(ens, name).copy_(stacked.view_as(getattr(ens, name)))
+        return ens
+
+    def extra_repr(self) -> str:
+        return f"models={self.models}, in_features={self.in_features}, hidden_features={self.hidden_features}"

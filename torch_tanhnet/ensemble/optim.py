@@ -1,0 +1,199 @@
+"""SGD and Adam for K stacked networks, each with its own learning rate, momentum and weight decay.
+
+The parameters are stacked tensors whose first dimension is the network (``TanhNetEnsemble``'s
+U (K, H, D), b (K, H), W (K, 1, H), c (K, 1)). A setting is a number (the same for every
+network) or K numbers (a sequence or a tensor (K,)); network k's trajectory is then what
+``torch.optim.SGD`` / ``torch.optim.Adam`` with network k's settings would give on network k
+alone (tested, float64, 100 steps). A step updates all networks in a few ``torch._foreach_*``
+calls over the stacked tensors (SGD: 1 to 4, Adam: 9 to 10), whatever K is.
+
+Both are ``torch.optim.Optimizer`` subclasses, so ``state_dict``/``load_state_dict`` and
+checkpoints work as for torch's own optimizers: per-network settings are stored in the param
+group as float64 tensors (K,), one number as a float. torch's LR schedulers assume one
+number per group: they work when the learning rate is one number, and raise on a tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.optim import Optimizer
+
+from .checks import per_network
+
+Tensor = torch.Tensor
+
+
+def _setting(name: str, value, K: int, **bounds):
+    """A number stays a float; K numbers become a float64 tensor (K,); either is checked (one-line errors)."""
+    values = per_network(name, value, K, **bounds)
+    return float(values[0]) if isinstance(value, (int, float)) or (
+        isinstance(value, Tensor) and value.dim() == 0) else values
+
+
+def _networks(params: list[Tensor]) -> int:
+    """K, the first dimension that every parameter in a group must share."""
+    if any(p.dim() == 0 for p in params):
+        raise ValueError("ensemble optimizers need parameters of shape (K, ...), got a 0-d tensor")
+    counts = sorted({p.shape[0] for p in params})
+    if len(counts) != 1:
+        raise ValueError(f"every parameter of a group must have the same first dimension K (networks), got {counts}")
+    return counts[0]
+
+
+def _factor(value, like: list[Tensor]):
+    """A setting as a factor for each tensor in ``like``: the float itself, or per-network tensors shaped
+    (K, 1, ..., 1) in each tensor's dtype and device, so that they broadcast over network k's rows."""
+    if not isinstance(value, Tensor):
+        return value
+    return [value.to(p.device, p.dtype).view(-1, *([1] * (p.dim() - 1))) for p in like]
+
+
+class _EnsembleOptimizer(Optimizer):
+    SETTINGS: dict[str, dict] = {}  # name -> bounds for per_network
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        K = _networks(group["params"])
+        for name, bounds in self.SETTINGS.items():
+            group[name] = _setting(name, group[name], K, **bounds)
+        group["networks"] = K
+
+
+class EnsembleSGD(_EnsembleOptimizer):
+    """torch.optim.SGD (dampening 0, no Nesterov) with a learning rate, momentum and weight decay per network.
+
+    For each network k: d = g + λ_k θ; b = μ_k b + d (b = d on the first step); θ ← θ − η_k b
+    (b is d itself when every μ_k is 0).
+    """
+
+    SETTINGS = {"lr": {}, "momentum": {}, "weight_decay": {}}
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if _nonzero(group["weight_decay"]):
+                grads = _axpy(grads, params, _factor(group["weight_decay"], params))  # d = g + λ θ
+            if _nonzero(group["momentum"]):
+                bufs = [self.state[p].get("momentum_buffer") for p in params]
+                if any(b is None for b in bufs):  # first step: b = d
+                    bufs = [torch.clone(d).detach() for d in grads]
+                    for p, b in zip(params, bufs):
+                        self.state[p]["momentum_buffer"] = b
+                else:
+                    _scale_(bufs, _factor(group["momentum"], params))  # b = μ b
+                    torch._foreach_add_(bufs, grads)  #                      b = μ b + d
+                grads = bufs
+            _axpy_(params, grads, _factor(-group["lr"], params))  # θ ← θ − η b
+        return loss
+
+
+class EnsembleAdam(_EnsembleOptimizer):
+    """torch.optim.Adam (no AMSGrad) with a learning rate, β1, β2, ε and weight decay per network.
+
+    For each network k at step t: d = g + λ_k θ; m = lerp(m, d, 1 − β1_k); v = β2_k v + (1 − β2_k) d²;
+    θ ← θ − (η_k / (1 − β1_kᵗ)) m / (√v / √(1 − β2_kᵗ) + ε_k), in torch.optim.Adam's order of operations.
+    """
+
+    SETTINGS = {"lr": {}, "beta1": {"below": 1.0}, "beta2": {"below": 1.0}, "eps": {}, "weight_decay": {}}
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0) -> None:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (β1, β2), each a number or K numbers, got {betas!r}")
+        super().__init__(params, {"lr": lr, "beta1": betas[0], "beta2": betas[1], "eps": eps,
+                                  "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                if "step" not in self.state[p]:
+                    self.state[p].update(step=torch.tensor(0.0, dtype=torch.float64),
+                                         exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+            state = [self.state[p] for p in params]
+            for s in state:
+                s["step"] += 1
+            t = float(state[0]["step"])
+            beta1, beta2 = group["beta1"], group["beta2"]
+            bc2_sqrt = _sqrt(1 - beta2 ** t)  #                       √(1 − β2ᵗ)
+            step_size = group["lr"] / (1 - beta1 ** t)  #              η / (1 − β1ᵗ)
+            m = [s["exp_avg"] for s in state]
+            v = [s["exp_avg_sq"] for s in state]
+            if _nonzero(group["weight_decay"]):
+                grads = _axpy(grads, params, _factor(group["weight_decay"], params))  # d = g + λ θ
+            _lerp_(m, grads, _factor(1 - beta1, params))  #           m = lerp(m, d, 1 − β1)
+            _scale_(v, _factor(beta2, params))  #                      v = β2 v
+            torch._foreach_addcmul_(v, _scaled(grads, _factor(1 - beta2, params)), grads)  # v += (1 − β2) d d
+            denom = torch._foreach_sqrt(v)  #                          √v
+            _divide_(denom, _factor(bc2_sqrt, params))  #              √v / √(1 − β2ᵗ)
+            _plus_(denom, _factor(group["eps"], params))  #            + ε
+            ratio = torch._foreach_div(m, denom)  #                    m / (√v / √(1 − β2ᵗ) + ε)
+            _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
+        return loss
+
+
+# ---- foreach ops whose factor is one float for all tensors or a list of per-network tensors (_factor) ----
+
+def _nonzero(value) -> bool:
+    return bool((value != 0).any()) if isinstance(value, Tensor) else value != 0
+
+
+def _sqrt(value):
+    return value.sqrt() if isinstance(value, Tensor) else value ** 0.5
+
+
+def _scale_(xs: list[Tensor], f) -> None:
+    """x ← f x."""
+    torch._foreach_mul_(xs, f)
+
+
+def _scaled(xs: list[Tensor], f) -> list[Tensor]:
+    """f x, new tensors."""
+    return torch._foreach_mul(xs, f)
+
+
+def _divide_(xs: list[Tensor], f) -> None:
+    """x ← x / f."""
+    torch._foreach_div_(xs, f)
+
+
+def _plus_(xs: list[Tensor], f) -> None:
+    """x ← x + f."""
+    torch._foreach_add_(xs, f)
+
+
+def _axpy(ys: list[Tensor], xs: list[Tensor], f) -> list[Tensor]:
+    """y + f x, new tensors (torch's ``y.add(x, alpha=f)``)."""
+    return torch._foreach_addcmul(ys, xs, f) if isinstance(f, list) else torch._foreach_add(ys, xs, alpha=f)
+
+
+def _axpy_(ys: list[Tensor], xs: list[Tensor], f) -> None:
+    """y ← y + f x (torch's ``y.add_(x, alpha=f)``)."""
+    if isinstance(f, list):
+        torch._foreach_addcmul_(ys, xs, f)
+    else:
+        torch._foreach_add_(ys, xs, alpha=f)
+
+
+def _lerp_(xs: list[Tensor], ends: list[Tensor], w) -> None:
+    """x ← lerp(x, end, w) (torch's ``x.lerp_(end, w)``)."""
+    torch._foreach_lerp_(xs, ends, w)
