@@ -25,6 +25,7 @@ class TrainConfig:
     test_fraction: float = 0.2  # share of samples held out for loss/test, accuracy/test
     standardize: bool = False  # scale features to zero mean, unit variance (fitted on train)
     hidden: int = 3  # hidden tanh units (the seed has 3)
+    init_scale: float = 1.0  # multiplies TanhNet's initial U and W (the biases start at 0)
     optimizer: str = "sgd"  # sgd or adam
     lr: float = 0.5  # learning rate
     momentum: float = 0.9  # SGD momentum (ignored by adam)
@@ -61,6 +62,8 @@ class TrainConfig:
             bad("batch-size", f"must be a positive integer, got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             bad("lr", f"must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.init_scale) and self.init_scale > 0):
+            bad("init-scale", f"must be a positive number, got {self.init_scale}")
         if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
             bad("momentum", f"must be in [0, 1), got {self.momentum}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):

@@ -33,7 +33,8 @@ from .config import ConfigError, TrainConfig
 from .data import Split
 from .logger import Logger
 from .metrics import TrainingDiverged, check_finite, measure
-from .setup import default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device, resume_settings
+from .setup import (default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device,
+                    resume_settings, scale_initial_weights)
 from .signals import StopFlag, stop_on_signals
 from .world import World
 
@@ -123,6 +124,7 @@ class Run:
         data = load_split(config)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
+        scale_initial_weights(model, config.init_scale)
         return cls(config, world, device, logdir, data, model, make_optimizer(config, model.parameters()), state, wrap)
 
     # one step --------------------------------------------------------------------------------------
