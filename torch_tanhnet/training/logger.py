@@ -1,4 +1,4 @@
-"""What a run writes for TensorBoard: scalars, pictures, histograms, the seed's graph, hparams.
+"""What a run writes for TensorBoard: scalars, pictures, histograms, the seed's graph (hparams: :mod:`.hparams`).
 
 Only the main process writes (rank 0 under torchrun); elsewhere every method is a no-op, so a
 loop calls them unconditionally.
@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 
 from ..module import TanhNet
-from .config import TrainConfig
 from .data import Split
 
 Tensor = torch.Tensor
@@ -68,15 +67,6 @@ class Logger:
                 # graph tab has no other source yet, so the warning is not the user's to act on
                 warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace")
                 self.writer.add_graph(SeedGraph(model), (X[:4], y[:4]))
-
-    def hparams(self, config: TrainConfig, metrics: dict[str, float], step: int) -> None:
-        if self.writer is None:
-            return
-        hp = {k: ("" if v is None else v) for k, v in config.as_dict().items()
-              if k not in ("logdir", "resume", "dry_run", "progress")}
-        final = {f"hparam/{k.replace('/', '_')}": v for k, v in metrics.items()
-                 if k.split("/")[0] in ("loss", "accuracy")}
-        self.writer.add_hparams(hp, final, run_name=".", global_step=step)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 
 from ..module import TanhNet
-from . import checkpoint
+from . import checkpoint, hparams
 from .config import ConfigError, TrainConfig
 from .data import Split
 from .logger import Logger
@@ -94,6 +94,10 @@ class Run:
         self._clock, self._since_log = time.perf_counter(), 0
         if world.is_main:
             checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
+            # the HParams tab: this run's settings (a resumed run's replace the first part's), metrics from its scalars
+            hparams.write_config(logdir)
+            settings = hparams.values(config, self.batch_size)
+            hparams.write_session(logdir, settings, hparams.group_name(settings))
         self.logger = Logger(logdir, world.is_main, purge_step=self.step + 1 if state is not None else None)
         if state is None:
             self.logger.graph(model, self.dev.X_train, self.dev.y_train)
@@ -240,8 +244,6 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                 if interrupted:
                     break
         run.save()
-        if not interrupted:
-            run.logger.hparams(run.config, run.metrics, run.step)
     finally:
         run.close()
     return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch, time.perf_counter() - started,
