@@ -86,6 +86,7 @@ class AnyValue(hp.Domain):
 HPARAMS: tuple[hp.HParam, ...] = (
     hp.HParam("dataset", AnyValue(str), description="built-in data set, or the CSV file's name (`--data`)"),
     hp.HParam("hidden", AnyValue(float), description="hidden tanh units (the seed has 3)"),
+    hp.HParam("init_scale", AnyValue(float), description="factor on TanhNet's initial U and W"),
     hp.HParam("optimizer", hp.Discrete(list(OPTIMIZERS))),
     hp.HParam("lr", AnyValue(float), description="learning rate"),
     hp.HParam("epochs", AnyValue(float), description="epochs trained (a resumed run: its new total)"),
@@ -120,7 +121,8 @@ def values(config: TrainConfig, batch_size: int | None = None) -> dict[str, bool
     them blank): ``n_samples`` and ``noise`` for a CSV file, ``momentum`` for adam.
     """
     v: dict[str, bool | float | str] = {k: getattr(config, k) for k in (
-        "hidden", "optimizer", "lr", "epochs", "weight_decay", "seed", "test_fraction", "standardize", "dtype")}
+        "hidden", "init_scale", "optimizer", "lr", "epochs", "weight_decay", "seed", "test_fraction", "standardize",
+        "dtype")}
     if config.data is not None:
         v["dataset"] = Path(config.data).name
     else:
@@ -162,12 +164,14 @@ def write_config(logdir: str | Path, differs: Iterable[str] = LEADING, hparams: 
 
 
 def write_session(logdir: str | Path, hparam_values: dict, group: str = "", metrics: dict[str, float] | None = None,
-                  step: int = 0) -> Path:
+                  step: int = 0, sync: bool = True) -> Path:
     """Write one run's session into ``logdir`` (the run's folder), replacing an earlier one; returns the file.
 
     ``group``: the session group (:func:`group_name`); "" puts the run in a group of its own.
     ``metrics``: final values to write as scalars under the metric tags at ``step``, for a run
     whose folder holds no scalars of its own (a training run's own ``loss/test`` etc. serve).
+    ``sync=False`` skips the fsync (a sweep writing a thousand sessions it can write again: 5 ms each
+    on the development machine with it, under 1 ms without).
     """
     now = time.time()
     # summary_v2 takes the group as the trial id ("" stays "": TensorBoard then groups the run alone)
@@ -175,10 +179,10 @@ def write_session(logdir: str | Path, hparam_values: dict, group: str = "", metr
     if metrics:
         events.append(Event(wall_time=now, step=step, summary=Summary(value=[
             Summary.Value(tag=tag, simple_value=float(x)) for tag, x in metrics.items()])))
-    return _write_events(Path(logdir) / SESSION_FILE, events)
+    return _write_events(Path(logdir) / SESSION_FILE, events, sync)
 
 
-def _write_events(path: Path, events: list[Event]) -> Path:
+def _write_events(path: Path, events: list[Event], sync: bool = True) -> Path:
     """An events file at ``path`` holding ``events``, written beside it and renamed onto it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".hparams.", suffix=".tmp", dir=path.parent)  # no "tfevents": unread
@@ -188,7 +192,8 @@ def _write_events(path: Path, events: list[Event]) -> Path:
             for event in [Event(wall_time=time.time(), file_version="brain.Event:2"), *events]:
                 writer.write(event.SerializeToString())
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
