@@ -31,9 +31,11 @@ def heat_map(share: np.ndarray, counts: np.ndarray, rows: list[str], cols: list[
     left = 24 + max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(r, font=big) for r in rows + [row_name])
     left, top = int(left) + 12, 84
     R, C = share.shape
-    img = Image.new("RGB", (left + C * cell_w + 16, top + R * cell_h + 16), (255, 255, 255))
+    title = title or "share of runs solved"
+    width = max(left + C * cell_w + 16, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=big)) + 24)
+    img = Image.new("RGB", (width, top + R * cell_h + 16), (255, 255, 255))
     draw = ImageDraw.Draw(img)
-    draw.text((8, 6), title or "share of runs solved", fill=INK, font=big)
+    draw.text((8, 6), title, fill=INK, font=big)
     draw.text((left + C * cell_w / 2, 38), col_name, fill=INK, font=small, anchor="mt")
     draw.text((8, top - 20), row_name, fill=INK, font=small)
     for j, c in enumerate(cols):

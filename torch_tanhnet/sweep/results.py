@@ -58,7 +58,7 @@ def steps_to_solve(history: Tensor, log_steps: list[int], solved_at: float) -> T
 
 
 def nan_quantiles(x: Tensor) -> Tensor:
-    """QUANTILES of x over its first dimension, ignoring NaN (a column of NaN only gives NaN)."""
+    """(3, ...): QUANTILES of x over its first dimension, ignoring NaN (a column of NaN only gives NaN)."""
     return torch.nanquantile(x, torch.tensor(QUANTILES, dtype=x.dtype), dim=0)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -100,8 +101,9 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
     plan, logdir, found = prepared or prepare(config, world, given, device)
     config = plan.config
     if found["complete"]:
-        results = collect(plan, {int(g): GroupResult.from_dict(r) for g, r in found["groups"].items()},
-                          config.solved_at)
+        with one_thread():
+            results = collect(plan, {int(g): GroupResult.from_dict(r) for g, r in found["groups"].items()},
+                              config.solved_at)
         return SweepResult(plan, logdir, results, found["seconds"], already_complete=True)
     if world.is_main:
         logdir.mkdir(parents=True, exist_ok=True)
@@ -169,17 +171,30 @@ def merge(plan: Plan, shares: list[dict]) -> dict[int, GroupResult]:
     return out
 
 
+@contextmanager
+def one_thread():
+    """Torch on one thread: the report's tensors are small (a setting's curves, a picture's pixels), and waking a
+    second thread for each op costs more than it gives (on a loaded machine, ten times more)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None) -> SweepResult | None:
     """Gather the shares on rank 0; there, collect the results and write every output."""
     shares = gather(found["groups"]) if gather is not None and world.size > 1 else [found["groups"]]
     if not world.is_main:
         return None
-    groups = merge(plan, shares)
-    results = collect(plan, groups, plan.config.solved_at)
     from .board import write_board
 
-    write_csv(results.rows, logdir / "results.csv")
-    write_board(plan, results, groups, logdir)
+    with one_thread():
+        groups = merge(plan, shares)
+        results = collect(plan, groups, plan.config.solved_at)
+        write_csv(results.rows, logdir / "results.csv")
+        write_board(plan, results, groups, logdir)
     final = {**checkpoints.new(plan.config, 0, 1), "groups": {g: r.as_dict() for g, r in groups.items()},
              "complete": True, "seconds": found["seconds"]}
     checkpoints.save(final, logdir)
