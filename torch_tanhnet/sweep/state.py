@@ -68,3 +68,16 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
                               f"{theirs[name]!r}; a resumed sweep keeps its settings")
     override = (RESUMABLE & given) | {"resume", "logdir"}
     return SweepConfig.from_dict({**theirs, **{k: mine[k] for k in override}})
+
+
+def network(logdir: str | Path, run: int):
+    """Run ``run`` of the finished sweep in ``logdir``, its trained weights as a TanhNet."""
+    from .group import GroupResult
+
+    state = checkpoint.load(Path(logdir) / FINISHED)
+    if state.get("kind") != KIND or not state["complete"]:
+        raise CheckpointError(f"{str(logdir)!r} holds no finished sweep")
+    for found in state["groups"].values():
+        if run in found["runs"]:
+            return GroupResult.from_dict(found).model()[found["runs"].index(run)]
+    raise CheckpointError(f"the sweep in {str(logdir)!r} has no run {run}")

@@ -1,0 +1,40 @@
+"""Run k of a sweep is the run train.py trains with the same settings and seed: weights and metrics equal."""
+
+import pytest
+import torch
+
+from torch_tanhnet.sweep.config import SweepConfig
+from torch_tanhnet.sweep.runner import sweep
+from torch_tanhnet.sweep.state import network
+from torch_tanhnet.training import TrainConfig, train
+
+CASES = {
+    # full batch, SGD with momentum; width, lr, initial scale and weight decay vary (the last three per network)
+    "sgd, full batch, float64": (dict(dtype=["float64"], n_samples=[80], epochs=[40], hidden=[2, 3], lr=[0.2, 0.9],
+                                      init_scale=[1.0, 2.5], weight_decay=[0.0, 0.01]), [0, 4], 1e-12),
+    # mini-batches with an uneven last one, adam, two data sets and standardised features in one ensemble
+    "adam, mini-batches, float64": (dict(dtype=["float64"], n_samples=[61], epochs=[6], batch_size=[16],
+                                         optimizer=["adam"], lr=[0.05], dataset=["xor", "circles"],
+                                         standardize=[True], momentum=[0.5]), [3, 11], 1e-12),
+    # train.py's defaults but short: float32
+    "defaults, float32": (dict(epochs=[60], lr=[0.5, 2.0]), [0, 1, 2], 2e-5),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_runs_equal_train_py_runs_with_the_same_settings_and_seed(tmp_path, case):
+    values, seeds, tol = CASES[case]
+    result = sweep(SweepConfig(values=values, seeds=seeds, logdir=str(tmp_path / "sweep"), progress=False,
+                               gallery=0))
+    rows = result.results.rows
+    for row in [rows[i] for i in sorted({*range(0, len(rows), 5), len(rows) - 1})]:  # several runs, every group
+        config = TrainConfig(**{k: row[k] for k in values}, seed=row["seed"], logdir=str(tmp_path / f"run{row['run']}"),
+                             progress=False, image_interval=10**6)
+        alone = train(config)
+        net = network(tmp_path / "sweep", row["run"])
+        for name in "UbWc":
+            torch.testing.assert_close(getattr(net, name), getattr(alone.model, name).detach(), rtol=tol, atol=tol,
+                                       msg=lambda m: f"run {row['run']} {name}: {m}")
+        for tag in ("loss/test", "accuracy/test", "loss/train", "accuracy/train"):
+            assert row[tag] == pytest.approx(alone.metrics[tag], rel=tol, abs=tol), (row["run"], tag)
+        assert row["steps"] == alone.global_step
