@@ -20,6 +20,8 @@ import torch
 
 from ..training.config import ConfigError, TrainConfig
 from ..training.data import load_csv
+from ..training.setup import load_split
+from .data import data_key
 from .config import SweepConfig
 from .space import Run, runs, swept, unique_names
 
@@ -106,13 +108,13 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
     rows = csv_rows(settings)
     base = config.base()
     keyed: dict[tuple, list[int]] = {}
+    drawn = set()
     for i, s in enumerate(settings):
-        cfg = TrainConfig(**{**base.as_dict(), **s})
+        cfg = TrainConfig(**{**base.as_dict(), **s, "seed": config.seeds[0]})
+        if data_key(cfg) not in drawn:  # the data settings' errors (DataError, train.py's words) before any work
+            load_split(cfg)
+            drawn.add(data_key(cfg))
         n_train, n_test = split_sizes(cfg, rows)
-        if n_test < 1 or n_train < 1:  # the error training.data.split gives, before any data is drawn
-            from ..training.data import split
-
-            split(torch.zeros(n_train + n_test, D), torch.zeros(n_train + n_test, 1), cfg.test_fraction, 0)
         batch = min(cfg.batch_size or n_train, n_train)
         keyed.setdefault((cfg.hidden, cfg.optimizer, cfg.dtype, cfg.epochs, batch, n_train, n_test), []).append(i)
     varied = swept(settings)
