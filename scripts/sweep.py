@@ -118,6 +118,7 @@ def parse_value(name: str, text: str):
 
 
 def parse_seeds(texts: list[str] | None) -> list[int]:
+    """``N``: 0..N-1; ``A:B``: A..B-1; several integers: those (checked by SweepConfig.validate)."""
     from torch_tanhnet.training.config import ConfigError
 
     if texts is None:
@@ -126,14 +127,10 @@ def parse_seeds(texts: list[str] | None) -> list[int]:
         if len(texts) == 1 and ":" in texts[0]:
             a, b = texts[0].split(":")
             return list(range(int(a), int(b)))
-        if len(texts) == 1:
-            n = int(texts[0])
-            if n < 1:
-                raise ConfigError(f"argument --seeds: must be at least 1, got {n}")
-            return list(range(n))
-        return [int(t) for t in texts]
+        numbers = [int(t) for t in texts]
     except ValueError:
         raise ConfigError(f"argument --seeds: expected N, A:B or several integers, got {' '.join(texts)!r}") from None
+    return list(range(numbers[0])) if len(numbers) == 1 else numbers
 
 
 def make_config(args: argparse.Namespace):

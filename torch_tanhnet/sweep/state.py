@@ -14,6 +14,7 @@ from ..training import checkpoint
 from ..training.checkpoint import CheckpointError
 from ..training.config import ConfigError
 from .config import RESUMABLE, SweepConfig
+from .space import DEFAULTS
 
 KIND = "torch-tanhnet/sweep/1"
 FINISHED = "checkpoint.pt"
@@ -58,11 +59,11 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
     theirs = saved.as_dict()
     for name in sorted(given - RESUMABLE):
         if name == "values":
-            for field in sorted(set(mine["values"]) | set(theirs["values"])):
-                if field in config.values and mine["values"].get(field) != theirs["values"].get(field):
-                    raise ConfigError(f"argument --{field.replace('_', '-')}: {mine['values'].get(field)!r} differs "
-                                      f"from the checkpoint's {theirs['values'].get(field)!r}; a resumed sweep "
-                                      "keeps its settings")
+            for field, values in mine["values"].items():
+                saved_values = theirs["values"].get(field, [DEFAULTS[field]])  # not given: train.py's default
+                if values != saved_values:
+                    raise ConfigError(f"argument --{field.replace('_', '-')}: {values!r} differs from the "
+                                      f"checkpoint's {saved_values!r}; a resumed sweep keeps its settings")
         elif mine[name] != theirs[name]:
             raise ConfigError(f"argument --{name.replace('_', '-')}: {mine[name]!r} differs from the checkpoint's "
                               f"{theirs[name]!r}; a resumed sweep keeps its settings")
