@@ -1,10 +1,11 @@
 """scripts/sweep.py as a user runs it: the smoke sweep, one-line errors, Ctrl-C, SIGKILL and --resume."""
 
 import csv
-import os
+import importlib.util
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,17 @@ from torch_tanhnet.sweep.runner import sweep
 from torch_tanhnet.training import checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
+_spec = importlib.util.spec_from_file_location("sweep_cli", SCRIPT)
+cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli)
+
+
+def main(*args, cwd, monkeypatch, capsys):
+    """scripts/sweep.py's main in this process (a subprocess costs seconds of imports): (code, stdout, stderr)."""
+    monkeypatch.chdir(cwd)
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def run(*args, cwd, timeout=120):
@@ -48,18 +60,22 @@ def test_smoke_sweep_prints_plan_table_and_where_things_are(tmp_path):
     assert len(rows(tmp_path / "out" / "results.csv")) == 12
 
 
-def test_seeds_take_a_count_a_list_or_a_range(tmp_path):
+def test_seeds_take_a_count_a_list_or_a_range(tmp_path, monkeypatch, capsys):
     for given, want in ((["4"], [0, 1, 2, 3]), (["7", "3"], [7, 3]), (["10:13"], [10, 11, 12])):
-        r = run("--seeds", *given, "--epochs", "2", "--n-samples", "20", "--dry-run", "--logdir", f"s{given[0][:2]}",
-                cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
-        assert [int(x["seed"]) for x in rows(tmp_path / f"s{given[0][:2]}" / "results.csv")] == want
+        logdir = f"s{given[0][:2]}"
+        code, _, err = main("--seeds", *given, "--epochs", "2", "--n-samples", "20", "--logdir", logdir,
+                            "--gallery", "0", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err
+        assert [int(x["seed"]) for x in rows(tmp_path / logdir / "results.csv")] == want
 
 
-def test_a_dry_run_without_logdir_leaves_nothing(tmp_path):
-    r = run("--dry-run", "--seeds", "2", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "2 runs trained" in r.stdout and not list(tmp_path.iterdir())
+def test_a_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the dry run writes, then removes
+    code, out, err = main("--dry-run", "--seeds", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert "2 runs trained" in out and [p.name for p in tmp_path.iterdir()] == ["tmp"]
+    assert not list((tmp_path / "tmp").iterdir())
 
 
 BAD = [
@@ -80,20 +96,26 @@ BAD = [
 
 
 @pytest.mark.parametrize("args, message", BAD, ids=[m for _, m in BAD])
-def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, message):
-    r = run(*args, "--epochs", "2", cwd=tmp_path)
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and r.stderr.startswith("sweep.py: error: ")
-    assert message in r.stderr
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    code, out, err = main(*args, "--epochs", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2, (out, err)
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("sweep.py: error: ")
+    assert message in err
     assert not (tmp_path / "runs").exists()
 
 
-LONG = ["--hidden", "2", "3", "--seeds", "3", "--n-samples", "60", "--epochs", "6000", "--dtype", "float64",
+def test_bad_input_from_the_shell_is_one_line_on_stderr(tmp_path):
+    r = run("--lr", "0.5", "-1", cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "sweep.py: error: argument --lr: must be a positive number, "
+                                                        "got -1.0\n")
+
+
+LONG = ["--hidden", "2", "3", "--seeds", "3", "--n-samples", "60", "--epochs", "2500", "--dtype", "float64",
         "--checkpoint-interval", "100", "--log-interval", "50", "--gallery", "1", "--no-progress"]
 
 
 def uninterrupted(logdir):
-    config = SweepConfig(values={"hidden": [2, 3], "n_samples": [60], "epochs": [6000], "dtype": ["float64"]},
+    config = SweepConfig(values={"hidden": [2, 3], "n_samples": [60], "epochs": [2500], "dtype": ["float64"]},
                          seeds=[0, 1, 2], checkpoint_interval=100, log_interval=50, gallery=1, logdir=str(logdir),
                          progress=False)
     return sweep(config)
@@ -117,20 +139,20 @@ def assert_same_sweep(a, b):
         assert torch.equal(pa["groups"][g]["history"], pb["groups"][g]["history"])
 
 
-def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
     proc = start(*LONG, "--logdir", "killed", cwd=tmp_path)
     wait_for(tmp_path / "killed" / "checkpoint.pt", proc)
     proc.kill()  # SIGKILL: no handler runs
     proc.communicate()
     state = checkpoint.load(tmp_path / "killed" / "checkpoint.pt")
     assert not state["complete"]
-    r = run("--logdir", "killed", "--resume", "--no-progress", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    code, _, err = main("--logdir", "killed", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
     uninterrupted(tmp_path / "whole")
     assert_same_sweep(tmp_path / "killed", tmp_path / "whole")
 
 
-def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path):
+def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
     proc = start(*LONG, "--logdir", "stopped", cwd=tmp_path)
     wait_for(tmp_path / "stopped" / "checkpoint.pt", proc)
     proc.send_signal(signal.SIGINT)
@@ -139,22 +161,16 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path):
     assert "continue with: python scripts/sweep.py --logdir stopped --resume" in out
     state = checkpoint.load(tmp_path / "stopped" / "checkpoint.pt")
     assert state["current"] is not None or len(state["groups"]) == 1  # stopped inside the sweep, state saved
-    r = run("--logdir", "stopped", "--resume", "--lr", "0.5", cwd=tmp_path)  # lr 0.5 is the saved value: allowed
-    assert r.returncode == 0, r.stderr
+    code, out, err = main("--logdir", "stopped", "--resume", "--lr", "0.5", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)  # lr 0.5 is the saved (default) value: allowed
+    assert code == 0, err
     uninterrupted(tmp_path / "whole")
     assert_same_sweep(tmp_path / "stopped", tmp_path / "whole")
-    again = run("--logdir", "stopped", "--resume", cwd=tmp_path)
-    assert again.returncode == 0 and "is complete; its results:" in again.stdout
-    changed = run("--logdir", "stopped", "--resume", "--hidden", "4", cwd=tmp_path)
-    assert changed.returncode == 2 and "argument --hidden: [4] differs from the checkpoint's [2, 3]" in changed.stderr
-    taken = run("--logdir", "stopped", "--epochs", "2", cwd=tmp_path)
-    assert taken.returncode == 2 and "already holds a sweep" in taken.stderr
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs POSIX signals")
-def test_sigterm_stops_like_ctrl_c(tmp_path):
-    proc = start(*LONG, "--logdir", "term", cwd=tmp_path)
-    wait_for(tmp_path / "term" / "checkpoint.pt", proc)
-    proc.terminate()
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    code, out, err = main("--logdir", "stopped", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "is complete; its results:" in out
+    code, out, err = main("--logdir", "stopped", "--resume", "--hidden", "4", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)
+    assert code == 2 and "argument --hidden: [4] differs from the checkpoint's [2, 3]" in err
+    code, out, err = main("--logdir", "stopped", "--epochs", "2", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)
+    assert code == 2 and "already holds a sweep" in err

@@ -108,18 +108,19 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
     rows = csv_rows(settings)
     base = config.base()
     keyed: dict[tuple, list[int]] = {}
-    drawn = set()
-    for i, s in enumerate(settings):
-        cfg = TrainConfig(**{**base.as_dict(), **s, "seed": config.seeds[0]})
-        if data_key(cfg) not in drawn:  # the data settings' errors (DataError, train.py's words) before any work
-            load_split(cfg)
-            drawn.add(data_key(cfg))
+    configs = [TrainConfig(**{**base.as_dict(), **s, "seed": config.seeds[0]}) for s in settings]
+    for i, cfg in enumerate(configs):
         n_train, n_test = split_sizes(cfg, rows)
-        batch = min(cfg.batch_size or n_train, n_train)
+        batch = min(cfg.batch_size or n_train, n_train) if n_train > 0 else 1
         keyed.setdefault((cfg.hidden, cfg.optimizer, cfg.dtype, cfg.epochs, batch, n_train, n_test), []).append(i)
     varied = swept(settings)
     plan = Plan(config, settings, unique_names(settings, varied), varied, [], device)
     check_memory(plan, keyed, device)
+    drawn = set()
+    for cfg in configs:  # the data settings' errors (DataError, in train.py's words) before any training
+        if data_key(cfg) not in drawn:
+            load_split(cfg)
+            drawn.add(data_key(cfg))
     every = runs(settings, config.seeds, base)
     for index, (key, members) in enumerate(sorted(keyed.items(), key=lambda kv: (kv[0][0], kv[1][0]))):
         hidden, optimizer, dtype, epochs, batch, n_train, n_test = key
