@@ -75,7 +75,7 @@ def test_a_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys):
     code, out, err = main("--dry-run", "--seeds", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
     assert "2 runs trained" in out and [p.name for p in tmp_path.iterdir()] == ["tmp"]
-    assert not list((tmp_path / "tmp").iterdir())
+    assert not list((tmp_path / "tmp").glob("sweep-*"))
 
 
 BAD = [
