@@ -5,7 +5,7 @@ import torch
 from conftest import make_data
 
 from torch_tanhnet import TanhNet, TanhNetEnsemble, bce_with_logits
-from torch_tanhnet.ensemble import EnsembleLossFunction, ensemble_reference_loss
+from torch_tanhnet.ensemble import ensemble_reference_loss
 
 EXACT = dict(rtol=0, atol=1e-12)
 

@@ -36,14 +36,20 @@ class TanhNetFunction(torch.autograd.Function):
     Use :func:`torch_tanhnet.tanhnet` for z alone, with input checks.
     """
 
-    generate_vmap_rule = True  # forward and backward are plain torch ops, so vmap can batch them
-
     @staticmethod
     def forward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         G = torch.addmm(b, X, U.t())  # g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j        (N, H)
         H = torch.tanh(G)  #            h_ij = tanh(g_ij)                          (N, H)
         z = torch.addmm(c, H, W.t())  # z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c   (N, 1)
         return z, H
+
+    @staticmethod
+    def vmap(info, in_dims, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor):
+        """Under ``torch.func.vmap``: batched parameters are K networks, run by the ensemble's batched Function
+        (:mod:`torch_tanhnet.ensemble.vmap_rule`); batched X alone is more samples."""
+        from .ensemble.vmap_rule import tanhnet_vmap  # the ensemble package imports this module
+
+        return tanhnet_vmap(info, in_dims, X, U, b, W, c)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:

@@ -121,8 +121,7 @@ class TanhNetEnsemble(nn.Module):
         for i, m in enumerate(modules):
             if key(m) != key(first):
                 raise ValueError(f"from_modules needs networks of one shape, dtype and device: network 0 is "
-                                 f"(D={first.in_features}, H={first.hidden_features}, {first.U.dtype}, {first.U.device}),"
-                                 f" network {i} is (D={m.in_features}, H={m.hidden_features}, {m.U.dtype}, {m.U.device})")
+                                 f"{_describe(first)}, network {i} is {_describe(m)}")
         ens = cls(len(modules), first.in_features, first.hidden_features, device=first.U.device, dtype=first.U.dtype)
         with torch.no_grad():
             for name in ("U", "b", "W", "c"):
@@ -132,3 +131,7 @@ class TanhNetEnsemble(nn.Module):
 
     def extra_repr(self) -> str:
         return f"models={self.models}, in_features={self.in_features}, hidden_features={self.hidden_features}"
+
+
+def _describe(net: TanhNet) -> str:
+    return f"(D={net.in_features}, H={net.hidden_features}, {net.U.dtype}, {net.U.device})"
