@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 SUPPRESS = argparse.SUPPRESS
 
@@ -65,11 +66,12 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--device", choices=("auto", "cpu", "cuda"), default=d.device,
         help=f"where to train; auto picks cuda when present (default: {d.device})")
     arg("--logdir", default=d.logdir, metavar="DIR",
-        help="TensorBoard logs and checkpoint.pt go here (default: runs/<dataset>-<timestamp>)")
+        help="TensorBoard logs and checkpoint.pt go here (default: runs/<MMDD-HHMMSS>-<data set>-<changed settings>)")
     arg("--log-interval", type=int, default=d.log_interval, metavar="K",
         help=f"steps between scalar logs (default: {d.log_interval})")
     arg("--image-interval", type=int, default=d.image_interval, metavar="K",
-        help=f"steps between pictures and histograms (default: {d.image_interval})")
+        help=f"steps between pictures and histograms, after steps 0, 10, 20, 50, ... below K "
+             f"(default: {d.image_interval})")
     arg("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="E",
         help=f"epochs between checkpoints; one is also written at the end (default: {d.checkpoint_interval})")
     arg("--resume", action="store_true", default=d.resume,
@@ -80,6 +82,22 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--no-progress", dest="progress", action="store_false", default=d.progress,
         help="no progress bar (default: a bar on a terminal)")
     return p
+
+
+def curvature_line(result) -> str:
+    """The summary's line on the Hessian of the training loss at the last parameters."""
+    from torch_tanhnet.training.metrics import MAX_HESSIAN_PARAMETERS
+
+    m = result.metrics
+    if "loss_hessian/min_eigenvalue" not in m:
+        n = sum(p.numel() for p in result.model.parameters())
+        why = (f"{n} parameters > {MAX_HESSIAN_PARAMETERS}" if n > MAX_HESSIAN_PARAMETERS
+               else "the run stopped between picture steps, --image-interval")
+        return f"Hessian of the training loss: not computed ({why})"
+    low, high = m["loss_hessian/min_eigenvalue"], m["loss_hessian/max_eigenvalue"]
+    reading = ("a negative one: ε curves down along some direction (a saddle if the gradient is ~0)"
+               if low < -1e-8 * max(abs(high), 1.0) else "none negative: no direction curves down")
+    return f"Hessian of the training loss: eigenvalues from {low:.3g} to {high:.3g}; {reading}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch_tanhnet.training.distributed import DistributedError, launched_by_torchrun, train_distributed
 
     config = TrainConfig(**vars(args))
+    warnings.formatwarning = lambda message, *_, **__: f"{parser.prog}: warning: {message}\n"
     try:
         if launched_by_torchrun():
             result = train_distributed(config, given)
@@ -115,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"step {result.global_step} (epoch {result.epoch}): "
           f"train loss {m.get('loss/train', float('nan')):.4f}, accuracy {m.get('accuracy/train', float('nan')):.3f} | "
           f"test loss {m.get('loss/test', float('nan')):.4f}, accuracy {m.get('accuracy/test', float('nan')):.3f}")
+    print(curvature_line(result))
     print(f"{result.steps_this_run} steps in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
     print(f"view it with: tensorboard --logdir {result.logdir}")
     return 130 if result.interrupted else 0

@@ -49,3 +49,13 @@ def ticked_by_default(experiment: dict) -> list[str]:
     """
     infos = sorted(experiment["hparamInfos"], key=lambda h: not h.get("differs", False))
     return [h["name"] for h in infos[:5]]
+
+
+def custom_scalars_layout(logdir) -> dict:
+    """The Custom Scalars tab's layout as TensorBoard merges it over the runs (``/layout``), JSON-decoded."""
+    from tensorboard.plugins.custom_scalar import custom_scalars_plugin
+
+    plugin = custom_scalars_plugin.CustomScalarsPlugin(plugin_context(logdir))
+    response = Client(plugin.layout_route).get("/")
+    assert response.status_code == 200, response.data
+    return json.loads(response.data)

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from torch_tanhnet import BCEWithLogitsFunction, TanhNetFunction
-from torch_tanhnet.audit import QUANTITIES, audit, seed_problem
-from torch_tanhnet.network import Adjoints
+from torch_tanhnet.audit import QUANTITIES, TANGENTS, audit, seed_problem
+from torch_tanhnet.network import Adjoints, Tangents
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_gradients.py"
 NAMES = [name for _, name, _ in QUANTITIES]
+TANGENT_NAMES = [name for _, name, _ in TANGENTS]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -22,10 +23,36 @@ def test_every_adjoint_agrees_with_autograd_and_the_scalar_loops(dtype):
     assert [r.name for r in report.rows] == NAMES == [r.name for r in report.scalar_rows]
     assert all(r.close for r in report.rows + report.scalar_rows)
     assert [name for name, _ in report.checks] == [
-        "gradcheck(TanhNetFunction)", "gradgradcheck(TanhNetFunction)",
-        "gradcheck(BCEWithLogitsFunction)", "gradgradcheck(BCEWithLogitsFunction)"]
+        "gradcheck(TanhNetFunction)", "gradgradcheck(TanhNetFunction)", "gradcheck(TanhNetFunction, forward AD)",
+        "gradcheck(BCEWithLogitsFunction)", "gradgradcheck(BCEWithLogitsFunction)",
+        "gradcheck(BCEWithLogitsFunction, forward AD)"]
     assert all(ok for _, ok in report.checks) and report.ok
     assert report.rows[0].shape == () and report.rows[5].shape == (8, 3)
+    assert [r.name for r in report.tangent_rows] == TANGENT_NAMES == ["Ġ", "Ḣ", "ż", "ε̇"]
+    assert all(r.close for r in report.tangent_rows)
+    assert [r.shape for r in report.tangent_rows] == [(8, 3), (8, 3), (8, 1), ()]
+
+
+def wrong_tanh_tangent(X_dot, U_dot, b_dot, W_dot, c_dot, X, U, W, H):
+    """Ḣ = (1 − H) ⊙ Ġ, the same slip in forward mode; ż and ε̇ inherit it, Ġ does not."""
+    G_dot = X_dot.mm(U.t()) + X.mm(U_dot.t()) + b_dot
+    H_dot = (1 - H) * G_dot
+    return Tangents(G_dot, H_dot, H_dot.mm(W.t()) + H.mm(W_dot.t()) + c_dot)
+
+
+def test_a_wrong_tangent_fails_from_its_row_on():
+    report = audit(*seed_problem(8), network_tangents=wrong_tanh_tangent, checks=False)
+    close = {r.name: r.close for r in report.tangent_rows}
+    assert all(r.close for r in report.rows) and not report.ok
+    assert close == {"Ġ": True, "Ḣ": False, "ż": False, "ε̇": False}
+
+
+def test_a_cost_tangent_missing_the_label_term_fails_at_eps_dot():
+    def no_label_term(z_dot, y_dot, z, y):  # ε̇ without − (1/N) Σ z ẏ: right only when ẏ = 0
+        return ((torch.sigmoid(z) - y) * z_dot).mean()
+
+    report = audit(*seed_problem(8), cost_tangents=no_label_term, checks=False)
+    assert [r.name for r in report.tangent_rows if not r.close] == ["ε̇"]
 
 
 def wrong_tanh_derivative(z_bar, H_tilde, X, U, W, H, needs):
@@ -61,7 +88,7 @@ def test_weights_are_not_trivial():
 
 def test_table_lists_each_quantity_with_its_equation():
     text = audit(*seed_problem(4), scalar=True).format()
-    for _, name, equation in QUANTITIES:
+    for _, name, equation in QUANTITIES + TANGENTS:
         assert equation in text
     assert "scalar-form loops" in text and text.rstrip().endswith("all agree")
 
@@ -82,6 +109,20 @@ def test_cli_exit_code_1_on_a_wrong_backward(monkeypatch, capsys):
     assert check_gradients.main(["--n", "4"]) == 1
     out = capsys.readouterr().out
     assert "DISAGREEMENT" in out and re.search(r"^gradcheck\(TanhNetFunction\)\s+FAIL$", out, re.M)
+
+
+def test_cli_exit_code_1_on_a_wrong_jvp(monkeypatch, capsys):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import check_gradients
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(TanhNetFunction, "tangent_equations", staticmethod(wrong_tanh_tangent))
+    assert check_gradients.main(["--n", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "DISAGREEMENT" in out
+    assert re.search(r"^gradcheck\(TanhNetFunction, forward AD\)\s+FAIL$", out, re.M)
+    assert re.search(r"^gradcheck\(TanhNetFunction\)\s+pass$", out, re.M)  # the backward is still right
 
 
 @pytest.mark.parametrize("args,message", [(["--n", "0"], "argument --n: must be a positive integer, got 0"),

@@ -67,13 +67,13 @@ def test_logs_of_two_processes_have_the_same_tags_written_once(tmp_path):
     assert codes == [0, 0], errors
     one, two = scalars(tmp_path / "one"), scalars(tmp_path / "two")
     assert set(one.Tags()["scalars"]) == set(two.Tags()["scalars"])
-    assert {"dist/world_size", "time/step_ms"} <= set(two.Tags()["scalars"])
+    assert {"run/world_size", "run/step_ms"} <= set(two.Tags()["scalars"])
     assert [e.step for e in two.Scalars("loss/train")] == list(range(1, 21))  # once each, by rank 0 only
-    assert {e.value for e in two.Scalars("dist/world_size")} == {2.0}
+    assert {e.value for e in two.Scalars("run/world_size")} == {2.0}
     assert len(list((tmp_path / "two").glob("events.out.tfevents.*"))) == len(
         list((tmp_path / "one").glob("events.out.tfevents.*")))
     # the logged metrics are global: the same numbers as the single process's
-    for tag in ("loss/train", "accuracy/test", "grad_norm/total"):
+    for tag in ("loss/train", "accuracy/test", "norm/grad/total"):
         a = [e.value for e in one.Scalars(tag)]
         b = [e.value for e in two.Scalars(tag)]
         assert b == pytest.approx(a, rel=1e-4, abs=1e-6), tag

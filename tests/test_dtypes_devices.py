@@ -7,7 +7,7 @@ from conftest import make_data, make_params
 from torch_tanhnet import TanhNet, bce_with_logits, tanhnet
 from torch_tanhnet.audit.reference import loss_reference
 
-# (dtype, rtol) for gradients against the float64 reference, documented in README.md
+# (dtype, rtol) for gradients against the float64 reference, documented in docs/api.md (Precision)
 TOLERANCES = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 5e-2, torch.float16: 1e-2}
 
 

@@ -286,5 +286,31 @@ def test_bench_script_smoke(tmp_path):
         assert {(n, c) for c in ("fused", "composed", "eager", "compiled", "jax", "floor")} <= cases
     eager = [row for row in data["results"] if row["case"] == "eager"]
     assert all(row["ratio"] == 1.0 and row["median_ms"] > 0 for row in eager)
+    assert all(len(row["samples_ms"]) == 1 for row in data["results"] if row["median_ms"] is not None)  # --rounds 1
     fused = [row for row in data["results"] if row["case"] == "fused"]
     assert all(row["saved_bytes"] < 100 for row in fused)
+
+
+def test_bench_table_marks_figures_from_widely_spread_repeats():
+    from torch_tanhnet.benchmark import UNRELIABLE, Report, Result
+
+    steady = [1.00, 1.05, 1.02]  # spread 1.05
+    shaky = [1.0, 3.7, 1.1]  # spread 3.7: another process took the cores during the run
+    report = Report("cpu", {}, [
+        Result(256, "fused", 0.1, 10.0, samples_ms=[0.1, 0.101, 0.1]),
+        Result(256, "eager", 1.0, 1.0, samples_ms=steady),
+        Result(256, "floor", 0.05, 20.0, samples_ms=[0.05, 0.2, 0.06]),
+        Result(1000, "fused", 0.2, 5.0, samples_ms=[0.2, 0.21]),
+        Result(1000, "eager", 1.0, 1.0, samples_ms=shaky),
+    ])
+    rows = {(line.split()[0], line.split()[1]): line for line in report.table().splitlines()[2:]}
+    assert "?" not in rows["256", "fused"] and "UNRELIABLE" not in rows["256", "fused"]
+    assert "?" not in rows["256", "eager"]
+    assert "0.0500?" in rows["256", "floor"] and "20.00x?" in rows["256", "floor"]
+    assert "UNRELIABLE: repeats spread 4.0x" in rows["256", "floor"]
+    # a steady case measured against a shaky eager: its own figure stands, its ratio does not
+    assert "0.2000 " in rows["1000", "fused"] and "5.00x?" in rows["1000", "fused"]
+    assert "eager's repeats spread 3.7x" in rows["1000", "fused"]
+    assert "1.0000?" in rows["1000", "eager"] and "1.00x " in rows["1000", "eager"]
+    assert report.results[0].spread < UNRELIABLE < report.results[4].spread
+    assert json.loads(report.to_json())["results"][4]["spread"] == pytest.approx(3.7)

@@ -1,16 +1,16 @@
 """The HParams tab, read through TensorBoard's own hparams plugin: what a run and a sweep write."""
 
 import pytest
-
 from tensorboard_reader import hparams_tab, ticked_by_default
-from torch_tanhnet.training import hparams
+
+from torch_tanhnet.training import hparams, train
 from torch_tanhnet.training.config import TrainConfig
-from torch_tanhnet.training import train
 
 
 def tiny(logdir, **kw):
-    return TrainConfig(**{**dict(n_samples=60, epochs=6, log_interval=2, image_interval=10**6, logdir=str(logdir),
-                                 progress=False), **kw})
+    base = {"n_samples": 60, "epochs": 6, "log_interval": 2, "image_interval": 10**6, "logdir": str(logdir),
+            "progress": False}
+    return TrainConfig(**{**base, **kw})
 
 
 def metric(group_or_session, tag):

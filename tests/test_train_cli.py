@@ -1,5 +1,6 @@
 """scripts/train.py as a user runs it: a subprocess, exit codes, messages, signals."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_dry_run_trains_logs_and_says_how_to_look(tmp_path):
     r = run("--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     runs = list((tmp_path / "runs").iterdir())
-    assert len(runs) == 1 and runs[0].name.startswith("moons-")
+    assert len(runs) == 1 and re.fullmatch(r"\d{4}-\d{6}-moons", runs[0].name)  # MMDD-HHMMSS-dataset
     assert (runs[0] / "checkpoint.pt").is_file() and list(runs[0].glob("events.out.tfevents.*"))
     assert f"tensorboard --logdir {Path('runs') / runs[0].name}" in r.stdout
     assert "steps/s" in r.stdout and "test loss" in r.stdout

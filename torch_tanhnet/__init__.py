@@ -5,11 +5,13 @@
 - :class:`TanhNet`: the ``nn.Module`` (parameters U, b, W, c), a drop-in for
   ``nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1))``.
 - :class:`TanhNetEnsemble`: K independent TanhNets trained in one call a step (:mod:`torch_tanhnet.ensemble`).
+- :func:`hessian` / :func:`hessian_eigenvalues`: the loss landscape at a point, ∂²ε/∂θ² over U, b, W, c.
 """
 
 from .cost import BCEWithLogitsFunction
 from .ensemble import TanhNetEnsemble
 from .functional import bce_with_logits, tanhnet, tanhnet_loss, tanhnet_with_hidden
+from .landscape import hessian, hessian_eigenvalues
 from .module import TanhNet
 from .network import TanhNetFunction
 
@@ -19,6 +21,8 @@ __all__ = [
     "TanhNetEnsemble",
     "TanhNetFunction",
     "bce_with_logits",
+    "hessian",
+    "hessian_eigenvalues",
     "tanhnet",
     "tanhnet_loss",
     "tanhnet_with_hidden",

@@ -2,7 +2,11 @@
 
     ε(z, y) = (1/N) Σᵢ L(zᵢ, yᵢ)
     L(z, y) = y log(1 + e^(−z)) + (1 − y) log(1 + e^(z))
-    z̄ = ε̄ (σ(z) − y) / N
+    z̄ = ε̄ (σ(z) − y) / N                    ȳ = −ε̄ z / N
+    ε̇ = (1/N) Σᵢ [(σ(zᵢ) − yᵢ) żᵢ − zᵢ ẏᵢ]     (forward mode, for tangents ż, ẏ)
+
+The tangent line: ∂L/∂z = σ(z) − y (below) and ∂L/∂y = −z (L = softplus(z) − y z is
+linear in y), so dL = (σ(z) − y) dz − z dy, and the mean brings the 1/N.
 
 The seed's first line for L, ``y log σ(z) + (1 − y) log(1 − σ(z))``, lacks a
 minus sign: that is the log-likelihood, which is ≤ 0 and is maximised. Its second
@@ -45,11 +49,28 @@ class BCEWithLogitsFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:
         z, y = inputs
         ctx.save_for_backward(z, y)
+        ctx.save_for_forward(z, y)
 
     @staticmethod
     def backward(ctx, eps_bar: Tensor):
         z, y = ctx.saved_tensors
         return BCEWithLogitsFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)
+
+    @staticmethod
+    def jvp(ctx, z_dot: Tensor | None, y_dot: Tensor | None) -> Tensor:
+        z, y = ctx.saved_tensors  # what setup_context saved for forward
+        return BCEWithLogitsFunction.tangent_equations(z_dot, y_dot, z, y)
+
+    @staticmethod
+    def tangent_equations(z_dot: Tensor | None, y_dot: Tensor | None, z: Tensor, y: Tensor) -> Tensor:
+        """ε̇ from the tangents ż and ẏ (None counts as zero)."""
+        eps_dot = z.new_zeros(())
+        if z_dot is not None:
+            o = torch.sigmoid(z)  #                    o_i = σ(z_i)                             (N, 1)
+            eps_dot = eps_dot + ((o - y) * z_dot).mean()  # ε̇ = (1/N) Σ_i (o_i − y_i) ż_i     ()
+        if y_dot is not None:
+            eps_dot = eps_dot - (z * y_dot).mean()  #     ε̇ −= (1/N) Σ_i z_i ẏ_i               ()
+        return eps_dot
 
     @staticmethod
     def backward_equations(eps_bar: Tensor, z: Tensor, y: Tensor,
@@ -63,3 +84,9 @@ class BCEWithLogitsFunction(torch.autograd.Function):
         if needs[1]:
             y_bar = scale * -z  #      ȳ_i = ε̄ ∂L/∂y_i / N = −ε̄ z_i / N          (N, 1)
         return z_bar, y_bar
+
+
+class BCEWithLogitsFunctionForCompile(BCEWithLogitsFunction):
+    """BCEWithLogitsFunction without its jvp, for ``torch.compile`` (see ``TanhNetFunctionForCompile``)."""
+
+    jvp = staticmethod(torch.autograd.Function.jvp)

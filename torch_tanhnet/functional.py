@@ -1,9 +1,10 @@
 """The checked public functions: each validates its input once, then runs what the dispatch chose.
 
 :func:`torch_tanhnet.kernels.dispatch.implementation` says which implementation serves a call:
-the reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) under ``torch.compile``
-and ``torch.func`` transforms, the fast ones (:mod:`torch_tanhnet.kernels.functions`)
-everywhere else. They compute the same equations and are tested against each other.
+the reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) under ``torch.compile``,
+``torch.func`` transforms and forward-mode AD, the fast ones (:mod:`torch_tanhnet.kernels.functions`)
+everywhere else. Under ``torch.compile`` the reference runs as its twin without the jvp
+(``TanhNetFunctionForCompile``): Dynamo does not trace a Function with a custom jvp. They compute the same equations and are tested against each other.
 The underscored functions are the same calls without the checks, for callers that made them.
 """
 
@@ -12,10 +13,10 @@ from __future__ import annotations
 import torch
 
 from .checks import check_cost_inputs, check_labels, check_network_inputs
-from .cost import BCEWithLogitsFunction
-from .kernels.dispatch import fused_implementation, implementation
+from .cost import BCEWithLogitsFunction, BCEWithLogitsFunctionForCompile
+from .kernels.dispatch import compiling, fused_implementation, implementation
 from .kernels.functions import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
-from .network import TanhNetFunction
+from .network import TanhNetFunction, TanhNetFunctionForCompile
 
 Tensor = torch.Tensor
 
@@ -53,8 +54,8 @@ def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tenso
 
     Same value and first derivatives as the composition, from one pass that finds every
     gradient during the forward. Second derivatives need the composition (this raises
-    if differentiated twice); under torch.compile, torch.func, or when y needs a
-    gradient, the composition is what runs.
+    if differentiated twice); under torch.compile, torch.func, forward-mode AD, or when
+    y needs a gradient, the composition is what runs.
     """
     check_network_inputs(X, U, b, W, c)
     check_labels(y, (X.shape[0], 1), X.dtype, X.device)
@@ -64,14 +65,14 @@ def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tenso
 def _tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     impl = implementation(X)
     if impl is None:
-        return TanhNetFunction.apply(X, U, b, W, c)
+        return (TanhNetFunctionForCompile if compiling() else TanhNetFunction).apply(X, U, b, W, c)
     return FastTanhNetFunction.apply(impl, X, U, b, W, c)
 
 
 def _bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
     impl = implementation(z)
     if impl is None:
-        return BCEWithLogitsFunction.apply(z, y)
+        return (BCEWithLogitsFunctionForCompile if compiling() else BCEWithLogitsFunction).apply(z, y)
     return FastBCEWithLogitsFunction.apply(impl, z, y)
 
 

@@ -11,6 +11,14 @@ the seed's)::
 
 X̄ is not in the seed; it lets the network sit after other layers.
 
+Forward mode (tangents, the jvp), for tangents Ẋ, U̇, ḃ, Ẇ, ċ of the inputs; derived by
+differentiating each forward line (product rule on the two matrix products, and
+tanh'(G) = 1 − tanh²(G) = 1 − H² on the middle one)::
+
+    Ġ = Ẋ Uᵀ + X U̇ᵀ + ḃ      Ḣ = (1 − H²) ⊙ Ġ      ż = Ḣ Wᵀ + H Ẇᵀ + ċ
+
+Both outputs get their tangent: (ż, Ḣ).
+
 H is returned as a second output (the pattern PyTorch's docs give for saving an
 intermediate): ``setup_context`` can then save H rather than recompute it, and
 since H is a real, differentiable output, a gradient that reaches it (H̃, for
@@ -56,6 +64,7 @@ class TanhNetFunction(torch.autograd.Function):
         X, U, b, W, c = inputs
         z, H = output
         ctx.save_for_backward(X, U, W, H)  # H, not G: 1 − tanh²(G) = 1 − H²
+        ctx.save_for_forward(X, U, W, H)  # the tangent equations need the same four
         ctx.set_materialize_grads(False)  # H̃ is None unless something used H
 
     @staticmethod
@@ -63,6 +72,31 @@ class TanhNetFunction(torch.autograd.Function):
         X, U, W, H = ctx.saved_tensors
         adj = TanhNetFunction.backward_equations(z_bar, H_tilde, X, U, W, H, ctx.needs_input_grad)
         return adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar
+
+    @staticmethod
+    def jvp(ctx, X_dot: Tensor | None, U_dot: Tensor | None, b_dot: Tensor | None, W_dot: Tensor | None,
+            c_dot: Tensor | None) -> tuple[Tensor, Tensor]:
+        X, U, W, H = ctx.saved_tensors  # what setup_context saved for forward
+        tan = TanhNetFunction.tangent_equations(X_dot, U_dot, b_dot, W_dot, c_dot, X, U, W, H)
+        return tan.z_dot, tan.H_dot
+
+    @staticmethod
+    def tangent_equations(X_dot: Tensor | None, U_dot: Tensor | None, b_dot: Tensor | None, W_dot: Tensor | None,
+                          c_dot: Tensor | None, X: Tensor, U: Tensor, W: Tensor, H: Tensor) -> "Tangents":
+        """The forward-mode (tangent) equations (vector form), every tangent kept for the gradient audit.
+
+        A tangent given as None counts as zero (its term is left out). Written in differentiable
+        torch ops, so a tangent can itself be differentiated (forward over reverse and back).
+        """
+        X_dot_Ut = X_dot.mm(U.t()) if X_dot is not None else None  # Ẋ Uᵀ                              (N, H)
+        X_U_dot_t = X.mm(U_dot.t()) if U_dot is not None else None  # X U̇ᵀ                             (N, H)
+        G_dot = _sum(X_dot_Ut, X_U_dot_t, b_dot, like=H)  # Ġ = Ẋ Uᵀ + X U̇ᵀ + ḃ,
+        #                                                    ġ_ij = Σ_k (ẋ_ik u_jk + x_ik u̇_jk) + ḃ_j       (N, H)
+        H_dot = (1 - H * H) * G_dot  # Ḣ = (1 − H²) ⊙ Ġ, ḣ_ij = (1 − h_ij²) ġ_ij                           (N, H)
+        H_W_dot_t = H.mm(W_dot.t()) if W_dot is not None else None  # H Ẇᵀ                             (N, 1)
+        z_dot = _sum(H_dot.mm(W.t()), H_W_dot_t, c_dot, like=H[:, :1])  # ż = Ḣ Wᵀ + H Ẇᵀ + ċ,
+        #                                                    ż_i = Σ_j (ḣ_ij w_j + h_ij ẇ_j) + ċ            (N, 1)
+        return Tangents(G_dot, H_dot, z_dot)
 
     @staticmethod
     def backward_equations(z_bar: Tensor | None, H_tilde: Tensor | None, X: Tensor, U: Tensor, W: Tensor,
@@ -90,6 +124,37 @@ class TanhNetFunction(torch.autograd.Function):
             if needs[2]:
                 b_bar = G_bar.sum(0)  #    b̄ = Ḡᵀ1, b̄_j = Σ_i ḡ_ij           (H,)
         return Adjoints(X_bar, U_bar, b_bar, W_bar, c_bar, H_bar, G_bar)
+
+
+class TanhNetFunctionForCompile(TanhNetFunction):
+    """TanhNetFunction without its jvp: what :func:`torch_tanhnet.tanhnet` runs under ``torch.compile``.
+
+    Dynamo (torch 2.13) does not trace a Function that defines a custom jvp ("Unsupported custom
+    jvp"): it breaks the graph there, and ``fullgraph=True`` fails. This twin has the same forward,
+    setup_context, backward and vmap rule, and the base class's jvp (none), so compiled code traces
+    as it did before forward mode existed. Forward mode inside a compiled region is not supported.
+    """
+
+    jvp = staticmethod(torch.autograd.Function.jvp)
+
+
+def _sum(*terms: Tensor | None, like: Tensor) -> Tensor:
+    """The sum of the terms that are not None, broadcast to ``like``'s shape (zeros if all are None)."""
+    present = [t for t in terms if t is not None]
+    if not present:
+        return torch.zeros_like(like)
+    total = present[0]
+    for t in present[1:]:
+        total = total + t
+    return total if total.shape == like.shape else total.expand_as(like)  # ḃ alone is (H,), Ġ is (N, H)
+
+
+class Tangents(NamedTuple):
+    """What the tangent equations give."""
+
+    G_dot: Tensor
+    H_dot: Tensor
+    z_dot: Tensor
 
 
 class Adjoints(NamedTuple):

@@ -5,6 +5,10 @@ and ``BCEWithLogitsFunction.backward_equations``) outside autograd; the autograd
 differentiates the same maths in plain torch ops with ``retain_grad`` on G, H, z and ε.
 One row per quantity of the seed: ε̄, z̄, W̄, c̄, H̄, Ḡ, Ū, b̄ and X̄ (the last is not in
 the seed). ``scalar=True`` adds the seed's scalar-form loops over i, j, k.
+
+Forward mode the same way: the hand-written tangent equations (``tangent_equations``, the
+Functions' jvp) for random tangents of every input, against ``torch.func.jvp`` of the same
+plain-ops graph: one row each for Ġ, Ḣ, ż and ε̇.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ QUANTITIES = [
     ("U_bar", "Ū", "Ū = ḠᵀX"),
     ("b_bar", "b̄", "b̄ = Ḡᵀ1"),
     ("X_bar", "X̄", "X̄ = ḠU (not in the seed)"),
+]
+# the same for forward mode: tangents of the outputs from tangents Ẋ, U̇, ḃ, Ẇ, ċ, ẏ of every input
+TANGENTS = [
+    ("G_dot", "Ġ", "Ġ = Ẋ Uᵀ + X U̇ᵀ + ḃ"),
+    ("H_dot", "Ḣ", "Ḣ = (1 − H²) ⊙ Ġ"),
+    ("z_dot", "ż", "ż = Ḣ Wᵀ + H Ẇᵀ + ċ"),
+    ("eps_dot", "ε̇", "ε̇ = (1/N) Σᵢ [(oᵢ − yᵢ) żᵢ − zᵢ ẏᵢ]"),
 ]
 
 
@@ -94,6 +105,40 @@ def autograd_adjoints(X, U, b, W, c, y) -> dict[str, Tensor]:
             "G_bar": G.grad, "U_bar": Ul.grad, "b_bar": bl.grad, "X_bar": Xl.grad}
 
 
+def seed_tangents(X, U, b, W, c, y, seed: int = 0) -> tuple[Tensor, ...]:
+    """Random directions Ẋ, U̇, ḃ, Ẇ, ċ, ẏ, from N(0, 1), with the inputs' shapes, dtype and device."""
+    g = torch.Generator().manual_seed(seed + 1)
+    return tuple(torch.randn(t.shape, generator=g, dtype=torch.float64).to(device=t.device, dtype=t.dtype)
+                 for t in (X, U, b, W, c, y))
+
+
+def hand_tangents(X, U, b, W, c, y, tangents, network_tangents: Callable | None = None,
+                  cost_tangents: Callable | None = None) -> dict[str, Tensor]:
+    """Every tangent from the project's hand-written jvp equations, run outside autograd.
+
+    ``tangents`` is (Ẋ, U̇, ḃ, Ẇ, ċ, ẏ); ``network_tangents`` and ``cost_tangents`` default to the
+    Functions' own ``tangent_equations`` (a test passes a wrong one to see the audit fail).
+    """
+    network_tangents = network_tangents or TanhNetFunction.tangent_equations
+    cost_tangents = cost_tangents or BCEWithLogitsFunction.tangent_equations
+    X_dot, U_dot, b_dot, W_dot, c_dot, y_dot = tangents
+    with torch.no_grad():
+        z, H = TanhNetFunction.forward(X, U, b, W, c)
+        tan = network_tangents(X_dot, U_dot, b_dot, W_dot, c_dot, X, U, W, H)
+        eps_dot = cost_tangents(tan.z_dot, y_dot, z, y)
+    return {"G_dot": tan.G_dot, "H_dot": tan.H_dot, "z_dot": tan.z_dot, "eps_dot": eps_dot}
+
+
+def autograd_tangents(X, U, b, W, c, y, tangents) -> dict[str, Tensor]:
+    """The same tangents from ``torch.func.jvp`` (forward-mode autograd) of the plain-ops graph."""
+    def graph(X, U, b, W, c, y):
+        G, H, z = network_reference(X, U, b, W, c)
+        return G, H, z, cost_reference(z, y)
+
+    _, (G_dot, H_dot, z_dot, eps_dot) = torch.func.jvp(graph, (X, U, b, W, c, y), tuple(tangents))
+    return {"G_dot": G_dot, "H_dot": H_dot, "z_dot": z_dot, "eps_dot": eps_dot}
+
+
 @dataclass
 class Row:
     name: str  # as in the seed
@@ -101,23 +146,33 @@ class Row:
     exact: bool
     close: bool
     max_abs_diff: float
+    equation: str = ""
 
 
-def compare(hand: dict[str, Tensor], other: dict[str, Tensor], dtype: torch.dtype) -> list[Row]:
+def compare(hand: dict[str, Tensor], other: dict[str, Tensor], dtype: torch.dtype,
+            quantities: list[tuple[str, str, str]] = QUANTITIES) -> list[Row]:
     rtol, atol = tolerance(dtype)
     rows = []
-    for key, name, _ in QUANTITIES:
+    for key, name, equation in quantities:
         a, b = hand[key], other[key].to(device=hand[key].device, dtype=hand[key].dtype)
         same_shape = a.shape == b.shape
         diff = (a.double() - b.double()).abs().max().item() if same_shape and a.numel() else float("inf")
         close = same_shape and torch.allclose(a, b, rtol=rtol, atol=atol)
-        rows.append(Row(name, tuple(a.shape), same_shape and torch.equal(a, b), close, diff))
+        rows.append(Row(name, tuple(a.shape), same_shape and torch.equal(a, b), close, diff, equation))
     return rows
 
 
 def function_checks(X, U, b, W, c, y) -> list[tuple[str, bool]]:
-    """gradcheck and gradgradcheck of both Functions, in float64 on the CPU, on up to 6 samples."""
+    """gradcheck and gradgradcheck of both Functions, and gradcheck of their jvp (forward mode, batched
+    tangents too), in float64 on the CPU, on up to 6 samples."""
     from torch.autograd import gradcheck, gradgradcheck
+
+    def forward_ad_gradcheck(fn, inputs, raise_exception):  # the jvp alone, single and batched tangents
+        return gradcheck(fn, inputs, raise_exception=raise_exception, check_forward_ad=True,
+                         check_backward_ad=False, check_batched_forward_grad=True)
+
+    checks = (("gradcheck({})", gradcheck), ("gradgradcheck({})", gradgradcheck),
+              ("gradcheck({}, forward AD)", forward_ad_gradcheck))
 
     def leaf(t):
         return t.detach().double().cpu().requires_grad_(True)
@@ -127,12 +182,12 @@ def function_checks(X, U, b, W, c, y) -> list[tuple[str, bool]]:
     out = []
     for label, fn, inputs in (("TanhNetFunction", TanhNetFunction.apply, net),
                               ("BCEWithLogitsFunction", BCEWithLogitsFunction.apply, cost)):
-        for check in (gradcheck, gradgradcheck):
+        for name, check in checks:
             try:
                 ok = check(fn, inputs, raise_exception=False)
             except Exception:  # noqa: BLE001 - a check that errors has failed
                 ok = False
-            out.append((f"{check.__name__}({label})", bool(ok)))
+            out.append((name.format(label), bool(ok)))
     return out
 
 
@@ -142,10 +197,11 @@ class AuditReport:
     rows: list[Row]  # hand vs autograd
     scalar_rows: list[Row] | None = None  # hand vs the seed's scalar-form loops
     checks: list[tuple[str, bool]] = field(default_factory=list)
+    tangent_rows: list[Row] | None = None  # hand-written jvp vs torch.func.jvp
 
     @property
     def ok(self) -> bool:
-        rows = self.rows + (self.scalar_rows or [])
+        rows = self.rows + (self.scalar_rows or []) + (self.tangent_rows or [])
         return all(r.close for r in rows) and all(ok for _, ok in self.checks)
 
     def format(self) -> str:
@@ -154,8 +210,11 @@ class AuditReport:
                  _table(self.rows)]
         if self.scalar_rows is not None:
             parts += ["", "hand-written backward (vector form) vs the seed's scalar-form loops", _table(self.scalar_rows)]
+        if self.tangent_rows is not None:
+            parts += ["", "hand-written tangents (jvp, forward mode) vs torch.func.jvp", _table(self.tangent_rows)]
         if self.checks:
-            parts += [""] + [f"{name:<40} {'pass' if ok else 'FAIL'}" for name, ok in self.checks]
+            width = max(40, *(len(name) + 1 for name, _ in self.checks))
+            parts += [""] + [f"{name:<{width}} {'pass' if ok else 'FAIL'}" for name, ok in self.checks]
         parts += ["", "all agree" if self.ok else "DISAGREEMENT: see the rows marked no"]
         return "\n".join(parts)
 
@@ -170,8 +229,7 @@ def _pad(s: str, n: int) -> str:
 
 def _table(rows: list[Row]) -> str:
     head = ["quantity", "equation", "shape", "exact", "allclose", "max |diff|"]
-    eq = {name: e for _, name, e in QUANTITIES}
-    body = [[r.name, eq[r.name], str(r.shape), "yes" if r.exact else "no", "yes" if r.close else "no",
+    body = [[r.name, r.equation, str(r.shape), "yes" if r.exact else "no", "yes" if r.close else "no",
              f"{r.max_abs_diff:.2e}"] for r in rows]
     widths = [max(_width(x) for x in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(_pad(c, w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
@@ -179,10 +237,16 @@ def _table(rows: list[Row]) -> str:
 
 
 def audit(X, U, b, W, c, y, *, scalar: bool = False, checks: bool = True,
-          network_backward: Callable | None = None, cost_backward: Callable | None = None) -> AuditReport:
-    """Compare every adjoint of the hand-written backward with autograd's (and the scalar loops)."""
+          network_backward: Callable | None = None, cost_backward: Callable | None = None,
+          network_tangents: Callable | None = None, cost_tangents: Callable | None = None,
+          tangent_seed: int = 0) -> AuditReport:
+    """Compare every adjoint of the hand-written backward with autograd's (and the scalar loops), and
+    every tangent of the hand-written jvp with forward-mode autograd's along random directions."""
     hand = hand_adjoints(X, U, b, W, c, y, network_backward, cost_backward)
     report = AuditReport(X.dtype, compare(hand, autograd_adjoints(X, U, b, W, c, y), X.dtype))
+    tangents = seed_tangents(X, U, b, W, c, y, tangent_seed)
+    report.tangent_rows = compare(hand_tangents(X, U, b, W, c, y, tangents, network_tangents, cost_tangents),
+                                  autograd_tangents(X, U, b, W, c, y, tangents), X.dtype, TANGENTS)
     if scalar:
         cpu = [t.detach().double().cpu() for t in (X, U, b, W, c, y)]
         report.scalar_rows = compare(hand, scalar_forward_backward(*cpu), X.dtype)

@@ -18,17 +18,17 @@ The ``fused`` row's note gives the rate at which its step reads X and y, and on 
 same for one launch of its Triton kernel alone (no autograd), against the card's peak.
 
 Repeats are interleaved (case after case, round after round), so that a slow moment of a
-shared machine falls on every case alike; each case's figure is its median step time.
+shared machine falls on every case alike; each case's figure is its median step time. When a
+case's repeats spread by more than :data:`.report.UNRELIABLE` (slowest / fastest), the table marks its
+figure, and every ratio taken with it, with ``?`` and says so in the note: the machine was busy.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -40,41 +40,9 @@ from ..kernels.cpu import available as kernels_available
 from ..kernels.dispatch import TritonOrTorchOps, fused_implementation
 from ..module import TanhNet
 from .memory import peak_extra_cpu, saved_bytes
+from .report import Report, Result
 
 CASES = ("fused", "composed", "eager", "compiled", "jax", "floor")
-
-
-@dataclass
-class Result:
-    n: int
-    case: str
-    median_ms: float | None  # None: the case did not run (see note)
-    ratio: float | None  # eager's median / this median: > 1 is faster than eager autograd
-    saved_bytes: int | None = None  # bytes saved for backward by one step (saved_tensors_hooks)
-    peak_extra_bytes: int | None = None  # peak memory of one step above what was held before it
-    note: str = ""
-
-
-@dataclass
-class Report:
-    device: str
-    machine: dict
-    results: list[Result] = field(default_factory=list)
-
-    def table(self) -> str:
-        head = f"{'N':>10}  {'case':<9} {'median ms':>10} {'vs eager':>9} {'saved kB':>10} {'peak kB':>9}  note"
-        lines = [head, "-" * len(head)]
-        kb = lambda v: "" if v is None else f"{v / 1e3:.2f}"  # noqa: E731
-        for r in self.results:
-            t = "" if r.median_ms is None else f"{r.median_ms:.4f}"
-            q = "" if r.ratio is None else f"{r.ratio:.2f}x"
-            lines.append(f"{r.n:>10}  {r.case:<9} {t:>10} {q:>9} {kb(r.saved_bytes):>10} {kb(r.peak_extra_bytes):>9}"
-                         f"  {r.note}".rstrip())
-        return "\n".join(lines)
-
-    def to_json(self) -> str:
-        return json.dumps({"device": self.device, "machine": self.machine,
-                           "results": [asdict(r) for r in self.results]}, indent=2)
 
 
 def machine_info(device: torch.device) -> dict:
@@ -212,7 +180,12 @@ def _sync(device) -> None:
 
 
 def time_cases(steps: dict[str, Callable], device, rounds: int, min_seconds: float) -> dict[str, float]:
-    """Median seconds per step of each case, rounds interleaved; each sample loops ≥ min_seconds."""
+    """Median seconds per step of each case (see :func:`time_samples`)."""
+    return {name: statistics.median(v) for name, v in time_samples(steps, device, rounds, min_seconds).items()}
+
+
+def time_samples(steps: dict[str, Callable], device, rounds: int, min_seconds: float) -> dict[str, list[float]]:
+    """Seconds per step of each case in each round, rounds interleaved; each sample loops ≥ min_seconds."""
     loops = {}
     for name, step in steps.items():
         for _ in range(3):  # warm up (compilation, caches, lazy builds)
@@ -233,7 +206,7 @@ def time_cases(steps: dict[str, Callable], device, rounds: int, min_seconds: flo
                 step()
             _sync(device)
             samples[name].append((time.perf_counter() - t0) / loops[name])
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return samples
 
 
 def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: float = 0.02,
@@ -254,7 +227,8 @@ def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: flo
                 steps["jax"] = step
             else:
                 notes["jax"] = note
-        medians = time_cases(steps, dev, rounds, min_seconds)
+        samples = time_samples(steps, dev, rounds, min_seconds)
+        medians = {name: statistics.median(v) for name, v in samples.items()}
         kernel = kernel_alone(X, y, net)
         kernel_s = time_cases({"kernel": kernel}, dev, rounds, min_seconds)["kernel"] if kernel else None
         saved = {name: saved_bytes(steps[name]) for name in ("fused", "composed", "eager") if name in steps}
@@ -285,7 +259,7 @@ def run(sizes: list[int], device: str = "cpu", rounds: int = 9, min_seconds: flo
                 elif name == "floor":
                     note = "no maths: the per-call cost alone, a bound on any Python Function path"
                 report.results.append(Result(n, name, 1e3 * medians[name], base / medians[name], saved.get(name),
-                                             peaks.get(name), note))
+                                             peaks.get(name), note, [1e3 * t for t in samples[name]]))
             elif name in notes:
                 report.results.append(Result(n, name, None, None, note=notes[name]))
     return report

@@ -4,7 +4,9 @@ Every public function (:mod:`torch_tanhnet.functional`) checks its inputs once, 
 
 - **the reference Functions** (``TanhNetFunction``, ``BCEWithLogitsFunction``) under
   ``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form
-  and compose with both; :func:`implementation` and :func:`fused_implementation` answer None;
+  and compose with both, and inside a ``torch.autograd.forward_ad.dual_level``, whose dual
+  tensors need their ``jvp`` (the fast Functions have none); :func:`implementation` and
+  :func:`fused_implementation` answer None;
 - **the C kernels** (:class:`~torch_tanhnet.kernels.c_kernels.CKernels`) for float32 and float64
   on the CPU, where :mod:`~torch_tanhnet.kernels.cpu` could build them;
 - **the Triton kernel** (:mod:`~torch_tanhnet.kernels.triton_kernel`) for the training path on
@@ -20,6 +22,7 @@ the same equations and is tested against the reference.
 from __future__ import annotations
 
 import torch
+from torch.autograd import forward_ad as _forward_ad
 
 from . import cpu, torch_ops
 from .c_kernels import CKernels
@@ -39,9 +42,21 @@ def transforms_active() -> bool:
     return bool(active and active())
 
 
+def forward_ad_active() -> bool:
+    """Inside a ``torch.autograd.forward_ad.dual_level``: only there can an input be a dual tensor.
+
+    ``dual_level`` is not a ``torch.func`` transform (:func:`transforms_active` is False under it);
+    the level it enters is ``forward_ad._current_level`` (−1 outside, where ``make_dual`` refuses
+    to run). One module attribute read, about 10 ns, where asking each input for its tangent
+    (``forward_ad.unpack_dual``) would cost µs.
+    """
+    return _forward_ad._current_level >= 0
+
+
 def reference_only() -> bool:
-    """Whether this call must run the reference Functions: under torch.compile or a torch.func transform."""
-    return compiling() or transforms_active()
+    """Whether this call must run the reference Functions: under torch.compile, a torch.func transform,
+    or forward-mode AD (dual tensors)."""
+    return compiling() or transforms_active() or forward_ad_active()
 
 
 def c_kernels(dtype: torch.dtype) -> CKernels | None:
@@ -81,8 +96,8 @@ class TritonOrTorchOps:
 
 def fused_implementation(X: Tensor, U: Tensor, y: Tensor):
     """What runs the training path (ε and every gradient in one pass) for these inputs; None: compose
-    the reference Functions instead (torch.compile, torch.func, or y needs a gradient, which the
-    one pass does not give)."""
+    the reference Functions instead (torch.compile, torch.func, forward mode, or y needs a gradient,
+    which the one pass does not give)."""
     if reference_only() or y.requires_grad:
         return None
     if X.device.type == "cpu":
@@ -98,7 +113,8 @@ def fused_implementation(X: Tensor, U: Tensor, y: Tensor):
 def ensemble_fused_implementation(X: Tensor, y: Tensor):
     """What runs the ensemble's training path (:mod:`torch_tanhnet.ensemble`) for these inputs: the C kernels
     on the CPU where they build, torch ops elsewhere (there is no Triton kernel for K networks); None:
-    compose the ensemble's reference Functions (torch.compile, torch.func, or y needs a gradient)."""
+    compose the ensemble's reference Functions (torch.compile, torch.func, forward mode, or y needs a
+    gradient)."""
     if reference_only() or y.requires_grad:
         return None
     if X.device.type == "cpu":

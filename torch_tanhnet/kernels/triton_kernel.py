@@ -45,7 +45,7 @@ else:
     _import_error = None
 
 # Launch settings (samples per tile, warps per program, programs per multiprocessor), chosen by
-# .ci/kernel_sweep.py's measurements on an H200 (see README, Performance).
+# .ci/kernel_sweep.py's measurements on an H200 (see docs/performance.md).
 SEED_KERNEL = True  # the seed's shape (D = 2, H = 3) runs _seed_loss_kernel; False: the general one
 SEED_BLOCK, SEED_WARPS = 256, 8  # one sample a thread: 85-89 µs at N = 10^7 on an H200 (512 × 4 warps: 93-110)
 BLOCK, WARPS = 256, 4  # the general kernel: 2 rows a thread, up to 4·H·D running sums each

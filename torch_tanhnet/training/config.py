@@ -35,9 +35,9 @@ class TrainConfig:
     seed: int = 0  # seeds data, split, initialisation and batch order
     dtype: str = "float32"  # float32 or float64 for the model and the data
     device: str = "auto"  # auto (cuda when present), cpu or cuda
-    logdir: str | None = None  # TensorBoard/checkpoint folder (None: runs/<dataset>-<timestamp>)
+    logdir: str | None = None  # TensorBoard/checkpoint folder (None: runs/<MMDD-HHMMSS>-<dataset>-<changes>)
     log_interval: int = 10  # steps between scalar logs
-    image_interval: int = 500  # steps between pictures and histograms
+    image_interval: int = 500  # steps between pictures, histograms and the Hessian's extreme eigenvalues
     checkpoint_interval: int = 500  # epochs between checkpoints (and one at the end)
     resume: bool = False  # continue the run in logdir from its checkpoint
     dry_run: bool = False  # a few steps only, for smoke tests

@@ -22,6 +22,14 @@ class DataError(ValueError):
     """Bad data or data settings; its message is one line meant for the user."""
 
 
+class DataScaleWarning(UserWarning):
+    """Features far from the scale the network starts at; training may stall until they are standardized."""
+
+
+# the built-in data sets lie within about ±2.5, where tanh units with their initial weights (|u| < 0.71) respond
+LARGE, SMALL = 5.0, 0.01
+
+
 # noise each generator uses when none is given: the std of Gaussian jitter on each coordinate
 DEFAULT_NOISE = {"moons": 0.1, "circles": 0.05, "xor": 0.05, "spiral": 0.03, "gauss": 0.25}
 
@@ -143,6 +151,23 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
         raise DataError(f"data file {str(path)!r} has no data rows")
     data = torch.tensor(rows, dtype=torch.float64)
     return data[:, :2].contiguous(), data[:, 2:].contiguous()
+
+
+def scale_advice(X: Tensor) -> str | None:
+    """One line when a feature of X (N, 2) reaches beyond ±5 or stays within ±0.01, else None.
+
+    Far out, g = u_j1 x_i1 + u_j2 x_i2 + b_j is large from the first step, tanh saturates
+    (tanh' = 1 − h² ≈ 0) and gradients vanish; very close in, the features barely move g.
+    Either way ``--standardize`` (x − mean)/std puts them where the network learns.
+    """
+    reach = X.abs().amax(0)
+    if not ((reach > LARGE).any() or (reach < SMALL).any()):
+        return None
+    ranges = ", ".join(f"x{k + 1} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in
+                       enumerate(zip(X.amin(0).tolist(), X.amax(0).tolist())))
+    why = "tanh units saturate and gradients vanish" if (reach > LARGE).any() else "they barely move the tanh units"
+    return (f"the features lie far from the network's scale ({ranges}; the built-in data sets lie within about "
+            f"±2.5): {why}; --standardize trains on (x - mean)/std")
 
 
 @dataclass

@@ -1,44 +1,54 @@
-"""The seed's computational graph (its missing Figure 1) as a module for ``SummaryWriter.add_graph``.
+"""The seed's computational graph (its missing Figure 1), as a GraphDef for TensorBoard's Graphs tab.
 
-Each node of the derivation is a named submodule, so TensorBoard's graph tab draws
-boxes called G, H, z, o and cost, fed by the parameters U, b, W, c. The maths are
-plain torch ops here (a picture of the graph, not the training path).
+The graph is written node by node with TensorBoard's own protos (GraphDef, NodeDef) rather
+than traced from a module (``SummaryWriter.add_graph`` traces with torch.jit.trace, which
+nests every node in the module's scope and names them after Python objects). So the tab
+opens on the handout's graph itself, every node at the top level under the handout's name::
+
+    X ──┐                      y ──┐
+    U ──┼─> G ──> H ──┐            │
+    b ──┘             ├─> z ──┬────┴─> cost
+               W ─────┤       └──> o
+               c ─────┘
+
+Each edge carries its tensor's shape (N × 2, H × 2, …, with N shown as ?), and each node's
+info card holds its equation from the handout (attribute ``equation``).
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from tensorboard.compat.proto.attr_value_pb2 import AttrValue
+from tensorboard.compat.proto.graph_pb2 import GraphDef
+from tensorboard.compat.proto.node_def_pb2 import NodeDef
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.compat.proto.versions_pb2 import VersionDef
 
 from ..module import TanhNet
-from ..audit.reference import cost_reference
 
-Tensor = torch.Tensor
-
-
-class _Op(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *args: Tensor) -> Tensor:
-        return self.fn(*args)
+N = -1  # the batch: any number of samples (TensorBoard draws -1 as ?)
 
 
-class SeedGraph(nn.Module):
-    """forward(X, y) -> ε through G = XUᵀ + b, H = tanh(G), z = HWᵀ + c, o = σ(z), cost."""
+def _node(name: str, op: str, inputs: list[str], shape: tuple[int, ...], equation: str) -> NodeDef:
+    dims = [TensorShapeProto.Dim(size=d) for d in shape]
+    return NodeDef(name=name, op=op, input=inputs, attr={
+        "_output_shapes": AttrValue(list=AttrValue.ListValue(shape=[TensorShapeProto(dim=dims)])),
+        "equation": AttrValue(s=equation.encode()),
+    })
 
-    def __init__(self, net: TanhNet) -> None:
-        super().__init__()
-        self.U, self.b, self.W, self.c = net.U, net.b, net.W, net.c
-        self.G = _Op(lambda X, U, b: torch.addmm(b, X, U.t()))
-        self.H = _Op(torch.tanh)
-        self.z = _Op(lambda H, W, c: torch.addmm(c, H, W.t()))
-        self.o = _Op(torch.sigmoid)
-        self.cost = _Op(cost_reference)
 
-    def forward(self, X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        G = self.G(X, self.U, self.b)
-        H = self.H(G)
-        z = self.z(H, self.W, self.c)
-        return self.o(z), self.cost(z, y)
+def seed_graph(net: TanhNet) -> GraphDef:
+    """The handout's graph for ``net``'s sizes: inputs X, y; parameters U, b, W, c; G, H, z, o, cost."""
+    hidden, inputs = net.U.shape
+    return GraphDef(versions=VersionDef(producer=22), node=[
+        _node("X", "Input", [], (N, inputs), "X: the data points, one row x_i per sample"),
+        _node("y", "Input", [], (N, 1), "y: the labels, 0 or 1"),
+        _node("U", "Parameter", [], (hidden, inputs), "U: u_jk, the weight of input k into hidden unit j"),
+        _node("b", "Parameter", [], (hidden,), "b: b_j, the bias of hidden unit j"),
+        _node("W", "Parameter", [], (1, hidden), "W: w_j, the weight of hidden unit j into z"),
+        _node("c", "Parameter", [], (1,), "c: the output's bias"),
+        _node("G", "Affine", ["X", "U", "b"], (N, hidden), "G = X U^T + b;  g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j"),
+        _node("H", "Tanh", ["G"], (N, hidden), "H = tanh(G);  h_ij = tanh(g_ij)"),
+        _node("z", "Affine", ["H", "W", "c"], (N, 1), "z = H W^T + c;  z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c"),
+        _node("o", "Sigmoid", ["z"], (N, 1), "o = sigma(z);  o_i = 1 / (1 + exp(-z_i))"),
+        _node("cost", "MeanBCE", ["z", "y"], (), "cost = (1/N) sum_i L(z_i, y_i),  L(z, y) = softplus(z) - y z"),
+    ])

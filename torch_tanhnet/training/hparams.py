@@ -40,8 +40,8 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -137,11 +137,13 @@ def values(config: TrainConfig, batch_size: int | None = None) -> dict[str, bool
 
 
 def group_name(settings: TrainConfig | dict, ignore: Iterable[str] = ("seed",)) -> str:
-    """The session group of a run: a hash of its hparam values without ``ignore`` (runs differing only
-    in seed share a group, and the HParams tab aggregates their metrics)."""
+    """The session group of a run: its data set and a hash of its hparam values without ``ignore``,
+    e.g. ``moons-8c6fb5fac9b6`` (runs differing only in seed share a group, and the HParams tab
+    shows the group as one row, its "Trial ID", with its runs' metrics aggregated)."""
     v = values(settings) if isinstance(settings, TrainConfig) else dict(settings)
     kept = {k: x for k, x in v.items() if k not in set(ignore)}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+    return f"{kept['dataset']}-{digest}" if "dataset" in kept else digest
 
 
 def write_config(logdir: str | Path, differs: Iterable[str] = LEADING, hparams: Iterable[hp.HParam] = HPARAMS,

@@ -1,4 +1,19 @@
-"""What a run writes for TensorBoard: scalars, pictures, histograms, the seed's graph (hparams: :mod:`.hparams`).
+"""What a run writes for TensorBoard: scalars, their layout, pictures, the seed's graph (hparams: :mod:`.hparams`).
+
+The tags are named so that TensorBoard, which sorts groups (the part before the first
+``/``) by name and opens the first two in Time Series, leads with learning::
+
+    accuracy/train, accuracy/test, loss/train, loss/test      the two open groups
+    loss_hessian/min_eigenvalue, …/max_eigenvalue             at the picture steps
+    maps/decision_boundary, maps/hidden_units                 pictures, on a log-like schedule
+    norm/grad/U … /total, norm/param/U …                      ‖Ū‖ … and ‖U‖ …
+    param/U/u11 … param/c/c                                   each parameter (4H + 1 ≤ 64)
+    param/U, param_grad/U …  (histograms)                     wider networks, instead
+    run/lr, run/step_ms, run/world_size, tanh/saturation      housekeeping, last
+
+and the Custom Scalars tab gets a curated layout (:func:`layout`): loss train and test on
+one chart, accuracy on one, the gradient norms on one, the parameter norms on one, the
+Hessian's extreme eigenvalues on one, and a chart per parameter tensor for small networks.
 
 Only the main process writes (rank 0 under torchrun); elsewhere every method is a no-op, so a
 loop calls them unconditionally.
@@ -16,41 +31,93 @@ from .data import Split
 
 Tensor = torch.Tensor
 PARAMS = ("U", "b", "W", "c")
+SMALL_NETWORK = 64  # up to this many parameters (H ≤ 15), each is a curve; wider networks get histograms
+
+
+def is_small(model: TanhNet) -> bool:
+    return sum(p.numel() for p in model.parameters()) <= SMALL_NETWORK
+
+
+def parameter_tags(hidden: int) -> list[str]:
+    """The seed's names of U, b, W, c's numbers in their storage order: ``param/U/u11`` … ``param/c/c``.
+
+    u_jk is U[j−1, k−1] (unit j, input k), as in g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j; from 10
+    units on, a comma keeps j and k apart (``u10,1``).
+    """
+    sep = "," if hidden >= 10 else ""
+    units = range(1, hidden + 1)
+    return ([f"param/U/u{j}{sep}{k}" for j in units for k in (1, 2)] + [f"param/b/b{j}" for j in units]
+            + [f"param/W/w{j}" for j in units] + ["param/c/c"])
+
+
+def layout(small: bool) -> dict:
+    """The Custom Scalars tab's charts (``SummaryWriter.add_custom_scalars``): category → title → regexes."""
+    charts = {
+        "learning": {
+            "loss: train and test": ["Multiline", [r"^loss/(train|test)$"]],
+            "accuracy: train and test": ["Multiline", [r"^accuracy/(train|test)$"]],
+        },
+        "norms": {
+            "gradient norms |U-bar|, |b-bar|, |W-bar|, |c-bar|, total": ["Multiline", [r"^norm/grad/"]],
+            "parameter norms |U|, |b|, |W|, |c|": ["Multiline", [r"^norm/param/"]],
+        },
+    }
+    charts["landscape"] = {"Hessian of the cost: least and greatest eigenvalue":
+                           ["Multiline", [r"^loss_hessian/(min|max)_eigenvalue$"]]}
+    if small:
+        charts["parameters"] = {f"{name}: {what}": ["Multiline", [rf"^param/{name}/"]] for name, what in (
+            ("U", "u_jk, input k into unit j"), ("b", "b_j"), ("W", "w_j, unit j into z"), ("c", "c"))}
+    charts["run"] = {
+        "learning rate": ["Multiline", [r"^run/lr$"]],
+        "share of saturated tanh units (|h| > 0.97)": ["Multiline", [r"^tanh/saturation$"]],
+        "ms per step": ["Multiline", [r"^run/step_ms$"]],
+        "processes": ["Multiline", [r"^run/world_size$"]],
+    }
+    return charts
 
 
 class Logger:
     """TensorBoard output of the main process; every method is a no-op elsewhere."""
 
-    def __init__(self, logdir: Path, enabled: bool, purge_step: int | None) -> None:
+    def __init__(self, logdir: Path, enabled: bool, purge_step: int | None, model: TanhNet) -> None:
         self.writer = None
+        self.small = is_small(model)
+        self.param_tags = parameter_tags(model.U.shape[0]) if self.small else []
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
             self.writer = SummaryWriter(str(logdir), purge_step=purge_step)
+            self.writer.add_custom_scalars(layout(self.small))
 
-    def scalars(self, values: dict[str, float], step: int) -> None:
-        """All of a step's scalars in one event (one ``add_scalar`` each cost 17 events a log)."""
-        if self.writer is not None:
-            from tensorboard.compat.proto.summary_pb2 import Summary
-            from torch.utils.tensorboard.summary import scalar
-
-            merged = Summary(value=[v for tag, x in values.items() for v in scalar(tag, x).value])
-            self.writer._get_file_writer().add_summary(merged, step)
-
-    def pictures(self, model: TanhNet, data: Split, X_raw: Tensor, step: int, caption: str) -> None:
+    def scalars(self, values: dict[str, float], step: int, model: TanhNet | None = None) -> None:
+        """All of a step's scalars in one event (one ``add_scalar`` each cost 17 events a log); with
+        ``model``, a small network's parameters too, each under its :func:`parameter_tags` tag."""
         if self.writer is None:
             return
-        from .render import decision_boundary_image, hidden_units_image
+        from tensorboard.compat.proto.summary_pb2 import Summary
 
-        self.writer.add_image("decision_boundary", decision_boundary_image(
-            model, X_raw, data.y_train, data.mean, data.std, caption=caption), step, dataformats="HWC")
-        self.writer.add_image("hidden/units", hidden_units_image(model, X_raw, data.mean, data.std), step,
+        if model is not None and self.small:
+            numbers = torch.cat([getattr(model, n).detach().reshape(-1) for n in PARAMS]).double().cpu().tolist()
+            values = {**values, **dict(zip(self.param_tags, numbers))}
+        merged = Summary(value=[Summary.Value(tag=tag, simple_value=float(x)) for tag, x in values.items()])
+        self.writer._get_file_writer().add_summary(merged, step)
+
+    def pictures(self, model: TanhNet, data: Split, X_raw: Tensor, step: int, title: str, subtitle: str) -> None:
+        """The decision boundary and the hidden units; a wide network's histograms of U, b, W, c and gradients."""
+        if self.writer is None:
+            return
+        from .render import decision_boundary_card, hidden_units_image
+
+        self.writer.add_image("maps/decision_boundary", decision_boundary_card(
+            model, X_raw, data.y_train, data.mean, data.std, title, subtitle), step, dataformats="HWC")
+        self.writer.add_image("maps/hidden_units", hidden_units_image(model, X_raw, data.mean, data.std), step,
                               dataformats="HWC")
-        for name in PARAMS:
-            p = getattr(model, name)
-            self.histogram(f"params/{name}", p.detach(), step)
-            if p.grad is not None:
-                self.histogram(f"grads/{name}", p.grad, step)
+        if not self.small:
+            for name in PARAMS:
+                p = getattr(model, name)
+                self.histogram(f"param/{name}", p.detach(), step)
+                if p.grad is not None:
+                    self.histogram(f"param_grad/{name}", p.grad, step)
 
     def histogram(self, tag: str, values: Tensor, step: int) -> None:
         try:
@@ -58,15 +125,14 @@ class Logger:
         except ValueError:  # TensorBoard's buckets end at |x| = 1e20: a finite but larger value has none
             warnings.warn(f"{tag} at step {step} lies beyond TensorBoard's histogram range; not logged", stacklevel=2)
 
-    def graph(self, model: TanhNet, X: Tensor, y: Tensor) -> None:
+    def graph(self, model: TanhNet) -> None:
+        """The handout's computational graph (:func:`.graph.seed_graph`) for the Graphs tab."""
         if self.writer is not None:
-            from .graph import SeedGraph
+            from tensorboard.compat.proto.event_pb2 import Event
 
-            with warnings.catch_warnings():
-                # add_graph traces with torch.jit.trace, which torch now calls deprecated; TensorBoard's
-                # graph tab has no other source yet, so the warning is not the user's to act on
-                warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace")
-                self.writer.add_graph(SeedGraph(model), (X[:4], y[:4]))
+            from .graph import seed_graph
+
+            self.writer._get_file_writer().add_event(Event(graph_def=seed_graph(model).SerializeToString()))
 
     def close(self) -> None:
         if self.writer is not None:

@@ -6,7 +6,7 @@ The loop, as :func:`train` reads::
         loss = run.train_step()          # ε on the next batch, backward, the optimiser's step
         stop = run.stop_requested(flag)  # Ctrl-C / SIGTERM, agreed by all processes
         if stop or run.log_due(): run.log()
-        if run.draw_due(): run.draw()
+        if run.draw_due(): run.draw()    # pictures at 0, 10, 20, 50, … then every image_interval; the Hessian
         if run.save_due(): run.save()
         if stop: break
     run.save()
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,9 +31,9 @@ import torch
 from ..module import TanhNet
 from . import checkpoint, hparams
 from .config import ConfigError, TrainConfig
-from .data import Split
+from .data import DataScaleWarning, Split, scale_advice
 from .logger import Logger
-from .metrics import TrainingDiverged, check_finite, measure
+from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
 from .setup import (default_logdir, epoch_order, fingerprint, load_split, make_optimizer, resolve_device,
                     resume_settings, scale_initial_weights)
 from .signals import StopFlag, stop_on_signals
@@ -98,9 +99,10 @@ class Run:
             hparams.write_config(logdir)
             settings = hparams.values(config, self.batch_size)
             hparams.write_session(logdir, settings, hparams.group_name(settings))
-        self.logger = Logger(logdir, world.is_main, purge_step=self.step + 1 if state is not None else None)
+        self.logger = Logger(logdir, world.is_main, purge_step=self.step + 1 if state is not None else None,
+                             model=model)
         if state is None:
-            self.logger.graph(model, self.dev.X_train, self.dev.y_train)
+            self.logger.graph(model)
         from tqdm.auto import tqdm
 
         show = config.progress and world.is_main
@@ -126,6 +128,8 @@ class Run:
             raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a run (checkpoint.pt); "
                               "continue it with --resume or choose another --logdir")
         data = load_split(config)
+        if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
+            warnings.warn(advice, DataScaleWarning, stacklevel=3)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         scale_initial_weights(model, config.init_scale)
@@ -172,7 +176,7 @@ class Run:
         return self.step % self.config.log_interval == 0 or self.last_step()
 
     def draw_due(self) -> bool:
-        return self.step % self.config.image_interval == 0 or self.last_step()
+        return picture_due(self.step, self.config.image_interval) or self.last_step()
 
     def save_due(self) -> bool:
         return self.epoch_ended and self.epoch % self.config.checkpoint_interval == 0
@@ -190,14 +194,25 @@ class Run:
         step_seconds = (now - self._clock) / max(self._since_log, 1)
         self._clock, self._since_log = now, 0
         self.metrics = measure(self.model, self.dev, self.world, self.optimizer.param_groups[0]["lr"], step_seconds)
-        self.logger.scalars(self.metrics, self.step)
+        self.logger.scalars(self.metrics, self.step, model=self.model)
         self.history.append({"step": self.step, **self.metrics})
         self.bar.set_postfix(loss=f"{self.metrics['loss/train']:.4f}", acc=f"{self.metrics['accuracy/train']:.3f}",
                              refresh=False)
 
     def draw(self) -> None:
-        acc = f"  acc {self.metrics['accuracy/train']:.3f}" if "accuracy/train" in self.metrics else ""
-        self.logger.pictures(self.model, self.data, self.X_raw, self.step, f"step {self.step}{acc}")
+        """The pictures of this step, captioned with its accuracies (measured afresh when not logged at it),
+        and the Hessian's extreme eigenvalues."""
+        if self.history and self.history[-1]["step"] == self.step:
+            train_acc, test_acc = self.metrics["accuracy/train"], self.metrics["accuracy/test"]
+        else:
+            train_acc, test_acc = accuracies(self.model, self.dev, self.world)
+        title = f"step {self.step}" + (" (untrained)" if self.step == 0 else "")
+        self.logger.pictures(self.model, self.data, self.X_raw, self.step, title,
+                             f"accuracy  train {train_acc:.3f}  test {test_acc:.3f}")
+        if self.world.is_main:  # the Hessian of ε on the training set: its extreme eigenvalues
+            values = curvature(self.model, self.dev.X_train, self.dev.y_train)
+            self.logger.scalars(values, self.step)
+            self.metrics.update(values)
 
     def save(self) -> None:
         """An atomic checkpoint of everything a resumed run needs (main process; the others wait)."""
@@ -216,6 +231,18 @@ class Run:
         self.logger.close()
 
 
+def picture_due(step: int, interval: int) -> bool:
+    """Steps 0, 10, 20, 50, 100, 200, 500, 1000, … (1, 2, 5 times a power of ten) below ``interval``,
+    then every ``interval``: early pictures while the boundary forms, then evenly spaced ones."""
+    if step % interval == 0:
+        return True
+    if step >= interval or step < 10:
+        return False
+    while step % 10 == 0:
+        step //= 10
+    return step in (1, 2, 5)
+
+
 def train(config: TrainConfig, world: World | None = None, given: set[str] | None = None,
           wrap: Callable[[TanhNet], torch.nn.Module] | None = None, device: torch.device | None = None) -> TrainResult:
     """Train TanhNet as ``config`` says.
@@ -231,6 +258,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     run = Run.start(config, world, given, wrap, device)
     started, interrupted = time.perf_counter(), False
     try:
+        if run.step == 0:
+            run.draw()  # the untrained network, where the slider starts
         with stop_on_signals() as flag:
             while run.step < run.total_steps:
                 run.train_step()

@@ -1,4 +1,5 @@
-"""What a run measures of itself: the logged metrics, and the check that it has not diverged."""
+"""What a run measures of itself: the logged metrics, the Hessian's extreme eigenvalues, and the check that
+it has not diverged."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import math
 import torch
 
 from ..cost import softplus
+from ..landscape import hessian_eigenvalues
 from ..module import TanhNet
 from .world import World
 
 Tensor = torch.Tensor
 SATURATION = 0.97  # |h| above this counts as a saturated tanh unit (tanh' < 0.06)
 PARAMS = ("U", "b", "W", "c")
+MAX_HESSIAN_PARAMETERS = 2000  # wider networks skip the (P, P) Hessian: P passes over the data, an O(P³) eigensolve
 
 
 class TrainingDiverged(RuntimeError):
@@ -43,12 +46,31 @@ def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float) 
     p = norms[4:].tolist()
     return {
         "loss/train": tl / tn, "loss/test": vl / vn, "accuracy/train": tc / tn, "accuracy/test": vc / vn,
-        **{f"grad_norm/{n}": v for n, v in zip(PARAMS, g)},
-        "grad_norm/total": math.sqrt(sum(v * v for v in g)),
-        **{f"param_norm/{n}": v for n, v in zip(PARAMS, p)},
-        "lr": lr, "hidden/saturation": ts / th,
-        "dist/world_size": float(world.size), "time/step_ms": 1e3 * step_seconds,
+        **{f"norm/grad/{n}": v for n, v in zip(PARAMS, g)},
+        "norm/grad/total": math.sqrt(sum(v * v for v in g)),
+        **{f"norm/param/{n}": v for n, v in zip(PARAMS, p)},
+        "tanh/saturation": ts / th,
+        "run/lr": lr, "run/world_size": float(world.size), "run/step_ms": 1e3 * step_seconds,
     }
+
+
+def accuracies(model: TanhNet, data, world: World) -> tuple[float, float]:
+    """(train, test) accuracy, all processes' shares summed: the pictures' caption between logs."""
+    (_, tc, tn, _, _), (_, vc, vn, _, _) = (evaluate(model, world.mine(X), world.mine(y), world).tolist()
+                                            for X, y in ((data.X_train, data.y_train), (data.X_test, data.y_test)))
+    return tc / tn, vc / vn
+
+
+def curvature(model: TanhNet, X: Tensor, y: Tensor) -> dict[str, float]:
+    """The least and greatest eigenvalue of the Hessian of ε on (X, y), as ``loss_hessian/min_eigenvalue`` and
+    ``loss_hessian/max_eigenvalue``: where the gradient vanishes, a negative least one marks a saddle.
+
+    Empty (nothing computed) for a network of more than ``MAX_HESSIAN_PARAMETERS`` parameters.
+    """
+    if sum(p.numel() for p in model.parameters()) > MAX_HESSIAN_PARAMETERS:
+        return {}
+    eigenvalues = hessian_eigenvalues(model, X, y).tolist()  # ascending, computed in float64
+    return {"loss_hessian/min_eigenvalue": eigenvalues[0], "loss_hessian/max_eigenvalue": eigenvalues[-1]}
 
 
 def check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:

@@ -3,15 +3,21 @@
 - :func:`decision_boundary_image`: o = σ(z) over the data's plane, blue (class 0)
   through white (o = ½) to orange (class 1), the boundary o = ½ as a dark line, and
   the training points in their class colours.
+- :func:`decision_boundary_card`: that map framed to stand alone at TensorBoard's card
+  size: a caption in large type (step, train and test accuracy), the axes' ticks in the
+  data's units, and a colour bar for o = σ(z).
 - :func:`hidden_units_image`: one tile per hidden unit, h_j = tanh(g_j) over the same
   plane, blue (−1) through white (0) to orange (+1), like the TensorFlow Playground's
-  neuron tiles, each titled with the unit's outgoing weight w_j.
+  neuron tiles, each titled with the unit's outgoing weight w_j, above a colour bar.
 
-Both return an (H, W, 3) uint8 numpy array, ready for ``SummaryWriter.add_image(...,
-dataformats="HWC")`` or :func:`save_png`.
+Each returns an (H, W, 3) uint8 numpy array, ready for ``SummaryWriter.add_image(...,
+dataformats="HWC")`` or :func:`save_png`. Their text is ASCII: Pillow's built-in font,
+the one font every installation has, has no Greek letters or subscripts.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -21,17 +27,32 @@ from ..module import TanhNet
 
 Tensor = torch.Tensor
 
-BLUE = torch.tensor([8.0, 119.0, 189.0], dtype=torch.float64)  # class 0, o → 0, h → −1
-ORANGE = torch.tensor([245.0, 147.0, 34.0], dtype=torch.float64)  # class 1, o → 1, h → +1
-WHITE = torch.tensor([255.0, 255.0, 255.0], dtype=torch.float64)
+BLUE = np.array([8.0, 119.0, 189.0], dtype=np.float32)  # class 0, o → 0, h → −1
+ORANGE = np.array([245.0, 147.0, 34.0], dtype=np.float32)  # class 1, o → 1, h → +1
+WHITE = np.array([255.0, 255.0, 255.0], dtype=np.float32)
 INK = (40, 40, 40)
+GREY = (120, 120, 120)
+
+
+def font(size: int) -> ImageFont.ImageFont:
+    """Pillow's built-in font at ``size`` pixels (scalable since Pillow 10.1)."""
+    return ImageFont.load_default(size=size)
+
+
+def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
+    """Round values inside [lo, hi], 1, 2 or 5 times a power of ten apart, about ``target`` of them."""
+    raw = (hi - lo) / max(target - 1, 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [round(k * step, 12) for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
 
 
 def plane_extent(X: Tensor, pad: float = 0.15) -> tuple[float, float, float, float]:
     """(x1_min, x1_max, x2_min, x2_max) around the raw points X (N, 2), padded, square."""
-    lo, hi = X.min(0).values.double(), X.max(0).values.double()
-    centre, half = (lo + hi) / 2, ((hi - lo).max() / 2) * (1 + pad) + 1e-6
-    return (centre[0] - half).item(), (centre[0] + half).item(), (centre[1] - half).item(), (centre[1] + half).item()
+    x = X.detach().cpu().double().numpy()
+    lo, hi = x.min(0), x.max(0)
+    centre, half = (lo + hi) / 2, float((hi - lo).max() / 2) * (1 + pad) + 1e-6
+    return float(centre[0] - half), float(centre[0] + half), float(centre[1] - half), float(centre[1] + half)
 
 
 def plane_grid(extent: tuple[float, float, float, float], size: int) -> Tensor:
@@ -44,34 +65,43 @@ def plane_grid(extent: tuple[float, float, float, float], size: int) -> Tensor:
     return torch.stack([cols.reshape(-1), rows.reshape(-1)], 1)
 
 
-def diverging(v: Tensor) -> Tensor:
+def diverging(v: np.ndarray) -> np.ndarray:
     """v in [−1, 1] → RGB float (…, 3): blue at −1, white at 0, orange at +1 (pastel, for backgrounds)."""
-    v = v.clamp(-1, 1).unsqueeze(-1)
+    v = np.clip(np.asarray(v, dtype=np.float32), -1, 1)[..., None]
     pastel = 0.75  # how far towards the full colour the extremes go
-    towards = torch.where(v < 0, BLUE, ORANGE)
-    return WHITE + pastel * v.abs() * (towards - WHITE)
+    return WHITE + pastel * np.abs(v) * (np.where(v < 0, BLUE, ORANGE) - WHITE)
 
 
 @torch.no_grad()
-def _evaluate(model: TanhNet, points: Tensor, mean: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
+def _evaluate(model: TanhNet, points: Tensor, mean: Tensor, std: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """z (P,) and H (P, H) of the model at raw points (P, 2), as float32 numpy arrays."""
     p = model.U
     X = ((points.to(mean.dtype) - mean.cpu()) / std.cpu()).to(device=p.device, dtype=p.dtype)
     z, H = model.forward_with_hidden(X)
-    return torch.sigmoid(z).double().cpu().squeeze(1), H.double().cpu()
+    return z.float().cpu().reshape(-1).numpy(), H.float().cpu().numpy()
 
 
-def _to_pixels(rgb: Tensor, size: int) -> Image.Image:
-    arr = rgb.reshape(size, size, 3).round().clamp(0, 255).to(torch.uint8).numpy()
-    return Image.fromarray(arr, mode="RGB")
+def _field(values: np.ndarray, n: int, size: int) -> np.ndarray:
+    """A smooth field sampled on an n×n grid of pixel centres, bilinearly resampled to size×size.
+
+    The pictures evaluate the network on a coarse grid (a third of the pixels' side) and let
+    Pillow fill in between: z and h are smooth, and the work stays small enough to keep drawing
+    out of the training loop's way.
+    """
+    grid = np.ascontiguousarray(values.reshape(n, n), dtype=np.float32)
+    return np.asarray(Image.fromarray(grid).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def _boundary_mask(o: Tensor, size: int) -> Tensor:
-    """Pixels where o = ½ is crossed between a pixel and its right or lower neighbour."""
-    side = (o.reshape(size, size) > 0.5)
-    mask = torch.zeros(size, size, dtype=torch.bool)
+def _to_pixels(rgb: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def _boundary_mask(side: np.ndarray) -> np.ndarray:
+    """Pixels where the boolean picture ``side`` (o > ½) changes to its right or lower neighbour."""
+    mask = np.zeros(side.shape, dtype=bool)
     mask[:, :-1] |= side[:, :-1] != side[:, 1:]
     mask[:-1, :] |= side[:-1, :] != side[1:, :]
-    return mask.reshape(-1)
+    return mask
 
 
 def _to_pixel_coords(X: Tensor, extent, size: int) -> Tensor:
@@ -94,38 +124,102 @@ def decision_boundary_image(
     if X_raw.shape[0] > max_points:
         keep = torch.linspace(0, X_raw.shape[0] - 1, max_points).long()
         X_raw, y = X_raw[keep], y[keep]
-    o, _ = _evaluate(model, plane_grid(extent, size), mean, std)
+    n = max(16, size // 3)
+    z = _field(_evaluate(model, plane_grid(extent, n), mean, std)[0], n, size)
+    o = 1 / (1 + np.exp(-np.clip(z, -60, 60)))  # o = σ(z)
     rgb = diverging(2 * o - 1)
-    rgb[_boundary_mask(o, size)] = 60.0
-    img = _to_pixels(rgb, size)
+    rgb[_boundary_mask(z > 0)] = 60.0  # o = ½ where z = 0
+    img = _to_pixels(rgb)
     draw = ImageDraw.Draw(img)
     radius = 3 if X_raw.shape[0] <= 2000 else 2
     for (px, py), label in zip(_to_pixel_coords(X_raw, extent, size).tolist(), y.reshape(-1).tolist()):
-        fill = tuple(int(v) for v in (ORANGE if label > 0.5 else BLUE).tolist())
+        fill = tuple(int(v) for v in (ORANGE if label > 0.5 else BLUE))
         draw.ellipse((px - radius, py - radius, px + radius, py + radius), fill=fill, outline=(255, 255, 255))
     if caption:
-        draw.text((4, 2), caption, fill=INK, font=ImageFont.load_default())
+        draw.text((4, 2), caption, fill=INK, font=font(max(11, size // 20)))
     return np.asarray(img)
 
 
-def hidden_units_image(
-    model: TanhNet, X_raw: Tensor, mean: Tensor, std: Tensor, tile: int = 112, per_row: int = 6
+def colour_bar(height: int, width: int, lo: float, hi: float) -> Image.Image:
+    """A vertical bar of :func:`diverging` colours: ``hi`` at the top, ``lo`` at the bottom (values in [−1, 1])."""
+    v = np.broadcast_to(np.linspace(hi, lo, height, dtype=np.float32)[:, None], (height, width))
+    return _to_pixels(diverging(v))
+
+
+def decision_boundary_card(
+    model: TanhNet, X_raw: Tensor, y: Tensor, mean: Tensor, std: Tensor, title: str = "", subtitle: str = "",
+    size: int = 384, max_points: int = 2000,
 ) -> np.ndarray:
-    """One tile per hidden unit: h_j = tanh(g_j) over the data's plane, titled with w_j."""
-    extent = plane_extent(X_raw)
-    _, H = _evaluate(model, plane_grid(extent, tile), mean, std)
-    n = H.shape[1]
-    cols, rows = min(n, per_row), -(-n // per_row)
-    title, gap = 14, 4
-    canvas = Image.new("RGB", (cols * (tile + gap) + gap, rows * (tile + title + gap) + gap), (255, 255, 255))
+    """:func:`decision_boundary_image` framed: ``title`` and ``subtitle`` above it in large type, x1 and x2
+    ticks in the data's units, and a colour bar for o = sigmoid(z) with the boundary o = 0.5 marked."""
+    left, top, right, bottom = 70, 80, 124, 60
+    canvas = Image.new("RGB", (left + size + right, top + size + bottom), (255, 255, 255))
+    canvas.paste(Image.fromarray(decision_boundary_image(model, X_raw, y, mean, std, size, max_points=max_points)),
+                 (left, top))
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
+    draw.text((left, 6), title, fill=INK, font=font(30))
+    draw.text((left, 44), subtitle, fill=INK, font=font(22))
+    draw.rectangle((left - 1, top - 1, left + size, top + size), outline=GREY)
+    small = font(20)
+    x1_min, x1_max, x2_min, x2_max = plane_extent(X_raw)
+    for t in nice_ticks(x1_min, x1_max):
+        px = left + (t - x1_min) / (x1_max - x1_min) * size
+        draw.line((px, top + size, px, top + size + 6), fill=GREY)
+        draw.text((px, top + size + 8), f"{t:g}", fill=INK, font=small, anchor="mt")
+    for t in nice_ticks(x2_min, x2_max):
+        py = top + (x2_max - t) / (x2_max - x2_min) * size
+        draw.line((left - 6, py, left, py), fill=GREY)
+        draw.text((left - 9, py), f"{t:g}", fill=INK, font=small, anchor="rm")
+    draw.text((left + size / 2, top + size + 34), "x1", fill=INK, font=small, anchor="mt")
+    draw.text((10, top + size / 2), "x2", fill=INK, font=small, anchor="lm")
+    # the colour bar: o from 1 (orange, class 1) at the top to 0 (blue, class 0) at the bottom
+    bar_x, bar_w = left + size + 22, 20
+    canvas.paste(colour_bar(size, bar_w, -1.0, 1.0), (bar_x, top))
+    draw.rectangle((bar_x - 1, top - 1, bar_x + bar_w, top + size), outline=GREY)
+    draw.line((bar_x, top + size / 2, bar_x + bar_w - 1, top + size / 2), fill=(60, 60, 60), width=2)  # o = 0.5
+    for o, label in ((1.0, "1"), (0.5, "0.5"), (0.0, "0")):
+        py = top + (1 - o) * (size - 1)
+        draw.line((bar_x + bar_w, py, bar_x + bar_w + 5, py), fill=GREY)
+        draw.text((bar_x + bar_w + 8, py), label, fill=INK, font=small, anchor="lm")
+    draw.text((bar_x + bar_w / 2, top - 8), "o", fill=INK, font=font(20), anchor="ms")
+    draw.text((bar_x + bar_w / 2, top + size + 8), "class 0", fill=INK, font=small, anchor="mt")
+    draw.text((bar_x + bar_w / 2, top - 30), "class 1", fill=INK, font=small, anchor="ms")
+    return np.asarray(canvas)
+
+
+def hidden_units_image(
+    model: TanhNet, X_raw: Tensor, mean: Tensor, std: Tensor, tile: int = 128, per_row: int | None = None
+) -> np.ndarray:
+    """One tile per hidden unit: h_j = tanh(g_j) over the data's plane, titled with w_j, above a colour bar.
+
+    ``per_row`` None: all in a row up to four units, else a near-square grid (4 x 4 at 16 units),
+    so that the titles stay readable when TensorBoard shrinks the picture to its card.
+    """
+    extent = plane_extent(X_raw)
+    coarse = max(16, tile // 2)
+    _, H = _evaluate(model, plane_grid(extent, coarse), mean, std)
+    n = H.shape[1]
+    per_row = per_row or (n if n <= 4 else math.ceil(math.sqrt(n)))
+    cols, rows = min(n, per_row), -(-n // per_row)
+    text = font(max(11, round(tile * 0.16)))
+    title, gap, legend = round(tile * 0.22), max(4, tile // 16), round(tile * 0.42)
+    width = max(cols * (tile + gap) + gap, 3 * tile // 2 + 2 * gap)
+    canvas = Image.new("RGB", (width, rows * (tile + title + gap) + gap + legend), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
     weights = model.W.detach().double().cpu().reshape(-1).tolist()
     for j in range(n):
         x0 = gap + (j % per_row) * (tile + gap)
         y0 = gap + (j // per_row) * (tile + title + gap)
-        draw.text((x0, y0), f"h{j + 1}  w={weights[j]:+.2f}", fill=INK, font=font)
-        canvas.paste(_to_pixels(diverging(H[:, j]), tile), (x0, y0 + title))
+        draw.text((x0, y0), f"h{j + 1}  w={weights[j]:+.2f}", fill=INK, font=text)
+        canvas.paste(_to_pixels(diverging(_field(H[:, j], coarse, tile))), (x0, y0 + title))
+    # the colour bar, lying down: h = -1 (blue) on the left to +1 (orange) on the right
+    y0, bar_h, bar_w = canvas.height - legend + gap, max(6, legend // 4), tile
+    bar = colour_bar(bar_w, bar_h, -1.0, 1.0).transpose(Image.Transpose.ROTATE_270)  # +1 to the right
+    x0 = (width - bar_w) // 2
+    canvas.paste(bar, (x0, y0))
+    draw.text((x0 - 6, y0 + bar_h / 2), "h = -1", fill=INK, font=text, anchor="rm")
+    draw.text((x0 + bar_w + 6, y0 + bar_h / 2), "+1", fill=INK, font=text, anchor="lm")
+    draw.text((width / 2, y0 + bar_h + 3), "h = tanh(g)", fill=GREY, font=text, anchor="ma")
     return np.asarray(canvas)
 
 

@@ -1,0 +1,230 @@
+"""The loss landscape: torch_tanhnet.hessian against autograd, its spectrum at a known saddle and at minima,
+and the training loop's report of the extreme eigenvalues."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_data
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from torch_tanhnet import TanhNet, hessian, hessian_eigenvalues
+from torch_tanhnet.audit.reference import loss_reference, network_reference
+from torch_tanhnet.landscape import flat_parameters
+from torch_tanhnet.training import TrainConfig, TrainResult, metrics, train
+from torch_tanhnet.training.setup import load_split
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def model_with(D, H, seed=0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    model = TanhNet(D, H, dtype=dtype)
+    with torch.no_grad():
+        model.b.normal_()
+        model.c.normal_()
+    return model
+
+
+def unflatten(theta, model):
+    shapes = [getattr(model, n).shape for n in "UbWc"]
+    return [p.reshape(s) for p, s in zip(theta.split([s.numel() for s in shapes]), shapes)]
+
+
+def plain_hessian(model, X, y):
+    """∂²ε/∂θ² by reverse over reverse (torch.autograd.functional.hessian) on the plain-ops graph."""
+    theta = flat_parameters(model)
+    return torch.autograd.functional.hessian(lambda t: loss_reference(X, *unflatten(t, model), y), theta)
+
+
+def gradient(model, X, y):
+    theta = flat_parameters(model).requires_grad_(True)
+    return torch.autograd.grad(loss_reference(X, *unflatten(theta, model), y), theta)[0]
+
+
+@pytest.mark.parametrize("N,D,H", [(1, 2, 3), (8, 2, 3), (5, 3, 4), (6, 1, 2)])
+def test_hessian_equals_autograd_on_plain_ops(N, D, H):
+    model = model_with(D, H)
+    X, y = make_data(N, D)
+    want = plain_hessian(model, X, y)
+    got = hessian(model, X, y)
+    assert got.shape == (H * D + 2 * H + 1,) * 2
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_hessian_of_a_batch_with_leading_dimensions_is_that_of_the_flattened_batch():
+    model = model_with(2, 3)
+    X, y = make_data(12, 2)
+    torch.testing.assert_close(hessian(model, X.reshape(3, 4, 2), y.reshape(3, 4, 1)), hessian(model, X, y),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_hessian_in_chunks_equals_one_pass(monkeypatch):
+    model = model_with(2, 3)
+    X, y = make_data(23, 2)
+    whole = hessian(model, X, y)
+    from torch_tanhnet import landscape
+
+    monkeypatch.setattr(landscape, "TANGENTS", 5)  # 3 passes of columns
+    monkeypatch.setattr(landscape, "BUDGET", 5 * 3 * 4)  # 4 samples a pass: 6 chunks, the last of 3
+    torch.testing.assert_close(hessian(model, X, y), whole, rtol=1e-12, atol=1e-14)
+
+
+def test_parameters_are_flattened_U_b_W_c():
+    """Diagonal blocks in the order U (row by row), b, W, c, each against autograd on that parameter alone;
+    the last entry is ∂²ε/∂c² = (1/N) Σᵢ σ'(zᵢ)."""
+    model = model_with(2, 3)
+    X, y = make_data(7, 2)
+    got = hessian(model, X, y)
+    params = [p.detach() for p in (model.U, model.b, model.W, model.c)]
+    start = 0
+    for i, p in enumerate(params):
+        block = torch.autograd.functional.hessian(
+            lambda q, i=i: loss_reference(X, *params[:i], q, *params[i + 1:], y), p)
+        n = p.numel()
+        torch.testing.assert_close(got[start:start + n, start:start + n], block.reshape(n, n), rtol=1e-12, atol=1e-14)
+        start += n
+    z = model(X).detach()
+    torch.testing.assert_close(got[-1, -1], (torch.sigmoid(z) * torch.sigmoid(-z)).mean(), rtol=1e-12, atol=0)
+
+
+def test_float32_model_gets_a_float64_hessian_unless_asked():
+    model = model_with(2, 3, dtype=torch.float32)
+    X, y = make_data(9, 2, dtype=torch.float32)
+    assert hessian(model, X, y).dtype == torch.float64
+    own = hessian(model, X, y, dtype=None)
+    assert own.dtype == torch.float32
+    torch.testing.assert_close(own.double(), hessian(model, X, y), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (lambda X, y: (X, y.reshape(-1)), "y must have the same shape as z (6, 1), got (6,)"),
+    (lambda X, y: (X[:, :1], y), "X must have shape (*, 2), got (6, 1)"),
+    (lambda X, y: (X, y.float()), "y must have z's dtype torch.float64, got torch.float32"),
+])
+def test_bad_input_is_a_one_line_error(bad, message):
+    model = model_with(2, 3)
+    X, y = bad(*make_data(6, 2))
+    with pytest.raises((ValueError, TypeError)) as info:
+        hessian(model, X, y)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# -- the spectrum at known points --
+
+@pytest.mark.parametrize("N,D,H", [(10, 2, 3), (8, 3, 4), (2, 1, 1)])
+def test_the_origin_on_balanced_labels_is_a_saddle_with_the_derived_spectrum(N, D, H):
+    """All parameters 0, half the labels 1. Then H = 0 and z = 0, o = 1/2, and with a = (1/N) Σᵢ (1/2 − yᵢ) xᵢ
+    the gradient vanishes and the spectrum is exactly {−‖a‖ (H times), 0 (H·D times), +‖a‖ (H times), 1/4}."""
+    model = TanhNet(D, H, dtype=torch.float64)
+    for p in model.parameters():
+        torch.nn.init.zeros_(p)
+    X, _ = make_data(N, D, seed=3)
+    y = torch.tensor([0.0, 1.0] * (N // 2), dtype=torch.float64).reshape(N, 1)
+    assert torch.equal(gradient(model, X, y), torch.zeros(H * D + 2 * H + 1, dtype=torch.float64))
+    a = ((0.5 - y) * X).mean(0).norm().item()
+    want = sorted([-a] * H + [0.0] * (H * D) + [a] * H + [0.25])
+    got = hessian_eigenvalues(model, X, y)
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-14)
+    assert got[0] < 0  # a strict saddle: ε falls along the eigenvectors of −‖a‖
+
+
+def test_at_the_origin_on_xor_the_second_order_test_is_inconclusive():
+    """The four XOR corners have equal class means, so a = 0: the spectrum is {0 (P − 1 times), 1/4}."""
+    model = TanhNet(2, 2, dtype=torch.float64)
+    for p in model.parameters():
+        torch.nn.init.zeros_(p)
+    X = torch.tensor([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([[0.0], [1.0], [1.0], [0.0]], dtype=torch.float64)
+    got = hessian_eigenvalues(model, X, y)
+    torch.testing.assert_close(got, torch.tensor([0.0] * 8 + [0.25], dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_a_teachers_parameters_are_a_minimum_where_the_hessian_is_gauss_newton():
+    """With soft labels y = σ(z_teacher), the teacher minimises ε (σ(z) = y at every sample), the residual term
+    (σ(z) − y) ∇²z vanishes and the Hessian is Jᵀ diag(σ'(z)/N) J ⪰ 0 (J = ∂z/∂θ)."""
+    teacher = model_with(2, 3, seed=4)
+    X, _ = make_data(20, 2, seed=5)
+    z = teacher(X).detach()
+    y = torch.sigmoid(z)
+    assert gradient(teacher, X, y).abs().max() < 1e-15
+    J = torch.autograd.functional.jacobian(lambda t: network_reference(X, *unflatten(t, teacher))[2].squeeze(1),
+                                           flat_parameters(teacher))  # (N, P)
+    gauss_newton = J.t() @ (J * (torch.sigmoid(z) * torch.sigmoid(-z) / X.shape[0]))
+    torch.testing.assert_close(hessian(teacher, X, y), gauss_newton, rtol=1e-12, atol=1e-14)
+    assert hessian_eigenvalues(teacher, X, y)[0] > -1e-14
+
+
+def test_a_trained_minimum_has_no_negative_eigenvalue():
+    teacher = model_with(2, 3, seed=0)
+    X, _ = make_data(24, 2, seed=6)
+    y = torch.sigmoid(teacher(X)).detach()
+    torch.manual_seed(100)
+    model = TanhNet(2, 3, dtype=torch.float64)
+    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=1000, tolerance_grad=1e-13, tolerance_change=0,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = model.loss(X, y)
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    assert gradient(model, X, y).norm() < 1e-7  # a critical point
+    eigenvalues = hessian_eigenvalues(model, X, y)
+    assert eigenvalues[-1] > 0.1 and eigenvalues[0] >= -1e-6 * eigenvalues[-1]
+
+
+# -- the training loop's report --
+
+def small(tmp_path, **kw):
+    base = dict(n_samples=120, epochs=40, log_interval=10, image_interval=20, checkpoint_interval=10,
+                logdir=str(tmp_path / "run"), progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def train_script():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import train as script
+    finally:
+        sys.path.pop(0)
+    return script
+
+
+def test_training_logs_the_extreme_eigenvalues_at_picture_steps(tmp_path):
+    config = small(tmp_path)
+    result = train(config)
+    ea = EventAccumulator(str(result.logdir), size_guidance={"scalars": 0})
+    ea.Reload()
+    for tag in ("loss_hessian/min_eigenvalue", "loss_hessian/max_eigenvalue"):
+        assert [e.step for e in ea.Scalars(tag)] == [0, 10, 20, 40]  # the picture steps: 0, 10, 20, then every 20
+    data = load_split(config).to(torch.device("cpu"), torch.float32)
+    eigenvalues = hessian_eigenvalues(result.model, data.X_train, data.y_train)
+    assert result.metrics["loss_hessian/min_eigenvalue"] == pytest.approx(eigenvalues[0].item(), rel=1e-12, abs=1e-15)
+    assert result.metrics["loss_hessian/max_eigenvalue"] == pytest.approx(eigenvalues[-1].item(), rel=1e-12)
+    assert ea.Scalars("loss_hessian/max_eigenvalue")[-1].value == pytest.approx(eigenvalues[-1].item(), rel=1e-6)
+    line = train_script().curvature_line(result)
+    assert line.startswith(f"Hessian of the training loss: eigenvalues from {eigenvalues[0].item():.3g} to "
+                           f"{eigenvalues[-1].item():.3g}; ")
+
+
+def test_wide_networks_skip_the_hessian_and_say_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(metrics, "MAX_HESSIAN_PARAMETERS", 12)  # the seed's 13 parameters count as wide
+    result = train(small(tmp_path))
+    assert not any(k.startswith("loss_hessian/") for k in result.metrics)
+    ea = EventAccumulator(str(result.logdir), size_guidance={"scalars": 0})
+    ea.Reload()
+    assert not any(t.startswith("loss_hessian/") for t in ea.Tags()["scalars"])
+    assert train_script().curvature_line(result) == "Hessian of the training loss: not computed (13 parameters > 12)"
+
+
+@pytest.mark.parametrize("low,high,reading", [(-0.02, 1.1, "a negative one"), (1e-4, 1.1, "none negative"),
+                                              (-1e-12, 1.1, "none negative")])
+def test_the_summary_reads_the_sign_of_the_least_eigenvalue(low, high, reading):
+    result = TrainResult(TanhNet(), Path("."), {"loss_hessian/min_eigenvalue": low,
+                                                "loss_hessian/max_eigenvalue": high}, 1, 1, 1.0, 1)
+    assert reading in train_script().curvature_line(result)

@@ -1,0 +1,181 @@
+"""What TensorBoard shows of a run, read through TensorBoard's own readers: the tag layout, the
+Custom Scalars charts, the parameters as curves or histograms, the pictures' schedule and
+captions, the handout's graph, the run names, the advice on badly scaled data."""
+
+import io
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard_reader import custom_scalars_layout
+
+from torch_tanhnet.training import TrainConfig, train
+from torch_tanhnet.training.data import DataScaleWarning, scale_advice
+from torch_tanhnet.training.logger import parameter_tags
+from torch_tanhnet.training.loop import picture_due
+from torch_tanhnet.training.setup import default_logdir, run_name
+
+
+def tiny(logdir, **kw):
+    base = {"n_samples": 60, "epochs": 6, "log_interval": 2, "image_interval": 10**6, "logdir": str(logdir),
+            "progress": False}
+    return TrainConfig(**{**base, **kw})
+
+
+def events(logdir):
+    ea = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
+    ea.Reload()
+    return ea
+
+
+def picture(event) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB"))
+
+
+def test_learning_leads_and_housekeeping_comes_last(tmp_path):
+    train(tiny(tmp_path / "run"))
+    tags = events(tmp_path / "run").Tags()
+    # TensorBoard groups tags by their first part and sorts the groups by name; Time Series opens the first two
+    groups = sorted({t.split("/")[0] for t in tags["scalars"] + tags["images"] + tags["histograms"]})
+    assert groups[:4] == ["accuracy", "loss", "loss_hessian", "maps"]
+    assert {"run", "tanh"} == set(groups[-2:])
+    assert {"run/world_size", "run/step_ms", "run/lr", "tanh/saturation"} <= set(tags["scalars"])
+
+
+def test_custom_scalars_put_train_and_test_on_one_chart(tmp_path):
+    train(tiny(tmp_path / "run"))
+    layout = custom_scalars_layout(tmp_path)
+    categories = {c["title"]: {ch["title"]: ch["multiline"]["tag"] for ch in c["chart"]} for c in layout["category"]}
+    assert list(categories)[:3] == ["learning", "norms", "landscape"]
+    tags = events(tmp_path / "run").Tags()["scalars"]
+
+    def matched(regexes):
+        return sorted(t for t in tags if any(re.search(r, t) for r in regexes))
+
+    learning = categories["learning"]
+    assert [matched(r) for r in learning.values()] == [["loss/test", "loss/train"], ["accuracy/test", "accuracy/train"]]
+    norms = list(categories["norms"].values())
+    assert matched(norms[0]) == sorted(f"norm/grad/{n}" for n in ("U", "b", "W", "c", "total"))
+    assert matched(norms[1]) == sorted(f"norm/param/{n}" for n in "UbWc")
+    per_tensor = [matched(r) for r in categories["parameters"].values()]
+    assert [len(m) for m in per_tensor] == [6, 3, 3, 1]  # U, b, W, c of the seed's 2-3-1 network
+
+
+def test_a_small_network_logs_each_parameter_as_a_curve(tmp_path):
+    result = train(tiny(tmp_path / "run"))
+    ea = events(tmp_path / "run")
+    names = parameter_tags(3)
+    assert names[:3] == ["param/U/u11", "param/U/u12", "param/U/u21"] and names[-1] == "param/c/c"
+    assert set(names) <= set(ea.Tags()["scalars"]) and not ea.Tags()["histograms"]
+    assert [e.step for e in ea.Scalars("param/W/w2")] == [2, 4, 6]  # at the log steps only
+    final = {t: ea.Scalars(t)[-1].value for t in names}
+    U = result.model.U.detach()
+    assert final["param/U/u21"] == pytest.approx(U[1, 0].item())
+    assert final["param/U/u32"] == pytest.approx(U[2, 1].item())
+    assert final["param/W/w3"] == pytest.approx(result.model.W[0, 2].item())
+    assert final["param/c/c"] == pytest.approx(result.model.c.item())
+
+
+def test_a_wide_network_gets_histograms_instead(tmp_path):
+    train(tiny(tmp_path / "run", hidden=16, image_interval=3))  # 81 parameters
+    tags = events(tmp_path / "run").Tags()
+    assert {f"param/{n}" for n in "UbWc"} | {f"param_grad/{n}" for n in "UbWc"} <= set(tags["histograms"])
+    assert not any(t.startswith("param/") for t in tags["scalars"])
+    assert "parameters" not in [c["title"] for c in custom_scalars_layout(tmp_path)["category"]]
+
+
+def test_parameter_names_stay_apart_from_ten_units():
+    names = parameter_tags(15)
+    assert len(names) == len(set(names)) == 61 and "param/U/u10,1" in names and "param/U/u1,1" in names
+
+
+@pytest.mark.parametrize("interval, steps", [
+    (500, [0, 10, 20, 50, 100, 200, 500, 1000, 1500, 2000]),
+    (100, [0, 10, 20, 50, 100, 200, 300]),
+    (7, [0, 7, 14, 21]),
+])
+def test_the_picture_schedule_is_log_like_then_every_interval(interval, steps):
+    assert [s for s in range(steps[-1] + 1) if picture_due(s, interval)] == steps
+
+
+def test_pictures_start_untrained_and_follow_the_schedule(tmp_path):
+    train(tiny(tmp_path / "run", epochs=55, log_interval=7, image_interval=50))
+    ea = events(tmp_path / "run")
+    assert [e.step for e in ea.Images("maps/decision_boundary")] == [0, 10, 20, 50, 55]
+    assert [e.step for e in ea.Images("maps/hidden_units")] == [0, 10, 20, 50, 55]
+
+
+def test_pictures_read_at_card_size(tmp_path):
+    train(tiny(tmp_path / "run", epochs=2))
+    first = events(tmp_path / "run").Images("maps/decision_boundary")[0]
+    img = picture(first)
+    assert (first.width, first.height) == (img.shape[1], img.shape[0]) and first.width >= 500
+    # the caption: dark type across the top band, its first line at least 20 px high, so that it stays
+    # about 12 px high when TensorBoard shrinks the picture to a ~330 px card
+    band = img[:80].min(axis=2) < 100
+    rows = np.flatnonzero(band.any(axis=1))
+    first_line = rows[rows < 40]
+    assert first_line.max() - first_line.min() >= 20
+    # the colour bar: orange at its top, blue at its bottom, right of the map
+    bar = img[90:-70, -120:-80].reshape(-1, 3).astype(int)
+    assert any(r > b + 100 for r, _, b in bar[:200]) and any(b > r + 100 for r, _, b in bar[-200:])
+
+
+def test_the_hidden_units_form_a_readable_grid_at_16_units(tmp_path):
+    train(tiny(tmp_path / "run", hidden=16, epochs=1))
+    img = picture(events(tmp_path / "run").Images("maps/hidden_units")[0])
+    height, width, _ = img.shape
+    assert 500 < width < 650 and height > width  # four tiles of 128 px a row, four rows, a colour bar below
+
+
+def test_the_graph_is_the_handouts(tmp_path):
+    train(tiny(tmp_path / "run"))
+    graph = events(tmp_path / "run").Graph()
+    nodes = {n.name: list(n.input) for n in graph.node}
+    assert nodes == {"X": [], "y": [], "U": [], "b": [], "W": [], "c": [], "G": ["X", "U", "b"], "H": ["G"],
+                     "z": ["H", "W", "c"], "o": ["z"], "cost": ["z", "y"]}
+    shapes = {n.name: [d.size for d in n.attr["_output_shapes"].list.shape[0].dim] for n in graph.node}
+    assert shapes["U"] == [3, 2] and shapes["G"] == [-1, 3] and shapes["cost"] == []
+
+
+def test_run_names_lead_with_what_differs(tmp_path, monkeypatch):
+    from datetime import datetime
+
+    from torch_tanhnet.training import setup
+
+    t = datetime(2026, 11, 30, 0, 3, 0)
+    assert run_name(TrainConfig(), t) == "1130-000300-moons"
+    assert run_name(TrainConfig(dataset="spiral", hidden=16, optimizer="adam", lr=0.02), t) == \
+        "1130-000300-spiral-h16-adam-lr0.02"
+    assert run_name(TrainConfig(data="some/pts.csv", standardize=True, seed=3), t) == "1130-000300-pts-std-seed3"
+    monkeypatch.setattr(setup, "run_name", lambda config: "1130-000300-moons")  # two runs in one second
+    taken = []
+    for _ in range(3):
+        taken.append(default_logdir(TrainConfig(), root=tmp_path))
+        taken[-1].mkdir()
+    assert [p.name for p in taken] == ["1130-000300-moons", "1130-000300-moons-2", "1130-000300-moons-3"]
+
+
+def test_features_far_from_the_networks_scale_are_pointed_out_once(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(80, generator=g), torch.randn(80, generator=g)
+    rows = torch.stack([50 + 5 * a, -20 + 5 * b, (a + b > 0).double()], 1)
+    csv = tmp_path / "far.csv"
+    csv.write_text("".join(f"{x:.4f},{z:.4f},{int(lab)}\n" for x, z, lab in rows.tolist()))
+    with pytest.warns(DataScaleWarning, match=r"x1 in \[3\d.*--standardize") as caught:
+        train(tiny(tmp_path / "far", data=str(csv)))
+    assert len([w for w in caught if w.category is DataScaleWarning]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataScaleWarning)
+        train(tiny(tmp_path / "std", data=str(csv), standardize=True))
+        train(tiny(tmp_path / "moons"))
+
+
+@pytest.mark.parametrize("scale, flagged", [(1.0, False), (2.4, False), (8.0, True), (1e-3, True)])
+def test_scale_advice_flags_what_tanh_cannot_use(scale, flagged):
+    X = torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=torch.float64) * scale
+    assert (scale_advice(X) is not None) == flagged

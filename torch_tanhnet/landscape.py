@@ -1,0 +1,76 @@
+"""The loss landscape at a point: the full Hessian of the seed's cost ε over the parameters, and its spectrum.
+
+For the seed's 2-3-1 network the parameters are P = H·D + 2H + 1 = 13 numbers, so the whole
+(P, P) Hessian is cheap: column i is the Hessian-vector product H eᵢ, the forward-mode
+derivative (jvp) of the gradient along eᵢ, as ``torch.func.hessian`` (``jacfwd(jacrev)``)
+computes it, through the reference Functions, whose backward and tangent equations are
+hand-derived and exact. Columns and samples go in chunks, so memory stays bounded.
+
+Where the gradient vanishes, the signs of the eigenvalues say what the point is: all > 0, a
+strict local minimum; one < 0, a saddle (ε falls along its eigenvector); all ≥ 0 with some
+= 0, the second-order test cannot tell. The XOR literature lives in that last case: Hamey
+(1998) proved that the 2-2-1 XOR network has no local minima (every finite stationary point
+has points of lower error arbitrarily close), and Sprinkhuizen-Kuyper & Boers (1999) found
+a region of local minima with nonzero error in the 2-3-1 XOR network, the seed's shape. Both
+study sigmoid units and their own error function, not this tanh network's cross-entropy, so
+they say what to look for here, not what will be found. See docs/derivation.md.
+
+The parameters are flattened in the order U (row by row, as ``U.reshape(-1)``), b, W, c:
+index j·D + k is u_jk, then H·D + j is b_j, H·D + H + j is w_j and the last is c.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .checks import check_features, check_labels
+from .functional import bce_with_logits, tanhnet
+from .module import TanhNet
+
+Tensor = torch.Tensor
+ORDER = ("U", "b", "W", "c")  # the flattening order of the parameters
+TANGENTS = 64  # Hessian columns per forward-over-reverse pass
+BUDGET = 2**21  # tangents × samples × hidden units in one pass: bounds its memory (16 MiB a float64 activation)
+
+
+def flat_parameters(model: TanhNet) -> Tensor:
+    """θ (P,): U, b, W, c flattened and concatenated in that order (a detached copy)."""
+    return torch.cat([getattr(model, name).detach().reshape(-1) for name in ORDER])
+
+
+def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None = torch.float64) -> Tensor:
+    """∂²ε/∂θ² (P, P) of ε = bce_with_logits(model(X), y) over θ = (U, b, W, c) flattened (see the module doc).
+
+    X (*, D) and y (*, 1) as for :meth:`TanhNet.loss`. Computed in ``dtype`` (default float64, so that
+    the signs of small eigenvalues can be trusted; None keeps the model's dtype). Only the cost ε:
+    an optimiser's weight decay λ would add λ·I.
+    """
+    check_features(X, model.in_features)
+    check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)
+    dtype = dtype or model.U.dtype
+    theta = flat_parameters(model).to(dtype)
+    X = X.detach().reshape(-1, model.in_features).to(dtype)
+    y = y.detach().reshape(-1, 1).to(dtype)
+    shapes = [getattr(model, name).shape for name in ORDER]
+    sizes = [s.numel() for s in shapes]
+
+    def cost(theta: Tensor, X: Tensor, y: Tensor) -> Tensor:
+        U, b, W, c = (p.reshape(s) for p, s in zip(theta.split(sizes), shapes))
+        return bce_with_logits(tanhnet(X, U, b, W, c), y)  # under torch.func: the reference Functions
+
+    def hvp(v: Tensor, X: Tensor, y: Tensor) -> Tensor:  # ∂²ε/∂θ² v: the jvp of the gradient (forward over reverse)
+        return torch.func.jvp(lambda t: torch.func.grad(cost)(t, X, y), (theta,), (v,))[1]
+
+    columns = torch.func.vmap(hvp, in_dims=(0, None, None))  # H e_i for a batch of unit vectors e_i
+    P, n = theta.numel(), X.shape[0]
+    tangents = min(P, TANGENTS)
+    rows = max(1, BUDGET // (tangents * model.hidden_features))
+    basis = torch.eye(P, dtype=dtype, device=theta.device).split(tangents)
+    # ε is a mean over the samples, so its Hessian is the chunks' Hessians weighted by their share of them
+    return sum(torch.cat([columns(E, Xc, yc) for E in basis]) * (Xc.shape[0] / n)
+               for Xc, yc in zip(X.split(rows), y.split(rows)))
+
+
+def hessian_eigenvalues(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None = torch.float64) -> Tensor:
+    """The eigenvalues (P,) of :func:`hessian`, ascending: the first is the least, the last the greatest."""
+    return torch.linalg.eigvalsh(hessian(model, X, y, dtype=dtype))
