@@ -15,7 +15,9 @@ from .world import World
 Tensor = torch.Tensor
 SATURATION = 0.97  # |h| above this counts as a saturated tanh unit (tanh' < 0.06)
 PARAMS = ("U", "b", "W", "c")
-MAX_HESSIAN_PARAMETERS = 2000  # wider networks skip the (P, P) Hessian: P passes over the data, an O(P³) eigensolve
+MAX_HESSIAN_PARAMETERS = 129  # wider networks (--hidden above 32) skip the (P, P) Hessian: at N = 400 it took
+# 0.2 s at the seed's 13 parameters, 1.0 s at 129 and 6.3 s at 257 on the 2-core machine (loaded by other work),
+# too slow to repeat at every picture step
 
 
 class TrainingDiverged(RuntimeError):
