@@ -38,3 +38,20 @@ def test_runs_equal_train_py_runs_with_the_same_settings_and_seed(tmp_path, case
         for tag in ("loss/test", "accuracy/test", "loss/train", "accuracy/train"):
             assert row[tag] == pytest.approx(alone.metrics[tag], rel=tol, abs=tol), (row["run"], tag)
         assert row["steps"] == alone.global_step
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_groups_gradients_are_autograds_numbers(dtype):
+    # set_gradients asks the fused pass directly; loss.sum().backward() multiplies the same numbers by ε̄_k = 1
+    from torch_tanhnet.ensemble import TanhNetEnsemble
+    from torch_tanhnet.sweep.group import set_gradients
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(5, 40, 2, generator=g, dtype=torch.float64).to(dtype)
+    y = (torch.rand(5, 40, 1, generator=g) > 0.5).to(dtype)
+    model = TanhNetEnsemble(5, 2, 3, dtype=dtype, seeds=[0, 1, 2, 3, 4])
+    model.loss(X, y).sum().backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    set_gradients(model, X, y)
+    for p, w in zip(model.parameters(), want):
+        assert torch.equal(p.grad, w)
