@@ -50,6 +50,7 @@ class SweepResult:
     seconds: float  # training time, over every start of the sweep
     interrupted: bool = False
     already_complete: bool = False  # --resume of a finished sweep: nothing was trained
+    groups: dict[int, GroupResult] | None = None  # every group's weights and metrics at each log step (rank 0)
 
 
 def default_logdir(config: SweepConfig) -> Path:
@@ -101,10 +102,10 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
     plan, logdir, found = prepared or prepare(config, world, given, device)
     config = plan.config
     if found["complete"]:
+        groups = {int(g): GroupResult.from_dict(r) for g, r in found["groups"].items()}
         with one_thread():
-            results = collect(plan, {int(g): GroupResult.from_dict(r) for g, r in found["groups"].items()},
-                              config.solved_at)
-        return SweepResult(plan, logdir, results, found["seconds"], already_complete=True)
+            results = collect(plan, groups, config.solved_at)
+        return SweepResult(plan, logdir, results, found["seconds"], already_complete=True, groups=groups)
     if world.is_main:
         logdir.mkdir(parents=True, exist_ok=True)
         write_json(plan, logdir / "sweep.json")
@@ -202,4 +203,4 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
         p.unlink(missing_ok=True)
     if plan.config.dry_run and Path(tempfile.gettempdir()) in logdir.parents and logdir.name.startswith("sweep-dry"):
         shutil.rmtree(logdir, ignore_errors=True)
-    return SweepResult(plan, logdir, results, found["seconds"])
+    return SweepResult(plan, logdir, results, found["seconds"], groups=groups)
