@@ -14,7 +14,6 @@ width train together as one ensemble. A thin command line over torch_tanhnet.swe
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 SUPPRESS = argparse.SUPPRESS
@@ -77,6 +76,8 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="E",
         help=f"epochs between checkpoints of the sweep; one is also written after each group "
              f"(default: {d.checkpoint_interval})")
+    arg("--checkpoint-seconds", type=float, default=d.checkpoint_seconds, metavar="S",
+        help=f"but none inside a group sooner than S seconds after the last (default: {d.checkpoint_seconds:g})")
     arg("--resume", action="store_true", default=d.resume,
         help="continue the sweep in --logdir from its checkpoint (default: off)")
     arg("--dry-run", action="store_true", default=d.dry_run,
@@ -146,8 +147,8 @@ def make_config(args: argparse.Namespace):
     return SweepConfig(values=values, seeds=parse_seeds(args.seeds), random=args.random,
                        random_seed=args.random_seed, solved_at=args.solved_at, device=args.device, logdir=args.logdir,
                        log_interval=args.log_interval, checkpoint_interval=args.checkpoint_interval,
-                       resume=args.resume, dry_run=args.dry_run, dist_timeout=args.dist_timeout,
-                       progress=args.progress, gallery=args.gallery)
+                       checkpoint_seconds=args.checkpoint_seconds, resume=args.resume, dry_run=args.dry_run,
+                       dist_timeout=args.dist_timeout, progress=args.progress, gallery=args.gallery)
 
 
 def given_settings(argv: list[str]) -> set[str]:
@@ -163,8 +164,9 @@ def describe(plan, seconds: float) -> str:
         f"grid over {', '.join(plan.swept)}" if plan.swept else "one setting")
     seeds = c.seeds
     seed_text = f"seeds {seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else "seeds"
+    groups = f"{len(plan.groups)} group{'s' * (len(plan.groups) != 1)}"
     lines = [f"sweep: {plan.n_runs} runs = {len(plan.settings)} settings ({what}) × {len(seeds)} {seed_text}, "
-             f"in {len(plan.groups)} group{'s' * (len(plan.groups) != 1)}:"]
+             + f"in {groups}:"]
     lines += [f"  {g.describe()}" for g in plan.groups]
     estimate = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
     lines.append(f"estimated training time: {estimate} (from a few timed steps of each group); logs: {c.logdir}")

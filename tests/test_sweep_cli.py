@@ -111,13 +111,14 @@ def test_bad_input_from_the_shell_is_one_line_on_stderr(tmp_path):
 
 
 LONG = ["--hidden", "2", "3", "--seeds", "3", "--n-samples", "60", "--epochs", "2500", "--dtype", "float64",
-        "--checkpoint-interval", "100", "--log-interval", "50", "--gallery", "1", "--no-progress"]
+        "--checkpoint-interval", "100", "--checkpoint-seconds", "0", "--log-interval", "50", "--gallery", "1",
+        "--no-progress"]
 
 
 def uninterrupted(logdir):
     config = SweepConfig(values={"hidden": [2, 3], "n_samples": [60], "epochs": [2500], "dtype": ["float64"]},
-                         seeds=[0, 1, 2], checkpoint_interval=100, log_interval=50, gallery=1, logdir=str(logdir),
-                         progress=False)
+                         seeds=[0, 1, 2], checkpoint_interval=100, checkpoint_seconds=0, log_interval=50, gallery=1,
+                         logdir=str(logdir), progress=False)
     return sweep(config)
 
 

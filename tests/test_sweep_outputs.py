@@ -33,7 +33,8 @@ def test_results_csv_has_a_row_per_run_with_train_py_names_and_the_tags(finished
     result, logdir = finished
     rows = read_csv(logdir / "results.csv")
     assert len(rows) == 4 * len(SEEDS)
-    assert set(SWEEPABLE) | {"seed", *FINAL, "solved", "steps_to_solve", "diverged_at", "run", "setting"} <= set(rows[0])
+    columns = {"seed", *FINAL, "solved", "steps_to_solve", "diverged_at", "run", "setting"}
+    assert set(SWEEPABLE) | columns <= set(rows[0])
     for got, want in zip(rows, result.results.rows):
         assert int(got["run"]) == want["run"] and int(got["seed"]) == want["seed"]
         assert int(got["hidden"]) == want["hidden"] and float(got["lr"]) == want["lr"]
@@ -77,7 +78,8 @@ def test_hparams_lists_every_run_grouped_by_setting_with_averaged_metrics(finish
             assert metric(s, "final/accuracy/test") == pytest.approx(row["accuracy/test"], rel=1e-6)
             assert metric(s, "final/solved") == float(row["solved"])
         # TensorBoard's own aggregation of the group: the mean over its runs
-        assert metric(group, "final/loss/test") == pytest.approx(statistics.mean(r["loss/test"] for r in mine), rel=1e-6)
+        mean_loss = statistics.mean(r["loss/test"] for r in mine)
+        assert metric(group, "final/loss/test") == pytest.approx(mean_loss, rel=1e-6)
         assert metric(group, "final/solved") == pytest.approx(statistics.mean(float(r["solved"]) for r in mine))
 
 

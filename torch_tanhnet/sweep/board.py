@@ -19,6 +19,7 @@ writing was interrupted writes them again on ``--resume`` without doubling anyth
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 import time
@@ -129,7 +130,7 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
         if row["steps_to_solve"] is not None:
             final["final/steps_to_solve"] = row["steps_to_solve"]
         metrics = Summary(value=[Summary.Value(tag=t, simple_value=v) for t, v in final.items()
-                                 if v == v])  # a diverged run's NaN metrics are left blank
+                                 if not math.isnan(v)])  # a diverged run's NaN metrics are left blank
         folder = logdir / "seeds" / name / f"seed={run.seed}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / hparams.SESSION_FILE).write_bytes(

@@ -21,6 +21,7 @@ class SweepConfig:
     logdir: str | None = None  # results, TensorBoard logs, checkpoint (None: runs/sweep-<dataset>-<timestamp>)
     log_interval: int = 10  # steps between the metrics of every run (the curves and steps-to-solve)
     checkpoint_interval: int = 500  # epochs between checkpoints of the whole sweep (and one after each group)
+    checkpoint_seconds: float = 30.0  # but no checkpoint inside a group sooner than this after the last one
     resume: bool = False  # continue the sweep in logdir from its checkpoint
     dry_run: bool = False  # 5 steps of each group, for smoke tests
     dist_timeout: float = 120.0  # under torchrun, seconds to wait for the other processes
@@ -40,6 +41,8 @@ class SweepConfig:
         for flag, value in (("log-interval", self.log_interval), ("checkpoint-interval", self.checkpoint_interval)):
             if value < 1:
                 bad(flag, f"must be a positive integer, got {value}")
+        if not (math.isfinite(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
+            bad("checkpoint-seconds", f"must be a number of seconds ≥ 0, got {self.checkpoint_seconds}")
         if self.gallery < 0:
             bad("gallery", f"must be an integer ≥ 0, got {self.gallery}")
         if not (math.isfinite(self.solved_at) and 0 < self.solved_at <= 1):
@@ -69,7 +72,7 @@ class SweepConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SweepConfig":
+    def from_dict(cls, d: dict) -> SweepConfig:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["values"] = {k: [Range(**v) if isinstance(v, dict) else v for v in vs] for k, vs in d["values"].items()}
@@ -77,5 +80,5 @@ class SweepConfig:
 
 
 # settings a resumed sweep may change; every other one defines the sweep and must stay
-RESUMABLE = {"device", "logdir", "checkpoint_interval", "resume", "dry_run", "dist_timeout", "progress",
-             "solved_at", "gallery", "memory_limit"}
+RESUMABLE = {"device", "logdir", "checkpoint_interval", "checkpoint_seconds", "resume", "dry_run", "dist_timeout",
+             "progress", "solved_at", "gallery", "memory_limit"}

@@ -21,8 +21,8 @@ import torch
 from ..training.config import ConfigError, TrainConfig
 from ..training.data import load_csv
 from ..training.setup import load_split
-from .data import data_key
 from .config import SweepConfig
+from .data import data_key
 from .space import Run, runs, swept, unique_names
 
 D = 2  # the data sets are 2-D

@@ -169,11 +169,14 @@ def table(plan: Plan, summaries: list[SettingSummary]) -> str:
         alo, amed, ahi = s.quantiles["accuracy/test"]
         cells = [*(value_text(plan.settings[s.setting][f]) for f in fields), str(s.runs),
                  f"{100 * s.share:.0f}% ({s.solved})", f"{med:.3f} [{lo:.3f}, {hi:.3f}]",
-                 f"{amed:.3f} [{alo:.3f}, {ahi:.3f}]", "-" if math.isnan(s.steps_to_solve) else f"{s.steps_to_solve:.0f}"]
+                 f"{amed:.3f} [{alo:.3f}, {ahi:.3f}]",
+                 "-" if math.isnan(s.steps_to_solve) else f"{s.steps_to_solve:.0f}"]
         if any_diverged:
             cells.append(str(s.diverged))
         lines.append(cells)
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.rjust(w) if i >= len(fields) else c.ljust(w)  # noqa: E731
-                              for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-    return "\n".join([fmt(head), *map(fmt, lines)])
+
+    def fmt(r: list[str]) -> str:  # the settings to the left, the numbers to the right
+        return "  ".join(c.rjust(w) if i >= len(fields) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    return "\n".join(fmt(r).rstrip() for r in [head, *lines])

@@ -21,11 +21,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -113,9 +113,18 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
     mine = [(g, share(g, world)) for g in plan.groups]
     bar = _bar(plan, mine, found, config.progress and world.is_main)
 
+    last_save = [-float("inf")]
+
     def save(current: dict | None) -> None:
         found["current"], found["seconds"] = current, before + time.perf_counter() - started
         checkpoints.save(found, logdir)
+        last_save[0] = time.perf_counter()
+
+    def save_due(trainer: GroupTrainer) -> bool:
+        """At every checkpoint_interval-th epoch, unless the last save was under checkpoint_seconds ago: a
+        checkpoint holds every run's metrics so far, so a big sweep saving often would mostly save."""
+        return (trainer.epoch_ended() and trainer.epoch % config.checkpoint_interval == 0
+                and time.perf_counter() - last_save[0] >= config.checkpoint_seconds)
 
     try:
         with stop_on_signals() as flag:
@@ -138,7 +147,7 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
                     if flag.requested:  # Ctrl-C or SIGTERM: save where we are and stop
                         save({"group": group.index, **trainer.state_dict()})
                         return SweepResult(plan, logdir, None, found["seconds"], interrupted=True)
-                    if trainer.epoch_ended() and trainer.epoch % config.checkpoint_interval == 0:
+                    if save_due(trainer):
                         save({"group": group.index, **trainer.state_dict()})
                 done[group.index] = trainer.result().as_dict()
                 save(None)
@@ -165,10 +174,10 @@ def merge(plan: Plan, shares: list[dict]) -> dict[int, GroupResult]:
         parts = [GroupResult.from_dict(s[g.index]) for s in shares if g.index in s]
         runs = [r for p in parts for r in p.runs]
         order = sorted(range(len(runs)), key=runs.__getitem__)
-        cat = lambda ts, dim=0: torch.cat(ts, dim)[order] if dim == 0 else torch.cat(ts, dim)[:, order]  # noqa: E731
         out[g.index] = GroupResult(
-            [runs[i] for i in order], {k: cat([p.params[k] for p in parts]) for k in parts[0].params},
-            cat([p.history for p in parts], 1), parts[0].log_steps, cat([p.diverged_at for p in parts]))
+            [runs[i] for i in order], {k: torch.cat([p.params[k] for p in parts])[order] for k in parts[0].params},
+            torch.cat([p.history for p in parts], 1)[:, order], parts[0].log_steps,
+            torch.cat([p.diverged_at for p in parts])[order])
     return out
 
 

@@ -34,7 +34,7 @@ def flag(name: str) -> str:
 
 @dataclass(frozen=True)
 class Range:
-    """Numbers between ``low`` and ``high`` (inclusive) for ``random`` sweeps; written ``LOW:HIGH`` or ``LOW:HIGH:log``."""
+    """Numbers from ``low`` to ``high`` (inclusive) for ``random`` sweeps; written ``LOW:HIGH`` or ``LOW:HIGH:log``."""
 
     low: float
     high: float
