@@ -58,13 +58,13 @@ def heat_map(share: np.ndarray, counts: np.ndarray, rows: list[str], cols: list[
 
 def gallery(title: str, solved: list[tuple[np.ndarray, str]], failed: list[tuple[np.ndarray, str]],
             solved_label: str, failed_label: str) -> np.ndarray:
-    """Two rows of pictures, each with a caption under it: ``solved``, then ``failed`` (a row may be empty)."""
+    """Two rows of pictures, each with a caption under it: ``solved``, then ``failed`` (an empty row is its label)."""
     tiles = [t for t, _ in solved + failed]
     size = tiles[0].shape[0] if tiles else 160
     gap, head, label, cap = 10, 40, 26, 22
     cols = max(len(solved), len(failed), 1)
     width = gap + cols * (size + gap)
-    height = head + 2 * (label + size + cap) + gap
+    height = head + sum(label + (size + cap if row else 0) for row in (solved, failed)) + gap
     img = Image.new("RGB", (max(width, 360), height), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     draw.text((gap, 8), title, fill=INK, font=font(20))
@@ -75,5 +75,5 @@ def gallery(title: str, solved: list[tuple[np.ndarray, str]], failed: list[tuple
             x = gap + j * (size + gap)
             img.paste(Image.fromarray(tile), (x, y + label))
             draw.text((x + size / 2, y + label + size + 4), caption, fill=INK, font=font(14), anchor="mt")
-        y += label + size + cap
+        y += label + (size + cap if row else 0)
     return np.asarray(img)
