@@ -100,3 +100,12 @@ def test_values_leave_out_what_does_not_apply():
 def test_group_name_ignores_the_seed_only():
     assert hparams.group_name(TrainConfig(seed=1)) == hparams.group_name(TrainConfig(seed=2))
     assert hparams.group_name(TrainConfig(lr=0.1)) != hparams.group_name(TrainConfig(lr=0.2))
+
+
+def test_the_hparams_files_come_first_in_a_runs_folder(tmp_path):
+    """TensorBoard reads a run's event files in name order and follows the last; the config and the session,
+    rewritten on resume, sort before the files a SummaryWriter names, so it never follows one of them."""
+    train(tiny(tmp_path / "run", epochs=2))
+    train(tiny(tmp_path / "run", epochs=4, resume=True), given={"epochs", "resume", "logdir"})
+    files = sorted(p.name for p in (tmp_path / "run").iterdir() if "tfevents" in p.name)
+    assert files[:2] == [hparams.CONFIG_FILE, hparams.SESSION_FILE] and len(files) == 4

@@ -11,36 +11,38 @@ at ε̄_k = 1; its backward multiplies network k's gradients by ε̄_k. What run
   (``baddbmm``, ``bmm``; :func:`torch_tanhnet.kernels.torch_ops.ensemble_loss_and_gradients`).
   There is no Triton kernel for K networks.
 
-First-order only, as ``FusedLossFunction``: under ``create_graph=True`` its gradients are numbers,
-and differentiating them raises. For second derivatives use the reference composition
-(:func:`~torch_tanhnet.ensemble.function.ensemble_reference_loss`), which :func:`ensemble_loss`
-also runs under ``torch.compile``, ``torch.func`` transforms and when y needs a gradient.
+Under ``create_graph=True`` (a gradient penalty, a Hessian-vector product) the saved gradients
+would carry no graph, so the backward recomputes them from the saved inputs (references, no
+copies) through the reference's differentiable equations: second derivatives are exact. The
+reference composition (:func:`~torch_tanhnet.ensemble.function.ensemble_reference_loss`) runs
+instead under ``torch.compile``, ``torch.func`` transforms and when y needs a gradient.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from ..kernels.dispatch import ensemble_fused_implementation
-from .function import ensemble_reference_loss
+from .function import EnsembleFunction, ensemble_reference_loss
 
 Tensor = torch.Tensor
 
 
-def _scaled(ctx, eps_bar):
+def _scaled(eps_bar, X_bar, U_bar, b_bar, W_bar, c_bar, shared_X: bool):
     """Network k's gradients times ε̄_k; X shared by all networks gets Σ_k ε̄_k X̄_k."""
-    X_bar, U_bar, b_bar, W_bar, c_bar = ctx.saved_tensors
     e = eps_bar.view(-1, 1)  # ε̄_k, one row per network   (K, 1)
     if X_bar is not None:
         X_bar = X_bar * e.unsqueeze(2)  # X̄_k ε̄_k        (K, N, D)
-        if ctx.shared_X:
+        if shared_X:
             X_bar = X_bar.sum(0)  #        Σ_k ε̄_k X̄_k    (N, D)
-    grads = (U_bar * e.unsqueeze(2), b_bar * e, W_bar * e.unsqueeze(2), c_bar * e)
-    return None, X_bar, *grads, None
+    return X_bar, U_bar * e.unsqueeze(2), b_bar * e, W_bar * e.unsqueeze(2), c_bar * e
 
 
-_scaled_once_differentiable = once_differentiable(_scaled)
+def _differentiable_gradients(eps_bar, X, U, b, W, c, y, needs):
+    """X̄, Ū, b̄, W̄, c̄ at ε̄ (K,) as differentiable functions of ε̄ and the inputs: the reference's equations."""
+    z, H = EnsembleFunction.apply(X, U, b, W, c)  # z_k = tanh(X_k U_kᵀ + b_k) W_kᵀ + c_k       (K, N, 1), (K, N, H)
+    z_bar = (eps_bar / z.shape[1]).view(-1, 1, 1) * (torch.sigmoid(z) - y)  # z̄_ki = ε̄_k (o_ki − y_ki)/N   (K, N, 1)
+    return EnsembleFunction.backward_equations(z_bar, None, X, U, W, H, needs)
 
 
 class EnsembleLossFunction(torch.autograd.Function):
@@ -54,14 +56,18 @@ class EnsembleLossFunction(torch.autograd.Function):
     def forward(ctx, impl, X, U, b, W, c, y):
         eps, grads, X_bar = impl.ensemble_loss_and_gradients(X, U, b, W, c, y, ctx.needs_input_grad[1])
         ctx.shared_X = X.dim() == 2
-        ctx.save_for_backward(X_bar, *grads)  # gradients at ε̄ = 1: K (H·D + 2H + 1) numbers, X̄ only if needed
+        # gradients at ε̄ = 1: K (H·D + 2H + 1) numbers, X̄ only if needed; the inputs themselves (references,
+        # no copies) for a backward that is itself differentiated
+        ctx.save_for_backward(X_bar, *grads, X, U, b, W, c, y)
         return eps
 
     @staticmethod
     def backward(ctx, eps_bar):
-        if torch.is_grad_enabled():  # create_graph=True: the gradients are numbers; differentiating them raises
-            return _scaled_once_differentiable(ctx, eps_bar)
-        return _scaled(ctx, eps_bar)
+        X_bar, U_bar, b_bar, W_bar, c_bar, X, U, b, W, c, y = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: the saved gradients are numbers without a graph; recompute them as a graph
+            return None, *_differentiable_gradients(eps_bar, X, U, b, W, c, y, ctx.needs_input_grad[1:6]), None
+        return None, *_scaled(eps_bar, X_bar, U_bar, b_bar, W_bar, c_bar, ctx.shared_X), None
 
 
 def ensemble_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:

@@ -78,9 +78,8 @@ class TanhNetEnsemble(nn.Module):
         """ε (K,): each network's mean cost on its batch. X (N, D) or (K, N, D); y (N, 1) or (K, N, 1).
 
         The training path: with gradients enabled, one fused pass finds every network's ε and
-        gradients (first derivatives only: for second derivatives use
-        :func:`~torch_tanhnet.ensemble.function.ensemble_reference_loss`); under ``torch.no_grad()``
-        it only evaluates ε.
+        gradients (exact to second order under ``create_graph=True``, where the backward recomputes
+        them through the reference's equations); under ``torch.no_grad()`` it only evaluates ε.
         """
         N = check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
         check_ensemble_labels(y, self.models, N, self.U.dtype, self.U.device)

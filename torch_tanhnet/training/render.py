@@ -68,7 +68,7 @@ def plane_grid(extent: tuple[float, float, float, float], size: int) -> Tensor:
 def diverging(v: np.ndarray) -> np.ndarray:
     """v in [−1, 1] → RGB float (…, 3): blue at −1, white at 0, orange at +1 (pastel, for backgrounds)."""
     v = np.clip(np.asarray(v, dtype=np.float32), -1, 1)[..., None]
-    pastel = 0.75  # how far towards the full colour the extremes go
+    pastel = 0.6  # how far towards the full colour the extremes go (the points keep theirs, to stand out)
     return WHITE + pastel * np.abs(v) * (np.where(v < 0, BLUE, ORANGE) - WHITE)
 
 
@@ -210,7 +210,11 @@ def hidden_units_image(
     for j in range(n):
         x0 = gap + (j % per_row) * (tile + gap)
         y0 = gap + (j // per_row) * (tile + title + gap)
-        draw.text((x0, y0), f"h{j + 1}  w={weights[j]:+.2f}", fill=INK, font=text)
+        label = f"h{j + 1}  w={weights[j]:+.3g}"
+        size = text.size
+        while draw.textlength(label, font=font(size)) > tile and size > 9:  # a large weight: smaller type
+            size -= 1
+        draw.text((x0, y0), label, fill=INK, font=font(size))
         canvas.paste(_to_pixels(diverging(_field(H[:, j], coarse, tile))), (x0, y0 + title))
     # the colour bar, lying down: h = -1 (blue) on the left to +1 (orange) on the right
     y0, bar_h, bar_w = canvas.height - legend + gap, max(6, legend // 4), tile
