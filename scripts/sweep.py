@@ -67,6 +67,9 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help=f"a run is solved when its final test accuracy reaches A (default: {d.solved_at})")
     arg("--gallery", type=int, default=d.gallery, metavar="N",
         help=f"solved and failed runs drawn per setting (default: {d.gallery})")
+    arg("--sessions", choices=("auto", "runs", "settings"), default=d.sessions,
+        help="HParams lists every run (runs) or every setting (settings); auto: every run while TensorBoard would "
+             f"show at most 500 runs, beyond which it selects none in its other tabs (default: {d.sessions})")
     arg("--device", choices=("auto", "cpu", "cuda"), default=d.device,
         help=f"where to train; auto picks cuda when present (default: {d.device})")
     arg("--logdir", default=d.logdir, metavar="DIR",
@@ -148,7 +151,8 @@ def make_config(args: argparse.Namespace):
                        random_seed=args.random_seed, solved_at=args.solved_at, device=args.device, logdir=args.logdir,
                        log_interval=args.log_interval, checkpoint_interval=args.checkpoint_interval,
                        checkpoint_seconds=args.checkpoint_seconds, resume=args.resume, dry_run=args.dry_run,
-                       dist_timeout=args.dist_timeout, progress=args.progress, gallery=args.gallery)
+                       dist_timeout=args.dist_timeout, progress=args.progress, gallery=args.gallery,
+                       sessions=args.sessions)
 
 
 def given_settings(argv: list[str]) -> set[str]:

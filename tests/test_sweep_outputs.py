@@ -95,12 +95,12 @@ def test_curves_are_per_setting_median_and_band_across_seeds(finished):
         ea = events(logdir / summary.name)
         tags = set(ea.Tags()["scalars"])
         for m in ("loss/train", "loss/test", "accuracy/train", "accuracy/test"):
-            assert {m, f"{m}/p10", f"{m}/p90"} <= tags
+            assert {m, f"spread/{m}/p10", f"spread/{m}/p90"} <= tags
         steps = [e.step for e in ea.Scalars("loss/test")]
         assert steps == list(range(10, 151, 10))
         finals = [r["loss/test"] for r in result.results.rows if r["setting"] == summary.name]
         assert ea.Scalars("loss/test")[-1].value == pytest.approx(statistics.median(finals), rel=1e-5)
-        low, high = ea.Scalars("loss/test/p10")[-1].value, ea.Scalars("loss/test/p90")[-1].value
+        low, high = ea.Scalars("spread/loss/test/p10")[-1].value, ea.Scalars("spread/loss/test/p90")[-1].value
         assert low <= statistics.median(finals) <= high
         share = ea.Scalars("solved/share")[-1].value
         assert share == pytest.approx(summary.share)
@@ -120,3 +120,19 @@ def test_pictures_and_the_table(finished):
     assert lines[0].split()[:4] == ["hidden", "lr", "runs", "solved"] and len(lines) == 5
     for line, s in zip(lines[1:], result.results.summaries):
         assert f"{100 * s.share:.0f}% ({s.solved})" in line
+
+
+def test_a_sweep_beyond_tensorboards_500_runs_lists_its_settings_in_hparams(tmp_path):
+    # 30 settings × 20 seeds = 600 runs: a session each would make TensorBoard select no run in its other tabs
+    config = SweepConfig(values={"lr": [0.1 * (i + 1) for i in range(30)], "epochs": [20], "n_samples": [60]},
+                         seeds=list(range(20)), logdir=str(tmp_path / "big"), progress=False, gallery=0)
+    result = sweep(config)
+    assert not (tmp_path / "big" / "seeds").exists()
+    experiment, groups = hparams_tab(tmp_path / "big")
+    assert len(groups) == 30 and all(len(g["sessions"]) == 1 for g in groups)
+    for group in groups:
+        summary = next(s for s in result.results.summaries if s.name == group["name"])
+        assert group["sessions"][0]["name"] == summary.name  # the setting's own folder, beside its curves
+        assert metric(group, "final/accuracy/test") == pytest.approx(summary.quantiles["accuracy/test"][1], rel=1e-6)
+        assert metric(group, "final/solved") == pytest.approx(summary.share)
+        assert group["hparams"]["batch_size"] == 48  # full batch: the training set's size

@@ -6,14 +6,17 @@ The sweep's log dir::
     pictures/solved.png, pictures/gallery-<setting>.png    the heat map and the galleries, as PNG
     (events)                    the HParams config, the custom-scalars layout, the heat map
     <setting>/ (events)         per setting: the median of each metric over its seeds, its 10th and
-                                90th percentiles (tag/p10, tag/p90), the share solved, the gallery
+                                90th percentiles (spread/<tag>/p10, …/p90), the share solved, the gallery
     seeds/<setting>/seed=<s>/   per run: its HParams session (group <setting>) and final metrics
 
 Curves are per setting, not per run: TensorBoard slows down past a few hundred runs of curves,
 and a band across seeds is what a sweep asks. The HParams tab lists every run; runs that differ
 only in seed share a group named after the setting, whose metrics TensorBoard aggregates (mean,
-median, min, max). Every events file has a fixed name and is replaced whole, so a sweep whose
-writing was interrupted writes them again on ``--resume`` without doubling anything.
+median, min, max). A sweep that would give TensorBoard more than 500 runs, beyond which it
+selects none in its other tabs, writes one session per setting instead, in the setting's own
+folder, with its medians and share solved (``sessions``: auto, runs, settings). Every events
+file has a fixed name and is replaced whole, so a sweep whose writing was interrupted writes
+them again on ``--resume`` without doubling anything.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from torch.utils.tensorboard.summary import custom_scalars
 from ..training import hparams
 from ..training.render import decision_boundary_image
 from ..training.setup import load_split
+from .config import TENSORBOARD_RUNS
 from .group import GroupResult
 from .metrics import METRICS
 from .pictures import gallery, heat_map
@@ -73,13 +77,18 @@ def write_events(folder: Path, summaries: list[tuple[int, Summary]]) -> None:
         raise
 
 
+def band_tag(metric: str, which: str) -> str:
+    """Where a percentile curve goes: ``spread/loss/test/p10``, a group of its own after the medians'."""
+    return metric if which == "median" else f"spread/{metric}/{which}"
+
+
 def curve_summaries(log_steps: list[int], q: torch.Tensor, share: torch.Tensor) -> list[tuple[int, Summary]]:
-    """One event per log step: each metric's median under its train.py tag, the band as tag/p10, tag/p90,
-    and ``solved/share``. q (logs, 3, 4) are the quantiles of metrics.METRICS, share (logs,)."""
+    """One event per log step: each metric's median under its train.py tag, the band under
+    :func:`band_tag`'s, and ``solved/share``. q (logs, 3, 4) are the quantiles of metrics.METRICS, share (logs,)."""
     out = []
     q_, share_ = q.tolist(), share.tolist()
     for i, step in enumerate(log_steps):
-        values = [Summary.Value(tag=m if which == "median" else f"{m}/{which}", simple_value=q_[i][b][j])
+        values = [Summary.Value(tag=band_tag(m, which), simple_value=q_[i][b][j])
                   for j, m in enumerate(METRICS) for b, which in enumerate(BAND)]
         values.append(Summary.Value(tag="solved/share", simple_value=share_[i]))
         out.append((step, Summary(value=values)))
@@ -88,13 +97,13 @@ def curve_summaries(log_steps: list[int], q: torch.Tensor, share: torch.Tensor) 
 
 def layout() -> Summary:
     """The Custom Scalars tab: one chart per metric, every setting's median with its 10–90 % band."""
-    charts = {m: ["Margin", [m, f"{m}/p10", f"{m}/p90"]] for m in METRICS}
+    charts = {m: ["Margin", [band_tag(m, w) for w in ("median", "p10", "p90")]] for m in METRICS}
     return custom_scalars({"sweep: median over seeds, band from the 10th to the 90th percentile": {
         **charts, "share solved": ["Multiline", ["solved/share"]]}})
 
 
-def hparam_values(config) -> dict:
-    v = hparams.values(config)
+def hparam_values(config, batch_size: int) -> dict:
+    v = hparams.values(config, batch_size)  # batch_size: what full batch means for these runs
     v.pop("seed", None)  # a group's runs differ in seed; the session's name says it
     return v
 
@@ -106,8 +115,30 @@ def framed(event: Event) -> bytes:
     return buf.getvalue()
 
 
+def per_run_sessions(plan: Plan) -> bool:
+    """Whether HParams gets a session per run: asked, or (auto) while TensorBoard's run count stays within the
+    number it selects by default (every run, every setting's curves, and the root)."""
+    mode = plan.config.sessions
+    return mode == "runs" or (mode == "auto" and plan.n_runs + len(plan.settings) + 1 <= TENSORBOARD_RUNS)
+
+
+def session_start(config, batch_size: int, group: str, now: float) -> bytes:
+    """The first records of a session's file, as :func:`training.hparams.write_session` writes them (summary_v2
+    takes the group as the trial id)."""
+    return framed(Event(wall_time=now, file_version="brain.Event:2")) + framed(Event(
+        wall_time=now, step=0, summary=hp.hparams_pb(hparam_values(config, batch_size), trial_id=group,
+                                                     start_time_secs=now)))
+
+
+def final_metrics(step: int, now: float, values: dict[str, float | None]) -> bytes:
+    """The session's metrics, ``final/<name>`` at ``step``; a missing or NaN value (a diverged run's) is left blank."""
+    summary = Summary(value=[Summary.Value(tag=f"final/{k}", simple_value=v) for k, v in values.items()
+                             if v is not None and not math.isnan(v)])
+    return framed(Event(wall_time=now, step=step, summary=summary))
+
+
 def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
-    """The config once (the swept settings ticked), then a session per run, grouped by setting.
+    """The config once (the swept settings ticked), then a session per run grouped by setting, or one per setting.
 
     A session is :func:`training.hparams.write_session`'s file (its name, its events), written here
     without its atomic replace and fsync: a sweep writes a thousand of them, fresh, and writes them all
@@ -117,24 +148,27 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
     declared = [h for h in hparams.HPARAMS if h.name != "seed"]
     hparams.write_config(logdir, differs=set(plan.swept) | {"hidden"}, hparams=declared, metrics=FINAL_METRICS)
     now = time.time()
+    batch = {r.index: g.batch_size for g in plan.groups for r in g.runs}
+    if not per_run_sessions(plan):
+        for s in results.summaries:
+            run = plan.runs[s.setting * len(plan.config.seeds)]
+            medians = {m: s.quantiles[m][1] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
+            steps = plan.total_steps(next(g for g in plan.groups if s.setting in g.settings))
+            (logdir / s.name / hparams.SESSION_FILE).write_bytes(
+                session_start(run.config, batch[run.index], s.name, now)
+                + final_metrics(steps, now, {**medians, "solved": s.share, "steps_to_solve": s.steps_to_solve}))
+        return
     start: dict[int, bytes] = {}
     for row in results.rows:
         run = plan.runs[row["run"]]
         name = plan.names[run.setting]
-        if run.setting not in start:  # summary_v2 takes the group as the trial id, as write_session passes it
-            start[run.setting] = framed(Event(wall_time=now, file_version="brain.Event:2")) + framed(Event(
-                wall_time=now, step=0, summary=hp.hparams_pb(hparam_values(run.config), trial_id=name,
-                                                             start_time_secs=now)))
-        final = {f"final/{m}": row[m] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
-        final["final/solved"] = float(row["solved"])
-        if row["steps_to_solve"] is not None:
-            final["final/steps_to_solve"] = row["steps_to_solve"]
-        metrics = Summary(value=[Summary.Value(tag=t, simple_value=v) for t, v in final.items()
-                                 if not math.isnan(v)])  # a diverged run's NaN metrics are left blank
+        if run.setting not in start:
+            start[run.setting] = session_start(run.config, batch[run.index], name, now)
+        values = {m: row[m] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
+        values.update(solved=float(row["solved"]), steps_to_solve=row["steps_to_solve"])
         folder = logdir / "seeds" / name / f"seed={run.seed}"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / hparams.SESSION_FILE).write_bytes(
-            start[run.setting] + framed(Event(wall_time=now, step=row["steps"], summary=metrics)))
+        (folder / hparams.SESSION_FILE).write_bytes(start[run.setting] + final_metrics(row["steps"], now, values))
 
 
 def heat_map_picture(plan: Plan, results: Results) -> np.ndarray:

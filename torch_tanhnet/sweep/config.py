@@ -9,6 +9,9 @@ from ..training.config import DEVICES, ConfigError, TrainConfig
 from . import space
 from .space import Range
 
+SESSIONS = ("auto", "runs", "settings")
+TENSORBOARD_RUNS = 500  # beyond this many runs TensorBoard selects none by default ("for performance reasons")
+
 
 @dataclass
 class SweepConfig:
@@ -27,6 +30,7 @@ class SweepConfig:
     dist_timeout: float = 120.0  # under torchrun, seconds to wait for the other processes
     progress: bool = True  # show a progress bar
     gallery: int = 3  # solved and failed runs drawn for each setting's gallery
+    sessions: str = "auto"  # HParams sessions: one per run, one per setting, or auto (per run up to TB's 500 runs)
     memory_limit: float | None = None  # bytes the sweep may use (None: what the machine has free); for tests
 
     def validate(self) -> None:
@@ -43,6 +47,8 @@ class SweepConfig:
                 bad(flag, f"must be a positive integer, got {value}")
         if not (math.isfinite(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
             bad("checkpoint-seconds", f"must be a number of seconds ≥ 0, got {self.checkpoint_seconds}")
+        if self.sessions not in SESSIONS:
+            bad("sessions", f"must be one of {', '.join(SESSIONS)}, got {self.sessions!r}")
         if self.gallery < 0:
             bad("gallery", f"must be an integer ≥ 0, got {self.gallery}")
         if not (math.isfinite(self.solved_at) and 0 < self.solved_at <= 1):
@@ -81,4 +87,4 @@ class SweepConfig:
 
 # settings a resumed sweep may change; every other one defines the sweep and must stay
 RESUMABLE = {"device", "logdir", "checkpoint_interval", "checkpoint_seconds", "resume", "dry_run", "dist_timeout",
-             "progress", "solved_at", "gallery", "memory_limit"}
+             "progress", "solved_at", "gallery", "sessions", "memory_limit"}
