@@ -136,3 +136,13 @@ def test_a_sweep_beyond_tensorboards_500_runs_lists_its_settings_in_hparams(tmp_
         assert metric(group, "final/accuracy/test") == pytest.approx(summary.quantiles["accuracy/test"][1], rel=1e-6)
         assert metric(group, "final/solved") == pytest.approx(summary.share)
         assert group["hparams"]["batch_size"] == 48  # full batch: the training set's size
+
+
+def test_an_accuracy_at_the_threshold_counts_as_solved_in_float32(tmp_path):
+    # 19 of 20 test points right is 0.95 exactly; float32 would store 0.94999999 and call the run failed
+    config = SweepConfig(values={"dataset": ["gauss"], "n_samples": [100], "noise": [0.6], "epochs": [30]},
+                         seeds=list(range(40)), logdir=str(tmp_path / "edge"), progress=False, gallery=0)
+    rows = sweep(config).results.rows
+    at = [r for r in rows if round(r["accuracy/test"] * 20) == 19]
+    assert at, "no run ended at 19 of 20: pick another noise"
+    assert all(r["accuracy/test"] == 0.95 and r["solved"] for r in at)
