@@ -55,3 +55,28 @@ def test_the_groups_gradients_are_autograds_numbers(dtype):
     set_gradients(model, X, y)
     for p, w in zip(model.parameters(), want):
         assert torch.equal(p.grad, w)
+
+
+def test_a_sweep_on_the_torch_ops_path_equals_the_c_kernels(tmp_path, monkeypatch):
+    # the torch-ops implementations are what CUDA (and a machine without a C compiler) runs: same runs, same results
+    from torch_tanhnet.kernels import dispatch
+
+    values = dict(dtype=["float64"], n_samples=[61], epochs=[25], batch_size=[None, 20], hidden=[2, 3],
+                  lr=[0.3, 1.0], optimizer=["sgd", "adam"])
+    config = dict(seeds=[0, 1], progress=False, gallery=1, log_interval=5)
+    c_rows = sweep(SweepConfig(values=values, logdir=str(tmp_path / "c"), **config)).results.rows
+    monkeypatch.setattr(dispatch, "c_kernels", lambda dtype: None)
+    X = torch.zeros(2, 4, 2, dtype=torch.float64)
+    assert dispatch.ensemble_fused_implementation(X, X[..., :1]) is dispatch.torch_ops
+    assert dispatch.ensemble_evaluate_implementation(X) is dispatch.torch_ops
+    ops_rows = sweep(SweepConfig(values=values, logdir=str(tmp_path / "ops"), **config)).results.rows
+    for a, b in zip(c_rows, ops_rows):
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert b[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (a["run"], key)
+            else:
+                assert b[key] == value, (a["run"], key)
+    for run in (0, len(c_rows) - 1):
+        for name in "UbWc":
+            torch.testing.assert_close(getattr(network(tmp_path / "ops", run), name),
+                                       getattr(network(tmp_path / "c", run), name), rtol=1e-9, atol=1e-12)
