@@ -146,3 +146,23 @@ def test_an_accuracy_at_the_threshold_counts_as_solved_in_float32(tmp_path):
     at = [r for r in rows if round(r["accuracy/test"] * 20) == 19]
     assert at, "no run ended at 19 of 20: pick another noise"
     assert all(r["accuracy/test"] == 0.95 and r["solved"] for r in at)
+
+
+def test_render_draws_a_network_of_the_ensemble_as_the_same_tanhnet():
+    # the galleries draw ensemble[k] with training.render; it is the run's own network, so the picture is too
+    import torch
+
+    from torch_tanhnet import TanhNet
+    from torch_tanhnet.ensemble import TanhNetEnsemble
+    from torch_tanhnet.training.data import make_dataset, split
+    from torch_tanhnet.training.render import decision_boundary_image
+
+    data = split(*make_dataset("xor", 80, seed=3), 0.2, 3)
+    ensemble = TanhNetEnsemble(4, 2, 3, seeds=[0, 1, 2, 3])
+    torch.manual_seed(2)
+    alone = TanhNet(2, 3)  # run 2 drawn as train.py draws it
+    for net in (ensemble[2], alone):
+        assert isinstance(net, TanhNet)
+    a = decision_boundary_image(ensemble[2], data.X_train, data.y_train, data.mean, data.std, size=64)
+    b = decision_boundary_image(alone, data.X_train, data.y_train, data.mean, data.std, size=64)
+    assert (a == b).all()

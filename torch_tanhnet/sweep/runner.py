@@ -39,7 +39,8 @@ from .group import GroupResult, GroupTrainer
 from .plan import Group, Plan, make_plan
 from .results import Results, collect, write_csv, write_json
 
-Gather = Callable[[object], list | None]  # every process's object, in rank order, on rank 0 (None elsewhere)
+Gather = Callable[[object], list | None]
+DRY = "sweep-dry-run-"  # the temporary folder of a dry run given no --logdir  # every process's object, in rank order, on rank 0 (None elsewhere)
 
 
 @dataclass
@@ -71,7 +72,7 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     config.validate()
     device = device or resolve_device(config.device)
     if config.dry_run and config.logdir is None:  # a dry run leaves nothing behind unless given a folder
-        config.logdir = tempfile.mkdtemp(prefix="sweep-dry-run-")
+        config.logdir = tempfile.mkdtemp(prefix=DRY)
     logdir = Path(config.logdir) if config.logdir else default_logdir(config)
     if config.resume:
         found = checkpoints.load(logdir, world.rank, world.size)
@@ -197,6 +198,7 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     """Gather the shares on rank 0; there, collect the results and write every output."""
     shares = gather(found["groups"]) if gather is not None and world.size > 1 else [found["groups"]]
     if not world.is_main:
+        remove_if_dry_run(plan, logdir)
         return None
     from .board import write_board
 
@@ -210,6 +212,11 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     checkpoints.save(final, logdir)
     for p in logdir.glob("checkpoint.rank*-of-*.pt"):  # the processes' checkpoints, now in checkpoint.pt
         p.unlink(missing_ok=True)
-    if plan.config.dry_run and Path(tempfile.gettempdir()) in logdir.parents and logdir.name.startswith("sweep-dry"):
-        shutil.rmtree(logdir, ignore_errors=True)
+    remove_if_dry_run(plan, logdir)
     return SweepResult(plan, logdir, results, found["seconds"], groups=groups)
+
+
+def remove_if_dry_run(plan: Plan, logdir: Path) -> None:
+    """A dry run given no --logdir wrote into a temporary folder of its own (each process its own): remove it."""
+    if plan.config.dry_run and Path(tempfile.gettempdir()) in logdir.parents and logdir.name.startswith(DRY):
+        shutil.rmtree(logdir, ignore_errors=True)
