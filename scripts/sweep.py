@@ -53,7 +53,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 
     for name, (metavar, what) in SETTINGS.items():
         default = DEFAULTS[name.replace("-", "_")]
-        shown = "full batch" if name == "batch-size" else "the data set's" if name == "noise" else default
+        shown = {"batch-size": "full batch", "noise": "the data set's", "data": "none"}.get(name, default)
         arg(f"--{name}", nargs="+", default=None, metavar=metavar, help=f"{what} (default: train.py's, {shown})")
     arg("--standardize", nargs="*", choices=("on", "off"), default=None,
         help="scale features to zero mean, unit variance: on, off, or both (bare: on; default: off)")
