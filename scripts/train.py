@@ -66,6 +66,8 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--standardize", action="store_true", default=d.standardize,
         help="scale features to zero mean and unit variance, fitted on the training part (default: off)")
     arg("--hidden", type=int, default=d.hidden, metavar="H", help=f"hidden tanh units (default: {d.hidden})")
+    arg("--init-scale", type=float, default=d.init_scale, metavar="S",
+        help=f"multiply the initial weights U and W by S (default: {d.init_scale:g}, TanhNet's own draw)")
     arg("--optimizer", choices=("sgd", "adam"), default=d.optimizer, help=f"optimizer (default: {d.optimizer})")
     arg("--lr", type=float, default=d.lr, metavar="LR", help=f"learning rate (default: {d.lr})")
     arg("--momentum", type=float, default=d.momentum, metavar="M",

@@ -9,7 +9,7 @@
   fresh working directory each; a line with ``--resume`` runs in the directory of the line
   before it, whose run it continues. Training lines run as given plus ``--dry-run`` (5 steps):
   every flag is parsed, the data loaded, the model trained, logged and saved, without the
-  minutes of a full run.
+  minutes of a full run. Sweep lines likewise (5 steps of each group).
 - ```text blocks are output, and other languages (mermaid) pictures: not run.
 - Relative links between the pages point at files and headings that exist, and the files
   (``torch_tanhnet/...``, ``scripts/...``) and modules (``torch_tanhnet.x.y``) they name exist.
@@ -37,17 +37,19 @@ NOT_RUN = {
     ("pytest",): "the test suite itself, which runs this file",
     ("tensorboard",): "starts a web server that runs until stopped",
     ("torchrun",): "starts several training processes (and machines); tests/test_distributed.py trains in two "
-                   "processes through the same code",
+                   "processes through the same code, tests/test_sweep_distributed.py sweeps under torchrun itself",
     ("python", "scripts/bench.py"): "a timing benchmark of about 30 s whose output is measurements, not checks; "
                                     "tests/test_fast.py::test_bench_script_smoke runs it small",
     (".ci/gpu",): "needs a machine with a GPU",
 }
-# the training lines run with --dry-run added (see the module docstring)
-DRY_RUN = ("python", "scripts/train.py")
+# the training lines run with --dry-run added (see the module docstring); a sweep's, 5 steps of each group
+DRY_RUN = {("python", "scripts/train.py"), ("python", "scripts/sweep.py")}
 # what the pages' commands expect the reader to have: their own CSV of x1,x2,label rows
 READER_FILES = {
     "my_points.csv": "x1,x2,label\n" + "".join(
         f"{(i % 7) / 3 - 1:.3f},{(i % 5) / 2 - 1:.3f},{int((i % 7) / 3 - 1 > (i % 5) / 2 - 1)}\n" for i in range(60)),
+    # the repository's data files that commands name from its root
+    "docs/experiments/xor/xor4.csv": (ROOT / "docs/experiments/xor/xor4.csv").read_text(),
 }
 
 
@@ -159,9 +161,10 @@ def run_commands(block: Block, tmp_path: Path, chdir) -> None:
             cwd = tmp_path / str(n)
             cwd.mkdir()
             for name, text in READER_FILES.items():
+                (cwd / name).parent.mkdir(parents=True, exist_ok=True)
                 (cwd / name).write_text(text)
         chdir(cwd)
-        if tuple(argv[:2]) == DRY_RUN and "--dry-run" not in argv:
+        if tuple(argv[:2]) in DRY_RUN and "--dry-run" not in argv:
             argv = [*argv, "--dry-run"]
         run_script(argv)
 
@@ -266,4 +269,4 @@ def test_a_moved_file_or_module_fails(tmp_path):
 def test_the_pages_show_code_to_run():
     assert len([b for b in PYTHON_BLOCKS if b.page.name == "README.md"]) >= 2
     assert any(b.norun is None for b in PYTHON_BLOCKS if b.page.parent.name == "docs")
-    assert any(tuple(a[:2]) == DRY_RUN for b in BASH_BLOCKS for a in commands(b))
+    assert {tuple(a[:2]) for b in BASH_BLOCKS for a in commands(b)} >= DRY_RUN  # train.py and sweep.py lines

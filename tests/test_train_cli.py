@@ -69,6 +69,7 @@ BAD_INPUTS = [
     (lambda p: ["--data", csv(p, "1,2,0\nnan,2,1\n")], "d.csv:2: features must be finite"),
     (lambda p: ["--n-samples", "3", "--test-fraction", "0.1"], "too few samples for the split"),
     (lambda p: ["--lr", "-0.1"], "argument --lr: must be a positive number, got -0.1"),
+    (lambda p: ["--init-scale", "0"], "argument --init-scale: must be a positive number, got 0.0"),
     (lambda p: ["--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
     (lambda p: ["--batch-size", "0"], "argument --batch-size: must be a positive integer, got 0"),
     (lambda p: ["--seed", "99999999999999999999"], "argument --seed: must be an integer in [0, 2**32)"),

@@ -173,3 +173,19 @@ def test_resume_keeps_the_saved_settings_the_user_did_not_give(tmp_path):
     assert again.global_step == 8
     steps = [e.step for e in events(tmp_path / "run").Scalars("loss/train")]
     assert steps == [2, 4, 5, 6, 8]  # every 2nd step and the last of each run, as the first run logged
+
+
+@pytest.mark.parametrize("scale", [0.25, 3.0])
+def test_init_scale_multiplies_the_default_initial_weights(tmp_path, scale):
+    # --init-scale S: U and W as TanhNet draws them under the seed, times S; the biases start at 0
+    from torch_tanhnet.training.loop import Run
+
+    base, scaled = (Run.start(small(tmp_path / name, init_scale=s, dtype="float64")) for name, s in (("a", 1.0),
+                                                                                                      ("b", scale)))
+    try:
+        for name in ("U", "W"):
+            torch.testing.assert_close(getattr(scaled.model, name), scale * getattr(base.model, name), rtol=0, atol=0)
+        assert not scaled.model.b.any() and not scaled.model.c.any()
+    finally:
+        base.close()
+        scaled.close()

@@ -91,6 +91,20 @@ class CKernels:
                                                *(g.data_ptr() for g in grads), splits, n_threads))
         return eps, grads, X_bar
 
+    def ensemble_evaluate(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
+                          n_first: int) -> Tensor:
+        """K networks' metrics (float64 (K, 4)): Σ L and right answers over samples [0, n_first), then over
+        [n_first, N): ``tn_ensemble_evaluate``. X (N, D) or (K, N, D), y (N, 1) or (K, N, 1), as above."""
+        K, H, D = U.shape
+        N = X.shape[-2]
+        X, y, U, b, W, c = (t.contiguous() for t in (X, y, U, b, W, c))
+        out = torch.empty(K, 4, dtype=torch.float64)
+        n_threads = max(1, min(torch.get_num_threads(), K * N // SAMPLES_PER_THREAD))
+        _check(self.lib.tn_ensemble_evaluate(X.data_ptr(), N * D if X.dim() == 3 else 0, y.data_ptr(),
+                                             N if y.dim() == 3 else 0, U.data_ptr(), b.data_ptr(), W.data_ptr(),
+                                             c.data_ptr(), K, N, D, H, n_first, out.data_ptr(), n_threads))
+        return out
+
     def forward(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         """z (N, 1) and H (N, H): ``tn_forward``."""
         X, U, b, W, c = X.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()

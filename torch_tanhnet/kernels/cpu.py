@@ -39,6 +39,7 @@ SIGNATURES = {
     "tn_backward": [P, P, P, P, P, I64, I64, I64, P, P, P, P, P, INT],
     "tn_cost": [P, P, I64, DBL, P, P, INT],
     "tn_ensemble_fused_loss": [P, I64, P, I64, P, P, P, P, I64, I64, I64, I64, P, P, P, P, P, P, I64, INT],
+    "tn_ensemble_evaluate": [P, I64, P, I64, P, P, P, P, I64, I64, I64, I64, I64, P, INT],
 }
 # flag sets tried in order. Only vectorised maths are worth having: with glibc's vector tanh, exp
 # and log1p (libmvec, glibc >= 2.35) a step at N = 10^6 takes 6 ms on one core; compiled against

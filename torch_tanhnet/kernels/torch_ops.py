@@ -85,3 +85,18 @@ def ensemble_loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: T
     c_bar = z_bar.sum(1)  #                                  c̄_k = z̄_kᵀ1                      (K, 1)
     X_bar = torch.bmm(G_bar, U) if need_X_bar else None  #   X̄_k = Ḡ_k U_k                    (K, N, D)
     return eps, [U_bar, b_bar, W_bar, c_bar], X_bar
+
+
+def ensemble_evaluate(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor, n_first: int) -> Tensor:
+    """K networks' metrics (float64 (K, 4)): Σ L and right answers over samples [0, n_first), then over
+    [n_first, N), in batched torch ops. X (N, D) or (K, N, D), y (N, 1) or (K, N, 1)."""
+    K = U.shape[0]
+    Xk = X.expand(K, -1, -1) if X.dim() == 2 else X  #    a view: every network reads a shared X   (K, N, D)
+    H = torch.baddbmm(b.unsqueeze(1), Xk, U.mT).tanh_()  # H_k = tanh(X_k U_kᵀ + b_k)        (K, N, H)
+    z = torch.baddbmm(c.unsqueeze(1), H, W.mT)  #           z_k = H_k W_kᵀ + c_k              (K, N, 1)
+    yk = y.expand_as(z)
+    L = z.clamp_min(0) + torch.log1p(torch.exp(-z.abs())) - yk * z  # L = softplus(z) − y z  (K, N, 1)
+    right = ((z > 0) == (yk > 0.5)).to(torch.float64)  #    (z > 0) = (y > ½)                 (K, N, 1)
+    L = L.to(torch.float64)
+    return torch.stack([L[:, :n_first].sum((1, 2)), right[:, :n_first].sum((1, 2)),
+                        L[:, n_first:].sum((1, 2)), right[:, n_first:].sum((1, 2))], 1)

@@ -27,13 +27,23 @@ def _is(value, kind: str) -> bool:
 
 class ConfigError(Worded, ValueError):
     """A bad setting: ``field`` names it. str() reads ``lr: must be ...`` (Python's names);
-    :meth:`for_command_line` reads ``argument --lr: must be ...`` like argparse's own."""
+    :meth:`for_command_line` reads ``argument --lr: must be ...`` like argparse's own.
 
-    def __init__(self, field: str, why: str) -> None:
+    ``ConfigError(message)``, without a field, is a message already worded for the command line
+    (the form this class had first; the sweep's errors still use it): both read it as it is.
+    """
+
+    def __init__(self, field: str, why: str | None = None) -> None:
+        if why is None:  # one message, as it is
+            self.field, self.why = None, field
+            super().__init__(field)
+            return
         self.field, self.why = field, why
         super().__init__(f"{field}: {why}")
 
     def for_command_line(self) -> str:
+        if self.field is None:
+            return self.why
         return f"argument {flag(self.field)}: {words(self.why, command_line=True)}"
 
 
@@ -46,6 +56,7 @@ class TrainConfig:
     test_fraction: float = 0.2  # share of samples held out for loss/test, accuracy/test
     standardize: bool = False  # scale features to zero mean, unit variance (fitted on train)
     hidden: int = 3  # hidden tanh units (the seed has 3)
+    init_scale: float = 1.0  # multiplies TanhNet's initial U and W (the biases start at 0)
     optimizer: str = "sgd"  # sgd or adam
     lr: float = 0.5  # learning rate
     momentum: float = 0.9  # SGD momentum (ignored by adam)
@@ -87,6 +98,8 @@ class TrainConfig:
             bad("batch_size", f"must be a positive integer, got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             bad("lr", f"must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.init_scale) and self.init_scale > 0):
+            bad("init_scale", f"must be a positive number, got {self.init_scale}")
         if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
             bad("momentum", f"must be in [0, 1), got {self.momentum}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):

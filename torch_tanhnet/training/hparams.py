@@ -86,6 +86,7 @@ class AnyValue(hp.Domain):
 HPARAMS: tuple[hp.HParam, ...] = (
     hp.HParam("dataset", AnyValue(str), description="built-in data set, or the CSV file's name (`--data`)"),
     hp.HParam("hidden", AnyValue(float), description="hidden tanh units (the seed has 3)"),
+    hp.HParam("init_scale", AnyValue(float), description="factor on TanhNet's initial U and W"),
     hp.HParam("optimizer", hp.Discrete(list(OPTIMIZERS))),
     hp.HParam("lr", AnyValue(float), description="learning rate"),
     hp.HParam("epochs", AnyValue(float), description="epochs trained (a resumed run: its new total)"),
@@ -120,7 +121,8 @@ def values(config: TrainConfig, batch_size: int | None = None) -> dict[str, bool
     them blank): ``n_samples`` and ``noise`` for a CSV file, ``momentum`` for adam.
     """
     v: dict[str, bool | float | str] = {k: getattr(config, k) for k in (
-        "hidden", "optimizer", "lr", "epochs", "weight_decay", "seed", "test_fraction", "standardize", "dtype")}
+        "hidden", "init_scale", "optimizer", "lr", "epochs", "weight_decay", "seed", "test_fraction", "standardize",
+        "dtype")}
     if config.data is not None:
         v["dataset"] = Path(config.data).name
     else:

@@ -37,7 +37,7 @@ from .data import DataScaleWarning, Split, scale_advice
 from .logger import Logger
 from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
 from .setup import (check_data_source, check_logdir, check_memory, default_logdir, epoch_order, fingerprint, load_split,
-                    make_optimizer, out_of_memory, resolve_device, resume_settings)
+                    make_optimizer, out_of_memory, resolve_device, resume_settings, scale_initial_weights)
 from .signals import StopFlag, check_received, stop_on_signals
 from .world import World
 
@@ -171,6 +171,7 @@ class Run:
             warnings.warn(advice, DataScaleWarning, stacklevel=3)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
+        scale_initial_weights(model, config.init_scale)
         return cls(config, world, device, logdir, data, model, make_optimizer(config, model.parameters()), state, wrap)
 
     def restore(self, state: dict) -> None:

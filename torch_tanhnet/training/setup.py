@@ -177,6 +177,16 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         return kind(params, lr=config.lr, weight_decay=config.weight_decay, **kw)
 
 
+@torch.no_grad()
+def scale_initial_weights(model, scale: float) -> None:
+    """U ← s·U, W ← s·W (``--init-scale``): TanhNet's default draw made larger or smaller; b and c start at 0.
+
+    ``model`` is a TanhNet, or a TanhNetEnsemble with ``scale`` a tensor (K,) of one factor per network.
+    """
+    for w in (model.U, model.W):
+        w.mul_(scale.to(w).view(-1, *([1] * (w.dim() - 1))) if isinstance(scale, Tensor) else scale)
+
+
 def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     """The order of the training samples in ``epoch``: a function of (seed, epoch) alone, so resumable."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))

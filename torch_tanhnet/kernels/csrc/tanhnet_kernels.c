@@ -473,3 +473,115 @@ int tn_ensemble_fused_loss(const real *X, int64_t x_stride, const real *y, int64
     free(acc);
     return status;
 }
+
+/* ---- The metrics of K networks (torch_tanhnet/sweep/metrics.py) ----
+ *
+ * Network k reads its samples at X + k·x_stride, y + k·y_stride as above, and its N samples are two
+ * parts side by side: [0, n_first) and [n_first, N) (a training set, then a test set). For each
+ * part the job sums the cost L_i and counts the samples classified right ((z_i > 0) = (y_i > ½)):
+ * out[4k .. 4k+3] = [Σ L over part 0, correct in part 0, Σ L over part 1, correct in part 1],
+ * per block in the working precision, across blocks in double. Thread r takes the networks
+ * [K·r/T, K·(r+1)/T); no two threads write the same row, so the result never depends on timing. */
+typedef struct {
+    Task proto; /* D, H */
+    const real *X, *y, *U, *b, *W, *c;
+    int64_t N, n_first, x_stride, y_stride, k_begin, k_end;
+    double *out;
+    int status;
+} EvaluateTask;
+
+/* z of the block [i, i+n) for the seed's shape (D = 2, H = 3), the sizes known to the compiler as in
+ * fused_loss_job_seed: one vectorised loop per transcendental function. h holds 3·BLOCK reals. */
+static void seed_forward_block(const Task *a, int64_t i, int64_t n, real *h, real *z) {
+    const real *x = a->X + 2 * i;
+    const real u00 = a->U[0], u01 = a->U[1], u10 = a->U[2], u11 = a->U[3], u20 = a->U[4], u21 = a->U[5];
+    const real b0 = a->b[0], b1 = a->b[1], b2 = a->b[2], w0 = a->W[0], w1 = a->W[1], w2 = a->W[2], c = a->c[0];
+    real *h0 = h, *h1 = h + BLOCK, *h2 = h + 2 * BLOCK;
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) {
+        const real x0 = x[2 * t], x1 = x[2 * t + 1];
+        h0[t] = u00 * x0 + u01 * x1 + b0; /* g_ij = Σ_k u_jk x_ik + b_j */
+        h1[t] = u10 * x0 + u11 * x1 + b1;
+        h2[t] = u20 * x0 + u21 * x1 + b2;
+    }
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) h0[t] = TANH(h0[t]); /* h_ij = tanh(g_ij) */
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) h1[t] = TANH(h1[t]);
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) h2[t] = TANH(h2[t]);
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) z[t] = w0 * h0[t] + w1 * h1[t] + w2 * h2[t] + c; /* z_i = Σ_j w_j h_ij + c */
+}
+
+static void *ensemble_evaluate_job(void *p) {
+    EvaluateTask *e = p;
+    const int64_t D = e->proto.D, H = e->proto.H;
+    const int64_t Hb = H > 3 ? H : 3; /* room for seed_forward_block's three rows */
+    real *buf = malloc(sizeof(real) * BLOCK * (Hb + D + 1));
+    if (!buf) { e->status = 1; return NULL; }
+    real *h = buf, *xs = h + Hb * BLOCK, *z = xs + D * BLOCK;
+    for (int64_t k = e->k_begin; k < e->k_end; k++) {
+        Task t = e->proto;
+        t.X = e->X + k * e->x_stride;
+        t.U = e->U + k * H * D; t.b = e->b + k * H; t.W = e->W + k * H; t.c = e->c + k;
+        const real *y = e->y + k * e->y_stride;
+        double *out = e->out + 4 * k;
+        for (int part = 0; part < 2; part++) {
+            const int64_t lo = part == 0 ? 0 : e->n_first, hi = part == 0 ? e->n_first : e->N;
+            double lsum = 0, right = 0;
+            for (int64_t i = lo; i < hi; i += BLOCK) {
+                const int64_t n = hi - i < BLOCK ? hi - i : BLOCK;
+                if (D == 2 && H == 3) seed_forward_block(&t, i, n, h, z);
+                else {
+                    load_block(&t, i, n, xs);
+                    forward_block(&t, n, xs, h, z);
+                }
+                real L = 0, r = 0;
+#pragma omp simd reduction(+ : L, r)
+                for (int64_t s = 0; s < n; s++) {
+                    const real zs = z[s], ys = y[i + s];
+                    L += (zs > 0 ? zs : 0) + LOG1P(EXP(-FABS(zs))) - ys * zs; /* L = softplus(z) − y z */
+                    r += (zs > 0) == (ys > (real)0.5) ? 1 : 0;              /* right: (z > 0) = (y > ½) */
+                }
+                lsum += L;
+                right += r;
+            }
+            out[2 * part] = lsum;
+            out[2 * part + 1] = right;
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/* out (K, 4) doubles: each network's Σ L and right answers over its samples [0, n_first) and [n_first, N). */
+int tn_ensemble_evaluate(const real *X, int64_t x_stride, const real *y, int64_t y_stride, const real *U,
+                         const real *b, const real *W, const real *c, int64_t K, int64_t N, int64_t D, int64_t H,
+                         int64_t n_first, double *out, int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > K) threads = (int)(K > 0 ? K : 1);
+    EvaluateTask tasks[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    for (int r = 0; r < threads; r++) {
+        EvaluateTask e = {{0}};
+        e.proto.D = D; e.proto.H = H;
+        e.X = X; e.y = y; e.U = U; e.b = b; e.W = W; e.c = c;
+        e.N = N; e.n_first = n_first; e.x_stride = x_stride; e.y_stride = y_stride;
+        e.k_begin = K * r / threads;
+        e.k_end = K * (r + 1) / threads;
+        e.out = out;
+        tasks[r] = e;
+    }
+    int started = 0, status = 0;
+    for (int r = 1; r < threads; r++) {
+        if (pthread_create(&ids[r], NULL, ensemble_evaluate_job, &tasks[r]) != 0) break;
+        started = r;
+    }
+    for (int r = started + 1; r < threads; r++) ensemble_evaluate_job(&tasks[r]); /* threads that could not start */
+    ensemble_evaluate_job(&tasks[0]);
+    for (int r = 1; r <= started; r++) pthread_join(ids[r], NULL);
+    for (int r = 0; r < threads; r++) status |= tasks[r].status;
+    return status;
+}

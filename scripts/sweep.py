@@ -1,0 +1,245 @@
+"""Train many runs of the seed's network at once: a grid (or random draws) of train.py's settings times seeds.
+
+    python scripts/sweep.py --dataset xor --hidden 1 2 3 4 --lr 0.1 0.5 1.0 --seeds 100   # 1200 runs
+    python scripts/sweep.py --lr 0.1 0.3 1 3 --init-scale 0.5 1 2 --seeds 50 --logdir runs/lr-init
+    python scripts/sweep.py --random 40 --lr 0.01:3:log --momentum 0:0.95 --hidden 2 3 8 --seeds 20
+    python scripts/sweep.py --logdir runs/lr-init --resume        # continue an interrupted sweep
+    torchrun --standalone --nproc_per_node=2 scripts/sweep.py --hidden 2 3 --seeds 500
+    tensorboard --logdir runs/lr-init
+
+Every run is the run ``scripts/train.py`` trains with the same settings and ``--seed``; runs of one
+width train together as one ensemble. A thin command line over torch_tanhnet.sweep; see docs/sweep.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+SUPPRESS = argparse.SUPPRESS
+# train.py's settings a sweep can vary: flag -> (metavar, help); each takes one or more values
+SETTINGS = {
+    "dataset": ("NAME", "built-in data sets"),
+    "data": ("FILE.csv", "CSV files (x1,x2,label rows) instead of a built-in data set"),
+    "n-samples": ("N", "samples drawn from the data set"),
+    "noise": ("STD", "noise of the data set"),
+    "test-fraction": ("F", "shares of the samples held out for testing"),
+    "hidden": ("H", "hidden tanh units"),
+    "init-scale": ("S", "factors on the initial weights U and W"),
+    "optimizer": ("{sgd,adam}", "optimizers"),
+    "lr": ("LR", "learning rates"),
+    "momentum": ("M", "SGD momenta"),
+    "weight-decay": ("WD", "L2 weight decays"),
+    "epochs": ("E", "epochs"),
+    "batch-size": ("B", "samples per step ('full': the whole training set)"),
+    "dtype": ("{float32,float64}", "precisions"),
+}
+
+
+def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
+    """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.sweep.space import DEFAULTS
+
+    d = SweepConfig()
+    p = argparse.ArgumentParser(
+        prog="sweep.py", argument_default=SUPPRESS if suppress_defaults else None,
+        description="Train a grid (or random draws) of train.py's settings times seeds, as ensembles; report the "
+                    "share solved per setting. Each setting flag takes one or more values; with --random, a number "
+                    "setting also takes a range LOW:HIGH (uniform) or LOW:HIGH:log (log-uniform).")
+
+    def arg(*flags, default, **kw):
+        p.add_argument(*flags, **kw, **({} if suppress_defaults else {"default": default}))
+
+    for name, (metavar, what) in SETTINGS.items():
+        default = DEFAULTS[name.replace("-", "_")]
+        shown = {"batch-size": "full batch", "noise": "the data set's", "data": "none"}.get(name, default)
+        arg(f"--{name}", nargs="+", default=None, metavar=metavar, help=f"{what} (default: train.py's, {shown})")
+    arg("--standardize", nargs="*", choices=("on", "off"), default=None,
+        help="scale features to zero mean, unit variance: on, off, or both (bare: on; default: off)")
+    arg("--seeds", nargs="+", default=None, metavar="N",
+        help="N: seeds 0 to N-1; several numbers: those seeds; A:B: seeds A to B-1 (default: 10)")
+    arg("--random", type=int, default=d.random, metavar="N",
+        help="draw N settings from the values and ranges instead of the grid (default: the grid)")
+    arg("--random-seed", type=int, default=d.random_seed, metavar="S", help=f"seed of --random's draws "
+        f"(default: {d.random_seed})")
+    arg("--solved-at", type=float, default=d.solved_at, metavar="A",
+        help=f"a run is solved when its final test accuracy reaches A (default: {d.solved_at})")
+    arg("--gallery", type=int, default=d.gallery, metavar="N",
+        help=f"solved and failed runs drawn per setting (default: {d.gallery})")
+    arg("--sessions", choices=("auto", "runs", "settings"), default=d.sessions,
+        help="HParams lists every run (runs) or every setting (settings); auto: every run while TensorBoard would "
+             f"show at most 500 runs, beyond which it selects none in its other tabs (default: {d.sessions})")
+    arg("--device", choices=("auto", "cpu", "cuda"), default=d.device,
+        help=f"where to train; auto picks cuda when present (default: {d.device})")
+    arg("--logdir", default=d.logdir, metavar="DIR",
+        help="results, TensorBoard logs and the checkpoint go here (default: runs/sweep-<dataset>-<timestamp>)")
+    arg("--log-interval", type=int, default=d.log_interval, metavar="K",
+        help=f"steps between the metrics of every run: the curves and steps to solve (default: {d.log_interval})")
+    arg("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="E",
+        help=f"epochs between checkpoints of the sweep; one is also written after each group "
+             f"(default: {d.checkpoint_interval})")
+    arg("--checkpoint-seconds", type=float, default=d.checkpoint_seconds, metavar="S",
+        help=f"but none inside a group sooner than S seconds after the last (default: {d.checkpoint_seconds:g})")
+    arg("--resume", action="store_true", default=d.resume,
+        help="continue the sweep in --logdir from its checkpoint (default: off)")
+    arg("--dry-run", action="store_true", default=d.dry_run,
+        help="5 steps of each group, for smoke tests; writes nothing without --logdir (default: off)")
+    arg("--dist-timeout", type=float, default=d.dist_timeout, metavar="S",
+        help=f"under torchrun, seconds to wait for the other processes (default: {d.dist_timeout:g})")
+    arg("--no-progress", dest="progress", action="store_false", default=d.progress,
+        help="no progress bar (default: a bar on a terminal)")
+    return p
+
+
+def parse_value(name: str, text: str):
+    """One value of a setting flag, as train.py's type, or a Range ``LOW:HIGH[:log]`` of a number setting."""
+    from torch_tanhnet.sweep.space import INTEGER, NUMBER, Range
+    from torch_tanhnet.training.config import ConfigError
+
+    flag = "--" + name.replace("_", "-")
+    if name in NUMBER and ":" in text:
+        parts = text.split(":")
+        try:
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+                raise ValueError
+            return Range(float(parts[0]), float(parts[1]), len(parts) == 3)
+        except ValueError:
+            raise ConfigError(f"argument {flag}: a range is LOW:HIGH or LOW:HIGH:log, got {text!r}") from None
+    if name == "batch_size" and text == "full":
+        return None
+    if name == "noise" and text == "default":
+        return None
+    try:
+        if name in INTEGER:
+            return int(text)
+        if name in NUMBER:
+            return float(text)
+    except ValueError:
+        kind = "an integer" if name in INTEGER else "a number"
+        raise ConfigError(f"argument {flag}: expected {kind}, got {text!r}") from None
+    return text
+
+
+def parse_seeds(texts: list[str] | None) -> list[int]:
+    """``N``: 0..N-1; ``A:B``: A..B-1; several integers: those (checked by SweepConfig.validate)."""
+    from torch_tanhnet.training.config import ConfigError
+
+    if texts is None:
+        return list(range(10))
+    try:
+        if len(texts) == 1 and ":" in texts[0]:
+            a, b = texts[0].split(":")
+            return list(range(int(a), int(b)))
+        numbers = [int(t) for t in texts]
+    except ValueError:
+        raise ConfigError(f"argument --seeds: expected N, A:B or several integers, got {' '.join(texts)!r}") from None
+    return list(range(numbers[0])) if len(numbers) == 1 else numbers
+
+
+def make_config(args: argparse.Namespace):
+    from torch_tanhnet.sweep.config import SweepConfig
+
+    values = {}
+    for name in SETTINGS:
+        texts = getattr(args, name.replace("-", "_"))
+        if texts is not None:
+            values[name.replace("-", "_")] = [parse_value(name.replace("-", "_"), t) for t in texts]
+    if args.standardize is not None:
+        values["standardize"] = [v == "on" for v in args.standardize] or [True]
+    return SweepConfig(values=values, seeds=parse_seeds(args.seeds), random=args.random,
+                       random_seed=args.random_seed, solved_at=args.solved_at, device=args.device, logdir=args.logdir,
+                       log_interval=args.log_interval, checkpoint_interval=args.checkpoint_interval,
+                       checkpoint_seconds=args.checkpoint_seconds, resume=args.resume, dry_run=args.dry_run,
+                       dist_timeout=args.dist_timeout, progress=args.progress, gallery=args.gallery,
+                       sessions=args.sessions)
+
+
+def given_settings(argv: list[str]) -> set[str]:
+    """The SweepConfig fields the user set explicitly ("values" for any setting flag)."""
+    given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
+    fields = {"values"} if given & ({n.replace("-", "_") for n in SETTINGS} | {"standardize"}) else set()
+    return fields | {g for g in given if g not in {n.replace("-", "_") for n in SETTINGS} | {"standardize"}}
+
+
+def describe(plan, seconds: float) -> str:
+    c = plan.config
+    what = f"random draws over {', '.join(plan.swept)}" if c.random else (
+        f"grid over {', '.join(plan.swept)}" if plan.swept else "one setting")
+    seeds = c.seeds
+    seed_text = f"seeds {seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else "seeds"
+    groups = f"{len(plan.groups)} group{'s' * (len(plan.groups) != 1)}"
+    lines = [f"sweep: {plan.n_runs} runs = {len(plan.settings)} settings ({what}) × {len(seeds)} {seed_text}, "
+             + f"in {groups}:"]
+    lines += [f"  {g.describe()}" for g in plan.groups]
+    estimate = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
+    lines.append(f"estimated training time: {estimate} (from a few timed steps of each group); logs: {c.logdir}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    from torch_tanhnet.sweep.distributed import DistributedError, launched_by_torchrun, torchrun_world
+    from torch_tanhnet.training.checkpoint import CheckpointError
+    from torch_tanhnet.training.config import ConfigError
+    from torch_tanhnet.training.data import DataError
+    from torch_tanhnet.training.world import World
+
+    def fail(message: str, code: int) -> int:
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return code
+
+    try:
+        config = make_config(args)
+        given = given_settings(argv)
+        if launched_by_torchrun():
+            with torchrun_world(config.device, config.dist_timeout) as (world, device, gather):
+                return report(config, given, world, device, gather)
+        return report(config, given, World(), None, None)
+    except (ConfigError, DataError, CheckpointError) as e:  # in the command line's words (training.wording)
+        return fail(e.for_command_line(), 2)
+    except DistributedError as e:
+        return fail(e.for_command_line(), 1)
+
+
+def report(config, given, world, device, gather) -> int:
+    """Plan, print the plan (rank 0), sweep, print the table; the exit code."""
+    from torch_tanhnet.sweep.plan import estimate_seconds
+    from torch_tanhnet.sweep.results import table, train_command
+    from torch_tanhnet.sweep.runner import prepare, sweep
+
+    prepared = prepare(config, world, given, device)
+    plan, logdir, found = prepared
+    if world.is_main and not found["complete"]:
+        print(describe(plan, estimate_seconds(plan) / world.size), flush=True)
+    result = sweep(plan.config, world, given, device, gather, prepared)
+    if result is None:
+        return 0
+    if result.interrupted:
+        if world.is_main:
+            print(f"interrupted; checkpoint saved in {logdir}\n"
+                  f"continue with: python scripts/sweep.py --logdir {logdir} --resume")
+        return 130
+    if result.already_complete:
+        print(f"the sweep in {logdir} is complete; its results:")
+    print(table(plan, result.results.summaries))
+    first = result.results.rows[0]
+    print(f"{plan.n_runs} runs trained in {result.seconds:.1f} s; solved: final test accuracy ≥ "
+          f"{plan.config.solved_at:g}; steps to solve: median first logged step that reached it")
+    if logdir.exists():  # a dry run without --logdir leaves nothing
+        print(f"results: {logdir / 'results.csv'}, pictures: {logdir / 'pictures'}")
+        print(f"any run alone, e.g. run 0: {train_command(first)}")
+        print(f"view it with: tensorboard --logdir {logdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    from torch_tanhnet.training.distributed import end_process, launched_by_torchrun
+
+    if launched_by_torchrun():  # torch's gloo threads can abort a torchrun process's teardown; see end_process
+        end_process(code)
+    sys.exit(code)

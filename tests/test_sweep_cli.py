@@ -1,0 +1,177 @@
+"""scripts/sweep.py as a user runs it: the smoke sweep, one-line errors, Ctrl-C, SIGKILL and --resume."""
+
+import csv
+import importlib.util
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from torch_tanhnet.sweep.config import SweepConfig
+from torch_tanhnet.sweep.runner import sweep
+from torch_tanhnet.training import checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
+_spec = importlib.util.spec_from_file_location("sweep_cli", SCRIPT)
+cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli)
+
+
+def main(*args, cwd, monkeypatch, capsys):
+    """scripts/sweep.py's main in this process (a subprocess costs seconds of imports): (code, stdout, stderr)."""
+    monkeypatch.chdir(cwd)
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run(*args, cwd, timeout=120):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def start(*args, cwd):
+    return subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_sweep_prints_plan_table_and_where_things_are(tmp_path):
+    r = run("--hidden", "2", "3", "--lr", "0.5", "1", "--seeds", "3", "--epochs", "50", "--n-samples", "100",
+            "--logdir", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "sweep: 12 runs = 4 settings (grid over hidden, lr) × 3 seeds 0..2, in 2 groups:" in out
+    assert "hidden 2, sgd, float32: 6 runs × 50 steps (80 training samples, full batch)" in out
+    assert "estimated training time" in out
+    table = out[out.index("hidden  lr"):].splitlines()
+    assert table[0].split()[:4] == ["hidden", "lr", "runs", "solved"] and len(table) >= 5
+    assert "any run alone, e.g. run 0: python scripts/train.py --n-samples 100 --hidden 2 --epochs 50 --seed 0" in out
+    assert "view it with: tensorboard --logdir out" in out
+    assert len(rows(tmp_path / "out" / "results.csv")) == 12
+
+
+def test_seeds_take_a_count_a_list_or_a_range(tmp_path, monkeypatch, capsys):
+    for given, want in ((["4"], [0, 1, 2, 3]), (["7", "3"], [7, 3]), (["10:13"], [10, 11, 12])):
+        logdir = f"s{given[0][:2]}"
+        code, _, err = main("--seeds", *given, "--epochs", "2", "--n-samples", "20", "--logdir", logdir,
+                            "--gallery", "0", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err
+        assert [int(x["seed"]) for x in rows(tmp_path / logdir / "results.csv")] == want
+
+
+def test_a_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the dry run writes, then removes
+    code, out, err = main("--dry-run", "--seeds", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert "2 runs trained" in out and [p.name for p in tmp_path.iterdir()] == ["tmp"]
+    assert not list((tmp_path / "tmp").glob("sweep-*"))
+
+
+BAD = [
+    (["--lr", "0.5", "-1"], "argument --lr: must be a positive number, got -1.0"),
+    (["--lr", "fast"], "argument --lr: expected a number, got 'fast'"),
+    (["--hidden", "2", "0"], "argument --hidden: must be a positive integer, got 0"),
+    (["--seeds", "0"], "argument --seeds: must be at least 1, got 0"),
+    (["--seeds", "5:5"], "argument --seeds: must be at least 1, got 0"),
+    (["--lr", "0.1:1"], "argument --lr: a range (0.1:1) needs --random N"),
+    (["--random", "3", "--lr", "1:0.1"], "argument --lr: a range needs LOW ≤ HIGH"),
+    (["--random", "3", "--lr", "0.1:1:ln"], "argument --lr: a range is LOW:HIGH or LOW:HIGH:log"),
+    (["--dataset", "blobs"], "argument --dataset: unknown dataset 'blobs'"),
+    (["--data", "missing.csv"], "data file 'missing.csv' does not exist"),
+    (["--n-samples", "100000000", "--hidden", "512", "--seeds", "5000"], "the sweep would need about"),
+    (["--resume"], "argument --resume: needs --logdir"),
+    (["--logdir", "nothing-here", "--resume"], "no sweep checkpoint in 'nothing-here'"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[m for _, m in BAD])
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    code, out, err = main(*args, "--epochs", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2, (out, err)
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("sweep.py: error: ")
+    assert message in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_input_from_the_shell_is_one_line_on_stderr(tmp_path):
+    r = run("--lr", "0.5", "-1", cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "sweep.py: error: argument --lr: must be a positive number, "
+                                                        "got -1.0\n")
+
+
+LONG = ["--hidden", "2", "3", "--seeds", "3", "--n-samples", "60", "--epochs", "2500", "--dtype", "float64",
+        "--checkpoint-interval", "100", "--checkpoint-seconds", "0", "--log-interval", "50", "--gallery", "1",
+        "--no-progress"]
+
+
+def uninterrupted(logdir):
+    config = SweepConfig(values={"hidden": [2, 3], "n_samples": [60], "epochs": [2500], "dtype": ["float64"]},
+                         seeds=[0, 1, 2], checkpoint_interval=100, checkpoint_seconds=0, log_interval=50, gallery=1,
+                         logdir=str(logdir), progress=False)
+    return sweep(config)
+
+
+def wait_for(path, proc, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def assert_same_sweep(a, b):
+    ra, rb = rows(a / "results.csv"), rows(b / "results.csv")
+    assert ra == rb  # every metric, exactly
+    pa, pb = checkpoint.load(a / "checkpoint.pt"), checkpoint.load(b / "checkpoint.pt")
+    for g in pa["groups"]:
+        for name in "UbWc":
+            assert torch.equal(pa["groups"][g]["params"][name], pb["groups"][g]["params"][name])
+        assert torch.equal(pa["groups"][g]["history"], pb["groups"][g]["history"])
+
+
+def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
+    proc = start(*LONG, "--logdir", "killed", cwd=tmp_path)
+    wait_for(tmp_path / "killed" / "checkpoint.pt", proc)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate()
+    state = checkpoint.load(tmp_path / "killed" / "checkpoint.pt")
+    assert not state["complete"]
+    code, _, err = main("--logdir", "killed", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    uninterrupted(tmp_path / "whole")
+    assert_same_sweep(tmp_path / "killed", tmp_path / "whole")
+
+
+def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
+    proc = start(*LONG, "--logdir", "stopped", cwd=tmp_path)
+    wait_for(tmp_path / "stopped" / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "continue with: python scripts/sweep.py --logdir stopped --resume" in out
+    state = checkpoint.load(tmp_path / "stopped" / "checkpoint.pt")
+    assert state["current"] is not None or len(state["groups"]) == 1  # stopped inside the sweep, state saved
+    code, out, err = main("--logdir", "stopped", "--resume", "--lr", "0.5", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)  # lr 0.5 is the saved (default) value: allowed
+    assert code == 0, err
+    uninterrupted(tmp_path / "whole")
+    assert_same_sweep(tmp_path / "stopped", tmp_path / "whole")
+    code, out, err = main("--logdir", "stopped", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "is complete; its results:" in out
+    code, out, err = main("--logdir", "stopped", "--resume", "--hidden", "4", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)
+    assert code == 2 and "argument --hidden: [4] differs from the checkpoint's [2, 3]" in err
+    code, out, err = main("--logdir", "stopped", "--epochs", "2", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)
+    assert code == 2 and "already holds a sweep" in err

@@ -1,0 +1,118 @@
+"""What a sweep trains: the grid, random draws, runs, groups, names; bad settings refused before any work."""
+
+import pytest
+import torch
+
+from torch_tanhnet.sweep.config import SweepConfig
+from torch_tanhnet.sweep.plan import SweepTooLarge, make_plan
+from torch_tanhnet.sweep.space import DEFAULTS, Range, grid, runs, sample, swept, unique_names
+from torch_tanhnet.training.config import ConfigError, TrainConfig
+from torch_tanhnet.training.data import DataError
+
+CPU = torch.device("cpu")
+
+
+def test_the_grid_is_every_combination_in_field_order_the_last_fastest():
+    settings = grid({"lr": [0.1, 0.5, 1.0], "hidden": [1, 2]})
+    assert [(s["hidden"], s["lr"]) for s in settings] == [(1, 0.1), (1, 0.5), (1, 1.0), (2, 0.1), (2, 0.5), (2, 1.0)]
+    assert all(s["dataset"] == "moons" and s["epochs"] == DEFAULTS["epochs"] for s in settings)  # train.py's defaults
+    assert swept(settings) == ["hidden", "lr"]
+
+
+def test_runs_are_setting_major_and_each_is_train_py_config_with_its_seed():
+    settings = grid({"hidden": [2, 3]})
+    found = runs(settings, [5, 7, 9], TrainConfig(device="cpu"))
+    assert [(r.index, r.setting, r.seed) for r in found] == [(0, 0, 5), (1, 0, 7), (2, 0, 9), (3, 1, 5), (4, 1, 7),
+                                                             (5, 1, 9)]
+    assert found[4].config == TrainConfig(device="cpu", hidden=3, seed=7)
+
+
+def test_random_draws_are_reproducible_within_their_ranges_and_lists():
+    values = {"lr": [Range(0.01, 3.0, log=True)], "hidden": [Range(1, 8)], "optimizer": ["sgd", "adam"],
+              "momentum": [Range(0.0, 0.9)]}
+    a, b = sample(values, 200, seed=3), sample(values, 200, seed=3)
+    assert a == b and a != sample(values, 200, seed=4)
+    assert all(0.01 <= s["lr"] <= 3.0 and 0 <= s["momentum"] <= 0.9 for s in a)
+    assert {s["hidden"] for s in a} == set(range(1, 9))  # integers, both ends reached
+    assert {s["optimizer"] for s in a} == {"sgd", "adam"}
+    below_01 = sum(s["lr"] < 0.1 for s in a) / len(a)  # log-uniform: log(0.1/0.01)/log(3/0.01) ≈ 0.40 of the draws
+    assert 0.28 < below_01 < 0.52
+
+
+def test_names_lead_with_what_differs_and_stay_unique():
+    settings = grid({"hidden": [2, 3], "lr": [0.5], "init_scale": [1.0, 2.0]})
+    assert unique_names(settings, swept(settings)) == ["hidden=2,init=1", "hidden=2,init=2", "hidden=3,init=1",
+                                                       "hidden=3,init=2"]
+    assert unique_names(grid({}), []) == ["all"]
+    close = [{**DEFAULTS, "lr": 0.100001}, {**DEFAULTS, "lr": 0.1000012}]  # alike at 4 digits
+    assert unique_names(close, ["lr"]) == ["0:lr=0.1", "1:lr=0.1"]
+
+
+def test_runs_of_one_width_share_a_group_and_widths_come_narrowest_first():
+    plan = make_plan(SweepConfig(values={"hidden": [8, 2], "lr": [0.1, 1.0], "init_scale": [1.0, 3.0]},
+                                 seeds=[0, 1, 2]), CPU)
+    assert [g.hidden for g in plan.groups] == [2, 8]
+    assert [len(g.runs) for g in plan.groups] == [12, 12]
+    assert plan.n_runs == 24 and sorted(r.index for g in plan.groups for r in g.runs) == list(range(24))
+    assert plan.groups[0].settings == [4, 5, 6, 7]  # hidden 2 is the second value given
+
+
+def test_what_changes_the_loop_splits_groups():
+    plan = make_plan(SweepConfig(values={"epochs": [10, 20], "n_samples": [100, 200], "optimizer": ["sgd", "adam"]},
+                                 seeds=[0]), CPU)
+    assert len(plan.groups) == 8
+    plan = make_plan(SweepConfig(values={"dataset": ["moons", "xor"], "noise": [0.1, 0.2], "momentum": [0.0, 0.9]},
+                                 seeds=[0]), CPU)
+    assert len(plan.groups) == 1  # data sets, noise, momentum: per network
+
+
+def test_log_steps_are_every_interval_and_the_last():
+    plan = make_plan(SweepConfig(values={"epochs": [25]}, log_interval=10, seeds=[0]), CPU)
+    assert plan.log_steps(plan.groups[0]) == [10, 20, 25]
+
+
+BAD = [
+    (dict(values={"lr": [-0.1]}), "argument --lr: must be a positive number, got -0.1"),
+    (dict(values={"hidden": [2, 0]}), "argument --hidden: must be a positive integer, got 0"),
+    (dict(values={"momentum": [1.0]}), "argument --momentum: must be in [0, 1), got 1.0"),
+    (dict(values={"init_scale": [0.0]}), "argument --init-scale: must be a positive number, got 0.0"),
+    (dict(values={"dataset": ["moons", "blobs"]}), "argument --dataset: unknown dataset 'blobs'"),
+    (dict(values={"test_fraction": [1.5]}), "argument --test-fraction: must be between 0 and 1"),
+    (dict(values={"lr": []}), "argument --lr: the grid is empty: no values given"),
+    (dict(values={"lr": [0.1, 0.1]}), "argument --lr: 0.1 is given twice"),
+    (dict(values={"lr": [Range(0.1, 1.0)]}), "argument --lr: a range (0.1:1) needs --random N"),
+    (dict(values={"lr": [Range(1.0, 0.1)]}, random=5), "argument --lr: a range needs LOW ≤ HIGH"),
+    (dict(values={"lr": [Range(0.0, 1.0, True)]}, random=5), "argument --lr: a log range needs LOW > 0"),
+    (dict(values={"momentum": [Range(0.0, 1.0)]}, random=5), "argument --momentum: must be in [0, 1), got 1.0"),
+    (dict(values={"optimizer": [Range(0.0, 1.0)]}, random=5), "argument --optimizer: takes values, not a range"),
+    (dict(random=0), "argument --random: must be a positive integer, got 0"),
+    (dict(seeds=[]), "argument --seeds: must be at least 1, got 0"),
+    (dict(seeds=[1, 1]), "argument --seeds: seed 1 is given twice"),
+    (dict(seeds=[-1]), "argument --seeds: each seed must be an integer in [0, 2**32)"),
+    (dict(solved_at=0.0), "argument --solved-at: must be an accuracy in (0, 1]"),
+    (dict(log_interval=0), "argument --log-interval: must be a positive integer, got 0"),
+    (dict(resume=True), "argument --resume: needs --logdir"),
+    (dict(values={"n_samples": [3], "test_fraction": [0.1]}, seeds=[0]), "too few samples for the split"),
+    (dict(values={"n_samples": [500, 1]}), "--n-samples must be at least 2, got 1"),
+    (dict(values={"data": ["missing.csv"]}), "data file 'missing.csv' does not exist"),
+    (dict(values={"wings": [1]}), "unknown setting 'wings'"),
+]
+
+
+@pytest.mark.parametrize("kwargs, message", BAD, ids=[m for _, m in BAD])
+def test_bad_settings_are_refused_with_train_py_words_before_any_work(kwargs, message):
+    with pytest.raises((ConfigError, DataError)) as e:
+        make_plan(SweepConfig(**kwargs), CPU)
+    text = e.value.for_command_line()  # what sweep.py prints (str() names a TrainConfig field as Python does)
+    assert message in text and "\n" not in text
+
+
+def test_a_sweep_that_would_not_fit_in_memory_is_refused_from_the_estimate():
+    config = SweepConfig(values={"hidden": [64], "n_samples": [100_000]}, seeds=list(range(1000)),
+                         memory_limit=2**30)  # 1000 networks × 100 000 samples: several GiB of data alone
+    with pytest.raises(SweepTooLarge) as e:
+        make_plan(config, CPU)
+    assert "the sweep would need about" in str(e.value) and "but 1.0 GiB is free" in str(e.value)
+    assert "hidden 64, 1000 runs of 100000 samples" in str(e.value)
+    config.memory_limit = 2**40
+    make_plan(config, CPU)  # the same sweep where it fits: planned, nothing allocated

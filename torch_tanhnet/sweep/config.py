@@ -1,0 +1,90 @@
+"""The settings of a sweep: train.py's settings with several values each, the seeds, and the sweep's own."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from ..training.config import DEVICES, ConfigError, TrainConfig
+from . import space
+from .space import Range
+
+SESSIONS = ("auto", "runs", "settings")
+TENSORBOARD_RUNS = 500  # beyond this many runs TensorBoard selects none by default ("for performance reasons")
+
+
+@dataclass
+class SweepConfig:
+    values: dict[str, list] = field(default_factory=dict)  # a train.py setting -> its values (Ranges with random)
+    seeds: list[int] = field(default_factory=lambda: list(range(10)))  # every setting trains once per seed
+    random: int | None = None  # draw this many settings from the values instead of the grid
+    random_seed: int = 0  # seeds the draw of --random
+    solved_at: float = 0.95  # a run is solved when its final test accuracy reaches this
+    device: str = "auto"  # auto (cuda when present), cpu or cuda
+    logdir: str | None = None  # results, TensorBoard logs, checkpoint (None: runs/sweep-<dataset>-<timestamp>)
+    log_interval: int = 10  # steps between the metrics of every run (the curves and steps-to-solve)
+    checkpoint_interval: int = 500  # epochs between checkpoints of the whole sweep (and one after each group)
+    checkpoint_seconds: float = 30.0  # but no checkpoint inside a group sooner than this after the last one
+    resume: bool = False  # continue the sweep in logdir from its checkpoint
+    dry_run: bool = False  # 5 steps of each group, for smoke tests
+    dist_timeout: float = 120.0  # under torchrun, seconds to wait for the other processes
+    progress: bool = True  # show a progress bar
+    gallery: int = 3  # solved and failed runs drawn for each setting's gallery
+    sessions: str = "auto"  # HParams sessions: one per run, one per setting, or auto (per run up to TB's 500 runs)
+    memory_limit: float | None = None  # bytes the sweep may use (None: what the machine has free); for tests
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad setting, in train.py's words."""
+        def bad(flag: str, why: str):
+            raise ConfigError(f"argument --{flag}: {why}")
+
+        space.check_seeds(self.seeds)
+        if self.random is not None and (isinstance(self.random, bool) or self.random < 1):
+            bad("random", f"must be a positive integer, got {self.random}")
+        space.check_values(self.values, self.random)
+        for flag, value in (("log-interval", self.log_interval), ("checkpoint-interval", self.checkpoint_interval)):
+            if value < 1:
+                bad(flag, f"must be a positive integer, got {value}")
+        if not (math.isfinite(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
+            bad("checkpoint-seconds", f"must be a number of seconds ≥ 0, got {self.checkpoint_seconds}")
+        if self.sessions not in SESSIONS:
+            bad("sessions", f"must be one of {', '.join(SESSIONS)}, got {self.sessions!r}")
+        if self.gallery < 0:
+            bad("gallery", f"must be an integer ≥ 0, got {self.gallery}")
+        if not (math.isfinite(self.solved_at) and 0 < self.solved_at <= 1):
+            bad("solved-at", f"must be an accuracy in (0, 1], got {self.solved_at}")
+        if not (math.isfinite(self.dist_timeout) and self.dist_timeout > 0):
+            bad("dist-timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
+        if self.device not in DEVICES:
+            bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.resume and self.logdir is None:
+            bad("resume", "needs --logdir, the folder of the sweep to continue")
+
+    def settings(self) -> list[dict]:
+        """The sweep's settings: the grid of the values, or ``random`` draws from them."""
+        if self.random is not None:
+            return space.sample(self.values, self.random, self.random_seed)
+        return space.grid(self.values)
+
+    def base(self) -> TrainConfig:
+        """The TrainConfig every run starts from (its settings and seed then set): the sweep's device."""
+        return TrainConfig(device=self.device, progress=False)
+
+    def as_dict(self) -> dict:
+        """Plain data (sweep.json, the checkpoint): a Range as {"low", "high", "log"}."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["values"] = {k: [{"low": v.low, "high": v.high, "log": v.log} if isinstance(v, Range) else v for v in vs]
+                       for k, vs in self.values.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SweepConfig:
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["values"] = {k: [Range(**v) if isinstance(v, dict) else v for v in vs] for k, vs in d["values"].items()}
+        return cls(**d)
+
+
+# settings a resumed sweep may change; every other one defines the sweep and must stay
+RESUMABLE = {"device", "logdir", "checkpoint_interval", "checkpoint_seconds", "resume", "dry_run", "dist_timeout",
+             "progress", "solved_at", "gallery", "sessions", "memory_limit"}

@@ -1,0 +1,60 @@
+"""A group's data: each run's own data set and split, exactly as train.py makes them, stacked (K, N, ·).
+
+Runs with different seeds have different data (the seed draws the points and the split), so
+each network of the ensemble reads its own rows. Runs that share a seed and the data settings
+share one drawing (it is made once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..training.config import TrainConfig
+from ..training.data import Split
+from ..training.setup import load_split
+
+Tensor = torch.Tensor
+DATA_FIELDS = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "seed")
+
+
+def data_key(config: TrainConfig) -> tuple:
+    return tuple(getattr(config, f) for f in DATA_FIELDS)
+
+
+class SplitCache:
+    """load_split once per distinct data settings and seed."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple, Split] = {}
+
+    def __call__(self, config: TrainConfig) -> Split:
+        key = data_key(config)
+        if key not in self._found:
+            self._found[key] = load_split(config)
+        return self._found[key]
+
+
+@dataclass
+class GroupData:
+    X_train: Tensor  # (K, n_train, 2) each run's (standardised) training points, in the run's dtype and device
+    y_train: Tensor  # (K, n_train, 1)
+    X: Tensor  # (K, n_train + n_test, 2): training then test points, for measuring
+    y: Tensor  # (K, n_train + n_test, 1)
+    n_train: int
+
+
+def stack(configs: list[TrainConfig], device: torch.device, splits: SplitCache | None = None) -> GroupData:
+    """The K runs' splits, converted as train.py converts them (float64 → the run's dtype), stacked."""
+    splits = splits or SplitCache()
+    found = [splits(c) for c in configs]
+    dtype = getattr(torch, configs[0].dtype)
+
+    def put(tensors: list[Tensor]) -> Tensor:
+        return torch.stack(tensors).to(device=device, dtype=dtype)
+
+    X_train, y_train = put([s.X_train for s in found]), put([s.y_train for s in found])
+    X = torch.cat([X_train, put([s.X_test for s in found])], 1)
+    y = torch.cat([y_train, put([s.y_test for s in found])], 1)
+    return GroupData(X_train, y_train, X, y, X_train.shape[1])

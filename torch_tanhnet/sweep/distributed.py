@@ -1,0 +1,52 @@
+"""A sweep under torchrun: each process trains a disjoint share of the runs; rank 0 gathers and writes.
+
+    torchrun --standalone --nproc_per_node=2 scripts/sweep.py --hidden 1 2 3 --seeds 100
+    torchrun --nnodes=4 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29400 scripts/sweep.py ...
+
+The processes need no communication while training (runs are independent), so the process
+group (gloo, on the CPU, whatever the device) serves one gather at the end: each process's
+finished groups, as plain tensors, to rank 0. A process that fails or stops answering makes
+the others fail at that gather after ``dist_timeout`` seconds with a DistributedError.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from ..training.distributed import DistributedError, _communication_failure, launched_by_torchrun
+from ..training.world import World
+
+__all__ = ["DistributedError", "launched_by_torchrun", "torchrun_world"]
+
+
+@contextmanager
+def torchrun_world(device_name: str, timeout: float):
+    """(world, device, gather) for this torchrun process; the process group is destroyed on leaving."""
+    rank, size, local_rank = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    device = torch.device("cpu")
+    if device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available()):
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("gloo", timeout=timedelta(seconds=timeout))
+
+    def gather(obj) -> list | None:
+        found = [None] * size if rank == 0 else None
+        try:
+            dist.gather_object(obj, found, dst=0)
+        except RuntimeError as e:
+            if not _communication_failure(e):
+                raise
+            first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
+            raise DistributedError(f"process {rank} of {size}: another process failed or stopped answering "
+                                   f"within --dist-timeout {timeout:g} s ({first})") from None
+        return found
+
+    try:
+        yield World(rank, size, all_reduce=dist.all_reduce, barrier=dist.barrier), device, gather
+    finally:
+        dist.destroy_process_group()

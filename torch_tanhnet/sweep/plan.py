@@ -1,0 +1,220 @@
+"""How a sweep is trained: its runs in groups (one ensemble each), their memory and their time, before any work.
+
+Runs train together when everything that shapes the ensemble's tensors or its loop agrees:
+the width (``hidden``), the optimiser, the dtype, the number of steps (``epochs``,
+``batch_size``) and the training and test set sizes. Everything else (the data set, its noise,
+the learning rate, momentum, weight decay, initial scale, the seed) is per network. In a
+typical sweep a group is a width; groups train one after the other, narrowest first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from ..training.config import ConfigError, TrainConfig
+from ..training.data import load_csv
+from ..training.setup import load_split
+from .config import SweepConfig
+from .data import data_key
+from .space import Run, runs, swept, unique_names
+
+D = 2  # the data sets are 2-D
+
+
+class SweepTooLarge(ConfigError):
+    """The sweep would not fit in memory; one line for the user."""
+
+
+@dataclass
+class Group:
+    """Runs trained as one ensemble: settings ``settings`` (indices) times every seed."""
+
+    index: int
+    settings: list[int]
+    hidden: int
+    optimizer: str
+    dtype: str
+    epochs: int
+    batch_size: int  # the batch size the runs use (the training set's size for full batch)
+    n_train: int
+    n_test: int
+    runs: list[Run]  # in run order
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.n_train / self.batch_size)
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def describe(self) -> str:
+        batch = "full batch" if self.batch_size == self.n_train else f"batches of {self.batch_size}"
+        return (f"hidden {self.hidden}, {self.optimizer}, {self.dtype}: {len(self.runs)} runs × {self.steps} steps "
+                f"({self.n_train} training samples, {batch})")
+
+
+@dataclass
+class Plan:
+    config: SweepConfig
+    settings: list[dict]  # every setting, in order
+    names: list[str]  # each setting's name (its swept values)
+    swept: list[str]  # the fields that vary between settings
+    groups: list[Group]
+    device: torch.device
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.settings) * len(self.config.seeds)
+
+    @cached_property
+    def runs(self) -> list[Run]:
+        """Every run, by index."""
+        return sorted((r for g in self.groups for r in g.runs), key=lambda r: r.index)
+
+    def log_steps(self, group: Group) -> list[int]:
+        """The steps at which every run of ``group`` is measured: each log_interval-th, and the last."""
+        total = self.total_steps(group)
+        steps = list(range(self.config.log_interval, total + 1, self.config.log_interval))
+        return steps if steps and steps[-1] == total else steps + [total]
+
+    def total_steps(self, group: Group) -> int:
+        return min(group.steps, 5) if self.config.dry_run else group.steps
+
+
+def split_sizes(config: TrainConfig, rows: dict[str, int]) -> tuple[int, int]:
+    """(n_train, n_test) as training.data.split makes them, from the settings alone (a CSV file: its rows)."""
+    n = rows[config.data] if config.data is not None else config.n_samples
+    n_test = round(n * config.test_fraction)
+    return n - n_test, n_test
+
+
+def csv_rows(settings: list[dict]) -> dict[str, int]:
+    """The number of rows of each --data file (read once; a bad file raises DataError here, before any work)."""
+    return {path: load_csv(path)[0].shape[0] for path in {s["data"] for s in settings if s["data"] is not None}}
+
+
+def make_plan(config: SweepConfig, device: torch.device) -> Plan:
+    """Validate, expand and group the sweep, and check that it fits in memory (nothing is trained)."""
+    config.validate()
+    settings = config.settings()
+    rows = csv_rows(settings)
+    base = config.base()
+    keyed: dict[tuple, list[int]] = {}
+    configs = [TrainConfig(**{**base.as_dict(), **s, "seed": config.seeds[0]}) for s in settings]
+    for i, cfg in enumerate(configs):
+        n_train, n_test = split_sizes(cfg, rows)
+        batch = min(cfg.batch_size or n_train, n_train) if n_train > 0 else 1
+        keyed.setdefault((cfg.hidden, cfg.optimizer, cfg.dtype, cfg.epochs, batch, n_train, n_test), []).append(i)
+    varied = swept(settings)
+    plan = Plan(config, settings, unique_names(settings, varied), varied, [], device)
+    check_memory(plan, keyed, device)
+    drawn = set()
+    for cfg in configs:  # the data settings' errors (DataError, in train.py's words) before any training
+        if data_key(cfg) not in drawn:
+            load_split(cfg)
+            drawn.add(data_key(cfg))
+    every = runs(settings, config.seeds, base)
+    for index, (key, members) in enumerate(sorted(keyed.items(), key=lambda kv: (kv[0][0], kv[1][0]))):
+        hidden, optimizer, dtype, epochs, batch, n_train, n_test = key
+        S = len(config.seeds)
+        group_runs = [every[s * S + j] for s in members for j in range(S)]
+        plan.groups.append(Group(index, members, hidden, optimizer, dtype, epochs, batch, n_train, n_test, group_runs))
+    return plan
+
+
+# ---- memory ----------------------------------------------------------------------------------------
+
+def group_bytes(K: int, H: int, n_train: int, n_test: int, batch: int, itemsize: int, logs: int) -> int:
+    """What training one group holds at once, from its sizes (see docs/sweep.md)."""
+    N = n_train + n_test
+    P = H * D + 2 * H + 1  # one network's parameters
+    data = K * (n_train + N) * (D + 1) * itemsize  # the training set, and training + test sets side by side
+    batches = K * batch * (D + 1) * itemsize * (batch < n_train)  # a mini-batch gathered each step
+    model = K * P * (itemsize * 4 + 8)  # parameters, gradients, two optimiser states; the kernel's double sums
+    history = logs * K * 4 * 8  # four metrics at each log step, float64
+    torch_ops = K * N * (H + 4) * itemsize  # the evaluation's hidden layer where it runs as torch ops
+    return data + batches + model + history + torch_ops
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free for the sweep: the device's free memory on CUDA, MemAvailable on Linux; None when unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**29 else f"{n / 2**20:.0f} MiB"
+
+
+def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device) -> None:
+    """Raise SweepTooLarge when the largest group, with every group's results kept, would not fit (estimated)."""
+    S = len(plan.config.seeds)
+    kept, largest, worst = 0, 0, None
+    for (hidden, _, dtype, epochs, batch, n_train, n_test), members in keyed.items():
+        K = len(members) * S
+        steps = epochs * math.ceil(n_train / batch)
+        logs = math.ceil(min(steps, 5 if plan.config.dry_run else steps) / plan.config.log_interval) + 1
+        itemsize = torch.empty((), dtype=getattr(torch, dtype)).element_size()
+        need = group_bytes(K, hidden, n_train, n_test, batch, itemsize, logs)
+        kept += logs * K * 4 * 8 + K * (hidden * D + 2 * hidden + 1) * itemsize  # its history and final weights
+        if need > largest:
+            largest, worst = need, (hidden, K, n_train + n_test)
+    need = largest + kept
+    free = plan.config.memory_limit if plan.config.memory_limit is not None else free_memory(device)
+    if free is not None and need > 0.8 * free:
+        hidden, K, N = worst
+        where = "on the GPU" if device.type == "cuda" else "in memory"
+        raise SweepTooLarge(
+            f"the sweep would need about {gib(need)} {where} (its largest group: hidden {hidden}, {K} runs of {N} "
+            f"samples), but {gib(free)} is free; use fewer --seeds or settings, a smaller --n-samples, or a larger "
+            "--log-interval")
+
+
+# ---- time ------------------------------------------------------------------------------------------
+
+def estimate_seconds(plan: Plan, probe_networks: int = 256) -> float:
+    """Seconds to train the plan, from a few timed steps of each group's shape on at most ``probe_networks``
+    networks, scaled to the group's size (the data are random; nothing is kept)."""
+    from ..ensemble import TanhNetEnsemble
+    from .group import make_optimizer
+
+    total = 0.0
+    for g in plan.groups:
+        K = len(g.runs)
+        Kp = min(K, probe_networks)
+        dtype = getattr(torch, g.dtype)
+        model = TanhNetEnsemble(Kp, D, g.hidden, device=plan.device, dtype=dtype)
+        X = torch.rand(Kp, g.batch_size, D, device=plan.device, dtype=dtype)
+        y = (X[..., :1] > 0.5).to(dtype)
+        opt = make_optimizer(g.optimizer, model.parameters(), [r.config for r in g.runs[:Kp]])
+        times = []
+        for _ in range(4):
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            model.loss(X, y).sum().backward()
+            opt.step()
+            if plan.device.type == "cuda":
+                torch.cuda.synchronize(plan.device)
+            times.append(time.perf_counter() - start)
+        step = min(times[1:]) * max(1.0, K / Kp)
+        evaluation = step * (g.n_train + g.n_test) / g.batch_size / 2  # a forward pass over both sets
+        total += plan.total_steps(g) * (step + evaluation / plan.config.log_interval)
+    return total

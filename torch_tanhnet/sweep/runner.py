@@ -1,0 +1,222 @@
+"""The sweep behind ``scripts/sweep.py``: :func:`sweep` plans, trains group after group, and reports.
+
+The loop, as :func:`sweep` reads::
+
+    for group in plan.groups:                  # one ensemble per group, narrowest first
+        trainer = GroupTrainer(group, ...)     # this process's share of the group's runs
+        while trainer.step < trainer.total_steps:
+            trainer.train_step()
+            if trainer.log_due(): trainer.log()
+            if stop requested or a checkpoint is due: save the whole sweep (and stop)
+        save
+    gather every process's groups on rank 0; write results.csv, sweep.json, TensorBoard, pictures
+
+Under torchrun each process trains every world-size-th run of each group (a disjoint share, the
+same on every start), alone: no collective runs while training. Rank 0 gathers the shares at the
+end and writes everything; the results equal a one-process sweep's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from ..training.config import ConfigError
+from ..training.setup import resolve_device
+from ..training.signals import stop_on_signals
+from ..training.world import World
+from . import state as checkpoints
+from .config import SweepConfig
+from .group import GroupResult, GroupTrainer
+from .plan import Group, Plan, make_plan
+from .results import Results, collect, write_csv, write_json
+
+Gather = Callable[[object], list | None]
+DRY = "sweep-dry-run-"  # the temporary folder of a dry run given no --logdir  # every process's object, in rank order, on rank 0 (None elsewhere)
+
+
+@dataclass
+class SweepResult:
+    plan: Plan
+    logdir: Path
+    results: Results | None  # None when interrupted
+    seconds: float  # training time, over every start of the sweep
+    interrupted: bool = False
+    already_complete: bool = False  # --resume of a finished sweep: nothing was trained
+    groups: dict[int, GroupResult] | None = None  # every group's weights and metrics at each log step (rank 0)
+
+
+def default_logdir(config: SweepConfig) -> Path:
+    data = config.values.get("dataset", ["moons"]) if not config.values.get("data") else ["csv"]
+    name = data[0] if len(data) == 1 else "mixed"
+    return Path("runs") / f"sweep-{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def share(group: Group, world: World) -> list:
+    """This process's runs of ``group``: every world-size-th, from its rank on."""
+    return group.runs[world.rank::world.size]
+
+
+def prepare(config: SweepConfig, world: World | None = None, given: set[str] | None = None,
+            device: torch.device | None = None) -> tuple[Plan, Path, dict]:
+    """The plan, the log dir and the checkpoint state to start from (new, or read for --resume)."""
+    world = world or World()
+    config.validate()
+    device = device or resolve_device(config.device)
+    if config.dry_run and config.logdir is None:  # a dry run leaves nothing behind unless given a folder
+        config.logdir = tempfile.mkdtemp(prefix=DRY)
+    logdir = Path(config.logdir) if config.logdir else default_logdir(config)
+    if config.resume:
+        found = checkpoints.load(logdir, world.rank, world.size)
+        given = {"values", *(f for f in config.as_dict() if f != "values")} if given is None else given
+        config = checkpoints.resume_settings(config, found, given)
+        config.validate()
+    elif checkpoints.holds_sweep(logdir):
+        raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep (checkpoint.pt); "
+                          "continue it with --resume or choose another --logdir")
+    else:
+        found = checkpoints.new(config, world.rank, world.size)
+    config.logdir = str(logdir)
+    return make_plan(config, device), logdir, found
+
+
+def sweep(config: SweepConfig, world: World | None = None, given: set[str] | None = None,
+          device: torch.device | None = None, gather: Gather | None = None,
+          prepared: tuple[Plan, Path, dict] | None = None, on_group: Callable[[Group], None] | None = None
+          ) -> SweepResult | None:
+    """Train every run of the sweep; returns the result on rank 0, None on the other processes (every process
+    returns an interrupted result when a signal stopped it).
+
+    ``given`` names the settings the user set explicitly (None: all), for ``--resume``.
+    ``prepared``: what :func:`prepare` returned (the CLI prints the plan between the two).
+    Raises ConfigError, DataError, CheckpointError on bad settings (before any training).
+    """
+    world = world or World()
+    plan, logdir, found = prepared or prepare(config, world, given, device)
+    config = plan.config
+    if found["complete"]:
+        groups = {int(g): GroupResult.from_dict(r) for g, r in found["groups"].items()}
+        with one_thread():
+            results = collect(plan, groups, config.solved_at)
+        return SweepResult(plan, logdir, results, found["seconds"], already_complete=True, groups=groups)
+    if world.is_main:
+        logdir.mkdir(parents=True, exist_ok=True)
+        write_json(plan, logdir / "sweep.json")
+    started, before, done = time.perf_counter(), found["seconds"], found["groups"]
+    mine = [(g, share(g, world)) for g in plan.groups]
+    bar = _bar(plan, mine, found, config.progress and world.is_main)
+
+    last_save = [-float("inf")]
+
+    def save(current: dict | None) -> None:
+        found["current"], found["seconds"] = current, before + time.perf_counter() - started
+        checkpoints.save(found, logdir)
+        last_save[0] = time.perf_counter()
+
+    def save_due(trainer: GroupTrainer) -> bool:
+        """At every checkpoint_interval-th epoch, unless the last save was under checkpoint_seconds ago: a
+        checkpoint holds every run's metrics so far, so a big sweep saving often would mostly save."""
+        return (trainer.epoch_ended() and trainer.epoch % config.checkpoint_interval == 0
+                and time.perf_counter() - last_save[0] >= config.checkpoint_seconds)
+
+    try:
+        with stop_on_signals() as flag:
+            for group, runs in mine:
+                if group.index in done or not runs:
+                    continue
+                if on_group is not None:
+                    on_group(group)
+                current = found["current"] if found["current"] and found["current"]["group"] == group.index else None
+                trainer = GroupTrainer(group, runs, plan.log_steps(group), plan.total_steps(group), plan.device,
+                                       current)
+                bar.set_description(f"hidden {group.hidden}, {len(runs)} runs", refresh=False)
+                shown = trainer.step
+                while trainer.step < trainer.total_steps:
+                    trainer.train_step()
+                    if trainer.log_due():
+                        trainer.log()
+                        bar.update(trainer.step - shown)
+                        shown = trainer.step
+                    if flag.requested:  # Ctrl-C or SIGTERM: save where we are and stop
+                        save({"group": group.index, **trainer.state_dict()})
+                        return SweepResult(plan, logdir, None, found["seconds"], interrupted=True)
+                    if save_due(trainer):
+                        save({"group": group.index, **trainer.state_dict()})
+                done[group.index] = trainer.result().as_dict()
+                save(None)
+    finally:
+        bar.close()
+    return finish(plan, logdir, found, world, gather)
+
+
+def _bar(plan: Plan, mine: list, found: dict, show: bool):
+    from tqdm.auto import tqdm
+
+    total = sum(plan.total_steps(g) for g, runs in mine if runs)
+    initial = sum(plan.total_steps(g) for g, runs in mine if runs and g.index in found["groups"])
+    if found["current"]:
+        initial += found["current"]["step"]
+    # disable=None: a bar on a terminal, none when stderr is a file or a pipe
+    return tqdm(total=total, initial=initial, disable=None if show else True, unit="step", dynamic_ncols=True)
+
+
+def merge(plan: Plan, shares: list[dict]) -> dict[int, GroupResult]:
+    """Every process's groups (each a share of the runs) as whole groups, networks in run order."""
+    out = {}
+    for g in plan.groups:
+        parts = [GroupResult.from_dict(s[g.index]) for s in shares if g.index in s]
+        runs = [r for p in parts for r in p.runs]
+        order = sorted(range(len(runs)), key=runs.__getitem__)
+        out[g.index] = GroupResult(
+            [runs[i] for i in order], {k: torch.cat([p.params[k] for p in parts])[order] for k in parts[0].params},
+            torch.cat([p.history for p in parts], 1)[:, order], parts[0].log_steps,
+            torch.cat([p.diverged_at for p in parts])[order])
+    return out
+
+
+@contextmanager
+def one_thread():
+    """Torch on one thread: the report's tensors are small (a setting's curves, a picture's pixels), and waking a
+    second thread for each op costs more than it gives (on a loaded machine, ten times more)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None) -> SweepResult | None:
+    """Gather the shares on rank 0; there, collect the results and write every output."""
+    shares = gather(found["groups"]) if gather is not None and world.size > 1 else [found["groups"]]
+    if not world.is_main:
+        remove_if_dry_run(plan, logdir)
+        return None
+    from .board import write_board
+
+    with one_thread():
+        groups = merge(plan, shares)
+        results = collect(plan, groups, plan.config.solved_at)
+        write_csv(results.rows, logdir / "results.csv")
+        write_board(plan, results, groups, logdir)
+    final = {**checkpoints.new(plan.config, 0, 1), "groups": {g: r.as_dict() for g, r in groups.items()},
+             "complete": True, "seconds": found["seconds"]}
+    checkpoints.save(final, logdir)
+    for p in logdir.glob("checkpoint.rank*-of-*.pt"):  # the processes' checkpoints, now in checkpoint.pt
+        p.unlink(missing_ok=True)
+    remove_if_dry_run(plan, logdir)
+    return SweepResult(plan, logdir, results, found["seconds"], groups=groups)
+
+
+def remove_if_dry_run(plan: Plan, logdir: Path) -> None:
+    """A dry run given no --logdir wrote into a temporary folder of its own (each process its own): remove it."""
+    if plan.config.dry_run and Path(tempfile.gettempdir()) in logdir.parents and logdir.name.startswith(DRY):
+        shutil.rmtree(logdir, ignore_errors=True)

@@ -1,0 +1,169 @@
+"""What a sweep trains: its settings (a grid, or samples from ranges) times its seeds, as runs.
+
+A *setting* gives every sweepable field of :class:`~torch_tanhnet.training.TrainConfig` one
+value; a *run* is a setting and a seed, exactly the run ``scripts/train.py`` would train with
+those settings and ``--seed``. Values are given per field as a list: the grid is their
+Cartesian product, in the order of :data:`SWEEPABLE`, the last field varying fastest. With
+``random=N``, N settings are drawn instead: a field given as a :class:`Range` is sampled from
+it (uniformly, or log-uniformly with ``log=True``; integer fields as integers), a field given
+as a list is drawn from the list, each setting independently, from ``random_seed``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random as _random
+from dataclasses import dataclass, fields
+
+from ..training.config import ConfigError, TrainConfig
+
+# the settings of train.py that a sweep may vary, in the grid's order; the others are the sweep's own
+SWEEPABLE = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "hidden", "init_scale",
+             "optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "dtype")
+INTEGER = {"n_samples", "hidden", "epochs", "batch_size"}
+NUMBER = INTEGER | {"noise", "test_fraction", "init_scale", "lr", "momentum", "weight_decay"}
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in SWEEPABLE}
+SHORT = {"n_samples": "n", "test_fraction": "test", "init_scale": "init", "weight_decay": "wd",
+         "batch_size": "batch", "momentum": "mom"}  # in setting names, which TensorBoard cuts at ~17 characters
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Numbers from ``low`` to ``high`` (inclusive) for ``random`` sweeps; written ``LOW:HIGH`` or ``LOW:HIGH:log``."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def sample(self, rng: _random.Random, integer: bool) -> float | int:
+        if self.log:
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+            return min(max(round(value), int(self.low)), int(self.high)) if integer else value
+        if integer:
+            return rng.randint(int(self.low), int(self.high))
+        return rng.uniform(self.low, self.high)
+
+    def __str__(self) -> str:
+        return f"{self.low:g}:{self.high:g}" + (":log" if self.log else "")
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run ``index`` of a sweep: setting ``setting`` with ``seed``; ``config`` is what train.py would run."""
+
+    index: int
+    setting: int
+    seed: int
+    config: TrainConfig
+
+
+def check_values(values: dict[str, list], random: int | None) -> None:
+    """One-line ConfigErrors, in train.py's words, for each value; then for a grid that would be empty."""
+    for name, given in values.items():
+        if name not in SWEEPABLE:
+            raise ConfigError(f"unknown setting {name!r}; a sweep varies {', '.join(SWEEPABLE)}")
+        if not isinstance(given, (list, tuple)):
+            raise ConfigError(f"argument {flag(name)}: expected a list of values, got {given!r}")
+        if not given:
+            raise ConfigError(f"argument {flag(name)}: the grid is empty: no values given")
+        seen = set()
+        for v in given:
+            if isinstance(v, Range):
+                check_range(name, v, random)
+                continue
+            key = repr(v)
+            if key in seen:
+                raise ConfigError(f"argument {flag(name)}: {v!r} is given twice")
+            seen.add(key)
+            TrainConfig(**{name: v}).validate()  # the very check, and message, of train.py
+
+
+def check_range(name: str, r: Range, random: int | None) -> None:
+    if random is None:
+        raise ConfigError(f"argument {flag(name)}: a range ({r}) needs --random N; a grid takes values")
+    if name not in NUMBER:
+        raise ConfigError(f"argument {flag(name)}: takes values, not a range ({r})")
+    if not (math.isfinite(r.low) and math.isfinite(r.high) and r.low <= r.high):
+        raise ConfigError(f"argument {flag(name)}: a range needs LOW ≤ HIGH, both finite, got {r}")
+    if r.log and r.low <= 0:
+        raise ConfigError(f"argument {flag(name)}: a log range needs LOW > 0, got {r}")
+    for end in (r.low, r.high):  # both ends must be settings train.py accepts
+        TrainConfig(**{name: int(end) if name in INTEGER else end}).validate()
+
+
+def grid(values: dict[str, list]) -> list[dict]:
+    """Every combination of the values, in SWEEPABLE's order, the last field fastest; unlisted fields keep
+    train.py's defaults."""
+    names = [n for n in SWEEPABLE if n in values]
+    return [{**DEFAULTS, **dict(zip(names, combo))} for combo in itertools.product(*(values[n] for n in names))]
+
+
+def sample(values: dict[str, list], n: int, seed: int) -> list[dict]:
+    """``n`` settings drawn from ``values`` (Ranges sampled, lists drawn from), reproducibly from ``seed``."""
+    rng = _random.Random(seed)
+    settings = []
+    for _ in range(n):
+        s = dict(DEFAULTS)
+        for name in SWEEPABLE:
+            if name in values:
+                given = values[name]
+                choice = given[0] if len(given) == 1 else given[rng.randrange(len(given))]
+                s[name] = choice.sample(rng, name in INTEGER) if isinstance(choice, Range) else choice
+        settings.append(s)
+    return settings
+
+
+def swept(settings: list[dict]) -> list[str]:
+    """The fields whose value differs between settings, in SWEEPABLE's order."""
+    return [n for n in SWEEPABLE if len({repr(s[n]) for s in settings}) > 1]
+
+
+def value_text(v) -> str:
+    if v is None:
+        return "default"
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def setting_name(setting: dict, names: list[str]) -> str:
+    """``hidden=2,lr=0.5``: the swept values, short; ``all`` when nothing is swept."""
+    if not names:
+        return "all"
+    return ",".join(f"{SHORT.get(n, n)}={value_text(setting[n])}" for n in names)
+
+
+def unique_names(settings: list[dict], names: list[str]) -> list[str]:
+    """Setting names, numbered where rounding made two alike (random sweeps)."""
+    found = [setting_name(s, names) for s in settings]
+    if len(set(found)) == len(found):
+        return found
+    width = len(str(len(found) - 1))
+    return [f"{i:0{width}d}:{name}" for i, name in enumerate(found)]
+
+
+def runs(settings: list[dict], seeds: list[int], base: TrainConfig) -> list[Run]:
+    """Setting-major: run s·S + i is setting s with seeds[i]; each config as train.py would run it."""
+    out = []
+    for s, setting in enumerate(settings):
+        for seed in seeds:
+            out.append(Run(len(out), s, seed, TrainConfig(**{**base.as_dict(), **setting, "seed": seed})))
+    return out
+
+
+def check_seeds(seeds: list[int]) -> None:
+    if not seeds:
+        raise ConfigError("argument --seeds: must be at least 1, got 0")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32]
+    if bad:
+        raise ConfigError(f"argument --seeds: each seed must be an integer in [0, 2**32), got {bad[0]!r}")
+    if len(set(seeds)) != len(seeds):
+        twice = next(s for s in seeds if seeds.count(s) > 1)
+        raise ConfigError(f"argument --seeds: seed {twice} is given twice")
