@@ -23,7 +23,7 @@ from ..training.metrics import MAX_HESSIAN_PARAMETERS
 Tensor = torch.Tensor
 METRICS = ("loss/train", "accuracy/train", "loss/test", "accuracy/test")  # the columns of measure's answer
 CURVATURE = ("norm/grad/total", "loss_hessian/min_eigenvalue", "loss_hessian/max_eigenvalue")  # curvature's columns
-CHUNK = {"cpu": 2**19, "cuda": 2**26}  # entries of ∂z/∂θ (networks × samples × parameters) per batch of networks:
+CHUNK = {"cpu": 2**19, "cuda": 2**24}  # entries of ∂z/∂θ (networks × samples × parameters) per batch of networks:
 # on the CPU a batch that stays in cache (K = 1000, N = 400, H = 3 took 0.10 s in chunks of 2^19 on one thread of
 # the loaded 2-core machine, 0.2-0.4 s unchunked), on CUDA most of a group at once
 
