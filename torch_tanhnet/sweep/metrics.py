@@ -24,8 +24,9 @@ Tensor = torch.Tensor
 METRICS = ("loss/train", "accuracy/train", "loss/test", "accuracy/test")  # the columns of measure's answer
 CURVATURE = ("norm/grad/total", "loss_hessian/min_eigenvalue", "loss_hessian/max_eigenvalue")  # curvature's columns
 CHUNK = {"cpu": 2**19, "cuda": 2**24}  # entries of ∂z/∂θ (networks × samples × parameters) per batch of networks:
-# on the CPU a batch that stays in cache (K = 1000, N = 400, H = 3 took 0.10 s in chunks of 2^19 on one thread of
-# the loaded 2-core machine, 0.2-0.4 s unchunked), on CUDA most of a group at once
+# on the CPU a batch that stays in cache (K = 1000, N = 400, H = 3: 0.09-0.15 s in batches of 2^19 on one thread of
+# the 2-core machine loaded by other work, 0.16-0.33 s in one batch; on two threads 0.3-1.6 s, so the runner calls it
+# on one), on CUDA most of a group at once (2^24 float64 entries: about 0.5 GiB at the peak)
 
 
 @torch.no_grad()
