@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 from torch_tanhnet.sweep.config import SweepConfig
+from torch_tanhnet.sweep.metrics import CURVATURE
 from torch_tanhnet.sweep.runner import merge, sweep
 from torch_tanhnet.training import checkpoint
 
@@ -39,7 +40,7 @@ def test_two_processes_equal_one_process(tmp_path):
     assert [x["run"] for x in b] == [str(i) for i in range(24)]
     for x, y in zip(a, b):
         for key in x:
-            if key in ("loss/test", "loss/train", "accuracy/test", "accuracy/train"):
+            if key in ("loss/test", "loss/train", "accuracy/test", "accuracy/train", *CURVATURE):
                 assert float(x[key]) == pytest.approx(float(y[key]), rel=1e-12, abs=1e-12), (x["run"], key)
             else:
                 assert x[key] == y[key], (x["run"], key)

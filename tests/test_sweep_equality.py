@@ -37,6 +37,8 @@ def test_runs_equal_train_py_runs_with_the_same_settings_and_seed(tmp_path, case
                                        msg=lambda m: f"run {row['run']} {name}: {m}")
         for tag in ("loss/test", "accuracy/test", "loss/train", "accuracy/train"):
             assert row[tag] == pytest.approx(alone.metrics[tag], rel=tol, abs=tol), (row["run"], tag)
+        for tag in ("loss_hessian/min_eigenvalue", "loss_hessian/max_eigenvalue"):  # train.py's, at its last step
+            assert row[tag] == pytest.approx(alone.metrics[tag], rel=tol, abs=tol), (row["run"], tag)
         assert row["steps"] == alone.global_step
 
 

@@ -14,6 +14,9 @@ weight decay. No Python work per run happens inside the step loop.
 
 A network whose loss or weights stop being finite is not stopped (the others go on); it is
 marked as diverged at the first log step that sees it, and its metrics from then on are NaN.
+
+When the group has finished, :meth:`GroupTrainer.result` reads where each run ended: its
+gradient's norm and its Hessian's extreme eigenvalues on its training set (:func:`.metrics.curvature`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..kernels.dispatch import ensemble_fused_implementation
 from ..training.config import TrainConfig
 from ..training.setup import epoch_order, scale_initial_weights
 from .data import GroupData, stack
-from .metrics import measure
+from .metrics import curvature, measure
 from .plan import Group
 
 Tensor = torch.Tensor
@@ -76,10 +79,11 @@ class GroupResult:
     history: Tensor  # (logs, K, 4) float64: metrics.METRICS at each of log_steps
     log_steps: list[int]
     diverged_at: Tensor  # (K,) int64: the first log step that found the network's loss not finite; 0: never
+    curvature: Tensor | None = None  # (K, 3) float64: metrics.CURVATURE at the end; None in a checkpoint older than it
 
     def as_dict(self) -> dict:
         return {"runs": self.runs, "params": self.params, "history": self.history, "log_steps": self.log_steps,
-                "diverged_at": self.diverged_at}
+                "diverged_at": self.diverged_at, "curvature": self.curvature}
 
     @classmethod
     def from_dict(cls, d: dict) -> GroupResult:
@@ -175,6 +179,10 @@ class GroupTrainer:
         self.diverged_at.copy_(state["diverged_at"])
 
     def result(self) -> GroupResult:
+        """The finished group: weights, metrics, divergence, and each run's gradient norm and Hessian's extreme
+        eigenvalues at its final weights on its whole training set (NaN for a run that diverged)."""
         params = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        ends = curvature(self.model, self.data.X_train, self.data.y_train)
+        ends[self.diverged_at.cpu() > 0] = float("nan")
         return GroupResult([r.index for r in self.runs], params, self.history.cpu(), list(self.log_steps),
-                           self.diverged_at.cpu())
+                           self.diverged_at.cpu(), ends)

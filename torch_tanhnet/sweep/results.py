@@ -4,7 +4,8 @@ A run is *solved* when its final test accuracy reaches ``solved_at``; its *steps
 first logged step at which its test accuracy reached it (so they are known to within one
 ``log_interval``), whether or not it stayed there. Medians and the 10th–90th percentile spread are
 over the setting's runs that did not diverge (linear interpolation, as numpy's default); a
-diverged run counts as not solved.
+diverged run counts as not solved. Each row also says where its run ended: the norm of its
+gradient and its Hessian's least and greatest eigenvalue (:data:`.metrics.CURVATURE`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .group import GroupResult
-from .metrics import METRICS
+from .metrics import CURVATURE, METRICS
 from .plan import Plan
 from .space import SWEEPABLE, flag, value_text
 
@@ -73,12 +74,14 @@ def collect(plan: Plan, groups: dict[int, GroupResult], solved_at: float) -> Res
         final = res.history[-1]  # (K, 4)
         solve = steps_to_solve(res.history, res.log_steps, solved_at)
         final_, solve_, diverged_ = final.tolist(), solve.tolist(), res.diverged_at.tolist()
+        ends = [[float("nan")] * len(CURVATURE)] * len(res.runs) if res.curvature is None else res.curvature.tolist()
         position = {run: k for k, run in enumerate(res.runs)}
         for j, s in enumerate(g.settings):
             members = g.runs[j * S:(j + 1) * S]
             ks = [position[r.index] for r in members]
             for run, k in zip(members, ks):
-                rows[run.index] = row(plan, run, final_[k], solve_[k], diverged_[k], solved_at, res.log_steps[-1])
+                rows[run.index] = row(plan, run, final_[k], ends[k], solve_[k], diverged_[k], solved_at,
+                                      res.log_steps[-1])
             hist = res.history[:, ks]  # (logs, S, 4)
             acc = hist[-1, :, METRICS.index("accuracy/test")]
             solved = int((acc >= solved_at).sum())
@@ -93,14 +96,17 @@ def collect(plan: Plan, groups: dict[int, GroupResult], solved_at: float) -> Res
     return Results(rows, summaries, curves)
 
 
-def row(plan: Plan, run, final: list[float], solve: int, diverged: int, solved_at: float, steps: int) -> dict:
-    """One line of results.csv: the run's settings under train.py's names, its final metrics under the tags'."""
+def row(plan: Plan, run, final: list[float], ends: list[float], solve: int, diverged: int, solved_at: float,
+        steps: int) -> dict:
+    """One line of results.csv: the run's settings under train.py's names, its final metrics and where it ended
+    (``ends``: :data:`CURVATURE`) under the tags'."""
     c = run.config
     out = {"run": run.index, "setting": plan.names[run.setting]}
     out.update({name: getattr(c, name) for name in SWEEPABLE})
     out["seed"] = run.seed
     values = dict(zip(METRICS, final))
     out.update({m: values[m] for m in FINAL})
+    out.update(zip(CURVATURE, ends))
     out["solved"] = bool(values["accuracy/test"] >= solved_at)
     out["steps_to_solve"] = solve or None
     out["diverged_at"] = diverged or None

@@ -150,7 +150,8 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
                         return SweepResult(plan, logdir, None, found["seconds"], interrupted=True)
                     if save_due(trainer):
                         save({"group": group.index, **trainer.state_dict()})
-                done[group.index] = trainer.result().as_dict()
+                with one_thread():  # the Hessians, in cache-sized batches of networks (metrics.CHUNK)
+                    done[group.index] = trainer.result().as_dict()
                 save(None)
     finally:
         bar.close()
@@ -178,7 +179,8 @@ def merge(plan: Plan, shares: list[dict]) -> dict[int, GroupResult]:
         out[g.index] = GroupResult(
             [runs[i] for i in order], {k: torch.cat([p.params[k] for p in parts])[order] for k in parts[0].params},
             torch.cat([p.history for p in parts], 1)[:, order], parts[0].log_steps,
-            torch.cat([p.diverged_at for p in parts])[order])
+            torch.cat([p.diverged_at for p in parts])[order],
+            None if any(p.curvature is None for p in parts) else torch.cat([p.curvature for p in parts])[order])
     return out
 
 
