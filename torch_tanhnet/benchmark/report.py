@@ -1,9 +1,13 @@
 """What a benchmark run found: one :class:`Result` per case and size, and the :class:`Report`'s table.
 
-A case's figure is the median of its interleaved repeats. Its spread (slowest / fastest
-repeat) says how far to trust it: above :data:`UNRELIABLE`, another process took the cores
-during the run, and the table marks the figure, and every ratio taken with it, with ``?``
-and a note, rather than print it plainly.
+A case's figure is the median of its interleaved repeats. Its spread says how far to trust
+it: the second slowest over the second fastest repeat (with five repeats or more; slowest over
+fastest with fewer), so that one stray sample either side does not count. On the quiet 2-core
+development machine (nothing else running, 2026-11-30) it reached 1.5-2.0x for some cases over
+four runs of ``scripts/bench.py``, and the plain slowest/fastest ratio 1.9x; with another process
+on a core the repeats spread 5-10x. Above :data:`UNRELIABLE` the table marks the figure, and every
+ratio taken with it, with ``?`` and a note, rather than print it plainly. A run contended from its
+first repeat to its last has no spread to show it: compare the ``floor`` row with earlier runs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-UNRELIABLE = 1.5  # slowest / fastest repeat of a case beyond which its median is not to be trusted
+UNRELIABLE = 2.5  # spread (see spread) of a case's repeats beyond which its median is not to be trusted
 
 
 @dataclass
@@ -27,8 +31,13 @@ class Result:
 
     @property
     def spread(self) -> float | None:
-        """Slowest / fastest repeat; above :data:`UNRELIABLE` the median is unreliable."""
-        return max(self.samples_ms) / min(self.samples_ms) if self.samples_ms else None
+        """Second slowest / second fastest repeat (slowest / fastest below five repeats); above
+        :data:`UNRELIABLE` the median is unreliable."""
+        if not self.samples_ms:
+            return None
+        ordered = sorted(self.samples_ms)
+        trim = 1 if len(ordered) >= 5 else 0
+        return ordered[-1 - trim] / ordered[trim]
 
     def shaky(self) -> bool:
         return self.spread is not None and self.spread > UNRELIABLE

@@ -19,7 +19,7 @@ same for one launch of its Triton kernel alone (no autograd), against the card's
 
 Repeats are interleaved (case after case, round after round), so that a slow moment of a
 shared machine falls on every case alike; each case's figure is its median step time. When a
-case's repeats spread by more than :data:`.report.UNRELIABLE` (slowest / fastest), the table marks its
+case's repeats spread by more than :data:`.report.UNRELIABLE` (see :attr:`.report.Result.spread`), the table marks its
 figure, and every ratio taken with it, with ``?`` and says so in the note: the machine was busy.
 """
 
