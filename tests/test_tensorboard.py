@@ -179,3 +179,19 @@ def test_features_far_from_the_networks_scale_are_pointed_out_once(tmp_path):
 def test_scale_advice_flags_what_tanh_cannot_use(scale, flagged):
     X = torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=torch.float64) * scale
     assert (scale_advice(X) is not None) == flagged
+
+
+def test_a_resumed_runs_events_file_sorts_after_the_ones_it_continues(tmp_path):
+    # within one second, events files differ by pid and a per-process counter, which sort as text:
+    # a resumed run's file must still come after the run's last one, or TensorBoard reads them out of order
+    import time
+
+    from torch_tanhnet import TanhNet
+    from torch_tanhnet.training.logger import Logger
+
+    last = tmp_path / f"events.out.tfevents.{int(time.time()):010d}.host.99999.9"
+    last.write_bytes(b"")
+    logger = Logger(tmp_path, True, purge_step=10, model=TanhNet(2, 3))
+    logger.close()
+    files = sorted(f.name for f in tmp_path.glob("events.out.tfevents.*"))
+    assert files[-1] != last.name and files.index(last.name) < files.index(files[-1])

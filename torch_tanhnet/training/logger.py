@@ -86,6 +86,8 @@ class Logger:
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
+            if purge_step is not None:
+                _after_the_last_events_file(logdir)
             self.writer = SummaryWriter(str(logdir), purge_step=purge_step)
             self.writer.add_custom_scalars(layout(self.small))
 
@@ -137,3 +139,23 @@ class Logger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _after_the_last_events_file(logdir: Path) -> None:
+    """Wait, if need be, until a new events file will sort after the folder's last one.
+
+    TensorBoard reads a run's events files in name order, and a resumed run's events must come
+    after the ones it continues. The names begin with the second they were opened
+    (``events.out.tfevents.<seconds>.<host>.<pid>.<n>``); within one second they differ by the
+    process id and a per-process counter, which sort as text (9 after 10). A run resumed in the
+    same second as its last file was opened (in practice: from Python, in the same process)
+    waits for the next second.
+    """
+    import time
+
+    seconds = [int(f.name.split(".")[3]) for f in logdir.glob("events.out.tfevents.*")
+               if len(f.name.split(".")) > 3 and f.name.split(".")[3].isdigit()]
+    if seconds:
+        while int(time.time()) <= max(seconds):
+            time.sleep(0.05)
+
