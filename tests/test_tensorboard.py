@@ -184,12 +184,15 @@ def test_scale_advice_flags_what_tanh_cannot_use(scale, flagged):
 def test_a_resumed_runs_events_file_sorts_after_the_ones_it_continues(tmp_path):
     # within one second, events files differ by pid and a per-process counter, which sort as text:
     # a resumed run's file must still come after the run's last one, or TensorBoard reads them out of order
+    import os
+    import socket
     import time
 
     from torch_tanhnet import TanhNet
     from torch_tanhnet.training.logger import Logger
 
-    last = tmp_path / f"events.out.tfevents.{int(time.time()):010d}.host.99999.9"
+    # this process's own name and pid, and a counter that sorts after any this process will reach
+    last = tmp_path / f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.99999999"
     last.write_bytes(b"")
     logger = Logger(tmp_path, True, purge_step=10, model=TanhNet(2, 3))
     logger.close()
