@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -34,6 +33,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..ensemble import EnsembleSGD, TanhNetEnsemble
 from ..module import TanhNet
+from .jax_case import jax_for, seed_loss
 from .single import machine_info, time_cases
 
 CASES = ("ensemble", "loop", "torch.func", "batched", "jax")
@@ -147,19 +147,10 @@ def batched_step(models: int, X, y) -> Callable[[], object]:
 
 def jax_step(models: int, X, y):
     """The jitted, vmapped value-and-grad + SGD update of K networks, or a note saying why not."""
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError:
-        return None, "jax not installed (pip install -e \".[bench]\")"
-    if X.device.type == "cuda" and jax.default_backend() != "gpu":
-        return None, f"jax has no GPU backend here ({jax.default_backend()})"
-
-    def loss(p, X, y):
-        H = jnp.tanh(X @ p["U"].T + p["b"])
-        z = H @ p["W"].T + p["c"]
-        return jnp.mean(jax.nn.softplus(z) - y * z)
+    jax, jnp, why = jax_for(X.device)
+    if jax is None:
+        return None, why
+    loss = seed_loss(jax, jnp)
 
     def sgd(p, X, y):
         value, grads = jax.value_and_grad(loss)(p, X, y)

@@ -25,7 +25,6 @@ figure, and every ratio taken with it, with ``?`` and says so in the note: the m
 
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import time
@@ -39,6 +38,7 @@ from ..functional import bce_with_logits
 from ..kernels.cpu import available as kernels_available
 from ..kernels.dispatch import TritonOrTorchOps, fused_implementation
 from ..module import TanhNet
+from .jax_case import jax_for, seed_loss
 from .memory import peak_extra_cpu, saved_bytes
 from .report import Report, Result
 
@@ -146,21 +146,10 @@ class _Nothing(torch.autograd.Function):
 
 def jax_step(X, y, seq):
     """The jitted value-and-grad of the same maths on X's kind of device, or a note saying why not."""
-    # on a GPU, JAX would otherwise take 75% of its memory at import, which torch's cases then lack
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError:
-        return None, "jax not installed (pip install -e \".[bench]\")"
-    if X.device.type == "cuda" and jax.default_backend() != "gpu":
-        return None, f"jax has no GPU backend here ({jax.default_backend()})"
-
-    def loss(p, X, y):
-        H = jnp.tanh(X @ p["U"].T + p["b"])
-        z = H @ p["W"].T + p["c"]
-        return jnp.mean(jax.nn.softplus(z) - y * z)
-
+    jax, jnp, why = jax_for(X.device)
+    if jax is None:
+        return None, why
+    loss = seed_loss(jax, jnp)
     params = {"U": seq[0].weight, "b": seq[0].bias, "W": seq[2].weight, "c": seq[2].bias}
     params = {k: jnp.asarray(v.detach().cpu().numpy()) for k, v in params.items()}
     Xj, yj = jnp.asarray(X.cpu().numpy()), jnp.asarray(y.cpu().numpy())
