@@ -431,14 +431,13 @@ def test_opting_out_with_the_environment(fresh_extension, monkeypatch):
 def test_bench_script_smoke(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, str(script), "--sizes", "64", "300", "--rounds", "1", "--min-time", "0.001",
-                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(script), "--sizes", "64", "--rounds", "1", "--min-time", "0.001",
+                        "--json", str(out)], capture_output=True, text=True, timeout=300)  # one size: compiling is slow
     assert r.returncode == 0, r.stderr
     assert "vs eager" in r.stdout and "torch " + torch.__version__ in r.stdout
     data = json.loads(out.read_text())
     cases = {(row["n"], row["case"]) for row in data["results"]}
-    for n in (64, 300):
-        assert {(n, c) for c in ("fused", "composed", "eager", "compiled", "jax", "floor")} <= cases
+    assert {(64, c) for c in ("fused", "composed", "eager", "compiled", "jax", "floor")} <= cases
     eager = [row for row in data["results"] if row["case"] == "eager"]
     assert all(row["ratio"] == 1.0 and row["median_ms"] > 0 for row in eager)
     assert all(len(row["samples_ms"]) == 1 for row in data["results"] if row["median_ms"] is not None)  # --rounds 1

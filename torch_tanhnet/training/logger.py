@@ -86,9 +86,7 @@ class Logger:
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
-            if purge_step is not None:
-                _after_the_last_events_file(logdir)
-            self.writer = SummaryWriter(str(logdir), purge_step=purge_step)
+            self.writer = _writer_sorted_last(SummaryWriter, logdir, purge_step)
             self.writer.add_custom_scalars(layout(self.small))
 
     def scalars(self, values: dict[str, float], step: int, model: TanhNet | None = None) -> None:
@@ -141,21 +139,31 @@ class Logger:
             self.writer.close()
 
 
-def _after_the_last_events_file(logdir: Path) -> None:
-    """Wait, if need be, until a new events file will sort after the folder's last one.
+def _writer_sorted_last(SummaryWriter, logdir: Path, purge_step: int | None):
+    """A SummaryWriter whose events file sorts after every other in ``logdir``.
 
     TensorBoard reads a run's events files in name order, and a resumed run's events must come
     after the ones it continues. The names begin with the second they were opened
     (``events.out.tfevents.<seconds>.<host>.<pid>.<n>``); within one second they differ by the
-    process id and a per-process counter, which sort as text (9 after 10). A run resumed in the
-    same second as its last file was opened (in practice: from Python, in the same process)
-    waits for the next second.
+    process id and a per-process counter, which sort as text (10 before 9). So a writer opened in
+    the same second as the folder's last file (in practice: a run resumed from Python in the same
+    process) may sort first; then its file, still empty of events, is removed and a new writer is
+    opened in the next second. Waiting only then keeps the usual case free of any wait.
     """
     import time
 
-    seconds = [int(f.name.split(".")[3]) for f in logdir.glob("events.out.tfevents.*")
-               if len(f.name.split(".")) > 3 and f.name.split(".")[3].isdigit()]
-    if seconds:
-        while int(time.time()) <= max(seconds):
-            time.sleep(0.05)
+    def names() -> set[str]:
+        return {f.name for f in logdir.glob("events.out.tfevents.*")}
 
+    before = names() if logdir.is_dir() else set()
+    writer = SummaryWriter(str(logdir), purge_step=purge_step)
+    new = names() - before
+    if before and new and max(names()) not in new:
+        opened = int(max(new).split(".")[3])
+        writer.close()
+        for name in new:
+            (logdir / name).unlink(missing_ok=True)
+        while int(time.time()) <= opened:
+            time.sleep(0.05)
+        writer = SummaryWriter(str(logdir), purge_step=purge_step)
+    return writer
