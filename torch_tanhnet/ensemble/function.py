@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ..cost import softplus
 from ..kernels.dispatch import compiling as _compiling
 
 Tensor = torch.Tensor
@@ -107,11 +108,6 @@ class EnsembleFunction(torch.autograd.Function):
         return z_dot, H_dot
 
 
-def softplus(z: Tensor) -> Tensor:
-    """log(1 + e^z) without overflow: max(z, 0) + log1p(e^(−|z|))."""
-    return torch.clamp_min(z, 0) + torch.log1p(torch.exp(-torch.abs(z)))
-
-
 class EnsembleBCEFunction(torch.autograd.Function):
     """``ε = EnsembleBCEFunction.apply(z, y)``: each network's mean cost, hand-written backward.
 
@@ -134,11 +130,16 @@ class EnsembleBCEFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, eps_bar: Tensor):
         z, y = ctx.saved_tensors
+        return EnsembleBCEFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)
+
+    @staticmethod
+    def backward_equations(eps_bar: Tensor, z: Tensor, y: Tensor, needs=(True, True)):
+        """z̄ and ȳ (K, N, 1) from ε̄ (K,), None where not needed: differentiable torch ops."""
         z_bar = y_bar = None
         scale = (eps_bar / z.shape[1]).view(-1, 1, 1)  # ε̄_k / N                   (K, 1, 1)
-        if ctx.needs_input_grad[0]:
+        if needs[0]:
             z_bar = scale * (torch.sigmoid(z) - y)  #      z̄_ki = ε̄_k (o_ki − y_ki)/N   (K, N, 1)
-        if ctx.needs_input_grad[1]:
+        if needs[1]:
             y_bar = scale * -z  #                          ȳ_ki = −ε̄_k z_ki / N         (K, N, 1)
         return z_bar, y_bar
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from ..kernels.dispatch import ensemble_fused_implementation
-from .function import EnsembleFunction, ensemble_reference_loss
+from .function import EnsembleBCEFunction, EnsembleFunction, ensemble_reference_loss
 
 Tensor = torch.Tensor
 
@@ -41,7 +41,7 @@ def _scaled(eps_bar, X_bar, U_bar, b_bar, W_bar, c_bar, shared_X: bool):
 def _differentiable_gradients(eps_bar, X, U, b, W, c, y, needs):
     """X̄, Ū, b̄, W̄, c̄ at ε̄ (K,) as differentiable functions of ε̄ and the inputs: the reference's equations."""
     z, H = EnsembleFunction.apply(X, U, b, W, c)  # z_k = tanh(X_k U_kᵀ + b_k) W_kᵀ + c_k       (K, N, 1), (K, N, H)
-    z_bar = (eps_bar / z.shape[1]).view(-1, 1, 1) * (torch.sigmoid(z) - y)  # z̄_ki = ε̄_k (o_ki − y_ki)/N   (K, N, 1)
+    z_bar, _ = EnsembleBCEFunction.backward_equations(eps_bar, z, y, (True, False))  # z̄_ki = ε̄_k (o_ki − y_ki)/N
     return EnsembleFunction.backward_equations(z_bar, None, X, U, W, H, needs)
 
 
