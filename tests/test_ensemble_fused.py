@@ -55,7 +55,7 @@ def test_c_kernel_and_torch_ops_equal_the_reference(K, N, D, H, shared_X, shared
 @pytest.mark.parametrize("K,splits,threads", [(1, 3, 2), (3, 2, 2), (2, 5, 4), (5, 1, 3)])
 @pytest.mark.parametrize("D,H", [(2, 3), (3, 4)])
 def test_networks_split_over_threads_and_chunks_equal_the_reference(monkeypatch, K, splits, threads, D, H):
-    monkeypatch.setattr(c_kernels, "ensemble_schedule", lambda K, N: (threads, splits))
+    monkeypatch.setattr(c_kernels, "ensemble_schedule", lambda K, N, lanes=False: (threads, splits))
     X, params, y = problem(K, 3 * 256 + 17, D, H, True, False, torch.float64)
     lib = c_kernels_for(X)
     compare(lib, X, params, y, TOL[torch.float64], need_X=False)

@@ -14,10 +14,11 @@ import ctypes
 import torch
 
 Tensor = torch.Tensor
-# The least work worth a thread: starting and joining one took ~100 µs on the 2-vCPU development
-# machine (an idle vCPU wakes slowly), about 30k samples of the training kernel, so each thread
-# gets at least 64k samples.
-SAMPLES_PER_THREAD = 65536
+# The least work worth a thread. The kernels' threads are a pool that outlives each call
+# (csrc/thread_pool.h), so handing out a job costs ~5 µs where starting and joining a thread per call
+# cost 45–150 µs on the 2-vCPU development machine. Measured there (tn_fused_loss, float32): 4096 samples
+# took 15 µs on one thread, 10.5 on two; 8192 samples 28 and 16 µs. So each thread gets at least 4096.
+SAMPLES_PER_THREAD = 4096
 PARALLEL_MIN = 2 * SAMPLES_PER_THREAD  # the least N that runs on more than one thread
 
 
@@ -25,17 +26,26 @@ def threads(n: int) -> int:
     return max(1, min(torch.get_num_threads(), n // SAMPLES_PER_THREAD))
 
 
-UNITS_PER_THREAD = 4  # with fewer networks than this many per thread, each network's samples are split too
+UNITS_PER_THREAD = 4  # with fewer work items than this many per thread, each item's samples are split too
+LANES = 16  # networks side by side in the float32 lane kernel (csrc/ensemble_lanes.h: LANES)
 
 
-def ensemble_schedule(K: int, N: int) -> tuple[int, int]:
+def ensemble_lanes(K: int, D: int, H: int, dtype: torch.dtype, need_X_bar: bool) -> bool:
+    """Whether ``tn_ensemble_fused_loss`` runs LANES networks at once, one per vector lane: float32, the seed's
+    shape (D = 2, H = 3), no X̄, and at least LANES networks (with fewer, most lanes would idle). At K = 1024,
+    N = 256 it took 2.3 ns a network-sample on one core against 3.5 ns network by network."""
+    return dtype == torch.float32 and (D, H) == (2, 3) and not need_X_bar and K >= LANES
+
+
+def ensemble_schedule(K: int, N: int, lanes: bool = False) -> tuple[int, int]:
     """(threads, splits) for ``tn_ensemble_fused_loss``: a thread per SAMPLES_PER_THREAD samples of all K
-    networks (at most torch's thread count), and each network cut into ``splits`` chunks when there are too
-    few networks to go round the threads."""
+    networks (at most torch's thread count), and each work item (a network, or LANES of them with ``lanes``)
+    cut into ``splits`` chunks when there are too few items to go round the threads."""
+    items = -(-K // LANES) if lanes else K
     n_threads = max(1, min(torch.get_num_threads(), K * N // SAMPLES_PER_THREAD))
-    if n_threads == 1 or K >= UNITS_PER_THREAD * n_threads:
+    if n_threads == 1 or items >= UNITS_PER_THREAD * n_threads:
         return n_threads, 1
-    return n_threads, -(-UNITS_PER_THREAD * n_threads // K)
+    return n_threads, -(-UNITS_PER_THREAD * n_threads // items)
 
 
 def _ptr(t: Tensor | None):
@@ -43,6 +53,9 @@ def _ptr(t: Tensor | None):
 
 
 def _check(status: int) -> None:
+    if status == 2:
+        raise ValueError("torch-tanhnet: the lane kernel takes float32 networks of 2 inputs and 3 hidden units "
+                         "without X̄")
     if status != 0:
         raise MemoryError("torch-tanhnet: a CPU kernel could not allocate its working buffers")
 
@@ -74,21 +87,25 @@ class CKernels:
         return eps, grads, X_bar
 
     def ensemble_loss_and_gradients(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
-                                    need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
+                                    need_X_bar: bool, lanes: bool | None = None
+                                    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
         """K networks (:mod:`torch_tanhnet.ensemble`): ε (K,), [Ū (K, H, D), b̄ (K, H), W̄ (K, 1, H), c̄ (K, 1)]
         at ε̄ = 1 and X̄ (K, N, D) or None: ``tn_ensemble_fused_loss``. X (N, D) or (K, N, D), y (N, 1) or
-        (K, N, 1): a shared X or y is read by every network (stride 0), never copied."""
+        (K, N, 1): a shared X or y is read by every network (stride 0), never copied. ``lanes``: the lane
+        kernel or not (tests compare both); None: :func:`ensemble_lanes` chooses."""
         K, H, D = U.shape
         N = X.shape[-2]
+        if lanes is None:
+            lanes = ensemble_lanes(K, D, H, U.dtype, need_X_bar)
         X, y, U, b, W, c = (t.contiguous() for t in (X, y, U, b, W, c))
         eps = U.new_empty(K)
         grads = [U.new_empty(K, H, D), U.new_empty(K, H), U.new_empty(K, 1, H), U.new_empty(K, 1)]
         X_bar = U.new_empty(K, N, D) if need_X_bar else None
-        n_threads, splits = ensemble_schedule(K, N)
+        n_threads, splits = ensemble_schedule(K, N, lanes)
         _check(self.lib.tn_ensemble_fused_loss(X.data_ptr(), N * D if X.dim() == 3 else 0, y.data_ptr(),
                                                N if y.dim() == 3 else 0, U.data_ptr(), b.data_ptr(), W.data_ptr(),
                                                c.data_ptr(), K, N, D, H, _ptr(X_bar), eps.data_ptr(),
-                                               *(g.data_ptr() for g in grads), splits, n_threads))
+                                               *(g.data_ptr() for g in grads), splits, int(lanes), n_threads))
         return eps, grads, X_bar
 
     def ensemble_evaluate(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,

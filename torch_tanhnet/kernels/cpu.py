@@ -38,8 +38,9 @@ SIGNATURES = {
     "tn_forward": [P, P, P, P, P, I64, I64, I64, P, P, INT],
     "tn_backward": [P, P, P, P, P, I64, I64, I64, P, P, P, P, P, INT],
     "tn_cost": [P, P, I64, DBL, P, P, INT],
-    "tn_ensemble_fused_loss": [P, I64, P, I64, P, P, P, P, I64, I64, I64, I64, P, P, P, P, P, P, I64, INT],
+    "tn_ensemble_fused_loss": [P, I64, P, I64, P, P, P, P, I64, I64, I64, I64, P, P, P, P, P, P, I64, INT, INT],
     "tn_ensemble_evaluate": [P, I64, P, I64, P, P, P, P, I64, I64, I64, I64, I64, P, INT],
+    "tn_vector_maths": [INT, P, P, I64],
 }
 # flag sets tried in order. Only vectorised maths are worth having: with glibc's vector tanh, exp
 # and log1p (libmvec, glibc >= 2.35) a step at N = 10^6 takes 6 ms on one core; compiled against
@@ -68,7 +69,7 @@ def _compiler() -> str | None:
 
 def _machine_key() -> str:
     """What the compiled code depends on: the source, the platform and this CPU's features."""
-    h = hashlib.sha256(SOURCE.read_bytes())
+    h = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(SOURCE.parent.iterdir()) if p.suffix in (".c", ".h")))
     h.update(f"{platform.machine()} {platform.system()} {sys.implementation.cache_tag}".encode())
     try:
         flags = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")]

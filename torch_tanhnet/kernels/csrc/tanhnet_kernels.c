@@ -1,12 +1,12 @@
 /* One-pass CPU kernels for the seed's network, compiled once per machine by
- * torch_tanhnet/extension.py (gcc -O3 -march=native, -DTN_DOUBLE for float64).
+ * torch_tanhnet/kernels/cpu.py (gcc -O3 -march=native, -DTN_DOUBLE for float64).
  *
  * The maths are the seed's equations (../docs/derivation.md); what is new is the
  * schedule: samples go through in blocks of BLOCK, each block's hidden layer lives in
  * a small buffer (never in memory), the transcendental functions are vectorised
  * across samples (#pragma omp simd, glibc's libmvec), and large N is split into one
- * contiguous chunk per thread (pthreads), with the partial sums added in a fixed
- * order so that results do not depend on timing. The seed's own shape (D = 2, H = 3)
+ * contiguous chunk per thread (a pool of pthreads, thread_pool.h), with the partial
+ * sums added in a fixed order so that results do not depend on timing. The seed's own shape (D = 2, H = 3)
  * has a training job of its own with the sizes fixed at compile time
  * (fused_loss_job_seed); every other shape runs the general blocks.
  *
@@ -51,6 +51,8 @@ double log1p(double);
 
 #define BLOCK 256
 #define MAX_THREADS 64
+
+#include "thread_pool.h"
 
 typedef struct {
     const real *X, *U, *b, *W, *c, *y, *Hs, *zbar_in;
@@ -310,7 +312,6 @@ static int run(void *(*job)(void *), Task proto, int64_t N, int threads, Outputs
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > blocks) threads = (int)(blocks > 0 ? blocks : 1);
     Task tasks[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
     double *acc = calloc((size_t)(A * (threads + 1)), sizeof(double));
     if (!acc) return 1;
     for (int r = 0; r < threads; r++) {
@@ -321,14 +322,8 @@ static int run(void *(*job)(void *), Task proto, int64_t N, int threads, Outputs
         tasks[r].acc = acc + A * (r + 1);
         tasks[r].status = 0;
     }
-    int started = 0, status = 0;
-    for (int r = 1; r < threads; r++) {
-        if (pthread_create(&ids[r], NULL, job, &tasks[r]) != 0) break;
-        started = r;
-    }
-    for (int r = started + 1; r < threads; r++) job(&tasks[r]); /* threads that could not start */
-    job(&tasks[0]);
-    for (int r = 1; r <= started; r++) pthread_join(ids[r], NULL);
+    int status = 0;
+    parallel(job, tasks, sizeof(Task), threads);
     for (int r = 0; r < threads; r++) {
         status |= tasks[r].status;
         for (int64_t q = 0; q < A; q++) acc[q] += tasks[r].acc[q];
@@ -391,20 +386,35 @@ int tn_cost(const real *z, const real *y, int64_t N, double scale, real *zbar, r
  * row of partial sums; then each network's rows are added in chunk order. So with many networks
  * each thread takes whole networks and nothing is shared, with few networks and many samples each
  * network is split over the threads as tn_fused_loss splits one; either way the result depends on
- * (K, N, splits), never on timing. */
+ * (K, N, splits), never on timing.
+ *
+ * With `lanes` (float32, D = 2, H = 3, no X̄), a unit is instead LANES networks side by side in the
+ * lanes of the vector registers (ensemble_lanes.h): ⌈K/LANES⌉·splits units, unit u is networks
+ * [LANES·(u / splits), LANES·(u / splits + 1)), chunk u % splits; the rows of partial sums are the same. */
 typedef struct {
     Task proto; /* D, H, inv_n; the pointers are set per unit */
     const real *X, *y, *U, *b, *W, *c;
     real *dX;
-    int64_t N, x_stride, y_stride, splits, unit_begin, unit_end;
-    double *acc; /* acc_size(D, H) doubles per unit */
+    int64_t K, N, x_stride, y_stride, splits, unit_begin, unit_end;
+    int lanes; /* 1: units are groups of LANES networks (ensemble_lanes.h) */
+    double *acc; /* acc_size(D, H) doubles per network and chunk: row k·splits + s */
     int status;
 } EnsembleTask;
+
+#ifndef TN_DOUBLE
+#include "ensemble_lanes.h"
+#endif
 
 static void *ensemble_job(void *p) {
     EnsembleTask *e = p;
     const int64_t D = e->proto.D, H = e->proto.H, A = acc_size(D, H);
     const int64_t blocks = (e->N + BLOCK - 1) / BLOCK;
+#ifndef TN_DOUBLE
+    if (e->lanes) {
+        for (int64_t u = e->unit_begin; u < e->unit_end; u++) lanes_job_seed(e, u);
+        return NULL;
+    }
+#endif
     for (int64_t u = e->unit_begin; u < e->unit_end; u++) {
         const int64_t k = u / e->splits, s = u % e->splits;
         Task t = e->proto;
@@ -427,37 +437,37 @@ static void *ensemble_job(void *p) {
 int tn_ensemble_fused_loss(const real *X, int64_t x_stride, const real *y, int64_t y_stride, const real *U,
                            const real *b, const real *W, const real *c, int64_t K, int64_t N, int64_t D, int64_t H,
                            real *dX, real *eps, real *dU, real *db, real *dW, real *dc, int64_t splits,
-                           int threads) {
+                           int lanes, int threads) {
     const int64_t A = acc_size(D, H);
     const int64_t blocks = (N + BLOCK - 1) / BLOCK;
     if (splits < 1) splits = 1;
     if (splits > blocks) splits = blocks > 0 ? blocks : 1;
-    const int64_t units = K * splits;
+#ifdef TN_DOUBLE
+    if (lanes) return 2; /* the lane kernel is float32 only */
+    const int64_t items = K;
+#else
+    if (lanes && (D != 2 || H != 3 || dX)) return 2; /* it is the seed's shape without X̄ */
+    const int64_t items = lanes ? (K + LANES - 1) / LANES : K; /* networks, or groups of LANES networks */
+#endif
+    const int64_t units = items * splits;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > units) threads = (int)(units > 0 ? units : 1);
-    double *acc = calloc((size_t)(A * (units > 0 ? units : 1)), sizeof(double));
+    double *acc = calloc((size_t)(A * (K * splits > 0 ? K * splits : 1)), sizeof(double));
     if (!acc) return 1;
     EnsembleTask tasks[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
     for (int r = 0; r < threads; r++) {
         EnsembleTask e = {{0}};
         e.proto.D = D; e.proto.H = H; e.proto.inv_n = 1.0 / (double)N;
         e.X = X; e.y = y; e.U = U; e.b = b; e.W = W; e.c = c; e.dX = dX;
-        e.N = N; e.x_stride = x_stride; e.y_stride = y_stride; e.splits = splits;
+        e.K = K; e.N = N; e.x_stride = x_stride; e.y_stride = y_stride; e.splits = splits; e.lanes = lanes;
         e.unit_begin = units * r / threads;
         e.unit_end = units * (r + 1) / threads;
         e.acc = acc;
         tasks[r] = e;
     }
-    int started = 0, status = 0;
-    for (int r = 1; r < threads; r++) {
-        if (pthread_create(&ids[r], NULL, ensemble_job, &tasks[r]) != 0) break;
-        started = r;
-    }
-    for (int r = started + 1; r < threads; r++) ensemble_job(&tasks[r]); /* threads that could not start */
-    ensemble_job(&tasks[0]);
-    for (int r = 1; r <= started; r++) pthread_join(ids[r], NULL);
+    int status = 0;
+    parallel(ensemble_job, tasks, sizeof(EnsembleTask), threads);
     for (int r = 0; r < threads; r++) status |= tasks[r].status;
     for (int64_t k = 0; k < K; k++) {
         double *sum = acc + A * k * splits; /* network k's first row; its other chunks' rows follow */
@@ -563,7 +573,6 @@ int tn_ensemble_evaluate(const real *X, int64_t x_stride, const real *y, int64_t
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > K) threads = (int)(K > 0 ? K : 1);
     EvaluateTask tasks[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
     for (int r = 0; r < threads; r++) {
         EvaluateTask e = {{0}};
         e.proto.D = D; e.proto.H = H;
@@ -574,14 +583,31 @@ int tn_ensemble_evaluate(const real *X, int64_t x_stride, const real *y, int64_t
         e.out = out;
         tasks[r] = e;
     }
-    int started = 0, status = 0;
-    for (int r = 1; r < threads; r++) {
-        if (pthread_create(&ids[r], NULL, ensemble_evaluate_job, &tasks[r]) != 0) break;
-        started = r;
-    }
-    for (int r = started + 1; r < threads; r++) ensemble_evaluate_job(&tasks[r]); /* threads that could not start */
-    ensemble_evaluate_job(&tasks[0]);
-    for (int r = 1; r <= started; r++) pthread_join(ids[r], NULL);
+    int status = 0;
+    parallel(ensemble_evaluate_job, tasks, sizeof(EvaluateTask), threads);
     for (int r = 0; r < threads; r++) status |= tasks[r].status;
     return status;
+}
+
+/* ---- The lane kernel's vector maths (vector_maths.h) on n floats, for tests/test_vector_maths.py ----
+ * which: 0 tanh x, 1 e^x (x <= 0), 2 log(1 + x) (0 <= x <= 1), 3 σ(x). Returns 2 in the float64 build,
+ * which has no lane kernel. */
+int tn_vector_maths(int which, const real *x, real *out, int64_t n) {
+#ifdef TN_DOUBLE
+    (void)which, (void)x, (void)out, (void)n;
+    return 2;
+#else
+    if (which < 0 || which > 3) return 2;
+    for (int64_t i = 0; i < n; i += LANES) {
+        vf v = {0}, r;
+        const int64_t m = n - i < LANES ? n - i : LANES;
+        for (int64_t l = 0; l < m; l++) v[l] = x[i + l];
+        if (which == 0) r = vtanh(v);
+        else if (which == 1) r = vexp_neg(v);
+        else if (which == 2) r = vlog1p_unit(v);
+        else r = vsigmoid_from(v, vexp_neg(-vabs(v)));
+        for (int64_t l = 0; l < m; l++) out[i + l] = r[l];
+    }
+    return 0;
+#endif
 }
