@@ -86,3 +86,74 @@ def test_results_do_not_depend_on_timing():
 def test_on_cuda_the_torch_ops_pass_equals_the_reference(device):
     X, params, y = problem(4, 300, 2, 3, True, False, torch.float64, device=device)
     compare(dispatch.ensemble_fused_implementation(X, y), X, params, y, TOL[torch.float64])
+
+
+class Lanes:
+    """The C kernels with the lane kernel forced on or off, whatever ensemble_lanes would choose."""
+
+    def __init__(self, lib, lanes: bool) -> None:
+        self.lib, self.lanes = lib, lanes
+
+    def ensemble_loss_and_gradients(self, *args):
+        return self.lib.ensemble_loss_and_gradients(*args, lanes=self.lanes)
+
+
+@given(K=st.integers(1, 50), N=st.integers(1, 300), shared_X=st.booleans(), shared_y=st.booleans(),
+       scale=st.sampled_from([0.1, 1.0, 4.0]), seed=st.integers(0, 2**16))
+def test_the_lane_kernel_equals_the_reference(K, N, shared_X, shared_y, scale, seed):
+    """float32, 16 networks a unit (K below 16 and partial last groups included), against float64."""
+    X, params, y = problem(K, N, 2, 3, shared_X, shared_y, torch.float64, seed)
+    params = [p * scale for p in params]  # large weights: saturated tanh, |z| in the tens
+    lib = c_kernels_for(X.float())
+    lanes = Lanes(lib, True)
+    X32, p32, y32 = X.float(), [p.float() for p in params], y.float()
+    eps, grads, _ = lanes.ensemble_loss_and_gradients(X32, *p32, y32, False)
+    ref = ensemble_reference_loss(X, *[p.requires_grad_(True) for p in params], y)
+    ref_grads = torch.autograd.grad(ref.sum(), params)
+    torch.testing.assert_close(eps.double(), ref.detach(), **TOL[torch.float32])
+    for a, r in zip(grads, ref_grads):
+        torch.testing.assert_close(a.double(), r, **TOL[torch.float32])
+    compare(lanes, X32, p32, y32, TOL[torch.float32], need_X=False)  # through the Function, per-network ε̄
+
+
+@pytest.mark.parametrize("K,splits,threads", [(16, 1, 2), (40, 3, 2), (33, 2, 5), (100, 1, 3), (17, 4, 1)])
+def test_lane_units_split_over_threads_and_chunks_equal_one_thread(monkeypatch, K, splits, threads):
+    """Any schedule gives the same numbers as one thread given the same splits, bit for bit."""
+    X, params, y = problem(K, 3 * 256 + 17, 2, 3, False, True, torch.float32)
+    lib = c_kernels_for(X)
+    monkeypatch.setattr(c_kernels, "ensemble_schedule", lambda K, N, lanes=False: (1, splits))
+    alone = lib.ensemble_loss_and_gradients(X, *params, y, False, lanes=True)
+    monkeypatch.setattr(c_kernels, "ensemble_schedule", lambda K, N, lanes=False: (threads, splits))
+    split = lib.ensemble_loss_and_gradients(X, *params, y, False, lanes=True)
+    assert torch.equal(alone[0], split[0]) and all(torch.equal(a, b) for a, b in zip(alone[1], split[1]))
+
+
+def test_the_lane_kernel_is_chosen_for_float32_seed_networks_only():
+    assert c_kernels.ensemble_lanes(1024, 2, 3, torch.float32, False)
+    assert not c_kernels.ensemble_lanes(15, 2, 3, torch.float32, False)  # most lanes would idle
+    assert not c_kernels.ensemble_lanes(1024, 2, 3, torch.float64, False)
+    assert not c_kernels.ensemble_lanes(1024, 3, 3, torch.float32, False)
+    assert not c_kernels.ensemble_lanes(1024, 2, 3, torch.float32, True)  # X̄ wanted
+    X, params, y = problem(20, 10, 3, 4, True, True, torch.float32)
+    with pytest.raises(ValueError, match="lane kernel takes float32 networks of 2 inputs and 3 hidden units"):
+        c_kernels_for(X).ensemble_loss_and_gradients(X, *params, y, False, lanes=True)
+
+
+@pytest.mark.parametrize("lanes", [True, False])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_network_with_non_finite_weights_spoils_only_itself(lanes, bad):
+    """Its ε and gradients are not finite, as the reference's are; every other network's are untouched."""
+    K = 20
+    X, params, y = problem(K, 300, 2, 3, True, False, torch.float32)
+    params[0][5, 1, 0] = bad  # network 5's u_10
+    params[2][5, 0, 2] = bad if bad != bad else 1.0  # and, for NaN, its w_2 too
+    lib = c_kernels_for(X)
+    eps, grads, _ = lib.ensemble_loss_and_gradients(X, *params, y, False, lanes=lanes)
+    ref = ensemble_reference_loss(X.double(), *[p.double().requires_grad_(True) for p in params], y.double())
+    ok = torch.arange(K) != 5
+    torch.testing.assert_close(eps[ok].double(), ref[ok].detach(), **TOL[torch.float32])
+    if bad != bad:
+        assert torch.isnan(eps[5]) and all(torch.isnan(g[5]).any() for g in grads)
+    else:
+        assert torch.isfinite(eps[5]) == torch.isfinite(ref[5])  # an infinite u saturates tanh: finite
+        torch.testing.assert_close(eps[5].double(), ref[5].detach(), **TOL[torch.float32])
