@@ -1,5 +1,7 @@
 """The ensemble's fused training pass (C kernel and torch ops) against the reference composition."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -146,13 +148,13 @@ def test_a_network_with_non_finite_weights_spoils_only_itself(lanes, bad):
     K = 20
     X, params, y = problem(K, 300, 2, 3, True, False, torch.float32)
     params[0][5, 1, 0] = bad  # network 5's u_10
-    params[2][5, 0, 2] = bad if bad != bad else 1.0  # and, for NaN, its w_2 too
+    params[2][5, 0, 2] = bad if math.isnan(bad) else 1.0  # and, for NaN, its w_2 too
     lib = c_kernels_for(X)
     eps, grads, _ = lib.ensemble_loss_and_gradients(X, *params, y, False, lanes=lanes)
     ref = ensemble_reference_loss(X.double(), *[p.double().requires_grad_(True) for p in params], y.double())
     ok = torch.arange(K) != 5
     torch.testing.assert_close(eps[ok].double(), ref[ok].detach(), **TOL[torch.float32])
-    if bad != bad:
+    if math.isnan(bad):
         assert torch.isnan(eps[5]) and all(torch.isnan(g[5]).any() for g in grads)
     else:
         assert torch.isfinite(eps[5]) == torch.isfinite(ref[5])  # an infinite u saturates tanh: finite
