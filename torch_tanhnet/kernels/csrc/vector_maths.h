@@ -66,7 +66,8 @@ static inline vf vexpm1_pos(vf y) {
  * 1 in float32. */
 static inline vf vtanh(vf x) {
     const vi sign = (vi)x & (int32_t)0x80000000;
-    const vf m = vexpm1_pos(vmin(vabs(x), vsplat(9.0f)) * 2.0f);
+    const vf a = vmin(vabs(x), vsplat(9.0f));
+    const vf m = vexpm1_pos(a + a);
     return (vf)((vi)(m / (m + 2.0f)) | sign);
 }
 
