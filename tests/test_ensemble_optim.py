@@ -146,3 +146,50 @@ def test_bad_adam_settings_and_parameters_are_one_line_errors():
         EnsembleAdam(ens.parameters(), betas=0.9)
     with pytest.raises(ValueError, match=r"same first dimension K \(networks\), got \[3, 4\]"):
         EnsembleSGD([ens.U, torch.zeros(3, 2, requires_grad=True)], lr=0.1)
+
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+def test_step_hooks_run_as_torch_optim_runs_them(cls):
+    """The per-optimizer and global step hooks, in torch's order, once a step (step_hooks.py runs them)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    _, ens, X, y = setup()
+    opt = cls(ens.parameters(), lr=0.1)
+    calls = []
+    handles = [register_optimizer_step_pre_hook(lambda o, a, k: calls.append("global pre")),
+               opt.register_step_pre_hook(lambda o, a, k: calls.append("pre")),
+               opt.register_step_post_hook(lambda o, a, k: calls.append("post")),
+               register_optimizer_step_post_hook(lambda o, a, k: calls.append("global post"))]
+    try:
+        ens.loss(X, y).sum().backward()
+        opt.step()
+        assert calls == ["global pre", "pre", "post", "global post"]
+        handles[1].remove()
+        opt.register_step_pre_hook(lambda o, a, k: "not a pair")
+        with pytest.raises(RuntimeError, match="must return None or a tuple"):
+            opt.step()
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_a_profiler_sees_step_and_zero_grad():
+    _, ens, X, y = setup()
+    opt = EnsembleSGD(ens.parameters(), lr=0.1)
+    with torch.profiler.profile() as prof:
+        opt.zero_grad()
+        ens.loss(X, y).sum().backward()
+        opt.step()
+    names = {e.key for e in prof.key_averages()}
+    assert {"Optimizer.step#EnsembleSGD.step", "Optimizer.zero_grad#EnsembleSGD.zero_grad"} <= names
+
+
+def test_zero_grad_without_set_to_none_zeroes_in_place():
+    _, ens, X, y = setup()
+    opt = EnsembleSGD(ens.parameters(), lr=0.1)
+    ens.loss(X, y).sum().backward()
+    grads = [p.grad for p in ens.parameters()]
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is g and not g.any() for p, g in zip(ens.parameters(), grads))
+    opt.zero_grad()
+    assert all(p.grad is None for p in ens.parameters())

@@ -19,6 +19,7 @@ import torch
 from torch.optim import Optimizer
 
 from .checks import per_network
+from .step_hooks import profiled, with_step_hooks
 
 Tensor = torch.Tensor
 
@@ -59,6 +60,22 @@ class _EnsembleOptimizer(Optimizer):
             group[name] = _setting(name, group[name], K, **bounds)
         group["networks"] = K
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch.optim.Optimizer.zero_grad, with a profiler record only while a profiler runs (step_hooks.py)."""
+        with profiled(f"Optimizer.zero_grad#{type(self).__name__}.zero_grad"):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        if p.grad.grad_fn is not None:
+                            p.grad.detach_()
+                        else:
+                            p.grad.requires_grad_(False)
+                        p.grad.zero_()
+
 
 class EnsembleSGD(_EnsembleOptimizer):
     """torch.optim.SGD (dampening 0, no Nesterov) with a learning rate, momentum and weight decay per network.
@@ -72,6 +89,7 @@ class EnsembleSGD(_EnsembleOptimizer):
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0) -> None:
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
+    @with_step_hooks
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -114,6 +132,7 @@ class EnsembleAdam(_EnsembleOptimizer):
         super().__init__(params, {"lr": lr, "beta1": betas[0], "beta2": betas[1], "eps": eps,
                                   "weight_decay": weight_decay})
 
+    @with_step_hooks
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
