@@ -4,8 +4,8 @@
  * The maths are the seed's equations (../docs/derivation.md); what is new is the
  * schedule: samples go through in blocks of BLOCK, each block's hidden layer lives in
  * a small buffer (never in memory), the transcendental functions are vectorised
- * across samples (#pragma omp simd, glibc's libmvec), and large N is split into one
- * contiguous chunk per thread (a pool of pthreads, thread_pool.h), with the partial
+ * across samples (#pragma omp simd, glibc's libmvec), and large N is split into a few
+ * contiguous chunks per thread (a pool of pthreads, thread_pool.h), with the partial
  * sums added in a fixed order so that results do not depend on timing. The seed's own shape (D = 2, H = 3)
  * has a training job of its own with the sizes fixed at compile time
  * (fused_loss_job_seed); every other shape runs the general blocks.
@@ -303,28 +303,55 @@ typedef struct {
     real *eps, *dU, *db, *dW, *dc;
 } Outputs;
 
-/* Split [0, N) into `threads` chunks (whole blocks), run `job` on each, add the partial sums in
- * thread order (so the result does not depend on timing) and write them to `out`. */
+/* A thread's share of run(): chunks taken one at a time from a shared counter. */
+typedef struct {
+    void *(*job)(void *);
+    Task *chunks;
+    int64_t n;
+    atomic_int_fast64_t *next;
+} Runner;
+
+static void *drain(void *p) {
+    Runner *r = p;
+    for (int64_t c = atomic_fetch_add(r->next, 1); c < r->n; c = atomic_fetch_add(r->next, 1)) r->job(&r->chunks[c]);
+    return NULL;
+}
+
+#define CHUNKS_PER_THREAD 4
+
+/* Split [0, N) into chunks of whole blocks (one with one thread, CHUNKS_PER_THREAD a thread with more),
+ * run `job` on each, the threads taking chunks one at a time (a core that runs slow takes fewer), add
+ * the chunks' partial sums in chunk order (so the result depends on N and the thread count, never on
+ * timing) and write them to `out`. */
 static int run(void *(*job)(void *), Task proto, int64_t N, int threads, Outputs out) {
     const int64_t D = proto.D, H = proto.H, A = acc_size(D, H);
     int64_t blocks = (N + BLOCK - 1) / BLOCK;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > blocks) threads = (int)(blocks > 0 ? blocks : 1);
-    Task tasks[MAX_THREADS];
-    double *acc = calloc((size_t)(A * (threads + 1)), sizeof(double));
-    if (!acc) return 1;
-    for (int r = 0; r < threads; r++) {
+    int64_t chunks = threads == 1 ? 1 : (int64_t)threads * CHUNKS_PER_THREAD;
+    if (chunks > blocks) chunks = blocks > 0 ? blocks : 1;
+    Task *tasks = malloc(sizeof(Task) * (size_t)chunks);
+    double *acc = calloc((size_t)(A * (chunks + 1)), sizeof(double));
+    if (!tasks || !acc) {
+        free(tasks);
+        free(acc);
+        return 1;
+    }
+    for (int64_t r = 0; r < chunks; r++) {
         tasks[r] = proto;
-        tasks[r].begin = blocks * r / threads * BLOCK;
-        tasks[r].end = blocks * (r + 1) / threads * BLOCK;
+        tasks[r].begin = blocks * r / chunks * BLOCK;
+        tasks[r].end = blocks * (r + 1) / chunks * BLOCK;
         if (tasks[r].end > N) tasks[r].end = N;
         tasks[r].acc = acc + A * (r + 1);
         tasks[r].status = 0;
     }
+    atomic_int_fast64_t next = 0;
+    Runner runners[MAX_THREADS];
+    for (int r = 0; r < threads; r++) runners[r] = (Runner){job, tasks, chunks, &next};
+    parallel(drain, runners, sizeof(Runner), threads);
     int status = 0;
-    parallel(job, tasks, sizeof(Task), threads);
-    for (int r = 0; r < threads; r++) {
+    for (int64_t r = 0; r < chunks; r++) {
         status |= tasks[r].status;
         for (int64_t q = 0; q < A; q++) acc[q] += tasks[r].acc[q];
     }
@@ -334,6 +361,7 @@ static int run(void *(*job)(void *), Task proto, int64_t N, int threads, Outputs
     if (out.db) for (int64_t j = 0; j < H; j++) out.db[j] = (real)acc[1 + H * D + j];
     if (out.dW) for (int64_t j = 0; j < H; j++) out.dW[j] = (real)acc[1 + H * D + H + j];
     if (out.dc) out.dc[0] = (real)acc[1 + H * D + 2 * H];
+    free(tasks);
     free(acc);
     return status;
 }
@@ -381,12 +409,13 @@ int tn_cost(const real *z, const real *y, int64_t N, double scale, real *zbar, r
  * Network k has its own weights U + k·H·D, b + k·H, W + k·H, c + k and reads its data at
  * X + k·x_stride, y + k·y_stride (a stride of 0: one X or y shared by all networks). The work is
  * K·splits units: unit u is network u / splits, chunk u % splits of its samples (whole blocks).
- * Thread r runs the contiguous units [K·splits·r/T, K·splits·(r+1)/T), each with the single
- * network's job (fused_loss_job_seed for D = 2, H = 3 without X̄, else fused_loss_job) into its own
- * row of partial sums; then each network's rows are added in chunk order. So with many networks
- * each thread takes whole networks and nothing is shared, with few networks and many samples each
- * network is split over the threads as tn_fused_loss splits one; either way the result depends on
- * (K, N, splits), never on timing.
+ * The threads take units one at a time from a shared counter (so a core that runs slow, as a shared
+ * vCPU may, takes fewer), each running the single network's job (fused_loss_job_seed for D = 2, H = 3
+ * without X̄, else fused_loss_job) into the unit's own row of partial sums; then each network's rows
+ * are added in chunk order. So with many networks each thread takes whole networks and nothing is
+ * shared, with few networks and many samples each network is split over the threads as tn_fused_loss
+ * splits one; either way the result depends on (K, N, splits), never on timing or on which thread
+ * ran what.
  *
  * With `lanes` (float32, D = 2, H = 3, no X̄), a unit is instead LANES networks side by side in the
  * lanes of the vector registers (ensemble_lanes.h): ⌈K/LANES⌉·splits units, unit u is networks
@@ -395,7 +424,8 @@ typedef struct {
     Task proto; /* D, H, inv_n; the pointers are set per unit */
     const real *X, *y, *U, *b, *W, *c;
     real *dX;
-    int64_t K, N, x_stride, y_stride, splits, unit_begin, unit_end;
+    int64_t K, N, x_stride, y_stride, splits, units;
+    atomic_int_fast64_t *next; /* the next unit not yet taken, shared by the threads */
     int lanes; /* 1: units are groups of LANES networks (ensemble_lanes.h) */
     double *acc; /* acc_size(D, H) doubles per network and chunk: row k·splits + s */
     int status;
@@ -411,11 +441,12 @@ static void *ensemble_job(void *p) {
     const int64_t blocks = (e->N + BLOCK - 1) / BLOCK;
 #ifndef TN_DOUBLE
     if (e->lanes) {
-        for (int64_t u = e->unit_begin; u < e->unit_end; u++) lanes_job_seed(e, u);
+        for (int64_t u = atomic_fetch_add(e->next, 1); u < e->units; u = atomic_fetch_add(e->next, 1))
+            lanes_job_seed(e, u);
         return NULL;
     }
 #endif
-    for (int64_t u = e->unit_begin; u < e->unit_end; u++) {
+    for (int64_t u = atomic_fetch_add(e->next, 1); u < e->units; u = atomic_fetch_add(e->next, 1)) {
         const int64_t k = u / e->splits, s = u % e->splits;
         Task t = e->proto;
         t.X = e->X + k * e->x_stride; t.y = e->y + k * e->y_stride;
@@ -455,14 +486,15 @@ int tn_ensemble_fused_loss(const real *X, int64_t x_stride, const real *y, int64
     if (threads > units) threads = (int)(units > 0 ? units : 1);
     double *acc = calloc((size_t)(A * (K * splits > 0 ? K * splits : 1)), sizeof(double));
     if (!acc) return 1;
+    atomic_int_fast64_t next = 0;
     EnsembleTask tasks[MAX_THREADS];
     for (int r = 0; r < threads; r++) {
         EnsembleTask e = {{0}};
         e.proto.D = D; e.proto.H = H; e.proto.inv_n = 1.0 / (double)N;
         e.X = X; e.y = y; e.U = U; e.b = b; e.W = W; e.c = c; e.dX = dX;
         e.K = K; e.N = N; e.x_stride = x_stride; e.y_stride = y_stride; e.splits = splits; e.lanes = lanes;
-        e.unit_begin = units * r / threads;
-        e.unit_end = units * (r + 1) / threads;
+        e.units = units;
+        e.next = &next;
         e.acc = acc;
         tasks[r] = e;
     }
@@ -490,12 +522,14 @@ int tn_ensemble_fused_loss(const real *X, int64_t x_stride, const real *y, int64
  * parts side by side: [0, n_first) and [n_first, N) (a training set, then a test set). For each
  * part the job sums the cost L_i and counts the samples classified right ((z_i > 0) = (y_i > ½)):
  * out[4k .. 4k+3] = [Σ L over part 0, correct in part 0, Σ L over part 1, correct in part 1],
- * per block in the working precision, across blocks in double. Thread r takes the networks
- * [K·r/T, K·(r+1)/T); no two threads write the same row, so the result never depends on timing. */
+ * per block in the working precision, across blocks in double. The threads take networks one at a time
+ * from a shared counter; each network's row is written by one thread, so the result never depends on
+ * timing. */
 typedef struct {
     Task proto; /* D, H */
     const real *X, *y, *U, *b, *W, *c;
-    int64_t N, n_first, x_stride, y_stride, k_begin, k_end;
+    int64_t K, N, n_first, x_stride, y_stride;
+    atomic_int_fast64_t *next; /* the next network not yet taken, shared by the threads */
     double *out;
     int status;
 } EvaluateTask;
@@ -531,7 +565,7 @@ static void *ensemble_evaluate_job(void *p) {
     real *buf = malloc(sizeof(real) * BLOCK * (Hb + D + 1));
     if (!buf) { e->status = 1; return NULL; }
     real *h = buf, *xs = h + Hb * BLOCK, *z = xs + D * BLOCK;
-    for (int64_t k = e->k_begin; k < e->k_end; k++) {
+    for (int64_t k = atomic_fetch_add(e->next, 1); k < e->K; k = atomic_fetch_add(e->next, 1)) {
         Task t = e->proto;
         t.X = e->X + k * e->x_stride;
         t.U = e->U + k * H * D; t.b = e->b + k * H; t.W = e->W + k * H; t.c = e->c + k;
@@ -572,14 +606,15 @@ int tn_ensemble_evaluate(const real *X, int64_t x_stride, const real *y, int64_t
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > K) threads = (int)(K > 0 ? K : 1);
+    atomic_int_fast64_t next = 0;
     EvaluateTask tasks[MAX_THREADS];
     for (int r = 0; r < threads; r++) {
         EvaluateTask e = {{0}};
         e.proto.D = D; e.proto.H = H;
         e.X = X; e.y = y; e.U = U; e.b = b; e.W = W; e.c = c;
         e.N = N; e.n_first = n_first; e.x_stride = x_stride; e.y_stride = y_stride;
-        e.k_begin = K * r / threads;
-        e.k_end = K * (r + 1) / threads;
+        e.K = K;
+        e.next = &next;
         e.out = out;
         tasks[r] = e;
     }
