@@ -173,8 +173,17 @@ def time_cases(steps: dict[str, Callable], device, rounds: int, min_seconds: flo
     return {name: statistics.median(v) for name, v in time_samples(steps, device, rounds, min_seconds).items()}
 
 
+# Pause before each sample: a runtime's idle threads keep spinning for a while after their last job
+# (libgomp's, under torch's parallel ops; XLA's; this package's kernel pool), and on a 2-core machine a
+# sample that starts meanwhile shares a core with them. Measured on the development machine: the
+# ensemble's step at K = 1024, N = 256 took 0.51 ms timed alone, 0.54 interleaved with JAX and 0.70
+# interleaved with torch.func; 50 ms of quiet lets every such thread go to sleep.
+SETTLE_S = 0.05
+
+
 def time_samples(steps: dict[str, Callable], device, rounds: int, min_seconds: float) -> dict[str, list[float]]:
-    """Seconds per step of each case in each round, rounds interleaved; each sample loops ≥ min_seconds."""
+    """Seconds per step of each case in each round, rounds interleaved; each sample loops ≥ min_seconds,
+    after SETTLE_S of quiet."""
     loops = {}
     for name, step in steps.items():
         for _ in range(3):  # warm up (compilation, caches, lazy builds)
@@ -190,6 +199,7 @@ def time_samples(steps: dict[str, Callable], device, rounds: int, min_seconds: f
     for _ in range(rounds):
         for name, step in steps.items():
             _sync(device)
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             for _ in range(loops[name]):
                 step()
