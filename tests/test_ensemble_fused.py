@@ -159,3 +159,19 @@ def test_a_network_with_non_finite_weights_spoils_only_itself(lanes, bad):
     else:
         assert torch.isfinite(eps[5]) == torch.isfinite(ref[5])  # an infinite u saturates tanh: finite
         torch.testing.assert_close(eps[5].double(), ref[5].detach(), **TOL[torch.float32])
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "weighted"])
+def test_backward_through_sum_mean_or_weights_accumulates_right_even_with_a_retained_graph(reduce):
+    """loss.sum() hands the kernel's gradients on as they are, loss.mean() scales them by one number,
+    weights by one each; three backward passes through one retained graph give three times the gradients."""
+    X, params, y = problem(20, 50, 2, 3, True, True, torch.float64)
+    params = [p.requires_grad_(True) for p in params]
+    weights = torch.linspace(0.5, 2.0, 20, dtype=torch.float64)
+    reduce_fn = {"sum": torch.sum, "mean": torch.mean, "weighted": lambda e: (e * weights).sum()}[reduce]
+    ref = torch.autograd.grad(reduce_fn(ensemble_reference_loss(X, *params, y)), params)
+    out = reduce_fn(EnsembleLossFunction.apply(c_kernels_for(X), X, *params, y))
+    for _ in range(3):
+        out.backward(retain_graph=True)
+    for p, r in zip(params, ref):
+        torch.testing.assert_close(p.grad, 3 * r, **TOL[torch.float64])

@@ -173,17 +173,17 @@ def time_cases(steps: dict[str, Callable], device, rounds: int, min_seconds: flo
     return {name: statistics.median(v) for name, v in time_samples(steps, device, rounds, min_seconds).items()}
 
 
-# Pause before each sample: a runtime's idle threads keep spinning for a while after their last job
-# (libgomp's, under torch's parallel ops; XLA's; this package's kernel pool), and on a 2-core machine a
-# sample that starts meanwhile shares a core with them. Measured on the development machine: the
-# ensemble's step at K = 1024, N = 256 took 0.51 ms timed alone, 0.54 interleaved with JAX and 0.70
-# interleaved with torch.func; 50 ms of quiet lets every such thread go to sleep.
-SETTLE_S = 0.05
+# Untimed steps before each timing sample: the first steps of a case after another case run slow
+# (caches, the allocator, worker threads gone to sleep). Measured on the development machine: the
+# ensemble's first five steps at K = 1024, N = 256 right after torch.func's took 0.95–5.3 ms each,
+# its steady step 0.65 ms, so a 20 ms sample (about 30 steps) came out at 0.70–0.85 ms, against
+# 0.51–0.59 timed alone; after five untimed steps the steady state is what is timed, for every case.
+WARM_STEPS = 5
 
 
 def time_samples(steps: dict[str, Callable], device, rounds: int, min_seconds: float) -> dict[str, list[float]]:
     """Seconds per step of each case in each round, rounds interleaved; each sample loops ≥ min_seconds,
-    after SETTLE_S of quiet."""
+    after WARM_STEPS untimed steps."""
     loops = {}
     for name, step in steps.items():
         for _ in range(3):  # warm up (compilation, caches, lazy builds)
@@ -198,8 +198,9 @@ def time_samples(steps: dict[str, Callable], device, rounds: int, min_seconds: f
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
+            for _ in range(WARM_STEPS):
+                step()
             _sync(device)
-            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             for _ in range(loops[name]):
                 step()

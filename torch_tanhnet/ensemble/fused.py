@@ -28,8 +28,21 @@ from .function import EnsembleBCEFunction, EnsembleFunction, ensemble_reference_
 Tensor = torch.Tensor
 
 
+def _one_for_all(eps_bar: Tensor) -> float | None:
+    """ε̄_k when it is one number for every network on the CPU (``loss.sum()`` gives ε̄ = 1 expanded: stride 0),
+    else None. Reading it costs ~1 µs; scaling the four gradients by a vector instead cost ~20 µs here."""
+    if eps_bar.device.type != "cpu" or eps_bar.dim() != 1 or eps_bar.stride(0) != 0:
+        return None
+    return float(eps_bar[0])
+
+
 def _scaled(eps_bar, X_bar, U_bar, b_bar, W_bar, c_bar, shared_X: bool):
     """Network k's gradients times ε̄_k; X shared by all networks gets Σ_k ε̄_k X̄_k."""
+    one = _one_for_all(eps_bar) if X_bar is None else None
+    if one == 1.0:  # loss.sum(): the gradients themselves (autograd takes them over once this node lets go)
+        return None, U_bar, b_bar, W_bar, c_bar
+    if one is not None:  # loss.mean() and the like: one factor for all                 θ̄ ε̄
+        return None, *torch._foreach_mul([U_bar, b_bar, W_bar, c_bar], one)
     e = eps_bar.view(-1, 1)  # ε̄_k, one row per network   (K, 1)
     if X_bar is not None:
         X_bar = X_bar * e.unsqueeze(2)  # X̄_k ε̄_k        (K, N, D)
