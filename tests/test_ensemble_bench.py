@@ -20,9 +20,9 @@ def test_bench_ensemble_mode_smoke(tmp_path):
     assert data["single_n"] == 512 and data["single_samples_per_s"] > 0
     rows = {(row["models"], row["n"], row["case"]): row for row in data["rows"]}
     for K in (1, 3):
-        assert {(K, 16, c) for c in ("ensemble", "loop", "torch.func", "batched", "jax")} <= set(rows)
+        assert {(K, 16, c) for c in ("ensemble", "loss_and_grad", "loop", "torch.func", "batched", "jax")} <= set(rows)
         assert rows[(K, 16, "ensemble")]["speedup"] == 1.0
-        for case in ("ensemble", "loop", "torch.func", "batched"):
+        for case in ("ensemble", "loss_and_grad", "loop", "torch.func", "batched"):
             row = rows[(K, 16, case)]
             assert row["median_ms"] > 0
             assert abs(row["samples_per_s"] - K * 16 / (row["median_ms"] / 1e3)) <= 1e-6 * row["samples_per_s"]

