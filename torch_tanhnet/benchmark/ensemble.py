@@ -64,12 +64,12 @@ class EnsembleReport:
     rows: list[Row] = field(default_factory=list)
 
     def table(self) -> str:
-        head = (f"{'K':>6} {'N':>7}  {'case':<10} {'median ms':>10} {'ensemble ×':>10} {'µs/net':>9} "
+        head = (f"{'K':>6} {'N':>7}  {'case':<13} {'median ms':>10} {'ensemble ×':>10} {'µs/net':>9} "
                 f"{'samples/s':>10} {'vs single':>9}  note")
         lines = [head, "-" * len(head)]
         fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
         for r in self.rows:
-            lines.append(f"{r.models:>6} {r.n:>7}  {r.case:<10} {fmt(r.median_ms, '.3f'):>10} "
+            lines.append(f"{r.models:>6} {r.n:>7}  {r.case:<13} {fmt(r.median_ms, '.3f'):>10} "
                          f"{fmt(r.speedup, '.2f'):>10} {fmt(r.us_per_network, '.2f'):>9} "
                          f"{fmt(r.samples_per_s, '.3g'):>10} {fmt(r.vs_single, '.2f'):>9}  {r.note}".rstrip())
         return "\n".join(lines)
