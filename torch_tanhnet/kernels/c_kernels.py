@@ -42,7 +42,7 @@ def ensemble_schedule(K: int, N: int, lanes: bool = False) -> tuple[int, int]:
     networks (at most torch's thread count), and each work item (a network, or LANES of them with ``lanes``)
     cut into ``splits`` chunks when there are too few items to go round the threads."""
     items = -(-K // LANES) if lanes else K
-    n_threads = max(1, min(torch.get_num_threads(), K * N // SAMPLES_PER_THREAD))
+    n_threads = threads(K * N)
     if n_threads == 1 or items >= UNITS_PER_THREAD * n_threads:
         return n_threads, 1
     return n_threads, -(-UNITS_PER_THREAD * n_threads // items)
@@ -116,7 +116,7 @@ class CKernels:
         N = X.shape[-2]
         X, y, U, b, W, c = (t.contiguous() for t in (X, y, U, b, W, c))
         out = torch.empty(K, 4, dtype=torch.float64)
-        n_threads = max(1, min(torch.get_num_threads(), K * N // SAMPLES_PER_THREAD))
+        n_threads = threads(K * N)
         _check(self.lib.tn_ensemble_evaluate(X.data_ptr(), N * D if X.dim() == 3 else 0, y.data_ptr(),
                                              N if y.dim() == 3 else 0, U.data_ptr(), b.data_ptr(), W.data_ptr(),
                                              c.data_ptr(), K, N, D, H, n_first, out.data_ptr(), n_threads))

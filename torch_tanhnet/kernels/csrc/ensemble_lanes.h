@@ -89,9 +89,9 @@ static inline __attribute__((always_inline)) void lanes_unit(const EnsembleTask 
 
 /* Unit u of the lane schedule: lane group u / splits, chunk u % splits of the samples (whole blocks). */
 static void lanes_job_seed(const EnsembleTask *e, int64_t u) {
-    const int64_t blocks = (e->N + BLOCK - 1) / BLOCK, s = u % e->splits;
-    int64_t begin = blocks * s / e->splits * BLOCK, end = blocks * (s + 1) / e->splits * BLOCK;
-    if (end > e->N) end = e->N;
+    const int64_t s = u % e->splits;
+    int64_t begin, end;
+    chunk_bounds(e->N, s, e->splits, &begin, &end);
     if (e->x_stride == 0 && e->y_stride == 0) lanes_unit(e, u / e->splits * LANES, s, begin, end, 1);
     else lanes_unit(e, u / e->splits * LANES, s, begin, end, 0);
 }

@@ -68,6 +68,14 @@ typedef struct {
 /* The partial sums of one thread: [ε, Ū (H*D), b̄ (H), W̄ (H), c̄]. */
 static int64_t acc_size(int64_t D, int64_t H) { return 1 + H * D + 2 * H + 1; }
 
+/* Part `part` of `parts` of the samples [0, N), in whole blocks: [*begin, *end). */
+static void chunk_bounds(int64_t N, int64_t part, int64_t parts, int64_t *begin, int64_t *end) {
+    const int64_t blocks = (N + BLOCK - 1) / BLOCK;
+    *begin = blocks * part / parts * BLOCK;
+    *end = blocks * (part + 1) / parts * BLOCK;
+    if (*end > N) *end = N;
+}
+
 /* z̄_i = (σ(z_i) − y_i)/N and L_i = softplus(z_i) − y_i z_i for a block; returns Σ L_i. */
 static real cost_block(const real *z, const real *y, real *zb, int64_t n, real inv_n) {
     real lsum = 0;
@@ -340,9 +348,7 @@ static int run(void *(*job)(void *), Task proto, int64_t N, int threads, Outputs
     }
     for (int64_t r = 0; r < chunks; r++) {
         tasks[r] = proto;
-        tasks[r].begin = blocks * r / chunks * BLOCK;
-        tasks[r].end = blocks * (r + 1) / chunks * BLOCK;
-        if (tasks[r].end > N) tasks[r].end = N;
+        chunk_bounds(N, r, chunks, &tasks[r].begin, &tasks[r].end);
         tasks[r].acc = acc + A * (r + 1);
         tasks[r].status = 0;
     }
@@ -438,23 +444,19 @@ typedef struct {
 static void *ensemble_job(void *p) {
     EnsembleTask *e = p;
     const int64_t D = e->proto.D, H = e->proto.H, A = acc_size(D, H);
-    const int64_t blocks = (e->N + BLOCK - 1) / BLOCK;
-#ifndef TN_DOUBLE
-    if (e->lanes) {
-        for (int64_t u = atomic_fetch_add(e->next, 1); u < e->units; u = atomic_fetch_add(e->next, 1))
-            lanes_job_seed(e, u);
-        return NULL;
-    }
-#endif
     for (int64_t u = atomic_fetch_add(e->next, 1); u < e->units; u = atomic_fetch_add(e->next, 1)) {
+#ifndef TN_DOUBLE
+        if (e->lanes) {
+            lanes_job_seed(e, u);
+            continue;
+        }
+#endif
         const int64_t k = u / e->splits, s = u % e->splits;
         Task t = e->proto;
         t.X = e->X + k * e->x_stride; t.y = e->y + k * e->y_stride;
         t.U = e->U + k * H * D; t.b = e->b + k * H; t.W = e->W + k * H; t.c = e->c + k;
         t.dX = e->dX ? e->dX + k * e->N * D : NULL; /* X̄_k (N, D) of network k, at ε̄_k = 1 */
-        t.begin = blocks * s / e->splits * BLOCK;
-        t.end = blocks * (s + 1) / e->splits * BLOCK;
-        if (t.end > e->N) t.end = e->N;
+        chunk_bounds(e->N, s, e->splits, &t.begin, &t.end);
         t.acc = e->acc + A * u;
         t.status = 0;
         if (D == 2 && H == 3 && !t.dX) fused_loss_job_seed(&t); else fused_loss_job(&t);

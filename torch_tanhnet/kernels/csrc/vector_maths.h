@@ -29,14 +29,22 @@ static inline vf pow2i(vi n) { return (vf)((n + 127) << 23); }
 /* The integer n held in t = n + ROUNDER. */
 static inline vi rounded(vf t) { return (vi)t - (vi)vsplat(ROUNDER); }
 
+/* x = n ln2 + r with n = round(x / ln2) held in *t (as rounded() reads it) and |r| <= ln2/2, ln2 in two
+ * parts (Cody and Waite) so that r is exact to float32. */
+static inline vf reduce_ln2(vf x, vf *t) {
+    *t = x * 1.44269504088896341f + ROUNDER;
+    const vf n = *t - ROUNDER;
+    const vf r = x - n * 0.693359375f;
+    return r - n * -2.12194440e-4f;
+}
+
 /* e^x for x <= 0 (Cephes' expf): x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, times 2^n
  * in two steps, 2^⌊n/2⌋ · 2^(n − ⌊n/2⌋), so that results down to the smallest subnormal float come out
  * right (σ(−100) = 3.7e−44, as in libm). Below x = −104, e^x rounds to 0. */
 static inline vf vexp_neg(vf x) {
     x = vmax(x, vsplat(-104.0f));
-    const vf t = x * 1.44269504088896341f + ROUNDER, n = t - ROUNDER; /* n = round(x / ln2) */
-    vf r = x - n * 0.693359375f;                                      /* r = x − n ln2, ln2 in two parts */
-    r = r - n * -2.12194440e-4f;
+    vf t;
+    const vf r = reduce_ln2(x, &t);
     vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
@@ -51,9 +59,8 @@ static inline vf vexp_neg(vf x) {
  * error 1.4e−7 in Q, 2e−8 in the result), e^y − 1 = 2^n (e^r − 1) + (2^n − 1): every term is >= 0, so
  * nothing cancels and the result is accurate for small y too. */
 static inline vf vexpm1_pos(vf y) {
-    const vf t = y * 1.44269504088896341f + ROUNDER, n = t - ROUNDER;
-    vf r = y - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
+    vf t;
+    const vf r = reduce_ln2(y, &t);
     vf q = r * 0.0013933643521468692f + 0.008363175565459622f;
     q = q * r + 0.041666464976135124f;
     q = q * r + 0.16666577003160377f;
