@@ -43,7 +43,9 @@ def test_kernel_equals_the_reference_in_the_triton_interpreter():
     r = subprocess.run([sys.executable, str(worker)], capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     checked = re.search(r"checked (\d+) cases and the properties", r.stdout)
-    assert checked and int(checked[1]) >= 50, r.stdout  # each kernel, each tile edge, both dtypes, with and without X̄
+    # one network: each kernel, each tile edge, both dtypes, with and without X̄ (56); K networks: shared and
+    # per-network data, several programs a network and one, both kernels (228)
+    assert checked and int(checked[1]) >= 284, r.stdout
 
 
 def test_without_triton_the_torch_schedule_runs_after_one_warning(monkeypatch, fresh_warning):

@@ -18,6 +18,7 @@ import triton.runtime.interpreter as interpreter  # noqa: E402
 from conftest import make_data, make_params  # noqa: E402
 from torch_tanhnet.kernels import triton_kernel  # noqa: E402
 from torch_tanhnet.cost import BCEWithLogitsFunction  # noqa: E402
+from torch_tanhnet.ensemble.function import ensemble_reference_loss  # noqa: E402
 from torch_tanhnet.network import TanhNetFunction  # noqa: E402
 
 # numpy >= 2.3 refuses int() of a one-element 1-D array, which Triton's interpreter (3.6) does for a
@@ -40,12 +41,43 @@ SEED_NS = sorted({1, B - 1, B, B + 1, S - 1, S, S + 1, 9 * max(B, S) + 7})
 CASES = [(N, 2, 3, seed) for N in SEED_NS for seed in (True, False)]
 CASES += [(300, 5, 7, False), (500, 3, 1, False), (40, 1, 1, False), (700, 8, 8, False)]
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-13), torch.float32: dict(rtol=2e-4, atol=2e-6)}
+# K networks: the interpreter's 4 programs give network k P = 4 // K of them (4, 2, 1), so the cases walk
+# several programs a network, one, and more networks than programs; shared and per-network X and y.
+ENSEMBLE_CASES = [(K, N, 2, 3, seed, shared_X, shared_y) for K in (1, 2, 5) for N in (1, S + 1, 3 * S + 5)
+                  for seed in (True, False) for shared_X, shared_y in ((True, True), (False, False), (True, False))]
+ENSEMBLE_CASES += [(3, 300, 5, 7, False, False, True), (6, 130, 1, 1, False, True, False),
+                   (2, 700, 8, 8, False, False, False)]
 
 
 def reference(X, U, b, W, c, y):
     leaves = [t.detach().requires_grad_(True) for t in (X, U, b, W, c)]
     eps = BCEWithLogitsFunction.apply(TanhNetFunction.apply(*leaves)[0], y)
     return eps.detach(), torch.autograd.grad(eps, leaves)
+
+
+def ensemble_problem(K, N, D, H, shared_X, shared_y, dtype, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn((N, D) if shared_X else (K, N, D), generator=g, dtype=torch.float64)
+    y = torch.rand((N, 1) if shared_y else (K, N, 1), generator=g, dtype=torch.float64)
+    params = [scale * torch.randn(s, generator=g, dtype=torch.float64) for s in ((K, H, D), (K, H), (K, 1, H), (K, 1))]
+    return X.to(dtype), [p.to(dtype) for p in params], y.to(dtype)
+
+
+def check_ensemble(X, params, y, need_X_bar, tol) -> None:
+    """The K-network launch against the ensemble's reference composition at ε̄_k = 1 (X̄ per network)."""
+    K, N = params[0].shape[0], X.shape[-2]
+    eps, grads, X_bar = triton_kernel.ensemble_loss_and_gradients(X, *params, y, need_X_bar)
+    leaves = [t.detach().requires_grad_(True) for t in (X, *params)]
+    ref = ensemble_reference_loss(*leaves, y)
+    ref_X_bar, *ref_grads = torch.autograd.grad(ref.sum(), leaves)
+    torch.testing.assert_close(eps, ref.detach(), **tol, msg=lambda m: f"ε: {m}")
+    for name, got, want in zip(("Ū", "b̄", "W̄", "c̄"), grads, ref_grads):
+        torch.testing.assert_close(got, want, **tol, msg=lambda m, n=name: f"{n}: {m}")
+    if need_X_bar:
+        assert X_bar.shape == (K, N, X.shape[-1]), X_bar.shape
+        torch.testing.assert_close(X_bar.sum(0) if X.dim() == 2 else X_bar, ref_X_bar, **tol, msg=lambda m: f"X̄: {m}")
+    elif X_bar is not None:
+        raise AssertionError("X̄ was computed though not asked for")
 
 
 def main() -> int:
@@ -71,6 +103,18 @@ def main() -> int:
                     print(f"{where}: {e}")
                     return 1
                 checked += 1
+    for (K, N, D, H, seed, shared_X, shared_y) in ENSEMBLE_CASES:
+        triton_kernel.SEED_KERNEL = seed
+        for dtype in (torch.float64, torch.float32):
+            for need_X_bar in (False, True):
+                X, params, y = ensemble_problem(K, N, D, H, shared_X, shared_y, dtype, seed=checked)
+                try:
+                    check_ensemble(X, params, y, need_X_bar, TOL[dtype])
+                except AssertionError as e:
+                    print(f"K={K} N={N} D={D} H={H} {dtype} shared X={shared_X} shared y={shared_y} "
+                          f"need_X_bar={need_X_bar} seed kernel={seed}: {e}")
+                    return 1
+                checked += 1
     failure = check_properties()
     if failure:
         print(failure)
@@ -80,7 +124,8 @@ def main() -> int:
 
 
 def check_properties() -> str | None:
-    """Hypothesis: any small shape either kernel serves, weights from gentle to saturating tanh, any labels."""
+    """Hypothesis: any small shape either kernel serves, one network or K, weights from gentle to saturating tanh,
+    any labels."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
@@ -103,10 +148,22 @@ def check_properties() -> str | None:
         if need_X_bar:
             torch.testing.assert_close(X_bar, ref_X_bar, **tol)
 
-    try:
-        kernel_equals_reference()
-    except AssertionError as e:
-        return f"property: {e}"
+    @settings(max_examples=20, deadline=None, derandomize=True)
+    @given(K=st.integers(1, 9), N=st.integers(1, 700), D=st.integers(1, 8), H=st.integers(1, 8),
+           scale=st.floats(0.05, 8.0), seed=st.integers(0, 2**16), shared_X=st.booleans(), shared_y=st.booleans(),
+           need_X_bar=st.booleans(), seed_kernel=st.booleans())
+    def ensemble_equals_reference(K, N, D, H, scale, seed, shared_X, shared_y, need_X_bar, seed_kernel):
+        if not triton_kernel.usable(torch.zeros(1, D), torch.zeros(K, H, D)):
+            return
+        triton_kernel.SEED_KERNEL = seed_kernel
+        X, params, y = ensemble_problem(K, N, D, H, shared_X, shared_y, torch.float64, seed, scale)
+        check_ensemble(X, params, y, need_X_bar, dict(rtol=1e-9, atol=1e-12))
+
+    for prop in (kernel_equals_reference, ensemble_equals_reference):
+        try:
+            prop()
+        except AssertionError as e:
+            return f"property {prop.__name__}: {e}"
     return None
 
 

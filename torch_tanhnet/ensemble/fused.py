@@ -5,11 +5,14 @@ at ε̄_k = 1; its backward multiplies network k's gradients by ε̄_k. What run
 :func:`~torch_tanhnet.kernels.dispatch.ensemble_fused_implementation`'s choice:
 
 - on the CPU (float32, float64), the C kernel ``tn_ensemble_fused_loss`` (``kernels/csrc``):
-  network by network, each with the single network's one-pass job, the networks (and, when there
-  are fewer networks than threads, their samples) split over the threads;
-- elsewhere (CUDA, other dtypes, no C compiler), the same equations as batched torch ops
-  (``baddbmm``, ``bmm``; :func:`torch_tanhnet.kernels.torch_ops.ensemble_loss_and_gradients`).
-  There is no Triton kernel for K networks.
+  network by network, each with the single network's one-pass job, or, for float32 networks of
+  the seed's shape, 16 networks side by side in the lanes of the vector registers; the networks
+  (and, when there are fewer networks than threads, their samples) split over the threads;
+- on CUDA, for small shapes where Triton is installed, the single network's Triton kernels with
+  a network index (:func:`torch_tanhnet.kernels.triton_kernel.ensemble_loss_and_gradients`):
+  one launch, each network's samples over programs of its own;
+- elsewhere (other dtypes, no C compiler, no Triton, wide networks), the same equations as
+  batched torch ops (``baddbmm``, ``bmm``; :func:`torch_tanhnet.kernels.torch_ops.ensemble_loss_and_gradients`).
 
 Under ``create_graph=True`` (a gradient penalty, a Hessian-vector product) the saved gradients
 would carry no graph, so the backward recomputes them from the saved inputs (references, no
@@ -85,7 +88,7 @@ class EnsembleLossFunction(torch.autograd.Function):
 
 def ensemble_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
     """ε (K,) of K networks, inputs checked by the caller: the fused pass, or the reference where it cannot serve."""
-    impl = ensemble_fused_implementation(X, y)
+    impl = ensemble_fused_implementation(X, U, y)
     if impl is None:
         return ensemble_reference_loss(X, U, b, W, c, y)
     return EnsembleLossFunction.apply(impl, X, U, b, W, c, y)

@@ -102,7 +102,7 @@ class TanhNetEnsemble(nn.Module):
         N = check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
         check_ensemble_labels(y, self.models, N, self.U.dtype, self.U.device)
         params = (self.U, self.b, self.W, self.c)
-        impl = None if X.requires_grad else ensemble_fused_implementation(X, y)
+        impl = None if X.requires_grad else ensemble_fused_implementation(X, self.U, y)
         if impl is None:
             with torch.enable_grad():
                 eps = self.loss(X, y)

@@ -84,7 +84,7 @@ def implementation(t: Tensor):
 
 
 class TritonOrTorchOps:
-    """The Triton kernel, with the torch-ops schedule for a launch that failed (it warned once)."""
+    """The Triton kernels, with the torch-ops schedule for a launch that failed (it warned once)."""
 
     @staticmethod
     def loss_and_gradients(X, U, b, W, c, y, need_X_bar):
@@ -92,6 +92,13 @@ class TritonOrTorchOps:
 
         found = triton_kernel.loss_and_gradients(X, U, b, W, c, y, need_X_bar)
         return found if found is not None else torch_ops.loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+
+    @staticmethod
+    def ensemble_loss_and_gradients(X, U, b, W, c, y, need_X_bar):
+        from . import triton_kernel
+
+        found = triton_kernel.ensemble_loss_and_gradients(X, U, b, W, c, y, need_X_bar)
+        return found if found is not None else torch_ops.ensemble_loss_and_gradients(X, U, b, W, c, y, need_X_bar)
 
 
 def fused_implementation(X: Tensor, U: Tensor, y: Tensor):
@@ -110,16 +117,12 @@ def fused_implementation(X: Tensor, U: Tensor, y: Tensor):
     return torch_ops
 
 
-def ensemble_fused_implementation(X: Tensor, y: Tensor):
-    """What runs the ensemble's training path (:mod:`torch_tanhnet.ensemble`) for these inputs: the C kernels
-    on the CPU where they build, torch ops elsewhere (there is no Triton kernel for K networks); None:
-    compose the ensemble's reference Functions (torch.compile, torch.func, forward mode, or y needs a
-    gradient)."""
-    if reference_only() or y.requires_grad:
-        return None
-    if X.device.type == "cpu":
-        return c_kernels(X.dtype) or torch_ops
-    return torch_ops
+def ensemble_fused_implementation(X: Tensor, U: Tensor, y: Tensor):
+    """What runs the ensemble's training path (:mod:`torch_tanhnet.ensemble`) for these inputs, U (K, H, D):
+    as :func:`fused_implementation` chooses for one network (the C kernels on the CPU, the Triton kernels on
+    CUDA, torch ops elsewhere); None: compose the ensemble's reference Functions (torch.compile, torch.func,
+    forward mode, or y needs a gradient)."""
+    return fused_implementation(X, U, y)
 
 
 def ensemble_evaluate_implementation(X: Tensor):

@@ -12,6 +12,11 @@ divided by N). Summing the rows (one small torch op) gives the step's cost and g
 ε̄ = 1, the same contract as the CPU kernel. Nothing of size N is written unless X needs a
 gradient.
 
+The same two kernels serve K networks (:mod:`torch_tanhnet.ensemble`, the CUDA twin of
+``tn_ensemble_fused_loss``): network k gets P programs of its own, which read its weights
+and its X and y (or the X and y all networks share) and write its rows of ``partials``; one
+network is the case K = 1.
+
 Shapes are compile-time constants (D, H rounded up to powers of two, the padding masked
 off), so it serves networks with few features and hidden units; beyond ``MAX_TILE_WIDTH``
 (H·D after rounding) the matrix-product schedule in torch ops is the better fit and runs
@@ -78,13 +83,15 @@ if triton is not None:
             return tl.log(1.0 + e)
 
     @triton.jit
-    def _seed_loss_kernel(X, y, U, b, W, c, X_bar, partials, N, n_tiles,
+    def _seed_loss_kernel(X, y, U, b, W, c, X_bar, partials, N, n_tiles, P, X_k, y_k,
                           NEED_X_BAR: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
         """The seed's own network (2 inputs, 3 hidden units) in the handout's scalar equations, one
         sample per lane: no padding and no tensor of rank > 1, so nothing moves between lanes
         until the final sums. Writes one row of ``partials`` as :func:`_fused_loss_kernel` does."""
         pid = tl.program_id(0)
-        programs = tl.num_programs(0)
+        k = (pid // P).to(tl.int64)  # network k, whose program pid % P of P this is (int64: k·N·D may pass 2³¹)
+        X, y = X + k * X_k, y + k * y_k  # network k's data (X_k = y_k = 0: shared by all)
+        U, b, W, c, X_bar = U + k * 6, b + k * 3, W + k * 3, c + k, X_bar + k * 2 * N  # network k's weights
         u11, u12 = tl.load(U + 0), tl.load(U + 1)
         u21, u22 = tl.load(U + 2), tl.load(U + 3)
         u31, u32 = tl.load(U + 4), tl.load(U + 5)
@@ -95,7 +102,7 @@ if triton is not None:
         zero = tl.zeros((BLOCK,), u11.dtype)
         s_loss, s_c, s_w1, s_w2, s_w3, s_b1, s_b2, s_b3 = zero, zero, zero, zero, zero, zero, zero, zero
         s_u11, s_u12, s_u21, s_u22, s_u31, s_u32 = zero, zero, zero, zero, zero, zero
-        for tile in range(pid, n_tiles, programs):
+        for tile in range(pid % P, n_tiles, P):
             i = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)  # sample index      (BLOCK,)
             row = i < N
             k = tl.arange(0, 2)
@@ -151,11 +158,13 @@ if triton is not None:
         tl.store(out + 13, tl.sum(s_c, axis=0))
 
     @triton.jit
-    def _fused_loss_kernel(X, y, U, b, W, c, X_bar, partials, N, n_tiles,
+    def _fused_loss_kernel(X, y, U, b, W, c, X_bar, partials, N, n_tiles, P, X_k, y_k,
                            D: tl.constexpr, H: tl.constexpr, DP: tl.constexpr, HP: tl.constexpr,
                            NEED_X_BAR: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
         pid = tl.program_id(0)
-        programs = tl.num_programs(0)
+        k = (pid // P).to(tl.int64)  # network k, whose program pid % P of P this is (int64: k·N·D may pass 2³¹)
+        X, y = X + k * X_k, y + k * y_k  # network k's data (X_k = y_k = 0: shared by all)
+        U, b, W, c, X_bar = U + k * (H * D), b + k * H, W + k * H, c + k, X_bar + k * D * N  # network k's weights
         d = tl.arange(0, DP)  # feature index   (DP,)
         j = tl.arange(0, HP)  # hidden index    (HP,)
         # the weights, once per program; padded rows and columns are 0, so they add nothing
@@ -171,7 +180,7 @@ if triton is not None:
         acc_w = tl.zeros((BLOCK, HP), dtype)
         acc_b = tl.zeros((BLOCK, HP), dtype)
         acc_u = tl.zeros((BLOCK, HP, DP), dtype)
-        for tile in range(pid, n_tiles, programs):
+        for tile in range(pid % P, n_tiles, P):
             n = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)  # sample index          (BLOCK,)
             row = n < N
             x = tl.load(X + n[:, None] * D + d[None, :], mask=row[:, None] & (d[None, :] < D), other=0.0)
@@ -221,13 +230,13 @@ def _warn_once(why: str) -> None:
 
 
 def usable(X: torch.Tensor, U: torch.Tensor) -> bool:
-    """Whether :func:`loss_and_gradients` serves these inputs (warns once where Triton is missing)."""
+    """Whether the kernels serve these inputs, U (H, D) or K networks' (K, H, D); warns once where Triton is missing."""
     if X.dtype not in (torch.float32, torch.float64) or cpu.disabled():
         return False
     if triton is None:
         _warn_once(f"Triton >= 3.0 is needed: {_import_error}")
         return False
-    H, D = U.shape
+    H, D = U.shape[-2:]
     return _pow2(H) * _pow2(D) <= MAX_TILE_WIDTH and (X.dtype, D, H) not in _failed
 
 
@@ -241,22 +250,25 @@ def _programs(device: torch.device) -> int:
     return _sms[index]
 
 
-def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
-    """ε (), [Ū, b̄, W̄, c̄] at ε̄ = 1 and X̄ (or None) in one kernel launch (and a sum of its partial rows).
+def _launch(X, U, b, W, c, y, need_X_bar: bool):
+    """K networks' rows [ε, Ū, b̄, W̄, c̄] (K, H·D + 2H + 2) and X̄ (K, N, D) or None, from one launch.
 
-    Inputs as :func:`torch_tanhnet.kernels.torch_ops.loss_and_gradients` takes them, on one CUDA device.
-    Returns None if the kernel could not be compiled or launched here (after one warning).
+    X (N, D) shared or (K, N, D), y (N, 1) or (K, N, 1), U (K, H, D), b (K, H), W (K, 1, H), c (K, 1), all on one
+    device. Network k gets P programs (P·K about the programs the card keeps busy, at most its tiles); program p of
+    network k walks its tiles p, p + P, ... and writes row k·P + p of the partials, which are summed here.
+    Returns None if the kernel could not be compiled or launched (after one warning).
     """
-    N, D = X.shape
-    H = U.shape[0]
+    K, H, D = U.shape
+    N = X.shape[-2]
     X, y, U, b, W, c = X.contiguous(), y.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
     seed = SEED_KERNEL and (D, H) == (2, 3)
     block = SEED_BLOCK if seed else BLOCK
     n_tiles = -(-N // block)
-    programs = min(n_tiles, _programs(X.device))
-    partials = X.new_empty(programs, 1 + H * D + 2 * H + 1)
-    X_bar = torch.empty_like(X) if need_X_bar else None
-    args = (X, y, U, b, W, c, X_bar if need_X_bar else X, partials, N, n_tiles)
+    P = max(1, min(n_tiles, _programs(X.device) // K))
+    partials = X.new_empty(K * P, 1 + H * D + 2 * H + 1)
+    X_bar = X.new_empty(K, N, D) if need_X_bar else None
+    X_k, y_k = (N * D if X.dim() == 3 else 0), (N if y.dim() == 3 else 0)  # per-network data, or shared by all
+    args = (X, y, U, b, W, c, X_bar if need_X_bar else X, partials, N, n_tiles, P, X_k, y_k)
     switch = X.is_cuda and X.device.index != torch.cuda.current_device()  # Triton launches on the current device
     variant = (X.dtype, D, H, need_X_bar, seed, block, X.device)
     first = variant not in _launched
@@ -264,11 +276,11 @@ def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
     try:
         with torch.cuda.device(X.device) if switch else contextlib.nullcontext():
             if seed:
-                _seed_loss_kernel[(programs,)](*args, NEED_X_BAR=need_X_bar, BLOCK=block, LIBDEVICE=X.is_cuda,
-                                               num_warps=SEED_WARPS)
+                _seed_loss_kernel[(K * P,)](*args, NEED_X_BAR=need_X_bar, BLOCK=block, LIBDEVICE=X.is_cuda,
+                                            num_warps=SEED_WARPS)
             else:
-                _fused_loss_kernel[(programs,)](*args, D=D, H=H, DP=_pow2(D), HP=_pow2(H), NEED_X_BAR=need_X_bar,
-                                                BLOCK=block, LIBDEVICE=X.is_cuda, num_warps=WARPS)
+                _fused_loss_kernel[(K * P,)](*args, D=D, H=H, DP=_pow2(D), HP=_pow2(H), NEED_X_BAR=need_X_bar,
+                                             BLOCK=block, LIBDEVICE=X.is_cuda, num_warps=WARPS)
     except Exception as e:  # noqa: BLE001 -- a compiler or driver failure; the torch-ops schedule still works
         _failed.add((X.dtype, D, H))
         _warn_once(f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
@@ -279,6 +291,33 @@ def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
         if took > COMPILE_NOTE_S:
             print(f"torch-tanhnet: compiled the fused CUDA kernel ({X.dtype}, D = {D}, H = {H}) with Triton in "
                   f"{took:.1f} s, once per shape; Triton caches it on disk (~/.triton)", file=sys.stderr)
-    totals = partials[0] if programs == 1 else partials.sum(0)
-    eps, U_bar, b_bar, W_bar, c_bar = totals.split([1, H * D, H, H, 1])  # the row's layout, as the kernels write it
-    return eps[0], [U_bar.view(H, D), b_bar, W_bar.view(1, H), c_bar], X_bar
+    rows = partials.view(K, P, -1)
+    return (rows[:, 0] if P == 1 else rows.sum(1)), X_bar
+
+
+def loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
+    """ε (), [Ū, b̄, W̄, c̄] at ε̄ = 1 and X̄ (or None) in one kernel launch (and a sum of its partial rows).
+
+    Inputs as :func:`torch_tanhnet.kernels.torch_ops.loss_and_gradients` takes them, on one CUDA device.
+    Returns None if the kernel could not be compiled or launched here (after one warning).
+    """
+    H, D = U.shape
+    found = _launch(X, U.unsqueeze(0), b.unsqueeze(0), W.unsqueeze(0), c.unsqueeze(0), y, need_X_bar)
+    if found is None:
+        return None
+    totals, X_bar = found
+    eps, U_bar, b_bar, W_bar, c_bar = totals[0].split([1, H * D, H, H, 1])  # the row's layout, as the kernels write it
+    return eps[0], [U_bar.view(H, D), b_bar, W_bar.view(1, H), c_bar], None if X_bar is None else X_bar[0]
+
+
+def ensemble_loss_and_gradients(X, U, b, W, c, y, need_X_bar: bool):
+    """K networks (:mod:`torch_tanhnet.ensemble`): ε (K,), the gradients at ε̄ = 1 and X̄ (K, N, D) or None, in one
+    launch. Inputs as :func:`torch_tanhnet.kernels.torch_ops.ensemble_loss_and_gradients` takes them, on one CUDA
+    device. Returns None if the kernel could not be compiled or launched here (after one warning)."""
+    K, H, D = U.shape
+    found = _launch(X, U, b, W, c, y, need_X_bar)
+    if found is None:
+        return None
+    totals, X_bar = found
+    eps, U_bar, b_bar, W_bar, c_bar = totals.split([1, H * D, H, H, 1], dim=1)
+    return eps[:, 0], [U_bar.view(K, H, D), b_bar, W_bar.view(K, 1, H), c_bar], X_bar
