@@ -126,6 +126,29 @@ def test_loss_under_no_grad_evaluates_the_same_cost():
     torch.testing.assert_close(quiet, ens.loss(X, y).detach(), **EXACT)
 
 
+@pytest.mark.parametrize("K,D,H,dtype", [(40, 2, 3, torch.float32), (5, 3, 4, torch.float64), (1, 2, 3, torch.float64)])
+@pytest.mark.parametrize("shared", [True, False])
+def test_loss_under_no_grad_runs_the_fused_pass_and_equals_the_reference(monkeypatch, K, D, H, dtype, shared):
+    """Evaluating ε (a test set each epoch) takes the kernel, not the reference's batched products (16x slower)."""
+    from torch_tanhnet.kernels import dispatch
+
+    lib = dispatch.c_kernels(dtype)
+    if lib is None:
+        pytest.skip("the C kernels are unavailable here")
+    calls = []
+    real = type(lib).ensemble_loss_and_gradients
+    monkeypatch.setattr(type(lib), "ensemble_loss_and_gradients", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ens = TanhNetEnsemble(K, D, H, dtype=dtype, seeds=list(range(K)))
+    X, y = make_data(37, D, dtype=dtype)
+    if not shared:
+        X, y = X.expand(K, 37, D) + torch.arange(K, dtype=dtype).view(K, 1, 1), y.expand(K, 37, 1).contiguous()
+    with torch.no_grad():
+        quiet = ens.loss(X, y)
+    assert calls == [1] and quiet.grad_fn is None and quiet.shape == (K,)
+    ref = ensemble_reference_loss(X.double(), *(p.detach().double() for p in (ens.U, ens.b, ens.W, ens.c)), y.double())
+    torch.testing.assert_close(quiet.double(), ref, **(EXACT if dtype == torch.float64 else dict(rtol=2e-6, atol=1e-6)))
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_second_derivatives_through_the_fused_loss_are_exact(shared):
     """A gradient penalty and a Hessian-vector product through ens.loss equal the reference composition's."""
