@@ -14,6 +14,7 @@ width train together as one ensemble. A thin command line over torch_tanhnet.swe
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 SUPPRESS = argparse.SUPPRESS
@@ -121,6 +122,9 @@ def parse_value(name: str, text: str):
     return text
 
 
+MAX_SEEDS = 10**7  # seeds a sweep may take (a million runs of the default settings already need ~24 GiB)
+
+
 def parse_seeds(texts: list[str] | None) -> list[int]:
     """``N``: 0..N-1; ``A:B``: A..B-1; several integers: those (checked by SweepConfig.validate)."""
     from torch_tanhnet.training.config import ConfigError
@@ -129,12 +133,20 @@ def parse_seeds(texts: list[str] | None) -> list[int]:
         return list(range(10))
     try:
         if len(texts) == 1 and ":" in texts[0]:
-            a, b = texts[0].split(":")
-            return list(range(int(a), int(b)))
-        numbers = [int(t) for t in texts]
+            a, b = (int(t) for t in texts[0].split(":"))
+            first, count = a, b - a
+        else:
+            numbers = [int(t) for t in texts]
+            if len(numbers) > 1:
+                return numbers
+            first, count = 0, numbers[0]
     except ValueError:
         raise ConfigError(f"argument --seeds: expected N, A:B or several integers, got {' '.join(texts)!r}") from None
-    return list(range(numbers[0])) if len(numbers) == 1 else numbers
+    if count < 1:
+        raise ConfigError(f"argument --seeds: must be at least 1, got {count}")
+    if count > MAX_SEEDS:  # before the list is built: a billion seeds would fill the memory before any other check
+        raise ConfigError(f"argument --seeds: at most {MAX_SEEDS:,} seeds, got {count:,}")
+    return list(range(first, first + count))
 
 
 def make_config(args: argparse.Namespace):
@@ -203,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail(e.for_command_line(), 2)
     except DistributedError as e:
         return fail(e.for_command_line(), 1)
+    except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
+        where = f" {e.filename!s}" if e.filename else ""
+        return fail(f"cannot write{where} ({e.strerror or e}); what was checkpointed before is kept: continue "
+                    f"with --resume once there is room", 1)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
+        return fail("interrupted; anything checkpointed is kept (continue with --resume), nothing else was "
+                    "written", 130)
 
 
 def report(config, given, world, device, gather) -> int:
@@ -237,7 +256,12 @@ def report(config, given, world, device, gather) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up (the imports), before main's own handling
+        print("sweep.py: interrupted before the sweep began; nothing was written", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
     from torch_tanhnet.training.distributed import end_process, launched_by_torchrun
 
     if launched_by_torchrun():  # torch's gloo threads can abort a torchrun process's teardown; see end_process

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ..training.config import ConfigError
-from ..training.setup import resolve_device
+from ..training.setup import check_logdir, resolve_device
 from ..training.signals import stop_on_signals
 from ..training.world import World
 from . import state as checkpoints
@@ -40,7 +40,8 @@ from .plan import Group, Plan, make_plan
 from .results import Results, collect, write_csv, write_json
 
 Gather = Callable[[object], list | None]
-DRY = "sweep-dry-run-"  # the temporary folder of a dry run given no --logdir  # every process's object, in rank order, on rank 0 (None elsewhere)
+DRY = "sweep-dry-run-"  # the temporary folder of a dry run given no --logdir
+_temporary: set[Path] = set()  # the dry-run folders this process made: the only ones remove_if_dry_run deletes
 
 
 @dataclass
@@ -60,6 +61,43 @@ def default_logdir(config: SweepConfig) -> Path:
     return Path("runs") / f"sweep-{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def claim_default_logdir(config: SweepConfig) -> Path:
+    """``runs/sweep-<data>-<time>``, created here so that no other sweep can take it: a name already taken (two
+    sweeps started in one second) gets -2, -3, ..."""
+    base = default_logdir(config)
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
+        except OSError as e:
+            raise ConfigError("logdir", f"cannot create {str(path)!r} ({e.strerror or e})") from None
+
+
+def check_new_logdir(logdir: Path) -> None:
+    """Refuse a folder that a new sweep cannot write, or whose files it could overwrite: it must be new or empty.
+
+    A sweep writes results.csv, sweep.json, pictures, a folder per setting and TensorBoard files under fixed
+    names; rather than guess which of a folder's files those could clash with, it writes only into a folder
+    that holds nothing yet, so that nothing a user had there is ever replaced.
+    """
+    check_logdir(logdir)  # a file in the way, a read-only or full file system, a name too long: one line
+    if checkpoints.holds_sweep(logdir):
+        raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep (checkpoint.pt); "
+                          "continue it with --resume or choose another --logdir")
+    try:
+        held = sorted(p.name for p in logdir.iterdir()) if logdir.exists() else []
+    except OSError as e:
+        raise ConfigError("logdir", f"cannot read {str(logdir)!r} ({e.strerror or e})") from None
+    if held:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise ConfigError("logdir", f"{str(logdir)!r} is not empty ({shown}); a sweep writes only into a new or "
+                                    "empty folder, so that nothing there is overwritten: choose another --logdir")
+
+
 def share(group: Group, world: World) -> list:
     """This process's runs of ``group``: every world-size-th, from its rank on."""
     return group.runs[world.rank::world.size]
@@ -73,19 +111,24 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     device = device or resolve_device(config.device)
     if config.dry_run and config.logdir is None:  # a dry run leaves nothing behind unless given a folder
         config.logdir = tempfile.mkdtemp(prefix=DRY)
+        _temporary.add(Path(config.logdir))
+    claim = config.logdir is None and world.size == 1  # the default folder, made once the plan is known to fit
+    # (under torchrun each process names the default folder itself, as it always did: same name, same second)
     logdir = Path(config.logdir) if config.logdir else default_logdir(config)
+    if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race its writes
+        check_new_logdir(logdir)
     if config.resume:
         found = checkpoints.load(logdir, world.rank, world.size)
         given = {"values", *(f for f in config.as_dict() if f != "values")} if given is None else given
         config = checkpoints.resume_settings(config, found, given)
         config.validate()
-    elif checkpoints.holds_sweep(logdir):
-        raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep (checkpoint.pt); "
-                          "continue it with --resume or choose another --logdir")
     else:
         found = checkpoints.new(config, world.rank, world.size)
+    plan = make_plan(config, device)
+    if claim:
+        logdir = claim_default_logdir(config)  # new and empty: made here, so no other sweep can take it
     config.logdir = str(logdir)
-    return make_plan(config, device), logdir, found
+    return plan, logdir, found
 
 
 def sweep(config: SweepConfig, world: World | None = None, given: set[str] | None = None,
@@ -219,6 +262,8 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
 
 
 def remove_if_dry_run(plan: Plan, logdir: Path) -> None:
-    """A dry run given no --logdir wrote into a temporary folder of its own (each process its own): remove it."""
-    if plan.config.dry_run and Path(tempfile.gettempdir()) in logdir.parents and logdir.name.startswith(DRY):
+    """A dry run given no --logdir wrote into a temporary folder this process made (each process its own): remove
+    it. Any other folder, whatever its name, is left alone."""
+    if plan.config.dry_run and logdir in _temporary:
+        _temporary.discard(logdir)
         shutil.rmtree(logdir, ignore_errors=True)

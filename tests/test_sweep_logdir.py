@@ -1,0 +1,135 @@
+"""Where a sweep writes: nothing a user had is ever deleted or overwritten, and an unusable folder is one line."""
+
+import errno
+import os
+import tempfile
+
+import pytest
+from test_sweep_cli import main, rows
+
+from torch_tanhnet.sweep import runner
+from torch_tanhnet.sweep.config import SweepConfig
+
+QUICK = ["--seeds", "2", "--epochs", "2", "--n-samples", "20", "--gallery", "0", "--no-progress"]
+
+
+def files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("held", [["results.csv"], ["sweep.json", "pictures/solved.png"], ["thesis.tex"],
+                                  ["notes/a.txt"], [".hidden"]])
+def test_a_folder_that_holds_anything_is_refused_and_left_as_it_was(tmp_path, monkeypatch, capsys, held):
+    mine = tmp_path / "mine"
+    for name in held:
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        (mine / name).write_text(f"the user's {name}")
+    before = files(mine)
+    code, out, err = main(*QUICK, "--logdir", "mine", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    shown = ", ".join(sorted({name.split("/")[0] for name in held}))
+    assert f"argument --logdir: 'mine' is not empty ({shown})" in err
+    assert "choose another --logdir" in err
+    assert files(mine) == before
+
+
+def test_a_new_or_empty_folder_is_used(tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty").mkdir()
+    for logdir in ("empty", "new/deeper"):
+        code, _, err = main(*QUICK, "--logdir", logdir, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err
+        assert len(rows(tmp_path / logdir / "results.csv")) == 2
+
+
+def test_a_dry_run_deletes_only_the_folder_it_made(tmp_path, monkeypatch, capsys):
+    """A user's folder named like a dry run's temporary one, in the temporary directory, is theirs: kept."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    theirs = tmp / f"{runner.DRY}mine"
+    theirs.mkdir()
+    code, _, err = main("--dry-run", *QUICK, "--logdir", str(theirs), cwd=tmp_path, monkeypatch=monkeypatch,
+                        capsys=capsys)
+    assert code == 0, err
+    assert (theirs / "results.csv").exists()  # the dry run wrote where it was told, and left it there
+    code, _, err = main("--dry-run", *QUICK, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert [p.name for p in tmp.iterdir()] == [theirs.name]  # its own temporary folder is gone, the user's kept
+
+
+def test_two_sweeps_started_in_one_second_get_two_folders(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "default_logdir", lambda config: tmp_path / "runs" / "sweep-moons-20261130-120000")
+    for lr in ("0.5", "1.0"):
+        code, _, err = main(*QUICK, "--lr", lr, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err
+    first, second = tmp_path / "runs" / "sweep-moons-20261130-120000", tmp_path / "runs" / "sweep-moons-20261130-120000-2"
+    assert {r["lr"] for r in rows(first / "results.csv")} == {"0.5"}
+    assert {r["lr"] for r in rows(second / "results.csv")} == {"1.0"}
+
+
+def test_the_default_folder_is_made_only_for_a_sweep_that_will_run(tmp_path, monkeypatch, capsys):
+    code, _, err = main("--n-samples", "100000000", "--hidden", "512", "--seeds", "5000", cwd=tmp_path,
+                        monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "the sweep would need about" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def unusable(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    cases = [("a-file", "is a file, not a folder"), ("a-file/below", "cannot create or write"),
+             ("x" * 300, "cannot create or write")]
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "locked").mkdir(mode=0o500)
+        cases.append(("locked/out", "cannot create or write"))
+    return cases
+
+
+def test_an_unusable_folder_is_one_line_before_anything_runs(tmp_path, monkeypatch, capsys):
+    for logdir, message in unusable(tmp_path):
+        code, out, err = main(*QUICK, "--logdir", logdir, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 2 and err.count("\n") == 1 and message in err, (logdir, err)
+        assert "sweep:" not in out  # refused before the plan is printed
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_saved(tmp_path, monkeypatch, capsys):
+    def full(state, logdir):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(logdir / "checkpoint.pt"))
+
+    monkeypatch.setattr(runner.checkpoints, "save", full)
+    code, _, err = main(*QUICK, "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "cannot write out/checkpoint.pt (No space left on device)" in err and "--resume" in err
+
+
+def test_ctrl_c_while_writing_the_results_keeps_the_sweep_and_resume_writes_them(tmp_path, monkeypatch, capsys):
+    real = runner.write_csv
+
+    def interrupted(rows_, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "write_csv", interrupted)
+    code, _, err = main(*QUICK, "--checkpoint-seconds", "0", "--logdir", "out", cwd=tmp_path,
+                        monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 130 and err.count("\n") == 1 and "continue with --resume" in err, err
+    monkeypatch.setattr(runner, "write_csv", real)
+    code, _, err = main("--logdir", "out", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert len(rows(tmp_path / "out" / "results.csv")) == 2
+
+
+@pytest.mark.parametrize("seeds, message", [(["1000000000"], "at most 10,000,000 seeds, got 1,000,000,000"),
+                                            (["0:100000000000"], "at most 10,000,000 seeds, got 100,000,000,000"),
+                                            (["-3"], "must be at least 1, got -3"),
+                                            (["9:4"], "must be at least 1, got -5")])
+def test_seed_counts_are_checked_before_any_list_is_built(tmp_path, monkeypatch, capsys, seeds, message):
+    code, _, err = main("--seeds", *seeds, "--epochs", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and f"argument --seeds: {message}" in err, err
+
+
+def test_the_library_refuses_a_folder_that_holds_files_too(tmp_path):
+    (tmp_path / "results.csv").write_text("mine")
+    with pytest.raises(ValueError, match="is not empty"):
+        runner.sweep(SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=[0], logdir=str(tmp_path),
+                                 progress=False, gallery=0))
+    assert (tmp_path / "results.csv").read_text() == "mine"
