@@ -62,7 +62,8 @@ def test_two_sweeps_started_in_one_second_get_two_folders(tmp_path, monkeypatch,
     for lr in ("0.5", "1.0"):
         code, _, err = main(*QUICK, "--lr", lr, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
         assert code == 0, err
-    first, second = tmp_path / "runs" / "sweep-moons-20261130-120000", tmp_path / "runs" / "sweep-moons-20261130-120000-2"
+    first = tmp_path / "runs" / "sweep-moons-20261130-120000"
+    second = first.with_name(first.name + "-2")
     assert {r["lr"] for r in rows(first / "results.csv")} == {"0.5"}
     assert {r["lr"] for r in rows(second / "results.csv")} == {"1.0"}
 
