@@ -260,7 +260,7 @@ def _launch(X, U, b, W, c, y, need_X_bar: bool):
     """
     K, H, D = U.shape
     N = X.shape[-2]
-    X, y, U, b, W, c = X.contiguous(), y.contiguous(), U.contiguous(), b.contiguous(), W.contiguous(), c.contiguous()
+    X, y, U, b, W, c = (t.resolve_neg().contiguous() for t in (X, y, U, b, W, c))  # as the kernel reads them
     seed = SEED_KERNEL and (D, H) == (2, 3)
     block = SEED_BLOCK if seed else BLOCK
     n_tiles = -(-N // block)
