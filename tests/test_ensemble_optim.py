@@ -1,5 +1,6 @@
 """EnsembleSGD and EnsembleAdam: each network's trajectory is torch.optim's on that network alone."""
 
+import copy
 import io
 
 import pytest
@@ -193,3 +194,182 @@ def test_zero_grad_without_set_to_none_zeroes_in_place():
     assert all(p.grad is g and not g.any() for p, g in zip(ens.parameters(), grads))
     opt.zero_grad()
     assert all(p.grad is None for p in ens.parameters())
+
+
+# ---- a parameter whose first gradient comes later; refused param groups and state_dicts ----
+
+ADAM_LR, EPS = [0.01, 0.02, 0.005, 0.03], [1e-8, 1e-6, 1e-3, 0.0]
+BETAS1, BETAS2 = [0.9, 0.5, 0.0, 0.8], [0.999, 0.99, 0.9, 0.95]
+MAKE = {
+    "sgd": (lambda n, k: torch.optim.SGD(n.parameters(), lr=LR[k], momentum=0.9, weight_decay=DECAY[k]),
+            lambda p: EnsembleSGD(p, lr=LR, momentum=0.9, weight_decay=DECAY)),
+    "adam": (lambda n, k: torch.optim.Adam(n.parameters(), lr=ADAM_LR[k], betas=(BETAS1[k], BETAS2[k]), eps=EPS[k],
+                                           weight_decay=DECAY[k]),
+             lambda p: EnsembleAdam(p, lr=ADAM_LR, betas=(BETAS1, BETAS2), eps=EPS, weight_decay=DECAY)),
+}
+
+
+def freeze(modules, step):
+    """U frozen for the first 5 steps (its first gradient comes at step 5), c frozen from step 10 on."""
+    for m in modules:
+        m.U.requires_grad_(step >= 5)
+        m.c.requires_grad_(step < 10)
+
+
+@pytest.mark.parametrize("kind", MAKE)
+def test_a_parameter_whose_first_gradient_comes_later_follows_torch_optim(kind):
+    make_torch, make_ensemble = MAKE[kind]
+    _, ens, X, y = setup()
+    nets = [ens[k] for k in range(K)]
+    opts = [make_torch(n, k) for k, n in enumerate(nets)]
+    opt = make_ensemble(ens.parameters())
+    for step in range(20):
+        freeze(nets + [ens], step)
+        train(nets, opts, ens, opt, X, y, steps=1)
+    assert_same_networks(nets, ens, tol=1e-10)
+
+
+def snapshot(opt):
+    return [(g, dict(g)) for g in opt.param_groups]
+
+
+def assert_unchanged(opt, before):
+    assert len(opt.param_groups) == len(before)
+    for g, (group, items) in zip(opt.param_groups, before):
+        assert g is group and g.keys() == items.keys() and all(g[key] is value for key, value in items.items())
+
+
+def leaf(*shape, grad=True):
+    p = torch.zeros(*shape, dtype=torch.float64, requires_grad=True)
+    p.grad = torch.ones_like(p) if grad else None
+    return p
+
+
+@pytest.mark.parametrize("group,error,match", [
+    (lambda: {"params": [leaf(5, 3)]}, ValueError,
+     r"^lr must be a number or 5 numbers \(one per network\), got shape \(4,\)$"),
+    (lambda: {"params": [leaf(4, 3)], "lr": -1.0}, ValueError,
+     r"^lr must be finite and ≥ 0.0 for every network, got -1.0 for network 0$"),
+    (lambda: {"params": [leaf(4, 3)], "momentum": "high"}, TypeError,
+     r"^momentum must be a number or 4 numbers \(one per network\), got str$"),
+    (lambda: {"params": [leaf(4, 3), leaf(5, 3)]}, ValueError,
+     r"^every parameter of a group must have the same first dimension K \(networks\), got \[4, 5\]$"),
+    (lambda: {"params": [leaf(4)[0].detach().requires_grad_()]}, ValueError,
+     r"^ensemble optimizers need parameters of shape \(K, ...\), got a 0-d tensor$"),
+    (lambda: {"params": []}, ValueError, r"^a param group needs parameters of shape \(K, ...\), got none$"),
+], ids=["another K", "bad value", "bad type", "two Ks", "0-d", "empty"])
+def test_a_refused_param_group_leaves_the_optimizer_as_it_was(group, error, match):
+    _, ens, X, y = setup()
+    twin = TanhNetEnsemble(K, dtype=torch.float64)
+    twin.load_state_dict(ens.state_dict())
+    opt = EnsembleSGD([ens.U, ens.b], lr=LR, momentum=0.9)
+    before = snapshot(opt)
+    with pytest.raises(error, match=match):
+        opt.add_param_group(group())
+    assert_unchanged(opt, before)
+    ens.loss(X, y).sum().backward()
+    opt.step()
+    opt.add_param_group({"params": [ens.W, ens.c], "lr": 0.2})
+    twin_opt = EnsembleSGD([twin.U, twin.b], lr=LR, momentum=0.9)
+    twin.loss(X, y).sum().backward()
+    twin_opt.step()
+    twin_opt.add_param_group({"params": [twin.W, twin.c], "lr": 0.2})
+    for model, o in ((ens, opt), (twin, twin_opt)):
+        for _ in range(3):
+            o.zero_grad()
+            model.loss(X, y).sum().backward()
+            o.step()
+    assert opt.param_groups[1]["networks"] == K
+    for name in "UbWc":
+        assert torch.equal(getattr(twin, name), getattr(ens, name))
+
+
+def stepped(opt, model, X, y, steps=2):
+    for _ in range(steps):
+        opt.zero_grad()
+        model.loss(X, y).sum().backward()
+        opt.step()
+    return opt
+
+
+def assert_refused_and_unchanged(opt, state_dict, match):
+    before = copy.deepcopy(opt.state_dict())
+    groups = snapshot(opt)
+    with pytest.raises(ValueError, match=match) as info:
+        opt.load_state_dict(state_dict)
+    assert "\n" not in str(info.value)
+    assert_unchanged(opt, groups)
+    torch.testing.assert_close(opt.state_dict(), before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+def test_a_state_dict_of_another_number_of_networks_is_refused(cls):
+    _, ens, X, y = setup()
+    five = TanhNetEnsemble(5, 2, 3, dtype=torch.float64)
+    X5 = X.expand(5, *X.shape)
+    kwargs = {"lr": 0.01, **({"momentum": 0.9} if cls is EnsembleSGD else {})}
+    theirs = stepped(cls(ens.parameters(), **kwargs), ens, X, y).state_dict()
+    ours = stepped(cls(five.parameters(), **kwargs), five, X5, y)
+    first = "momentum_buffer" if cls is EnsembleSGD else "exp_avg"
+    assert_refused_and_unchanged(ours, theirs, rf"^{first} of parameter 0 in the state_dict's param group 0 must have "
+                                 r"its parameter's shape \(5, 3, 2\), got \(4, 3, 2\)$")
+    theirs = cls(ens.parameters(), lr=LR).state_dict()  # no state yet: the settings alone tell K
+    assert_refused_and_unchanged(ours, theirs, r"^lr in the state_dict's param group 0 must be a number or 5 numbers "
+                                 r"\(one per network\), got shape \(4,\)$")
+    stepped(ours, five, X5, y)  # still steps
+
+
+def test_a_state_dict_with_bad_settings_or_shapes_is_refused():
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleAdam(ens.parameters(), lr=0.01), ens, X, y)
+    state_dict = copy.deepcopy(opt.state_dict())
+    state_dict["param_groups"][0]["beta2"] = torch.tensor([0.9, 0.9, 1.5, 0.9], dtype=torch.float64)
+    assert_refused_and_unchanged(opt, state_dict, r"^beta2 in the state_dict's param group 0 must be finite and in "
+                                 r"\[0.0, 1.0\) for every network, got 1.5 for network 2$")
+    state_dict = copy.deepcopy(opt.state_dict())
+    state_dict["state"][3]["exp_avg_sq"] = torch.zeros(4, 2)
+    assert_refused_and_unchanged(opt, state_dict, r"^exp_avg_sq of parameter 3 in the state_dict's param group 0 must "
+                                 r"have its parameter's shape \(4, 1\), got \(4, 2\)$")
+
+
+@pytest.mark.parametrize("theirs,ours,lack", [
+    (EnsembleAdam, EnsembleSGD, "momentum"), (EnsembleSGD, EnsembleAdam, "beta1, beta2, eps"),
+])
+def test_another_optimizers_state_dict_is_refused(theirs, ours, lack):
+    _, ens, X, y = setup()
+    state_dict = stepped(theirs(ens.parameters(), lr=0.01, **({"momentum": 0.9} if theirs is EnsembleSGD else {})),
+                         ens, X, y).state_dict()
+    opt = stepped(ours(ens.parameters(), lr=0.01), ens, X, y)
+    assert_refused_and_unchanged(opt, state_dict, rf"^this state_dict is {theirs.__name__}'s or another optimizer's, "
+                                 rf"not {ours.__name__}'s: its param groups lack {lack}$")
+    stepped(opt, ens, X, y)
+
+
+def test_torch_adams_state_dict_is_refused():
+    _, ens, _, _ = setup()
+    with pytest.raises(ValueError, match=r"^this state_dict is another optimizer's, not EnsembleAdam's: its param "
+                                         r"groups lack beta1, beta2$"):
+        EnsembleAdam(ens.parameters()).load_state_dict(torch.optim.Adam(ens.parameters()).state_dict())
+
+
+@pytest.mark.parametrize("kind", MAKE)
+def test_a_round_trip_of_a_partial_state_continues_exactly(kind):
+    """Saved while U has no state yet (frozen) and c's has stopped: loaded into a fresh optimizer, bit for bit."""
+    make = MAKE[kind][1]
+    _, ens, X, y = setup()
+    twin = TanhNetEnsemble(K, dtype=torch.float64)
+    opt = make(ens.parameters())
+    for step in range(20):
+        if step in (3, 12):
+            twin.load_state_dict(ens.state_dict())
+            buffer = io.BytesIO()
+            torch.save(opt.state_dict(), buffer)
+            buffer.seek(0)
+            twin_opt = make(twin.parameters())
+            twin_opt.load_state_dict(torch.load(buffer, weights_only=True))
+        freeze([ens, twin], step)
+        stepped(opt, ens, X, y, steps=1)
+        if step >= 3:
+            stepped(twin_opt, twin, X, y, steps=1)
+    for name in "UbWc":
+        assert torch.equal(getattr(twin, name), getattr(ens, name))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch.optim import Optimizer
 
+from ..checks import _format, _shape
 from .checks import per_network
 from .step_hooks import profiled, with_step_hooks
 
@@ -33,6 +34,8 @@ def _setting(name: str, value, K: int, **bounds):
 
 def _networks(params: list[Tensor]) -> int:
     """K, the first dimension that every parameter in a group must share."""
+    if not params:
+        raise ValueError("a param group needs parameters of shape (K, ...), got none")
     if any(p.dim() == 0 for p in params):
         raise ValueError("ensemble optimizers need parameters of shape (K, ...), got a 0-d tensor")
     counts = sorted({p.shape[0] for p in params})
@@ -53,12 +56,50 @@ class _EnsembleOptimizer(Optimizer):
     SETTINGS: dict[str, dict] = {}  # name -> bounds for per_network
 
     def add_param_group(self, param_group: dict) -> None:
+        """torch's add_param_group, with the settings checked for the group's K: a refused group (one-line
+        error) is not added, so the optimizer stays as it was."""
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        try:
+            settings = self._settings(group)
+        except Exception:
+            self.param_groups.pop()
+            raise
+        group.update(settings)
+
+    def _settings(self, group: dict, saved: dict | None = None, where: str = "") -> dict:
+        """The settings for ``group``'s K, taken from ``saved`` (a loaded param group) or else ``group``;
+        checked (one-line errors), nothing changed."""
         K = _networks(group["params"])
-        for name, bounds in self.SETTINGS.items():
-            group[name] = _setting(name, group[name], K, **bounds)
-        group["networks"] = K
+        saved = group if saved is None else saved
+        settings = {name: _setting(name + where, saved[name], K, **bounds) for name, bounds in self.SETTINGS.items()}
+        return {**settings, "networks": K}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch's load_state_dict, once the state_dict is checked to be this optimizer's, for these parameters
+        (one-line ValueErrors): a refused one leaves the optimizer as it was. torch checks the numbers of groups
+        and parameters."""
+        groups, saved = self.param_groups, state_dict["param_groups"]
+        if len(saved) == len(groups) and all(len(s["params"]) == len(g["params"]) for g, s in zip(groups, saved)):
+            for i, (group, saved_group) in enumerate(zip(groups, saved)):
+                self._check_saved(i, group, saved_group, state_dict["state"])
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group.update(self._settings(group))  # as add_param_group leaves them, with this group's K
+
+    def _check_saved(self, i: int, group: dict, saved: dict, state: dict) -> None:
+        """Param group i of a state_dict, ``saved``, against this optimizer's ``group``: its settings, and the
+        shapes of its per-parameter state."""
+        lack = [name for name in self.SETTINGS if name not in saved]
+        if lack:
+            raise ValueError(f"this state_dict is {_owner(saved)}, not {type(self).__name__}'s: "
+                             f"its param groups lack {', '.join(lack)}")
+        self._settings(group, saved, f" in the state_dict's param group {i}")
+        for j, (p, key) in enumerate(zip(group["params"], saved["params"])):
+            for name, value in state.get(key, {}).items():
+                if isinstance(value, Tensor) and value.dim() != 0 and value.shape != p.shape:
+                    raise ValueError(f"{name} of parameter {j} in the state_dict's param group {i} must have its "
+                                     f"parameter's shape {_format(p.shape)}, got {_shape(value)}")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """torch.optim.Optimizer.zero_grad, with a profiler record only while a profiler runs (step_hooks.py)."""
@@ -80,7 +121,7 @@ class _EnsembleOptimizer(Optimizer):
 class EnsembleSGD(_EnsembleOptimizer):
     """torch.optim.SGD (dampening 0, no Nesterov) with a learning rate, momentum and weight decay per network.
 
-    For each network k: d = g + λ_k θ; b = μ_k b + d (b = d on the first step); θ ← θ − η_k b
+    For each network k: d = g + λ_k θ; b = μ_k b + d (b = d on the parameter's first step); θ ← θ − η_k b
     (b is d itself when every μ_k is 0).
     """
 
@@ -104,17 +145,23 @@ class EnsembleSGD(_EnsembleOptimizer):
             if _nonzero(group["weight_decay"]):
                 grads = _axpy(grads, params, _factor(group["weight_decay"], params))  # d = g + λ θ
             if _nonzero(group["momentum"]):
-                bufs = [self.state[p].get("momentum_buffer") for p in params]
-                if any(b is None for b in bufs):  # first step: b = d
-                    bufs = [torch.clone(d).detach() for d in grads]
-                    for p, b in zip(params, bufs):
-                        self.state[p]["momentum_buffer"] = b
-                else:
-                    _scale_(bufs, _factor(group["momentum"], params))  # b = μ b
-                    torch._foreach_add_(bufs, grads)  #                      b = μ b + d
-                grads = bufs
+                grads = self._momentum(group["momentum"], params, grads)  # b
             _axpy_(params, grads, _factor(-group["lr"], params))  # θ ← θ − η b
         return loss
+
+    def _momentum(self, momentum, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
+        """Each parameter's buffer b: b = μ b + d, or b = d on the parameter's first step with a gradient
+        (a parameter may get its first one later than the others)."""
+        bufs = [self.state[p].get("momentum_buffer") for p in params]
+        old = [i for i, b in enumerate(bufs) if b is not None]
+        if old:
+            old_bufs = [bufs[i] for i in old]
+            _scale_(old_bufs, _factor(momentum, [params[i] for i in old]))  # b = μ b
+            torch._foreach_add_(old_bufs, [grads[i] for i in old])  #          b = μ b + d
+        for i, b in enumerate(bufs):
+            if b is None:  #                                                  b = d
+                bufs[i] = self.state[params[i]]["momentum_buffer"] = torch.clone(grads[i]).detach()
+        return bufs
 
 
 class EnsembleAdam(_EnsembleOptimizer):
@@ -143,31 +190,48 @@ class EnsembleAdam(_EnsembleOptimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
             for p in params:
                 if "step" not in self.state[p]:
                     self.state[p].update(step=torch.tensor(0.0, dtype=torch.float64),
                                          exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-            state = [self.state[p] for p in params]
-            for s in state:
-                s["step"] += 1
-            t = float(state[0]["step"])
-            beta1, beta2 = group["beta1"], group["beta2"]
-            bc2_sqrt = _sqrt(1 - beta2 ** t)  #                       √(1 − β2ᵗ)
-            step_size = group["lr"] / (1 - beta1 ** t)  #              η / (1 − β1ᵗ)
-            m = [s["exp_avg"] for s in state]
-            v = [s["exp_avg_sq"] for s in state]
-            if _nonzero(group["weight_decay"]):
-                grads = _axpy(grads, params, _factor(group["weight_decay"], params))  # d = g + λ θ
-            _lerp_(m, grads, _factor(1 - beta1, params))  #           m = lerp(m, d, 1 − β1)
-            _scale_(v, _factor(beta2, params))  #                      v = β2 v
-            torch._foreach_addcmul_(v, _scaled(grads, _factor(1 - beta2, params)), grads)  # v += (1 − β2) d d
-            denom = torch._foreach_sqrt(v)  #                          √v
-            _divide_(denom, _factor(bc2_sqrt, params))  #              √v / √(1 − β2ᵗ)
-            _plus_(denom, _factor(group["eps"], params))  #            + ε
-            ratio = torch._foreach_div(m, denom)  #                    m / (√v / √(1 − β2ᵗ) + ε)
-            _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
+                self.state[p]["step"] += 1
+            for t, ps in _by_step(params, self.state).items():  # each parameter's own t, as torch.optim.Adam
+                self._update(group, ps, t)
         return loss
+
+    def _update(self, group: dict, params: list[Tensor], t: float) -> None:
+        """One Adam step of ``params``, all at step t."""
+        grads = [p.grad for p in params]
+        state = [self.state[p] for p in params]
+        beta1, beta2 = group["beta1"], group["beta2"]
+        bc2_sqrt = _sqrt(1 - beta2 ** t)  #                       √(1 − β2ᵗ)
+        step_size = group["lr"] / (1 - beta1 ** t)  #              η / (1 − β1ᵗ)
+        m = [s["exp_avg"] for s in state]
+        v = [s["exp_avg_sq"] for s in state]
+        if _nonzero(group["weight_decay"]):
+            grads = _axpy(grads, params, _factor(group["weight_decay"], params))  # d = g + λ θ
+        _lerp_(m, grads, _factor(1 - beta1, params))  #           m = lerp(m, d, 1 − β1)
+        _scale_(v, _factor(beta2, params))  #                      v = β2 v
+        torch._foreach_addcmul_(v, _scaled(grads, _factor(1 - beta2, params)), grads)  # v += (1 − β2) d d
+        denom = torch._foreach_sqrt(v)  #                          √v
+        _divide_(denom, _factor(bc2_sqrt, params))  #              √v / √(1 − β2ᵗ)
+        _plus_(denom, _factor(group["eps"], params))  #            + ε
+        ratio = torch._foreach_div(m, denom)  #                    m / (√v / √(1 − β2ᵗ) + ε)
+        _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
+
+
+def _by_step(params: list[Tensor], state) -> dict[float, list[Tensor]]:
+    """The parameters grouped by their step count t (one group, unless a parameter got its first gradient later)."""
+    groups: dict[float, list[Tensor]] = {}
+    for p in params:
+        groups.setdefault(float(state[p]["step"]), []).append(p)
+    return groups
+
+
+def _owner(group: dict) -> str:
+    """Whose a loaded param group may be: the ensemble optimizers whose settings it carries, or another optimizer."""
+    owners = [cls.__name__ + "'s" for cls in _EnsembleOptimizer.__subclasses__() if cls.SETTINGS.keys() <= group.keys()]
+    return " or ".join(owners + ["another optimizer's"])
 
 
 # ---- foreach ops whose factor is one float for all tensors or a list of per-network tensors (_factor) ----
