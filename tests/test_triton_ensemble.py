@@ -7,6 +7,8 @@ fallbacks on any machine, and on a CUDA machine the compiled kernels through the
 
 import pytest
 import torch
+from test_ensemble_fused import problem
+from test_triton_kernel import _spy as spy_on
 from torch.autograd import gradcheck
 
 from torch_tanhnet import TanhNetEnsemble
@@ -18,15 +20,6 @@ from torch_tanhnet.kernels.dispatch import TritonOrTorchOps, ensemble_fused_impl
 needs_cuda_triton = pytest.mark.skipif(not (torch.cuda.is_available() and triton_kernel.triton is not None),
                                        reason="needs a CUDA device and Triton")
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-4, atol=1e-5)}
-
-
-def problem(K, N, D, H, shared_X, shared_y, dtype=torch.float64, device="cpu", seed=0):
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn((N, D) if shared_X else (K, N, D), generator=g, dtype=torch.float64)
-    y = torch.rand((N, 1) if shared_y else (K, N, 1), generator=g, dtype=torch.float64)
-    params = [torch.randn(s, generator=g, dtype=torch.float64) for s in ((K, H, D), (K, H), (K, 1, H), (K, 1))]
-    to = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
-    return to(X), [to(p) for p in params], to(y)
 
 
 @pytest.fixture
@@ -82,7 +75,7 @@ def test_a_failed_ensemble_launch_warns_once_and_torch_ops_give_the_numbers(monk
 
     monkeypatch.setattr(triton_kernel, "triton", object())
     monkeypatch.setattr(triton_kernel, "_seed_loss_kernel", Broken(), raising=False)
-    X, params, y = problem(6, 50, 2, 3, False, True)
+    X, params, y = problem(6, 50, 2, 3, False, True, torch.float64)
     with pytest.warns(RuntimeWarning, match="RuntimeError: out of resource"):
         eps, grads, X_bar = TritonOrTorchOps.ensemble_loss_and_gradients(X, *params, y, True)
     assert not triton_kernel.usable(X, params[0])  # not tried again
@@ -92,16 +85,7 @@ def test_a_failed_ensemble_launch_warns_once_and_torch_ops_give_the_numbers(monk
 
 
 def _spy(monkeypatch) -> list[bool]:
-    calls = []
-    real = triton_kernel.ensemble_loss_and_gradients
-
-    def spy(*args):
-        found = real(*args)
-        calls.append(found is not None)
-        return found
-
-    monkeypatch.setattr(triton_kernel, "ensemble_loss_and_gradients", spy)
-    return calls
+    return spy_on(monkeypatch, "ensemble_loss_and_gradients")
 
 
 @needs_cuda_triton
@@ -111,7 +95,7 @@ def _spy(monkeypatch) -> list[bool]:
 def test_cuda_ensemble_path_runs_the_kernel_and_equals_the_reference(monkeypatch, dtype, K, N, shared_X, shared_y,
                                                                       need_X):
     calls = _spy(monkeypatch)
-    X, params, y = problem(K, N, 2, 3, shared_X, shared_y, dtype, "cuda")
+    X, params, y = problem(K, N, 2, 3, shared_X, shared_y, dtype, device="cuda")
     impl = ensemble_fused_implementation(X, params[0], y)
     assert impl is TritonOrTorchOps
     leaves = [t.clone().requires_grad_(g) for t, g in zip((X, *params), (need_X, True, True, True, True))]
@@ -131,7 +115,7 @@ def test_cuda_ensemble_path_runs_the_kernel_and_equals_the_reference(monkeypatch
 @pytest.mark.parametrize("D,H", [(2, 3), (3, 5)])
 def test_cuda_ensemble_gradcheck(monkeypatch, D, H):
     calls = _spy(monkeypatch)
-    X, params, y = problem(3, 300, D, H, False, True, device="cuda")
+    X, params, y = problem(3, 300, D, H, False, True, torch.float64, device="cuda")
     leaves = [t.requires_grad_(True) for t in (X, *params)]
     assert gradcheck(EnsembleLossFunction.apply, (TritonOrTorchOps, *leaves, y))
     assert calls and all(calls)

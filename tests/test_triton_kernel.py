@@ -19,8 +19,8 @@ from conftest import make_data, make_params
 from torch.autograd import gradcheck
 
 from torch_tanhnet import TanhNet
-from torch_tanhnet.kernels import triton_kernel
 from torch_tanhnet.cost import BCEWithLogitsFunction
+from torch_tanhnet.kernels import triton_kernel
 from torch_tanhnet.kernels.dispatch import TritonOrTorchOps, fused_implementation
 from torch_tanhnet.kernels.functions import FusedLossFunction
 from torch_tanhnet.network import TanhNetFunction
@@ -110,17 +110,17 @@ def test_cpu_tensors_never_reach_the_triton_kernel():
     assert fused_implementation(X, U, torch.zeros(4, 1)) is not TritonOrTorchOps
 
 
-def _spy(monkeypatch) -> list[bool]:
-    """Record, per call of the Triton kernel's runner, whether it ran (True) or gave up (False)."""
+def _spy(monkeypatch, runner: str = "loss_and_gradients") -> list[bool]:
+    """Record, per call of a Triton kernel's runner, whether it ran (True) or gave up (False)."""
     calls = []
-    real = triton_kernel.loss_and_gradients
+    real = getattr(triton_kernel, runner)
 
     def spy(*args):
         found = real(*args)
         calls.append(found is not None)
         return found
 
-    monkeypatch.setattr(triton_kernel, "loss_and_gradients", spy)
+    monkeypatch.setattr(triton_kernel, runner, spy)
     return calls
 
 
