@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_ensemble_fused import problem
 from test_triton_kernel import _spy as spy_on
+from test_triton_kernel import fresh_warning, needs_cuda_triton  # noqa: F401 (fresh_warning: a fixture)
 from torch.autograd import gradcheck
 
 from torch_tanhnet import TanhNetEnsemble
@@ -17,15 +18,7 @@ from torch_tanhnet.ensemble.fused import EnsembleLossFunction
 from torch_tanhnet.kernels import torch_ops, triton_kernel
 from torch_tanhnet.kernels.dispatch import TritonOrTorchOps, ensemble_fused_implementation
 
-needs_cuda_triton = pytest.mark.skipif(not (torch.cuda.is_available() and triton_kernel.triton is not None),
-                                       reason="needs a CUDA device and Triton")
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-4, atol=1e-5)}
-
-
-@pytest.fixture
-def fresh_warning(monkeypatch):
-    monkeypatch.setattr(triton_kernel, "_warned", False)
-    monkeypatch.setattr(triton_kernel, "_failed", set())
 
 
 class Recording:
@@ -55,7 +48,8 @@ def test_k_networks_are_one_launch_with_their_own_programs_and_data(monkeypatch,
     assert eps.shape == (K,) and [g.shape for g in grads] == [p.shape for p in params] and X_bar is None
 
 
-def test_without_triton_or_off_cuda_the_ensemble_runs_elsewhere(monkeypatch, fresh_warning):
+@pytest.mark.usefixtures("fresh_warning")
+def test_without_triton_or_off_cuda_the_ensemble_runs_elsewhere(monkeypatch):
     X, params, y = problem(4, 10, 2, 3, True, True, torch.float32)
     assert ensemble_fused_implementation(X, params[0], y) is not TritonOrTorchOps  # CPU tensors: the C kernels
     monkeypatch.setattr(triton_kernel, "triton", None)
@@ -66,7 +60,8 @@ def test_without_triton_or_off_cuda_the_ensemble_runs_elsewhere(monkeypatch, fre
     assert not triton_kernel.usable(torch.zeros(1, 8), torch.zeros(4, 9, 8))  # 16 × 8 after rounding up: too wide
 
 
-def test_a_failed_ensemble_launch_warns_once_and_torch_ops_give_the_numbers(monkeypatch, fresh_warning):
+@pytest.mark.usefixtures("fresh_warning")
+def test_a_failed_ensemble_launch_warns_once_and_torch_ops_give_the_numbers(monkeypatch):
     class Broken:
         def __getitem__(self, grid):
             def launch(*args, **kwargs):
