@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from torch_tanhnet import TanhNet, bce_with_logits, tanhnet
+from torch_tanhnet import TanhNet, bce_with_logits, tanhnet, tanhnet_loss, tanhnet_with_hidden
 
 
 @pytest.fixture
@@ -91,3 +91,54 @@ def test_checks_do_not_synchronise(net, monkeypatch):
     for name in ("item", "tolist", "__bool__"):
         monkeypatch.setattr(torch.Tensor, name, lambda *a, _n=name, **k: pytest.fail(f"checks called Tensor.{_n}"))
     net.loss(X, y)
+
+
+# Non-strided layouts, each as (how a dense tensor becomes one, the layout the message names).
+NON_DENSE = [
+    (lambda t: t.to_sparse(), "torch.sparse_coo"),
+    (lambda t: t.to_sparse_csr(), "torch.sparse_csr"),
+    (lambda t: t.to_sparse_csc(), "torch.sparse_csc"),
+    (lambda t: t.to_sparse_bsr((1, 1)), "torch.sparse_bsr"),
+    pytest.param(lambda t: t.to_mkldnn(), "torch._mkldnn",
+                 marks=pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no MKL-DNN")),
+    (lambda t: torch.nested.nested_tensor(list(t), layout=torch.jagged), "a nested tensor"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # sparse CSR/BSR and nested tensors are beta
+@pytest.mark.parametrize("convert,layout", NON_DENSE)
+def test_sparse_and_other_non_strided_tensors_are_refused(net, convert, layout):
+    X, y = torch.randn(4, 2), torch.ones(4, 1)
+    params = (net.U, net.b, net.W, net.c)
+    calls = [
+        ("X", lambda s: net(s)), ("X", lambda s: net.predict_proba(s)), ("X", lambda s: net.loss(s, y)),
+        ("X", lambda s: torch.no_grad()(net.loss)(s, y)), ("y", lambda s: net.loss(X, s)),
+        ("y", lambda s: torch.no_grad()(net.loss)(X, s)),
+        ("X", lambda s: tanhnet(s, *params)), ("X", lambda s: tanhnet_with_hidden(s, *params)),
+        ("U", lambda s: tanhnet(X, s, *params[1:])), ("X", lambda s: tanhnet_loss(s, *params, y)),
+        ("y", lambda s: tanhnet_loss(X, *params, s)), ("z", lambda s: bce_with_logits(s, y)),
+        ("y", lambda s: bce_with_logits(y, s)),
+    ]
+    for name, call in calls:
+        dense = {"X": X, "U": net.U.detach(), "y": y, "z": y}[name]
+        with pytest.raises(TypeError) as info:
+            call(convert(dense))
+        message = str(info.value)
+        assert "\n" not in message and message.startswith(f"{name} must be a dense (strided) tensor, got {layout}")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool, torch.complex64,
+                                   torch.complex128, torch.float8_e4m3fn, "float32", int, complex])
+def test_constructor_refuses_dtypes_that_are_not_real_floating_point(dtype):
+    with pytest.raises(TypeError) as info:
+        TanhNet(2, 3, dtype=dtype)
+    assert str(info.value) == ("dtype must be a real floating-point dtype (torch.float16, torch.bfloat16, "
+                               f"torch.float32 or torch.float64), got {dtype!r}")
+
+
+@pytest.mark.parametrize("D,H", [(10**30, 2), (2, 10**30), (2**31, 2**31)])
+def test_constructor_refuses_sizes_torch_cannot_hold(D, H):
+    with pytest.raises(ValueError) as info:
+        TanhNet(D, H, device="meta")  # meta: nothing is allocated, were the check to let it through
+    assert str(info.value) == (f"TanhNet({D}, {H}) would have {H * (D + 2) + 1} parameters, more than torch can "
+                               "hold (at most 2**60)")

@@ -98,3 +98,149 @@ def test_from_modules_refuses_mixed_shapes_dtypes_and_other_modules():
         TanhNetEnsemble.from_modules([TanhNet(2, 3), torch.nn.Linear(2, 3)])
     with pytest.raises(ValueError, match="at least one TanhNet"):
         TanhNetEnsemble.from_modules([])
+
+
+# Non-strided layouts, each as (name, how a dense tensor becomes one, the layout the message names).
+NON_DENSE = [
+    ("coo", lambda t: t.to_sparse(), "torch.sparse_coo"),
+    ("csr", lambda t: t.to_sparse_csr(), "torch.sparse_csr"),
+    ("csc", lambda t: t.to_sparse_csc(), "torch.sparse_csc"),
+    ("bsr", lambda t: t.to_sparse_bsr((1, 1)), "torch.sparse_bsr"),
+    ("bsc", lambda t: t.to_sparse_bsc((1, 1)), "torch.sparse_bsc"),
+    pytest.param("mkldnn", lambda t: t.to_mkldnn(), "torch._mkldnn",
+                 marks=pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no MKL-DNN")),
+    ("nested", lambda t: torch.nested.nested_tensor(list(t), layout=torch.jagged), "a nested tensor"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # sparse CSR/BSR and nested tensors are beta
+@pytest.mark.parametrize("kind,convert,layout", NON_DENSE)
+def test_sparse_and_other_non_strided_data_and_labels_are_refused(kind, convert, layout):
+    ens = TanhNetEnsemble(K, D, H)
+    X, y = torch.randn(N, D), torch.zeros(N, 1)
+    calls = {
+        "X": [ens, ens.predict_proba, ens.forward_with_hidden, lambda X: ens.loss(X, y),
+              lambda X: ens.loss_and_grad(X, y)],
+        "y": [lambda y: ens.loss(X, y), lambda y: ens.loss_and_grad(X, y)],
+    }
+    for name, fns in calls.items():
+        bad = convert(X if name == "X" else y)
+        for call in fns:
+            with pytest.raises(TypeError) as info:
+                call(bad)
+            assert one_line(info).startswith(f"{name} must be a dense (strided) tensor, got {layout}")
+    assert all(p.grad is None for p in ens.parameters())
+
+
+def test_loss_and_grad_refuses_inference_mode_and_loss_evaluates_there():
+    ens = TanhNetEnsemble(K, D, H, dtype=torch.float64, seeds=[1, 2, 3])
+    X, y = torch.randn(N, D, dtype=torch.float64), torch.zeros(N, 1, dtype=torch.float64)
+    for data in ((X, y), (X.requires_grad_(True), y)):  # the fused pass and the autograd fallback
+        with torch.inference_mode():
+            with pytest.raises(RuntimeError) as info:
+                ens.loss_and_grad(*data)
+            assert one_line(info) == ("loss_and_grad sets gradients for training and cannot run under "
+                                      "torch.inference_mode(); call loss(X, y) there to evaluate ε")
+            quiet = ens.loss(*data)
+        assert all(p.grad is None for p in ens.parameters())
+    eps = ens.loss_and_grad(X.detach(), y)  # the ordinary step after it works
+    torch.testing.assert_close(quiet, eps, rtol=0, atol=0)
+    assert all(p.grad is not None and not p.grad.is_inference() for p in ens.parameters())
+
+
+def _replaced(name, value, D=2, H=3):
+    """A TanhNet(D, H) whose parameter ``name`` was replaced by ``value``."""
+    net = TanhNet(D, H)
+    setattr(net, name, torch.nn.Parameter(value, requires_grad=value.is_floating_point()))
+    return net
+
+
+@pytest.mark.parametrize("name,shape", [
+    ("U", (2, 3)), ("U", (3, 2, 1)), ("U", (6,)), ("b", (1, 3)), ("b", (4,)), ("b", ()),
+    ("W", (3,)), ("W", (3, 1)), ("W", (2, 3)), ("c", ()), ("c", (1, 1)), ("c", (2,)),
+])
+def test_from_modules_refuses_a_parameter_replaced_by_another_shape(name, shape):
+    nets = [TanhNet(2, 3), _replaced(name, torch.zeros(shape))]
+    expected = {"U": "(3, 2)", "b": "(3,)", "W": "(1, 3)", "c": "(1,)"}[name]
+    with pytest.raises(ValueError) as info:
+        TanhNetEnsemble.from_modules(nets)
+    assert one_line(info) == (f"from_modules: network 1's {name} must have shape {expected} for a TanhNet(2, 3), "
+                              f"got {_format(shape)}")
+
+
+@pytest.mark.parametrize("name", ["b", "W", "c"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_from_modules_refuses_a_parameter_of_another_dtype_rather_than_cast_it(name, dtype):
+    shape = {"b": (3,), "W": (1, 3), "c": (1,)}[name]
+    nets = [TanhNet(2, 3), TanhNet(2, 3), _replaced(name, torch.ones(shape, dtype=dtype))]
+    with pytest.raises(TypeError) as info:
+        TanhNetEnsemble.from_modules(nets)
+    assert one_line(info) == (f"from_modules: network 2's {name} has dtype {dtype} but its U has torch.float32; "
+                              "a network's four parameters must share one dtype")
+
+
+@pytest.mark.parametrize("name", ["b", "W", "c"])
+def test_from_modules_refuses_a_parameter_on_another_device(name):
+    shape = {"b": (3,), "W": (1, 3), "c": (1,)}[name]
+    with pytest.raises(ValueError) as info:
+        TanhNetEnsemble.from_modules([_replaced(name, torch.ones(shape, device="meta"))])
+    assert one_line(info) == (f"from_modules: network 0's {name} is on device meta but its U is on cpu; "
+                              "a network's four parameters must share one device")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_from_modules_refuses_integer_and_sparse_parameters():
+    with pytest.raises(TypeError) as info:
+        TanhNetEnsemble.from_modules([TanhNet(2, 3).double(), _replaced("U", torch.zeros(3, 2, dtype=torch.int64))])
+    assert one_line(info) == ("from_modules: network 1's U must have a real floating-point dtype (torch.float16, "
+                              "torch.bfloat16, torch.float32 or torch.float64), got torch.int64")
+    for convert, layout in ((lambda t: t.to_sparse(), "torch.sparse_coo"), (lambda t: t.to_sparse_csr(),
+                                                                             "torch.sparse_csr")):
+        with pytest.raises(TypeError) as info:
+            TanhNetEnsemble.from_modules([_replaced("W", convert(torch.ones(1, 3)))])
+        assert one_line(info) == f"from_modules: network 0's W must be a dense (strided) tensor, got {layout}"
+
+
+BAD_DTYPES = [torch.int64, torch.int32, torch.uint8, torch.bool, torch.complex64, torch.complex128,
+              torch.float8_e4m3fn, "float32", int, complex]
+
+
+@pytest.mark.parametrize("dtype", BAD_DTYPES)
+def test_the_constructor_refuses_dtypes_that_are_not_real_floating_point(dtype):
+    for make in (lambda: TanhNetEnsemble(2, dtype=dtype), lambda: TanhNetEnsemble(2, seeds=[0, 1], dtype=dtype)):
+        with pytest.raises(TypeError) as info:
+            make()
+        assert one_line(info) == ("dtype must be a real floating-point dtype (torch.float16, torch.bfloat16, "
+                                  f"torch.float32 or torch.float64), got {dtype!r}")
+
+
+@pytest.mark.parametrize("args,match", [
+    ((2**31,), "models must be at most 2147483647, got 2147483648"),
+    ((10**30,), f"models must be at most 2147483647, got {10**30}"),
+    ((2, 10**30), f"TanhNetEnsemble(2, {10**30}, 3) would have {2 * (3 * (10**30 + 2) + 1)} parameters, "
+                  "more than torch can hold (at most 2**60)"),
+    ((3, 2**31, 2**31), f"TanhNetEnsemble(3, {2**31}, {2**31}) would have {3 * (2**31 * (2**31 + 2) + 1)} "
+                        "parameters, more than torch can hold (at most 2**60)"),
+])
+def test_absurd_sizes_are_refused_with_the_number_named(args, match):
+    with pytest.raises(ValueError) as info:
+        TanhNetEnsemble(*args, device="meta")  # meta: nothing is allocated, were the check to let it through
+    assert one_line(info) == match
+
+
+@pytest.mark.parametrize("seeds,bad,k", [([2**64, 0], 2**64, 0), ([0, -2**63 - 1], -2**63 - 1, 1),
+                                         ([1, 2**100], 2**100, 1)])
+def test_seeds_outside_manual_seeds_range_are_refused(seeds, bad, k):
+    with pytest.raises(ValueError) as info:
+        TanhNetEnsemble(2, seeds=seeds)
+    assert one_line(info) == (f"seeds must lie in torch.manual_seed's range [-2**63, 2**64 - 1], got {bad} "
+                              f"for network {k}")
+    TanhNetEnsemble(2, seeds=[2**64 - 1, -2**63])  # the ends of the range are seeds
+
+
+def test_seeds_on_the_meta_device_build_the_ensemble_and_leave_the_global_generator_alone():
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    ens = TanhNetEnsemble(3, 2, 4, device="meta", seeds=[1, 2, 3])
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(p.device.type == "meta" and p.shape[0] == 3 for p in ens.parameters())

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from torch_tanhnet import TanhNet, bce_with_logits
+from torch_tanhnet import TanhNet, TanhNetEnsemble, bce_with_logits
 
 
 def sequential(D=2, H=3, dtype=torch.float64, seed=0):
@@ -79,7 +79,8 @@ def test_vector_input_like_linear():
 
 
 def test_from_sequential_rejects_other_architectures():
-    with pytest.raises(ValueError, match=r"expected Sequential\(Linear\(D, H\), Tanh\(\), Linear\(H, 1\)\), got \['Linear', 'ReLU', 'Linear'\]"):
+    with pytest.raises(ValueError, match=r"expected Sequential\(Linear\(D, H\), Tanh\(\), Linear\(H, 1\)\), "
+                                         r"got \['Linear', 'ReLU', 'Linear'\]"):
         TanhNet.from_sequential(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)))
     with pytest.raises(ValueError, match=r"got Linear\(2, 3\) then Linear\(3, 2\)"):
         TanhNet.from_sequential(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2)))
@@ -118,6 +119,13 @@ def test_extra_repr():
 def test_device_and_dtype_arguments():
     net = TanhNet(2, 3, device="cpu", dtype=torch.float64)
     assert all(p.dtype == torch.float64 and p.device.type == "cpu" for p in net.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, float, None])
+def test_every_real_floating_dtype_builds_like_the_ensemble(dtype):
+    want = torch.float64 if dtype is float else dtype or torch.get_default_dtype()
+    assert all(p.dtype == want for p in TanhNet(2, 3, dtype=dtype).parameters())
+    assert all(p.dtype == want for p in TanhNetEnsemble(2, 2, 3, dtype=dtype, seeds=[0, 1]).parameters())
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])

@@ -21,9 +21,27 @@ def _shape(t: Tensor) -> str:
     return _format(t.shape)
 
 
-def check_floating(name: str, t: Tensor) -> None:
+# The dtypes the parameters can have: torch's real floating-point dtypes that its initialisers draw
+# (the float8 dtypes cannot be drawn, complex ones are not real).
+PARAMETER_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+PARAMETER_DTYPE_NAMES = "torch.float16, torch.bfloat16, torch.float32 or torch.float64"
+# At most this many parameters: 2**60 float64 numbers are 2**63 bytes, past what torch can size a storage
+# (int64 bytes) and past any memory.
+MAX_PARAMETERS = 2**60
+
+
+def check_dense(name: str, t: Tensor) -> None:
+    """t is a torch.Tensor of layout torch.strided (not sparse, MKL-DNN or nested): the kernels read its strides."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.layout is not torch.strided or t.is_nested:
+        if t.is_nested:
+            raise TypeError(f"{name} must be a dense (strided) tensor, got a nested tensor")
+        raise TypeError(f"{name} must be a dense (strided) tensor, got {t.layout} (convert it with {name}.to_dense())")
+
+
+def check_floating(name: str, t: Tensor) -> None:
+    check_dense(name, t)
     if not t.is_floating_point():
         raise TypeError(
             f"{name} must be a floating-point tensor, got dtype {t.dtype} "
@@ -67,8 +85,7 @@ def check_cost_inputs(z: Tensor, y: Tensor) -> None:
 
 def check_labels(y: Tensor, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
     """y must have the logits' shape, dtype and device exactly (no broadcasting), and hold a sample."""
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    check_dense("y", y)
     if tuple(y.shape) != tuple(shape):
         raise ValueError(
             f"y must have the same shape as z {_format(shape)}, got {_shape(y)} "
@@ -87,3 +104,24 @@ def check_features(X: Tensor, in_features: int) -> None:
     check_floating("X", X)
     if X.dim() == 0 or X.shape[-1] != in_features:
         raise ValueError(f"X must have shape (*, {in_features}), got {_shape(X)}")
+
+
+def check_size(name: str, value, *, at_most: int | None = None) -> None:
+    """A constructor's size argument: a positive int (not a bool), and at most ``at_most`` if given."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if at_most is not None and value > at_most:
+        raise ValueError(f"{name} must be at most {at_most}, got {value}")
+
+
+def check_parameter_count(what: str, count: int) -> None:
+    """The parameters of ``what`` (a constructor call, written out) must be few enough for torch to hold."""
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"{what} would have {count} parameters, more than torch can hold (at most 2**60)")
+
+
+def check_parameter_dtype(dtype) -> None:
+    """A constructor's ``dtype=``: None (torch's default dtype), a real floating-point dtype, or Python's float
+    (which torch reads as torch.float64)."""
+    if dtype is not None and dtype is not float and not any(dtype is d for d in PARAMETER_DTYPES):
+        raise TypeError(f"dtype must be a real floating-point dtype ({PARAMETER_DTYPE_NAMES}), got {dtype!r}")

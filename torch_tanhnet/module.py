@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import check_features, check_labels, check_same_device_dtype
+from .checks import (
+    check_features,
+    check_labels,
+    check_parameter_count,
+    check_parameter_dtype,
+    check_same_device_dtype,
+    check_size,
+)
 from .functional import _bce_with_logits, _tanhnet_loss, _tanhnet_with_hidden
 
 Tensor = torch.Tensor
@@ -29,8 +36,9 @@ class TanhNet(nn.Module):
     def __init__(self, in_features: int = 2, hidden_features: int = 3, *, device=None, dtype=None) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("hidden_features", hidden_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_size(name, value)
+        check_parameter_count(f"TanhNet({in_features}, {hidden_features})", hidden_features * (in_features + 2) + 1)
+        check_parameter_dtype(dtype)
         self.in_features = in_features
         self.hidden_features = hidden_features
         kw = {"device": device, "dtype": dtype}
@@ -117,7 +125,8 @@ class TanhNet(nn.Module):
         if last.in_features != first.out_features or last.out_features != 1:
             raise ValueError(
                 f"expected Linear({first.in_features}, H) then Linear(H, 1), got "
-                f"Linear({first.in_features}, {first.out_features}) then Linear({last.in_features}, {last.out_features})"
+                f"Linear({first.in_features}, {first.out_features}) "
+                f"then Linear({last.in_features}, {last.out_features})"
             )
         if first.bias is None or last.bias is None:
             raise ValueError("expected both Linear layers to have a bias, got bias=False")

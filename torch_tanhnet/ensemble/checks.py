@@ -11,7 +11,15 @@ import numbers
 
 import torch
 
-from ..checks import _format, _shape, check_floating, check_same_device_dtype
+from ..checks import (
+    PARAMETER_DTYPE_NAMES,
+    PARAMETER_DTYPES,
+    _format,
+    _shape,
+    check_dense,
+    check_floating,
+    check_same_device_dtype,
+)
 
 Tensor = torch.Tensor
 
@@ -54,8 +62,7 @@ def check_ensemble_inputs(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor)
 
 def check_ensemble_labels(y: Tensor, K: int, N: int, dtype: torch.dtype, device: torch.device) -> None:
     """y (N, 1) shared by the K networks or (K, N, 1) one set each (no other broadcasting), and at least one sample."""
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    check_dense("y", y)
     if tuple(y.shape) not in ((N, 1), (K, N, 1)):
         raise ValueError(f"y must have shape ({N}, 1) shared by the {K} networks or ({K}, {N}, 1) one set each, "
                          f"got {_shape(y)}")
@@ -65,6 +72,47 @@ def check_ensemble_labels(y: Tensor, K: int, N: int, dtype: torch.dtype, device:
         raise ValueError(f"y is on device {y.device} but the parameters are on {device}; they must match")
     if N == 0:
         raise ValueError("the cost needs at least one sample, got N = 0")
+
+
+def check_module_parameters(k: int, D: int, H: int, U, b, W, c) -> None:
+    """Network k given to ``from_modules``, a TanhNet(D, H): U (H, D), b (H,), W (1, H), c (1,), dense, of one real
+    floating-point dtype and one device."""
+    expected = {"U": (H, D), "b": (H,), "W": (1, H), "c": (1,)}
+    params = (("U", U), ("b", b), ("W", W), ("c", c))
+    for name, t in params:
+        where = f"from_modules: network {k}'s {name}"
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{where} must be a torch.Tensor, got {type(t).__name__}")
+        if t.layout is not torch.strided or t.is_nested:
+            came = "a nested tensor" if t.is_nested else t.layout
+            raise TypeError(f"{where} must be a dense (strided) tensor, got {came}")
+        if tuple(t.shape) != expected[name]:
+            raise ValueError(f"{where} must have shape {_format(expected[name])} for a TanhNet({D}, {H}), "
+                             f"got {_shape(t)}")
+    if not any(U.dtype is d for d in PARAMETER_DTYPES):
+        raise TypeError(f"from_modules: network {k}'s U must have a real floating-point dtype "
+                        f"({PARAMETER_DTYPE_NAMES}), got {U.dtype}")
+    for name, t in params[1:]:
+        if t.dtype != U.dtype:
+            raise TypeError(f"from_modules: network {k}'s {name} has dtype {t.dtype} but its U has {U.dtype}; "
+                            "a network's four parameters must share one dtype")
+        if t.device != U.device:
+            raise ValueError(f"from_modules: network {k}'s {name} is on device {t.device} but its U is on "
+                             f"{U.device}; a network's four parameters must share one device")
+
+
+def check_seeds(seeds, models: int) -> list[int]:
+    """``seeds``: one int per network, each in torch.manual_seed's range [-2**63, 2**64 - 1]; returns a list."""
+    seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise TypeError(f"seeds must be a list of {models} ints, got {seeds!r}")
+    if len(seeds) != models:
+        raise ValueError(f"seeds must hold one seed per network, {models}, got {len(seeds)}")
+    for k, s in enumerate(seeds):
+        if not -2**63 <= s <= 2**64 - 1:
+            raise ValueError(f"seeds must lie in torch.manual_seed's range [-2**63, 2**64 - 1], got {s} "
+                             f"for network {k}")
+    return seeds
 
 
 def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | None = None) -> Tensor:

@@ -7,13 +7,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_parameter_count, check_parameter_dtype, check_size
 from ..kernels.dispatch import ensemble_fused_implementation
 from ..module import TanhNet
-from .checks import check_ensemble_data, check_ensemble_labels
+from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
 from .function import ensemble_network
 from .fused import ensemble_loss, ensemble_loss_value
 
 Tensor = torch.Tensor
+
+MAX_MODELS = 2**31 - 1  # far past what any machine trains; the initialisation loops over the networks
 
 
 class TanhNetEnsemble(nn.Module):
@@ -32,15 +35,14 @@ class TanhNetEnsemble(nn.Module):
     def __init__(self, models: int, in_features: int = 2, hidden_features: int = 3, *, device=None, dtype=None,
                  seeds: Sequence[int] | None = None) -> None:
         super().__init__()
-        for name, value in (("models", models), ("in_features", in_features), ("hidden_features", hidden_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_size("models", models, at_most=MAX_MODELS)
+        for name, value in (("in_features", in_features), ("hidden_features", hidden_features)):
+            check_size(name, value)
+        check_parameter_count(f"TanhNetEnsemble({models}, {in_features}, {hidden_features})",
+                              models * (hidden_features * (in_features + 2) + 1))
+        check_parameter_dtype(dtype)
         if seeds is not None:
-            seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
-            if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-                raise TypeError(f"seeds must be a list of {models} ints, got {seeds!r}")
-            if len(seeds) != models:
-                raise ValueError(f"seeds must hold one seed per network, {models}, got {len(seeds)}")
+            seeds = check_seeds(seeds, models)
         self.models, self.in_features, self.hidden_features = models, in_features, hidden_features
         self.seeds = seeds
         K, H, D = models, hidden_features, in_features
@@ -55,8 +57,10 @@ class TanhNetEnsemble(nn.Module):
     def reset_parameters(self) -> None:
         """Each network as :meth:`TanhNet.reset_parameters` draws it: U then W, Xavier-uniform, zero biases."""
         gain = nn.init.calculate_gain("tanh")
+        # the meta device has no generator of its own (and no values to draw): a CPU generator serves it
+        device = torch.device("cpu") if self.U.device.type == "meta" else self.U.device
         for k in range(self.models):
-            g = None if self.seeds is None else torch.Generator(self.U.device).manual_seed(self.seeds[k])
+            g = None if self.seeds is None else torch.Generator(device).manual_seed(self.seeds[k])
             nn.init.xavier_uniform_(self.U[k], gain=gain, generator=g)
             nn.init.xavier_uniform_(self.W[k], gain=1.0, generator=g)
         nn.init.zeros_(self.b)
@@ -97,8 +101,13 @@ class TanhNetEnsemble(nn.Module):
         autograd engine: about 110 µs less a step on the development machine, a fifth of a whole step of
         1024 networks at N = 256. Parameter hooks (``register_hook``) do not run here. Where no fused pass
         serves (``torch.compile``, ``torch.func``, X or y needing a gradient), it runs exactly
-        ``loss(X, y).sum().backward()``.
+        ``loss(X, y).sum().backward()``. It trains, so it refuses to run under ``torch.inference_mode()``
+        (its gradients would be inference tensors that the next ordinary backward cannot add to); ``loss``
+        evaluates there.
         """
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("loss_and_grad sets gradients for training and cannot run under "
+                               "torch.inference_mode(); call loss(X, y) there to evaluate ε")
         N = check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
         check_ensemble_labels(y, self.models, N, self.U.dtype, self.U.device)
         params = (self.U, self.b, self.W, self.c)
@@ -146,6 +155,8 @@ class TanhNetEnsemble(nn.Module):
         for i, m in enumerate(modules):
             if not isinstance(m, TanhNet):
                 raise TypeError(f"from_modules takes TanhNets, got {type(m).__name__} at position {i}")
+        for i, m in enumerate(modules):
+            check_module_parameters(i, m.in_features, m.hidden_features, m.U, m.b, m.W, m.c)
         first = modules[0]
         key = lambda m: (m.in_features, m.hidden_features, m.U.dtype, m.U.device)  # noqa: E731
         for i, m in enumerate(modules):
