@@ -228,3 +228,24 @@ def test_the_summary_reads_the_sign_of_the_least_eigenvalue(low, high, reading):
     result = TrainResult(TanhNet(), Path("."), {"loss_hessian/min_eigenvalue": low,
                                                 "loss_hessian/max_eigenvalue": high}, 1, 1, 1.0, 1)
     assert reading in train_script().curvature_line(result)
+
+
+def test_what_hessian_cannot_serve_is_one_line(monkeypatch):
+    torch.manual_seed(0)
+    model = TanhNet(dtype=torch.float64)
+    X, y = torch.randn(10, 2, dtype=torch.float64), torch.ones(10, 1, dtype=torch.float64)
+    cases = [
+        (lambda: hessian(model.to_sequential(), X, y), TypeError, r"model must be a TanhNet, got Sequential \("),
+        (lambda: hessian(None, X, y), TypeError, "model must be a TanhNet, got NoneType"),
+        (lambda: hessian(model, X, y, dtype="float64"), TypeError, "dtype must be torch.float32, torch.float64"),
+        (lambda: hessian(model, X, y, dtype=torch.int64), TypeError, "dtype must be torch.float32, torch.float64"),
+        (lambda: hessian_eigenvalues(model, X, y, dtype=torch.float16), TypeError, "got torch.float16"),
+        (lambda: hessian_eigenvalues(TanhNet(dtype=torch.bfloat16), X.bfloat16(), y.bfloat16(), dtype=None),
+         TypeError, "this model is torch.bfloat16: pass dtype=torch.float64"),
+    ]
+    for call, kind, message in cases:
+        with pytest.raises(kind, match=message):
+            call()
+    monkeypatch.setattr("torch_tanhnet.training.setup.available_memory", lambda: 2**20)  # 1 MiB free
+    with pytest.raises(ValueError, match=r"the Hessian of this model's 801 parameters is a 801×801 matrix: 10.3 MB"):
+        hessian(TanhNet(2, 200, dtype=torch.float64), X, y)

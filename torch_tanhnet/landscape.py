@@ -38,6 +38,27 @@ def flat_parameters(model: TanhNet) -> Tensor:
     return torch.cat([getattr(model, name).detach().reshape(-1) for name in ORDER])
 
 
+def _check_model_and_dtype(model: TanhNet, dtype: torch.dtype | None) -> None:
+    """One-line errors for what :func:`hessian` cannot serve: not a TanhNet, a dtype without an eigensolver (half
+    precision) or not a dtype, or a (P, P) matrix larger than the memory this machine has free."""
+    if not isinstance(model, TanhNet):
+        hint = " (TanhNet.from_sequential converts an nn.Sequential)" if isinstance(model, torch.nn.Sequential) else ""
+        raise TypeError(f"model must be a TanhNet, got {type(model).__name__}{hint}")
+    if dtype is not None and dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32, torch.float64 or None (the model's), got {dtype!r}")
+    if dtype is None and model.U.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"the Hessian is computed in float32 or float64, and this model is {model.U.dtype}: "
+                        "pass dtype=torch.float64 (the default)")
+    from .training.setup import _size, available_memory  # here: training imports this module
+
+    P = sum(getattr(model, name).numel() for name in ORDER)
+    need = 2 * P * P * torch.tensor([], dtype=dtype or model.U.dtype).element_size()  # the matrix and its basis
+    free = available_memory()
+    if free is not None and need > free:
+        raise ValueError(f"the Hessian of this model's {P} parameters is a {P}×{P} matrix: {_size(need)} with its "
+                         f"basis, more than the {_size(free)} of memory free here (the seed's network has 13)")
+
+
 def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None = torch.float64) -> Tensor:
     """∂²ε/∂θ² (P, P) of ε = bce_with_logits(model(X), y) over θ = (U, b, W, c) flattened (see the module doc).
 
@@ -45,6 +66,7 @@ def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None =
     the signs of small eigenvalues can be trusted; None keeps the model's dtype). Only the cost ε:
     an optimiser's weight decay λ would add λ·I.
     """
+    _check_model_and_dtype(model, dtype)
     check_features(X, model.in_features)
     check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)
     dtype = dtype or model.U.dtype
