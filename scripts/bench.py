@@ -124,8 +124,8 @@ def check_memory(args, device, sizes: list[int]) -> None:
     gpu = device.type == "cuda"
     if args.ensemble:
         K, n = max(args.models), max(sizes)
-        why = memory_shortfall(BYTES_PER_NETWORK * K + BYTES_PER_NETWORK_SAMPLE * K * n, device,
-                               BYTES_PER_NETWORK_SAMPLE * K * n)
+        activations = BYTES_PER_NETWORK_SAMPLE * K * n  # on the GPU with --device cuda
+        why = memory_shortfall(BYTES_PER_NETWORK * K + (0 if gpu else activations), device, activations)
         if why:
             flag, value = ("--models", K) if BYTES_PER_NETWORK >= BYTES_PER_NETWORK_SAMPLE * n else ("--sizes", n)
             raise Refused(f"argument {flag}: {K} networks at N = {n} would need {why}; choose fewer")
