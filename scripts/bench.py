@@ -19,11 +19,127 @@ interleaved repeats; nothing here is asserted.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import tempfile
+
+PROG = "bench.py"
+MAX_MIN_TIME = 3600.0  # seconds: a larger --min-time is a typo, and would calibrate for hours per case
+
+# Memory estimates, checked before anything is allocated; they err low, so that only a run that cannot fit is
+# refused (measured on the development machine's CPU, float32, peak resident memory of building and stepping):
+BYTES_PER_SAMPLE = 100  # one network at N: X, y, and eager's step (measured 139 a sample; 221 with JAX)
+GPU_BYTES_PER_SAMPLE = 60  # of it on the GPU, with --device cuda: X, y and the activations
+BYTES_PER_NETWORK = 8_000  # --ensemble, each of K networks: its TanhNet, nn.Sequential, optimiser (measured 30 kB)
+BYTES_PER_NETWORK_SAMPLE = 60  # --ensemble, each network and sample: activations of the batched cases (81-120)
+
+
+class Refused(Exception):
+    """A value the command line gave that cannot work: one line, exit 2."""
+
+
+class NotWritten(Exception):
+    """--json FILE appeared while the benchmark ran: one line, exit 1."""
+
+
+def fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def check_values(args) -> None:
+    """Each bad value its own line, naming its flag and what came."""
+    if args.rounds < 1:
+        raise Refused(f"argument --rounds: must be a positive integer, got {args.rounds}")
+    if not (math.isfinite(args.min_time) and 0 < args.min_time <= MAX_MIN_TIME):
+        raise Refused(f"argument --min-time: must be a number of seconds > 0 and <= {MAX_MIN_TIME:g}, "
+                      f"got {args.min_time!r}")
+    for flag, values in (("--sizes", args.sizes), ("--models", args.models)):
+        bad = [v for v in values or () if v < 1]
+        if bad:
+            raise Refused(f"argument {flag}: each must be a positive integer, got {bad[0]}")
+    if args.single_n < 1:
+        raise Refused(f"argument --single-n: must be a positive integer, got {args.single_n}")
+
+
+def check_json(path: str) -> None:
+    """Refuse a --json FILE that could not be written, or whose writing would replace a file: before benchmarking,
+    not after minutes of it. Leaves nothing behind."""
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise Refused(f"--json {path} is a folder; give the name of a new file")
+    if os.path.lexists(path):
+        raise Refused(f"--json {path} already exists; choose another path")
+    folder = os.path.dirname(path) or "."
+    if not os.path.exists(folder):
+        raise Refused(f"--json {path}: the folder {folder} does not exist")
+    if not os.path.isdir(folder):
+        raise Refused(f"--json {path}: {folder} is not a folder")
+    try:  # what write_json will do: a temporary file beside it
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise Refused(f"cannot write --json {path} ({e.strerror or e})") from None
+
+
+def write_json(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file in the same folder, then moved into place),
+    and never over a file: one that appeared while the benchmark ran is kept, and so is the temporary file."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    keep = False
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+        try:
+            os.link(tmp, path)  # atomic, and fails rather than replace a file
+        except FileExistsError:
+            keep = True
+            raise NotWritten(f"--json {path} appeared while the benchmark ran and is left as it was; "
+                          f"the results are in {tmp}") from None
+        except OSError:  # a file system without hard links
+            if os.path.lexists(path):
+                keep = True
+                raise NotWritten(f"--json {path} appeared while the benchmark ran and is left as it was; "
+                              f"the results are in {tmp}") from None
+            os.replace(tmp, path)
+    finally:
+        if not keep:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+
+def check_memory(args, device, sizes: list[int]) -> None:
+    """Refuse sizes whose data and steps could not fit, before anything is allocated (``--sizes 10**12``)."""
+    from torch_tanhnet.training.setup import memory_shortfall
+
+    gpu = device.type == "cuda"
+    if args.ensemble:
+        K, n = max(args.models), max(sizes)
+        activations = BYTES_PER_NETWORK_SAMPLE * K * n  # on the GPU with --device cuda
+        why = memory_shortfall(BYTES_PER_NETWORK * K + (0 if gpu else activations), device, activations)
+        if why:
+            flag, value = ("--models", K) if BYTES_PER_NETWORK >= BYTES_PER_NETWORK_SAMPLE * n else ("--sizes", n)
+            raise Refused(f"argument {flag}: {K} networks at N = {n} would need {why}; choose fewer")
+        checks = [("--single-n", args.single_n)]
+    else:
+        checks = [("--sizes", max(sizes))]
+    for flag, n in checks:
+        why = memory_shortfall((24 if gpu else BYTES_PER_SAMPLE) * n, device, GPU_BYTES_PER_SAMPLE * n)
+        if why:
+            raise Refused(f"argument {flag}: N = {n} would need {why}; choose fewer samples")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", metavar="N",
                    help="numbers of samples (default: 256 10000 1000000, and 10000000 on cuda)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
@@ -40,26 +156,52 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--single-n", type=int, default=1_000_000, metavar="N",
                    help="with --ensemble: samples of the single-network step whose rate is compared (default: 1000000)")
     p.add_argument("--no-loop", action="store_true", help="with --ensemble: skip the Python loop (default: run it)")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE (default: none)")
+    p.add_argument("--json", metavar="FILE",
+                   help="also write the results as JSON to FILE, which must not exist yet (default: none)")
     args = p.parse_args(argv)
-    if args.rounds < 1 or args.min_time <= 0 or (args.sizes and min(args.sizes) < 1):
-        p.error("--rounds and --sizes must be positive integers and --min-time a positive number")
     if (args.models or args.no_loop) and not args.ensemble:
         p.error("--models and --no-loop go with --ensemble")
-    if (args.models and min(args.models) < 1) or args.single_n < 1:
-        p.error("--models and --single-n must be positive integers")
+    try:
+        check_values(args)
+        if args.json:
+            check_json(args.json)
+    except Refused as e:
+        return fail(str(e), 2)
 
-    from torch_tanhnet.benchmark import run
     from torch_tanhnet.training.config import ConfigError
-    from torch_tanhnet.training.setup import resolve_device
+    from torch_tanhnet.training.setup import out_of_memory, resolve_device
 
     try:
         device = resolve_device(args.device)
     except ConfigError as e:
-        p.error(e.for_command_line())
+        return fail(e.for_command_line(), 2)
     if args.ensemble:
-        return ensemble_main(args, device)
-    sizes = args.sizes or ([256, 10_000, 1_000_000] + ([10_000_000] if device.type == "cuda" else []))
+        args.models = args.models or [1, 64, 1024]
+        sizes = args.sizes or [256, 10_000]
+    else:
+        sizes = args.sizes or ([256, 10_000, 1_000_000] + ([10_000_000] if device.type == "cuda" else []))
+    try:
+        check_memory(args, device, sizes)
+        report = (run_ensemble if args.ensemble else run_single)(args, device, sizes)
+        if args.json:
+            write_json(args.json, report.to_json() + "\n")
+    except Refused as e:
+        return fail(str(e), 2)
+    except NotWritten as e:
+        return fail(str(e), 1)
+    except OSError as e:  # writing --json failed after all (disk full, folder removed): the table is printed
+        return fail(f"cannot write --json {args.json} ({e.strerror or e}); the results are only in the table above", 1)
+    except (MemoryError, RuntimeError) as e:
+        if out_of_memory(e) is None:
+            raise
+        first = (str(e).strip().splitlines() or ["MemoryError"])[0].split("] ", 1)[-1][:160]
+        return fail(f"out of memory ({first}); try smaller --sizes" + (" or --models" if args.ensemble else ""), 1)
+    return 0
+
+
+def run_single(args, device, sizes):
+    from torch_tanhnet.benchmark import run
+
     report = run(sizes, str(device), args.rounds, args.min_time, with_compile=not args.no_compile,
                  with_jax=not args.no_jax, measure_memory=not args.no_memory,
                  log=lambda s: print(s, file=sys.stderr, flush=True))
@@ -68,19 +210,16 @@ def main(argv: list[str] | None = None) -> int:
           f"jax {m['jax'] or 'not installed'}; fused CPU kernels: {'yes' if m['fused_cpu_kernels'] else 'no'}"
           + (f"; GPU {m['gpu']}" if "gpu" in m else ""))
     print("one training step (zero grads, forward, cost, backward), float32; ratio = eager median / case median\n")
-    print(report.table())
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(report.to_json() + "\n")
-    return 0
+    print(report.table(), flush=True)
+    return report
 
 
-def ensemble_main(args, device) -> int:
+def run_ensemble(args, device, sizes):
     from torch_tanhnet.benchmark.ensemble import run as run_ensemble
 
-    report = run_ensemble(args.models or [1, 64, 1024], args.sizes or [256, 10_000], str(device), args.rounds,
-                          args.min_time, single_n=args.single_n, with_jax=not args.no_jax,
-                          with_loop=not args.no_loop, log=lambda s: print(s, file=sys.stderr, flush=True))
+    report = run_ensemble(args.models, sizes, str(device), args.rounds, args.min_time, single_n=args.single_n,
+                          with_jax=not args.no_jax, with_loop=not args.no_loop,
+                          log=lambda s: print(s, file=sys.stderr, flush=True))
     m = report.machine
     print(f"device {report.device}; {m['cpu']}, {m['threads']} threads; python {m['python']}, torch {m['torch']}, "
           f"jax {m['jax'] or 'not installed'}; fused CPU kernels: {'yes' if m['fused_cpu_kernels'] else 'no'}"
@@ -88,11 +227,8 @@ def ensemble_main(args, device) -> int:
     print(f"one training step of K networks (forward, cost, backward, SGD update), float32, shared data; "
           f"ensemble × = case median / ensemble median; vs single = samples/s against one network's fused step "
           f"at N = {report.single_n} ({report.single_samples_per_s:.3g} samples/s)\n")
-    print(report.table())
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(report.to_json() + "\n")
-    return 0
+    print(report.table(), flush=True)
+    return report
 
 
 if __name__ == "__main__":

@@ -17,9 +17,21 @@ from __future__ import annotations
 import argparse
 import sys
 
+PROG = "check_gradients.py"
+# what the audit holds at its peak, erring low so that only an audit that cannot fit is refused: measured 590 bytes
+# a sample in float64 and 420 in float32 (the data, every adjoint and tangent, autograd's graphs) on the CPU; on
+# CUDA the data are drawn in float64 on the CPU first (30 bytes a sample)
+BYTES_PER_SAMPLE = 200
+HOST_BYTES_PER_SAMPLE_CUDA = 24
+
+
+def fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="check_gradients.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=8, metavar="N", help="number of data points (default: 8)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of weights, data, labels (default: 0)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
@@ -35,22 +47,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.n < 1:
-        parser.error(f"argument --n: must be a positive integer, got {args.n}")
+        return fail(f"argument --n: must be a positive integer, got {args.n}", 2)
     if not 0 <= args.seed < 2**32:
-        parser.error(f"argument --seed: must be an integer in [0, 2**32), got {args.seed}")
+        return fail(f"argument --seed: must be an integer in [0, 2**32), got {args.seed}", 2)
 
     import torch
 
     from torch_tanhnet.audit import audit, seed_problem
     from torch_tanhnet.training.config import ConfigError
-    from torch_tanhnet.training.setup import resolve_device
+    from torch_tanhnet.training.setup import memory_shortfall, out_of_memory, resolve_device
 
     try:
         device = resolve_device(args.device)
     except ConfigError as e:
-        parser.error(e.for_command_line())
-    problem = seed_problem(args.n, args.seed, getattr(torch, args.dtype), device)
-    report = audit(*problem, scalar=args.scalar)
+        return fail(e.for_command_line(), 2)
+    cuda = device.type == "cuda"
+    why = memory_shortfall((HOST_BYTES_PER_SAMPLE_CUDA if cuda else BYTES_PER_SAMPLE) * args.n, device,
+                           BYTES_PER_SAMPLE * args.n)
+    if why:
+        return fail(f"argument --n: {args.n} data points would need {why}; choose fewer", 2)
+    try:
+        problem = seed_problem(args.n, args.seed, getattr(torch, args.dtype), device)
+        report = audit(*problem, scalar=args.scalar)
+    except (MemoryError, RuntimeError) as e:
+        if out_of_memory(e) is None:
+            raise
+        first = (str(e).strip().splitlines() or ["MemoryError"])[0].split("] ", 1)[-1][:160]
+        return fail(f"out of memory ({first}); try a smaller --n", 1)
     print(f"the seed's 2-3-1 network, N = {args.n}, seed {args.seed}, {args.dtype} on {device}\n")
     print(report.format())
     return 0 if report.ok else 1

@@ -138,3 +138,34 @@ def test_cost_backward_equations_is_what_the_function_uses():
     (g,) = torch.autograd.grad(BCEWithLogitsFunction.apply(z, y), z)
     want, _ = BCEWithLogitsFunction.backward_equations(torch.tensor(1.0, dtype=torch.float64), z.detach(), y)
     torch.testing.assert_close(g, want, rtol=0, atol=0)
+
+
+def test_cli_refuses_an_n_that_cannot_fit_in_memory():
+    r = subprocess.run([sys.executable, str(SCRIPT), "--n", "100000000000"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("check_gradients.py: error: argument --n: 100000000000 data points would need at least "
+                               "20 TB of memory, more than the ") and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 800000000 bytes. Error code 12 (Cannot allocate memory)"),
+])
+def test_cli_running_out_of_memory_anyway_is_one_line(error, monkeypatch, capsys):
+    import torch_tanhnet.audit
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import check_gradients
+    finally:
+        sys.path.pop(0)
+
+    def seed_problem(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(torch_tanhnet.audit, "seed_problem", seed_problem)
+    assert check_gradients.main(["--n", "4"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("check_gradients.py: error: out of memory (") and "try a smaller --n" in err
+    assert len(err.strip().splitlines()) == 1

@@ -117,6 +117,20 @@ def _size(n: float) -> str:
     return f"{n:.3g} PB"
 
 
+def memory_shortfall(need: int, device: torch.device, gpu_need: int = 0, available: int | None = None) -> str | None:
+    """Why ``need`` bytes on this machine (and ``gpu_need`` on ``device``'s GPU, if CUDA) will not fit, in words
+    (``at least 8 TB of memory, more than the 12 GB this machine has free``), or None if they may: for the
+    scripts' own estimates (bench.py, check_gradients.py), checked before anything is allocated."""
+    if device.type == "cuda" and gpu_need and torch.cuda.is_available():
+        gpu_free = torch.cuda.mem_get_info(device)[0]
+        if gpu_need > gpu_free:
+            return f"at least {_size(gpu_need)} of GPU memory, more than the {_size(gpu_free)} the GPU has free"
+    free = available if available is not None else available_memory()
+    if free is None or need <= free:
+        return None
+    return f"at least {_size(need)} of memory, more than the {_size(free)} this machine has free"
+
+
 def check_memory(config: TrainConfig, device: torch.device, available: int | None = None) -> None:
     """Refuse in one line a run that could not fit in memory (``--hidden 10**12``, ``--n-samples 10**14``),
     before it allocates anything. The estimate errs low, so that only a run that cannot fit is refused: the
