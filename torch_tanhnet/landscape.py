@@ -94,5 +94,13 @@ def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None =
 
 
 def hessian_eigenvalues(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None = torch.float64) -> Tensor:
-    """The eigenvalues (P,) of :func:`hessian`, ascending: the first is the least, the last the greatest."""
-    return torch.linalg.eigvalsh(hessian(model, X, y, dtype=dtype))
+    """The eigenvalues (P,) of :func:`hessian`, ascending: the first is the least, the last the greatest.
+
+    Raises ValueError when the Hessian holds NaN or infinite numbers (parameters so large that its terms overflow
+    the dtype): no eigenvalue of it means anything.
+    """
+    H = hessian(model, X, y, dtype=dtype)
+    if not bool(torch.isfinite(H).all()):
+        raise ValueError(f"the Hessian holds NaN or infinite numbers in {str(H.dtype).removeprefix('torch.')} "
+                         "(parameters or inputs too large for it); it has no eigenvalues")
+    return torch.linalg.eigvalsh(H)

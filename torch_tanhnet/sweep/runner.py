@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ..training.config import ConfigError
-from ..training.setup import check_logdir, resolve_device
+from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, resolve_device
 from ..training.signals import stop_on_signals
 from ..training.world import World
 from . import state as checkpoints
@@ -64,17 +64,7 @@ def default_logdir(config: SweepConfig) -> Path:
 def claim_default_logdir(config: SweepConfig) -> Path:
     """``runs/sweep-<data>-<time>``, created here so that no other sweep can take it: a name already taken (two
     sweeps started in one second) gets -2, -3, ..."""
-    base = default_logdir(config)
-    path, k = base, 1
-    while True:
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            k += 1
-            path = base.with_name(f"{base.name}-{k}")
-        except OSError as e:
-            raise ConfigError("logdir", f"cannot create {str(path)!r} ({e.strerror or e})") from None
+    return claim_logdir(default_logdir(config))
 
 
 def check_new_logdir(logdir: Path) -> None:
@@ -88,14 +78,7 @@ def check_new_logdir(logdir: Path) -> None:
     if checkpoints.holds_sweep(logdir):
         raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep (checkpoint.pt); "
                           "continue it with --resume or choose another --logdir")
-    try:
-        held = sorted(p.name for p in logdir.iterdir()) if logdir.exists() else []
-    except OSError as e:
-        raise ConfigError("logdir", f"cannot read {str(logdir)!r} ({e.strerror or e})") from None
-    if held:
-        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
-        raise ConfigError("logdir", f"{str(logdir)!r} is not empty ({shown}); a sweep writes only into a new or "
-                                    "empty folder, so that nothing there is overwritten: choose another --logdir")
+    check_empty_logdir(logdir, "a sweep")
 
 
 def share(group: Group, world: World) -> list:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,12 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                torch.save({"format": FORMAT, **state}, f)
+                try:
+                    torch.save({"format": FORMAT, **state}, f)
+                except RuntimeError as e:  # torch's zip writer reports a failed write (a full disk) so
+                    if (error := write_failure(e, path.parent)) is None:
+                        raise
+                    raise error from None
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -54,6 +61,41 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(path.parent)
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """``data`` into ``path`` as :func:`save_atomic` writes: a temporary file beside it, fsync, os.replace."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+WRITE_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos")
+
+
+def write_failure(e: RuntimeError, folder: Path) -> OSError | None:
+    """torch.save's RuntimeError for a write that failed (``[enforce fail at inline_container.cc:…] unexpected pos
+    …`` when the disk fills) as the OSError it stands for: ENOSPC when ``folder``'s file system is (nearly) full,
+    else EIO naming torch's words; None for any other RuntimeError."""
+    text = str(e)
+    if not any(mark in text for mark in WRITE_FAILURES):
+        return None
+    try:
+        full = shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    first = (text.strip().splitlines() or [""])[0].split("] ", 1)[-1].strip(" .")
+    return OSError(errno.EIO, f"the write failed ({first[:120]})")
 
 
 def remove_stale_temporaries(path: str | Path) -> None:

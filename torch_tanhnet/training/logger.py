@@ -81,13 +81,23 @@ class Logger:
 
     def __init__(self, logdir: Path, enabled: bool, purge_step: int | None, model: TanhNet) -> None:
         self.writer = None
+        self.file: _Guarded | None = None  # the events file, as TensorBoard's writer thread writes it
+        self.reported = False  # whether its error has been raised
         self.small = is_small(model)
         self.param_tags = parameter_tags(model.U.shape[0]) if self.small else []
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
             self.writer = _writer_sorted_last(SummaryWriter, logdir, purge_step)
+            self.file = _Guarded.around(self.writer)
             self.writer.add_custom_scalars(layout(self.small))
+            self.check()
+
+    def check(self) -> None:
+        """Raise, once, the OSError (a full disk, say) that writing the events file met in TensorBoard's thread."""
+        if self.file is not None and self.file.error is not None and not self.reported:
+            self.reported = True
+            raise self.file.error
 
     def scalars(self, values: dict[str, float], step: int, model: TanhNet | None = None) -> None:
         """All of a step's scalars in one event (one ``add_scalar`` each cost 17 events a log); with
@@ -101,6 +111,7 @@ class Logger:
             values = {**values, **dict(zip(self.param_tags, numbers))}
         merged = Summary(value=[Summary.Value(tag=tag, simple_value=float(x)) for tag, x in values.items()])
         self.writer._get_file_writer().add_summary(merged, step)
+        self.check()
 
     def pictures(self, model: TanhNet, data: Split, X_raw: Tensor, step: int, title: str, subtitle: str) -> None:
         """The decision boundary and the hidden units; a wide network's histograms of U, b, W, c and gradients."""
@@ -118,6 +129,7 @@ class Logger:
                 self.histogram(f"param/{name}", p.detach(), step)
                 if p.grad is not None:
                     self.histogram(f"param_grad/{name}", p.grad, step)
+        self.check()
 
     def histogram(self, tag: str, values: Tensor, step: int) -> None:
         try:
@@ -133,10 +145,54 @@ class Logger:
             from .graph import seed_graph
 
             self.writer._get_file_writer().add_event(Event(graph_def=seed_graph(model).SerializeToString()))
+            self.check()
 
     def close(self) -> None:
+        """Write what is queued and close the file; raises the OSError that writing it met, unless raised before."""
         if self.writer is not None:
-            self.writer.close()
+            writer, self.writer = self.writer, None
+            writer.close()
+            self.check()
+
+
+class _Guarded:
+    """The events file's record writer, as TensorBoard's writer thread calls it: an OSError (a full disk) is kept
+    for the main thread, which raises it at the Logger's next call (:meth:`Logger.check`), instead of ending the
+    thread with a traceback on stderr and failing every later call, close included; later writes are dropped."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.error = inner, None
+
+    @classmethod
+    def around(cls, writer) -> "_Guarded":
+        """Put a guard between ``writer``'s (a SummaryWriter's) queue and its file."""
+        queued = writer._get_file_writer().event_writer._async_writer
+        guard = cls(queued._writer)
+        queued._writer = queued._worker._record_writer = guard
+        return guard
+
+    def _call(self, name: str, *args) -> None:
+        if self.error is None:
+            try:
+                getattr(self.inner, name)(*args)
+            except OSError as e:
+                self.error = e
+
+    def write(self, data: bytes) -> None:
+        self._call("write", data)
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        except OSError as e:
+            self.error = self.error or e
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
 
 
 def _writer_sorted_last(SummaryWriter, logdir: Path, purge_step: int | None):

@@ -36,8 +36,24 @@ from .config import ConfigError, TrainConfig
 from .data import DataScaleWarning, Split, scale_advice
 from .logger import Logger
 from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
-from .setup import (check_data_source, check_logdir, check_memory, default_logdir, epoch_order, fingerprint, load_split,
-                    make_optimizer, out_of_memory, resolve_device, resume_settings, scale_initial_weights)
+from .setup import (
+    check_data_source,
+    check_initial_weights,
+    check_logdir,
+    check_memory,
+    check_new_logdir,
+    claim_logdir,
+    default_logdir,
+    epoch_order,
+    fingerprint,
+    load_split,
+    make_optimizer,
+    missing_folders,
+    out_of_memory,
+    resolve_device,
+    resume_settings,
+    scale_initial_weights,
+)
 from .signals import StopFlag, check_received, stop_on_signals
 from .world import World
 
@@ -92,22 +108,20 @@ class Run:
         self.history: list[dict[str, float]] = []
         self.closed = False
         self.scratch: tempfile.TemporaryDirectory | None = None  # a dry run's folder, removed by close()
+        self.claim = False  # the default folder: made by open() under a name no other run holds
+        # what open() made, for discard(): folders (deepest first), files, and files replaced (with their bytes)
+        self.made: list[Path] = []
+        self.created: list[Path] = []
+        self.replaced: dict[Path, bytes] = {}
         self.steps_this_run, self.epoch_ended = 0, False
         self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
         self._clock, self._since_log = time.perf_counter(), 0
-        writes = world.is_main and not self.done
-        if writes:
-            checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
-            # the HParams tab: this run's settings (a resumed run's replace the first part's), metrics from its scalars
-            hparams.write_config(logdir)
-            settings = hparams.values(config, self.batch_size)
-            hparams.write_session(logdir, settings, hparams.group_name(settings))
-        self.logger = Logger(logdir, writes, purge_step=self.step + 1 if state is not None else None, model=model)
-        if state is None:
-            self.logger.graph(model)
+        self.resumed = state is not None
+        self.writes = world.is_main and not self.done
+        self.logger = Logger(logdir, False, None, model)  # writes nothing: open() opens the real one
         from tqdm.auto import tqdm
 
-        show = config.progress and writes
+        show = config.progress and self.writes
         # disable=None: a bar on a terminal, none when stderr is a file or a pipe
         self.bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, unit="step",
                         dynamic_ncols=True)
@@ -119,20 +133,27 @@ class Run:
         world = world or World()
         config.validate()
         device = device or resolve_device(config.device)
-        scratch = None
+        scratch, claim = None, False
         if config.logdir:
             logdir = Path(config.logdir)
         elif config.dry_run:  # a dry run keeps nothing unless told where: a temporary folder, removed by close()
             scratch = tempfile.TemporaryDirectory(prefix="torch-tanhnet-dry-run-")
             logdir = Path(scratch.name)
-        else:
-            logdir = default_logdir(config)
+        else:  # claimed (made under a name no other run holds) by open(), once the run is known to start
+            logdir, claim = default_logdir(config), True
         try:
-            run = cls._build(config, world, given, wrap, device, logdir)
+            run = cls._build(config, world, given, wrap, device, logdir, claim)
+            run.scratch, run.claim = scratch, claim and world.is_main
+            try:
+                run.open()
+            except BaseException:
+                run.discard()
+                raise
         except OSError as e:  # the data's and the checkpoint's own errors are DataError and CheckpointError
             if scratch is not None:
                 scratch.cleanup()
-            raise SaveError(f"cannot write to {str(e.filename or logdir)!r}: {e.strerror or e}") from None
+            where = str(e.filename or logdir)
+            raise SaveError(f"cannot save the run's files in {where!r}: {e.strerror or e}") from None
         except (MemoryError, RuntimeError) as e:
             if scratch is not None:
                 scratch.cleanup()
@@ -143,23 +164,22 @@ class Run:
             if scratch is not None:
                 scratch.cleanup()
             raise
-        run.scratch = scratch
         return run
 
     @classmethod
     def _build(cls, config: TrainConfig, world: World, given: set[str] | None,
-               wrap: Callable[[TanhNet], torch.nn.Module] | None, device: torch.device, logdir: Path) -> "Run":
-        if world.is_main:
+               wrap: Callable[[TanhNet], torch.nn.Module] | None, device: torch.device, logdir: Path,
+               claim: bool = False) -> "Run":
+        if world.is_main and not claim:  # rank 0 alone: the others' checks would race its first writes
             check_logdir(logdir)  # before anything is read or trained: an unusable folder is one line now
+            if not config.resume:
+                check_new_logdir(logdir)
         check_data_source(config, given)
         state, asked = None, config
         if config.resume:
             # from Python every setting counts as given; the command line says which ones the user typed
             given = set(TrainConfig.__dataclass_fields__) if given is None else given
             config, state = resume_settings(config, logdir, given)
-        elif (logdir / "checkpoint.pt").exists():
-            raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
-                                    "continue it with {resume} or choose another {logdir}")
         check_memory(config, device)  # before the data are made: --n-samples 10**14 is one line, not a MemoryError
         data = load_split(config)
         n = data.X_train.shape[0]
@@ -172,7 +192,66 @@ class Run:
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         scale_initial_weights(model, config.init_scale)
+        check_initial_weights(model, data, config)
         return cls(config, world, device, logdir, data, model, make_optimizer(config, model.parameters()), state, wrap)
+
+    def open(self) -> None:
+        """Make the run's folder (the default one claimed under a name no other run holds) and write its first
+        files: the HParams tab's, TensorBoard's events (the graph of a new run). Each is recorded as it is made,
+        so that :meth:`discard` can remove exactly what this run made, even after an open cut short."""
+        if not self.writes:
+            return
+        logdir = self.logdir
+        if self.claim:
+            missing = missing_folders(logdir.parent)
+            self.logdir = logdir = claim_logdir(logdir)
+            self.made = [logdir, *missing]
+        else:
+            self.made = missing_folders(logdir)
+            logdir.mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
+        # the HParams tab: this run's settings (a resumed run's replace the first part's), metrics from its scalars
+        for name in (hparams.CONFIG_FILE, hparams.SESSION_FILE):
+            path = logdir / name
+            if path.is_file():
+                self.replaced[path] = path.read_bytes()
+            else:
+                self.created.append(path)
+        hparams.write_config(logdir)
+        settings = hparams.values(self.config, self.batch_size)
+        hparams.write_session(logdir, settings, hparams.group_name(settings))
+        before = set(logdir.glob("events.out.tfevents.*"))
+        try:
+            self.logger = Logger(logdir, True, purge_step=self.step + 1 if self.resumed else None, model=self.model)
+        finally:
+            self.created += sorted(set(logdir.glob("events.out.tfevents.*")) - before - set(self.created))
+        if not self.resumed:
+            self.logger.graph(self.model)
+
+    def discard(self) -> None:
+        """Undo :meth:`open` for a run stopped before its first step: remove the files it made, put back the
+        HParams files a resumed run replaced, and remove the folders it made, if empty. Nothing that was there
+        before is removed; what cannot be undone (a full disk, say) stays."""
+        try:
+            self.close()
+        except OSError:
+            pass
+        for path in self.created:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+        for path, data in self.replaced.items():
+            try:
+                checkpoint.write_atomic(path, data)
+            except OSError:
+                pass
+        for folder in self.made:  # deepest first; one that holds anything (another run's, say) stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self.created, self.replaced, self.made = [], {}, []
 
     def restore(self, state: dict) -> None:
         """Parameters, optimiser, position, random state and metrics from a checkpoint that
@@ -302,9 +381,11 @@ class Run:
         if not self.closed:
             self.closed = True
             self.bar.close()
-            self.logger.close()
-            if self.scratch is not None:
-                self.scratch.cleanup()
+            try:
+                self.logger.close()  # raises what writing the events met (a full disk), once
+            finally:
+                if self.scratch is not None:
+                    self.scratch.cleanup()
 
 
 def picture_due(step: int, interval: int) -> bool:
@@ -335,39 +416,52 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     written (the previous checkpoint stays whole), OutOfMemory when memory runs out.
     """
     run = Run.start(config, world, given, wrap, device)
-    started, interrupted = time.perf_counter(), False
     try:
-        check_received()  # a Ctrl-C whose KeyboardInterrupt Python dropped while the run was being set up
-        if run.done:  # resumed at or past its total: nothing to train, nothing written, nothing changed
-            run.close()
-            return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch, 0.0, 0, history=[],
-                               already_done=True)
-        if run.step == 0:
-            run.draw()  # the untrained network, where the slider starts
-        # from here a signal only asks the loop to stop, and every later one is absorbed, until the final
-        # checkpoint is saved and the run closed: a second Ctrl-C cannot cut the save short
-        with stop_on_signals() as flag:
-            while run.step < run.total_steps:
-                run.train_step()
-                interrupted = run.stop_requested(flag)
-                if interrupted or run.log_due():
-                    run.log()
-                if run.draw_due():
-                    run.draw()
-                if run.save_due():
-                    run.save()
-                if interrupted:
-                    break
-            run.save()
-            run.close()
-            return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch,
-                               time.perf_counter() - started, run.steps_this_run, interrupted, run.history,
-                               kept=run.scratch is None)
+        return _train(run, time.perf_counter())
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the loop took the signals over: nothing was trained
+        if run.steps_this_run == 0:
+            run.discard()  # what this run wrote (its folder, when it made it), so that nothing was saved
+        raise
     except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
-        raise SaveError(f"cannot write to {str(e.filename or run.logdir)!r}: {e.strerror or e}") from None
+        raise SaveError(f"cannot save TensorBoard's events in {str(e.filename or run.logdir)!r}: {e.strerror or e} "
+                        "(the last checkpoint, if any, is kept as it was)") from None
     except (MemoryError, RuntimeError) as e:
         if (short := out_of_memory(e)) is not None:
             raise short from None
         raise
     finally:
-        run.close()  # after an error; a second close does nothing
+        try:
+            run.close()  # after an error (a second close does nothing)
+        except OSError:
+            pass  # the events file failing too, after the error on its way out: that one is the one to tell
+
+
+def _train(run: Run, started: float) -> TrainResult:
+    """The part of :func:`train` after the run is set up: the step-0 picture, the loop, the final save."""
+    interrupted = False
+    check_received()  # a Ctrl-C whose KeyboardInterrupt Python dropped while the run was being set up
+    if run.done:  # resumed at or past its total: nothing to train, nothing written, nothing changed
+        run.close()
+        return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch, 0.0, 0, history=[],
+                           already_done=True)
+    if run.step == 0:
+        run.draw()  # the untrained network, where the slider starts
+    # from here a signal only asks the loop to stop, and every later one is absorbed, until the final
+    # checkpoint is saved and the run closed: a second Ctrl-C cannot cut the save short
+    with stop_on_signals() as flag:
+        while run.step < run.total_steps:
+            run.train_step()
+            interrupted = run.stop_requested(flag)
+            if interrupted or run.log_due():
+                run.log()
+            if run.draw_due():
+                run.draw()
+            if run.save_due():
+                run.save()
+            if interrupted:
+                break
+        run.save()
+        run.close()
+        return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch,
+                           time.perf_counter() - started, run.steps_this_run, interrupted, run.history,
+                           kept=run.scratch is None)

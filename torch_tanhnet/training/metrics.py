@@ -68,11 +68,15 @@ def curvature(model: TanhNet, X: Tensor, y: Tensor) -> dict[str, float]:
     """The least and greatest eigenvalue of the Hessian of ε on (X, y), as ``loss_hessian/min_eigenvalue`` and
     ``loss_hessian/max_eigenvalue``: where the gradient vanishes, a negative least one marks a saddle.
 
-    Empty (nothing computed) for a network of more than ``MAX_HESSIAN_PARAMETERS`` parameters.
+    Empty (nothing computed) for a network of more than ``MAX_HESSIAN_PARAMETERS`` parameters, and for one whose
+    Hessian overflows float64 (weights near 1e300: ``--init-scale 1e300 --dtype float64``).
     """
     if sum(p.numel() for p in model.parameters()) > MAX_HESSIAN_PARAMETERS:
         return {}
-    eigenvalues = hessian_eigenvalues(model, X, y).tolist()  # ascending, computed in float64
+    try:
+        eigenvalues = hessian_eigenvalues(model, X, y).tolist()  # ascending, computed in float64
+    except ValueError:  # NaN or infinite entries: no eigenvalue to log
+        return {}
     return {"loss_hessian/min_eigenvalue": eigenvalues[0], "loss_hessian/max_eigenvalue": eigenvalues[-1]}
 
 

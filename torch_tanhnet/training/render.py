@@ -78,7 +78,9 @@ def _evaluate(model: TanhNet, points: Tensor, mean: Tensor, std: Tensor) -> tupl
     p = model.U
     X = ((points.to(mean.dtype) - mean.cpu()) / std.cpu()).to(device=p.device, dtype=p.dtype)
     z, H = model.forward_with_hidden(X)
-    return z.float().cpu().reshape(-1).numpy(), H.float().cpu().numpy()
+    # z is drawn as σ(z) and its sign: beyond ±1e4 nothing changes, and a float64 z beyond float32's range
+    # (weights near 1e300) would become inf, and inf − inf in the resampling NaN pixels
+    return z.clamp(-1e4, 1e4).float().cpu().reshape(-1).numpy(), H.float().cpu().numpy()
 
 
 def _field(values: np.ndarray, n: int, size: int) -> np.ndarray:

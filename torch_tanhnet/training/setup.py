@@ -44,13 +44,49 @@ def run_name(config: TrainConfig, now: datetime | None = None) -> str:
 
 
 def default_logdir(config: TrainConfig, root: Path = Path("runs")) -> Path:
-    """``runs/<run_name>``; a name already taken (two runs in one second) gets -2, -3, …"""
-    name = run_name(config)
-    path, k = root / name, 1
-    while path.exists():
-        k += 1
-        path = root / f"{name}-{k}"
-    return path
+    """``runs/<run_name>``, not yet made: :func:`claim_logdir` makes it (-2, -3, … when taken)."""
+    return root / run_name(config)
+
+
+def claim_logdir(base: Path) -> Path:
+    """``base``, created here so that no other run can take it: a name already taken (two runs started in one
+    second) gets -2, -3, … The folder is made with mkdir, which one process alone can win, never after a check
+    that it does not exist yet (two runs could both pass that check and write into one folder)."""
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            if not path.parent.is_dir():  # a file where a parent folder should be
+                raise ConfigError("logdir", f"cannot create {str(path)!r} ({str(path.parent)!r} is a file)") from None
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
+        except OSError as e:
+            raise ConfigError("logdir", f"cannot create {str(path)!r} ({e.strerror or e})") from None
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """The folders of ``path`` (itself included) that do not exist, deepest first: what a mkdir would make."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def check_empty_logdir(logdir: Path, writer: str = "a new run") -> None:
+    """Refuse a folder that holds anything: ``writer`` (a new run, a sweep) writes files under fixed names, and
+    rather than guess which of a folder's files those could clash with, it writes only into a new or empty
+    folder, so that nothing a user had there is ever replaced or mixed with its own."""
+    try:
+        held = sorted(p.name for p in logdir.iterdir()) if logdir.is_dir() else []
+    except OSError as e:
+        raise ConfigError("logdir", f"cannot read {str(logdir)!r} ({e.strerror or e})") from None
+    if held:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise ConfigError("logdir", f"{str(logdir)!r} is not empty ({shown}); {writer} writes only into a new or "
+                                    "empty folder, so that nothing there is overwritten: choose another {logdir}")
 
 
 def check_logdir(logdir: Path) -> None:
@@ -80,6 +116,34 @@ def check_logdir(logdir: Path) -> None:
                 folder.rmdir()
             except OSError:
                 pass
+
+
+def check_new_logdir(logdir: Path) -> None:
+    """Refuse, for a new run (not resumed), a folder that holds a run or anything else: a new run writes only into
+    a new or empty folder, so that it neither replaces an earlier run's HParams session nor mixes its events
+    with the earlier ones (a run killed before its first checkpoint leaves those and no checkpoint.pt)."""
+    if (logdir / "checkpoint.pt").exists():
+        raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
+                                    "continue it with {resume} or choose another {logdir}")
+    check_empty_logdir(logdir)
+
+
+@torch.no_grad()
+def check_initial_weights(model, data: Split, config: TrainConfig) -> None:
+    """Refuse in one line an ``--init-scale`` that makes the initial weights, or the loss they give on the training
+    data, infinite or NaN in the run's dtype: nothing could be trained or drawn from them."""
+    from ..cost import softplus
+
+    finite_weights = all(bool(torch.isfinite(w).all()) for w in (model.U, model.W))
+    if finite_weights:  # the loss as the logged metrics measure it (softplus(z) − y z, averaged)
+        y = data.y_train.to(model.U.device, model.U.dtype)
+        z = model(data.X_train.to(model.U.device, model.U.dtype))
+        if bool(torch.isfinite((softplus(z) - y * z).mean())):
+            return
+    what = "initial loss" if finite_weights else "initial weights"
+    hint = " or {dtype} float64" if config.dtype == "float32" else ""
+    raise ConfigError("init_scale", f"{config.init_scale:g} makes the {what} infinite or NaN in {config.dtype}; "
+                                    "choose a smaller {init_scale}" + hint)
 
 
 class OutOfMemory(Worded, RuntimeError):
@@ -184,7 +248,8 @@ def fingerprint(s: Split) -> str:
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     """SGD or Adam, with the fused (one kernel for all parameters) update where this torch has one."""
     params = list(params)
-    kind, kw = (torch.optim.Adam, {}) if config.optimizer == "adam" else (torch.optim.SGD, {"momentum": config.momentum})
+    kind, kw = ((torch.optim.Adam, {}) if config.optimizer == "adam"
+                else (torch.optim.SGD, {"momentum": config.momentum}))
     try:
         return kind(params, lr=config.lr, weight_decay=config.weight_decay, fused=True, **kw)
     except (RuntimeError, TypeError, ValueError):  # no fused update for this device or torch release

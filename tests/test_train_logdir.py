@@ -1,0 +1,240 @@
+"""A training run's folder: nothing a user saved is lost, and what a stopped or failed start made is not left behind.
+
+The default folder is claimed atomically (two runs in one second), a new run writes only into a new or empty
+folder, a stop before the first step removes what the run made, non-finite initial weights are refused before
+anything is written, and a full disk is one line (torch.save's RuntimeError, TensorBoard's writer thread).
+"""
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from test_reliability import SMALL, cli, one_error_line, small
+
+from torch_tanhnet import TanhNet, hessian_eigenvalues
+from torch_tanhnet.training import checkpoint, hparams, loop, setup
+from torch_tanhnet.training.config import ConfigError, TrainConfig
+from torch_tanhnet.training.loop import Run, train
+from torch_tanhnet.training.world import World
+
+
+def quick(**kw):
+    return TrainConfig(**{**dict(n_samples=40, epochs=2, image_interval=10**6, progress=False), **kw})
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+# 1. the default folder is claimed with mkdir: two runs in one second get two folders --------------------------
+
+def test_two_runs_started_in_one_second_get_a_folder_each(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(setup, "run_name", lambda config, now=None: "0101-000000-moons")  # the same second
+    real, inner = loop.load_split, []
+
+    def load_split(config):  # the second run starts, and finishes, while the first reads its data
+        if not inner:
+            inner.append(None)
+            inner[0] = train(quick(noise=0.2))
+        return real(config)
+
+    monkeypatch.setattr(loop, "load_split", load_split)
+    outer = train(quick(noise=0.1))
+    first = inner[0]
+    assert {first.logdir, outer.logdir} == {Path("runs/0101-000000-moons"), Path("runs/0101-000000-moons-2")}
+    for result, noise in ((first, 0.2), (outer, 0.1)):
+        assert checkpoint.load(result.logdir / "checkpoint.pt")["config"]["noise"] == noise
+        assert (result.logdir / hparams.SESSION_FILE).is_file()
+        assert len(list(result.logdir.glob("events.out.tfevents.*.*.*.*"))) == 1  # its own events, unmixed
+
+
+def test_a_refused_run_leaves_no_default_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "--data", "missing.csv")
+    assert code == 2 and "missing.csv" in one_error_line(err)
+    code, out, err = cli(capsys, "--init-scale", "1e39", *SMALL)
+    assert code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+# 2. a new run writes only into a new or empty folder ----------------------------------------------------------
+
+def killed_before_its_first_checkpoint(folder: Path) -> None:
+    """What a run killed before its first checkpoint leaves: its HParams files and its events, no checkpoint.pt."""
+    folder.mkdir()
+    hparams.write_config(folder)
+    hparams.write_session(folder, {"lr": 0.1}, "earlier")
+    (folder / "events.out.tfevents.1700000000.host.1.0").write_bytes(b"earlier events")
+
+
+@pytest.mark.parametrize("kind", ["killed-before-its-first-checkpoint", "other-files"])
+def test_a_new_run_refuses_a_folder_that_holds_anything(tmp_path, monkeypatch, capsys, kind):
+    folder = tmp_path / "run"
+    if kind == "other-files":
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+    else:
+        killed_before_its_first_checkpoint(folder)
+    before = contents(folder)
+    code, out, err = cli(capsys, "--logdir", folder, "--epochs", "2", *SMALL)
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith(f"train.py: error: argument --logdir: {str(folder)!r} is not empty (")
+    assert next(iter(before)) in line and line.endswith("choose another --logdir")
+    assert contents(folder) == before
+    with pytest.raises(ConfigError, match=r"^logdir: .* is not empty .* choose another logdir$"):
+        train(small(tmp_path, epochs=2))
+    assert contents(folder) == before
+
+
+def test_a_new_run_takes_an_empty_folder_and_resume_is_unchanged(tmp_path):
+    (tmp_path / "run").mkdir()
+    train(small(tmp_path, epochs=2))
+    result = train(small(tmp_path, epochs=4, resume=True))
+    assert result.epoch == 4 and result.steps_this_run == 2
+
+
+def test_under_torchrun_only_rank_0_checks_the_folder(tmp_path, monkeypatch):
+    killed_before_its_first_checkpoint(tmp_path / "run")
+    before = contents(tmp_path / "run")
+    with pytest.raises(ConfigError, match="is not empty"):
+        Run.start(small(tmp_path), World(0, 2, all_reduce=lambda t: t, barrier=lambda: None))
+    checked = []
+    monkeypatch.setattr(loop, "check_new_logdir", checked.append)
+    monkeypatch.setattr(loop, "check_logdir", checked.append)
+    run = Run.start(small(tmp_path), World(1, 2, all_reduce=lambda t: t, barrier=lambda: None))
+    run.close()
+    assert checked == [] and contents(tmp_path / "run") == before  # rank 1 neither checks nor writes
+
+
+# 3. a stop before the first step removes what the run made ---------------------------------------------------
+
+def stop_at_the_first_picture(monkeypatch):
+    def draw(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "draw", draw)
+
+
+@pytest.mark.parametrize("where", ["new-folder", "default-folder", "empty-folder"])
+def test_a_stop_before_the_first_step_removes_what_the_run_made(tmp_path, monkeypatch, capsys, where):
+    monkeypatch.chdir(tmp_path)
+    stop_at_the_first_picture(monkeypatch)
+    if where == "empty-folder":
+        (tmp_path / "mine").mkdir()
+    argv = {"new-folder": ["--logdir", "deep/run"], "default-folder": [], "empty-folder": ["--logdir", "mine"]}[where]
+    code, out, err = cli(capsys, *argv, "--epochs", "2", *SMALL)
+    assert code == 130 and err == "train.py: interrupted before training began; nothing was saved\n"
+    assert [p.name for p in tmp_path.iterdir()] == (["mine"] if where == "empty-folder" else [])
+    if where == "empty-folder":
+        assert list((tmp_path / "mine").iterdir()) == []
+
+
+def test_a_stop_before_a_resumed_runs_first_step_leaves_the_run_as_it_was(tmp_path, monkeypatch):
+    train(small(tmp_path, epochs=2))
+    before = contents(tmp_path / "run")
+    stop_at_the_first_picture(monkeypatch)
+    monkeypatch.setattr(Run, "train_step", lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        train(small(tmp_path, epochs=4, resume=True))
+    assert contents(tmp_path / "run") == before
+
+
+# 4. weights too large for the dtype -------------------------------------------------------------------------
+
+def test_an_init_scale_too_large_for_the_dtype_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "--init-scale", "1e39", "--logdir", "run", "--epochs", "2", *SMALL)
+    assert code == 2
+    assert one_error_line(err) == ("train.py: error: argument --init-scale: 1e+39 makes the initial weights infinite "
+                                   "or NaN in float32; choose a smaller --init-scale or --dtype float64")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_huge_float64_weights_train_without_a_numpy_warning(tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = train(small(tmp_path, init_scale=1e300, dtype="float64", epochs=2, image_interval=1))
+    assert result.global_step == 2
+
+
+def test_hessian_eigenvalues_of_a_non_finite_hessian_are_a_value_error():
+    torch.manual_seed(0)
+    net = TanhNet(2, 3)
+    with torch.no_grad():  # --init-scale 1e39 in float32: infinite weights, a Hessian of NaNs
+        net.U.mul_(1e39)
+        net.W.mul_(1e39)
+    X = torch.randn(20, 2, generator=torch.Generator().manual_seed(0))
+    y = (X[:, :1] > 0).float()
+    with pytest.raises(ValueError, match=r"^the Hessian holds NaN or infinite numbers in float64"):
+        hessian_eigenvalues(net, X, y)
+
+
+# 5. a full disk is one line, and the checkpoint saved before it is kept ------------------------------------
+
+def test_torch_saves_runtime_error_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+    real, calls = torch.save, []
+
+    def save(obj, f):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"PK partial")
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4416 vs 4310")
+        real(obj, f)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "20", "--checkpoint-interval", "5", *SMALL)
+    assert code == 1
+    path = str(tmp_path / "run" / "checkpoint.pt")
+    assert one_error_line(err) == (f"train.py: error: cannot save the checkpoint {path!r}: No space left on device "
+                                   "(the previous checkpoint, if any, is kept as it was)")
+    monkeypatch.undo()
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] == 5
+    assert not list((tmp_path / "run").glob(".checkpoint.pt.*.tmp"))
+
+
+def test_tensorboards_writer_failing_is_one_line_and_keeps_the_checkpoint(tmp_path, monkeypatch, capsys):
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    real, calls = RecordWriter.write, []
+
+    def write(self, data):
+        calls.append(1)
+        if len(calls) >= 40:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(self, data)
+
+    monkeypatch.setattr(RecordWriter, "write", write)
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "400", "--checkpoint-interval", "5",
+                         "--log-interval", "1", *SMALL)
+    assert code == 1
+    line = one_error_line(err)
+    assert line.startswith("train.py: error: cannot save TensorBoard's events in ") and "No space left" in line
+    monkeypatch.undo()
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] >= 5
+
+
+def test_a_real_full_disk_is_one_line(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and tmpfs to fill a real disk")
+    try:
+        r = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "train.py"),
+                            "--logdir", str(disk / "run"), "--epochs", "40", "--checkpoint-interval", "5",
+                            "--hidden", "40", *SMALL], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("train.py: error: cannot save "), r.stderr
+        assert "No space left on device" in lines[0]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
