@@ -152,12 +152,10 @@ def test_run_names_lead_with_what_differs(tmp_path, monkeypatch):
     assert run_name(TrainConfig(dataset="spiral", hidden=16, optimizer="adam", lr=0.02), t) == \
         "1130-000300-spiral-h16-adam-lr0.02"
     assert run_name(TrainConfig(data="some/pts.csv", standardize=True, seed=3), t) == "1130-000300-pts-std-seed3"
-    monkeypatch.setattr(setup, "run_name", lambda config: "1130-000300-moons")  # two runs in one second
-    taken = []
-    for _ in range(3):
-        taken.append(default_logdir(TrainConfig(), root=tmp_path))
-        taken[-1].mkdir()
+    monkeypatch.setattr(setup, "run_name", lambda config: "1130-000300-moons")  # three runs in one second
+    taken = [setup.claim_logdir(default_logdir(TrainConfig(), root=tmp_path)) for _ in range(3)]
     assert [p.name for p in taken] == ["1130-000300-moons", "1130-000300-moons-2", "1130-000300-moons-3"]
+    assert all(p.is_dir() for p in taken)  # each made by its claim
 
 
 def test_features_far_from_the_networks_scale_are_pointed_out_once(tmp_path):
