@@ -145,11 +145,11 @@ def test_each_bad_value_is_its_own_line_naming_the_flag(args, message):
     (["--ensemble", "--models", "2", "--sizes", "16", "--single-n", "1000000000000"],
      "argument --single-n: N = 1000000000000 would need at least 100 TB of memory, more than the "),
 ])
-def test_sizes_that_cannot_fit_in_memory_are_refused_before_allocating(args, message):
-    r = script(*TINY, *args)  # --models 10**9 used to build networks for minutes, then fail with a MemoryError
-    assert r.returncode == 2 and r.stdout == "", r.stderr
-    one_error_line(r.stderr, message)
-    assert "this machine has free" in r.stderr
+def test_sizes_that_cannot_fit_in_memory_are_refused_before_allocating(args, message, capsys):
+    code, err = call([*TINY, *args], capsys)  # --models 10**9 built networks for minutes, then a MemoryError
+    assert code == 2, err
+    one_error_line(err, message)
+    assert "this machine has free" in err
 
 
 @pytest.mark.parametrize("error", [
