@@ -1,5 +1,6 @@
 """scripts/train.py as a user runs it: a subprocess, exit codes, messages, signals."""
 
+import importlib.util
 import re
 import signal
 import subprocess
@@ -83,8 +84,31 @@ if not torch.cuda.is_available():
     BAD_INPUTS.append((lambda p: ["--device", "cuda"], "argument --device: cuda is not available on this machine"))
 
 
+def in_process(argv, cwd, monkeypatch, capsys):
+    """train.py's main(argv) in this process (each subprocess costs ~2 s of imports): (exit code, stderr)."""
+    spec = importlib.util.spec_from_file_location("train_cli", SCRIPT)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    monkeypatch.chdir(cwd)
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("make_args,message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
-def test_bad_input_is_one_error_line_and_exit_2(tmp_path, make_args, message):
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path, monkeypatch, capsys, make_args, message):
+    code, err = in_process(make_args(tmp_path), tmp_path, monkeypatch, capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("train.py: error: ") and message in last, err
+
+
+@pytest.mark.parametrize("make_args,message", [BAD_INPUTS[0], BAD_INPUTS[5], BAD_INPUTS[7]],
+                         ids=["argparse", "data", "setting"])
+def test_bad_input_from_the_shell_is_one_error_line_and_exit_2(tmp_path, make_args, message):
     r = run(*make_args(tmp_path), cwd=tmp_path)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
