@@ -105,6 +105,24 @@ def test_resume_refuses_to_change_the_run(tmp_path):
         train(small(tmp_path, epochs=10, lr=0.1, resume=True), given={"lr", "resume", "logdir", "epochs"})
 
 
+def test_resume_names_the_settings_as_they_take_effect(tmp_path):
+    train(small(tmp_path, epochs=5))  # moons, noise unset: the data set's default, 0.1
+    with pytest.raises(ConfigError, match=r"^noise: 0.2 differs from the checkpoint's 0.1;"):
+        train(small(tmp_path, epochs=10, noise=0.2, resume=True), given={"noise", "resume", "logdir", "epochs"})
+
+
+def test_a_checkpoint_whose_model_does_not_fit_says_which_parameter(tmp_path):
+    from torch_tanhnet.training.checkpoint import CheckpointError
+
+    train(small(tmp_path, epochs=2))
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = checkpoint.load(path)
+    state["model"]["U"] = torch.zeros(4, 2, dtype=state["model"]["U"].dtype)  # hand-edited: another hidden size
+    checkpoint.save_atomic(state, path)
+    with pytest.raises(CheckpointError, match=r"does not fit this run \(size mismatch for U: .*\[4, 2\]"):
+        train(small(tmp_path, epochs=4, resume=True), given={"resume", "logdir", "epochs"})
+
+
 def test_new_run_refuses_a_logdir_that_holds_a_run(tmp_path):
     train(small(tmp_path, epochs=2))
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()

@@ -330,6 +330,6 @@ def resume_settings(config: TrainConfig, logdir: Path, given: set[str]) -> tuple
         if name == "batch_size" and None in (mine, theirs):
             continue  # the whole training set, or a size that may equal it: the Run compares them
         if mine != theirs:
-            raise ConfigError(name, f"{getattr(config, name)!r} differs from the checkpoint's "
-                                    f"{getattr(saved, name)!r}; a resumed run keeps its settings")
+            raise ConfigError(name, f"{mine!r} differs from the checkpoint's {theirs!r}; "
+                                    "a resumed run keeps its settings")  # effective values: noise None is 0.1
     return merged, state
