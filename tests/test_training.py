@@ -207,3 +207,15 @@ def test_init_scale_multiplies_the_default_initial_weights(tmp_path, scale):
     finally:
         base.close()
         scaled.close()
+
+
+def test_resuming_a_sweeps_folder_points_to_the_sweep(tmp_path):
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.sweep.runner import sweep
+    from torch_tanhnet.training.checkpoint import CheckpointError
+
+    sweep(SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=[0], logdir=str(tmp_path / "run"),
+                      progress=False, gallery=0))
+    with pytest.raises(CheckpointError, match=r"is a sweep's, not a run's; continue it with python scripts/sweep.py "
+                                              r"--logdir .*run --resume"):
+        train(small(tmp_path, resume=True), given={"resume", "logdir"})

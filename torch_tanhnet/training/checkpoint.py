@@ -113,6 +113,10 @@ FIELDS = {"model": dict, "optimizer": dict, "global_step": int, "epoch": int, "b
 def check(state: dict[str, Any], path: str | Path) -> None:
     """Raise CheckpointError unless ``state`` (from :func:`load`) has every part a resumed run reads, each of the
     right kind: a hand-edited or foreign checkpoint is refused in one line, not met by a KeyError later."""
+    if str(state.get("kind", "")).startswith("torch-tanhnet/sweep/"):  # sweep/state.py's: a whole sweep, not a run
+        folder = Path(path).parent
+        raise CheckpointError(f"checkpoint {str(path)!r} is a sweep's, not a run's; continue it with "
+                              f"python scripts/sweep.py --logdir {folder} --resume")
     for key, kind in FIELDS.items():
         if key not in state:
             raise CheckpointError(f"checkpoint {str(path)!r} lacks its {key!r} (hand-edited?); it cannot be resumed")
