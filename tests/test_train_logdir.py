@@ -238,3 +238,16 @@ def test_a_real_full_disk_is_one_line(tmp_path):
         assert "No space left on device" in lines[0]
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_of_two_runs_into_one_new_folder_at_once_one_goes_on_and_the_other_writes_nothing(tmp_path, monkeypatch):
+    """Both passed the check that the folder was empty (the race a real pair of processes runs); the one whose
+    first file came second stops with one line, and the first run's file stays as it was."""
+    folder = tmp_path / "same"
+    folder.mkdir()
+    (folder / hparams.CONFIG_FILE).write_bytes(b"the other run's")
+    monkeypatch.setattr(loop, "check_new_logdir", lambda logdir: None)  # as if checked before the other run wrote
+    with pytest.raises(ConfigError, match="'.*same' was just taken by another run started at the same moment"):
+        train(small(tmp_path, logdir=str(folder)))
+    assert [p.name for p in folder.iterdir()] == [hparams.CONFIG_FILE]
+    assert (folder / hparams.CONFIG_FILE).read_bytes() == b"the other run's"
