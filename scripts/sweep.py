@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 SUPPRESS = argparse.SUPPRESS
 # train.py's settings a sweep can vary: flag -> (metavar, help); each takes one or more values
@@ -189,7 +190,12 @@ def describe(plan, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+STARTUP_SIGNALS: list[int] = []  # a signal during the imports (train.py's handler, set in __main__ below)
+
+
+def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
+    """Run the command line ``argv``; the exit code. ``own_process``: this is the script's process, whose signal
+    handlers main may set (as train.py's main does)."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -199,6 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     from torch_tanhnet.training.config import ConfigError
     from torch_tanhnet.training.data import DataError
     from torch_tanhnet.training.world import World
+
+    if own_process:
+        import signal
+
+        from torch_tanhnet.training import signals
+
+        if STARTUP_SIGNALS:  # one came during the imports, and Python may have dropped its KeyboardInterrupt
+            raise KeyboardInterrupt
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+                signal.signal(sig, signals.interrupt)  # remembered even if dropped: the sweep's loop stops on it
 
     def fail(message: str, code: int) -> int:
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
@@ -220,8 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"cannot write{where} ({e.strerror or e}); what was checkpointed before is kept: continue "
                     f"with --resume once there is room", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
-        return fail("interrupted; anything checkpointed is kept (continue with --resume), nothing else was "
-                    "written", 130)
+        from torch_tanhnet.sweep.state import holds_sweep
+
+        folder = getattr(locals().get("config"), "logdir", None)
+        if folder and holds_sweep(Path(folder)):  # while the results were being written
+            return fail(f"interrupted; the sweep's checkpoint in {folder} is kept: continue with --resume", 130)
+        print(f"{parser.prog}: interrupted before the sweep began; nothing was trained", file=sys.stderr)
+        return 130
 
 
 def report(config, given, world, device, gather) -> int:
@@ -256,10 +278,21 @@ def report(config, given, world, device, gather) -> int:
 
 
 if __name__ == "__main__":
+    import signal
+
+    import train as train_script  # scripts/ is sys.path[0]; train.py's start-up signal handling imports no torch
+
+    # until main installs the package's handler, Ctrl-C and SIGTERM end the process at once, and are remembered
+    # where Python drops the KeyboardInterrupt (during an import): main checks the list once the imports are done
+    STARTUP_SIGNALS = train_script.SIGNALLED
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            signal.signal(sig, train_script.interrupt)
+    sys.unraisablehook = train_script.unraisable
     try:
-        code = main()
+        code = main(own_process=True)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up (the imports), before main's own handling
-        print("sweep.py: interrupted before the sweep began; nothing was written", file=sys.stderr)
+        print("sweep.py: interrupted before the sweep began; nothing was trained", file=sys.stderr)
         sys.stderr.flush()
         os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
     from torch_tanhnet.training.distributed import end_process, launched_by_torchrun

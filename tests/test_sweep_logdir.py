@@ -134,3 +134,31 @@ def test_the_library_refuses_a_folder_that_holds_files_too(tmp_path):
         runner.sweep(SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=[0], logdir=str(tmp_path),
                                  progress=False, gallery=0))
     assert (tmp_path / "results.csv").read_text() == "mine"
+
+
+def test_a_signal_during_the_imports_stops_the_sweep_before_anything(tmp_path, monkeypatch, capsys):
+    """sweep.py remembers a Ctrl-C that came while it imported torch (Python drops some of those KeyboardInterrupts:
+    the whole sweep then ran); main stops on it once the imports are done, before making any folder."""
+    import signal
+
+    from test_sweep_cli import cli
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(cli, "STARTUP_SIGNALS", [signal.SIGINT])
+    monkeypatch.chdir(tmp_path)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cli.main([*QUICK, "--logdir", "out"], own_process=True)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_before_the_sweep_began_says_nothing_was_trained(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "make_plan", interrupted)
+    code, _, err = main(*QUICK, "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 130 and err == "sweep.py: interrupted before the sweep began; nothing was trained\n"
