@@ -244,3 +244,13 @@ def test_seeds_on_the_meta_device_build_the_ensemble_and_leave_the_global_genera
     ens = TanhNetEnsemble(3, 2, 4, device="meta", seeds=[1, 2, 3])
     assert torch.equal(torch.get_rng_state(), before)
     assert all(p.device.type == "meta" and p.shape[0] == 3 for p in ens.parameters())
+
+
+def test_the_largest_ensemble_on_the_meta_device_is_built_without_drawing():
+    """Meta tensors hold no values: nothing is drawn (a loop over 2**31 - 1 networks that drew nothing took hours),
+    and to_empty + reset_parameters then draws on a real device as usual."""
+    ens = TanhNetEnsemble(2**31 - 1, 2, 3, device="meta")
+    assert ens.U.shape == (2**31 - 1, 3, 2)
+    small = TanhNetEnsemble(3, device="meta", seeds=[0, 1, 2]).to_empty(device="cpu")
+    small.reset_parameters()
+    assert torch.equal(small.U, TanhNetEnsemble(3, seeds=[0, 1, 2]).U)

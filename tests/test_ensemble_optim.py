@@ -373,3 +373,25 @@ def test_a_round_trip_of_a_partial_state_continues_exactly(kind):
             stepped(twin_opt, twin, X, y, steps=1)
     for name in "UbWc":
         assert torch.equal(getattr(twin, name), getattr(ens, name))
+
+
+def test_a_malformed_state_dict_is_refused_in_one_line():
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleAdam(ens.parameters(), lr=0.01), ens, X, y)
+    good = opt.state_dict()
+    cases = [
+        ([1, 2], r"^an optimizer's state_dict is a dict, got list$"),
+        ({"param_groups": good["param_groups"]}, r"^an optimizer's state_dict holds 'state' and 'param_groups'; this "
+                                                 r"one lacks 'state'$"),
+        ({"state": good["state"]}, r"lacks 'param_groups'$"),
+        ({**good, "state": None}, r"^the state_dict's 'state' must be a dict, got NoneType$"),
+        ({**good, "param_groups": None}, r"^the state_dict's 'param_groups' must be a list of dicts"),
+        ({**good, "param_groups": [{"lr": 0.1}]}, r"^the state_dict's 'param_groups' must be a list of dicts"),
+        ({**good, "state": {k: {kk: None for kk in v} for k, v in good["state"].items()}},
+         r"^step of parameter 0 in the state_dict's param group 0 must be a tensor, got NoneType$"),
+        ({**good, "state": {**good["state"], 0: [1]}}, r"^the state_dict's state of parameter 0 in param group 0 "
+                                                       r"must be a dict, got list$"),
+    ]
+    for state_dict, message in cases:
+        assert_refused_and_unchanged(opt, copy.deepcopy(state_dict), message)
+    stepped(opt, ens, X, y)

@@ -56,11 +56,11 @@ class TanhNetEnsemble(nn.Module):
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Each network as :meth:`TanhNet.reset_parameters` draws it: U then W, Xavier-uniform, zero biases."""
+        if self.U.is_meta:  # no values to draw (a loop over K networks that draws nothing took hours at K = 2**31)
+            return
         gain = nn.init.calculate_gain("tanh")
-        # the meta device has no generator of its own (and no values to draw): a CPU generator serves it
-        device = torch.device("cpu") if self.U.device.type == "meta" else self.U.device
         for k in range(self.models):
-            g = None if self.seeds is None else torch.Generator(device).manual_seed(self.seeds[k])
+            g = None if self.seeds is None else torch.Generator(self.U.device).manual_seed(self.seeds[k])
             nn.init.xavier_uniform_(self.U[k], gain=gain, generator=g)
             nn.init.xavier_uniform_(self.W[k], gain=1.0, generator=g)
         nn.init.zeros_(self.b)

@@ -79,6 +79,7 @@ class _EnsembleOptimizer(Optimizer):
         """torch's load_state_dict, once the state_dict is checked to be this optimizer's, for these parameters
         (one-line ValueErrors): a refused one leaves the optimizer as it was. torch checks the numbers of groups
         and parameters."""
+        _check_layout(state_dict)
         groups, saved = self.param_groups, state_dict["param_groups"]
         if len(saved) == len(groups) and all(len(s["params"]) == len(g["params"]) for g, s in zip(groups, saved)):
             for i, (group, saved_group) in enumerate(zip(groups, saved)):
@@ -96,8 +97,17 @@ class _EnsembleOptimizer(Optimizer):
                              f"its param groups lack {', '.join(lack)}")
         self._settings(group, saved, f" in the state_dict's param group {i}")
         for j, (p, key) in enumerate(zip(group["params"], saved["params"])):
-            for name, value in state.get(key, {}).items():
-                if isinstance(value, Tensor) and value.dim() != 0 and value.shape != p.shape:
+            entries = state.get(key, {})
+            if not isinstance(entries, dict):
+                raise ValueError(f"the state_dict's state of parameter {j} in param group {i} must be a dict, got "
+                                 f"{type(entries).__name__}")
+            for name, value in entries.items():
+                if value is None and name == "momentum_buffer":  # torch.optim.SGD's "none yet": b = d next step
+                    continue
+                if not isinstance(value, Tensor):
+                    raise ValueError(f"{name} of parameter {j} in the state_dict's param group {i} must be a tensor, "
+                                     f"got {type(value).__name__}")
+                if value.dim() != 0 and value.shape != p.shape:
                     raise ValueError(f"{name} of parameter {j} in the state_dict's param group {i} must have its "
                                      f"parameter's shape {_format(p.shape)}, got {_shape(value)}")
 
@@ -226,6 +236,21 @@ def _by_step(params: list[Tensor], state) -> dict[float, list[Tensor]]:
     for p in params:
         groups.setdefault(float(state[p]["step"]), []).append(p)
     return groups
+
+
+def _check_layout(state_dict) -> None:
+    """An optimizer's state_dict: a dict with 'state' (a dict) and 'param_groups' (a list of dicts with 'params')."""
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"an optimizer's state_dict is a dict, got {type(state_dict).__name__}")
+    lack = [key for key in ("state", "param_groups") if key not in state_dict]
+    if lack:
+        raise ValueError(f"an optimizer's state_dict holds 'state' and 'param_groups'; this one lacks {lack[0]!r}")
+    if not isinstance(state_dict["state"], dict):
+        raise ValueError(f"the state_dict's 'state' must be a dict, got {type(state_dict['state']).__name__}")
+    groups = state_dict["param_groups"]
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g for g in groups):
+        raise ValueError("the state_dict's 'param_groups' must be a list of dicts, each with its 'params', got "
+                         f"{type(groups).__name__}")
 
 
 def _owner(group: dict) -> str:
