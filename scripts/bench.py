@@ -66,6 +66,8 @@ def check_values(args) -> None:
 def check_json(path: str) -> None:
     """Refuse a --json FILE that could not be written, or whose writing would replace a file: before benchmarking,
     not after minutes of it. Leaves nothing behind."""
+    if not path:
+        raise Refused("--json needs the name of a new file, got ''")
     if path.endswith(("/", os.sep)) or os.path.isdir(path):
         raise Refused(f"--json {path} is a folder; give the name of a new file")
     if os.path.lexists(path):
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--models and --no-loop go with --ensemble")
     try:
         check_values(args)
-        if args.json:
+        if args.json is not None:
             check_json(args.json)
     except Refused as e:
         return fail(str(e), 2)
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_memory(args, device, sizes)
         report = (run_ensemble if args.ensemble else run_single)(args, device, sizes)
-        if args.json:
+        if args.json is not None:
             write_json(args.json, report.to_json() + "\n")
     except Refused as e:
         return fail(str(e), 2)

@@ -177,3 +177,11 @@ def test_memory_shortfall_compares_the_estimate_with_what_is_free():
     assert memory_shortfall(10**9, cpu, available=2 * 10**9) is None
     assert memory_shortfall(3 * 10**9, cpu, available=2 * 10**9) == ("at least 3 GB of memory, more than the 2 GB "
                                                                       "this machine has free")
+
+
+def test_an_empty_json_name_is_refused_not_ignored(monkeypatch, capsys):
+    ran = []
+    stub_run(monkeypatch, during=lambda: ran.append(True))
+    code, err = call([*TINY, "--json", ""], capsys)
+    assert code == 2 and not ran, err  # refused before the benchmark (it ran, and wrote nothing, without a word)
+    one_error_line(err, "--json needs the name of a new file, got ''")
