@@ -254,3 +254,18 @@ def test_the_largest_ensemble_on_the_meta_device_is_built_without_drawing():
     small = TanhNetEnsemble(3, device="meta", seeds=[0, 1, 2]).to_empty(device="cpu")
     small.reset_parameters()
     assert torch.equal(small.U, TanhNetEnsemble(3, seeds=[0, 1, 2]).U)
+
+
+def test_numpy_and_tensor_integers_are_sizes_and_seeds():
+    np = pytest.importorskip("numpy")
+    from torch_tanhnet import TanhNet
+
+    assert TanhNet(np.int64(2), np.int32(3)).U.shape == (3, 2)
+    ens = TanhNetEnsemble(np.int64(2), seeds=np.array([4, 5]))
+    assert ens.models == 2 and type(ens.models) is int and ens.seeds == [4, 5]
+    assert torch.equal(ens.U, TanhNetEnsemble(2, seeds=torch.tensor([4, 5])).U)
+    assert torch.equal(ens.U, TanhNetEnsemble(2, seeds=[np.int64(4), 5]).U)
+    with pytest.raises(ValueError, match="in_features must be a positive int, got np.True_"):
+        TanhNet(np.bool_(True), 3)
+    with pytest.raises(TypeError, match=r"seeds must be a list of 2 ints, got \[1.5, 2.0\]"):
+        TanhNetEnsemble(2, seeds=np.array([1.5, 2.0]))

@@ -6,6 +6,8 @@ values, so nothing forces a device synchronisation on the training path.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 Tensor = torch.Tensor
@@ -106,12 +108,14 @@ def check_features(X: Tensor, in_features: int) -> None:
         raise ValueError(f"X must have shape (*, {in_features}), got {_shape(X)}")
 
 
-def check_size(name: str, value, *, at_most: int | None = None) -> None:
-    """A constructor's size argument: a positive int (not a bool), and at most ``at_most`` if given."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def check_size(name: str, value, *, at_most: int | None = None) -> int:
+    """A constructor's size argument: a positive integer (a Python or NumPy int, not a bool), at most ``at_most`` if
+    given; returns it as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     if at_most is not None and value > at_most:
         raise ValueError(f"{name} must be at most {at_most}, got {value}")
+    return int(value)
 
 
 def check_parameter_count(what: str, count: int) -> None:

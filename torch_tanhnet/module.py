@@ -35,8 +35,8 @@ class TanhNet(nn.Module):
 
     def __init__(self, in_features: int = 2, hidden_features: int = 3, *, device=None, dtype=None) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("hidden_features", hidden_features)):
-            check_size(name, value)
+        in_features, hidden_features = check_size("in_features", in_features), check_size("hidden_features",
+                                                                                            hidden_features)
         check_parameter_count(f"TanhNet({in_features}, {hidden_features})", hidden_features * (in_features + 2) + 1)
         check_parameter_dtype(dtype)
         self.in_features = in_features

@@ -103,9 +103,13 @@ def check_module_parameters(k: int, D: int, H: int, U, b, W, c) -> None:
 
 def check_seeds(seeds, models: int) -> list[int]:
     """``seeds``: one int per network, each in torch.manual_seed's range [-2**63, 2**64 - 1]; returns a list."""
+    if isinstance(seeds, torch.Tensor) or type(seeds).__module__ == "numpy":  # an array of integers: its numbers
+        seeds = seeds.tolist() if getattr(seeds, "ndim", 1) == 1 else seeds
     seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
-    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if not isinstance(seeds, list) or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                                              for s in seeds):
         raise TypeError(f"seeds must be a list of {models} ints, got {seeds!r}")
+    seeds = [int(s) for s in seeds]
     if len(seeds) != models:
         raise ValueError(f"seeds must hold one seed per network, {models}, got {len(seeds)}")
     for k, s in enumerate(seeds):

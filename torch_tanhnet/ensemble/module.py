@@ -35,9 +35,9 @@ class TanhNetEnsemble(nn.Module):
     def __init__(self, models: int, in_features: int = 2, hidden_features: int = 3, *, device=None, dtype=None,
                  seeds: Sequence[int] | None = None) -> None:
         super().__init__()
-        check_size("models", models, at_most=MAX_MODELS)
-        for name, value in (("in_features", in_features), ("hidden_features", hidden_features)):
-            check_size(name, value)
+        models = check_size("models", models, at_most=MAX_MODELS)
+        in_features, hidden_features = check_size("in_features", in_features), check_size("hidden_features",
+                                                                                            hidden_features)
         check_parameter_count(f"TanhNetEnsemble({models}, {in_features}, {hidden_features})",
                               models * (hidden_features * (in_features + 2) + 1))
         check_parameter_dtype(dtype)
