@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,37 +46,36 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     with deferred_signals():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                try:
-                    torch.save({"format": FORMAT, **state}, f)
-                except RuntimeError as e:  # torch's zip writer reports a failed write (a full disk) so
-                    if (error := write_failure(e, path.parent)) is None:
-                        raise
-                    raise error from None
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(path) as f:
+            try:
+                torch.save({"format": FORMAT, **state}, f)
+            except RuntimeError as e:  # torch's zip writer reports a failed write (a full disk) so
+                if (error := write_failure(e, path.parent)) is None:
+                    raise
+                raise error from None
         _fsync_dir(path.parent)
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """``data`` into ``path`` as :func:`save_atomic` writes: a temporary file beside it, fsync, os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+@contextmanager
+def replacing(path: Path, prefix: str | None = None):
+    """A binary file that becomes ``path`` whole or not at all: written beside it (``prefix``, default
+    ``.<name>.``, then a random part and ``.tmp``), fsynced, renamed onto it; removed if anything fails."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """``data`` into ``path`` as :func:`save_atomic` writes: a temporary file beside it, fsync, os.replace."""
+    with replacing(Path(path)) as f:
+        f.write(data)
 
 
 WRITE_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos")

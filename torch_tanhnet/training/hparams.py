@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,6 +47,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.summary.writer.record_writer import RecordWriter
 
+from .checkpoint import replacing
 from .config import DTYPES, OPTIMIZERS, TrainConfig
 from .data import DEFAULT_NOISE
 
@@ -185,16 +184,8 @@ def write_session(logdir: str | Path, hparam_values: dict, group: str = "", metr
 def _write_events(path: Path, events: list[Event]) -> Path:
     """An events file at ``path`` holding ``events``, written beside it and renamed onto it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".hparams.", suffix=".tmp", dir=path.parent)  # no "tfevents": unread
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer = RecordWriter(f)
-            for event in [Event(wall_time=time.time(), file_version="brain.Event:2"), *events]:
-                writer.write(event.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path, prefix=".hparams.") as f:  # no "tfevents" in the temporary name: TensorBoard skips it
+        writer = RecordWriter(f)
+        for event in [Event(wall_time=time.time(), file_version="brain.Event:2"), *events]:
+            writer.write(event.SerializeToString())
     return path
