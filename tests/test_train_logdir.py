@@ -173,8 +173,12 @@ def test_hessian_eigenvalues_of_a_non_finite_hessian_are_a_value_error():
         net.W.mul_(1e39)
     X = torch.randn(20, 2, generator=torch.Generator().manual_seed(0))
     y = (X[:, :1] > 0).float()
-    with pytest.raises(ValueError, match=r"^the Hessian holds NaN or infinite numbers in float64"):
+    with pytest.raises(ValueError, match=r"^the Hessian holds NaN or infinite numbers \(U, W hold NaN or infinite "
+                                         r"numbers\); it has no eigenvalues$"):
         hessian_eigenvalues(net, X, y)
+    good = TanhNet(2, 3)
+    with pytest.raises(ValueError, match=r"\(y holds NaN or infinite numbers\)"):
+        hessian_eigenvalues(good, X, torch.full_like(y, float("nan")))
 
 
 # 5. a full disk is one line, and the checkpoint saved before it is kept ------------------------------------

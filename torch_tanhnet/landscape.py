@@ -101,6 +101,9 @@ def hessian_eigenvalues(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dt
     """
     H = hessian(model, X, y, dtype=dtype)
     if not bool(torch.isfinite(H).all()):
-        raise ValueError(f"the Hessian holds NaN or infinite numbers in {str(H.dtype).removeprefix('torch.')} "
-                         "(parameters or inputs too large for it); it has no eigenvalues")
+        bad = [name for name in ORDER if not bool(torch.isfinite(getattr(model, name)).all())]
+        bad += [name for name, t in (("X", X), ("y", y)) if not bool(torch.isfinite(t).all())]
+        why = (f"{', '.join(bad)} hold{'s' * (len(bad) == 1)} NaN or infinite numbers" if bad
+               else f"parameters or inputs too large for {str(H.dtype).removeprefix('torch.')}")
+        raise ValueError(f"the Hessian holds NaN or infinite numbers ({why}); it has no eigenvalues")
     return torch.linalg.eigvalsh(H)
