@@ -162,3 +162,16 @@ def test_ctrl_c_before_the_sweep_began_says_nothing_was_trained(tmp_path, monkey
     monkeypatch.setattr(runner, "make_plan", interrupted)
     code, _, err = main(*QUICK, "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 130 and err == "sweep.py: interrupted before the sweep began; nothing was trained\n"
+
+
+def test_of_two_sweeps_into_one_new_folder_at_once_one_goes_on_and_the_other_writes_nothing(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """Both passed the check that the folder was empty (the race two processes run): the second stops in one line
+    before training, and the first sweep's file is left as it was."""
+    (tmp_path / "same").mkdir()
+    (tmp_path / "same" / "sweep.json").write_text("the other sweep's")
+    monkeypatch.setattr(runner, "check_new_logdir", lambda logdir: None)  # as if checked before the other wrote
+    code, _, err = main(*QUICK, "--logdir", "same", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "argument --logdir: 'same' was just taken by another sweep started at the same moment" in err
+    assert [p.name for p in (tmp_path / "same").iterdir()] == ["sweep.json"]
+    assert (tmp_path / "same" / "sweep.json").read_text() == "the other sweep's"

@@ -18,6 +18,7 @@ end and writes everything; the results equal a one-process sweep's.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -81,6 +82,16 @@ def check_new_logdir(logdir: Path) -> None:
     check_empty_logdir(logdir, "a sweep")
 
 
+def take(path: Path) -> None:
+    """A new sweep's first file, created exclusively: of two sweeps started at once into one new or empty folder
+    (both passed the check that it was empty), one alone goes on; the other stops before writing anything."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        raise ConfigError("logdir", f"{str(path.parent)!r} was just taken by another sweep started at the same "
+                                    "moment; choose another --logdir") from None
+
+
 def share(group: Group, world: World) -> list:
     """This process's runs of ``group``: every world-size-th, from its rank on."""
     return group.runs[world.rank::world.size]
@@ -135,6 +146,8 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
         return SweepResult(plan, logdir, results, found["seconds"], already_complete=True, groups=groups)
     if world.is_main:
         logdir.mkdir(parents=True, exist_ok=True)
+        if not config.resume:
+            take(logdir / "sweep.json")
         write_json(plan, logdir / "sweep.json")
     started, before, done = time.perf_counter(), found["seconds"], found["groups"]
     mine = [(g, share(g, world)) for g in plan.groups]
