@@ -18,7 +18,6 @@ end and writes everything; the results equal a one-process sweep's.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ..training.config import ConfigError
-from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, resolve_device
+from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, resolve_device, take
 from ..training.signals import stop_on_signals
 from ..training.world import World
 from . import state as checkpoints
@@ -80,16 +79,6 @@ def check_new_logdir(logdir: Path) -> None:
         raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep (checkpoint.pt); "
                           "continue it with --resume or choose another --logdir")
     check_empty_logdir(logdir, "a sweep")
-
-
-def take(path: Path) -> None:
-    """A new sweep's first file, created exclusively: of two sweeps started at once into one new or empty folder
-    (both passed the check that it was empty), one alone goes on; the other stops before writing anything."""
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    except FileExistsError:
-        raise ConfigError("logdir", f"{str(path.parent)!r} was just taken by another sweep started at the same "
-                                    "moment; choose another --logdir") from None
 
 
 def share(group: Group, world: World) -> list:
@@ -147,7 +136,7 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
     if world.is_main:
         logdir.mkdir(parents=True, exist_ok=True)
         if not config.resume:
-            take(logdir / "sweep.json")
+            take(logdir / "sweep.json", "sweep")
         write_json(plan, logdir / "sweep.json")
     started, before, done = time.perf_counter(), found["seconds"], found["groups"]
     mine = [(g, share(g, world)) for g in plan.groups]

@@ -20,7 +20,6 @@ resuming. The distributed share of each batch and its loss scale are :meth:`Worl
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 import warnings
@@ -54,6 +53,7 @@ from .setup import (
     resolve_device,
     resume_settings,
     scale_initial_weights,
+    take,
 )
 from .signals import StopFlag, check_received, stop_on_signals
 from .world import World
@@ -212,7 +212,8 @@ class Run:
             logdir.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
         if not self.resumed:
-            self._take(logdir)
+            take(logdir / hparams.CONFIG_FILE, "run")  # one of two runs started at once into this folder goes on
+            self.created.append(logdir / hparams.CONFIG_FILE)
         # the HParams tab: this run's settings (a resumed run's replace the first part's), metrics from its scalars
         for name in (hparams.CONFIG_FILE, hparams.SESSION_FILE):
             path = logdir / name
@@ -232,17 +233,6 @@ class Run:
             self.created += sorted(set(logdir.glob("events.out.tfevents.*")) - before - set(self.created))
         if not self.resumed:
             self.logger.graph(self.model)
-
-    def _take(self, logdir: Path) -> None:
-        """A new run's first file, created exclusively: of two runs started at once into one new or empty folder
-        (both passed the check that it was empty), one alone goes on; the other stops before writing anything."""
-        path = logdir / hparams.CONFIG_FILE
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except FileExistsError:
-            raise ConfigError("logdir", f"{str(logdir)!r} was just taken by another run started at the same "
-                                        "moment; choose another --logdir") from None
-        self.created.append(path)
 
     def discard(self) -> None:
         """Undo :meth:`open` for a run stopped before its first step: remove the files it made, put back the

@@ -66,6 +66,16 @@ def claim_logdir(base: Path) -> Path:
             raise ConfigError("logdir", f"cannot create {str(path)!r} ({e.strerror or e})") from None
 
 
+def take(path: Path, what: str) -> None:
+    """A new run's (or sweep's: ``what``) first file, created exclusively: of two started at once into one new or
+    empty folder (both passed the check that it was empty), one alone goes on; the other stops, writing nothing."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        raise ConfigError("logdir", f"{str(path.parent)!r} was just taken by another {what} started at the same "
+                                    "moment; choose another --logdir") from None
+
+
 def missing_folders(path: Path) -> list[Path]:
     """The folders of ``path`` (itself included) that do not exist, deepest first: what a mkdir would make."""
     missing = []
