@@ -194,10 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # writing --json failed after all (disk full, folder removed): the table is printed
         return fail(f"cannot write --json {args.json} ({e.strerror or e}); the results are only in the table above", 1)
     except (MemoryError, RuntimeError) as e:
-        if out_of_memory(e) is None:
+        if (short := out_of_memory(e, "try smaller --sizes" + (" or --models" if args.ensemble else ""))) is None:
             raise
-        first = (str(e).strip().splitlines() or ["MemoryError"])[0].split("] ", 1)[-1][:160]
-        return fail(f"out of memory ({first}); try smaller --sizes" + (" or --models" if args.ensemble else ""), 1)
+        return fail(short.for_command_line(), 1)
     return 0
 
 

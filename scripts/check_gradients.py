@@ -70,10 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         problem = seed_problem(args.n, args.seed, getattr(torch, args.dtype), device)
         report = audit(*problem, scalar=args.scalar)
     except (MemoryError, RuntimeError) as e:
-        if out_of_memory(e) is None:
+        if (short := out_of_memory(e, "try a smaller --n")) is None:
             raise
-        first = (str(e).strip().splitlines() or ["MemoryError"])[0].split("] ", 1)[-1][:160]
-        return fail(f"out of memory ({first}); try a smaller --n", 1)
+        return fail(short.for_command_line(), 1)
     print(f"the seed's 2-3-1 network, N = {args.n}, seed {args.seed}, {args.dtype} on {device}\n")
     print(report.format())
     return 0 if report.ok else 1

@@ -36,9 +36,9 @@ def check_dense(name: str, t: Tensor) -> None:
     """t is a torch.Tensor of layout torch.strided (not sparse, MKL-DNN or nested): the kernels read its strides."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.layout is not torch.strided or t.is_nested:
-        if t.is_nested:
-            raise TypeError(f"{name} must be a dense (strided) tensor, got a nested tensor")
+    if t.is_nested:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got a nested tensor")
+    if t.layout is not torch.strided:
         raise TypeError(f"{name} must be a dense (strided) tensor, got {t.layout} (convert it with {name}.to_dense())")
 
 

@@ -48,8 +48,8 @@ def ensemble_schedule(K: int, N: int, lanes: bool = False) -> tuple[int, int]:
     return n_threads, -(-UNITS_PER_THREAD * n_threads // items)
 
 
-def _dense(*ts: Tensor) -> tuple[Tensor, ...]:
-    """Each tensor as the kernels read it through ``data_ptr``: contiguous, and with a pending negation applied (a
+def dense(*ts: Tensor) -> tuple[Tensor, ...]:
+    """Each tensor as the C and Triton kernels read it (``data_ptr``): contiguous, a pending negation applied (a
     tensor with the negative bit, such as ``z.conj().imag``, holds −t in memory; reading it raw gave −ε's inputs)."""
     return tuple(t.resolve_neg().contiguous() for t in ts)
 
@@ -83,7 +83,7 @@ class CKernels:
         """ε (), [Ū, b̄, W̄, c̄] at ε̄ = 1 and X̄ (N, D) or None: ``tn_fused_loss``, the seed's whole
         forward and backward in one pass over X and y."""
         N, D = X.shape
-        X, y, U, b, W, c = _dense(X, y, U, b, W, c)
+        X, y, U, b, W, c = dense(X, y, U, b, W, c)
         X_bar = torch.empty_like(X) if need_X_bar else None
         eps = X.new_empty(())
         grads = parameter_gradients(U)
@@ -103,7 +103,7 @@ class CKernels:
         N = X.shape[-2]
         if lanes is None:
             lanes = ensemble_lanes(K, D, H, U.dtype, need_X_bar)
-        X, y, U, b, W, c = _dense(X, y, U, b, W, c)
+        X, y, U, b, W, c = dense(X, y, U, b, W, c)
         eps = U.new_empty(K)
         grads = [U.new_empty(K, H, D), U.new_empty(K, H), U.new_empty(K, 1, H), U.new_empty(K, 1)]
         X_bar = U.new_empty(K, N, D) if need_X_bar else None
@@ -120,7 +120,7 @@ class CKernels:
         [n_first, N): ``tn_ensemble_evaluate``. X (N, D) or (K, N, D), y (N, 1) or (K, N, 1), as above."""
         K, H, D = U.shape
         N = X.shape[-2]
-        X, y, U, b, W, c = _dense(X, y, U, b, W, c)
+        X, y, U, b, W, c = dense(X, y, U, b, W, c)
         out = torch.empty(K, 4, dtype=torch.float64)
         n_threads = threads(K * N)
         _check(self.lib.tn_ensemble_evaluate(X.data_ptr(), N * D if X.dim() == 3 else 0, y.data_ptr(),
@@ -130,7 +130,7 @@ class CKernels:
 
     def forward(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         """z (N, 1) and H (N, H): ``tn_forward``."""
-        X, U, b, W, c = _dense(X, U, b, W, c)
+        X, U, b, W, c = dense(X, U, b, W, c)
         N, D = X.shape
         z = X.new_empty(N, 1)
         H = X.new_empty(N, U.shape[0])
@@ -141,7 +141,7 @@ class CKernels:
     def backward(self, z_bar: Tensor, X: Tensor, U: Tensor, W: Tensor, H: Tensor, needs) -> list[Tensor | None]:
         """[X̄, Ū, b̄, W̄, c̄] from z̄ (None where ``needs`` says so): ``tn_backward``."""
         N, D = X.shape
-        X, U, W, H, z_bar = _dense(X, U, W, H, z_bar)
+        X, U, W, H, z_bar = dense(X, U, W, H, z_bar)
         X_bar = torch.empty_like(X) if needs[0] else None
         grads = parameter_gradients(U)
         _check(self.lib.tn_backward(X.data_ptr(), U.data_ptr(), W.data_ptr(), H.data_ptr(), z_bar.data_ptr(), N, D,
@@ -150,14 +150,14 @@ class CKernels:
 
     def cost(self, z: Tensor, y: Tensor) -> Tensor:
         """ε = (1/N) Σ_i L(z_i, y_i): ``tn_cost``."""
-        z, y = _dense(z, y)
+        z, y = dense(z, y)
         eps = z.new_empty(())
         _check(self.lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), 0.0, None, eps.data_ptr(), threads(z.numel())))
         return eps
 
     def cost_backward(self, z: Tensor, y: Tensor, eps_bar: Tensor) -> Tensor:
         """z̄ = ε̄ (o − y)/N: ``tn_cost`` with an output for z̄."""
-        z, y = _dense(z, y)
+        z, y = dense(z, y)
         z_bar = torch.empty_like(z)
         _check(self.lib.tn_cost(z.data_ptr(), y.data_ptr(), z.numel(), eps_bar.item(), z_bar.data_ptr(), None,
                                 threads(z.numel())))

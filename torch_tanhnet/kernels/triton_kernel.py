@@ -35,6 +35,7 @@ import warnings
 import torch
 
 from . import cpu
+from .c_kernels import dense
 
 try:  # Triton ships with PyTorch's CUDA wheels on Linux; libdevice's tanh/log1p need Triton >= 3.0
     import triton
@@ -260,7 +261,7 @@ def _launch(X, U, b, W, c, y, need_X_bar: bool):
     """
     K, H, D = U.shape
     N = X.shape[-2]
-    X, y, U, b, W, c = (t.resolve_neg().contiguous() for t in (X, y, U, b, W, c))  # as the kernel reads them
+    X, y, U, b, W, c = dense(X, y, U, b, W, c)  # as the kernel reads them: contiguous, no pending negation
     seed = SEED_KERNEL and (D, H) == (2, 3)
     block = SEED_BLOCK if seed else BLOCK
     n_tiles = -(-N // block)

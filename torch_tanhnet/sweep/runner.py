@@ -61,12 +61,6 @@ def default_logdir(config: SweepConfig) -> Path:
     return Path("runs") / f"sweep-{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def claim_default_logdir(config: SweepConfig) -> Path:
-    """``runs/sweep-<data>-<time>``, created here so that no other sweep can take it: a name already taken (two
-    sweeps started in one second) gets -2, -3, ..."""
-    return claim_logdir(default_logdir(config))
-
-
 def check_new_logdir(logdir: Path) -> None:
     """Refuse a folder that a new sweep cannot write, or whose files it could overwrite: it must be new or empty.
 
@@ -109,7 +103,7 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
         found = checkpoints.new(config, world.rank, world.size)
     plan = make_plan(config, device)
     if claim:
-        logdir = claim_default_logdir(config)  # new and empty: made here, so no other sweep can take it
+        logdir = claim_logdir(default_logdir(config))  # made here, -2, -3 if taken: no other sweep can have it
     config.logdir = str(logdir)
     return plan, logdir, found
 

@@ -160,13 +160,15 @@ class OutOfMemory(Worded, RuntimeError):
     """The run needs more memory than there is; one line naming the settings that size it."""
 
 
-def out_of_memory(e: BaseException) -> OutOfMemory | None:
-    """An OutOfMemory for an allocation that failed (MemoryError, torch's CPU or CUDA allocator), else None."""
+def out_of_memory(e: BaseException, advice: str = "try a smaller {n_samples}, {hidden} or {batch_size}"
+                  ) -> OutOfMemory | None:
+    """An OutOfMemory for an allocation that failed (MemoryError, torch's CPU or CUDA allocator), else None; its
+    text ends with ``advice`` (the training run's settings, or a script's flags)."""
     text = str(e)
     if isinstance(e, MemoryError) or isinstance(e, RuntimeError) and ("can't allocate memory" in text
                                                                       or "out of memory" in text):
         first = (text.strip().splitlines() or ["MemoryError"])[0].split("] ", 1)[-1][:160]
-        return OutOfMemory(f"out of memory ({first}); try a smaller {{n_samples}}, {{hidden}} or {{batch_size}}")
+        return OutOfMemory(f"out of memory ({first}); {advice}")
     return None
 
 
@@ -194,11 +196,12 @@ def _size(n: float) -> str:
 def memory_shortfall(need: int, device: torch.device, gpu_need: int = 0, available: int | None = None) -> str | None:
     """Why ``need`` bytes on this machine (and ``gpu_need`` on ``device``'s GPU, if CUDA) will not fit, in words
     (``at least 8 TB of memory, more than the 12 GB this machine has free``), or None if they may: for the
-    scripts' own estimates (bench.py, check_gradients.py), checked before anything is allocated."""
+    estimates of the training run (:func:`check_memory`) and the scripts (bench.py, check_gradients.py), checked
+    before anything is allocated."""
     if device.type == "cuda" and gpu_need and torch.cuda.is_available():
         gpu_free = torch.cuda.mem_get_info(device)[0]
         if gpu_need > gpu_free:
-            return f"at least {_size(gpu_need)} of GPU memory, more than the {_size(gpu_free)} the GPU has free"
+            return f"at least {_size(gpu_need)} of memory, more than the {_size(gpu_free)} the GPU has free"
     free = available if available is not None else available_memory()
     if free is None or need <= free:
         return None
@@ -220,19 +223,12 @@ def check_memory(config: TrainConfig, device: torch.device, available: int | Non
         n = config.n_samples
     h, itemsize = config.hidden, 4 if config.dtype == "float32" else 8
     data, activations, pictures = 60 * n, 2 * n * h * itemsize, 400_000 * h + 64 * h
-    need = data + activations + pictures
-    where, free = "this machine", available if available is not None else available_memory()
-    if device.type == "cuda" and torch.cuda.is_available():
-        gpu_free = torch.cuda.mem_get_info(device)[0]
-        if activations > gpu_free:
-            need, where, free = activations, "the GPU", gpu_free
-    if free is None or need <= free:
+    why = memory_shortfall(data + activations + pictures, device, activations, available)
+    if why is None:
         return
     if data >= activations + pictures and config.data is None:
-        raise ConfigError("n_samples", f"{n} samples would need at least {_size(need)} of memory, more than the "
-                                       f"{_size(free)} {where} has free; choose fewer")
-    raise ConfigError("hidden", f"{h} hidden units with {n} samples would need at least {_size(need)} of memory, more "
-                                f"than the {_size(free)} {where} has free; choose fewer")
+        raise ConfigError("n_samples", f"{n} samples would need {why}; choose fewer")
+    raise ConfigError("hidden", f"{h} hidden units with {n} samples would need {why}; choose fewer")
 
 
 def load_split(config: TrainConfig) -> Split:
