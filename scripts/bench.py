@@ -101,16 +101,17 @@ def write_json(path: str, text: str) -> None:
         os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
         try:
             os.link(tmp, path)  # atomic, and fails rather than replace a file
+            taken = False
         except FileExistsError:
+            taken = True
+        except OSError:  # a file system without hard links
+            taken = os.path.lexists(path)
+            if not taken:
+                os.replace(tmp, path)
+        if taken:
             keep = True
             raise NotWritten(f"--json {path} appeared while the benchmark ran and is left as it was; "
-                          f"the results are in {tmp}") from None
-        except OSError:  # a file system without hard links
-            if os.path.lexists(path):
-                keep = True
-                raise NotWritten(f"--json {path} appeared while the benchmark ran and is left as it was; "
-                              f"the results are in {tmp}") from None
-            os.replace(tmp, path)
+                             f"the results are in {tmp}")
     finally:
         if not keep:
             try:
@@ -129,7 +130,7 @@ def check_memory(args, device, sizes: list[int]) -> None:
         activations = BYTES_PER_NETWORK_SAMPLE * K * n  # on the GPU with --device cuda
         why = memory_shortfall(BYTES_PER_NETWORK * K + (0 if gpu else activations), device, activations)
         if why:
-            flag, value = ("--models", K) if BYTES_PER_NETWORK >= BYTES_PER_NETWORK_SAMPLE * n else ("--sizes", n)
+            flag = "--models" if BYTES_PER_NETWORK >= BYTES_PER_NETWORK_SAMPLE * n else "--sizes"
             raise Refused(f"argument {flag}: {K} networks at N = {n} would need {why}; choose fewer")
         checks = [("--single-n", args.single_n)]
     else:
