@@ -100,8 +100,9 @@ def ensemble_loss_value(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y
     gradients are dropped), else the reference composition.
 
     On the CPU the fused pass is the quickest way to ε even so: at K = 1024, N = 256 (float32, two threads) it
-    took 0.39 ms, the C kernels' forward-only evaluation 0.42-0.46 ms (network by network, where the fused pass
-    runs 16 networks a vector), and the reference's batched products 6.4 ms.
+    took 0.38-0.45 ms, the C kernels' forward-only evaluation 0.41-0.48 ms (network by network, where the fused
+    pass runs 16 networks a vector; two interleaved rounds of five repeats), the reference's batched products
+    6.4-7.1 ms.
     """
     impl = ensemble_fused_implementation(X, U, y)
     if impl is None or impl is torch_ops:
