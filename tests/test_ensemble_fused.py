@@ -87,7 +87,7 @@ def test_results_do_not_depend_on_timing():
 
 def test_on_cuda_the_torch_ops_pass_equals_the_reference(device):
     X, params, y = problem(4, 300, 2, 3, True, False, torch.float64, device=device)
-    compare(dispatch.ensemble_fused_implementation(X, params[0], y), X, params, y, TOL[torch.float64])
+    compare(dispatch.ensemble_fused_implementation(X, *params, y), X, params, y, TOL[torch.float64])
 
 
 class Lanes:

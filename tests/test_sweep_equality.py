@@ -69,7 +69,8 @@ def test_a_sweep_on_the_torch_ops_path_equals_the_c_kernels(tmp_path, monkeypatc
     c_rows = sweep(SweepConfig(values=values, logdir=str(tmp_path / "c"), **config)).results.rows
     monkeypatch.setattr(dispatch, "c_kernels", lambda dtype: None)
     X = torch.zeros(2, 4, 2, dtype=torch.float64)
-    assert dispatch.ensemble_fused_implementation(X, X[:, :3], X[..., :1]) is dispatch.torch_ops
+    params = (torch.zeros(2, 3, 2), torch.zeros(2, 3), torch.zeros(2, 1, 3), torch.zeros(2, 1))
+    assert dispatch.ensemble_fused_implementation(X, *(p.double() for p in params), X[..., :1]) is dispatch.torch_ops
     assert dispatch.ensemble_evaluate_implementation(X) is dispatch.torch_ops
     ops_rows = sweep(SweepConfig(values=values, logdir=str(tmp_path / "ops"), **config)).results.rows
     for a, b in zip(c_rows, ops_rows):

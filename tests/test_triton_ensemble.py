@@ -51,7 +51,7 @@ def test_k_networks_are_one_launch_with_their_own_programs_and_data(monkeypatch,
 @pytest.mark.usefixtures("fresh_warning")
 def test_without_triton_or_off_cuda_the_ensemble_runs_elsewhere(monkeypatch):
     X, params, y = problem(4, 10, 2, 3, True, True, torch.float32)
-    assert ensemble_fused_implementation(X, params[0], y) is not TritonOrTorchOps  # CPU tensors: the C kernels
+    assert ensemble_fused_implementation(X, *params, y) is not TritonOrTorchOps  # CPU tensors: the C kernels
     monkeypatch.setattr(triton_kernel, "triton", None)
     with pytest.warns(RuntimeWarning, match="Triton >= 3.0 is needed"):
         assert not triton_kernel.usable(X, params[0])
@@ -91,7 +91,7 @@ def test_cuda_ensemble_path_runs_the_kernel_and_equals_the_reference(monkeypatch
                                                                       need_X):
     calls = _spy(monkeypatch)
     X, params, y = problem(K, N, 2, 3, shared_X, shared_y, dtype, device="cuda")
-    impl = ensemble_fused_implementation(X, params[0], y)
+    impl = ensemble_fused_implementation(X, *params, y)
     assert impl is TritonOrTorchOps
     leaves = [t.clone().requires_grad_(g) for t, g in zip((X, *params), (need_X, True, True, True, True))]
     eps_bar = torch.linspace(-1.0, 2.0, K, dtype=dtype, device="cuda")

@@ -107,7 +107,8 @@ def test_wide_networks_and_other_dtypes_use_the_torch_schedule(monkeypatch):
 
 def test_cpu_tensors_never_reach_the_triton_kernel():
     X, U = torch.zeros(4, 2), torch.zeros(3, 2)
-    assert fused_implementation(X, U, torch.zeros(4, 1)) is not TritonOrTorchOps
+    b, W, c, y = torch.zeros(3), torch.zeros(1, 3), torch.zeros(1), torch.zeros(4, 1)
+    assert fused_implementation(X, U, b, W, c, y) is not TritonOrTorchOps
 
 
 def _spy(monkeypatch, runner: str = "loss_and_gradients") -> list[bool]:
@@ -141,7 +142,7 @@ def test_cuda_training_path_runs_the_kernel_and_equals_the_reference(monkeypatch
     X, y = make_data(N, 2, dtype=dtype, device="cuda")
     params = make_params(2, 3, dtype=dtype, device="cuda", requires_grad=False)
     leaves = [t.clone().requires_grad_(g) for t, g in zip((X, *params), grad)]
-    eps = FusedLossFunction.apply(fused_implementation(X, params[0], y), *leaves, y)
+    eps = FusedLossFunction.apply(fused_implementation(X, *params, y), *leaves, y)
     eps.backward()
     assert calls == [True], "the Triton kernel did not run"
     ref_eps, ref_grads, ref_leaves = _reference(X, *params, y, grad)
@@ -158,7 +159,7 @@ def test_cuda_training_path_runs_the_kernel_and_equals_the_reference(monkeypatch
 def test_cuda_kernel_gradcheck():
     X, y = make_data(600, 2, device="cuda", requires_grad=True)
     params = make_params(2, 3, device="cuda")
-    assert fused_implementation(X, params[0], y) is TritonOrTorchOps
+    assert fused_implementation(X, *params, y) is TritonOrTorchOps
     assert gradcheck(FusedLossFunction.apply, (triton_kernel, X, *params, y))
 
 

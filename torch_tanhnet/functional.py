@@ -64,21 +64,21 @@ def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tenso
 
 
 def _tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    impl = implementation(X)
+    impl = implementation(X, U, b, W, c)
     if impl is None:
         return (TanhNetFunctionForCompile if compiling() else TanhNetFunction).apply(X, U, b, W, c)
     return FastTanhNetFunction.apply(impl, X, U, b, W, c)
 
 
 def _bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
-    impl = implementation(z)
+    impl = implementation(z, y)
     if impl is None:
         return (BCEWithLogitsFunctionForCompile if compiling() else BCEWithLogitsFunction).apply(z, y)
     return FastBCEWithLogitsFunction.apply(impl, z, y)
 
 
 def _tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
-    impl = fused_implementation(X, U, y)
+    impl = fused_implementation(X, U, b, W, c, y)
     if impl is None:  # compose: the reference under transforms, the composed fast path when y needs a gradient
         return _bce_with_logits(_tanhnet_with_hidden(X, U, b, W, c)[0], y)
     return FusedLossFunction.apply(impl, X, U, b, W, c, y)

@@ -8,6 +8,7 @@ from torch import nn
 from .checks import (
     check_features,
     check_labels,
+    check_module_weights,
     check_parameter_count,
     check_parameter_dtype,
     check_same_device_dtype,
@@ -93,7 +94,8 @@ class TanhNet(nn.Module):
         return _tanhnet_loss(X, U, b, W, c, y)
 
     def _weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """U, b, W, c as ``self.U`` etc. would give them, read from ``_parameters`` in one go.
+        """U, b, W, c as ``self.U`` etc. would give them, read from ``_parameters`` in one go, checked to be
+        dense tensors of this network's shapes (a replaced parameter of another shape would be read past its end).
 
         Four ``Module.__getattr__`` fallbacks cost ~2.5 µs, a few percent of a training step at
         N = 256. A parametrized weight (``torch.nn.utils.parametrize``) is not in ``_parameters``
@@ -101,9 +103,12 @@ class TanhNet(nn.Module):
         """
         p = self._parameters
         try:
-            return p["U"], p["b"], p["W"], p["c"]
+            weights = p["U"], p["b"], p["W"], p["c"]
         except KeyError:
-            return self.U, self.b, self.W, self.c
+            weights = self.U, self.b, self.W, self.c
+        D, H = self.in_features, self.hidden_features
+        check_module_weights(self, weights, ((H, D), (H,), (1, H), (1,)))
+        return weights
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, hidden_features={self.hidden_features}"

@@ -124,7 +124,7 @@ def kernel_alone(X, y, net) -> Callable[[], object] | None:
     if X.device.type != "cuda":
         return None
     U, b, W, c = (p.detach() for p in (net.U, net.b, net.W, net.c))
-    impl = fused_implementation(X, U, y)
+    impl = fused_implementation(X, U, b, W, c, y)
     if impl is not TritonOrTorchOps:
         return None
     return lambda: impl.loss_and_gradients(X, U, b, W, c, y, False)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from ..kernels import torch_ops
-from ..kernels.dispatch import ensemble_fused_implementation
+from ..kernels.dispatch import ensemble_fused_implementation, readable
 from .function import EnsembleBCEFunction, EnsembleFunction, ensemble_reference_loss
 
 Tensor = torch.Tensor
@@ -35,7 +35,7 @@ Tensor = torch.Tensor
 def _one_for_all(eps_bar: Tensor) -> float | None:
     """ε̄_k when it is one number for every network on the CPU (``loss.sum()`` gives ε̄ = 1 expanded: stride 0),
     else None. Reading it costs ~1 µs; scaling the four gradients by a vector instead cost ~20 µs here."""
-    if eps_bar.device.type != "cpu" or eps_bar.dim() != 1 or eps_bar.stride(0) != 0:
+    if eps_bar.device.type != "cpu" or eps_bar.dim() != 1 or eps_bar.stride(0) != 0 or not readable(eps_bar):
         return None
     return float(eps_bar[0])
 
@@ -72,24 +72,32 @@ class EnsembleLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, impl, X, U, b, W, c, y):
         eps, grads, X_bar = impl.ensemble_loss_and_gradients(X, U, b, W, c, y, ctx.needs_input_grad[1])
-        ctx.shared_X = X.dim() == 2
-        # gradients at ε̄ = 1: K (H·D + 2H + 1) numbers, X̄ only if needed; the inputs themselves (references,
-        # no copies) for a backward that is itself differentiated
-        ctx.save_for_backward(X_bar, *grads, X, U, b, W, c, y)
+        ctx.impl, ctx.shared_X = impl, X.dim() == 2
+        # gradients at ε̄ = 1: K (H·D + 2H + 1) numbers, kept for the first backward to hand over (not saved
+        # tensors: see backward); X̄ only if needed; the inputs themselves (references, no copies) for a backward
+        # that is itself differentiated or comes a second time
+        ctx.grads = grads
+        ctx.save_for_backward(X_bar, X, U, b, W, c, y)
         return eps
 
     @staticmethod
     def backward(ctx, eps_bar):
-        X_bar, U_bar, b_bar, W_bar, c_bar, X, U, b, W, c, y = ctx.saved_tensors
+        X_bar, X, U, b, W, c, y = ctx.saved_tensors
         if torch.is_grad_enabled():
             # create_graph=True: the saved gradients are numbers without a graph; recompute them as a graph
             return None, *_differentiable_gradients(eps_bar, X, U, b, W, c, y, ctx.needs_input_grad[1:6]), None
-        return None, *_scaled(eps_bar, X_bar, U_bar, b_bar, W_bar, c_bar, ctx.shared_X), None
+        # loss.sum() hands the gradients themselves on (_scaled), so they go to the first backward only, which
+        # gives them away: .grad takes them without a copy. A second backward over a retained graph must not
+        # return the same tensors again (a caller may have changed the first ones in place): it recomputes them.
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:  # the same call as forward's, so the same numbers to the last bit
+            grads = ctx.impl.ensemble_loss_and_gradients(X, U, b, W, c, y, ctx.needs_input_grad[1])[1]
+        return None, *_scaled(eps_bar, X_bar, *grads, ctx.shared_X), None
 
 
 def ensemble_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
     """ε (K,) of K networks, inputs checked by the caller: the fused pass, or the reference where it cannot serve."""
-    impl = ensemble_fused_implementation(X, U, y)
+    impl = ensemble_fused_implementation(X, U, b, W, c, y)
     if impl is None:
         return ensemble_reference_loss(X, U, b, W, c, y)
     return EnsembleLossFunction.apply(impl, X, U, b, W, c, y)
@@ -104,7 +112,7 @@ def ensemble_loss_value(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y
     pass runs 16 networks a vector; two interleaved rounds of five repeats), the reference's batched products
     6.4-7.1 ms.
     """
-    impl = ensemble_fused_implementation(X, U, y)
+    impl = ensemble_fused_implementation(X, U, b, W, c, y)
     if impl is None or impl is torch_ops:
         return ensemble_reference_loss(X, U, b, W, c, y)
     return impl.ensemble_loss_and_gradients(X, U, b, W, c, y, False)[0]

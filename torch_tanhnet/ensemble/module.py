@@ -7,7 +7,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..checks import check_parameter_count, check_parameter_dtype, check_size
+from ..checks import (
+    check_module_weights,
+    check_parameter_count,
+    check_parameter_dtype,
+    check_size,
+)
 from ..kernels.dispatch import ensemble_fused_implementation
 from ..module import TanhNet
 from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
@@ -68,8 +73,9 @@ class TanhNetEnsemble(nn.Module):
 
     def forward_with_hidden(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """X (N, D) shared or (K, N, D) -> z (K, N, 1) and the hidden layers H (K, N, H)."""
-        check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
-        return ensemble_network(X, self.U, self.b, self.W, self.c)
+        U, b, W, c = self._weights()
+        check_ensemble_data(X, self.models, self.in_features, U.dtype, U.device)
+        return ensemble_network(X, U, b, W, c)
 
     def forward(self, X: Tensor) -> Tensor:
         """X (N, D) shared by all networks or (K, N, D) one set each -> logits z (K, N, 1)."""
@@ -86,11 +92,12 @@ class TanhNetEnsemble(nn.Module):
         gradients (exact to second order under ``create_graph=True``, where the backward recomputes
         them through the reference's equations); under ``torch.no_grad()`` it only evaluates ε.
         """
-        N = check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
-        check_ensemble_labels(y, self.models, N, self.U.dtype, self.U.device)
+        U, b, W, c = self._weights()
+        N = check_ensemble_data(X, self.models, self.in_features, U.dtype, U.device)
+        check_ensemble_labels(y, self.models, N, U.dtype, U.device)
         if not torch.is_grad_enabled():
-            return ensemble_loss_value(X, self.U, self.b, self.W, self.c, y)
-        return ensemble_loss(X, self.U, self.b, self.W, self.c, y)
+            return ensemble_loss_value(X, U, b, W, c, y)
+        return ensemble_loss(X, U, b, W, c, y)
 
     def loss_and_grad(self, X: Tensor, y: Tensor) -> Tensor:
         """What ``loss(X, y).sum().backward()`` does, in one call: each network's gradient of its own ε added
@@ -108,10 +115,10 @@ class TanhNetEnsemble(nn.Module):
         if torch.is_inference_mode_enabled():
             raise RuntimeError("loss_and_grad sets gradients for training and cannot run under "
                                "torch.inference_mode(); call loss(X, y) there to evaluate ε")
-        N = check_ensemble_data(X, self.models, self.in_features, self.U.dtype, self.U.device)
-        check_ensemble_labels(y, self.models, N, self.U.dtype, self.U.device)
-        params = (self.U, self.b, self.W, self.c)
-        impl = None if X.requires_grad else ensemble_fused_implementation(X, self.U, y)
+        params = self._weights()
+        N = check_ensemble_data(X, self.models, self.in_features, params[0].dtype, params[0].device)
+        check_ensemble_labels(y, self.models, N, params[0].dtype, params[0].device)
+        impl = None if X.requires_grad else ensemble_fused_implementation(X, *params, y)
         if impl is None:
             with torch.enable_grad():
                 eps = self.loss(X, y)
@@ -126,6 +133,19 @@ class TanhNetEnsemble(nn.Module):
             else:
                 p.grad.add_(g)
         return eps
+
+    def _weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """U, b, W, c as ``self.U`` etc. would give them (read from ``_parameters`` in one go, as TanhNet does),
+        checked to be dense tensors of this ensemble's shapes, of U's dtype and device: the kernels would read a
+        replaced parameter of another shape past its end, and one of another dtype as the wrong numbers."""
+        p = self._parameters
+        try:
+            weights = p["U"], p["b"], p["W"], p["c"]
+        except KeyError:
+            weights = self.U, self.b, self.W, self.c
+        K, D, H = self.models, self.in_features, self.hidden_features
+        check_module_weights(self, weights, ((K, H, D), (K, H), (K, 1, H), (K, 1)), one_dtype=True)
+        return weights
 
     def __len__(self) -> int:
         return self.models

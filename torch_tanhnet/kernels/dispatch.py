@@ -5,8 +5,9 @@ Every public function (:mod:`torch_tanhnet.functional`) checks its inputs once, 
 - **the reference Functions** (``TanhNetFunction``, ``BCEWithLogitsFunction``) under
   ``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form
   and compose with both, and inside a ``torch.autograd.forward_ad.dual_level``, whose dual
-  tensors need their ``jvp`` (the fast Functions have none); :func:`implementation` and
-  :func:`fused_implementation` answer None;
+  tensors need their ``jvp`` (the fast Functions have none), and for tensors whose memory the
+  kernels cannot read (a FakeTensor, a ``__torch_dispatch__`` wrapper subclass: :func:`plain`);
+  :func:`implementation` and :func:`fused_implementation` answer None;
 - **the C kernels** (:class:`~torch_tanhnet.kernels.c_kernels.CKernels`) for float32 and float64
   on the CPU, where :mod:`~torch_tanhnet.kernels.cpu` could build them;
 - **the Triton kernel** (:mod:`~torch_tanhnet.kernels.triton_kernel`) for the training path on
@@ -59,6 +60,25 @@ def reference_only() -> bool:
     return compiling() or transforms_active() or forward_ad_active()
 
 
+_PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))
+_has_storage = torch._C._has_storage
+
+
+def plain(*tensors: Tensor) -> bool:
+    """Whether these are all torch.Tensors or nn.Parameters themselves, whose memory the kernels read through
+    their data pointers. Not a tensor subclass: a FakeTensor's pointer leads to no memory, a wrapper such as
+    DTensor or TwoTensor holds its data in other tensors; those run the reference's torch ops, which every tensor
+    type defines. About 0.35 µs for six."""
+    return _PLAIN_TYPES.issuperset(map(type, tensors))
+
+
+def readable(g: Tensor) -> bool:
+    """Whether a gradient that reaches a backward is a plain tensor with memory of its own for the kernels to read:
+    not one batched by a vmap (``torch.autograd.grad(..., is_grads_batched=True)``, ``jacobian(...,
+    vectorize=True)``, gradcheck's batched check), which has no storage. About 0.2 µs."""
+    return type(g) in _PLAIN_TYPES and _has_storage(g)
+
+
 def c_kernels(dtype: torch.dtype) -> CKernels | None:
     """The C kernels for ``dtype`` (float32, float64), built on first use; None where they cannot be had."""
     precision = _PRECISION.get(dtype)
@@ -73,10 +93,11 @@ def c_kernels(dtype: torch.dtype) -> CKernels | None:
     return wrapped
 
 
-def implementation(t: Tensor):
-    """What runs the composed path's Functions for ``t`` (X or z): the C kernels on the CPU where
-    they build, else torch ops; None: the reference Functions."""
-    if reference_only():
+def implementation(t: Tensor, *others: Tensor):
+    """What runs the composed path's Functions for ``t`` (X or z) and the call's other tensors: the C kernels on
+    the CPU where they build, else torch ops; None: the reference Functions (also for tensors the kernels cannot
+    read, :func:`plain`)."""
+    if reference_only() or not plain(t, *others):
         return None
     if t.device.type == "cpu":
         return c_kernels(t.dtype) or torch_ops
@@ -101,11 +122,11 @@ class TritonOrTorchOps:
         return found if found is not None else torch_ops.ensemble_loss_and_gradients(X, U, b, W, c, y, need_X_bar)
 
 
-def fused_implementation(X: Tensor, U: Tensor, y: Tensor):
+def fused_implementation(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor):
     """What runs the training path (ε and every gradient in one pass) for these inputs; None: compose
-    the reference Functions instead (torch.compile, torch.func, forward mode, or y needs a gradient,
-    which the one pass does not give)."""
-    if reference_only() or y.requires_grad:
+    the reference Functions instead (torch.compile, torch.func, forward mode, tensors the kernels cannot
+    read, or y needs a gradient, which the one pass does not give)."""
+    if reference_only() or y.requires_grad or not plain(X, U, b, W, c, y):
         return None
     if X.device.type == "cpu":
         return c_kernels(X.dtype) or torch_ops
@@ -117,12 +138,12 @@ def fused_implementation(X: Tensor, U: Tensor, y: Tensor):
     return torch_ops
 
 
-def ensemble_fused_implementation(X: Tensor, U: Tensor, y: Tensor):
+def ensemble_fused_implementation(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor):
     """What runs the ensemble's training path (:mod:`torch_tanhnet.ensemble`) for these inputs, U (K, H, D):
     as :func:`fused_implementation` chooses for one network (the C kernels on the CPU, the Triton kernels on
     CUDA, torch ops elsewhere); None: compose the ensemble's reference Functions (torch.compile, torch.func,
-    forward mode, or y needs a gradient)."""
-    return fused_implementation(X, U, y)
+    forward mode, tensors the kernels cannot read, or y needs a gradient)."""
+    return fused_implementation(X, U, b, W, c, y)
 
 
 def ensemble_evaluate_implementation(X: Tensor):

@@ -18,7 +18,8 @@ ops), and they call its methods without choosing anything themselves:
   path ``bce_with_logits(model(X), y)``, each forward and backward one pass of a kernel (or
   a few torch ops). When a backward is itself being differentiated (``create_graph=True``),
   they run the reference's differentiable ``backward_equations`` instead, so second
-  derivatives stay exact.
+  derivatives stay exact; so they do for a gradient batched by a vmap (``is_grads_batched``,
+  ``jacobian(..., vectorize=True)``), which has no memory for a kernel to read.
 
 These Functions use the classic ``forward(ctx, ...)`` form: they never run under
 ``torch.func`` (the dispatch sends those to the reference), and ``apply`` of a Function with
@@ -32,6 +33,7 @@ import torch
 
 from ..cost import BCEWithLogitsFunction
 from ..network import TanhNetFunction
+from .dispatch import readable
 
 
 class FusedLossFunction(torch.autograd.Function):
@@ -57,8 +59,10 @@ class FusedLossFunction(torch.autograd.Function):
             return None, *_differentiable_gradients(eps_bar, X, U, b, W, c, y, ctx.needs_input_grad[1:6]), None
         # (∂ε/∂θ)·ε̄ for each input θ: every gradient is linear in ε̄. X̄ is None unless X needs a gradient;
         # autograd drops the gradient of any parameter that needs none.
-        return None, None if X_bar is None else X_bar * eps_bar, *torch._foreach_mul(
-            [U_bar, b_bar, W_bar, c_bar], eps_bar), None
+        X_bar = None if X_bar is None else X_bar * eps_bar
+        if not readable(eps_bar):  # ε̄ batched by a vmap (is_grads_batched): _foreach_mul has no batching rule
+            return None, X_bar, U_bar * eps_bar, b_bar * eps_bar, W_bar * eps_bar, c_bar * eps_bar, None
+        return None, X_bar, *torch._foreach_mul([U_bar, b_bar, W_bar, c_bar], eps_bar), None
 
 
 def _differentiable_gradients(eps_bar, X, U, b, W, c, y, needs):
@@ -88,8 +92,10 @@ class FastTanhNetFunction(torch.autograd.Function):
     def backward(ctx, z_bar, H_tilde):
         X, U, W, H = ctx.saved_tensors
         needs = ctx.needs_input_grad[1:]
-        if torch.is_grad_enabled() or H_tilde is not None or z_bar is None or z_bar.dtype != X.dtype:
-            # create_graph=True, a gradient reached H, or z̄ came in another dtype: the reference's equations
+        if (torch.is_grad_enabled() or H_tilde is not None or z_bar is None or z_bar.dtype != X.dtype
+                or not readable(z_bar)):
+            # create_graph=True, a gradient reached H, z̄ came in another dtype or batched by a vmap
+            # (is_grads_batched, jacobian(vectorize=True)), which the kernels cannot read: the reference's equations
             adj = TanhNetFunction.backward_equations(z_bar, H_tilde, X, U, W, H, needs)
             return None, adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar
         return None, *ctx.impl.backward(z_bar, X, U, W, H, needs)
@@ -112,6 +118,6 @@ class FastBCEWithLogitsFunction(torch.autograd.Function):
     def backward(ctx, eps_bar):
         z, y = ctx.saved_tensors
         needs = ctx.needs_input_grad[1:]
-        if torch.is_grad_enabled() or needs[1]:
+        if torch.is_grad_enabled() or needs[1] or not readable(eps_bar):  # also: ε̄ batched by a vmap
             return None, *BCEWithLogitsFunction.backward_equations(eps_bar, z, y, needs)  # differentiable
         return None, ctx.impl.cost_backward(z, y, eps_bar), None
