@@ -1,7 +1,9 @@
 """The fast paths equal the reference Functions: values and gradients, shapes, dtypes, devices, subsets."""
 
+import hashlib
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,9 +16,9 @@ from conftest import make_data, make_params
 from torch.autograd import gradcheck, gradgradcheck
 
 from torch_tanhnet import TanhNet, bce_with_logits, tanhnet, tanhnet_loss
+from torch_tanhnet.cost import BCEWithLogitsFunction
 from torch_tanhnet.kernels import c_kernels, dispatch, torch_ops
 from torch_tanhnet.kernels import cpu as extension
-from torch_tanhnet.cost import BCEWithLogitsFunction
 from torch_tanhnet.kernels.functions import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
 from torch_tanhnet.network import TanhNetFunction
 
@@ -315,6 +317,9 @@ def test_extension_builds_once_into_the_cache(fresh_extension, capfd):
     assert lib is not None
     built = list(fresh_extension.glob("tanhnet_float64_*.so"))
     assert len(built) == 1 and "compiling the fused CPU kernels" in capfd.readouterr().err
+    checksum = built[0].with_name(built[0].name + ".sha256")  # beside it, as sha256sum writes it
+    assert checksum.read_text() == checksum_line(built[0].read_bytes(), built[0].name)
+    assert not list(fresh_extension.glob(".*.tmp"))
     mtime = built[0].stat().st_mtime_ns
     extension._cache.clear()
     assert extension.kernels("float64") is not None
@@ -339,6 +344,79 @@ def test_a_failing_build_falls_back_and_is_not_retried(fresh_extension, monkeypa
     with pytest.warns(RuntimeWarning, match="unavailable"):
         assert extension.kernels("float32") is None
     assert len(list(fresh_extension.glob("*.failed"))) == len(extension.ATTEMPTS)
+
+
+@pytest.fixture(scope="module")
+def built_library(tmp_path_factory) -> Path:
+    """This machine's float64 kernel library, built once for the tests of damaged caches."""
+    cc = extension._compiler()
+    if cc is None:
+        pytest.skip("no C compiler")
+    target = tmp_path_factory.mktemp("built") / f"tanhnet_float64_{extension._machine_key()}_0.so"
+    if extension._build(cc, extension.ATTEMPTS[0], True, target) is not None:
+        pytest.skip("the kernels do not build here")
+    return target
+
+
+def checksum_line(data: bytes, name: str) -> str:
+    return f"{hashlib.sha256(data).hexdigest()}  {name}\n"  # sha256sum's format
+
+
+DAMAGED_CACHE_RUN = """
+import os, sys, warnings
+import torch
+from torch_tanhnet import tanhnet_loss
+from torch_tanhnet.kernels import cpu, dispatch
+warnings.simplefilter("error")  # a fallback to torch ops warns: here it fails
+g = torch.Generator().manual_seed(0)
+X, y = torch.randn(500, 2, generator=g, dtype=torch.float64), torch.rand(500, 1, generator=g, dtype=torch.float64)
+p = [torch.randn(s, generator=g, dtype=torch.float64) for s in [(3, 2), (3,), (1, 3), (1,)]]
+for folder in sys.argv[1:]:
+    os.environ["TORCH_TANHNET_CACHE"] = folder
+    cpu._cache.clear()
+    loss = tanhnet_loss(X, *p, y)
+    assert cpu._cache["float64"] is not None, folder
+    c_kernels, dispatch.c_kernels = dispatch.c_kernels, lambda dtype: None
+    torch.testing.assert_close(loss, tanhnet_loss(X, *p, y), rtol=1e-12, atol=0)  # the torch-ops result
+    dispatch.c_kernels = c_kernels
+"""
+
+
+def test_a_damaged_or_unchecked_cached_library_is_built_again(built_library, tmp_path):
+    """A library cut short or with a byte changed (which could kill the process with SIGBUS when loaded), or one
+    without a checksum (caches from before checksums), is built again in its place, then loaded."""
+    good = built_library.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF
+    cases = {"truncated": (good[: len(good) // 2], True), "flipped": (bytes(flipped), True), "unchecked": (good, False)}
+    for case, (data, with_checksum) in cases.items():
+        (tmp_path / case).mkdir()
+        (tmp_path / case / built_library.name).write_bytes(data)
+        if with_checksum:  # the good library's checksum
+            (tmp_path / case / f"{built_library.name}.sha256").write_text(checksum_line(good, built_library.name))
+    package_root = str(Path(extension.__file__).parents[2])  # this checkout's package, not an installed one
+    env = {**os.environ, "TORCH_TANHNET_NO_EXTENSION": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    r = subprocess.run([sys.executable, "-c", DAMAGED_CACHE_RUN, *(str(tmp_path / c) for c in cases)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, f"exit code {r.returncode} (-7: SIGBUS): {r.stderr[-2000:]}"
+    assert r.stderr.count("compiling the fused CPU kernels") == len(cases), r.stderr
+    for case in cases:
+        library = tmp_path / case / built_library.name
+        assert (tmp_path / case / f"{library.name}.sha256").read_text() == checksum_line(library.read_bytes(),
+                                                                                          library.name), case
+        assert not list((tmp_path / case).glob(".*.tmp")), case
+
+
+def test_a_library_without_its_checksum_is_not_loaded_when_it_cannot_be_built_again(
+        built_library, fresh_extension, monkeypatch):
+    (fresh_extension / built_library.name).write_bytes(built_library.read_bytes())  # whole, but unchecked
+    monkeypatch.setattr(extension, "_compiler", lambda: "false")  # a "compiler" that always fails
+    with pytest.warns(RuntimeWarning, match="unavailable"):
+        assert extension.kernels("float64") is None
+    X, y = make_data(30, 2)
+    p = make_params(2, 3)
+    torch.testing.assert_close(tanhnet_loss(X, *p, y), REFERENCE(X, *p, y), rtol=1e-12, atol=0)
 
 
 def unusable_cache(kind: str, tmp_path: Path) -> dict[str, str]:
