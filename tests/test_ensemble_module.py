@@ -1,5 +1,8 @@
 """TanhNetEnsemble: initialisation, indexing, and equality with K separate TanhNets on the training path."""
 
+import re
+
+import numpy as np
 import pytest
 import torch
 from conftest import make_data
@@ -60,6 +63,23 @@ def test_indexing_gives_copies_and_len_counts_networks():
         ens[3]
     with pytest.raises(TypeError, match="indexed by an int"):
         ens[0:2]
+
+
+@pytest.mark.parametrize("key", [np.int64(1), np.int32(-2), torch.tensor(1), torch.tensor(-2, dtype=torch.int32)])
+def test_indexing_takes_what_stands_for_an_int(key):
+    """A NumPy integer or a one-element integer tensor indexes as the int it holds (as check_size takes them)."""
+    nets, ens = nets_and_ensemble(K=3)
+    assert torch.equal(ens[key].U, nets[int(key)].U)
+
+
+@pytest.mark.parametrize("key, came", [(True, "bool"), (1.0, "float"), (np.float64(1), "float64"), ("1", "str"),
+                                       (None, "NoneType"), (torch.tensor(True), "a torch.bool tensor of shape ()"),
+                                       (torch.tensor(1.0), "a torch.float32 tensor of shape ()"),
+                                       (torch.tensor([1, 2]), "a torch.int64 tensor of shape (2,)")])
+def test_indexing_refuses_what_is_not_an_int_in_one_line(key, came):
+    _, ens = nets_and_ensemble(K=3)
+    with pytest.raises(TypeError, match=f"^an ensemble is indexed by an int network number, got {re.escape(came)}$"):
+        ens[key]
 
 
 @pytest.mark.parametrize("shared_X", [True, False])

@@ -88,6 +88,17 @@ def test_from_sequential_rejects_other_architectures():
         TanhNet.from_sequential(nn.Sequential(nn.Linear(2, 3, bias=False), nn.Tanh(), nn.Linear(3, 1)))
 
 
+@pytest.mark.parametrize("layer, part", [(0, "weight"), (0, "bias"), (2, "weight"), (2, "bias")])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_from_sequential_refuses_layers_of_several_dtypes(layer, part, dtype):
+    """Copied into one TanhNet (of the first weight's dtype), the others would be cast silently."""
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+    setattr(seq[layer], part, nn.Parameter(getattr(seq[layer], part).detach().to(dtype)))
+    with pytest.raises(TypeError, match=rf"^expected both Linear layers' weights and biases on one dtype and device, "
+                                        rf"got .*\[{layer}\]\.{part} {dtype} on cpu"):
+        TanhNet.from_sequential(seq)
+
+
 def test_predict_proba_is_sigmoid_of_logits():
     net = TanhNet()
     X = torch.randn(5, 2)

@@ -135,6 +135,12 @@ class TanhNet(nn.Module):
             )
         if first.bias is None or last.bias is None:
             raise ValueError("expected both Linear layers to have a bias, got bias=False")
+        kinds = {(p.dtype, p.device) for p in (first.weight, first.bias, last.weight, last.bias)}
+        if len(kinds) != 1:  # copied into one TanhNet, the others would be cast silently
+            came = ", ".join(f"{n} {p.dtype} on {p.device}" for n, p in (
+                ("[0].weight", first.weight), ("[0].bias", first.bias), ("[2].weight", last.weight),
+                ("[2].bias", last.bias)))
+            raise TypeError(f"expected both Linear layers' weights and biases on one dtype and device, got {came}")
         w = first.weight
         net = cls(first.in_features, first.out_features, device=w.device, dtype=w.dtype)
         with torch.no_grad():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from ..checks import (
+    _format,
     check_module_weights,
     check_parameter_count,
     check_parameter_dtype,
@@ -150,10 +152,16 @@ class TanhNetEnsemble(nn.Module):
     def __len__(self) -> int:
         return self.models
 
-    def __getitem__(self, k: int) -> TanhNet:
+    def __getitem__(self, key: int) -> TanhNet:
         """Network k as a plain :class:`TanhNet` (a copy: training it leaves the ensemble unchanged)."""
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise TypeError(f"an ensemble is indexed by an int network number, got {type(k).__name__}")
+        try:  # an int or what stands for one (a NumPy integer, a one-element integer tensor); a bool is not one
+            k = None if isinstance(key, bool) or getattr(key, "dtype", None) == torch.bool else operator.index(key)
+        except (TypeError, RuntimeError):  # not an integer (RuntimeError: a tensor of several elements)
+            k = None
+        if k is None:
+            came = f"a {key.dtype} tensor of shape {_format(key.shape)}" if isinstance(key, Tensor) else \
+                type(key).__name__
+            raise TypeError(f"an ensemble is indexed by an int network number, got {came}")
         if not -self.models <= k < self.models:
             raise IndexError(f"network {k} is out of range for an ensemble of {self.models}")
         net = TanhNet(self.in_features, self.hidden_features, device=self.U.device, dtype=self.U.dtype)
