@@ -269,3 +269,35 @@ def test_numpy_and_tensor_integers_are_sizes_and_seeds():
         TanhNet(np.bool_(True), 3)
     with pytest.raises(TypeError, match=r"seeds must be a list of 2 ints, got \[1.5, 2.0\]"):
         TanhNetEnsemble(2, seeds=np.array([1.5, 2.0]))
+
+
+def _public_ensemble_functions():
+    from torch_tanhnet.ensemble import ensemble_loss, ensemble_reference_loss
+    from torch_tanhnet.ensemble.hessian import ensemble_gradient, ensemble_gradient_and_hessian
+
+    return [ensemble_loss, ensemble_reference_loss, ensemble_gradient, ensemble_gradient_and_hessian]
+
+
+def _bad_arguments():
+    """(what, X, U, b, W, c, y): each wrong in one way. Mis-shaped ones used to broadcast silently (a c (1, 1) gave
+    every network network 0's bias in the Hessian) or be read past their ends by the kernels."""
+    good = dict(X=torch.zeros(N, D), U=torch.zeros(K, H, D), b=torch.zeros(K, H), W=torch.zeros(K, 1, H),
+                c=torch.zeros(K, 1), y=torch.zeros(N, 1))
+    changes = {
+        "c (1, 1)": dict(c=torch.zeros(1, 1)), "b (1, H)": dict(b=torch.zeros(1, H)),
+        "W (K, H)": dict(W=torch.zeros(K, H)),
+        "U 2-D": dict(U=torch.zeros(H, D)), "y (1, 1)": dict(y=torch.zeros(1, 1)), "y (N,)": dict(y=torch.zeros(N)),
+        "N = 0": dict(X=torch.zeros(0, D), y=torch.zeros(0, 1)), "X (K+1, N, D)": dict(X=torch.zeros(K + 1, N, D)),
+        "X float64": dict(X=torch.zeros(N, D, dtype=torch.float64)), "W float64": dict(W=torch.zeros(K, 1, H).double()),
+        "y float64": dict(y=torch.zeros(N, 1, dtype=torch.float64)), "c sparse": dict(c=torch.zeros(K, 1).to_sparse()),
+        "b a list": dict(b=[[0.0] * H] * K),
+    }
+    return [pytest.param(*{**good, **change}.values(), id=what) for what, change in changes.items()]
+
+
+@pytest.mark.parametrize("X, U, b, W, c, y", _bad_arguments())
+@pytest.mark.parametrize("f", _public_ensemble_functions(), ids=lambda f: f.__name__)
+def test_the_public_ensemble_functions_check_their_arguments(f, X, U, b, W, c, y):
+    with pytest.raises((ValueError, TypeError)) as info:
+        f(X, U, b, W, c, y)
+    one_line(info)

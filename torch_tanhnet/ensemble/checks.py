@@ -60,6 +60,14 @@ def check_ensemble_inputs(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor)
     return K, N, H, D
 
 
+def check_ensemble_loss_inputs(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> tuple[int, int]:
+    """The arguments of an ensemble's cost (X, U, b, W, c as :func:`check_ensemble_inputs` takes them, y (N, 1) or
+    (K, N, 1)); returns (K, N)."""
+    K, N, _, _ = check_ensemble_inputs(X, U, b, W, c)
+    check_ensemble_labels(y, K, N, U.dtype, U.device)
+    return K, N
+
+
 def check_ensemble_labels(y: Tensor, K: int, N: int, dtype: torch.dtype, device: torch.device) -> None:
     """y (N, 1) shared by the K networks or (K, N, 1) one set each (no other broadcasting), and at least one sample."""
     check_dense("y", y)

@@ -25,6 +25,7 @@ import torch
 
 from ..cost import softplus
 from ..kernels.dispatch import compiling as _compiling
+from .checks import check_ensemble_loss_inputs
 
 Tensor = torch.Tensor
 
@@ -175,8 +176,16 @@ def ensemble_network(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> t
 def ensemble_reference_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
     """ε (K,) through the two reference Functions: the composition every fast path is tested against.
 
-    y (N, 1) shared by all networks is expanded to (K, N, 1) (a view; its gradient sums over k).
+    X (N, D) or (K, N, D), U (K, H, D), b (K, H), W (K, 1, H), c (K, 1), y (N, 1) or (K, N, 1), checked (one-line
+    errors naming what was expected and what came). y (N, 1) shared by all networks is expanded to (K, N, 1) (a
+    view; its gradient sums over k).
     """
+    check_ensemble_loss_inputs(X, U, b, W, c, y)
+    return _ensemble_reference_loss(X, U, b, W, c, y)
+
+
+def _ensemble_reference_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
+    """:func:`ensemble_reference_loss` without the checks, for callers that made them."""
     z = ensemble_network(X, U, b, W, c)[0]
     cost = _CompiledEnsembleBCEFunction if _compiling() else EnsembleBCEFunction
     return cost.apply(z, y.expand_as(z) if y.dim() == 2 else y)

@@ -27,7 +27,8 @@ import torch
 
 from ..kernels import torch_ops
 from ..kernels.dispatch import ensemble_fused_implementation, readable
-from .function import EnsembleBCEFunction, EnsembleFunction, ensemble_reference_loss
+from .checks import check_ensemble_loss_inputs
+from .function import EnsembleBCEFunction, EnsembleFunction, _ensemble_reference_loss
 
 Tensor = torch.Tensor
 
@@ -96,10 +97,18 @@ class EnsembleLossFunction(torch.autograd.Function):
 
 
 def ensemble_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
-    """ε (K,) of K networks, inputs checked by the caller: the fused pass, or the reference where it cannot serve."""
+    """ε (K,) of K networks: the fused pass, or the reference where it cannot serve. X (N, D) or (K, N, D), U (K, H,
+    D), b (K, H), W (K, 1, H), c (K, 1), y (N, 1) or (K, N, 1), checked (one-line errors naming what was expected
+    and what came: the kernels would read a mis-shaped tensor past its end)."""
+    check_ensemble_loss_inputs(X, U, b, W, c, y)
+    return _ensemble_loss(X, U, b, W, c, y)
+
+
+def _ensemble_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
+    """:func:`ensemble_loss` without the checks, for callers that made them (``TanhNetEnsemble.loss``)."""
     impl = ensemble_fused_implementation(X, U, b, W, c, y)
     if impl is None:
-        return ensemble_reference_loss(X, U, b, W, c, y)
+        return _ensemble_reference_loss(X, U, b, W, c, y)
     return EnsembleLossFunction.apply(impl, X, U, b, W, c, y)
 
 
@@ -114,5 +123,5 @@ def ensemble_loss_value(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y
     """
     impl = ensemble_fused_implementation(X, U, b, W, c, y)
     if impl is None or impl is torch_ops:
-        return ensemble_reference_loss(X, U, b, W, c, y)
+        return _ensemble_reference_loss(X, U, b, W, c, y)
     return impl.ensemble_loss_and_gradients(X, U, b, W, c, y, False)[0]

@@ -19,7 +19,7 @@ from ..kernels.dispatch import ensemble_fused_implementation
 from ..module import TanhNet
 from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
 from .function import ensemble_network
-from .fused import ensemble_loss, ensemble_loss_value
+from .fused import _ensemble_loss, ensemble_loss_value
 
 Tensor = torch.Tensor
 
@@ -99,7 +99,7 @@ class TanhNetEnsemble(nn.Module):
         check_ensemble_labels(y, self.models, N, U.dtype, U.device)
         if not torch.is_grad_enabled():
             return ensemble_loss_value(X, U, b, W, c, y)
-        return ensemble_loss(X, U, b, W, c, y)
+        return _ensemble_loss(X, U, b, W, c, y)
 
     def loss_and_grad(self, X: Tensor, y: Tensor) -> Tensor:
         """What ``loss(X, y).sum().backward()`` does, in one call: each network's gradient of its own ε added
