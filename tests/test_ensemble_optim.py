@@ -395,3 +395,167 @@ def test_a_malformed_state_dict_is_refused_in_one_line():
     for state_dict, message in cases:
         assert_refused_and_unchanged(opt, copy.deepcopy(state_dict), message)
     stepped(opt, ens, X, y)
+
+
+# ---- settings written into a param group after construction; options and state it cannot honour; schedulers ----
+
+@pytest.mark.parametrize("kind,name,values", [
+    ("sgd", "lr", LR), ("sgd", "momentum", MOMENTUM), ("sgd", "weight_decay", DECAY),
+    ("adam", "lr", ADAM_LR), ("adam", "beta1", BETAS1), ("adam", "beta2", BETAS2), ("adam", "eps", EPS),
+    ("adam", "weight_decay", DECAY),
+])
+@pytest.mark.parametrize("given", ["list", "tuple", "tensor"])
+def test_a_setting_written_into_a_group_counts_per_network_as_in_the_constructor(kind, name, values, given):
+    """K numbers written into param_groups[0] after some steps: network k follows torch.optim with values[k] written
+    into its own group (per network, not per parameter tensor U, b, W, c); one number written works as before."""
+    make_torch, make_ensemble = MAKE[kind]
+    nets, ens, X, y = setup()
+    opts = [make_torch(n, k) for k, n in enumerate(nets)]
+    opt = make_ensemble(ens.parameters())
+    train(nets, opts, ens, opt, X, y, steps=3)
+    for k, o in enumerate(opts):
+        if name.startswith("beta"):
+            betas = list(o.param_groups[0]["betas"])
+            betas[int(name[-1]) - 1] = values[k]
+            o.param_groups[0]["betas"] = tuple(betas)
+        else:
+            o.param_groups[0][name] = values[k]
+    opt.param_groups[0][name] = {"list": list, "tuple": tuple,
+                                 "tensor": lambda v: torch.tensor(v, dtype=torch.float64)}[given](values)
+    train(nets, opts, ens, opt, X, y, steps=10)
+    assert_same_networks(nets, ens)
+    assert isinstance(opt.param_groups[0][name], torch.Tensor) and opt.param_groups[0][name].shape == (K,)
+    opt.param_groups[0][name] = 0.5
+    stepped(opt, ens, X, y)
+    assert opt.param_groups[0][name] == 0.5 and type(opt.param_groups[0][name]) is float
+
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+@pytest.mark.parametrize("value,error,match", [
+    ([0.1, 0.2], ValueError, r"^{} in param group 0 must be a number or 4 numbers \(one per network\), got shape "
+                             r"\(2,\)$"),
+    ([0.1, "a", 0.1, 0.1], TypeError, r"^{} in param group 0 must be a number or 4 numbers"),
+    (-1.0, ValueError, r"^{} in param group 0 must be finite and .* got -1.0 for network 0$"),
+    ([0.1, float("nan"), 0.1, 0.1], ValueError, r"^{} in param group 0 must be finite .* got nan for network 1$"),
+    ("fast", TypeError, r"^{} in param group 0 must be a number or 4 numbers \(one per network\), got str$"),
+    (True, TypeError, r"^{} in param group 0 must be a number or 4 numbers"),
+])
+def test_a_bad_setting_written_into_a_group_is_refused_at_the_next_step(cls, value, error, match):
+    _, ens, X, y = setup()
+    opt = stepped(cls(ens.parameters(), lr=0.01), ens, X, y)
+    for name in cls.SETTINGS:
+        U = ens.U.detach().clone()
+        good = opt.param_groups[0][name]
+        opt.param_groups[0][name] = value
+        with pytest.raises(error, match=match.format(name)) as info:
+            opt.step()
+        assert "\n" not in str(info.value)
+        assert torch.equal(ens.U, U)  # nothing moved
+        opt.param_groups[0][name] = good
+        opt.step()
+
+
+@pytest.mark.parametrize("kind", MAKE)
+def test_an_option_written_into_a_group_that_the_optimizer_cannot_honour_is_refused(kind):
+    _, ens, X, y = setup()
+    opt = stepped(MAKE[kind][1](ens.parameters()), ens, X, y)
+    for key, honoured in opt.RUNS.items():
+        opt.param_groups[0][key] = not honoured if isinstance(honoured, bool) else 0.5
+        with pytest.raises(ValueError, match=rf"^{type(opt).__name__} cannot honour {key}=(True|0.5) in param group "
+                                             r"0: it runs only "):
+            opt.step()
+        opt.param_groups[0][key] = honoured  # as torch.optim's own groups hold it: accepted
+        opt.step()
+        with pytest.raises(ValueError, match=rf"cannot honour {key}="):
+            opt.add_param_group({"params": [leaf(4, 3)], key: not honoured if isinstance(honoured, bool) else 0.5})
+
+
+@pytest.mark.parametrize("options", [dict(nesterov=True), dict(dampening=0.1), dict(maximize=True)],
+                         ids=["nesterov", "dampening", "maximize"])
+def test_a_torch_sgd_state_dict_that_sgd_cannot_honour_is_refused(options):
+    """torch.optim.SGD(nesterov=True) and the like: refused, not run as plain momentum; the plain one loads."""
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleSGD(ens.parameters(), lr=0.1), ens, X, y)
+    theirs = torch.optim.SGD(ens.parameters(), lr=0.1, momentum=0.9, **options)
+    stepped(theirs, ens, X, y)
+    (key, value), = options.items()
+    assert_refused_and_unchanged(opt, copy.deepcopy(theirs.state_dict()),
+                                 rf"^EnsembleSGD cannot honour {key}={value} in the state_dict's param group 0: it "
+                                 r"runs only dampening=0, nesterov=False, maximize=False$")
+    plain = torch.optim.SGD(ens.parameters(), lr=0.1, momentum=0.9)
+    stepped(plain, ens, X, y)
+    opt.load_state_dict(copy.deepcopy(plain.state_dict()))
+    stepped(opt, ens, X, y)
+
+
+@pytest.mark.parametrize("drop", [["step"], ["exp_avg"], ["exp_avg_sq"], ["step", "exp_avg_sq"]])
+def test_an_incomplete_adam_state_is_refused_at_load(drop):
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleAdam(ens.parameters(), lr=0.01), ens, X, y)
+    state_dict = copy.deepcopy(opt.state_dict())
+    for name in drop:
+        del state_dict["state"][2][name]
+    assert_refused_and_unchanged(opt, state_dict, rf"^the state_dict's state of parameter 2 in param group 0 lacks "
+                                 rf"{', '.join(drop)}: EnsembleAdam keeps step, exp_avg, exp_avg_sq for a parameter "
+                                 r"\(none before its first step\)$")
+    state_dict = copy.deepcopy(opt.state_dict())
+    state_dict["state"][2]["exp_avg"] = torch.tensor(0.0)
+    assert_refused_and_unchanged(opt, state_dict, r"^exp_avg of parameter 2 in the state_dict's param group 0 must "
+                                 r"have its parameter's shape \(4, 1, 3\), got \(\)$")
+    state_dict = copy.deepcopy(opt.state_dict())
+    state_dict["state"][2]["step"] = torch.tensor([2.0, 2.0])
+    assert_refused_and_unchanged(opt, state_dict, r"^step of parameter 2 in the state_dict's param group 0 must be one "
+                                 r"number \(a 0-d tensor\), got shape \(2,\)$")
+    stepped(opt, ens, X, y)
+
+
+SCHEDULERS = {
+    "StepLR": lambda o: torch.optim.lr_scheduler.StepLR(o, 2, gamma=0.5),
+    "LambdaLR": lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda t: 1 / (t + 1)),
+    "CosineAnnealingLR": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 5),
+    "LinearLR": lambda o: torch.optim.lr_scheduler.LinearLR(o),
+    "CyclicLR": lambda o: torch.optim.lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=2,  # cycles SGD's momentum
+                                                            cycle_momentum=not isinstance(o, EnsembleAdam)),
+    "OneCycleLR": lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.1, total_steps=20, cycle_momentum=False),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+@pytest.mark.parametrize("kind", MAKE)
+def test_an_lr_scheduler_is_refused_in_one_line_with_per_network_rates(name, kind):
+    """At the scheduler's creation, before torch's "fill_ only supports 0-dimension value tensor"."""
+    _, ens, X, y = setup()
+    opt = stepped(MAKE[kind][1](ens.parameters()), ens, X, y)
+    with pytest.raises(ValueError, match=rf"^{type(opt).__name__} holds 4 learning rates in param group 0 \(one per "
+                                         r"network\), but torch's LR schedulers set one number per param group: "):
+        SCHEDULERS[name](opt)
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_an_lr_scheduler_with_one_rate_follows_torch_and_then_refuses_per_network_rates(name):
+    """One learning rate (and per-network momenta): network k follows torch.optim.SGD with the same scheduler. K rates
+    written into the group later are refused at the next step, before the scheduler's own error."""
+    nets, ens, X, y = setup()
+    opts = [torch.optim.SGD(n.parameters(), lr=0.05, momentum=MOMENTUM[k]) for k, n in enumerate(nets)]
+    opt = EnsembleSGD(ens.parameters(), lr=0.05, momentum=MOMENTUM)
+    schedulers = [SCHEDULERS[name](o) for o in opts + [opt]]
+    for _ in range(10):
+        train(nets, opts, ens, opt, X, y, steps=1)
+        for s in schedulers:
+            s.step()
+    assert_same_networks(nets, ens)
+    opt.param_groups[0]["lr"] = LR
+    with pytest.raises(ValueError, match=r"^EnsembleSGD holds 4 learning rates in param group 0 \(one per network\)"):
+        opt.step()
+
+
+@pytest.mark.parametrize("name", ["CyclicLR", "OneCycleLR"])
+def test_cycling_momentum_is_refused_by_torch_for_ensemble_adam(name):
+    """torch cycles Adam's β1 by writing group["betas"], which EnsembleAdam (beta1, beta2, per network) would not
+    read: the refusal stands (torch's message); with cycle_momentum=False the learning rate cycles."""
+    _, ens, X, y = setup()
+    opt = EnsembleAdam(ens.parameters(), lr=0.01)
+    make = getattr(torch.optim.lr_scheduler, name)
+    with pytest.raises(ValueError, match=r"^optimizer must support momentum or beta1 with `cycle_momentum` option"):
+        make(opt, max_lr=0.1, **({"base_lr": 0.01} if name == "CyclicLR" else {"total_steps": 10}))
+    assert "betas" not in opt.defaults and "betas" not in opt.param_groups[0]

@@ -9,11 +9,18 @@ calls over the stacked tensors (SGD: 1 to 4, Adam: 9 to 10), whatever K is.
 
 Both are ``torch.optim.Optimizer`` subclasses, so ``state_dict``/``load_state_dict`` and
 checkpoints work as for torch's own optimizers: per-network settings are stored in the param
-group as float64 tensors (K,), one number as a float. torch's LR schedulers assume one
-number per group: they work when the learning rate is one number, and raise on a tensor.
+group as float64 tensors (K,), one number as a float. A setting written into a param group later
+(``opt.param_groups[0]["momentum"] = [...]``) is checked and converted at the next step as the
+constructor does it. torch's LR schedulers set one number per group: they work when the learning
+rate is one number, and are refused in one line when they are created for K rates (ReduceLROnPlateau,
+which leaves no mark on the optimizer, raises torch's error when it first lowers the rate).
 """
 
 from __future__ import annotations
+
+import math
+import numbers
+import operator
 
 import torch
 from torch.optim import Optimizer
@@ -25,9 +32,12 @@ from .step_hooks import profiled, with_step_hooks
 Tensor = torch.Tensor
 
 
-def _setting(name: str, value, K: int, **bounds):
-    """A number stays a float; K numbers become a float64 tensor (K,); either is checked (one-line errors)."""
-    values = per_network(name, value, K, **bounds)
+def _setting(name: str, value, K: int, *, low: float = 0.0, below: float | None = None):
+    """A number stays a float; K numbers become a float64 tensor (K,); either is checked (one-line errors).
+    A float within bounds is returned as it is, without a tensor (a scheduler writes one every step)."""
+    if type(value) is float and math.isfinite(value) and value >= low and (below is None or value < below):
+        return value
+    values = per_network(name, value, K, low=low, below=below)
     return float(values[0]) if isinstance(value, (int, float)) or (
         isinstance(value, Tensor) and value.dim() == 0) else values
 
@@ -54,6 +64,25 @@ def _factor(value, like: list[Tensor]):
 
 class _EnsembleOptimizer(Optimizer):
     SETTINGS: dict[str, dict] = {}  # name -> bounds for per_network
+    RUNS: dict[str, object] = {}  # torch.optim's options that step() runs with this value only (a group may hold them)
+    STATE: tuple[str, ...] = ()  # a parameter's state holds all of these, or none before its first step
+
+    def __init__(self, params, defaults: dict) -> None:
+        self._held: dict[int, tuple] = {}  # id(group) -> (group, its keys, the objects it held when last checked)
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._held = {}  # new param groups (load_state_dict, unpickling): each is checked at its next step
+
+    def __setattr__(self, name: str, value) -> None:
+        """A torch LR scheduler (all but ReduceLROnPlateau) wraps ``step`` when it is created, before it first writes
+        the learning rates: refused there (one line) while a group holds K of them, which it cannot write
+        (torch's own error would be "fill_ only supports 0-dimension value tensor")."""
+        if name == "step" and getattr(value, "_wrapped_by_lr_sched", False):
+            for i, group in enumerate(self.param_groups):
+                _one_lr(self, group, f" in param group {i}")
+        super().__setattr__(name, value)
 
     def add_param_group(self, param_group: dict) -> None:
         """torch's add_param_group, with the settings checked for the group's K: a refused group (one-line
@@ -61,17 +90,38 @@ class _EnsembleOptimizer(Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:
-            settings = self._settings(group)
+            self._accept(group)
         except Exception:
             self.param_groups.pop()
             raise
+
+    def _accept(self, group: dict, where: str = "") -> None:
+        """Checks ``group`` and converts its settings as add_param_group does (one-line errors, the group left as it
+        was), and notes what it holds, so that step() checks it again only once something in it is replaced."""
+        settings = self._settings(group, where=where)
+        if getattr(self.step, "_wrapped_by_lr_sched", False):  # an LR scheduler drives this optimizer
+            _one_lr(self, settings, where)
         group.update(settings)
+        self._held[id(group)] = (group, tuple(group), tuple(group.values()))
+
+    def _check(self, group: dict, i: int) -> None:
+        """At each step: ``group`` accepted again if any of its entries is not the object accepted last (a setting
+        written since, such as ``group["momentum"] = [...]``; a few identity tests when nothing was)."""
+        held = self._held.get(id(group))
+        if held is None or held[0] is not group or len(group) != len(held[1]) or not all(
+                map(operator.is_, map(group.get, held[1]), held[2])):
+            self._accept(group, f" in param group {i}")
 
     def _settings(self, group: dict, saved: dict | None = None, where: str = "") -> dict:
         """The settings for ``group``'s K, taken from ``saved`` (a loaded param group) or else ``group``;
         checked (one-line errors), nothing changed."""
         K = _networks(group["params"])
         saved = group if saved is None else saved
+        for key, value in self.RUNS.items():
+            if key in saved and not (isinstance(saved[key], numbers.Real) and saved[key] == value):
+                runs = ", ".join(f"{k}={v!r}" for k, v in self.RUNS.items())
+                raise ValueError(f"{type(self).__name__} cannot honour {key}={saved[key]!r}{where}: it runs only "
+                                 f"{runs}")
         settings = {name: _setting(name + where, saved[name], K, **bounds) for name, bounds in self.SETTINGS.items()}
         return {**settings, "networks": K}
 
@@ -86,7 +136,7 @@ class _EnsembleOptimizer(Optimizer):
                 self._check_saved(i, group, saved_group, state_dict["state"])
         super().load_state_dict(state_dict)
         for group in self.param_groups:
-            group.update(self._settings(group))  # as add_param_group leaves them, with this group's K
+            self._accept(group)  # as add_param_group leaves them, with this group's K
 
     def _check_saved(self, i: int, group: dict, saved: dict, state: dict) -> None:
         """Param group i of a state_dict, ``saved``, against this optimizer's ``group``: its settings, and the
@@ -101,13 +151,21 @@ class _EnsembleOptimizer(Optimizer):
             if not isinstance(entries, dict):
                 raise ValueError(f"the state_dict's state of parameter {j} in param group {i} must be a dict, got "
                                  f"{type(entries).__name__}")
+            lack = [name for name in self.STATE if name not in entries]
+            if entries and lack:
+                raise ValueError(f"the state_dict's state of parameter {j} in param group {i} lacks {', '.join(lack)}: "
+                                 f"{type(self).__name__} keeps {', '.join(self.STATE)} for a parameter (none before "
+                                 "its first step)")
             for name, value in entries.items():
                 if value is None and name == "momentum_buffer":  # torch.optim.SGD's "none yet": b = d next step
                     continue
                 if not isinstance(value, Tensor):
                     raise ValueError(f"{name} of parameter {j} in the state_dict's param group {i} must be a tensor, "
                                      f"got {type(value).__name__}")
-                if value.dim() != 0 and value.shape != p.shape:
+                if name == "step" and value.dim() != 0:
+                    raise ValueError(f"step of parameter {j} in the state_dict's param group {i} must be one number "
+                                     f"(a 0-d tensor), got shape {_shape(value)}")
+                if name != "step" and value.shape != p.shape:
                     raise ValueError(f"{name} of parameter {j} in the state_dict's param group {i} must have its "
                                      f"parameter's shape {_format(p.shape)}, got {_shape(value)}")
 
@@ -136,6 +194,7 @@ class EnsembleSGD(_EnsembleOptimizer):
     """
 
     SETTINGS = {"lr": {}, "momentum": {}, "weight_decay": {}}
+    RUNS = {"dampening": 0, "nesterov": False, "maximize": False}
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0) -> None:
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
@@ -147,7 +206,8 @@ class EnsembleSGD(_EnsembleOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            self._check(group, i)
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
@@ -182,6 +242,8 @@ class EnsembleAdam(_EnsembleOptimizer):
     """
 
     SETTINGS = {"lr": {}, "beta1": {"below": 1.0}, "beta2": {"below": 1.0}, "eps": {}, "weight_decay": {}}
+    RUNS = {"amsgrad": False, "maximize": False, "decoupled_weight_decay": False}
+    STATE = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0) -> None:
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -196,7 +258,8 @@ class EnsembleAdam(_EnsembleOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            self._check(group, i)
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
@@ -236,6 +299,14 @@ def _by_step(params: list[Tensor], state) -> dict[float, list[Tensor]]:
     for p in params:
         groups.setdefault(float(state[p]["step"]), []).append(p)
     return groups
+
+
+def _one_lr(opt: _EnsembleOptimizer, group: dict, where: str) -> None:
+    """Refuses (one line) K learning rates in ``group`` of an optimizer that a torch LR scheduler drives."""
+    if isinstance(group["lr"], Tensor):
+        raise ValueError(f"{type(opt).__name__} holds {len(group['lr'])} learning rates{where} (one per network), "
+                         "but torch's LR schedulers set one number per param group: give lr as one number to use one, "
+                         "or set param_groups[i]['lr'] to K numbers yourself, without a scheduler")
 
 
 def _check_layout(state_dict) -> None:
