@@ -254,6 +254,7 @@ def report(config, given, world, device, gather) -> int:
 
     prepared = prepare(config, world, given, device)
     plan, logdir, found = prepared
+    config.logdir = str(logdir)  # for main's Ctrl-C message (prepare leaves its caller's config as it was)
     if world.is_main and not found["complete"]:
         print(describe(plan, estimate_seconds(plan) / world.size), flush=True)
     result = sweep(plan.config, world, given, device, gather, prepared)

@@ -1,6 +1,7 @@
 """Where a sweep writes: nothing a user had is ever deleted or overwritten, and an unusable folder is one line."""
 
 import errno
+import json
 import os
 import tempfile
 
@@ -175,3 +176,41 @@ def test_of_two_sweeps_into_one_new_folder_at_once_one_goes_on_and_the_other_wri
     assert code == 2 and "argument --logdir: 'same' was just taken by another sweep started at the same moment" in err
     assert [p.name for p in (tmp_path / "same").iterdir()] == ["sweep.json"]
     assert (tmp_path / "same" / "sweep.json").read_text() == "the other sweep's"
+
+
+@pytest.mark.parametrize("seeds", [range(3), (0, 1, 2), range(0, 3)])
+def test_seeds_as_any_sequence_of_integers_are_taken_as_a_list(tmp_path, seeds):
+    result = runner.sweep(SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=seeds,
+                                      logdir=str(tmp_path / "out"), progress=False, gallery=0))
+    assert [row["seed"] for row in result.results.rows] == [0, 1, 2]
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["sweep"]["seeds"] == [0, 1, 2]
+
+
+def fail_json(plan, path, extra=None):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def fail_step(self):
+    raise RuntimeError("a fault in the first group")
+
+
+@pytest.mark.parametrize("where", ["sweep.json", "training"])
+@pytest.mark.parametrize("logdir", ["empty", "new/deeper", None])
+def test_a_sweep_that_fails_before_its_first_checkpoint_leaves_nothing_to_block_the_next(tmp_path, monkeypatch,
+                                                                                          where, logdir):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    config = SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=[0], logdir=logdir, progress=False,
+                         gallery=0)
+    with monkeypatch.context() as m:
+        if where == "sweep.json":
+            m.setattr(runner, "write_json", fail_json)
+        else:
+            m.setattr(runner.GroupTrainer, "train_step", fail_step)
+        with pytest.raises((OSError, RuntimeError)):
+            runner.sweep(config)
+    after = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert [p for p in after if p != "runs"] == before  # (the default folder's parent, runs/, may stay)
+    assert config.logdir == logdir  # the caller's config as it was
+    assert runner.sweep(config).results.rows  # the next start is not refused

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-from ..training.config import DEVICES, ConfigError, TrainConfig
+from ..training.config import DEVICES, KIND_WORDS, ConfigError, TrainConfig, _is, plain
 from . import space
 from .space import Range
 
@@ -38,10 +38,18 @@ class SweepConfig:
         def bad(flag: str, why: str):
             raise ConfigError(f"argument --{flag}: {why}")
 
-        space.check_seeds(self.seeds)
-        if self.random is not None and (isinstance(self.random, bool) or self.random < 1):
+        for f in fields(self):  # each of the sweep's own settings of its declared kind, as plain Python (they
+            if f.name in ("values", "seeds"):  # reach the checkpoint and sweep.json): np.float64(0.9) becomes 0.9
+                continue
+            kinds = [k.strip() for k in f.type.split("|")]
+            value = plain(getattr(self, f.name), kinds)
+            if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
+                bad(f.name.replace("_", "-"), f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
+            setattr(self, f.name, value)
+        self.seeds = space.check_seeds(self.seeds)
+        if self.random is not None and self.random < 1:
             bad("random", f"must be a positive integer, got {self.random}")
-        space.check_values(self.values, self.random)
+        self.values = space.check_values(self.values, self.random)
         for flag, value in (("log-interval", self.log_interval), ("checkpoint-interval", self.checkpoint_interval)):
             if value < 1:
                 bad(flag, f"must be a positive integer, got {value}")

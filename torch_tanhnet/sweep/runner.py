@@ -18,6 +18,7 @@ end and writes everything; the results equal a one-process sweep's.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 
 from ..training.config import ConfigError
-from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, resolve_device, take
+from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
 from ..training.signals import stop_on_signals
 from ..training.world import World
 from . import state as checkpoints
@@ -42,6 +43,7 @@ from .results import Results, collect, write_csv, write_json
 Gather = Callable[[object], list | None]
 DRY = "sweep-dry-run-"  # the temporary folder of a dry run given no --logdir
 _temporary: set[Path] = set()  # the dry-run folders this process made: the only ones remove_if_dry_run deletes
+_claimed: set[Path] = set()  # the default folders prepare made: removed, if empty, when the sweep fails to start
 
 
 @dataclass
@@ -82,8 +84,10 @@ def share(group: Group, world: World) -> list:
 
 def prepare(config: SweepConfig, world: World | None = None, given: set[str] | None = None,
             device: torch.device | None = None) -> tuple[Plan, Path, dict]:
-    """The plan, the log dir and the checkpoint state to start from (new, or read for --resume)."""
+    """The plan, the log dir and the checkpoint state to start from (new, or read for --resume). ``config`` is left
+    as it was: the plan's config (``plan.config``) is the one the sweep runs, its values plain and its logdir set."""
     world = world or World()
+    config = dataclasses.replace(config)  # the caller's object keeps its values and its logdir (None: the default)
     config.validate()
     device = device or resolve_device(config.device)
     if config.dry_run and config.logdir is None:  # a dry run leaves nothing behind unless given a folder
@@ -104,6 +108,7 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     plan = make_plan(config, device)
     if claim:
         logdir = claim_logdir(default_logdir(config))  # made here, -2, -3 if taken: no other sweep can have it
+        _claimed.add(logdir)
     config.logdir = str(logdir)
     return plan, logdir, found
 
@@ -127,16 +132,46 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
         with one_thread():
             results = collect(plan, groups, config.solved_at)
         return SweepResult(plan, logdir, results, found["seconds"], already_complete=True, groups=groups)
-    if world.is_main:
-        logdir.mkdir(parents=True, exist_ok=True)
-        if not config.resume:
-            take(logdir / "sweep.json", "sweep")
-        write_json(plan, logdir / "sweep.json")
     started, before, done = time.perf_counter(), found["seconds"], found["groups"]
+    last_save = [-float("inf")]
+    made = missing_folders(logdir) + ([logdir] if logdir in _claimed else [])  # deepest first
+    _claimed.discard(logdir)
+    taken = False  # sweep.json created by this sweep: removed again if it stops before its first checkpoint
+    try:
+        if world.is_main:
+            logdir.mkdir(parents=True, exist_ok=True)
+            if not config.resume:
+                take(logdir / "sweep.json", "sweep")
+                taken = True
+            write_json(plan, logdir / "sweep.json")
+        return _train(plan, logdir, found, world, gather, on_group, started, before, done, last_save)
+    except BaseException:
+        if taken and last_save[0] == -float("inf"):
+            discard(logdir, made)  # nothing of a sweep that stopped before its first checkpoint blocks the next
+        raise
+
+
+def discard(logdir: Path, made: list[Path]) -> None:
+    """Remove what a new sweep wrote before its first checkpoint (sweep.json, the folders it made, if empty), so
+    that the folder is as it was and a next start is not refused; what cannot be removed stays."""
+    try:
+        (logdir / "sweep.json").unlink(missing_ok=True)
+    except OSError:
+        pass
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None,
+           on_group: Callable[[Group], None] | None, started: float, before: float, done: dict, last_save: list
+           ) -> SweepResult | None:
+    """The part of :func:`sweep` after sweep.json is written: every group, then :func:`finish`."""
+    config = plan.config
     mine = [(g, share(g, world)) for g in plan.groups]
     bar = _bar(plan, mine, found, config.progress and world.is_main)
-
-    last_save = [-float("inf")]
 
     def save(current: dict | None) -> None:
         found["current"], found["seconds"] = current, before + time.perf_counter() - started

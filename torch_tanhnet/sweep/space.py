@@ -16,7 +16,7 @@ import math
 import random as _random
 from dataclasses import dataclass, fields
 
-from ..training.config import ConfigError, TrainConfig
+from ..training.config import ConfigError, TrainConfig, _is, plain
 
 # the settings of train.py that a sweep may vary, in the grid's order; the others are the sweep's own
 SWEEPABLE = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "hidden", "init_scale",
@@ -62,25 +62,54 @@ class Run:
     config: TrainConfig
 
 
-def check_values(values: dict[str, list], random: int | None) -> None:
-    """One-line ConfigErrors, in train.py's words, for each value; then for a grid that would be empty."""
+def as_list(given, what: str) -> list:
+    """A list, a tuple, a range or a 1-d array (NumPy's, torch's) as a list; ConfigError (``what``: the flag) for
+    anything else."""
+    if isinstance(given, (list, tuple, range)) or getattr(given, "ndim", None) == 1 and hasattr(given, "tolist"):
+        return list(given)
+    raise ConfigError(f"argument {what}: expected a list of values, got {_short(given)}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_values(values: dict[str, list], random: int | None) -> dict[str, list]:
+    """One-line ConfigErrors, in train.py's words, for each value; then for a grid that would be empty. Returns the
+    values as plain Python lists of plain Python values (np.float64(0.5) as 0.5, as train.py's settings)."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"expected the values as a dict of setting: list of values, got {_short(values)}")
+    out = {}
     for name, given in values.items():
         if name not in SWEEPABLE:
             raise ConfigError(f"unknown setting {name!r}; a sweep varies {', '.join(SWEEPABLE)}")
-        if not isinstance(given, (list, tuple)):
-            raise ConfigError(f"argument {flag(name)}: expected a list of values, got {given!r}")
+        given = as_list(given, flag(name))
         if not given:
             raise ConfigError(f"argument {flag(name)}: the grid is empty: no values given")
-        seen = set()
+        seen, out[name] = set(), []
         for v in given:
             if isinstance(v, Range):
+                v = plain_range(name, v)
                 check_range(name, v, random)
-                continue
-            key = repr(v)
-            if key in seen:
-                raise ConfigError(f"argument {flag(name)}: {v!r} is given twice")
-            seen.add(key)
-            TrainConfig(**{name: v}).validate()  # the very check, and message, of train.py
+            else:
+                config = TrainConfig(**{name: v})
+                config.validate()  # the very check, and message, of train.py; its value as plain Python
+                v = getattr(config, name)
+                key = repr(v)
+                if key in seen:
+                    raise ConfigError(f"argument {flag(name)}: {v!r} is given twice")
+                seen.add(key)
+            out[name].append(v)
+    return out
+
+
+def plain_range(name: str, r: Range) -> Range:
+    """``r`` with plain Python ends (np.float32 ends as floats), or ConfigError for ends that are not numbers."""
+    low, high, log = plain(r.low, ["float"]), plain(r.high, ["float"]), plain(r.log, ["bool"])
+    if not (_is(low, "float") and _is(high, "float") and isinstance(log, bool)):
+        raise ConfigError(f"argument {flag(name)}: a range needs two numbers and log True or False, got {r!r}")
+    return Range(low, high, log)
 
 
 def check_range(name: str, r: Range, random: int | None) -> None:
@@ -158,12 +187,18 @@ def runs(settings: list[dict], seeds: list[int], base: TrainConfig) -> list[Run]
     return out
 
 
-def check_seeds(seeds: list[int]) -> None:
+def check_seeds(seeds) -> list[int]:
+    """The seeds as a list of plain ints (a range, a tuple, a NumPy array taken), or a one-line ConfigError."""
+    if isinstance(seeds, (list, tuple, range)) or getattr(seeds, "ndim", None) == 1 and hasattr(seeds, "tolist"):
+        seeds = [plain(s, ["int"]) for s in seeds]
+    else:
+        raise ConfigError(f"argument --seeds: expected a list of integers, got {_short(seeds)}")
     if not seeds:
         raise ConfigError("argument --seeds: must be at least 1, got 0")
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32]
+    bad = [s for s in seeds if not _is(s, "int") or not 0 <= s < 2**32]
     if bad:
         raise ConfigError(f"argument --seeds: each seed must be an integer in [0, 2**32), got {bad[0]!r}")
     if len(set(seeds)) != len(seeds):
         twice = next(s for s in seeds if seeds.count(s) > 1)
         raise ConfigError(f"argument --seeds: seed {twice} is given twice")
+    return seeds

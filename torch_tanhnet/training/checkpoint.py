@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -134,6 +135,48 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _numpy_numbers() -> list:
+    """What pickle needs to rebuild a NumPy number (np.float64(0.5), np.int64(3), np.bool_): its scalar constructor,
+    np.dtype and the number dtypes' classes; no arrays, no other objects."""
+    import numpy as np
+
+    scalar = getattr(getattr(np, "_core", None), "multiarray", None) or np.core.multiarray
+    kinds = [getattr(np.dtypes, name) for name in dir(getattr(np, "dtypes", None))
+             if name.endswith("DType") and any(k in name for k in ("Bool", "Int", "Float"))]
+    return [scalar.scalar, np.dtype, *kinds]
+
+
+def _load_numpy_numbers(path: Path) -> Any:
+    """A checkpoint holding NumPy numbers among its plain data (written by an older torch-tanhnet from settings given
+    as NumPy numbers), read with those alone allowed, each as the Python number it stands for; CheckpointError for
+    a file that holds any other object."""
+    import numpy as np
+
+    try:
+        with torch.serialization.safe_globals(_numpy_numbers()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - one line, naming what the file holds when torch can tell
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # noqa: BLE001
+            unsafe = []
+        if unsafe:
+            raise CheckpointError(f"checkpoint {str(path)!r} holds objects other than tensors and plain data "
+                                  f"({', '.join(unsafe[:3])}), which cannot be read safely") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__})") from None
+
+    def plain(value):
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dict):
+            return {plain(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(plain(v) for v in value)
+        return value
+
+    return plain(state)
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain data only: weights_only)."""
     path = Path(path)
@@ -141,6 +184,8 @@ def load(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # objects weights_only refuses: NumPy numbers (older versions saved settings
+        state = _load_numpy_numbers(path)  # given as np.float64 so) are read as Python's, anything else refused
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
         raise CheckpointError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from dataclasses import dataclass, fields
 
 from .data import GENERATORS
@@ -23,6 +25,30 @@ def _is(value, kind: str) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, {"int": int, "float": (int, float), "str": str}.get(kind, ()))
+
+
+def plain(value, kinds: list[str]):
+    """``value`` as the plain Python value it stands for, where it clearly stands for one of ``kinds``: a NumPy or
+    torch scalar (np.float32, np.int64, np.bool_, a 0-d tensor) as a float, int or bool, a path as a str, a
+    subclass as its base; anything else as it is (for :func:`_is` to judge). Settings reach checkpoints and JSON,
+    and a NumPy object there makes a checkpoint that ``torch.load(weights_only=True)`` refuses to read."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.is_complex() or value.is_meta:
+            return value
+        value = value.item()  # a bool, int or float
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value) if "bool" in kinds or isinstance(value, bool) else value
+    if isinstance(value, numbers.Integral) and ("int" in kinds or "float" in kinds):
+        return int(value)
+    if isinstance(value, numbers.Real) and "float" in kinds:
+        return float(value)
+    if "str" in kinds and isinstance(value, (str, os.PathLike)):
+        value = os.fspath(value)
+        return str.__str__(value) if isinstance(value, str) else value
+    return value
 
 
 class ConfigError(Worded, ValueError):
@@ -80,9 +106,10 @@ class TrainConfig:
         def bad(field: str, why: str):
             raise ConfigError(field, why)
 
-        for f in fields(self):  # each setting of its declared kind (Python callers can pass anything)
-            kinds = [k.strip() for k in f.type.split("|")]
-            value = getattr(self, f.name)
+        for f in fields(self):  # each setting of its declared kind (Python callers can pass anything), as plain
+            kinds = [k.strip() for k in f.type.split("|")]  # Python: np.float64(0.5) becomes 0.5, Path("x") "x"
+            value = plain(getattr(self, f.name), kinds)
+            setattr(self, f.name, value)
             if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
                 bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
         if self.data is None and self.dataset not in GENERATORS:
