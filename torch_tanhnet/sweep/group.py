@@ -159,6 +159,16 @@ class GroupTrainer:
                 "diverged_at": self.diverged_at.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
+        """The position saved by :meth:`state_dict`; ValueError for one that does not fit this group."""
+        for name in ("history", "diverged_at"):
+            mine, theirs = getattr(self, name), state[name]
+            if tuple(theirs.shape) != tuple(mine.shape) or theirs.dtype != mine.dtype:
+                raise ValueError(f"{name} of shape {tuple(theirs.shape)}, not {tuple(mine.shape)}")
+        step, epoch, batch, logged = (state[k] for k in ("step", "epoch", "batch", "logged"))
+        if not (batch < self.steps_per_epoch and step == epoch * self.steps_per_epoch + batch <= self.total_steps
+                and logged == sum(s <= step for s in self.log_steps)):
+            raise ValueError(f"a position that does not add up (step {step}, epoch {epoch}, batch {batch}, "
+                             f"logs {logged})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.next_batch, self.logged = (state[k] for k in ("step", "epoch", "batch", "logged"))

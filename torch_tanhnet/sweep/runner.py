@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ..training.checkpoint import CheckpointError
 from ..training.config import ConfigError
 from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
 from ..training.signals import stop_on_signals
@@ -127,6 +128,8 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
     world = world or World()
     plan, logdir, found = prepared or prepare(config, world, given, device)
     config = plan.config
+    mine = {g.index: [r.index for r in (g.runs if found["complete"] else share(g, world))] for g in plan.groups}
+    checkpoints.check_plan(found, plan, mine, checkpoints.path(logdir, found["rank"], found["size"]))
     if found["complete"]:
         groups = {int(g): GroupResult.from_dict(r) for g, r in found["groups"].items()}
         with one_thread():
@@ -192,8 +195,15 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                 if on_group is not None:
                     on_group(group)
                 current = found["current"] if found["current"] and found["current"]["group"] == group.index else None
-                trainer = GroupTrainer(group, runs, plan.log_steps(group), plan.total_steps(group), plan.device,
-                                       current)
+                trainer = GroupTrainer(group, runs, plan.log_steps(group), plan.total_steps(group), plan.device)
+                if current is not None:
+                    try:
+                        trainer.load_state_dict(current)
+                    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+                        where = checkpoints.path(logdir, found["rank"], found["size"])
+                        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+                        raise CheckpointError(f"checkpoint {str(where)!r} holds a group in training that does not "
+                                              f"fit it ({why}; hand-edited?); it cannot be resumed") from None
                 bar.set_description(f"hidden {group.hidden}, {len(runs)} runs", refresh=False)
                 shown = trainer.step
                 while trainer.step < trainer.total_steps:

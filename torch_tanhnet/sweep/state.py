@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..training import checkpoint
 from ..training.checkpoint import CheckpointError
 from ..training.config import ConfigError
@@ -41,11 +43,112 @@ def load(logdir: Path, rank: int, size: int) -> dict:
             state = checkpoint.load(p)
             if state.get("kind") != KIND:
                 raise CheckpointError(f"{str(p)!r} is not a sweep's checkpoint (a train.py run's?)")
+            check(state, p)
             if state["complete"] or (state["rank"], state["size"]) == (rank, size):
                 return state
             raise CheckpointError(f"the sweep in {str(logdir)!r} was checkpointed by {state['size']} process(es); "
                                   f"resume it with as many, not {size}")
     raise CheckpointError(f"no sweep checkpoint in {str(logdir)!r} (expected {mine.name})")
+
+
+# what a sweep's checkpoint holds, and the kind of each part; and each finished group's parts
+FIELDS = {"config": dict, "rank": int, "size": int, "groups": dict, "current": (dict, type(None)), "complete": bool,
+          "seconds": (int, float)}
+GROUP = {"runs": list, "params": dict, "history": torch.Tensor, "log_steps": list, "diverged_at": torch.Tensor}
+CURRENT = {"group": int, "model": dict, "optimizer": dict, "step": int, "epoch": int, "batch": int, "logged": int,
+           "history": torch.Tensor, "diverged_at": torch.Tensor}
+
+
+def _kind(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check(state: dict, path: str | Path) -> None:
+    """Raise CheckpointError unless ``state`` (a sweep's, from :func:`checkpoint.load`) has every part a resumed sweep
+    or :func:`network` reads, each of the right kind and of shapes that agree: a hand-edited or damaged checkpoint
+    is refused in one line, not met by a KeyError later (as :func:`training.checkpoint.check` does for a run)."""
+    def refuse(what: str):
+        raise CheckpointError(f"checkpoint {str(path)!r} {what} (hand-edited?); it cannot be resumed or read")
+
+    def parts(d: dict, kinds: dict, where: str):
+        for key, kind in kinds.items():
+            if key not in d:
+                refuse(f"lacks its {where}{key!r}")
+            value = d[key]
+            if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+                refuse(f"holds {type(value).__name__} {_short(value)} as its {where}{key!r}, not {_kind(kind)}")
+            if isinstance(value, (int, float)) and not value >= 0:
+                refuse(f"holds {value} as its {where}{key!r}, not a number ≥ 0")
+
+    parts(state, FIELDS, "")
+    if not state["rank"] < state["size"]:
+        refuse(f"holds rank {state['rank']} of {state['size']} process(es)")
+    try:  # the settings, as a sweep reads them
+        SweepConfig.from_dict(state["config"]).validate()
+    except (ConfigError, TypeError, KeyError, AttributeError, ValueError) as e:
+        refuse(f"holds invalid settings ({type(e).__name__ if isinstance(e, (KeyError, AttributeError)) else e})")
+    for index, group in state["groups"].items():
+        where = f"group {index!r}'s "
+        if isinstance(index, bool) or not isinstance(index, int) or not isinstance(group, dict):
+            refuse(f"holds {type(group).__name__} {_short(group)} as group {index!r}, not a dict under an integer")
+        parts(group, GROUP, where)
+        runs, params, k = group["runs"], group["params"], len(group["runs"])
+        if not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in runs):
+            refuse(f"holds {_short(runs)} as its {where}'runs', not run numbers")
+        U = params.get("U")
+        if not isinstance(U, torch.Tensor) or U.dim() != 3 or U.shape[0] != k or U.shape[2] != 2:
+            refuse(f"holds no weights U of {k} networks as its {where}'params'")
+        h = U.shape[1]
+        shapes = {"U": (k, h, 2), "b": (k, h), "W": (k, 1, h), "c": (k, 1)}
+        for name, shape in shapes.items():
+            t = params.get(name)
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != U.dtype:
+                refuse(f"holds no {name} of shape {shape} in its {where}'params'")
+        if set(params) != set(shapes):
+            refuse(f"holds {sorted(params)} as its {where}'params', not U, b, W, c")
+        expected = {"history": (len(group["log_steps"]), k, 4), "diverged_at": (k,), "curvature": (k, 3)}
+        for name, shape in expected.items():
+            t = group.get(name)
+            if name == "curvature" and t is None:
+                continue  # a checkpoint older than it
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+                refuse(f"holds no {name} of shape {shape} in its {where}parts")
+    runs = [r for group in state["groups"].values() for r in group["runs"]]
+    if len(set(runs)) != len(runs):
+        refuse("holds a run in two places")
+    if state["current"] is not None:
+        parts(state["current"], CURRENT, "group in training's ")
+
+
+def check_plan(state: dict, plan, mine: dict[int, list[int]], path: str | Path) -> None:
+    """Raise CheckpointError unless the groups ``state`` holds are the plan's: each finished one with the runs
+    ``mine`` gives it (group index -> run indices: this process's share, or all of a finished sweep's), of the
+    plan's width, dtype and log steps; the group in training one of the plan's (:func:`check` passed)."""
+    def refuse(what: str):
+        raise CheckpointError(f"checkpoint {str(path)!r} {what}, not the plan's (hand-edited?); it cannot be resumed")
+
+    groups = {g.index: g for g in plan.groups}
+    if state["complete"] and set(state["groups"]) != set(groups):
+        refuse(f"holds groups {sorted(state['groups'])}, not {sorted(groups)}")
+    for index, found in state["groups"].items():
+        if index not in groups:
+            refuse(f"holds a group {index}")
+        g, U = groups[index], found["params"]["U"]
+        if found["runs"] != mine[index]:
+            refuse(f"holds runs {_short(found['runs'])} in group {index}")
+        if (U.shape[1], str(U.dtype).removeprefix("torch.")) != (g.hidden, g.dtype):
+            refuse(f"holds networks of {U.shape[1]} hidden units in {U.dtype} in group {index}")
+        if found["log_steps"] != plan.log_steps(g):
+            refuse(f"holds other log steps in group {index}")
+    current = state["current"]
+    if current is not None and (current["group"] not in groups or current["group"] in state["groups"]):
+        refuse(f"holds group {current['group']} in training")
 
 
 def holds_sweep(logdir: Path) -> bool:
@@ -76,8 +179,13 @@ def network(logdir: str | Path, run: int):
     from .group import GroupResult
 
     state = checkpoint.load(Path(logdir) / FINISHED)
-    if state.get("kind") != KIND or not state["complete"]:
+    if state.get("kind") != KIND:
         raise CheckpointError(f"{str(logdir)!r} holds no finished sweep")
+    check(state, Path(logdir) / FINISHED)
+    if not state["complete"]:
+        raise CheckpointError(f"{str(logdir)!r} holds no finished sweep")
+    if isinstance(run, bool) or not isinstance(run, int):
+        raise CheckpointError(f"run must be an integer, got {run!r}")
     for found in state["groups"].values():
         if run in found["runs"]:
             return GroupResult.from_dict(found).model()[found["runs"].index(run)]

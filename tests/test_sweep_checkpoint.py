@@ -1,0 +1,101 @@
+"""A sweep's checkpoint that is hand-edited or damaged (a part missing or of the wrong kind, groups of other shapes
+or not the plan's, a position that does not add up) is refused in one CheckpointError line, on --resume and by
+state.network(), as train.py's checkpoints are (test_reliability.py), never a KeyError or TypeError."""
+
+import shutil
+
+import pytest
+import torch
+
+from torch_tanhnet.sweep import runner
+from torch_tanhnet.sweep import state as checkpoints
+from torch_tanhnet.sweep.config import SweepConfig
+from torch_tanhnet.training import checkpoint
+from torch_tanhnet.training.checkpoint import CheckpointError
+
+VALUES = {"dataset": ["xor"], "epochs": [4], "n_samples": [20], "hidden": [2]}
+BAD = [None, "x", 1.5, -1, [], {}, {"x": 1}, torch.zeros(2), True]
+
+
+def config(logdir, **kw):
+    return SweepConfig(**{**dict(values=VALUES, seeds=[0, 1], logdir=str(logdir), progress=False, gallery=0), **kw})
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A finished sweep's checkpoint, and one of a sweep stopped inside its group (its 'current' set)."""
+    root = tmp_path_factory.mktemp("sweeps")
+    runner.sweep(config(root / "done"))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(runner.GroupTrainer, "result", lambda self: (_ for _ in ()).throw(RuntimeError("stop")))
+        with pytest.raises(RuntimeError):
+            runner.sweep(config(root / "midway", checkpoint_interval=2, checkpoint_seconds=0))
+    return {name: (root / name, checkpoint.load(root / name / "checkpoint.pt")) for name in ("done", "midway")}
+
+
+def refused(tmp_path, source, state, network=True):
+    """Both readers of a sweep's checkpoint refuse ``state`` in one line."""
+    folder = tmp_path / "copy"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, folder)
+    torch.save(state, folder / "checkpoint.pt")
+    calls = [lambda: runner.sweep(config(folder, resume=True))]
+    if network:
+        calls.append(lambda: checkpoints.network(folder, 0))
+    for call in calls:
+        with pytest.raises(CheckpointError) as e:
+            call()
+        assert "\n" not in str(e.value) and "checkpoint" in str(e.value)
+
+
+def test_the_untouched_checkpoints_resume(saved, tmp_path):
+    for name, (source, _) in saved.items():
+        shutil.copytree(source, tmp_path / name)
+        assert len(runner.sweep(config(tmp_path / name, resume=True)).results.rows) == 2
+
+
+def test_any_part_missing_or_of_the_wrong_kind_is_refused(saved, tmp_path):
+    for source, good in saved.values():
+        for key in checkpoints.FIELDS:
+            refused(tmp_path, source, {k: v for k, v in good.items() if k != key})
+            for value in BAD:
+                if (key, repr(value)) in (("current", "None"), ("groups", "{}"), ("current", "{}"), ("seconds", "1.5"),
+                                          ("complete", "True")):
+                    continue  # a valid part (no group in training, no group finished, seconds trained, finished)
+                refused(tmp_path, source, {**good, key: value}, network=key != "current")
+
+
+def test_a_group_with_any_part_missing_of_the_wrong_kind_or_shape_is_refused(saved, tmp_path):
+    source, good = saved["done"]
+    group = good["groups"][0]
+    edits = [{k: v for k, v in group.items() if k != key} for key in checkpoints.GROUP]
+    edits += [{**group, key: value} for key in checkpoints.GROUP for value in BAD[:5]]
+    edits += [{**group, "params": {k: v for k, v in group["params"].items() if k != name}} for name in "UbWc"]
+    edits += [{**group, "params": {**group["params"], name: v[:1]}} for name, v in group["params"].items()]
+    edits += [{**group, "params": {**group["params"], "W": group["params"]["W"].double()}},
+              {**group, "history": group["history"][:, :1]}, {**group, "diverged_at": torch.zeros(5)},
+              {**group, "curvature": torch.zeros(2)}, {**group, "runs": [0, "1"]}, {**group, "runs": [0]},
+              {**group, "runs": [0, 0]}]
+    for edit in edits:
+        refused(tmp_path, source, {**good, "groups": {0: edit}})
+    for groups in ({"0": group}, {0: [group]}, {0: group, 1: group}):
+        refused(tmp_path, source, {**good, "groups": groups})
+    # not the plan's groups: what only the plan tells (network() reads no plan)
+    for groups in ({}, {1: group}, {0: {**group, "runs": [1, 0]}}, {0: {**group, "runs": [0, 2]}},
+                   {0: {**group, "log_steps": [1, 2, 3, 5]}}):
+        refused(tmp_path, source, {**good, "groups": groups}, network=False)
+    refused(tmp_path, source, {**good, "config": {k: v for k, v in good["config"].items() if k != "values"}})
+
+
+def test_a_group_in_training_that_does_not_add_up_is_refused(saved, tmp_path):
+    source, good = saved["midway"]
+    current = good["current"]
+    assert current is not None and current["step"] == 4
+    edits = [{k: v for k, v in current.items() if k != key} for key in checkpoints.CURRENT]
+    edits += [{**current, "group": 1}, {**current, "step": 3}, {**current, "step": 9, "epoch": 9},
+              {**current, "logged": 0}, {**current, "history": current["history"][:, :1]},
+              {**current, "diverged_at": torch.zeros(1, dtype=torch.int64)},
+              {**current, "model": {**current["model"], "U": torch.zeros(3, 3, 2)}},
+              {**current, "optimizer": {"state": {}, "param_groups": []}}]
+    for edit in edits:
+        refused(tmp_path, source, {**good, "current": edit}, network=False)
