@@ -488,6 +488,39 @@ def test_a_checkpoint_with_any_part_or_setting_of_the_wrong_kind_is_refused_in_o
         assert resume(state)[0] == 2
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_checkpoint_whose_optimizer_disagrees_with_its_settings_is_refused_in_one_line(tmp_path, capsys, optimizer):
+    """Resuming loads the optimizer as saved: an lr, momentum, nesterov, betas... other than the settings make would
+    train on silently with those (the HParams still saying the settings'), or crash inside torch.optim."""
+    from torch_tanhnet.training.setup import UPDATE
+
+    run = tmp_path / "run"
+    assert cli(capsys, "--epochs", "3", "--optimizer", optimizer, "--logdir", run, *SMALL)[0] == 0
+    path = run / "checkpoint.pt"
+    good = checkpoint.load(path)
+    good.pop("format")
+    groups = good["optimizer"]["param_groups"]
+    edited = [key for key in UPDATE if key in groups[0]]
+    assert {"lr", "weight_decay"} <= set(edited) and len(edited) >= 5, edited
+    for key in edited:
+        value = groups[0][key]
+        other = (not value if isinstance(value, bool) else tuple(v / 2 for v in value) if isinstance(value, tuple)
+                 else value / 2 + 0.01)
+        for bad in (other, "x", None, torch.tensor(value if not isinstance(value, tuple) else 0.5), "missing"):
+            group = {k: v for k, v in groups[0].items() if k != key or bad != "missing"}
+            if bad != "missing":
+                group[key] = bad
+            checkpoint.save_atomic({**good, "optimizer": {**good["optimizer"], "param_groups": [group]}}, path)
+            code, out, err = cli(capsys, "--resume", "--epochs", "4", "--logdir", run)
+            assert code == 2 and f"its optimizer's {key} is " in one_error_line(err), (key, bad, err)
+    for param_groups in ([], groups * 2, None, "x", [1]):
+        checkpoint.save_atomic({**good, "optimizer": {**good["optimizer"], "param_groups": param_groups}}, path)
+        code, out, err = cli(capsys, "--resume", "--epochs", "4", "--logdir", run)
+        assert code == 2 and "its optimizer's param_groups" in one_error_line(err), err
+    checkpoint.save_atomic(good, path)
+    assert cli(capsys, "--resume", "--epochs", "4", "--logdir", run)[0] == 0
+
+
 # smaller: sizes beyond the machine's memory are one line, before anything is allocated -------------------
 
 @pytest.mark.parametrize("flag,value", [("--hidden", 10**12), ("--n-samples", 10**14), ("--hidden", 10**9)])

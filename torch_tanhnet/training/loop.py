@@ -49,6 +49,7 @@ from .setup import (
     load_split,
     make_optimizer,
     missing_folders,
+    optimizer_settings_differ,
     out_of_memory,
     resolve_device,
     resume_settings,
@@ -269,6 +270,12 @@ class Run:
         if batch >= self.steps_per_epoch or step != epoch * self.steps_per_epoch + batch:
             raise CheckpointError(f"checkpoint {path!r}: its position (step {step}, epoch {epoch}, batch {batch}) "
                                   f"does not fit {self.steps_per_epoch} steps an epoch (hand-edited?); it cannot be "
+                                  "resumed")
+        # the optimizer's lr, momentum, ... as saved must be those its settings make: it trains on as loaded
+        differs = optimizer_settings_differ(self.optimizer.state_dict()["param_groups"],
+                                            state["optimizer"].get("param_groups"))
+        if differs is not None:
+            raise CheckpointError(f"checkpoint {path!r}: its optimizer's {differs} (hand-edited?); it cannot be "
                                   "resumed")
         try:
             self.model.load_state_dict(state["model"])

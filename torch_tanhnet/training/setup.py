@@ -262,6 +262,30 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         return kind(params, lr=config.lr, weight_decay=config.weight_decay, **kw)
 
 
+# what an optimizer's param_groups hold that shapes its update: a checkpoint's must be what its settings make
+UPDATE = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "betas", "eps", "amsgrad",
+          "decoupled_weight_decay")
+
+
+def _same(a, b) -> bool:
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return (numbers or type(a) is type(b)) and not isinstance(a, Tensor) and a == b
+
+
+def optimizer_settings_differ(made: list[dict], saved) -> str | None:
+    """Where a checkpoint's optimizer param_groups (``saved``) differ from those the run's settings make
+    (``made``: :func:`make_optimizer`'s), in words (``lr 0.001, not the settings' 0.5``); None when they agree.
+    Resuming loads the optimizer as saved, so a difference would train on, silently, with other values."""
+    if not isinstance(saved, list) or len(saved) != len(made) or not all(isinstance(g, dict) for g in saved):
+        return f"param_groups are {type(saved).__name__} {str(saved)[:40]}, not {len(made)} group(s)"
+    for mine, theirs in zip(made, saved):
+        for key in UPDATE:
+            if key in mine and (key not in theirs or not _same(theirs[key], mine[key])):
+                found = repr(theirs[key])[:40] if key in theirs else "missing"
+                return f"{key} is {found}, not the settings' {mine[key]!r}"
+    return None
+
+
 @torch.no_grad()
 def scale_initial_weights(model, scale: float) -> None:
     """U ← s·U, W ← s·W (``--init-scale``): TanhNet's default draw made larger or smaller; b and c start at 0.
