@@ -1,5 +1,6 @@
 """What a sweep trains: the grid, random draws, runs, groups, names; bad settings refused before any work."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -116,3 +117,10 @@ def test_a_sweep_that_would_not_fit_in_memory_is_refused_from_the_estimate():
     assert "hidden 64, 1000 runs of 100000 samples" in str(e.value)
     config.memory_limit = 2**40
     make_plan(config, CPU)  # the same sweep where it fits: planned, nothing allocated
+
+
+@pytest.mark.parametrize("name,values", [("lr", [1, 1.0]), ("momentum", [0, 0.0]), ("noise", [0.1, np.float64(0.1)]),
+                                         ("init_scale", [2, np.int64(2)]), ("hidden", [3, np.int64(3)])])
+def test_a_value_given_twice_in_another_type_is_refused(name, values):
+    with pytest.raises(ConfigError, match=f"argument --{name.replace('_', '-')}: .* is given twice"):
+        SweepConfig(values={name: values}).validate()

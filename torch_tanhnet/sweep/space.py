@@ -96,7 +96,7 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
                 config = TrainConfig(**{name: v})
                 config.validate()  # the very check, and message, of train.py; its value as plain Python
                 v = getattr(config, name)
-                key = repr(v)
+                key = repr(float(v) if _is(v, "float") else v)  # 1 and 1.0 are one setting: trained twice
                 if key in seen:
                     raise ConfigError(f"argument {flag(name)}: {v!r} is given twice")
                 seen.add(key)
