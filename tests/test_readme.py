@@ -125,12 +125,15 @@ def run_script(argv: list[str]) -> None:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     unraisable = sys.unraisablehook
     sys.argv = [str(script), *argv[2:]]
+    path = list(sys.path)
+    sys.path.insert(0, str(script.parent))  # as `python scripts/x.py` starts: its folder first (sweep.py imports train)
     try:
         runpy.run_path(str(script), run_name="__main__")
     except SystemExit as e:
         assert e.code in (0, None), f"{shlex.join(argv)} exited with {e.code}"
     finally:
         sys.argv = saved
+        sys.path[:] = path
         sys.unraisablehook = unraisable
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

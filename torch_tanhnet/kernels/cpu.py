@@ -32,6 +32,8 @@ import threading
 import warnings
 from pathlib import Path
 
+from ..files import write_atomic
+
 SOURCE = Path(__file__).parent / "csrc" / "tanhnet_kernels.c"
 _lock = threading.Lock()
 _cache: dict[str, object] = {}
@@ -116,21 +118,6 @@ def _verified(target: Path) -> bool:
         return False
 
 
-def _write_whole(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` whole or not at all: a temporary file beside it, fsync, os.replace.
-    (training.checkpoint.replacing does the same, but importing training here would import its loop.)"""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _build(cc: str, flags: list[str], double: bool, target: Path) -> str | None:
     """Compile into a temporary file beside ``target``, fsync it, write its checksum file, then os.replace it
     onto ``target``: concurrent builds cannot tear it, nor a crash leave a library that passes its check and is not
@@ -160,7 +147,7 @@ def _build(cc: str, flags: list[str], double: bool, target: Path) -> str | None:
         # old library (or none): a mismatch, so a rebuild, never a pair that passes and is not whole. Concurrent
         # builds write the same bytes (the compiler's output does not depend on the temporary name); were they
         # to differ, the worst is a mismatch and one more build.
-        _write_whole(_checksum(target), _checksum_line(data, target))
+        write_atomic(_checksum(target), _checksum_line(data, target))
         os.replace(tmp, target)
         return None
     except (OSError, subprocess.SubprocessError) as e:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..training import checkpoint
+from ..files import write_atomic
 from .group import GroupResult
 from .metrics import CURVATURE, METRICS
 from .plan import Plan
@@ -140,7 +140,7 @@ def write_json(plan: Plan, path: Path, extra: dict | None = None) -> None:
                     "runs": len(g.runs), "settings": [plan.names[s] for s in g.settings]} for g in plan.groups],
         **(extra or {}),
     }
-    checkpoint.write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())  # no temporary file left on failure
+    write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())  # no temporary file left on failure
 
 
 def train_command(row: dict) -> str:

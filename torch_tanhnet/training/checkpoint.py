@@ -6,13 +6,12 @@ import errno
 import os
 import pickle
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..files import replacing
 from .signals import deferred_signals
 from .wording import Worded
 
@@ -55,28 +54,6 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
                     raise
                 raise error from None
         _fsync_dir(path.parent)
-
-
-@contextmanager
-def replacing(path: Path, prefix: str | None = None):
-    """A binary file that becomes ``path`` whole or not at all: written beside it (``prefix``, default
-    ``.<name>.``, then a random part and ``.tmp``), fsynced, renamed onto it; removed if anything fails."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """``data`` into ``path`` as :func:`save_atomic` writes: a temporary file beside it, fsync, os.replace."""
-    with replacing(Path(path)) as f:
-        f.write(data)
 
 
 WRITE_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos")

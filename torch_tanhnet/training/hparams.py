@@ -47,7 +47,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from .checkpoint import replacing
+from ..files import replacing
 from .config import DTYPES, OPTIMIZERS, TrainConfig
 from .data import DEFAULT_NOISE
 

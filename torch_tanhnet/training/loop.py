@@ -29,6 +29,7 @@ from typing import Callable
 
 import torch
 
+from ..files import write_atomic
 from ..module import TanhNet
 from . import checkpoint, hparams
 from .checkpoint import CheckpointError, SaveError
@@ -250,7 +251,7 @@ class Run:
                 pass
         for path, data in self.replaced.items():
             try:
-                checkpoint.write_atomic(path, data)
+                write_atomic(path, data)
             except OSError:
                 pass
         for folder in self.made:  # deepest first; one that holds anything (another run's, say) stays
