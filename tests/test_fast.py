@@ -339,6 +339,31 @@ def test_without_a_compiler_the_pure_pytorch_path_runs_after_one_warning(fresh_e
         torch.testing.assert_close(tanhnet_loss(X, *p, y), REFERENCE(X, *p, y), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("fault", ["checksum cannot be written", "compile cut off"])
+def test_a_build_that_failed_for_a_passing_reason_is_tried_again(fresh_extension, monkeypatch, fault):
+    """Only the compiler's own refusal is remembered (.failed): a checksum that could not be written (a full disk, a
+    directory in its place) or a compile cut off by the time limit once left the kernels off for good."""
+    if extension._compiler() is None:
+        pytest.skip("no C compiler")
+    if fault == "checksum cannot be written":
+        def broken(path, data):
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(extension, "write_atomic", broken)
+    else:
+        def broken(*args, **kwargs):
+            raise subprocess.TimeoutExpired("cc", 120)
+        monkeypatch.setattr(extension.subprocess, "run", broken)
+    with pytest.warns(RuntimeWarning, match="unavailable"):
+        assert extension.kernels("float64") is None
+    assert not list(fresh_extension.glob("*.failed")) and not list(fresh_extension.glob(".*.tmp"))
+    monkeypatch.undo()  # the obstacle gone (and the fixture's settings with it: set them again)
+    monkeypatch.setattr(extension, "_cache", {})
+    monkeypatch.setattr(extension, "_warned", False)
+    monkeypatch.setenv("TORCH_TANHNET_CACHE", str(fresh_extension))
+    monkeypatch.delenv("TORCH_TANHNET_NO_EXTENSION", raising=False)
+    assert extension.kernels("float64") is not None
+
+
 def test_a_failing_build_falls_back_and_is_not_retried(fresh_extension, monkeypatch):
     monkeypatch.setattr(extension, "_compiler", lambda: "false")  # a "compiler" that always fails
     with pytest.warns(RuntimeWarning, match="unavailable"):
@@ -353,7 +378,7 @@ def built_library(tmp_path_factory) -> Path:
     if cc is None:
         pytest.skip("no C compiler")
     target = tmp_path_factory.mktemp("built") / f"tanhnet_float64_{extension._machine_key()}_0.so"
-    if extension._build(cc, extension.ATTEMPTS[0], True, target) is not None:
+    if extension._build(cc, extension.ATTEMPTS[0], True, target)[0] is not None:
         pytest.skip("the kernels do not build here")
     return target
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from torch_tanhnet import TanhNet, TanhNetEnsemble
+from torch_tanhnet import TanhNet, TanhNetEnsemble, hessian
 
 K, D, H = 4, 2, 3
 SINGLE = {
@@ -23,7 +23,10 @@ SINGLE = {
     "loss": lambda m, X, y: m.loss(X, y),
     "loss under no_grad": lambda m, X, y: torch.no_grad()(m.loss)(X, y),
 }
-ENSEMBLE = {**SINGLE, "loss_and_grad": lambda m, X, y: m.loss_and_grad(X, y)}
+ENSEMBLE = {**SINGLE, "loss_and_grad": lambda m, X, y: m.loss_and_grad(X, y),
+            "indexing": lambda m, X, y: m[1], "to_modules": lambda m, X, y: m.to_modules()}
+SINGLE.update({"to_sequential": lambda m, X, y: m.to_sequential(),  # copy_ broadcast a b of (1,) into all three
+               "hessian": lambda m, X, y: hessian(m, X, y)})
 SHAPES = {False: {"U": (H, D), "b": (H,), "W": (1, H), "c": (1,)},
           True: {"U": (K, H, D), "b": (K, H), "W": (K, 1, H), "c": (K, 1)}}
 

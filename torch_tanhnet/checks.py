@@ -89,7 +89,11 @@ def check_module_weights(owner, weights, shapes, *, one_dtype: bool = False) -> 
         pass
     what = f"{type(owner).__name__}({owner.extra_repr()})"
     for name, t, shape in zip(("U", "b", "W", "c"), weights, shapes):
-        check_dense(f"{what}'s {name}", t)
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{what}'s {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.is_nested or t.layout is not torch.strided:
+            came = "a nested tensor" if t.is_nested else t.layout
+            raise TypeError(f"{what}'s {name} must be a dense (strided) tensor, got {came}")
         if t.shape != shape:
             raise ValueError(f"{what}'s {name} must have shape {_format(shape)}, got {_shape(t)} "
                              "(a parameter replaced after construction must keep its shape)")

@@ -44,6 +44,7 @@ def _check_model_and_dtype(model: TanhNet, dtype: torch.dtype | None) -> None:
     if not isinstance(model, TanhNet):
         hint = " (TanhNet.from_sequential converts an nn.Sequential)" if isinstance(model, torch.nn.Sequential) else ""
         raise TypeError(f"model must be a TanhNet, got {type(model).__name__}{hint}")
+    model._weights()  # its parameters of the shapes it was built with (one-line errors)
     if dtype is not None and dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32, torch.float64 or None (the model's), got {dtype!r}")
     if dtype is None and model.U.dtype not in (torch.float32, torch.float64):

@@ -59,7 +59,7 @@ class TanhNet(nn.Module):
         """X (*, D) -> z (*, 1) and the hidden layer H (*, H)."""
         check_features(X, self.in_features)
         U, b, W, c = weights = self._weights()
-        check_same_device_dtype("X", X, (("U", U), ("b", b), ("W", W), ("c", c)))
+        check_same_device_dtype("X", X, (("U", U),))  # b, W, c: U's (_weights)
         if X.dim() == 2:  # the usual (N, D) batch needs no reshape
             return _tanhnet_with_hidden(X, *weights)
         batch = X.shape[:-1]
@@ -88,14 +88,15 @@ class TanhNet(nn.Module):
         if not torch.is_grad_enabled():
             return _bce_with_logits(self(X), y)
         U, b, W, c = self._weights()
-        check_same_device_dtype("X", X, (("U", U), ("b", b), ("W", W), ("c", c)))
+        check_same_device_dtype("X", X, (("U", U),))  # b, W, c: U's (_weights)
         if X.dim() != 2:  # (*, D) -> (N, D); the usual 2-D batch needs no reshape
             X, y = X.reshape(-1, self.in_features), y.reshape(-1, 1)
         return _tanhnet_loss(X, U, b, W, c, y)
 
     def _weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """U, b, W, c as ``self.U`` etc. would give them, read from ``_parameters`` in one go, checked to be
-        dense tensors of this network's shapes (a replaced parameter of another shape would be read past its end).
+        dense tensors of this network's shapes, of one dtype and device (a replaced parameter of another shape would
+        be read past its end).
 
         Four ``Module.__getattr__`` fallbacks cost ~2.5 µs, a few percent of a training step at
         N = 256. A parametrized weight (``torch.nn.utils.parametrize``) is not in ``_parameters``
@@ -107,7 +108,7 @@ class TanhNet(nn.Module):
         except KeyError:
             weights = self.U, self.b, self.W, self.c
         D, H = self.in_features, self.hidden_features
-        check_module_weights(self, weights, ((H, D), (H,), (1, H), (1,)))
+        check_module_weights(self, weights, ((H, D), (H,), (1, H), (1,)), one_dtype=True)
         return weights
 
     def extra_repr(self) -> str:
@@ -152,16 +153,17 @@ class TanhNet(nn.Module):
 
     def to_sequential(self) -> nn.Sequential:
         """The same network as ``Sequential(Linear(D, H), Tanh(), Linear(H, 1))``, weights copied."""
-        kw = {"device": self.U.device, "dtype": self.U.dtype}
+        U, b, W, c = self._weights()  # checked: copy_ would broadcast a replaced parameter of another shape
+        kw = {"device": U.device, "dtype": U.dtype}
         seq = nn.Sequential(
             nn.Linear(self.in_features, self.hidden_features, **kw),
             nn.Tanh(),
             nn.Linear(self.hidden_features, 1, **kw),
         )
         with torch.no_grad():
-            seq[0].weight.copy_(self.U)
-            seq[0].bias.copy_(self.b)
-            seq[2].weight.copy_(self.W)
-            seq[2].bias.copy_(self.c)
+            seq[0].weight.copy_(U)
+            seq[0].bias.copy_(b)
+            seq[2].weight.copy_(W)
+            seq[2].bias.copy_(c)
         return seq
 

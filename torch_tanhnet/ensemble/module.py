@@ -164,10 +164,11 @@ class TanhNetEnsemble(nn.Module):
             raise TypeError(f"an ensemble is indexed by an int network number, got {came}")
         if not -self.models <= k < self.models:
             raise IndexError(f"network {k} is out of range for an ensemble of {self.models}")
-        net = TanhNet(self.in_features, self.hidden_features, device=self.U.device, dtype=self.U.dtype)
+        weights = self._weights()  # checked: a replaced parameter of another shape would be re-read silently
+        net = TanhNet(self.in_features, self.hidden_features, device=weights[0].device, dtype=weights[0].dtype)
         with torch.no_grad():
-            for name in ("U", "b", "W", "c"):
-                getattr(net, name).copy_(getattr(self, name)[k].view_as(getattr(net, name)))
+            for name, w in zip(("U", "b", "W", "c"), weights):
+                getattr(net, name).copy_(w[k].view_as(getattr(net, name)))
         return net
 
     def to_modules(self) -> list[TanhNet]:

@@ -14,8 +14,9 @@ without a checksum (caches made before checksums), is built again in its place, 
 They need glibc's vector maths library (libmvec with tanh, exp and log1p: glibc ≥ 2.35 on
 x86-64). Where no compiler or no libmvec is found, where the cache folder cannot be created or
 written, or with ``TORCH_TANHNET_NO_EXTENSION=1``, :func:`kernels` returns None and the package
-uses its pure-PyTorch paths, after one warning. A build that failed is not retried with the same
-compiler (path and version), flags and C library; a change of any of them gets a new try.
+uses its pure-PyTorch paths, after one warning. A build the compiler refused is not retried with the
+same compiler (path and version), flags and C library; a change of any of them gets a new try (a build
+that failed for a passing reason, a full disk or a time limit, is tried again by the next process).
 """
 
 from __future__ import annotations
@@ -118,19 +119,20 @@ def _verified(target: Path) -> bool:
         return False
 
 
-def _build(cc: str, flags: list[str], double: bool, target: Path) -> str | None:
+def _build(cc: str, flags: list[str], double: bool, target: Path) -> tuple[str | None, bool]:
     """Compile into a temporary file beside ``target``, fsync it, write its checksum file, then os.replace it
     onto ``target``: concurrent builds cannot tear it, nor a crash leave a library that passes its check and is not
     whole.
 
-    None on success, else why it failed (the compiler's last line, or a cache folder that cannot be written).
+    (None, False) on success, else (why it failed, whether the compiler itself refused): only that is worth
+    remembering; a cache folder that cannot be written, a full disk or a compile cut off by the time limit may pass.
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
     except OSError as e:
-        return f"cannot write the kernel cache {str(target.parent)!r}: {e.strerror or e}"
+        return f"cannot write the kernel cache {str(target.parent)!r}: {e.strerror or e}", False
     print(f"torch-tanhnet: compiling the fused CPU kernels ({'float64' if double else 'float32'}, once per machine) "
           f"into {target.parent}", file=sys.stderr)
     cmd = [cc, *flags, *(["-DTN_DOUBLE"] if double else []), "-shared", "-fPIC", "-o", tmp, str(SOURCE),
@@ -138,7 +140,7 @@ def _build(cc: str, flags: list[str], double: bool, target: Path) -> str | None:
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
-            return (r.stderr.strip().splitlines() or ["failed"])[-1]
+            return (r.stderr.strip().splitlines() or ["failed"])[-1], True
         with open(tmp, "rb") as f:
             data = f.read()
             os.fsync(f.fileno())
@@ -149,9 +151,9 @@ def _build(cc: str, flags: list[str], double: bool, target: Path) -> str | None:
         # to differ, the worst is a mismatch and one more build.
         write_atomic(_checksum(target), _checksum_line(data, target))
         os.replace(tmp, target)
-        return None
+        return None, False
     except (OSError, subprocess.SubprocessError) as e:
-        return str(e)
+        return str(e), False
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -208,7 +210,7 @@ def _build_or_load(cc: str, precision: str) -> tuple[ctypes.CDLL | None, str | N
     for level, flags in enumerate(ATTEMPTS):
         target = cache_dir() / f"tanhnet_{precision}_{_machine_key()}_{level}.so"
         if not _verified(target):
-            # a build that failed here is not retried with the same compiler, flags and C library
+            # a build the compiler refused here is not retried with the same compiler, flags and C library
             failed = target.with_name(f"{target.stem}.{_toolchain_key(cc, flags)}.failed")
             if failed.is_file():
                 why = failed.read_text(errors="replace").strip() or "build failed"
@@ -216,12 +218,13 @@ def _build_or_load(cc: str, precision: str) -> tuple[ctypes.CDLL | None, str | N
             if target.exists():
                 print(f"torch-tanhnet: {target} does not match its checksum (or has none); building it again",
                       file=sys.stderr)
-            why = _build(cc, flags, precision == "float64", target)
+            why, lasting = _build(cc, flags, precision == "float64", target)
             if why is not None:
-                try:
-                    failed.write_text(why + "\n")
-                except OSError:  # an unwritable cache: nothing to remember the failure in
-                    pass
+                if lasting:
+                    try:
+                        failed.write_text(why + "\n")
+                    except OSError:  # an unwritable cache: nothing to remember the failure in
+                        pass
                 continue
             if not _verified(target):  # replaced meanwhile by something else; never loaded unchecked
                 why = f"{target} does not match its checksum after a build"

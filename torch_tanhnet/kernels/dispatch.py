@@ -5,7 +5,8 @@ Every public function (:mod:`torch_tanhnet.functional`) checks its inputs once, 
 - **the reference Functions** (``TanhNetFunction``, ``BCEWithLogitsFunction``) under
   ``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form
   and compose with both, and inside a ``torch.autograd.forward_ad.dual_level``, whose dual
-  tensors need their ``jvp`` (the fast Functions have none), and for tensors whose memory the
+  tensors need their ``jvp`` (the fast Functions have none), inside a ``TorchDispatchMode`` (make_fx,
+  FakeTensorMode, FlopCounterMode: every op must pass through it), and for tensors whose memory the
   kernels cannot read (a FakeTensor, a ``__torch_dispatch__`` wrapper subclass: :func:`plain`);
   :func:`implementation` and :func:`fused_implementation` answer None;
 - **the C kernels** (:class:`~torch_tanhnet.kernels.c_kernels.CKernels`) for float32 and float64
@@ -54,10 +55,21 @@ def forward_ad_active() -> bool:
     return _forward_ad._current_level >= 0
 
 
+_dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
+
+
+def dispatch_mode_active() -> bool:
+    """Inside a ``TorchDispatchMode`` (``make_fx``'s tracing, ``FakeTensorMode``, ``FlopCounterMode``, a logging
+    mode): every op must pass through the mode, and the kernels, reading memory directly, would go round it
+    (make_fx recorded only their empty outputs, so its graph replayed uninitialised memory; under FakeTensorMode
+    ``contiguous()`` handed them a fake tensor without memory: a crash). About 0.07 µs."""
+    return _dispatch_modes() > 0
+
+
 def reference_only() -> bool:
     """Whether this call must run the reference Functions: under torch.compile, a torch.func transform,
-    or forward-mode AD (dual tensors)."""
-    return compiling() or transforms_active() or forward_ad_active()
+    forward-mode AD (dual tensors) or a dispatch mode."""
+    return compiling() or transforms_active() or forward_ad_active() or dispatch_mode_active()
 
 
 _PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))
@@ -75,8 +87,9 @@ def plain(*tensors: Tensor) -> bool:
 def readable(g: Tensor) -> bool:
     """Whether a gradient that reaches a backward is a plain tensor with memory of its own for the kernels to read:
     not one batched by a vmap (``torch.autograd.grad(..., is_grads_batched=True)``, ``jacobian(...,
-    vectorize=True)``, gradcheck's batched check), which has no storage. About 0.2 µs."""
-    return type(g) in _PLAIN_TYPES and _has_storage(g)
+    vectorize=True)``, gradcheck's batched check), which has no storage, nor one met inside a dispatch mode
+    (:func:`dispatch_mode_active`). About 0.25 µs."""
+    return type(g) in _PLAIN_TYPES and _has_storage(g) and not _dispatch_modes()
 
 
 def c_kernels(dtype: torch.dtype) -> CKernels | None:
@@ -148,7 +161,8 @@ def ensemble_fused_implementation(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c:
 
 def ensemble_evaluate_implementation(X: Tensor):
     """What computes K networks' metrics (:func:`torch_tanhnet.sweep.metrics.measure`): the C kernels on the
-    CPU where they build, torch ops elsewhere. Evaluation takes no gradient, so there is no reference case."""
-    if X.device.type == "cpu":
+    CPU where they build, torch ops elsewhere (and inside a dispatch mode, whose ops the kernels would go round).
+    Evaluation takes no gradient, so there is no reference case."""
+    if X.device.type == "cpu" and plain(X) and not dispatch_mode_active():
         return c_kernels(X.dtype) or torch_ops
     return torch_ops
