@@ -481,7 +481,7 @@ def test_a_torch_sgd_state_dict_that_sgd_cannot_honour_is_refused(options):
     (key, value), = options.items()
     assert_refused_and_unchanged(opt, copy.deepcopy(theirs.state_dict()),
                                  rf"^EnsembleSGD cannot honour {key}={value} in the state_dict's param group 0: it "
-                                 r"runs only dampening=0, nesterov=False, maximize=False$")
+                                 r"runs only dampening=0, nesterov=False, maximize=False, differentiable=False$")
     plain = torch.optim.SGD(ens.parameters(), lr=0.1, momentum=0.9)
     stepped(plain, ens, X, y)
     opt.load_state_dict(copy.deepcopy(plain.state_dict()))
@@ -559,3 +559,170 @@ def test_cycling_momentum_is_refused_by_torch_for_ensemble_adam(name):
     with pytest.raises(ValueError, match=r"^optimizer must support momentum or beta1 with `cycle_momentum` option"):
         make(opt, max_lr=0.1, **({"base_lr": 0.01} if name == "CyclicLR" else {"total_steps": 10}))
     assert "betas" not in opt.defaults and "betas" not in opt.param_groups[0]
+
+
+# ---- settings changed in place, given as NumPy numbers, renamed or missing; what a re-check costs ----
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+def test_a_setting_changed_in_place_is_refused_at_the_next_step(cls):
+    """A per-network setting is a tensor (K,): an in-place edit of it is checked as a newly written one."""
+    _, ens, X, y = setup()
+    opt = stepped(cls(ens.parameters(), lr=0.01), ens, X, y)
+    edits = [(lambda t: t.__setitem__(1, -5.0), r"got -5.0 for network 1$"),
+             (lambda t: t.fill_(float("nan")), r"got nan for network 0$"),
+             (lambda t: t.detach().mul_(-1), r"got -0.1 for network 0$")]
+    for name in cls.SETTINGS:
+        opt.param_groups[0][name] = [0.1, 0.2, 0.3, 0.4]
+        opt.step()
+        for edit, match in edits:
+            U = ens.U.detach().clone()
+            edit(opt.param_groups[0][name])
+            with pytest.raises(ValueError, match=rf"^{name} in param group 0 must be finite and .* {match}") as info:
+                opt.step()
+            assert "\n" not in str(info.value)
+            assert torch.equal(ens.U, U)  # nothing moved
+            opt.param_groups[0][name].copy_(torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64))
+            opt.step()
+        opt.param_groups[0][name] = 0.0 if name in ("momentum", "weight_decay", "beta1") else 0.01
+
+
+def test_a_param_list_edited_in_place_is_checked_at_the_next_step():
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleSGD(ens.parameters(), lr=LR), ens, X, y)
+    opt.param_groups[0]["params"].append(leaf(5, 3))
+    with pytest.raises(ValueError, match=r"^every parameter of a group must have the same first dimension K "
+                                         r"\(networks\), got \[4, 5\]$"):
+        opt.step()
+    opt.param_groups[0]["params"][-1] = leaf(4, 3)
+    opt.step()
+    assert torch.equal(opt.param_groups[0]["params"][-1], torch.full((4, 3), -1.0, dtype=torch.float64) *
+                       torch.tensor(LR, dtype=torch.float64)[:, None])
+
+
+def one_number_kinds():
+    np = pytest.importorskip("numpy")
+    from fractions import Fraction
+    return [np.float32(0.25), np.float16(0.25), np.int64(1), np.array(0.25), Fraction(1, 4), torch.tensor(0.25)]
+
+
+@pytest.mark.parametrize("kind", MAKE)
+def test_one_number_of_any_real_type_stays_one_number(kind):
+    """NumPy numbers, 0-d arrays, Fractions, 0-d tensors: one float for every network (an LR scheduler accepts it),
+    given to the constructor or written into a group; a NumPy array (K,) is K numbers."""
+    np = pytest.importorskip("numpy")
+    _, ens, X, y = setup()
+    cls = EnsembleSGD if kind == "sgd" else EnsembleAdam
+    for value in one_number_kinds():
+        betas = kind == "adam" and float(value) < 1
+        opt = cls(ens.parameters(), lr=value, **({"betas": (value, value)} if betas else {}))
+        names = ["lr"] + (["beta1", "beta2"] if betas else [])
+        assert all(type(opt.param_groups[0][name]) is float and opt.param_groups[0][name] == float(value)
+                   for name in names), value
+        torch.optim.lr_scheduler.StepLR(opt, 1)
+        opt.param_groups[0]["weight_decay"] = value
+        stepped(opt, ens, X, y, steps=1)
+        assert type(opt.param_groups[0]["weight_decay"]) is float
+    opt = cls(ens.parameters(), lr=np.array(LR, dtype=np.float32))
+    assert torch.equal(opt.param_groups[0]["lr"], torch.tensor(LR, dtype=torch.float32).double())
+
+
+@pytest.mark.parametrize("where", ["step", "add_param_group", "load_state_dict"])
+@pytest.mark.parametrize("cls,key,value,match", [
+    (EnsembleAdam, "betas", (0.0, 0.5),
+     r"^EnsembleAdam does not read betas{} \(got \(0.0, 0.5\)\): set beta1 and beta2 \(each a number or K numbers; "
+     r"torch.optim.Adam's betas pair\) instead$"),
+    (EnsembleAdam, "differentiable", True, r"^EnsembleAdam cannot honour differentiable=True{}: it runs only "),
+    (EnsembleAdam, "capturable", True, r"^EnsembleAdam cannot honour capturable=True{}: it runs only "),
+    (EnsembleSGD, "differentiable", True, r"^EnsembleSGD cannot honour differentiable=True{}: it runs only "),
+], ids=["adam-betas", "adam-differentiable", "adam-capturable", "sgd-differentiable"])
+def test_a_torch_optim_key_these_would_not_honour_is_refused(where, cls, key, value, match):
+    """torch.optim.Adam's betas pair (EnsembleAdam reads beta1, beta2), differentiable (the step runs without
+    autograd), capturable (the bias corrections are computed on the host): refused, not ignored."""
+    _, ens, X, y = setup()
+    opt = stepped(cls(ens.parameters(), lr=0.01), ens, X, y)
+    U = ens.U.detach().clone()
+    if where == "step":
+        opt.param_groups[0][key] = value
+        with pytest.raises(ValueError, match=match.format(" in param group 0")):
+            opt.step()
+        assert torch.equal(ens.U, U)
+        del opt.param_groups[0][key]
+        opt.step()
+    elif where == "add_param_group":
+        with pytest.raises(ValueError, match=match.format("")):
+            opt.add_param_group({"params": [leaf(4, 3)], key: value})
+    else:
+        state_dict = copy.deepcopy(opt.state_dict())
+        state_dict["param_groups"][0][key] = value
+        assert_refused_and_unchanged(opt, state_dict, match.format(" in the state_dict's param group 0"))
+
+
+@pytest.mark.parametrize("kind", MAKE)
+def test_foreach_and_fused_flags_change_no_number(kind):
+    _, ens, X, y = setup()
+    twin = TanhNetEnsemble(K, dtype=torch.float64)
+    twin.load_state_dict(ens.state_dict())
+    opt, twin_opt = MAKE[kind][1](ens.parameters()), MAKE[kind][1](twin.parameters())
+    twin_opt.param_groups[0].update(foreach=True, fused=True)
+    stepped(opt, ens, X, y, steps=3)
+    stepped(twin_opt, twin, X, y, steps=3)
+    for name in "UbWc":
+        assert torch.equal(getattr(twin, name), getattr(ens, name))
+
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+def test_a_setting_deleted_from_a_group_is_refused_in_one_line(cls):
+    _, ens, X, y = setup()
+    opt = stepped(cls(ens.parameters(), lr=0.01), ens, X, y)
+    for name in cls.SETTINGS:
+        good = opt.param_groups[0].pop(name)
+        with pytest.raises(ValueError, match=rf"^{name} missing in param group 0: {cls.__name__} needs params, "
+                                             rf"{', '.join(cls.SETTINGS)} in every param group \(each setting a number "
+                                             r"or K numbers\)$"):
+            opt.step()
+        opt.param_groups[0][name] = good
+        opt.step()
+
+
+@pytest.mark.parametrize("step", [-1.0, -0.5, float("inf"), float("nan")])
+def test_an_adam_state_whose_step_is_negative_or_not_finite_is_refused_at_load(step):
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleAdam(ens.parameters(), lr=0.01), ens, X, y)
+    state_dict = copy.deepcopy(opt.state_dict())
+    state_dict["state"][1]["step"] = torch.tensor(step)
+    assert_refused_and_unchanged(opt, state_dict, rf"^step of parameter 1 in the state_dict's param group 0 must be a "
+                                 rf"finite number ≥ 0 \(the steps taken\), got {step}$")
+    stepped(opt, ens, X, y)
+
+
+def test_a_re_check_checks_only_what_changed(monkeypatch):
+    """K rates written every step (a per-network schedule) re-check the learning rate alone, with tensor ops."""
+    from torch_tanhnet.ensemble import optim
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleAdam(ens.parameters(), lr=LR, betas=(BETAS1, BETAS2), eps=EPS, weight_decay=DECAY), ens, X, y)
+    checked = []
+    setting = optim._setting
+    monkeypatch.setattr(optim, "_setting", lambda name, *a, **k: checked.append(name) or setting(name, *a, **k))
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: pytest.fail("a setting was read as a list"))
+    opt.param_groups[0]["lr"] = torch.tensor(LR, dtype=torch.float64) / 2
+    opt.step()
+    opt.param_groups[0]["eps"][0] = 1e-7
+    opt.step()
+    opt.step()
+    assert checked == ["lr in param group 0", "eps in param group 0"]
+
+
+def test_a_schedulers_wrapper_removed_lets_k_rates_run():
+    """Once a scheduler has wrapped step, K rates stay refused, even after it is deleted; deleting the wrapper
+    (del opt.step) lifts that, and a new scheduler is refused again when it is created."""
+    _, ens, X, y = setup()
+    opt = EnsembleSGD(ens.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, 1)
+    del scheduler
+    opt.param_groups[0]["lr"] = LR
+    with pytest.raises(ValueError, match=r"^EnsembleSGD holds 4 learning rates in param group 0"):
+        opt.step()
+    del opt.step
+    stepped(opt, ens, X, y)
+    with pytest.raises(ValueError, match=r"^EnsembleSGD holds 4 learning rates in param group 0"):
+        torch.optim.lr_scheduler.StepLR(opt, 1)

@@ -10,10 +10,11 @@ calls over the stacked tensors (SGD: 1 to 4, Adam: 9 to 10), whatever K is.
 Both are ``torch.optim.Optimizer`` subclasses, so ``state_dict``/``load_state_dict`` and
 checkpoints work as for torch's own optimizers: per-network settings are stored in the param
 group as float64 tensors (K,), one number as a float. A setting written into a param group later
-(``opt.param_groups[0]["momentum"] = [...]``) is checked and converted at the next step as the
-constructor does it. torch's LR schedulers set one number per group: they work when the learning
-rate is one number, and are refused in one line when they are created for K rates (ReduceLROnPlateau,
-which leaves no mark on the optimizer, raises torch's error when it first lowers the rate).
+(``opt.param_groups[0]["momentum"] = [...]``), or a setting tensor changed in place, is checked and
+converted at the next step as the constructor does it (only what changed). torch's LR schedulers set
+one number per group: they work when the learning rate is one number, and are refused in one line
+when they are created for K rates (ReduceLROnPlateau, which leaves no mark on the optimizer, raises
+torch's error when it first lowers the rate).
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ Tensor = torch.Tensor
 
 
 def _setting(name: str, value, K: int, *, low: float = 0.0, below: float | None = None):
-    """A number stays a float; K numbers become a float64 tensor (K,); either is checked (one-line errors).
+    """One number (any real number, or a 0-d tensor or array) becomes a float; K numbers become a float64 tensor (K,);
+    either is checked (one-line errors).
     A float within bounds is returned as it is, without a tensor (a scheduler writes one every step)."""
     if type(value) is float and math.isfinite(value) and value >= low and (below is None or value < below):
         return value
     values = per_network(name, value, K, low=low, below=below)
-    return float(values[0]) if isinstance(value, (int, float)) or (
-        isinstance(value, Tensor) and value.dim() == 0) else values
+    one = isinstance(value, numbers.Real) or getattr(value, "ndim", None) == 0  # a number, a 0-d tensor or array
+    return float(values[0]) if one else values
 
 
 def _networks(params: list[Tensor]) -> int:
@@ -65,10 +67,11 @@ def _factor(value, like: list[Tensor]):
 class _EnsembleOptimizer(Optimizer):
     SETTINGS: dict[str, dict] = {}  # name -> bounds for per_network
     RUNS: dict[str, object] = {}  # torch.optim's options that step() runs with this value only (a group may hold them)
+    RENAMED: dict[str, str] = {}  # torch.optim's keys that these hold under other names: key -> what to set instead
     STATE: tuple[str, ...] = ()  # a parameter's state holds all of these, or none before its first step
 
     def __init__(self, params, defaults: dict) -> None:
-        self._held: dict[int, tuple] = {}  # id(group) -> (group, its keys, the objects it held when last checked)
+        self._held: dict[int, tuple] = {}  # id(group) -> what it held when last checked (_hold)
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict) -> None:
@@ -95,34 +98,64 @@ class _EnsembleOptimizer(Optimizer):
             self.param_groups.pop()
             raise
 
-    def _accept(self, group: dict, where: str = "") -> None:
+    def _accept(self, group: dict, where: str = "", changed: set | None = None) -> None:
         """Checks ``group`` and converts its settings as add_param_group does (one-line errors, the group left as it
-        was), and notes what it holds, so that step() checks it again only once something in it is replaced."""
-        settings = self._settings(group, where=where)
-        if getattr(self.step, "_wrapped_by_lr_sched", False):  # an LR scheduler drives this optimizer
+        was), and notes what it holds, so that step() checks it again only once something in it is replaced or
+        changed in place. ``changed``: the keys written since it was last accepted, the only ones checked (None:
+        all)."""
+        settings = self._settings(group, where=where, keys=changed)
+        if "lr" in settings and getattr(self.step, "_wrapped_by_lr_sched", False):  # an LR scheduler drives this
             _one_lr(self, settings, where)
         group.update(settings)
-        self._held[id(group)] = (group, tuple(group), tuple(group.values()))
+        self._hold(group)
+
+    def _hold(self, group: dict) -> None:
+        """Notes what ``group`` holds: its entries, its parameters and the version counters of its tensors (an
+        in-place edit such as ``group["lr"][1] = -5.0`` or ``group["lr"].fill_(...)`` moves the counter)."""
+        values = tuple(group.values())
+        tensors = tuple(v for v in values if isinstance(v, Tensor))
+        self._held[id(group)] = (group, tuple(group), values, tuple(group["params"]), tensors,
+                                 tuple(map(_version, tensors)))
 
     def _check(self, group: dict, i: int) -> None:
-        """At each step: ``group`` accepted again if any of its entries is not the object accepted last (a setting
-        written since, such as ``group["momentum"] = [...]``; a few identity tests when nothing was)."""
+        """At each step: ``group`` accepted again, the entries that changed checked, if any of its entries is not the
+        object accepted last, a tensor in it was changed in place or its list of parameters was edited (a setting
+        written since, such as ``group["momentum"] = [...]``; a few identity and counter tests when nothing was)."""
         held = self._held.get(id(group))
-        if held is None or held[0] is not group or len(group) != len(held[1]) or not all(
-                map(operator.is_, map(group.get, held[1]), held[2])):
+        if held is not None and held[0] is group:
+            _, keys, values, params, tensors, versions = held
+            if (len(group) == len(keys) and all(map(operator.is_, map(group.get, keys), values))
+                    and all(map(operator.eq, map(_version, tensors), versions))
+                    and len(group["params"]) == len(params) and all(map(operator.is_, group["params"], params))):
+                return
+            self._accept(group, f" in param group {i}", _changed(group, held))
+        else:
             self._accept(group, f" in param group {i}")
 
-    def _settings(self, group: dict, saved: dict | None = None, where: str = "") -> dict:
+    def _settings(self, group: dict, saved: dict | None = None, where: str = "", keys: set | None = None) -> dict:
         """The settings for ``group``'s K, taken from ``saved`` (a loaded param group) or else ``group``;
-        checked (one-line errors), nothing changed."""
-        K = _networks(group["params"])
+        checked (one-line errors), nothing changed. ``keys``: check only these (None: all)."""
         saved = group if saved is None else saved
+        lack = [name for name in ("params", *self.SETTINGS) if name not in saved]
+        if lack:
+            raise ValueError(f"{', '.join(lack)} missing{where}: {type(self).__name__} needs params, "
+                             f"{', '.join(self.SETTINGS)} in every param group (each setting a number or K numbers)")
+        if keys is not None and "networks" in group and keys.isdisjoint(("params", "networks")):
+            K = group["networks"]  # the parameters are those last accepted
+        else:
+            K, keys = _networks(group["params"]), None
+        for key, instead in self.RENAMED.items():
+            if key in saved and (keys is None or key in keys):
+                raise ValueError(f"{type(self).__name__} does not read {key}{where} (got {saved[key]!r}): set "
+                                 f"{instead} instead")
         for key, value in self.RUNS.items():
-            if key in saved and not (isinstance(saved[key], numbers.Real) and saved[key] == value):
+            if key in saved and (keys is None or key in keys) and not (
+                    isinstance(saved[key], numbers.Real) and saved[key] == value):
                 runs = ", ".join(f"{k}={v!r}" for k, v in self.RUNS.items())
                 raise ValueError(f"{type(self).__name__} cannot honour {key}={saved[key]!r}{where}: it runs only "
                                  f"{runs}")
-        settings = {name: _setting(name + where, saved[name], K, **bounds) for name, bounds in self.SETTINGS.items()}
+        settings = {name: _setting(name + where, saved[name], K, **bounds) for name, bounds in self.SETTINGS.items()
+                    if keys is None or name in keys}
         return {**settings, "networks": K}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -165,6 +198,10 @@ class _EnsembleOptimizer(Optimizer):
                 if name == "step" and value.dim() != 0:
                     raise ValueError(f"step of parameter {j} in the state_dict's param group {i} must be one number "
                                      f"(a 0-d tensor), got shape {_shape(value)}")
+                if name == "step" and (value.is_complex() or value.dtype is torch.bool
+                                       or not 0 <= float(value) < math.inf):
+                    raise ValueError(f"step of parameter {j} in the state_dict's param group {i} must be a finite "
+                                     f"number ≥ 0 (the steps taken), got {value.item()!r}")
                 if name != "step" and value.shape != p.shape:
                     raise ValueError(f"{name} of parameter {j} in the state_dict's param group {i} must have its "
                                      f"parameter's shape {_format(p.shape)}, got {_shape(value)}")
@@ -194,7 +231,7 @@ class EnsembleSGD(_EnsembleOptimizer):
     """
 
     SETTINGS = {"lr": {}, "momentum": {}, "weight_decay": {}}
-    RUNS = {"dampening": 0, "nesterov": False, "maximize": False}
+    RUNS = {"dampening": 0, "nesterov": False, "maximize": False, "differentiable": False}
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0) -> None:
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
@@ -242,7 +279,9 @@ class EnsembleAdam(_EnsembleOptimizer):
     """
 
     SETTINGS = {"lr": {}, "beta1": {"below": 1.0}, "beta2": {"below": 1.0}, "eps": {}, "weight_decay": {}}
-    RUNS = {"amsgrad": False, "maximize": False, "decoupled_weight_decay": False}
+    RUNS = {"amsgrad": False, "maximize": False, "decoupled_weight_decay": False, "differentiable": False,
+            "capturable": False}
+    RENAMED = {"betas": "beta1 and beta2 (each a number or K numbers; torch.optim.Adam's betas pair)"}
     STATE = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0) -> None:
@@ -291,6 +330,23 @@ class EnsembleAdam(_EnsembleOptimizer):
         _plus_(denom, _factor(group["eps"], params))  #            + ε
         ratio = torch._foreach_div(m, denom)  #                    m / (√v / √(1 − β2ᵗ) + ε)
         _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
+
+
+def _version(t: Tensor) -> int:
+    return t._version
+
+
+def _changed(group: dict, held: tuple) -> set:
+    """The keys of ``group`` written, or whose tensor was changed in place, since ``held`` (_hold) was noted;
+    "params" when its list of parameters was edited."""
+    _, keys, values, params, tensors, versions = held
+    old = dict(zip(keys, values))
+    moved = {id(t) for t, v in zip(tensors, versions) if t._version != v}
+    changed = {key for key, value in group.items() if key not in old or value is not old[key] or id(value) in moved}
+    if "params" in group and (len(group["params"]) != len(params) or not all(map(operator.is_, group["params"],
+                                                                                  params))):
+        changed.add("params")
+    return changed
 
 
 def _by_step(params: list[Tensor], state) -> dict[float, list[Tensor]]:
