@@ -113,30 +113,44 @@ def _short(value: Any) -> str:
 
 
 def _numpy_numbers() -> list:
-    """What pickle needs to rebuild a NumPy number (np.float64(0.5), np.int64(3), np.bool_): its scalar constructor,
-    np.dtype and the number dtypes' classes; no arrays, no other objects."""
+    """What pickle needs to rebuild a NumPy number (np.float64(0.5), np.int64(3), np.bool_) or string (np.str_: an
+    older TrainConfig kept dataset=np.str_("moons") as given): its scalar constructor, np.dtype and those dtypes'
+    classes; no arrays, no other objects."""
     import numpy as np
 
     scalar = getattr(getattr(np, "_core", None), "multiarray", None) or np.core.multiarray
     kinds = [getattr(np.dtypes, name) for name in dir(getattr(np, "dtypes", None))
-             if name.endswith("DType") and any(k in name for k in ("Bool", "Int", "Float"))]
+             if name.endswith("DType") and (name == "StrDType" or any(k in name for k in ("Bool", "Int", "Float")))]
     return [scalar.scalar, np.dtype, *kinds]
 
 
+def _name(obj) -> str:
+    """An allowed global as pickle names it (NumPy 1's numpy.core.multiarray is NumPy 2's numpy._core.multiarray)."""
+    return f"{obj.__module__}.{obj.__qualname__}".replace("numpy._core.", "numpy.core.")
+
+
 def _load_numpy_numbers(path: Path) -> Any:
-    """A checkpoint holding NumPy numbers among its plain data (written by an older torch-tanhnet from settings given
-    as NumPy numbers), read with those alone allowed, each as the Python number it stands for; CheckpointError for
-    a file that holds any other object."""
+    """A checkpoint holding NumPy numbers or strings among its plain data (written by an older torch-tanhnet from
+    settings given so), read with those alone allowed, each as the Python number or str it stands for;
+    CheckpointError, naming what it holds that is refused, for a file that holds any other object."""
+    import re
+
     import numpy as np
 
+    allowed = _numpy_numbers()
     try:
-        with torch.serialization.safe_globals(_numpy_numbers()):
+        with torch.serialization.safe_globals(allowed):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - one line, naming what the file holds when torch can tell
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         except Exception:  # noqa: BLE001
             unsafe = []
+        names = {_name(obj) for obj in allowed}
+        unsafe = [name for name in unsafe if name.replace("numpy._core.", "numpy.core.") not in names]
+        built = re.search(r"but got <class '([\w.]+)'>", str(e))  # an allowed global building a refused kind
+        if not unsafe and built:  # np.bytes_, np.datetime64, np.void: a NumPy value of a dtype not allowed
+            unsafe = [built.group(1)]
         if unsafe:
             raise CheckpointError(f"checkpoint {str(path)!r} holds objects other than tensors and plain data "
                                   f"({', '.join(unsafe[:3])}), which cannot be read safely") from None
@@ -161,8 +175,8 @@ def load(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # objects weights_only refuses: NumPy numbers (older versions saved settings
-        state = _load_numpy_numbers(path)  # given as np.float64 so) are read as Python's, anything else refused
+    except pickle.UnpicklingError:  # objects weights_only refuses: NumPy numbers and strings (older versions saved
+        state = _load_numpy_numbers(path)  # settings given so) are read as Python's, anything else refused
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
         raise CheckpointError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
