@@ -124,3 +124,20 @@ def test_a_sweep_that_would_not_fit_in_memory_is_refused_from_the_estimate():
 def test_a_value_given_twice_in_another_type_is_refused(name, values):
     with pytest.raises(ConfigError, match=f"argument --{name.replace('_', '-')}: .* is given twice"):
         SweepConfig(values={name: values}).validate()
+
+
+@pytest.mark.parametrize("name,values", [("weight_decay", [0.0, -0.0]), ("momentum", [-0.0, 0]),
+                                         ("noise", [0.0, np.float64(-0.0)]), ("lr", [2, 2.0])])
+def test_a_value_equal_to_another_is_refused_whatever_its_sign_of_zero(name, values):
+    """0.0 and -0.0 are the same setting (train.py trains them alike): given both, it would be trained twice."""
+    with pytest.raises(ConfigError, match=f"argument --{name.replace('_', '-')}: .* is given twice \\(as "):
+        SweepConfig(values={name: values}).validate()
+
+
+@pytest.mark.parametrize("name,values", [("n_samples", [2**53, 2**53 + 1]), ("epochs", [2**60, 2**60 + 1]),
+                                         ("lr", [1, 1.0000000000000002]), ("standardize", [True, False])])
+def test_values_that_differ_are_not_taken_for_repeats(name, values):
+    """Integers that one float cannot tell apart (2**53 and 2**53 + 1), floats one ulp apart: two settings."""
+    config = SweepConfig(values={name: values})
+    config.validate()
+    assert config.values[name] == values and len(config.settings()) == 2

@@ -87,7 +87,7 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
         given = as_list(given, flag(name))
         if not given:
             raise ConfigError(f"argument {flag(name)}: the grid is empty: no values given")
-        seen, out[name] = set(), []
+        seen, out[name] = {}, []
         for v in given:
             if isinstance(v, Range):
                 v = plain_range(name, v)
@@ -96,10 +96,13 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
                 config = TrainConfig(**{name: v})
                 config.validate()  # the very check, and message, of train.py; its value as plain Python
                 v = getattr(config, name)
-                key = repr(float(v) if _is(v, "float") else v)  # 1 and 1.0 are one setting: trained twice
+                # the value itself: 1 == 1.0 and 0.0 == -0.0 are one setting (trained twice), 2**53 and
+                # 2**53 + 1 two; True apart from 1
+                key = (isinstance(v, bool), v + 0.0 if isinstance(v, float) else v)
                 if key in seen:
-                    raise ConfigError(f"argument {flag(name)}: {v!r} is given twice")
-                seen.add(key)
+                    first = "" if repr(seen[key]) == repr(v) else f" (as {seen[key]!r})"
+                    raise ConfigError(f"argument {flag(name)}: {v!r} is given twice{first}")
+                seen[key] = v
             out[name].append(v)
     return out
 
