@@ -76,6 +76,10 @@ def test_a_group_with_any_part_missing_of_the_wrong_kind_or_shape_is_refused(sav
               {**group, "history": group["history"][:, :1]}, {**group, "diverged_at": torch.zeros(5)},
               {**group, "curvature": torch.zeros(2)}, {**group, "runs": [0, "1"]}, {**group, "runs": [0]},
               {**group, "runs": [0, 0]}]
+    # of another dtype: results.csv would report a float32 history's 0.94999999, a diverged_at of 0.5
+    edits += [{**group, "history": group["history"].float()}, {**group, "diverged_at": group["diverged_at"] + 0.5},
+              {**group, "diverged_at": group["diverged_at"].int()}, {**group, "diverged_at": group["diverged_at"] - 1},
+              {**group, "curvature": group["curvature"].long()}, {**group, "curvature": group["curvature"].float()}]
     for edit in edits:
         refused(tmp_path, source, {**good, "groups": {0: edit}})
     for groups in ({"0": group}, {0: [group]}, {0: group, 1: group}):

@@ -112,13 +112,20 @@ def check(state: dict, path: str | Path) -> None:
                 refuse(f"holds no {name} of shape {shape} in its {where}'params'")
         if set(params) != set(shapes):
             refuse(f"holds {sorted(params)} as its {where}'params', not U, b, W, c")
-        expected = {"history": (len(group["log_steps"]), k, 4), "diverged_at": (k,), "curvature": (k, 3)}
-        for name, shape in expected.items():
+        # as GroupTrainer.result leaves them: metrics and curvature float64 (results.csv's numbers), log steps int64
+        expected = {"history": ((len(group["log_steps"]), k, 4), torch.float64), "diverged_at": ((k,), torch.int64),
+                    "curvature": ((k, 3), torch.float64)}
+        for name, (shape, dtype) in expected.items():
             t = group.get(name)
             if name == "curvature" and t is None:
                 continue  # a checkpoint older than it
-            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
-                refuse(f"holds no {name} of shape {shape} in its {where}parts")
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != dtype:
+                found = (f"{type(t).__name__}" if not isinstance(t, torch.Tensor)
+                         else f"{str(t.dtype).removeprefix('torch.')} of shape {tuple(t.shape)}")
+                refuse(f"holds {found} as its {where}{name!r}, not {str(dtype).removeprefix('torch.')} of shape "
+                       f"{shape}")
+        if bool((group["diverged_at"] < 0).any()):
+            refuse(f"holds a step < 0 in its {where}'diverged_at'")
     runs = [r for group in state["groups"].values() for r in group["runs"]]
     if len(set(runs)) != len(runs):
         refuse("holds a run in two places")
