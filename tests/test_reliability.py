@@ -6,6 +6,7 @@ fast; real processes are in test_signals.py and test_train_cli.py where the proc
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -492,7 +493,7 @@ def test_a_checkpoint_with_any_part_or_setting_of_the_wrong_kind_is_refused_in_o
 def test_a_checkpoint_whose_optimizer_disagrees_with_its_settings_is_refused_in_one_line(tmp_path, capsys, optimizer):
     """Resuming loads the optimizer as saved: an lr, momentum, nesterov, betas... other than the settings make would
     train on silently with those (the HParams still saying the settings'), or crash inside torch.optim."""
-    from torch_tanhnet.training.setup import UPDATE
+    from torch_tanhnet.training.setup import UPDATE, filled_in
 
     run = tmp_path / "run"
     assert cli(capsys, "--epochs", "3", "--optimizer", optimizer, "--logdir", run, *SMALL)[0] == 0
@@ -502,6 +503,7 @@ def test_a_checkpoint_whose_optimizer_disagrees_with_its_settings_is_refused_in_
     groups = good["optimizer"]["param_groups"]
     edited = [key for key in UPDATE if key in groups[0]]
     assert {"lr", "weight_decay"} <= set(edited) and len(edited) >= 5, edited
+    kind = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
     for key in edited:
         value = groups[0][key]
         other = (not value if isinstance(value, bool) else tuple(v / 2 for v in value) if isinstance(value, tuple)
@@ -512,6 +514,9 @@ def test_a_checkpoint_whose_optimizer_disagrees_with_its_settings_is_refused_in_
                 group[key] = bad
             checkpoint.save_atomic({**good, "optimizer": {**good["optimizer"], "param_groups": [group]}}, path)
             code, out, err = cli(capsys, "--resume", "--epochs", "4", "--logdir", run)
+            if bad == "missing" and key in filled_in(kind):  # an older torch's group: read as torch fills it in
+                assert code == 0, (key, err)
+                continue
             assert code == 2 and f"its optimizer's {key} is " in one_error_line(err), (key, bad, err)
     for param_groups in ([], groups * 2, None, "x", [1]):
         checkpoint.save_atomic({**good, "optimizer": {**good["optimizer"], "param_groups": param_groups}}, path)
@@ -519,6 +524,46 @@ def test_a_checkpoint_whose_optimizer_disagrees_with_its_settings_is_refused_in_
         assert code == 2 and "its optimizer's param_groups" in one_error_line(err), err
     checkpoint.save_atomic(good, path)
     assert cli(capsys, "--resume", "--epochs", "4", "--logdir", run)[0] == 0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_checkpoint_an_older_torch_wrote_without_newer_optimizer_keys_resumes_as_uninterrupted(tmp_path, capsys,
+                                                                                                optimizer):
+    """torch adds keys to its optimizers' param groups (Adam's decoupled_weight_decay in torch 2.7) and fills them in
+    when it loads a group without them: such a checkpoint (torch >= 2.3 is supported) resumes, and trains on as one
+    that holds them does."""
+    from torch_tanhnet.training.setup import UPDATE, filled_in
+
+    kind = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    runs = {name: tmp_path / name for name in ("run", "old")}
+    assert cli(capsys, "--epochs", "3", "--optimizer", optimizer, "--logdir", runs["run"], *SMALL)[0] == 0
+    shutil.copytree(runs["run"], runs["old"])
+    state = checkpoint.load(runs["old"] / "checkpoint.pt")
+    state.pop("format")
+    group = state["optimizer"]["param_groups"][0]
+    newer = [key for key in UPDATE if key in group and key in filled_in(kind)]
+    assert newer and (optimizer == "sgd" or "decoupled_weight_decay" in newer), newer
+    state["optimizer"]["param_groups"] = [{k: v for k, v in group.items() if k not in newer}]
+    checkpoint.save_atomic(state, runs["old"] / "checkpoint.pt")
+    for run in runs.values():
+        code, out, err = cli(capsys, "--resume", "--epochs", "6", "--logdir", run)
+        assert code == 0, err
+    ends = [checkpoint.load(run / "checkpoint.pt") for run in runs.values()]
+    assert all(torch.equal(ends[0]["model"][k], ends[1]["model"][k]) for k in ends[0]["model"])
+
+
+def test_a_key_missing_from_a_saved_param_group_counts_as_what_torch_fills_in():
+    """Filled in, then compared: Nesterov's False is not a run's True; a key torch does not fill in stays missing."""
+    from torch_tanhnet.training.setup import optimizer_settings_differ
+
+    made = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.9, nesterov=True)
+    saved = [{k: v for k, v in made.param_groups[0].items() if k != "params"}]
+    assert optimizer_settings_differ(made, saved) is None
+    without = [{k: v for k, v in saved[0].items() if k != "nesterov"}]
+    assert optimizer_settings_differ(made, without) == "nesterov is False (missing: torch reads it so), not the " \
+                                                       "settings' True"
+    assert optimizer_settings_differ(made, [{k: v for k, v in saved[0].items() if k != "lr"}]) == \
+        "lr is missing, not the settings' 0.1"
 
 
 # smaller: sizes beyond the machine's memory are one line, before anything is allocated -------------------

@@ -30,11 +30,18 @@ def saved(tmp_path_factory):
         m.setattr(runner.GroupTrainer, "result", lambda self: (_ for _ in ()).throw(RuntimeError("stop")))
         with pytest.raises(RuntimeError):
             runner.sweep(config(root / "midway", checkpoint_interval=2, checkpoint_seconds=0))
-    return {name: (root / name, checkpoint.load(root / name / "checkpoint.pt")) for name in ("done", "midway")}
+        # stopped inside groups whose optimizers hold settings per network (K numbers) or Adam's betas and eps
+        for name, values in (("midway_sgd", {"lr": [0.1, 0.5], "momentum": [0.0, 0.9], "weight_decay": [0.001]}),
+                             ("midway_adam", {"optimizer": ["adam"], "lr": [0.01, 0.02]})):
+            with pytest.raises(RuntimeError):
+                runner.sweep(config(root / name, values={**VALUES, **values}, checkpoint_interval=2,
+                                    checkpoint_seconds=0))
+    names = ("done", "midway", "midway_sgd", "midway_adam")
+    return {name: (root / name, checkpoint.load(root / name / "checkpoint.pt")) for name in names}
 
 
-def refused(tmp_path, source, state, network=True):
-    """Both readers of a sweep's checkpoint refuse ``state`` in one line."""
+def refused(tmp_path, source, state, network=True, match=""):
+    """Both readers of a sweep's checkpoint refuse ``state`` in one line (saying ``match``)."""
     folder = tmp_path / "copy"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(source, folder)
@@ -45,13 +52,15 @@ def refused(tmp_path, source, state, network=True):
     for call in calls:
         with pytest.raises(CheckpointError) as e:
             call()
-        assert "\n" not in str(e.value) and "checkpoint" in str(e.value)
+        assert "\n" not in str(e.value) and "checkpoint" in str(e.value) and match in str(e.value), str(e.value)
 
 
 def test_the_untouched_checkpoints_resume(saved, tmp_path):
-    for name, (source, _) in saved.items():
+    for name, (source, good) in saved.items():
         shutil.copytree(source, tmp_path / name)
-        assert len(runner.sweep(config(tmp_path / name, resume=True)).results.rows) == 2
+        values = {**VALUES, **good["config"]["values"]}
+        assert len(runner.sweep(config(tmp_path / name, values=values, resume=True)).results.rows) == 2 * len(
+            values.get("lr", [0])) * len(values.get("momentum", [0]))
 
 
 def test_any_part_missing_or_of_the_wrong_kind_is_refused(saved, tmp_path):
@@ -103,3 +112,30 @@ def test_a_group_in_training_that_does_not_add_up_is_refused(saved, tmp_path):
               {**current, "optimizer": {"state": {}, "param_groups": []}}]
     for edit in edits:
         refused(tmp_path, source, {**good, "current": edit}, network=False)
+
+
+@pytest.mark.parametrize("name", ["midway", "midway_sgd", "midway_adam"])
+def test_a_group_in_training_whose_optimizer_settings_are_not_the_plans_is_refused(saved, tmp_path, name):
+    """The group's optimizer is loaded as saved: an lr, momentum, weight decay, beta or eps (one number or one per
+    network) edited there would train on silently while results.csv reports the plan's."""
+    from torch_tanhnet.training.setup import UPDATE
+
+    source, good = saved[name]
+    group = good["current"]["optimizer"]["param_groups"][0]
+    keys = [key for key in UPDATE if key in group]
+    assert len(keys) >= 3 and ("beta1" in keys) == (name == "midway_adam"), keys
+    for key in keys:
+        value = group[key]
+        if isinstance(value, torch.Tensor):  # K numbers: one network's changed, one number, another dtype
+            other = value.clone()
+            other[-1] += 0.25
+            bads = [other, float(value[0]), value.float()]
+        else:  # one number: another, the same for each network as a tensor, a string
+            bads = [value / 2 + 0.01, torch.full((4,), value, dtype=torch.float64), "x"]
+        for bad in [*bads, "missing"]:
+            edited = {k: v for k, v in group.items() if k != key}
+            if not isinstance(bad, str) or bad != "missing":
+                edited[key] = bad
+            optimizer = {**good["current"]["optimizer"], "param_groups": [edited]}
+            refused(tmp_path, source, {**good, "current": {**good["current"], "optimizer": optimizer}}, network=False,
+                    match=f"its optimizer's {key} is ")

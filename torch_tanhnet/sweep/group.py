@@ -27,7 +27,7 @@ import torch
 
 from ..ensemble import EnsembleAdam, EnsembleSGD, TanhNetEnsemble
 from ..training.config import TrainConfig
-from ..training.setup import epoch_order, scale_initial_weights
+from ..training.setup import epoch_order, optimizer_settings_differ, scale_initial_weights
 from .data import GroupData, stack
 from .metrics import curvature, measure
 from .plan import Group
@@ -159,7 +159,8 @@ class GroupTrainer:
                 "diverged_at": self.diverged_at.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
-        """The position saved by :meth:`state_dict`; ValueError for one that does not fit this group."""
+        """The position saved by :meth:`state_dict`; ValueError for one that does not fit this group (its optimizer's
+        settings other than the runs', say)."""
         for name in ("history", "diverged_at"):
             mine, theirs = getattr(self, name), state[name]
             if tuple(theirs.shape) != tuple(mine.shape) or theirs.dtype != mine.dtype:
@@ -169,6 +170,10 @@ class GroupTrainer:
                 and logged == sum(s <= step for s in self.log_steps)):
             raise ValueError(f"a position that does not add up (step {step}, epoch {epoch}, batch {batch}, "
                              f"logs {logged})")
+        # the optimizer is loaded as saved: its lr, momentum, ... (each one number or K) must be the plan's
+        differs = optimizer_settings_differ(self.optimizer, state["optimizer"].get("param_groups"))
+        if differs is not None:
+            raise ValueError(f"its optimizer's {differs}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.next_batch, self.logged = (state[k] for k in ("step", "epoch", "batch", "logged"))

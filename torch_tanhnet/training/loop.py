@@ -273,8 +273,7 @@ class Run:
                                   f"does not fit {self.steps_per_epoch} steps an epoch (hand-edited?); it cannot be "
                                   "resumed")
         # the optimizer's lr, momentum, ... as saved must be those its settings make: it trains on as loaded
-        differs = optimizer_settings_differ(self.optimizer.state_dict()["param_groups"],
-                                            state["optimizer"].get("param_groups"))
+        differs = optimizer_settings_differ(self.optimizer, state["optimizer"].get("param_groups"))
         if differs is not None:
             raise CheckpointError(f"checkpoint {path!r}: its optimizer's {differs} (hand-edited?); it cannot be "
                                   "resumed")

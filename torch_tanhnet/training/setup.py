@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -263,27 +264,64 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 # what an optimizer's param_groups hold that shapes its update: a checkpoint's must be what its settings make
-UPDATE = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "betas", "eps", "amsgrad",
-          "decoupled_weight_decay")
+# (beta1, beta2: the ensemble optimizers' betas, one number or K numbers each)
+UPDATE = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "betas", "beta1", "beta2", "eps",
+          "amsgrad", "decoupled_weight_decay")
 
 
 def _same(a, b) -> bool:
+    """Equal settings of one kind: two numbers (1 and 1.0 alike), or two tensors (per-network settings) of one
+    dtype and shape holding equal numbers, or equal values of one type."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return (isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype == b.dtype and a.shape == b.shape
+                and a.device == b.device and bool(torch.equal(a, b)))
     numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
-    return (numbers or type(a) is type(b)) and not isinstance(a, Tensor) and a == b
+    return (numbers or type(a) is type(b)) and a == b
 
 
-def optimizer_settings_differ(made: list[dict], saved) -> str | None:
-    """Where a checkpoint's optimizer param_groups (``saved``) differ from those the run's settings make
-    (``made``: :func:`make_optimizer`'s), in words (``lr 0.001, not the settings' 0.5``); None when they agree.
+@functools.cache
+def filled_in(kind: type) -> dict:
+    """What ``kind``'s load_state_dict puts in for a key that a saved param group lacks (one written by an older
+    torch, before the key existed: Adam's decoupled_weight_decay before torch 2.7): its ``__setstate__``'s
+    defaults, read by running it on a bare instance with one empty group."""
+    probe, group = kind.__new__(kind), {"params": []}
+    try:
+        probe.__setstate__({"defaults": {}, "state": {}, "param_groups": [group]})
+    except Exception:  # noqa: BLE001 - an optimizer whose __setstate__ needs more: nothing is filled in
+        return {}
+    return {k: v for k, v in group.items() if k != "params"}
+
+
+def optimizer_settings_differ(optimizer: torch.optim.Optimizer, saved) -> str | None:
+    """Where a checkpoint's optimizer param_groups (``saved``) differ from ``optimizer``'s, as the run's settings
+    made it, in words (``lr is 0.001, not the settings' 0.5``); None when they agree. A key the saved group lacks
+    counts as what ``optimizer.load_state_dict`` fills in for it (:func:`filled_in`; nothing for most keys).
     Resuming loads the optimizer as saved, so a difference would train on, silently, with other values."""
+    made = optimizer.param_groups
     if not isinstance(saved, list) or len(saved) != len(made) or not all(isinstance(g, dict) for g in saved):
         return f"param_groups are {type(saved).__name__} {str(saved)[:40]}, not {len(made)} group(s)"
-    for mine, theirs in zip(made, saved):
+    defaults = filled_in(type(optimizer))
+    for i, (mine, theirs) in enumerate(zip(made, saved)):
+        where = f" in param group {i}" if len(made) > 1 else ""
         for key in UPDATE:
-            if key in mine and (key not in theirs or not _same(theirs[key], mine[key])):
-                found = repr(theirs[key])[:40] if key in theirs else "missing"
-                return f"{key} is {found}, not the settings' {mine[key]!r}"
+            if key not in mine:
+                continue
+            if key not in theirs and key not in defaults:
+                return f"{key}{where} is missing, not the settings' {_shown(mine[key])}"
+            value = theirs[key] if key in theirs else defaults[key]
+            if not _same(value, mine[key]):
+                found = _shown(value) + ("" if key in theirs else " (missing: torch reads it so)")
+                return f"{key}{where} is {found}, not the settings' {_shown(mine[key])}"
     return None
+
+
+def _shown(value) -> str:
+    """A setting in a message: a per-network tensor as its list of numbers (and dtype when not float64)."""
+    if isinstance(value, Tensor):
+        text = repr(value.tolist()) + ("" if value.dtype == torch.float64 else f" ({value.dtype})")
+    else:
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @torch.no_grad()
