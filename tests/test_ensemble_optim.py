@@ -570,7 +570,11 @@ def test_a_setting_changed_in_place_is_refused_at_the_next_step(cls):
     opt = stepped(cls(ens.parameters(), lr=0.01), ens, X, y)
     edits = [(lambda t: t.__setitem__(1, -5.0), r"got -5.0 for network 1$"),
              (lambda t: t.fill_(float("nan")), r"got nan for network 0$"),
-             (lambda t: t.detach().mul_(-1), r"got -0.1 for network 0$")]
+             (lambda t: t.detach().mul_(-1), r"got -0.1 for network 0$"),
+             # a new tensor in the old one's place, which brings a version counter of its own
+             (lambda t: torch.utils.swap_tensors(t, torch.full((4,), -1.0, dtype=torch.float64)),
+              r"got -1.0 for network 0$"),
+             (lambda t: setattr(t, "data", torch.full((4,), -2.0, dtype=torch.float64)), r"got -2.0 for network 0$")]
     for name in cls.SETTINGS:
         opt.param_groups[0][name] = [0.1, 0.2, 0.3, 0.4]
         opt.step()
@@ -726,3 +730,25 @@ def test_a_schedulers_wrapper_removed_lets_k_rates_run():
     stepped(opt, ens, X, y)
     with pytest.raises(ValueError, match=r"^EnsembleSGD holds 4 learning rates in param group 0"):
         torch.optim.lr_scheduler.StepLR(opt, 1)
+
+
+@pytest.mark.parametrize("value, match", [
+    (10**400, r"^lr must be finite, got a number too large for a float \(1000.*\)$"),
+    (__import__("fractions").Fraction(10**400), r"^lr must be finite, got a number too large for a float"),
+    ([0.1, 10**400, 0.1, 0.1], r"^lr must be finite for every network, got a number too large for a float$"),
+    (__import__("numpy").ones((1000, 1000)), r"^lr must be a number or 4 numbers \(one per network\), got a NumPy "
+                                              r"array of shape \(1000, 1000\)$"),
+    (["x"] * 100_000, r"^lr must be a number or 4 numbers \(one per network\), got \['x', 'x', .*\.\.\.\]$"),
+])
+def test_settings_too_large_or_of_the_wrong_kind_get_one_short_line(value, match):
+    """Not Python's OverflowError naming no setting, nor a message holding a whole array (5 MB for 1000 × 1000);
+    given to the constructor or written into a group later."""
+    _, ens, X, y = setup()
+    with pytest.raises((ValueError, TypeError), match=match) as info:
+        EnsembleSGD(ens.parameters(), lr=value)
+    assert len(str(info.value)) < 200
+    opt = stepped(EnsembleSGD(ens.parameters(), lr=0.1), ens, X, y)
+    opt.param_groups[0]["lr"] = value
+    with pytest.raises((ValueError, TypeError), match=match.replace("^lr", "^lr in param group 0")) as info:
+        opt.step()
+    assert len(str(info.value)) < 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import array
 import math
 import numbers
+import reprlib
 
 import torch
 
@@ -117,7 +118,7 @@ def check_seeds(seeds, models: int) -> list[int]:
     seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
     if not isinstance(seeds, list) or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
                                               for s in seeds):
-        raise TypeError(f"seeds must be a list of {models} ints, got {seeds!r}")
+        raise TypeError(f"seeds must be a list of {models} ints, got {_short(seeds)}")
     seeds = [int(s) for s in seeds]
     if len(seeds) != models:
         raise ValueError(f"seeds must hold one seed per network, {models}, got {len(seeds)}")
@@ -128,6 +129,17 @@ def check_seeds(seeds, models: int) -> list[int]:
     return seeds
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlist = _REPR.maxtuple = 8
+_REPR.maxlong = _REPR.maxstring = 40
+_REPR.maxother = 60
+
+
+def _short(value) -> str:
+    """``value`` as repr writes it, long ones cut (a list of a million settings in a message would be megabytes)."""
+    return _REPR.repr(value)
+
+
 def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | None = None) -> Tensor:
     """A setting for each of K networks: a number (the same for all), or K numbers (a sequence, a tensor (K,) or a
     NumPy array (K,)).
@@ -136,17 +148,23 @@ def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | No
     is given, < ``below``. The values are checked with a few tensor ops (K = 1024: a few µs); a list is read once.
     """
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # a NumPy number or array: Python numbers
+        if getattr(value, "ndim", 0) > 1:
+            raise ValueError(f"{name} must be a number or {K} numbers (one per network), got a NumPy array of shape "
+                             f"{_format(value.shape)}")
         value = value.tolist()
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number or {K} numbers (one per network), got {value!r}")
     if isinstance(value, numbers.Real):
-        values = torch.full((K,), float(value), dtype=torch.float64)
+        try:
+            values = torch.full((K,), float(value), dtype=torch.float64)
+        except OverflowError:  # an int or Fraction past the largest float
+            raise ValueError(f"{name} must be finite, got a number too large for a float ({_short(value)})") from None
     elif isinstance(value, torch.Tensor) or isinstance(value, (list, tuple)):
         t = value.detach() if isinstance(value, torch.Tensor) else None
         if t is None:
             if not set(map(type, value)) <= {float, int}:  # Python's floats and ints are read at once
                 if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
-                    raise TypeError(f"{name} must be a number or {K} numbers (one per network), got {value!r}")
+                    raise TypeError(f"{name} must be a number or {K} numbers (one per network), got {_short(value)}")
             try:
                 t = torch.frombuffer(array.array("d", value), dtype=torch.float64) if value else torch.zeros(0)
             except OverflowError:

@@ -332,8 +332,10 @@ class EnsembleAdam(_EnsembleOptimizer):
         _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
 
 
-def _version(t: Tensor) -> int:
-    return t._version
+def _version(t: Tensor) -> tuple[int, int]:
+    """What changes when ``t``'s numbers do: its version counter (every in-place op) and its data pointer
+    (``.data =``, ``torch.utils.swap_tensors``, which bring a counter of their own)."""
+    return t._version, t.data_ptr()
 
 
 def _changed(group: dict, held: tuple) -> set:
@@ -341,7 +343,7 @@ def _changed(group: dict, held: tuple) -> set:
     "params" when its list of parameters was edited."""
     _, keys, values, params, tensors, versions = held
     old = dict(zip(keys, values))
-    moved = {id(t) for t, v in zip(tensors, versions) if t._version != v}
+    moved = {id(t) for t, v in zip(tensors, versions) if _version(t) != v}
     changed = {key for key, value in group.items() if key not in old or value is not old[key] or id(value) in moved}
     if "params" in group and (len(group["params"]) != len(params) or not all(map(operator.is_, group["params"],
                                                                                   params))):
