@@ -566,6 +566,21 @@ def test_a_key_missing_from_a_saved_param_group_counts_as_what_torch_fills_in():
         "lr is missing, not the settings' 0.1"
 
 
+def test_a_saved_optimizer_setting_of_another_kind_is_named_as_such():
+    """'betas is [0.9, 0.999], not the settings' (0.9, 0.999)' left the user to spot the brackets."""
+    from torch_tanhnet.training.setup import optimizer_settings_differ
+
+    made = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    saved = {k: v for k, v in made.param_groups[0].items() if k != "params"}
+    assert optimizer_settings_differ(made, [{**saved, "betas": [0.9, 0.999]}]) == \
+        "betas is a list, [0.9, 0.999], where the settings hold a tuple, (0.9, 0.999)"
+    assert optimizer_settings_differ(made, [{**saved, "lr": "0.1"}]) == \
+        "lr is a str, '0.1', where the settings hold a number, 0.1"
+    assert optimizer_settings_differ(made, [{**saved, "lr": torch.tensor(0.1)}]) == \
+        "lr is 1 number as a float32 tensor, 0.10000000149011612 (torch.float32), where the settings hold a number, 0.1"
+    assert optimizer_settings_differ(made, [{**saved, "lr": 0.2}]) == "lr is 0.2, not the settings' 0.1"  # one kind
+
+
 # smaller: sizes beyond the machine's memory are one line, before anything is allocated -------------------
 
 @pytest.mark.parametrize("flag,value", [("--hidden", 10**12), ("--n-samples", 10**14), ("--hidden", 10**9)])

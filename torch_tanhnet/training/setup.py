@@ -311,8 +311,22 @@ def optimizer_settings_differ(optimizer: torch.optim.Optimizer, saved) -> str | 
             value = theirs[key] if key in theirs else defaults[key]
             if not _same(value, mine[key]):
                 found = _shown(value) + ("" if key in theirs else " (missing: torch reads it so)")
+                if _kind(value) != _kind(mine[key]):  # a list where the settings hold K numbers as a tensor
+                    return f"{key}{where} is {_kind(value)}, {found}, where the settings hold {_kind(mine[key])}, " \
+                           f"{_shown(mine[key])}"
                 return f"{key}{where} is {found}, not the settings' {_shown(mine[key])}"
     return None
+
+
+def _kind(value) -> str:
+    """What kind of setting ``value`` is, in words: a number (1 and 1.0 alike), K numbers as a tensor (float64 unless
+    said), a list, ..."""
+    if isinstance(value, Tensor):
+        dtype = "" if value.dtype == torch.float64 else str(value.dtype).removeprefix("torch.") + " "
+        return f"{value.numel()} number{'s' * (value.numel() != 1)} as a {dtype}tensor"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "a number"
+    return f"a {type(value).__name__}"
 
 
 def _shown(value) -> str:
