@@ -100,6 +100,30 @@ def test_a_group_with_any_part_missing_of_the_wrong_kind_or_shape_is_refused(sav
     refused(tmp_path, source, {**good, "config": {k: v for k, v in good["config"].items() if k != "values"}})
 
 
+def test_a_finished_group_diverged_at_a_step_it_never_logged_is_refused(saved, tmp_path):
+    """diverged_at is 0 (never) or the log step that first found a run's loss not finite: a step past the group's last
+    (10**12 of 4) or between its log steps would be reported in results.csv as where the run diverged."""
+    source, good = saved["done"]
+    group = good["groups"][0]
+    assert group["log_steps"] == [4] and not group["diverged_at"].any()
+    for step in (3, 5, 10**12, -1):
+        diverged = group["diverged_at"].clone()
+        diverged[1] = step
+        refused(tmp_path, source, {**good, "groups": {0: {**group, "diverged_at": diverged}}},
+                match=f"holds step {step} in its group 0's 'diverged_at', not 0 (never) or one of its log steps")
+    for steps in ([0], [-4], [4.0], [True], ["4"], [4, 2], [4, 4]):
+        history = group["history"].expand(len(steps), -1, -1)
+        refused(tmp_path, source, {**good, "groups": {0: {**group, "log_steps": steps, "history": history}}},
+                match="'log_steps', not increasing step numbers")
+    group_log = {**group, "log_steps": [8], "diverged_at": torch.tensor([8, 0])}  # not the plan's steps
+    refused(tmp_path, source, {**good, "groups": {0: group_log}}, network=False, match="other log steps")
+    diverged = {**group, "diverged_at": torch.tensor([4, 0])}  # one a run can leave: read, and reported so
+    folder = tmp_path / "diverged"
+    shutil.copytree(source, folder)
+    torch.save({**good, "groups": {0: diverged}}, folder / "checkpoint.pt")
+    assert [r["diverged_at"] for r in runner.sweep(config(folder, resume=True)).results.rows] == [4, None]
+
+
 def test_a_group_in_training_that_does_not_add_up_is_refused(saved, tmp_path):
     source, good = saved["midway"]
     current = good["current"]
@@ -108,6 +132,8 @@ def test_a_group_in_training_that_does_not_add_up_is_refused(saved, tmp_path):
     edits += [{**current, "group": 1}, {**current, "step": 3}, {**current, "step": 9, "epoch": 9},
               {**current, "logged": 0}, {**current, "history": current["history"][:, :1]},
               {**current, "diverged_at": torch.zeros(1, dtype=torch.int64)},
+              # diverged at a step not logged (logged: 4 of 4), or at none
+              *({**current, "diverged_at": torch.tensor([0, step])} for step in (3, 5, 10**12, -1)),
               {**current, "model": {**current["model"], "U": torch.zeros(3, 3, 2)}},
               {**current, "optimizer": {"state": {}, "param_groups": []}}]
     for edit in edits:
@@ -139,3 +165,20 @@ def test_a_group_in_training_whose_optimizer_settings_are_not_the_plans_is_refus
             optimizer = {**good["current"]["optimizer"], "param_groups": [edited]}
             refused(tmp_path, source, {**good, "current": {**good["current"], "optimizer": optimizer}}, network=False,
                     match=f"its optimizer's {key} is ")
+
+
+def test_an_optimizer_setting_of_another_kind_is_refused_saying_the_kinds_differ(saved, tmp_path):
+    """An lr of K numbers edited to a list of the same numbers read 'lr is [0.1, 0.5], not the settings' [0.1, 0.5]':
+    the kinds are named, and the message is not cut short."""
+    source, good = saved["midway_sgd"]
+    group = good["current"]["optimizer"]["param_groups"][0]
+    lr = group["lr"]
+    numbers = repr(lr.tolist())
+    assert len(lr) == 8 and len(numbers) <= 40, numbers
+    for bad, kind in ((lr.tolist(), f"a list, {numbers}"), (0.1, "a number, 0.1"),
+                      (lr.float(), "8 numbers as a float32 tensor, "), (lr[:2], "2 numbers as a tensor, [0.1, 0.1]")):
+        optimizer = {**good["current"]["optimizer"], "param_groups": [{**group, "lr": bad}]}
+        refused(tmp_path, source, {**good, "current": {**good["current"], "optimizer": optimizer}}, network=False,
+                match=f"its optimizer's lr is {kind}")
+        refused(tmp_path, source, {**good, "current": {**good["current"], "optimizer": optimizer}}, network=False,
+                match=f"where the settings hold 8 numbers as a tensor, {numbers}; hand-edited?")

@@ -170,6 +170,9 @@ class GroupTrainer:
                 and logged == sum(s <= step for s in self.log_steps)):
             raise ValueError(f"a position that does not add up (step {step}, epoch {epoch}, batch {batch}, "
                              f"logs {logged})")
+        wrong = [t for t in state["diverged_at"].tolist() if t != 0 and t not in self.log_steps[:logged]]
+        if wrong:  # 0 (never), or the log step that first found the loss not finite, one already taken
+            raise ValueError(f"diverged_at holds step {wrong[0]}, not 0 or one of the {logged} steps logged")
         # the optimizer is loaded as saved: its lr, momentum, ... (each one number or K) must be the plan's
         differs = optimizer_settings_differ(self.optimizer, state["optimizer"].get("param_groups"))
         if differs is not None:

@@ -124,8 +124,14 @@ def check(state: dict, path: str | Path) -> None:
                          else f"{str(t.dtype).removeprefix('torch.')} of shape {tuple(t.shape)}")
                 refuse(f"holds {found} as its {where}{name!r}, not {str(dtype).removeprefix('torch.')} of shape "
                        f"{shape}")
-        if bool((group["diverged_at"] < 0).any()):
-            refuse(f"holds a step < 0 in its {where}'diverged_at'")
+        steps = group["log_steps"]
+        if not all(isinstance(t, int) and not isinstance(t, bool) for t in steps) or steps != sorted(set(steps)) \
+                or steps and steps[0] < 1:
+            refuse(f"holds {_short(steps)} as its {where}'log_steps', not increasing step numbers")
+        # a run's diverged_at: 0 (never), or the log step that first found its loss not finite (GroupTrainer.log)
+        wrong = [t for t in group["diverged_at"].tolist() if t != 0 and t not in set(steps)]
+        if wrong:
+            refuse(f"holds step {wrong[0]} in its {where}'diverged_at', not 0 (never) or one of its log steps")
     runs = [r for group in state["groups"].values() for r in group["runs"]]
     if len(set(runs)) != len(runs):
         refuse("holds a run in two places")
