@@ -49,6 +49,19 @@ def test_names_lead_with_what_differs_and_stay_unique():
     assert unique_names(close, ["lr"]) == ["0:lr=0.1", "1:lr=0.1"]
 
 
+def test_one_data_file_written_two_ways_is_refused_as_given_twice(tmp_path, monkeypatch):
+    """a.csv, ./a.csv, its absolute path and a link to it are one data set: trained as four settings, it would be
+    four rows of results for one."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text("x1,x2,label\n0,0,0\n1,1,1\n0,1,1\n1,0,0\n")
+    (tmp_path / "b.csv").write_text((tmp_path / "a.csv").read_text())
+    (tmp_path / "link.csv").symlink_to(tmp_path / "a.csv")
+    for other in ("./a.csv", str(tmp_path / "a.csv"), "link.csv", "../" + tmp_path.name + "/a.csv"):
+        with pytest.raises(ConfigError, match=f"argument --data: '{other}' is given twice \\(as 'a.csv'\\)"):
+            SweepConfig(values={"data": ["a.csv", "b.csv", other]}).validate()
+    SweepConfig(values={"data": ["a.csv", "b.csv"]}).validate()  # two files: two settings, even holding alike rows
+
+
 def test_runs_of_one_width_share_a_group_and_widths_come_narrowest_first():
     plan = make_plan(SweepConfig(values={"hidden": [8, 2], "lr": [0.1, 1.0], "init_scale": [1.0, 3.0]},
                                  seeds=[0, 1, 2]), CPU)

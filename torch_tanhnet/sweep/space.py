@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import random as _random
 from dataclasses import dataclass, fields
 
@@ -97,8 +98,9 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
                 config.validate()  # the very check, and message, of train.py; its value as plain Python
                 v = getattr(config, name)
                 # the value itself: 1 == 1.0 and 0.0 == -0.0 are one setting (trained twice), 2**53 and
-                # 2**53 + 1 two; True apart from 1
-                key = (isinstance(v, bool), v + 0.0 if isinstance(v, float) else v)
+                # 2**53 + 1 two; True apart from 1; a data file by where it is (a.csv, ./a.csv, /abs/a.csv: one)
+                key = (isinstance(v, bool), v + 0.0 if isinstance(v, float) else
+                       os.path.realpath(v) if name == "data" and isinstance(v, str) else v)
                 if key in seen:
                     first = "" if repr(seen[key]) == repr(v) else f" (as {seen[key]!r})"
                     raise ConfigError(f"argument {flag(name)}: {v!r} is given twice{first}")
