@@ -14,6 +14,7 @@ width train together as one ensemble. A thin command line over torch_tanhnet.swe
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -234,8 +235,9 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         return fail(e.for_command_line(), 1)
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
         where = f" {e.filename!s}" if e.filename else ""
+        full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # room is what lacked (not a name)
         return fail(f"cannot write{where} ({e.strerror or e}); what was checkpointed before is kept: continue "
-                    f"with --resume once there is room", 1)
+                    f"with --resume once {'there is room' if full else 'it can be written'}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
         from torch_tanhnet.sweep.state import holds_sweep
 

@@ -78,6 +78,21 @@ def test_a_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert not list((tmp_path / "tmp").glob("sweep-*"))
 
 
+def test_a_sweep_over_data_files_in_folders_finishes(tmp_path, monkeypatch, capsys):
+    """It trained, then failed writing pictures/gallery-data=dd/b.csv.png, on every --resume too."""
+    (tmp_path / "dd").mkdir()
+    for name in ("a.csv", "dd/b.csv"):
+        (tmp_path / name).write_text("x1,x2,label\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(10)))
+    data = ["--data", "a.csv", "dd/b.csv", str(tmp_path / "dd" / "b.csv"), "--epochs", "2", "--seeds", "1"]
+    code, _, err = main(*data, "--logdir", "run", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "argument --data: " in err and " is given twice (as 'dd/b.csv')" in err  # one file
+    for extra in (["--logdir", "run"], ["--logdir", "dry", "--dry-run"]):
+        code, out, err = main(*data[:3], *data[4:], *extra, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err
+        assert len(rows(tmp_path / extra[1] / "results.csv")) == 2 and len(list((tmp_path / extra[1] / "pictures")
+                                                                                 .glob("gallery-data=*.png"))) == 2
+
+
 BAD = [
     (["--lr", "0.5", "-1"], "argument --lr: must be a positive number, got -1.0"),
     (["--lr", "fast"], "argument --lr: expected a number, got 'fast'"),

@@ -104,6 +104,22 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_saved(tmp_path, monkeypatch,
     assert "cannot write out/checkpoint.pt (No space left on device)" in err and "--resume" in err
 
 
+@pytest.mark.parametrize("code, then", [("ENOSPC", "once there is room"), ("EDQUOT", "once there is room"),
+                                        ("ENOENT", "once it can be written"), ("EACCES", "once it can be written"),
+                                        ("ENAMETOOLONG", "once it can be written")])
+def test_only_a_full_disk_is_blamed_on_room(tmp_path, monkeypatch, capsys, code, then):
+    """A folder missing or a name too long is not a full disk: 'once there is room' would send the user to free
+    space, and --resume would fail the same way."""
+    def failing(state, logdir):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(logdir / "checkpoint.pt"))
+
+    monkeypatch.setattr(runner.checkpoints, "save", failing)
+    code_, _, err = main(*QUICK, "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code_ == 1 and err.count("\n") == 1, err
+    assert f"cannot write out/checkpoint.pt ({os.strerror(getattr(errno, code))})" in err
+    assert err.rstrip().endswith(f"continue with --resume {then}"), err
+
+
 def test_ctrl_c_while_writing_the_results_keeps_the_sweep_and_resume_writes_them(tmp_path, monkeypatch, capsys):
     real = runner.write_csv
 

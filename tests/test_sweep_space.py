@@ -1,5 +1,7 @@
 """What a sweep trains: the grid, random draws, runs, groups, names; bad settings refused before any work."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -47,6 +49,60 @@ def test_names_lead_with_what_differs_and_stay_unique():
     assert unique_names(grid({}), []) == ["all"]
     close = [{**DEFAULTS, "lr": 0.100001}, {**DEFAULTS, "lr": 0.1000012}]  # alike at 4 digits
     assert unique_names(close, ["lr"]) == ["0:lr=0.1", "1:lr=0.1"]
+
+
+def test_folder_names_are_safe_unique_and_readable_whatever_the_setting_names():
+    """A setting's name becomes pictures/gallery-<name>.png, <name>/ and seeds/<name>/: a path separator, a leading
+    dot, a colon or a name too long for a file system would break the sweep's last step, after all its training."""
+    from torch_tanhnet.sweep.space import LONGEST, folder_names
+
+    safe = ["hidden=2,lr=0.5", "all", "data=a.csv,lr=1e-05", "n=100,wd=1e+03"]
+    assert folder_names(safe) == safe  # already file names: kept as they are
+    odd = ["data=dd/b.csv", "data=/tmp/x/dd/b.csv", "data=dd\\b.csv", "data=dd_b.csv", "data=dd:b.csv",
+           "data=../b.csv", ".data=b.csv", "..", "data=b c*?<>|\"'.csv", "data=été.csv", "data=\udcff.csv",
+           "data=" + "x" * 500 + ".csv", "data=" + "x" * 500 + "y.csv", "data=B.csv", "data=b.csv", "0:lr=0.1",
+           "1:lr=0.1", "data=" + "/deep" * 100 + "/b.csv"]
+    folders = folder_names(odd)
+    assert len({f.lower() for f in folders}) == len(odd)  # unique, also where case is ignored (data=B.csv, b.csv)
+    for name, folder in zip(odd, folders):
+        assert set(folder) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=,.+-_"), folder
+        assert not folder.startswith(".") and len(folder) <= LONGEST + 9, folder
+    # readable: the name with _ for what is unsafe, and a hash of the name where it had to change
+    assert folders[0].startswith("data=dd_b.csv-") and folders[3] == "data=dd_b.csv"  # alike once safe, told apart
+    assert folders[1].startswith("data=_tmp_x_dd_b.csv-") and folders[6].startswith("_data=b.csv-")
+    assert folders[15].startswith("0_lr=0.1-") and folders[16].startswith("1_lr=0.1-")
+    assert folders[11][:-9].endswith("xxxx.csv") and folders[11] != folders[12]  # cut in the middle, told apart
+    assert folder_names(["data=dd/b.csv"]) == folder_names(["data=dd/b.csv"])  # the same name every time
+
+
+def test_a_sweep_over_data_files_in_folders_writes_every_output(tmp_path, monkeypatch):
+    """--data a.csv dd/b.csv (or absolute paths) trained in full, then failed writing
+    pictures/gallery-data=dd/b.csv.png, on every --resume too: each output named after a setting goes in the plan's
+    folder for it."""
+    from torch_tanhnet.sweep.runner import sweep
+
+    rows = "x1,x2,label\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(12))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dd").mkdir()
+    for name in ("a.csv", "dd/b.csv", "dd_b.csv", "dd/c c.csv"):
+        (tmp_path / name).write_text(rows)
+    data = ["a.csv", "dd/b.csv", "dd_b.csv", str(tmp_path / "dd" / "c c.csv")]
+    for sessions in ("runs", "settings"):
+        logdir = tmp_path / f"out-{sessions}"
+        result = sweep(SweepConfig(values={"data": data, "epochs": [2]}, seeds=[0, 1], logdir=str(logdir),
+                                   progress=False, gallery=1, sessions=sessions))
+        folders = result.plan.folders
+        assert len(set(folders)) == 4 and folders[0] == "data=a.csv"
+        pictures = sorted(p.name for p in (logdir / "pictures").iterdir())
+        assert pictures == sorted([*(f"gallery-{f}.png" for f in folders), "solved.png"])
+        made = {p.name for p in logdir.iterdir() if p.is_dir()} - {"pictures", "seeds"}
+        assert made == set(folders) and all(any((logdir / f).glob("events.out.tfevents.*")) for f in folders)
+        if sessions == "runs":
+            assert {p.name for p in (logdir / "seeds").iterdir()} == set(folders)
+        assert [s["folder"] for s in json.loads((logdir / "sweep.json").read_text())["settings"]] == folders
+    dry = sweep(SweepConfig(values={"data": data, "epochs": [2]}, seeds=[0], logdir=str(tmp_path / "dry"),
+                            progress=False, gallery=1, dry_run=True))
+    assert dry.results is not None and (tmp_path / "dry" / "pictures" / f"gallery-{dry.plan.folders[1]}.png").exists()
 
 
 def test_one_data_file_written_two_ways_is_refused_as_given_twice(tmp_path, monkeypatch):

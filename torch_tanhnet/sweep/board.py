@@ -9,6 +9,9 @@ The sweep's log dir::
                                 90th percentiles (spread/<tag>/p10, …/p90), the share solved, the gallery
     seeds/<setting>/seed=<s>/   per run: its HParams session (group <setting>) and final metrics
 
+<setting> in a path is the setting's name as a file name (``plan.folders``: the name where it is one
+already, else made safe and unique, :func:`.space.folder_names`); the HParams group is the name itself.
+
 Curves are per setting, not per run: TensorBoard slows down past a few hundred runs of curves,
 and a band across seeds is what a sweep asks. The HParams tab lists every run; runs that differ
 only in seed share a group named after the setting, whose metrics TensorBoard aggregates (mean,
@@ -154,7 +157,7 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
             run = plan.runs[s.setting * len(plan.config.seeds)]
             medians = {m: s.quantiles[m][1] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
             steps = plan.total_steps(next(g for g in plan.groups if s.setting in g.settings))
-            (logdir / s.name / hparams.SESSION_FILE).write_bytes(
+            (logdir / plan.folders[s.setting] / hparams.SESSION_FILE).write_bytes(
                 session_start(run.config, batch[run.index], s.name, now)
                 + final_metrics(steps, now, {**medians, "solved": s.share, "steps_to_solve": s.steps_to_solve}))
         return
@@ -166,7 +169,7 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
             start[run.setting] = session_start(run.config, batch[run.index], name, now)
         values = {m: row[m] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
         values.update(solved=float(row["solved"]), steps_to_solve=row["steps_to_solve"])
-        folder = logdir / "seeds" / name / f"seed={run.seed}"
+        folder = logdir / "seeds" / plan.folders[run.setting] / f"seed={run.seed}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / hparams.SESSION_FILE).write_bytes(start[run.setting] + final_metrics(row["steps"], now, values))
 
@@ -242,7 +245,7 @@ def write_board(plan: Plan, results: Results, groups: dict[int, GroupResult], lo
             events = curve_summaries(*results.curves[s])
             if model is not None:
                 picture = gallery_picture(plan, results, res, model, s)
-                events.append((res.log_steps[-1], png(picture, pictures / f"gallery-{plan.names[s]}.png",
+                events.append((res.log_steps[-1], png(picture, pictures / f"gallery-{plan.folders[s]}.png",
                                                       "gallery")))
-            write_events(logdir / plan.names[s], events)
+            write_events(logdir / plan.folders[s], events)
     write_hparams(plan, results, logdir)

@@ -23,7 +23,7 @@ from ..training.data import load_csv
 from ..training.setup import load_split
 from .config import SweepConfig
 from .data import data_key
-from .space import Run, runs, swept, unique_names
+from .space import Run, folder_names, runs, swept, unique_names
 
 D = 2  # the data sets are 2-D
 
@@ -73,6 +73,11 @@ class Plan:
     @property
     def n_runs(self) -> int:
         return len(self.settings) * len(self.config.seeds)
+
+    @cached_property
+    def folders(self) -> list[str]:
+        """Each setting's name as a file or folder name (:func:`.space.folder_names`): where its outputs go."""
+        return folder_names(self.names)
 
     @cached_property
     def runs(self) -> list[Run]:

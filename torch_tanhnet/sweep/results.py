@@ -130,12 +130,13 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 
 def write_json(plan: Plan, path: Path, extra: dict | None = None) -> None:
-    """sweep.json: the sweep's settings as given, the expanded settings by name, the groups."""
+    """sweep.json: the sweep's settings as given, the expanded settings by name (and the name of their files and
+    folders), the groups."""
     data = {
         "sweep": plan.config.as_dict(),
         "swept": plan.swept,
         "runs": plan.n_runs,
-        "settings": [{"name": n, **s} for n, s in zip(plan.names, plan.settings)],
+        "settings": [{"name": n, "folder": f, **s} for n, f, s in zip(plan.names, plan.folders, plan.settings)],
         "groups": [{"hidden": g.hidden, "optimizer": g.optimizer, "dtype": g.dtype, "steps": plan.total_steps(g),
                     "runs": len(g.runs), "settings": [plan.names[s] for s in g.settings]} for g in plan.groups],
         **(extra or {}),

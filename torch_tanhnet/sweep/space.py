@@ -11,6 +11,7 @@ as a list is drawn from the list, each setting independently, from ``random_seed
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import os
@@ -181,6 +182,35 @@ def unique_names(settings: list[dict], names: list[str]) -> list[str]:
         return found
     width = len(str(len(found) - 1))
     return [f"{i:0{width}d}:{name}" for i, name in enumerate(found)]
+
+
+SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=,.+-_")
+LONGEST = 80  # characters of a folder name kept from the setting's name; the hash after it adds 9
+
+
+def folder_names(names: list[str]) -> list[str]:
+    """Each setting's name as a file or folder name (pictures/gallery-<it>.png, <it>/, seeds/<it>/): the name where
+    it is one already (letters, digits and ``=,.+-_``, no leading dot, at most LONGEST characters); else its unsafe
+    characters as ``_``, its middle cut out if long, and ``-`` and a hash of the whole name after it
+    (``data=dd/b.csv``: ``data=dd_b.csv-1a2b3c4d``). Names that differ give names that differ, also on a file system
+    that ignores case."""
+    def safe(name: str, hashed: bool) -> str:
+        text = "".join(c if c in SAFE else "_" for c in name)
+        text = "_" + text[1:] if text.startswith(".") else text
+        if len(text) > LONGEST:
+            text = text[:LONGEST // 2 - 1] + ".." + text[-(LONGEST // 2 - 1):]
+        if hashed or text != name:
+            text += "-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        return text
+
+    out = [safe(n, False) for n in names]
+    count: dict[str, int] = {}
+    for text in out:
+        count[text.lower()] = count.get(text.lower(), 0) + 1
+    out = [safe(n, True) if count[t.lower()] > 1 else t for n, t in zip(names, out)]  # hello.csv, HELLO.csv
+    if len({t.lower() for t in out}) < len(out):  # two hashes alike: numbered, as unique_names does
+        out = [f"{i}-{t}" for i, t in enumerate(out)]
+    return out
 
 
 def runs(settings: list[dict], seeds: list[int], base: TrainConfig) -> list[Run]:
