@@ -67,11 +67,14 @@ def test_folder_names_are_safe_unique_and_readable_whatever_the_setting_names():
     for name, folder in zip(odd, folders):
         assert set(folder) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=,.+-_"), folder
         assert not folder.startswith(".") and len(folder) <= LONGEST + 9, folder
-    # readable: the name with _ for what is unsafe, and a hash of the name where it had to change
+    # readable: the name with _ for what is unsafe, and a hash of the name only where two came out alike
     assert folders[0].startswith("data=dd_b.csv-") and folders[3] == "data=dd_b.csv"  # alike once safe, told apart
-    assert folders[1].startswith("data=_tmp_x_dd_b.csv-") and folders[6].startswith("_data=b.csv-")
-    assert folders[15].startswith("0_lr=0.1-") and folders[16].startswith("1_lr=0.1-")
-    assert folders[11][:-9].endswith("xxxx.csv") and folders[11] != folders[12]  # cut in the middle, told apart
+    assert folders[1] == "data=_tmp_x_dd_b.csv" and folders[6] == "_data=b.csv"
+    assert folders[15] == "0_lr=0.1" and folders[16] == "1_lr=0.1"
+    assert folders[11].endswith("xxxx.csv") and folders[12].endswith("xy.csv") and ".." in folders[11]  # cut in the
+    long = folder_names(["data=" + "x" * 500 + ".csv", "data=" + "x" * 250 + "y" + "x" * 249 + ".csv"])  # middle
+    assert long[0] != long[1] and all(len(f) == LONGEST + 9 for f in long)  # alike once cut: told apart by hashes
+    assert folders[13].startswith("data=B.csv-") and folders[14].startswith("data=b.csv-")  # alike ignoring case
     assert folder_names(["data=dd/b.csv"]) == folder_names(["data=dd/b.csv"])  # the same name every time
 
 

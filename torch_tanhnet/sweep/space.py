@@ -185,30 +185,35 @@ def unique_names(settings: list[dict], names: list[str]) -> list[str]:
 
 
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=,.+-_")
-LONGEST = 80  # characters of a folder name kept from the setting's name; the hash after it adds 9
+LONGEST = 80  # characters of a folder name kept from the setting's name; a hash after it adds 9
 
 
 def folder_names(names: list[str]) -> list[str]:
-    """Each setting's name as a file or folder name (pictures/gallery-<it>.png, <it>/, seeds/<it>/): the name where
-    it is one already (letters, digits and ``=,.+-_``, no leading dot, at most LONGEST characters); else its unsafe
-    characters as ``_``, its middle cut out if long, and ``-`` and a hash of the whole name after it
-    (``data=dd/b.csv``: ``data=dd_b.csv-1a2b3c4d``). Names that differ give names that differ, also on a file system
-    that ignores case."""
-    def safe(name: str, hashed: bool) -> str:
+    """Each setting's name as a file or folder name (pictures/gallery-<it>.png, <it>/, seeds/<it>/): its characters
+    other than letters, digits and ``=,.+-_`` as ``_`` (``data=dd/b.csv``: ``data=dd_b.csv``, ``0:lr=0.1``:
+    ``0_lr=0.1``), no leading dot, its middle cut out past LONGEST characters. Where two of a sweep's names would
+    then be alike (also on a file system that ignores case), those that changed get ``-`` and a hash of the whole
+    name after them, and if that is not enough, all of them: names that differ give names that differ."""
+    def safe(name: str) -> str:
         text = "".join(c if c in SAFE else "_" for c in name)
         text = "_" + text[1:] if text.startswith(".") else text
-        if len(text) > LONGEST:
-            text = text[:LONGEST // 2 - 1] + ".." + text[-(LONGEST // 2 - 1):]
-        if hashed or text != name:
-            text += "-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        return text
+        return text if len(text) <= LONGEST else text[:LONGEST // 2 - 1] + ".." + text[-(LONGEST // 2 - 1):]
 
-    out = [safe(n, False) for n in names]
-    count: dict[str, int] = {}
-    for text in out:
-        count[text.lower()] = count.get(text.lower(), 0) + 1
-    out = [safe(n, True) if count[t.lower()] > 1 else t for n, t in zip(names, out)]  # hello.csv, HELLO.csv
-    if len({t.lower() for t in out}) < len(out):  # two hashes alike: numbered, as unique_names does
+    def hashed(name: str, text: str) -> str:
+        return text + "-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+    def alike(texts: list[str]) -> set[str]:
+        count: dict[str, int] = {}
+        for t in texts:
+            count[t.lower()] = count.get(t.lower(), 0) + 1
+        return {t for t, n in count.items() if n > 1}
+
+    out = [safe(n) for n in names]
+    twins = alike(out)
+    out = [hashed(n, t) if t.lower() in twins and t != n else t for n, t in zip(names, out)]  # changed ones first
+    twins = alike(out)
+    out = [hashed(n, t) if t.lower() in twins else t for n, t in zip(names, out)]  # hello.csv, HELLO.csv
+    if alike(out):  # two hashes alike: numbered, as unique_names does
         out = [f"{i}-{t}" for i, t in enumerate(out)]
     return out
 
