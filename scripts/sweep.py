@@ -248,6 +248,18 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         return 130
 
 
+def resume_command(logdir, size: int) -> str:
+    """The command that continues the interrupted sweep in ``logdir``, checkpointed by ``size`` processes: under
+    torchrun with as many (a sweep's checkpoint holds one share per process), on this machine's nodes' layout."""
+    if size == 1:
+        return f"python scripts/sweep.py --logdir {logdir} --resume"
+    local = os.environ.get("LOCAL_WORLD_SIZE", "")
+    if local.isdigit() and 0 < int(local) < size and size % int(local) == 0:  # several machines: the same layout
+        return (f"torchrun --nnodes={size // int(local)} --nproc_per_node={local} <your rendezvous options> "
+                f"scripts/sweep.py --logdir {logdir} --resume")
+    return f"torchrun --standalone --nproc_per_node={size} scripts/sweep.py --logdir {logdir} --resume"
+
+
 def report(config, given, world, device, gather) -> int:
     """Plan, print the plan (rank 0), sweep, print the table; the exit code."""
     from torch_tanhnet.sweep.plan import estimate_seconds
@@ -264,9 +276,10 @@ def report(config, given, world, device, gather) -> int:
         return 0
     if result.interrupted:
         if world.is_main:
-            print(f"interrupted; checkpoint saved in {logdir}\n"
-                  f"continue with: python scripts/sweep.py --logdir {logdir} --resume")
+            print(f"interrupted; checkpoint saved in {logdir}\ncontinue with: {resume_command(logdir, world.size)}")
         return 130
+    if not world.is_main:  # a finished sweep resumed: every process holds its results, rank 0 alone prints them
+        return 0
     if result.already_complete:
         print(f"the sweep in {logdir} is complete; its results:")
     print(table(plan, result.results.summaries))

@@ -1,0 +1,57 @@
+"""What a sweep's processes under torchrun print and accept, in-process: resume hints, shares of another world
+size, a finished sweep's table (rank 0 alone), the default folder one name for all."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from torch_tanhnet.sweep import state
+from torch_tanhnet.sweep.config import SweepConfig
+from torch_tanhnet.sweep.runner import sweep
+from torch_tanhnet.training.checkpoint import CheckpointError
+from torch_tanhnet.training.world import World
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
+_spec = importlib.util.spec_from_file_location("sweep_cli_ranks", SCRIPT)
+cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli)
+
+
+def test_resume_command_names_torchrun_with_the_sweeps_number_of_processes(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert cli.resume_command("sw", 1) == "python scripts/sweep.py --logdir sw --resume"
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert cli.resume_command("sw", 2) == "torchrun --standalone --nproc_per_node=2 scripts/sweep.py --logdir sw " \
+                                          "--resume"
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert cli.resume_command("sw", 8).startswith("torchrun --nnodes=2 --nproc_per_node=4 ")
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_shares_of_another_number_of_processes_are_named_not_missed(tmp_path, size):
+    for rank in range(2):
+        (tmp_path / f"checkpoint.rank{rank}-of-2.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"checkpointed by 2 process\(es\); resume it with as many, not "
+                                              f"{size}$"):
+        state.load(tmp_path, 0, size)
+
+
+def test_no_checkpoint_at_all_is_still_named_so(tmp_path):
+    with pytest.raises(CheckpointError, match="no sweep checkpoint"):
+        state.load(tmp_path, 0, 2)
+
+
+def test_a_finished_sweep_resumed_prints_its_table_on_rank_0_alone(tmp_path, capsys):
+    args = ["--hidden", "1", "--seeds", "2", "--epochs", "5", "--n-samples", "20", "--device", "cpu",
+            "--logdir", str(tmp_path / "sw"), "--no-progress", "--gallery", "0"]
+    config = cli.make_config(cli.build_parser().parse_args(args))
+    sweep(config)
+    capsys.readouterr()
+    resumed = cli.make_config(cli.build_parser().parse_args(["--logdir", str(tmp_path / "sw"), "--resume",
+                                                              "--no-progress"]))
+    given = cli.given_settings(["--logdir", str(tmp_path / "sw"), "--resume", "--no-progress"])
+    assert cli.report(SweepConfig(**vars(resumed)), given, World(1, 2), None, None) == 0
+    assert capsys.readouterr().out == ""
+    assert cli.report(SweepConfig(**vars(resumed)), given, World(0, 2), None, None) == 0
+    assert "is complete; its results" in capsys.readouterr().out
