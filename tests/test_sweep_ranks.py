@@ -55,3 +55,20 @@ def test_a_finished_sweep_resumed_prints_its_table_on_rank_0_alone(tmp_path, cap
     assert capsys.readouterr().out == ""
     assert cli.report(SweepConfig(**vars(resumed)), given, World(0, 2), None, None) == 0
     assert "is complete; its results" in capsys.readouterr().out
+
+
+def test_under_torchrun_rank_0_claims_the_default_folder_and_the_others_take_its_name(tmp_path, monkeypatch):
+    from torch_tanhnet.sweep.runner import prepare
+
+    monkeypatch.chdir(tmp_path)
+    config = SweepConfig(values={"hidden": [1]}, seeds=[0, 1], device="cpu", progress=False)
+    sent = []
+
+    def from_rank_0(name):
+        sent.append(name)
+        return name
+
+    _, main_dir, _ = prepare(config, World(0, 2, broadcast=from_rank_0))
+    assert main_dir.is_dir() and sent == [str(main_dir)]  # made by rank 0, its name sent
+    _, other_dir, _ = prepare(config, World(1, 2, broadcast=lambda name: str(main_dir)))
+    assert other_dir == main_dir and list(Path("runs").iterdir()) == [main_dir]  # rank 1 made none

@@ -11,14 +11,18 @@ the others fail at that gather after ``dist_timeout`` seconds with a Distributed
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
-from ..training.distributed import DistributedError, _communication_failure, launched_by_torchrun
+from ..training.distributed import (
+    DistributedError,
+    _communication_failure,
+    init_process_group,
+    launched_by_torchrun,
+    torchrun_environment,
+)
 from ..training.world import World
 
 __all__ = ["DistributedError", "launched_by_torchrun", "torchrun_world"]
@@ -27,12 +31,12 @@ __all__ = ["DistributedError", "launched_by_torchrun", "torchrun_world"]
 @contextmanager
 def torchrun_world(device_name: str, timeout: float):
     """(world, device, gather) for this torchrun process; the process group is destroyed on leaving."""
-    rank, size, local_rank = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    rank, size, local_rank = torchrun_environment()
     device = torch.device("cpu")
     if device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available()):
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    dist.init_process_group("gloo", timeout=timedelta(seconds=timeout))
+    init_process_group("gloo", rank, size, timeout)
 
     def gather(obj) -> list | None:
         found = [None] * size if rank == 0 else None
@@ -46,7 +50,19 @@ def torchrun_world(device_name: str, timeout: float):
                                    f"within --dist-timeout {timeout:g} s ({first})") from None
         return found
 
+    def broadcast(obj):
+        box = [obj]
+        try:
+            dist.broadcast_object_list(box, src=0)
+        except RuntimeError as e:
+            if not _communication_failure(e):
+                raise
+            first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
+            raise DistributedError(f"process {rank} of {size}: another process failed or stopped answering "
+                                   f"within --dist-timeout {timeout:g} s ({first})") from None
+        return box[0]
+
     try:
-        yield World(rank, size, all_reduce=dist.all_reduce, barrier=dist.barrier), device, gather
+        yield World(rank, size, all_reduce=dist.all_reduce, barrier=dist.barrier, broadcast=broadcast), device, gather
     finally:
         dist.destroy_process_group()

@@ -94,8 +94,8 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     if config.dry_run and config.logdir is None:  # a dry run leaves nothing behind unless given a folder
         config.logdir = tempfile.mkdtemp(prefix=DRY)
         _temporary.add(Path(config.logdir))
-    claim = config.logdir is None and world.size == 1  # the default folder, made once the plan is known to fit
-    # (under torchrun each process names the default folder itself, as it always did: same name, same second)
+    claim = config.logdir is None  # the default folder, made once the plan is known to fit (under torchrun by
+    # rank 0, which sends its name to the others: their clocks may read another second)
     logdir = Path(config.logdir) if config.logdir else default_logdir(config)
     if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race its writes
         check_new_logdir(logdir)
@@ -108,8 +108,10 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
         found = checkpoints.new(config, world.rank, world.size)
     plan = make_plan(config, device)
     if claim:
-        logdir = claim_logdir(default_logdir(config))  # made here, -2, -3 if taken: no other sweep can have it
-        _claimed.add(logdir)
+        if world.is_main:
+            logdir = claim_logdir(default_logdir(config))  # made here, -2, -3 if taken: no other sweep can have it
+            _claimed.add(logdir)
+        logdir = Path(world.from_main(str(logdir)))
     config.logdir = str(logdir)
     return plan, logdir, found
 

@@ -24,8 +24,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .config import TrainConfig
 from ..module import TanhNet
+from .config import ConfigError, TrainConfig
 from .loop import TrainResult, train
 from .setup import resolve_device
 from .wording import Worded
@@ -38,6 +38,43 @@ class DistributedError(Worded, RuntimeError):
 
 def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
+
+
+def torchrun_environment() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; ConfigError, in one line naming the variable,
+    when one is not what torchrun sets (as when the environment was set by hand)."""
+    def integer(name: str, expected: str, low: int, high: int | None = None) -> int:
+        text = os.environ[name]
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or high is not None and value >= high:
+            raise ConfigError(f"environment variable {name}: expected {expected}, got {text!r} (torchrun sets it; "
+                              "start the script with torchrun, or set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR "
+                              "and MASTER_PORT as torchrun does)")
+        return value
+
+    size = integer("WORLD_SIZE", "a positive integer (the number of processes)", 1)
+    rank = integer("RANK", f"an integer in [0, WORLD_SIZE={size})", 0, size)
+    local_rank = integer("LOCAL_RANK", "an integer ≥ 0", 0)
+    integer("MASTER_PORT", "a port number in [1, 65535]", 1, 65536)
+    return rank, size, local_rank
+
+
+def init_process_group(backend: str, rank: int, size: int, timeout: float) -> None:
+    """torch's init_process_group, its failure to meet the other processes as a DistributedError in one line."""
+    try:
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    except (RuntimeError, ValueError) as e:  # DistStoreError, DistNetworkError: a peer or the store never answered
+        if not _communication_failure(e) and not isinstance(e, getattr(dist, "DistError", ())):
+            raise
+        where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+        first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
+        whom = (f"the other {size - 1} process(es) of WORLD_SIZE={size} did not all join" if rank == 0
+                else "rank 0 did not answer")
+        raise DistributedError(f"process {rank} of {size} could not start: at the rendezvous {where} (MASTER_ADDR:"
+                               f"MASTER_PORT) {whom} within {{dist_timeout}} {timeout:g} s ({first})") from None
 
 
 class LossModule(nn.Module):
@@ -93,14 +130,14 @@ def _communication_failure(e: RuntimeError) -> bool:
 
 def train_distributed(config: TrainConfig, given: set[str] | None = None) -> TrainResult | None:
     """Train as one process of a torchrun launch; returns the result on rank 0, None elsewhere."""
-    rank, size, local_rank = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    rank, size, local_rank = torchrun_environment()
     config.validate()
     device = resolve_device(config.device)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, timeout=timedelta(seconds=config.dist_timeout))
+    init_process_group(backend, rank, size, config.dist_timeout)
     try:
         world = World(rank, size, all_reduce=dist.all_reduce, barrier=dist.barrier)
         ids = [device.index] if device.type == "cuda" else None

@@ -24,6 +24,11 @@ class World:
     size: int = 1
     all_reduce: Callable[[Tensor], Tensor] | None = None  # sums a tensor over all processes, in place
     barrier: Callable[[], None] | None = None
+    broadcast: Callable[[object], object] | None = None  # rank 0's object (picklable), returned on every process
+
+    def from_main(self, obj):
+        """Rank 0's ``obj`` on every process (``obj`` itself in a world of one); a collective: every process calls."""
+        return obj if self.broadcast is None else self.broadcast(obj)
 
     @property
     def is_main(self) -> bool:

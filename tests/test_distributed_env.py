@@ -1,0 +1,50 @@
+"""torchrun's environment set by hand, or a rendezvous nobody answers: one line naming what was expected, in-process."""
+
+import pytest
+import torch.distributed as dist
+
+from torch_tanhnet.training import distributed
+from torch_tanhnet.training.config import ConfigError
+
+ENV = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("WORLD_SIZE", "abc", "environment variable WORLD_SIZE: expected a positive integer"),
+    ("WORLD_SIZE", "0", "environment variable WORLD_SIZE: expected a positive integer"),
+    ("RANK", "5", r"environment variable RANK: expected an integer in \[0, WORLD_SIZE=2\), got '5'"),
+    ("RANK", "-1", r"environment variable RANK: expected an integer in \[0, WORLD_SIZE=2\), got '-1'"),
+    ("LOCAL_RANK", "x", "environment variable LOCAL_RANK: expected an integer ≥ 0, got 'x'"),
+    ("MASTER_PORT", "99999", r"environment variable MASTER_PORT: expected a port number in \[1, 65535\]"),
+])
+def test_a_bad_torchrun_variable_is_named_in_one_line(monkeypatch, name, value, expected):
+    for key, v in {**ENV, name: value}.items():
+        monkeypatch.setenv(key, v)
+    with pytest.raises(ConfigError, match=expected) as e:
+        distributed.torchrun_environment()
+    assert "\n" not in e.value.for_command_line()
+
+
+def test_a_good_environment_is_read(monkeypatch):
+    for key, v in {**ENV, "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(key, v)
+    assert distributed.torchrun_environment() == (1, 2, 1)
+
+
+@pytest.mark.skipif(not hasattr(dist, "DistStoreError"), reason="torch without DistStoreError")
+@pytest.mark.parametrize("rank, whom", [(0, "the other 1 process(es) of WORLD_SIZE=2 did not all join"),
+                                        (1, "rank 0 did not answer")])
+def test_a_rendezvous_that_times_out_is_one_line_naming_who_did_not_answer(monkeypatch, rank, whom):
+    for key, v in ENV.items():
+        monkeypatch.setenv(key, v)
+
+    def timed_out(*args, **kwargs):
+        raise dist.DistStoreError("Timed out after 6 seconds waiting for clients. 1/2 clients joined.\nmore lines")
+
+    monkeypatch.setattr(dist, "init_process_group", timed_out)
+    with pytest.raises(distributed.DistributedError) as e:
+        distributed.init_process_group("gloo", rank, 2, 5.0)
+    line = e.value.for_command_line()
+    assert line == (f"process {rank} of 2 could not start: at the rendezvous 127.0.0.1:29500 (MASTER_ADDR:MASTER_PORT) "
+                    f"{whom} within --dist-timeout 5 s (Timed out after 6 seconds waiting for clients. 1/2 clients "
+                    "joined.)")
