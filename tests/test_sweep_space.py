@@ -1,6 +1,7 @@
 """What a sweep trains: the grid, random draws, runs, groups, names; bad settings refused before any work."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -115,7 +116,8 @@ def test_one_data_file_written_two_ways_is_refused_as_given_twice(tmp_path, monk
     (tmp_path / "a.csv").write_text("x1,x2,label\n0,0,0\n1,1,1\n0,1,1\n1,0,0\n")
     (tmp_path / "b.csv").write_text((tmp_path / "a.csv").read_text())
     (tmp_path / "link.csv").symlink_to(tmp_path / "a.csv")
-    for other in ("./a.csv", str(tmp_path / "a.csv"), "link.csv", "../" + tmp_path.name + "/a.csv"):
+    os.link(tmp_path / "a.csv", tmp_path / "hard.csv")  # a hard link: the same file by another path
+    for other in ("./a.csv", str(tmp_path / "a.csv"), "link.csv", "../" + tmp_path.name + "/a.csv", "hard.csv"):
         with pytest.raises(ConfigError, match=f"argument --data: '{other}' is given twice \\(as 'a.csv'\\)"):
             SweepConfig(values={"data": ["a.csv", "b.csv", other]}).validate()
     SweepConfig(values={"data": ["a.csv", "b.csv"]}).validate()  # two files: two settings, even holding alike rows

@@ -77,6 +77,16 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def file_identity(path: str) -> tuple:
+    """Which file ``path`` is: its (device, inode) where it exists, so that hard links are one file; else the path
+    it leads to."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", os.path.realpath(path))
+
+
 def check_values(values: dict[str, list], random: int | None) -> dict[str, list]:
     """One-line ConfigErrors, in train.py's words, for each value; then for a grid that would be empty. Returns the
     values as plain Python lists of plain Python values (np.float64(0.5) as 0.5, as train.py's settings)."""
@@ -99,9 +109,10 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
                 config.validate()  # the very check, and message, of train.py; its value as plain Python
                 v = getattr(config, name)
                 # the value itself: 1 == 1.0 and 0.0 == -0.0 are one setting (trained twice), 2**53 and
-                # 2**53 + 1 two; True apart from 1; a data file by where it is (a.csv, ./a.csv, /abs/a.csv: one)
+                # 2**53 + 1 two; True apart from 1; a data file by the file it is (a.csv, ./a.csv, /abs/a.csv,
+                # a symbolic or hard link: one)
                 key = (isinstance(v, bool), v + 0.0 if isinstance(v, float) else
-                       os.path.realpath(v) if name == "data" and isinstance(v, str) else v)
+                       file_identity(v) if name == "data" and isinstance(v, str) else v)
                 if key in seen:
                     first = "" if repr(seen[key]) == repr(v) else f" (as {seen[key]!r})"
                     raise ConfigError(f"argument {flag(name)}: {v!r} is given twice{first}")
