@@ -12,7 +12,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int | None, errors) -> None:
+def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int | None, errors,
+           per_rank: list | None = None) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     from torch_tanhnet.training.config import TrainConfig
@@ -24,7 +25,7 @@ def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int 
         dist.init_process_group("gloo")
         os._exit(3)
     try:
-        train_distributed(TrainConfig(**config_kwargs))
+        train_distributed(TrainConfig(**{**config_kwargs, **(per_rank[rank] if per_rank else {})}))
     except Exception as e:  # noqa: BLE001 - reported to the test
         errors.put((rank, type(e).__name__, str(e)))
         errors.close()
@@ -33,15 +34,18 @@ def worker(rank: int, size: int, port: int, config_kwargs: dict, fail_rank: int 
     end_process(0)  # as scripts/train.py ends a torchrun process
 
 
-def run(size: int, config_kwargs: dict, fail_rank: int | None = None, timeout: float = 120, meanwhile=None):
+def run(size: int, config_kwargs: dict, fail_rank: int | None = None, timeout: float = 120, meanwhile=None,
+        per_rank: list | None = None):
     """Start ``size`` processes; returns (exit codes, [(rank, error type, message)]).
 
+    ``per_rank[r]``, if given, are settings of process r alone (each its own --data, say).
     ``meanwhile(procs)``, if given, runs while they train (to signal one, say).
     """
     ctx = mp.get_context("spawn")
     errors = ctx.Queue()
     port = free_port()
-    procs = [ctx.Process(target=worker, args=(r, size, port, config_kwargs, fail_rank, errors)) for r in range(size)]
+    procs = [ctx.Process(target=worker, args=(r, size, port, config_kwargs, fail_rank, errors, per_rank))
+             for r in range(size)]
     for p in procs:
         p.start()
     if meanwhile is not None:

@@ -152,3 +152,16 @@ def test_end_process_flushes_the_output_and_exits_with_the_code():
             "print('summary', end=''); print('warning', end='', file=sys.stderr); end_process(3)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout, r.stderr) == (3, "summary", "warning")
+
+
+def test_processes_that_read_different_data_all_refuse_it_in_one_line(tmp_path):
+    """A --data file changed while torchrun starts its processes: each reads other rows (here, other files, of
+    other lengths, which with --batch-size would hang); every process refuses before training."""
+    for name, n in (("a.csv", 40), ("b.csv", 50)):
+        (tmp_path / name).write_text("x1,x2,label\n" + "".join(f"{i / n:.3f},{(i * 7 % n) / n:.3f},{i % 2}\n"
+                                                                 for i in range(n)))
+    codes, errors = run(2, settings(tmp_path / "two", batch_size=8, epochs=2, dist_timeout=30.0), timeout=60,
+                        per_rank=[{"data": str(tmp_path / "a.csv")}, {"data": str(tmp_path / "b.csv")}])
+    assert codes == [1, 1] and sorted(r for r, _, _ in errors) == [0, 1], (codes, errors)
+    for _, kind, message in errors:
+        assert kind == "DataError" and "\n" not in message and "2 processes read different data" in message, message

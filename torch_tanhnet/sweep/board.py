@@ -210,7 +210,8 @@ def gallery_picture(plan: Plan, results: Results, group: GroupResult, model, set
     failed = [r for r in rows if not r["solved"]][:n]
 
     def tile(row):
-        data = load_split(plan.runs[row["run"]].config)
+        config = plan.runs[row["run"]].config
+        data = load_split(config, plan.files.get(config.data))  # the data file as the sweep read it
         X_raw = data.X_train * data.std + data.mean
         net = model[position[row["run"]]]
         acc = row["accuracy/test"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..training.config import TrainConfig
-from ..training.data import Split
+from ..training.data import Split, load_csv
 from ..training.setup import load_split
 
 Tensor = torch.Tensor
@@ -24,15 +24,19 @@ def data_key(config: TrainConfig) -> tuple:
 
 
 class SplitCache:
-    """load_split once per distinct data settings and seed."""
+    """load_split once per distinct data settings and seed; a --data file's rows from ``files`` (path -> points,
+    labels: each file as the sweep read it once, :attr:`.plan.Plan.files`), never read again."""
 
-    def __init__(self) -> None:
+    def __init__(self, files: dict[str, tuple[Tensor, Tensor]] | None = None) -> None:
         self._found: dict[tuple, Split] = {}
+        self.files = files if files is not None else {}
 
     def __call__(self, config: TrainConfig) -> Split:
         key = data_key(config)
         if key not in self._found:
-            self._found[key] = load_split(config)
+            if config.data is not None and config.data not in self.files:
+                self.files[config.data] = load_csv(config.data)
+            self._found[key] = load_split(config, self.files.get(config.data) if config.data is not None else None)
         return self._found[key]
 
 

@@ -28,7 +28,7 @@ import torch
 from ..ensemble import EnsembleAdam, EnsembleSGD, TanhNetEnsemble
 from ..training.config import TrainConfig
 from ..training.setup import epoch_order, optimizer_settings_differ, scale_initial_weights
-from .data import GroupData, stack
+from .data import GroupData, SplitCache, stack
 from .metrics import curvature, measure
 from .plan import Group
 
@@ -88,10 +88,11 @@ class GroupTrainer:
     """A group's ensemble, optimiser, data, position and metrics; :func:`train_group` drives it."""
 
     def __init__(self, group: Group, runs: list, log_steps: list[int], total_steps: int, device: torch.device,
-                 state: dict | None = None) -> None:
+                 state: dict | None = None, files: dict | None = None) -> None:
+        """``files``: the sweep's --data files as it read them (:attr:`.plan.Plan.files`); None: read here."""
         self.group, self.runs, self.device = group, runs, device
         configs = [r.config for r in runs]
-        self.data: GroupData = stack(configs, device)
+        self.data: GroupData = stack(configs, device, SplitCache(files))
         self.seeds = [r.seed for r in runs]
         K = len(runs)
         self.model = TanhNetEnsemble(K, 2, group.hidden, device=device, dtype=getattr(torch, group.dtype),

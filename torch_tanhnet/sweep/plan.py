@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -69,6 +69,9 @@ class Plan:
     swept: list[str]  # the fields that vary between settings
     groups: list[Group]
     device: torch.device
+    # each --data file's points and labels, read once when planning: every group trains on these, so a file
+    # edited while the sweep runs changes nothing (path as given -> (X, y))
+    files: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @property
     def n_runs(self) -> int:
@@ -101,16 +104,17 @@ def split_sizes(config: TrainConfig, rows: dict[str, int]) -> tuple[int, int]:
     return n - n_test, n_test
 
 
-def csv_rows(settings: list[dict]) -> dict[str, int]:
-    """The number of rows of each --data file (read once; a bad file raises DataError here, before any work)."""
-    return {path: load_csv(path)[0].shape[0] for path in {s["data"] for s in settings if s["data"] is not None}}
+def read_files(settings: list[dict]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each --data file's points and labels (read once; a bad file raises DataError here, before any work)."""
+    return {path: load_csv(path) for path in dict.fromkeys(s["data"] for s in settings if s["data"] is not None)}
 
 
 def make_plan(config: SweepConfig, device: torch.device) -> Plan:
     """Validate, expand and group the sweep, and check that it fits in memory (nothing is trained)."""
     config.validate()
     settings = config.settings()
-    rows = csv_rows(settings)
+    files = read_files(settings)
+    rows = {path: X.shape[0] for path, (X, _) in files.items()}
     base = config.base()
     keyed: dict[tuple, list[int]] = {}
     configs = [TrainConfig(**{**base.as_dict(), **s, "seed": config.seeds[0]}) for s in settings]
@@ -119,12 +123,12 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
         batch = min(cfg.batch_size or n_train, n_train) if n_train > 0 else 1
         keyed.setdefault((cfg.hidden, cfg.optimizer, cfg.dtype, cfg.epochs, batch, n_train, n_test), []).append(i)
     varied = swept(settings)
-    plan = Plan(config, settings, unique_names(settings, varied), varied, [], device)
+    plan = Plan(config, settings, unique_names(settings, varied), varied, [], device, files)
     check_memory(plan, keyed, device)
     drawn = set()
     for cfg in configs:  # the data settings' errors (DataError, in train.py's words) before any training
         if data_key(cfg) not in drawn:
-            load_split(cfg)
+            load_split(cfg, files.get(cfg.data))
             drawn.add(data_key(cfg))
     every = runs(settings, config.seeds, base)
     for index, (key, members) in enumerate(sorted(keyed.items(), key=lambda kv: (kv[0][0], kv[1][0]))):

@@ -19,6 +19,7 @@ end and writes everything; the results equal a one-process sweep's.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 import tempfile
 import time
@@ -30,8 +31,10 @@ from pathlib import Path
 
 import torch
 
+from ..training import setup
 from ..training.checkpoint import CheckpointError
 from ..training.config import ConfigError
+from ..training.data import DataError
 from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
 from ..training.signals import stop_on_signals
 from ..training.world import World
@@ -107,6 +110,7 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     else:
         found = checkpoints.new(config, world.rank, world.size)
     plan = make_plan(config, device)
+    check_data(plan, found, world)
     if claim:
         if world.is_main:
             logdir = claim_logdir(default_logdir(config))  # made here, -2, -3 if taken: no other sweep can have it
@@ -114,6 +118,30 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
         logdir = Path(world.from_main(str(logdir)))
     config.logdir = str(logdir)
     return plan, logdir, found
+
+
+def check_data(plan: Plan, found: dict, world: World) -> None:
+    """Hash each --data file as the sweep read it (:attr:`Plan.files`) into ``found["data"]``; refuse, in one line,
+    data that differ between the processes of a torchrun launch, or from a resumed checkpoint's (a checkpoint older
+    than these hashes was compared by the files' names, as before)."""
+    given = [p for p in plan.config.values.get("data") or [] if p is not None]
+    data = [[p, setup.data_fingerprint(*plan.files[p])] for p in given]
+    if data and not world.agree(hashlib.sha256("".join(h for _, h in data).encode()).hexdigest()):
+        raise DataError(f"the {world.size} processes read different data from --data {' '.join(given)} (was a file "
+                        "changed while they started?); every process must read the same data")
+    saved = found.get("data") or []
+    if plan.config.resume and saved:
+        if len(saved) != len(data):
+            raise ConfigError(f"argument --data: {given!r} differs from the checkpoint's {[p for p, _ in saved]!r}; "
+                              "a resumed sweep keeps its data")
+        for (path, h), (before, h_before) in zip(data, saved):
+            if h != h_before:
+                named = "" if path == before else f" ({before!r})"
+                raise ConfigError(f"argument --data: the data in {path!r} differ from the checkpoint's{named}; "
+                                  "a resumed sweep keeps its data")
+        if given != [p for p, _ in saved]:  # the same files, named another way: saved as named now
+            found["config"] = {**found["config"], "values": {**found["config"]["values"], "data": given}}
+    found["data"] = data
 
 
 def sweep(config: SweepConfig, world: World | None = None, given: set[str] | None = None,
@@ -197,7 +225,8 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                 if on_group is not None:
                     on_group(group)
                 current = found["current"] if found["current"] and found["current"]["group"] == group.index else None
-                trainer = GroupTrainer(group, runs, plan.log_steps(group), plan.total_steps(group), plan.device)
+                trainer = GroupTrainer(group, runs, plan.log_steps(group), plan.total_steps(group), plan.device,
+                                       files=plan.files)  # the data files as read once, when planning
                 if current is not None:
                     try:
                         trainer.load_state_dict(current)
@@ -278,8 +307,8 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
         results = collect(plan, groups, plan.config.solved_at)
         write_csv(results.rows, logdir / "results.csv")
         write_board(plan, results, groups, logdir)
-    final = {**checkpoints.new(plan.config, 0, 1), "groups": {g: r.as_dict() for g, r in groups.items()},
-             "complete": True, "seconds": found["seconds"]}
+    final = {**checkpoints.new(plan.config, 0, 1, found.get("data")),
+             "groups": {g: r.as_dict() for g, r in groups.items()}, "complete": True, "seconds": found["seconds"]}
     checkpoints.save(final, logdir)
     for p in logdir.glob("checkpoint.rank*-of-*.pt"):  # the processes' checkpoints, now in checkpoint.pt
         p.unlink(missing_ok=True)

@@ -26,9 +26,11 @@ def path(logdir: Path, rank: int, size: int) -> Path:
     return logdir / (FINISHED if size == 1 else f"checkpoint.rank{rank}-of-{size}.pt")
 
 
-def new(config: SweepConfig, rank: int, size: int) -> dict:
+def new(config: SweepConfig, rank: int, size: int, data: list | None = None) -> dict:
+    """A new sweep's state; ``data``: each --data file as given and a hash of what it holds ([path, hash], in the
+    order given), so that a resumed sweep can tell it reads the same data (None: no data files)."""
     return {"kind": KIND, "config": config.as_dict(), "rank": rank, "size": size, "groups": {}, "current": None,
-            "complete": False, "seconds": 0.0}
+            "complete": False, "seconds": 0.0, "data": data or []}
 
 
 def save(state: dict, logdir: Path) -> None:
@@ -101,6 +103,10 @@ def check(state: dict, path: str | Path) -> None:
                 refuse(f"holds {value} as its {where}{key!r}, not a number ≥ 0")
 
     parts(state, FIELDS, "")
+    data = state.get("data", [])  # absent from a checkpoint older than it
+    if not isinstance(data, list) or not all(isinstance(d, (list, tuple)) and len(d) == 2
+                                             and all(isinstance(x, str) for x in d) for d in data):
+        refuse(f"holds {_short(data)} as its 'data', not [path, hash] pairs")
     if not state["rank"] < state["size"]:
         refuse(f"holds rank {state['rank']} of {state['size']} process(es)")
     try:  # the settings, as a sweep reads them
@@ -187,10 +193,13 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
     saved = SweepConfig.from_dict(state["config"])
     mine = config.as_dict()
     theirs = saved.as_dict()
+    hashed = bool(state.get("data"))  # the data files' contents are in the checkpoint: compared by those
     for name in sorted(given - RESUMABLE):
         if name == "values":
             for field, values in mine["values"].items():
                 saved_values = theirs["values"].get(field, [DEFAULTS[field]])  # not given: train.py's default
+                if field == "data" and hashed and len(values) == len(state["data"]) and None not in values:
+                    continue  # the same files named another way (/abs/a.csv for a.csv): runner.check_data decides
                 if values != saved_values:
                     raise ConfigError(f"argument --{field.replace('_', '-')}: {values!r} differs from the "
                                       f"checkpoint's {saved_values!r}; a resumed sweep keeps its settings")
@@ -198,7 +207,10 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
             raise ConfigError(f"argument --{name.replace('_', '-')}: {mine[name]!r} differs from the checkpoint's "
                               f"{theirs[name]!r}; a resumed sweep keeps its settings")
     override = (RESUMABLE & given) | {"resume", "logdir"}
-    return SweepConfig.from_dict({**theirs, **{k: mine[k] for k in override}})
+    out = {**theirs, **{k: mine[k] for k in override}}
+    if "values" in given and hashed and "data" in mine["values"]:
+        out["values"] = {**theirs["values"], "data": mine["values"]["data"]}  # the files as named now
+    return SweepConfig.from_dict(out)
 
 
 def network(logdir: str | Path, run: int):

@@ -34,7 +34,7 @@ from ..module import TanhNet
 from . import checkpoint, hparams
 from .checkpoint import CheckpointError, SaveError
 from .config import ConfigError, TrainConfig
-from .data import DataScaleWarning, Split, scale_advice
+from .data import DataError, DataScaleWarning, Split, scale_advice
 from .logger import Logger
 from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
 from .setup import (
@@ -185,6 +185,10 @@ class Run:
             config, state = resume_settings(config, logdir, given)
         check_memory(config, device)  # before the data are made: --n-samples 10**14 is one line, not a MemoryError
         data = load_split(config)
+        if not world.agree(fingerprint(data), device):  # under torchrun: every process must train on the same data
+            raise DataError(f"the {world.size} processes read different data"
+                            + (f" from {config.data!r} (was it changed while they started?)" if config.data else "")
+                            + "; every process must read the same data")
         n = data.X_train.shape[0]
         used = [min(size or n, n) for size in (asked.batch_size, config.batch_size)]  # as a step uses them
         if state is not None and "batch_size" in given and used[0] != used[1]:

@@ -232,11 +232,11 @@ def check_memory(config: TrainConfig, device: torch.device, available: int | Non
     raise ConfigError("hidden", f"{h} hidden units with {n} samples would need {why}; choose fewer")
 
 
-def load_split(config: TrainConfig) -> Split:
-    """The run's data, float64 on the CPU: generated (seeded) or read from the CSV, then split; checked to
-    keep its values in the run's dtype."""
+def load_split(config: TrainConfig, read: tuple[Tensor, Tensor] | None = None) -> Split:
+    """The run's data, float64 on the CPU: generated (seeded) or read from the CSV (``read``: the CSV's points and
+    labels, already read), then split; checked to keep its values in the run's dtype."""
     if config.data is not None:
-        X, y = load_csv(config.data)
+        X, y = read if read is not None else load_csv(config.data)
     else:
         X, y = make_dataset(config.dataset, config.n_samples, config.noise, config.seed)
     data = split(X, y, config.test_fraction, config.seed, config.standardize)
@@ -248,6 +248,15 @@ def fingerprint(s: Split) -> str:
     """A hash of the training data, so that a resumed run can tell it got the same data."""
     h = hashlib.sha256()
     for t in (s.X_train, s.y_train, s.X_test, s.y_test):
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def data_fingerprint(X: Tensor, y: Tensor) -> str:
+    """A hash of a data file's points and labels (as read: the rows, not their spelling), so that a resumed sweep, or
+    every process of a torchrun launch, can tell it got the same data."""
+    h = hashlib.sha256()
+    for t in (X, y):
         h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
 

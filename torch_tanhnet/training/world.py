@@ -53,6 +53,19 @@ class World:
         X, y = self.mine(X), self.mine(y)
         return X, y, X.shape[0] * self.size / batch_size
 
+    def agree(self, digest: str, device: torch.device | None = None) -> bool:
+        """Whether every process holds the hex ``digest`` (a hash of the data it read); True for a world of one.
+
+        Two sums over the processes, on every one of them: each checks that the sum of the digests' bytes is
+        size times its own (all pass only if all are equal), then the count of those that failed; so every
+        process gets the same answer."""
+        if self.all_reduce is None or self.size == 1:
+            return True
+        mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.int64, device=device)
+        total = self.sum(mine.clone())
+        failed = torch.tensor([int(bool((total != mine * self.size).any()))], dtype=torch.int64, device=device)
+        return self.sum(failed).item() == 0
+
     def wait(self) -> None:
         if self.barrier is not None:
             self.barrier()
