@@ -18,9 +18,9 @@ import torch.distributed as dist
 
 from ..training.distributed import (
     DistributedError,
-    _communication_failure,
     init_process_group,
     launched_by_torchrun,
+    stopped_answering,
     torchrun_environment,
 )
 from ..training.world import World
@@ -38,28 +38,22 @@ def torchrun_world(device_name: str, timeout: float):
         torch.cuda.set_device(device)
     init_process_group("gloo", rank, size, timeout)
 
+    def answered(collective, *args, **kwargs) -> None:
+        try:
+            collective(*args, **kwargs)
+        except RuntimeError as e:
+            if (error := stopped_answering(e, rank, size, f"--dist-timeout {timeout:g} s")) is None:
+                raise
+            raise error from None
+
     def gather(obj) -> list | None:
         found = [None] * size if rank == 0 else None
-        try:
-            dist.gather_object(obj, found, dst=0)
-        except RuntimeError as e:
-            if not _communication_failure(e):
-                raise
-            first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
-            raise DistributedError(f"process {rank} of {size}: another process failed or stopped answering "
-                                   f"within --dist-timeout {timeout:g} s ({first})") from None
+        answered(dist.gather_object, obj, found, dst=0)
         return found
 
     def broadcast(obj):
         box = [obj]
-        try:
-            dist.broadcast_object_list(box, src=0)
-        except RuntimeError as e:
-            if not _communication_failure(e):
-                raise
-            first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
-            raise DistributedError(f"process {rank} of {size}: another process failed or stopped answering "
-                                   f"within --dist-timeout {timeout:g} s ({first})") from None
+        answered(dist.broadcast_object_list, box, src=0)
         return box[0]
 
     try:

@@ -128,6 +128,16 @@ def _communication_failure(e: RuntimeError) -> bool:
     return any(mark in text for mark in ("gloo", "NCCL", "c10d", "Connection closed", "timed out", "Timed out"))
 
 
+def stopped_answering(e: RuntimeError, rank: int, size: int, waited: str) -> DistributedError | None:
+    """The one line for a collective that failed because another process did (``waited``: the limit, in words), as
+    a DistributedError to raise; None for any other error (which is raised as it is)."""
+    if not _communication_failure(e):
+        return None
+    first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
+    return DistributedError(f"process {rank} of {size}: another process failed or stopped answering within "
+                            f"{waited} ({first})")
+
+
 def train_distributed(config: TrainConfig, given: set[str] | None = None) -> TrainResult | None:
     """Train as one process of a torchrun launch; returns the result on rank 0, None elsewhere."""
     rank, size, local_rank = torchrun_environment()
@@ -148,11 +158,9 @@ def train_distributed(config: TrainConfig, given: set[str] | None = None) -> Tra
         try:
             result = train(config, world, given, wrap=wrap, device=device)
         except RuntimeError as e:
-            if not _communication_failure(e):
+            if (error := stopped_answering(e, rank, size, f"{{dist_timeout}} {config.dist_timeout:g} s")) is None:
                 raise
-            first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
-            raise DistributedError(f"process {rank} of {size}: another process failed or stopped answering "
-                                   f"within {{dist_timeout}} {config.dist_timeout:g} s ({first})") from None
+            raise error from None
         return result if rank == 0 else None
     finally:
         dist.destroy_process_group()
