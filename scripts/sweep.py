@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from torch_tanhnet.training.checkpoint import CheckpointError
     from torch_tanhnet.training.config import ConfigError
     from torch_tanhnet.training.data import DataError
+    from torch_tanhnet.training.distributed import record_error
     from torch_tanhnet.training.world import World
 
     if own_process:
@@ -219,7 +220,9 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                 signal.signal(sig, signals.interrupt)  # remembered even if dropped: the sweep's loop stops on it
 
     def fail(message: str, code: int) -> int:
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        line = f"{parser.prog}: error: {message}"
+        print(line, file=sys.stderr)
+        record_error(line)  # under torchrun: its closing report then ends with this line, as train.py's does
         return code
 
     try:

@@ -72,3 +72,23 @@ def test_under_torchrun_rank_0_claims_the_default_folder_and_the_others_take_its
     assert main_dir.is_dir() and sent == [str(main_dir)]  # made by rank 0, its name sent
     _, other_dir, _ = prepare(config, World(1, 2, broadcast=lambda name: str(main_dir)))
     assert other_dir == main_dir and list(Path("runs").iterdir()) == [main_dir]  # rank 1 made none
+
+
+def test_under_torchrun_a_failed_sweep_leaves_its_line_for_torchruns_report(tmp_path, monkeypatch, capsys):
+    """torchrun's closing report ends with the line a process left in $TORCHELASTIC_ERROR_FILE (train.py's did;
+    sweep.py's did not, so its report pointed at torch's docs instead)."""
+    import json
+    import socket
+
+    with socket.socket() as s:  # a free port for a world of one process
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    error_file = tmp_path / "error.json"
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "TORCHELASTIC_ERROR_FILE": str(error_file)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code = cli.main(["--lr", "-1", "--seeds", "1", "--logdir", str(tmp_path / "sw")])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith("sweep.py: error: argument --lr")
+    assert json.loads(error_file.read_text())["message"] == line
