@@ -166,3 +166,24 @@ def test_render_draws_a_network_of_the_ensemble_as_the_same_tanhnet():
     a = decision_boundary_image(ensemble[2], data.X_train, data.y_train, data.mean, data.std, size=64)
     b = decision_boundary_image(alone, data.X_train, data.y_train, data.mean, data.std, size=64)
     assert (a == b).all()
+
+
+def test_hparams_tells_data_files_of_one_name_apart_and_marks_dataset_as_differing(tmp_path):
+    """--data run1/points.csv run2/points.csv: both showed dataset points.csv in the HParams tab (a training run's
+    hparams give the file name), and the config marked hidden, not dataset, as what differs."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    for folder, flip in (("run1", False), ("run2", True)):
+        (tmp_path / folder).mkdir()
+        X = torch.randn(40, 2, generator=g)
+        y = ((X[:, 0] > 0) != flip).int()
+        (tmp_path / folder / "points.csv").write_text("".join(f"{a:.4f},{b:.4f},{c}\n" for (a, b), c in
+                                                              zip(X.tolist(), y.tolist())))
+    files = [str(tmp_path / "run1" / "points.csv"), str(tmp_path / "run2" / "points.csv")]
+    config = SweepConfig(values={"data": files, "epochs": [20]}, seeds=[0, 1], logdir=str(tmp_path / "sw"),
+                         progress=False, gallery=1)
+    sweep(config)
+    experiment, groups = hparams_tab(tmp_path / "sw")
+    assert "dataset" in {h["name"] for h in experiment["hparamInfos"] if h.get("differs")}
+    assert sorted(group["hparams"]["dataset"] for group in groups) == ["run1/points.csv", "run2/points.csv"]

@@ -105,10 +105,24 @@ def layout() -> Summary:
         **charts, "share solved": ["Multiline", ["solved/share"]]}})
 
 
-def hparam_values(config, batch_size: int) -> dict:
+def hparam_values(config, batch_size: int, labels: dict[str, str] | None = None) -> dict:
     v = hparams.values(config, batch_size)  # batch_size: what full batch means for these runs
     v.pop("seed", None)  # a group's runs differ in seed; the session's name says it
+    if labels and config.data in labels:
+        v["dataset"] = labels[config.data]  # data files of one name told apart (data_labels)
     return v
+
+
+def data_labels(paths: list[str]) -> dict[str, str]:
+    """Each data file's name in the HParams tab: its file name (as a training run's hparams give it), or, where two
+    of a sweep's files share one (run1/points.csv, run2/points.csv), as many of the last parts of each path as
+    tell them all apart."""
+    parts = {p: Path(p).parts or (p,) for p in paths}
+    for k in range(1, max(map(len, parts.values()), default=1) + 1):
+        labels = {p: "/".join(q[-k:]) for p, q in parts.items()}
+        if len(set(labels.values())) == len(labels):
+            return labels
+    return {p: p for p in paths}
 
 
 def framed(event: Event) -> bytes:
@@ -125,11 +139,11 @@ def per_run_sessions(plan: Plan) -> bool:
     return mode == "runs" or (mode == "auto" and plan.n_runs + len(plan.settings) + 1 <= TENSORBOARD_RUNS)
 
 
-def session_start(config, batch_size: int, group: str, now: float) -> bytes:
+def session_start(config, batch_size: int, group: str, now: float, labels: dict[str, str] | None = None) -> bytes:
     """The first records of a session's file, as :func:`training.hparams.write_session` writes them (summary_v2
     takes the group as the trial id)."""
     return framed(Event(wall_time=now, file_version="brain.Event:2")) + framed(Event(
-        wall_time=now, step=0, summary=hp.hparams_pb(hparam_values(config, batch_size), trial_id=group,
+        wall_time=now, step=0, summary=hp.hparams_pb(hparam_values(config, batch_size, labels), trial_id=group,
                                                      start_time_secs=now)))
 
 
@@ -149,7 +163,9 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
     machine). The start of a setting's sessions is the same bytes for each of its seeds, made once.
     """
     declared = [h for h in hparams.HPARAMS if h.name != "seed"]
-    hparams.write_config(logdir, differs=set(plan.swept) | {"hidden"}, hparams=declared, metrics=FINAL_METRICS)
+    swept = {"dataset" if name == "data" else name for name in plan.swept}  # --data's hparam is dataset
+    hparams.write_config(logdir, differs=swept | {"hidden"}, hparams=declared, metrics=FINAL_METRICS)
+    labels = data_labels(sorted({s["data"] for s in plan.settings if s.get("data")})) if "data" in plan.swept else {}
     now = time.time()
     batch = {r.index: g.batch_size for g in plan.groups for r in g.runs}
     if not per_run_sessions(plan):
@@ -158,7 +174,7 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
             medians = {m: s.quantiles[m][1] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
             steps = plan.total_steps(next(g for g in plan.groups if s.setting in g.settings))
             (logdir / plan.folders[s.setting] / hparams.SESSION_FILE).write_bytes(
-                session_start(run.config, batch[run.index], s.name, now)
+                session_start(run.config, batch[run.index], s.name, now, labels)
                 + final_metrics(steps, now, {**medians, "solved": s.share, "steps_to_solve": s.steps_to_solve}))
         return
     start: dict[int, bytes] = {}
@@ -166,7 +182,7 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
         run = plan.runs[row["run"]]
         name = plan.names[run.setting]
         if run.setting not in start:
-            start[run.setting] = session_start(run.config, batch[run.index], name, now)
+            start[run.setting] = session_start(run.config, batch[run.index], name, now, labels)
         values = {m: row[m] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
         values.update(solved=float(row["solved"]), steps_to_solve=row["steps_to_solve"])
         folder = logdir / "seeds" / plan.folders[run.setting] / f"seed={run.seed}"
