@@ -23,6 +23,16 @@ def _shape(t: Tensor) -> str:
     return _format(t.shape)
 
 
+def cut(text: str) -> str:
+    """``text`` for a one-line message: at most 40 characters, a longer one cut with ``...``."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def short(value) -> str:
+    """``value`` as repr writes it, :func:`cut`."""
+    return cut(repr(value))
+
+
 # The dtypes the parameters can have: torch's real floating-point dtypes that its initialisers draw
 # (the float8 dtypes cannot be drawn, complex ones are not real).
 PARAMETER_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

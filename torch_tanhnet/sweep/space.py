@@ -18,6 +18,7 @@ import os
 import random as _random
 from dataclasses import dataclass, fields
 
+from ..checks import short
 from ..training.config import ConfigError, TrainConfig, _is, plain
 
 # the settings of train.py that a sweep may vary, in the grid's order; the others are the sweep's own
@@ -69,12 +70,8 @@ def as_list(given, what: str) -> list:
     anything else."""
     if isinstance(given, (list, tuple, range)) or getattr(given, "ndim", None) == 1 and hasattr(given, "tolist"):
         return list(given)
-    raise ConfigError(f"argument {what}: expected a list of values, got {_short(given)}")
+    raise ConfigError(f"argument {what}: expected a list of values, got {short(given)}")
 
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def file_identity(path: str) -> tuple:
@@ -91,7 +88,7 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
     """One-line ConfigErrors, in train.py's words, for each value; then for a grid that would be empty. Returns the
     values as plain Python lists of plain Python values (np.float64(0.5) as 0.5, as train.py's settings)."""
     if not isinstance(values, dict):
-        raise ConfigError(f"expected the values as a dict of setting: list of values, got {_short(values)}")
+        raise ConfigError(f"expected the values as a dict of setting: list of values, got {short(values)}")
     out = {}
     for name, given in values.items():
         if name not in SWEEPABLE:
@@ -243,7 +240,7 @@ def check_seeds(seeds) -> list[int]:
     if isinstance(seeds, (list, tuple, range)) or getattr(seeds, "ndim", None) == 1 and hasattr(seeds, "tolist"):
         seeds = [plain(s, ["int"]) for s in seeds]
     else:
-        raise ConfigError(f"argument --seeds: expected a list of integers, got {_short(seeds)}")
+        raise ConfigError(f"argument --seeds: expected a list of integers, got {short(seeds)}")
     if not seeds:
         raise ConfigError("argument --seeds: must be at least 1, got 0")
     bad = [s for s in seeds if not _is(s, "int") or not 0 <= s < 2**32]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import short
 from ..training import checkpoint
 from ..training.checkpoint import CheckpointError
 from ..training.config import ConfigError
@@ -80,10 +81,6 @@ def _kind(kind) -> str:
     return " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
 
 
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
 
 def check(state: dict, path: str | Path) -> None:
     """Raise CheckpointError unless ``state`` (a sweep's, from :func:`checkpoint.load`) has every part a resumed sweep
@@ -98,7 +95,7 @@ def check(state: dict, path: str | Path) -> None:
                 refuse(f"lacks its {where}{key!r}")
             value = d[key]
             if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-                refuse(f"holds {type(value).__name__} {_short(value)} as its {where}{key!r}, not {_kind(kind)}")
+                refuse(f"holds {type(value).__name__} {short(value)} as its {where}{key!r}, not {_kind(kind)}")
             if isinstance(value, (int, float)) and not value >= 0:
                 refuse(f"holds {value} as its {where}{key!r}, not a number ≥ 0")
 
@@ -106,7 +103,7 @@ def check(state: dict, path: str | Path) -> None:
     data = state.get("data", [])  # absent from a checkpoint older than it
     if not isinstance(data, list) or not all(isinstance(d, (list, tuple)) and len(d) == 2
                                              and all(isinstance(x, str) for x in d) for d in data):
-        refuse(f"holds {_short(data)} as its 'data', not [path, hash] pairs")
+        refuse(f"holds {short(data)} as its 'data', not [path, hash] pairs")
     if not state["rank"] < state["size"]:
         refuse(f"holds rank {state['rank']} of {state['size']} process(es)")
     try:  # the settings, as a sweep reads them
@@ -116,11 +113,11 @@ def check(state: dict, path: str | Path) -> None:
     for index, group in state["groups"].items():
         where = f"group {index!r}'s "
         if isinstance(index, bool) or not isinstance(index, int) or not isinstance(group, dict):
-            refuse(f"holds {type(group).__name__} {_short(group)} as group {index!r}, not a dict under an integer")
+            refuse(f"holds {type(group).__name__} {short(group)} as group {index!r}, not a dict under an integer")
         parts(group, GROUP, where)
         runs, params, k = group["runs"], group["params"], len(group["runs"])
         if not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in runs):
-            refuse(f"holds {_short(runs)} as its {where}'runs', not run numbers")
+            refuse(f"holds {short(runs)} as its {where}'runs', not run numbers")
         U = params.get("U")
         if not isinstance(U, torch.Tensor) or U.dim() != 3 or U.shape[0] != k or U.shape[2] != 2:
             refuse(f"holds no weights U of {k} networks as its {where}'params'")
@@ -147,7 +144,7 @@ def check(state: dict, path: str | Path) -> None:
         steps = group["log_steps"]
         if not all(isinstance(t, int) and not isinstance(t, bool) for t in steps) or steps != sorted(set(steps)) \
                 or steps and steps[0] < 1:
-            refuse(f"holds {_short(steps)} as its {where}'log_steps', not increasing step numbers")
+            refuse(f"holds {short(steps)} as its {where}'log_steps', not increasing step numbers")
         # a run's diverged_at: 0 (never), or the log step that first found its loss not finite (GroupTrainer.log)
         wrong = [t for t in group["diverged_at"].tolist() if t != 0 and t not in set(steps)]
         if wrong:
@@ -174,7 +171,7 @@ def check_plan(state: dict, plan, mine: dict[int, list[int]], path: str | Path) 
             refuse(f"holds a group {index}")
         g, U = groups[index], found["params"]["U"]
         if found["runs"] != mine[index]:
-            refuse(f"holds runs {_short(found['runs'])} in group {index}")
+            refuse(f"holds runs {short(found['runs'])} in group {index}")
         if (U.shape[1], str(U.dtype).removeprefix("torch.")) != (g.hidden, g.dtype):
             refuse(f"holds networks of {U.shape[1]} hidden units in {U.dtype} in group {index}")
         if found["log_steps"] != plan.log_steps(g):

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..checks import short
 from ..files import replacing
 from .signals import deferred_signals
 from .wording import Worded
@@ -100,16 +101,12 @@ def check(state: dict[str, Any], path: str | Path) -> None:
             raise CheckpointError(f"checkpoint {str(path)!r} lacks its {key!r} (hand-edited?); it cannot be resumed")
         value = state[key]
         if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 0)):
-            raise CheckpointError(f"checkpoint {str(path)!r} holds {type(value).__name__} {_short(value)} as its "
+            raise CheckpointError(f"checkpoint {str(path)!r} holds {type(value).__name__} {short(value)} as its "
                                   f"{key!r}, not a{'n' if kind is int else ''} {kind.__name__}"
                                   f"{' ≥ 0' if kind is int else ''} (hand-edited?); it cannot be resumed")
     if not isinstance(state["rng"].get("torch"), torch.Tensor):
         raise CheckpointError(f"checkpoint {str(path)!r} lacks its random state (hand-edited?); it cannot be resumed")
 
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _numpy_numbers() -> list:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import cut, short
 from . import checkpoint
 from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
@@ -341,10 +342,8 @@ def _kind(value) -> str:
 def _shown(value) -> str:
     """A setting in a message: a per-network tensor as its list of numbers (and dtype when not float64)."""
     if isinstance(value, Tensor):
-        text = repr(value.tolist()) + ("" if value.dtype == torch.float64 else f" ({value.dtype})")
-    else:
-        text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+        return cut(repr(value.tolist()) + ("" if value.dtype == torch.float64 else f" ({value.dtype})"))
+    return short(value)
 
 
 @torch.no_grad()
