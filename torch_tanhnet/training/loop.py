@@ -87,10 +87,10 @@ class Run:
     """One training run's state and the parts of a step; :func:`train` drives it."""
 
     def __init__(self, config: TrainConfig, world: World, device: torch.device, logdir: Path, data: Split,
-                 model: TanhNet, optimizer: torch.optim.Optimizer, state: dict | None,
+                 data_hash: str, model: TanhNet, optimizer: torch.optim.Optimizer, state: dict | None,
                  wrap: Callable[[TanhNet], torch.nn.Module] | None) -> None:
         self.config, self.world, self.device, self.logdir = config, world, device, logdir
-        self.data, self.data_hash = data, fingerprint(data)
+        self.data, self.data_hash = data, data_hash  # data_hash: setup.fingerprint(data)
         self.X_raw = data.X_train * data.std + data.mean  # the points as the user gave them, for the pictures
         self.dev = data.to(device, getattr(torch, config.dtype))
         self.model, self.optimizer = model, optimizer
@@ -185,7 +185,8 @@ class Run:
             config, state = resume_settings(config, logdir, given)
         check_memory(config, device)  # before the data are made: --n-samples 10**14 is one line, not a MemoryError
         data = load_split(config)
-        if not world.agree(fingerprint(data), device):  # under torchrun: every process must train on the same data
+        data_hash = fingerprint(data)
+        if not world.agree(data_hash, device):  # under torchrun: every process must train on the same data
             raise DataError(f"the {world.size} processes read different data"
                             + (f" from {config.data!r} (was it changed while they started?)" if config.data else "")
                             + "; every process must read the same data")
@@ -200,7 +201,8 @@ class Run:
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         scale_initial_weights(model, config.init_scale)
         check_initial_weights(model, data, config)
-        return cls(config, world, device, logdir, data, model, make_optimizer(config, model.parameters()), state, wrap)
+        return cls(config, world, device, logdir, data, data_hash, model, make_optimizer(config, model.parameters()),
+                   state, wrap)
 
     def open(self) -> None:
         """Make the run's folder (the default one claimed under a name no other run holds) and write its first

@@ -247,17 +247,14 @@ def load_split(config: TrainConfig, read: tuple[Tensor, Tensor] | None = None) -
 
 def fingerprint(s: Split) -> str:
     """A hash of the training data, so that a resumed run can tell it got the same data."""
-    h = hashlib.sha256()
-    for t in (s.X_train, s.y_train, s.X_test, s.y_test):
-        h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return data_fingerprint(s.X_train, s.y_train, s.X_test, s.y_test)
 
 
-def data_fingerprint(X: Tensor, y: Tensor) -> str:
-    """A hash of a data file's points and labels (as read: the rows, not their spelling), so that a resumed sweep, or
-    every process of a torchrun launch, can tell it got the same data."""
+def data_fingerprint(*tensors: Tensor) -> str:
+    """A hash of these tensors' numbers, e.g. a data file's points and labels (as read: the rows, not their
+    spelling), so that a resumed sweep, or every process of a torchrun launch, can tell it got the same data."""
     h = hashlib.sha256()
-    for t in (X, y):
+    for t in tensors:
         h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
 
