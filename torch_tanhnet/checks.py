@@ -85,8 +85,8 @@ def check_module_weights(owner, weights, shapes, *, one_dtype: bool = False) -> 
     was built with, ``shapes`` (and, with ``one_dtype``, of one dtype and device): a parameter replaced by one of
     another shape would be read past its end by the kernels, one of another dtype read as the wrong numbers.
 
-    The usual case is one expression (about 0.8 µs); the messages, naming ``owner`` as torch prints a module,
-    are written only when something is wrong.
+    The usual case is one expression (about 0.8 µs, 1.3 µs with ``one_dtype``); the messages, naming ``owner`` as
+    torch prints a module, are written only when something is wrong.
     """
     U, b, W, c = weights
     try:
