@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from torch_tanhnet.training.checkpoint import CheckpointError
     from torch_tanhnet.training.config import ConfigError
     from torch_tanhnet.training.data import DataError
-    from torch_tanhnet.training.distributed import record_error
+    from torch_tanhnet.training.distributed import PeerFailed, record_error
     from torch_tanhnet.training.world import World
 
     if own_process:
@@ -219,10 +219,10 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
             if signal.getsignal(sig) not in (signal.SIG_IGN, None):
                 signal.signal(sig, signals.interrupt)  # remembered even if dropped: the sweep's loop stops on it
 
-    def fail(message: str, code: int) -> int:
+    def fail(message: str, code: int, consequence: bool = False) -> int:
         line = f"{parser.prog}: error: {message}"
         print(line, file=sys.stderr)
-        record_error(line)  # under torchrun: its closing report then ends with this line, as train.py's does
+        record_error(line, consequence)  # under torchrun: its closing report ends with this line, as train.py's
         return code
 
     try:
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except (ConfigError, DataError, CheckpointError) as e:  # in the command line's words (training.wording)
         return fail(e.for_command_line(), 2)
     except DistributedError as e:
-        return fail(e.for_command_line(), 1)
+        return fail(e.for_command_line(), 1, consequence=isinstance(e, PeerFailed))
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
         where = f" {e.filename!s}" if e.filename else ""
         full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # room is what lacked (not a name)

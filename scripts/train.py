@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from torch_tanhnet.training.setup import OutOfMemory
     from torch_tanhnet.training import TrainingDiverged, train
 
-    from torch_tanhnet.training.distributed import DistributedError, launched_by_torchrun, train_distributed
+    from torch_tanhnet.training.distributed import DistributedError, PeerFailed, launched_by_torchrun, train_distributed
 
     if own_process:
         from torch_tanhnet.training import signals
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except (ConfigError, DataError, CheckpointError) as e:  # a bad value or file in a well-formed command line:
         return fail(f"{parser.prog}: error: {e.for_command_line()}", 2)  # one line (usage: a malformed one)
     except (TrainingDiverged, DistributedError, OutOfMemory) as e:
-        return fail(f"{parser.prog}: error: {e.for_command_line()}", 1)
+        return fail(f"{parser.prog}: error: {e.for_command_line()}", 1, consequence=isinstance(e, PeerFailed))
     except SaveError as e:
         return fail(f"{parser.prog}: error: {e}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the run was being set up, before its loop
@@ -186,12 +186,13 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     return 130 if result.interrupted else 0
 
 
-def fail(line: str, code: int) -> int:
-    """Print the error's one line; under torchrun, also leave it for torchrun's closing report."""
+def fail(line: str, code: int, consequence: bool = False) -> int:
+    """Print the error's one line; under torchrun, also leave it for torchrun's closing report (``consequence``:
+    this process stopped because another failed, which the report should not name as the cause)."""
     from torch_tanhnet.training.distributed import record_error
 
     print(line, file=sys.stderr)
-    record_error(line)
+    record_error(line, consequence)
     return code
 
 

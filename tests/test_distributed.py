@@ -94,7 +94,7 @@ def test_a_failed_process_ends_the_others_with_a_clear_error_in_bounded_time(tmp
     codes, errors = run(2, settings(tmp_path / "run", epochs=100000, dist_timeout=10.0), fail_rank=1, timeout=90)
     assert time.monotonic() - start < 60
     assert codes[0] == 1 and codes[1] == 3
-    assert errors and errors[0][:2] == (0, "DistributedError")
+    assert errors and errors[0][:2] == (0, "PeerFailed")  # a DistributedError: a consequence of the other's
     assert "another process failed or stopped answering" in errors[0][2]
 
 
@@ -165,3 +165,38 @@ def test_processes_that_read_different_data_all_refuse_it_in_one_line(tmp_path):
     assert codes == [1, 1] and sorted(r for r, _, _ in errors) == [0, 1], (codes, errors)
     for _, kind, message in errors:
         assert kind == "DataError" and "\n" not in message and "2 processes read different data" in message, message
+
+
+
+@pytest.mark.parametrize("script, reader", [("train.py", "torch_tanhnet.training.setup"),
+                                            ("sweep.py", "torch_tanhnet.sweep.plan")])
+def test_torchruns_report_names_the_process_that_failed_not_the_one_it_stopped(tmp_path, script, reader):
+    """Rank 1 fails reading its data; rank 0, waiting for it at the data check, stops in the same second. Each says so
+    in one line (sweep.py's rank 0 printed gloo's 30-line traceback), and torchrun's report names as root cause the
+    earliest failure (whole seconds, the lowest rank on a tie): it named rank 0's consequence, not rank 1's reason."""
+    (tmp_path / "x.csv").write_text("x1,x2,label\n" + "".join(f"{i / 20:.2f},{i % 7 / 7:.2f},{i % 2}\n"
+                                                              for i in range(20)))
+    (tmp_path / "wrap.py").write_text(
+        "import importlib, os, runpy, sys\n"
+        "from torch_tanhnet.training.data import DataError\n"
+        f"module = importlib.import_module({reader!r})\n"
+        "read = module.load_csv\n"
+        "def load_csv(path):\n"
+        "    if os.environ['RANK'] == '1':\n"
+        "        raise DataError(f'cannot read {path!r}: permission denied (on rank 1 only)')\n"
+        "    return read(path)\n"
+        "module.load_csv = load_csv\n"
+        f"sys.path.insert(0, {str(SCRIPT.parent)!r})\n"
+        f"sys.argv = [{str(SCRIPT.parent / script)!r}] + sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "wrap.py",
+           "--data", "x.csv", "--epochs", "5", "--logdir", "run", "--no-progress"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    line = f"{script}: error: cannot read 'x.csv': permission denied (on rank 1 only)"
+    ours = [x for x in r.stderr.splitlines() if x.startswith(f"{script}: ")]
+    assert r.returncode != 0 and line in ours, r.stderr[-3000:]
+    assert len(ours) == 2 and "another process failed or stopped answering" in (set(ours) - {line}).pop()
+    assert "[rank0]" not in r.stderr and r.stderr.count("Traceback") == 1  # torchrun's own, after the lines
+    cause = r.stderr.split("Root Cause", 1)[1]
+    assert "rank      : 1 (local_rank: 1)" in cause and cause.split("traceback :", 1)[1].strip().startswith(line)
+    assert not (tmp_path / "run").exists()

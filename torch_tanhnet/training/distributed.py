@@ -36,6 +36,10 @@ class DistributedError(Worded, RuntimeError):
     """Another process failed or stopped answering; one line for the user."""
 
 
+class PeerFailed(DistributedError):
+    """This process stopped because another one failed or stopped answering: a consequence, not the cause."""
+
+
 def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
 
@@ -90,16 +94,21 @@ class LossModule(nn.Module):
         return self.net.loss(X, y)
 
 
-def record_error(line: str) -> None:
+def record_error(line: str, consequence: bool = False) -> None:
     """Under torchrun, leave a process's one-line error where torchrun's closing report reads it
     (``$TORCHELASTIC_ERROR_FILE``): the report then ends with that line instead of a pointer to
-    torch's docs. Elsewhere, or if the file cannot be written, nothing happens."""
+    torch's docs. Elsewhere, or if the file cannot be written, nothing happens.
+
+    ``consequence``: the process failed because another did (:class:`PeerFailed`). torchrun names as
+    "Root Cause" the failure with the earliest timestamp, in whole seconds, the lowest rank on a tie:
+    a rank 0 that lost a rank 1 in the same second was named, with "another process failed". Such a
+    failure is stamped a second later, so that the report leads with the process that failed first."""
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if not path or not launched_by_torchrun():
         return
     try:
         with open(path, "w") as f:
-            json.dump({"message": line, "timestamp": int(time.time())}, f)
+            json.dump({"message": line, "timestamp": int(time.time()) + int(consequence)}, f)
     except OSError:
         pass
 
@@ -128,13 +137,13 @@ def _communication_failure(e: RuntimeError) -> bool:
     return any(mark in text for mark in ("gloo", "NCCL", "c10d", "Connection closed", "timed out", "Timed out"))
 
 
-def stopped_answering(e: RuntimeError, rank: int, size: int, waited: str) -> DistributedError | None:
+def stopped_answering(e: RuntimeError, rank: int, size: int, waited: str) -> PeerFailed | None:
     """The one line for a collective that failed because another process did (``waited``: the limit, in words), as
     a DistributedError to raise; None for any other error (which is raised as it is)."""
     if not _communication_failure(e):
         return None
     first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
-    return DistributedError(f"process {rank} of {size}: another process failed or stopped answering within "
+    return PeerFailed(f"process {rank} of {size}: another process failed or stopped answering within "
                             f"{waited} ({first})")
 
 
