@@ -76,7 +76,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--device", choices=("auto", "cpu", "cuda"), default=d.device,
         help=f"where to train; auto picks cuda when present (default: {d.device})")
     arg("--logdir", default=d.logdir, metavar="DIR",
-        help="results, TensorBoard logs and the checkpoint go here (default: runs/sweep-<dataset>-<timestamp>)")
+        help="results, TensorBoard logs and the checkpoint go here (default: sweeps/<MMDD-HHMMSS>-<dataset>)")
     arg("--log-interval", type=int, default=d.log_interval, metavar="K",
         help=f"steps between the metrics of every run: the curves and steps to solve (default: {d.log_interval})")
     arg("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="E",

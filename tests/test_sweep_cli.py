@@ -116,7 +116,7 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args,
     assert code == 2, (out, err)
     assert err.strip().splitlines() == [err.strip()] and err.startswith("sweep.py: error: ")
     assert message in err
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "sweeps").exists()
 
 
 def test_bad_input_from_the_shell_is_one_line_on_stderr(tmp_path):

@@ -3,7 +3,9 @@
 import errno
 import json
 import os
+import re
 import tempfile
+from pathlib import Path
 
 import pytest
 from test_sweep_cli import main, rows
@@ -58,12 +60,22 @@ def test_a_dry_run_deletes_only_the_folder_it_made(tmp_path, monkeypatch, capsys
     assert [p.name for p in tmp.iterdir()] == [theirs.name]  # its own temporary folder is gone, the user's kept
 
 
+def test_the_default_folder_leads_with_the_time_and_is_not_train_pys_runs(tmp_path, monkeypatch, capsys):
+    """TensorBoard's HParams tab reads one experiment per log dir: a sweep in runs/ beside train.py runs (under
+    `tensorboard --logdir runs`, as both printed) blanked one or the other's metrics."""
+    code, out, err = main(*QUICK, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    (folder,) = (tmp_path / "sweeps").iterdir()
+    assert re.fullmatch(r"\d{4}-\d{6}-moons", folder.name) and not (tmp_path / "runs").exists()
+    assert f"view it with: tensorboard --logdir {Path('sweeps') / folder.name}" in out
+
+
 def test_two_sweeps_started_in_one_second_get_two_folders(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "default_logdir", lambda config: tmp_path / "runs" / "sweep-moons-20261130-120000")
+    monkeypatch.setattr(runner, "default_logdir", lambda config: tmp_path / "sweeps" / "1130-120000-moons")
     for lr in ("0.5", "1.0"):
         code, _, err = main(*QUICK, "--lr", lr, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
         assert code == 0, err
-    first = tmp_path / "runs" / "sweep-moons-20261130-120000"
+    first = tmp_path / "sweeps" / "1130-120000-moons"
     second = first.with_name(first.name + "-2")
     assert {r["lr"] for r in rows(first / "results.csv")} == {"0.5"}
     assert {r["lr"] for r in rows(second / "results.csv")} == {"1.0"}
@@ -73,7 +85,7 @@ def test_the_default_folder_is_made_only_for_a_sweep_that_will_run(tmp_path, mon
     code, _, err = main("--n-samples", "100000000", "--hidden", "512", "--seeds", "5000", cwd=tmp_path,
                         monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and "the sweep would need about" in err
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "sweeps").exists()
 
 
 def unusable(tmp_path):
@@ -227,6 +239,6 @@ def test_a_sweep_that_fails_before_its_first_checkpoint_leaves_nothing_to_block_
         with pytest.raises((OSError, RuntimeError)):
             runner.sweep(config)
     after = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-    assert [p for p in after if p != "runs"] == before  # (the default folder's parent, runs/, may stay)
+    assert [p for p in after if p != "sweeps"] == before  # (the default folder's parent, sweeps/, may stay)
     assert config.logdir == logdir  # the caller's config as it was
     assert runner.sweep(config).results.rows  # the next start is not refused

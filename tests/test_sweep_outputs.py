@@ -75,12 +75,12 @@ def test_hparams_lists_every_run_grouped_by_setting_with_averaged_metrics(finish
         assert group["hparams"]["hidden"] == hidden and group["hparams"]["lr"] == lr
         mine = [rows[(group["name"], int(s["name"].rsplit("=", 1)[1]))] for s in group["sessions"]]
         for s, row in zip(group["sessions"], mine):
-            assert metric(s, "final/accuracy/test") == pytest.approx(row["accuracy/test"], rel=1e-6)
-            assert metric(s, "final/solved") == float(row["solved"])
+            assert metric(s, "session/accuracy/test") == pytest.approx(row["accuracy/test"], rel=1e-6)
+            assert metric(s, "session/solved") == float(row["solved"])
         # TensorBoard's own aggregation of the group: the mean over its runs
         mean_loss = statistics.mean(r["loss/test"] for r in mine)
-        assert metric(group, "final/loss/test") == pytest.approx(mean_loss, rel=1e-6)
-        assert metric(group, "final/solved") == pytest.approx(statistics.mean(float(r["solved"]) for r in mine))
+        assert metric(group, "session/loss/test") == pytest.approx(mean_loss, rel=1e-6)
+        assert metric(group, "session/solved") == pytest.approx(statistics.mean(float(r["solved"]) for r in mine))
 
 
 def events(path):
@@ -110,6 +110,16 @@ def test_curves_are_per_setting_median_and_band_across_seeds(finished):
     assert "custom_scalars__config__" in root.Tags()["tensors"]
 
 
+
+def test_tensorboard_opens_on_the_curves_and_shows_the_heat_map_at_the_last_step(finished):
+    """Time Series opens the first two groups of tags by name, over every run: accuracy and loss, not the sessions'
+    single points (``final/``, which sorted second); the heat map is the share solved at the end (it said step 0)."""
+    result, logdir = finished
+    folders = {f.parent for f in logdir.rglob("events.out.tfevents.*")}
+    groups = sorted({tag.split("/")[0] for f in folders for tag in events(f).Tags()["scalars"]})
+    assert groups[:2] == ["accuracy", "loss"], groups
+    assert [e.step for e in events(logdir).Images("solved_share")] == [150]
+
 def test_pictures_and_the_table(finished):
     result, logdir = finished
     names = sorted(p.name for p in (logdir / "pictures").iterdir())
@@ -133,8 +143,8 @@ def test_a_sweep_beyond_tensorboards_500_runs_lists_its_settings_in_hparams(tmp_
     for group in groups:
         summary = next(s for s in result.results.summaries if s.name == group["name"])
         assert group["sessions"][0]["name"] == summary.name  # the setting's own folder, beside its curves
-        assert metric(group, "final/accuracy/test") == pytest.approx(summary.quantiles["accuracy/test"][1], rel=1e-6)
-        assert metric(group, "final/solved") == pytest.approx(summary.share)
+        assert metric(group, "session/accuracy/test") == pytest.approx(summary.quantiles["accuracy/test"][1], rel=1e-6)
+        assert metric(group, "session/solved") == pytest.approx(summary.share)
         assert group["hparams"]["batch_size"] == 48  # full batch: the training set's size
 
 

@@ -54,12 +54,12 @@ from .space import SHORT, value_text
 EVENTS = "events.out.tfevents.0000000001.sweep"  # sorts after the hparams files, before a SummaryWriter's
 BAND = ("p10", "median", "p90")
 FINAL_METRICS = (  # the HParams tab's columns: each run's final values (tags in its session folder)
-    hp.Metric("final/accuracy/test", display_name="test accuracy", dataset_type=hp.Metric.VALIDATION),
-    hp.Metric("final/solved", display_name="solved (a group: its share)"),
-    hp.Metric("final/loss/test", display_name="test loss", dataset_type=hp.Metric.VALIDATION),
-    hp.Metric("final/accuracy/train", display_name="train accuracy", dataset_type=hp.Metric.TRAINING),
-    hp.Metric("final/loss/train", display_name="train loss", dataset_type=hp.Metric.TRAINING),
-    hp.Metric("final/steps_to_solve", display_name="steps to solve"),
+    hp.Metric("session/accuracy/test", display_name="test accuracy", dataset_type=hp.Metric.VALIDATION),
+    hp.Metric("session/solved", display_name="solved (a group: its share)"),
+    hp.Metric("session/loss/test", display_name="test loss", dataset_type=hp.Metric.VALIDATION),
+    hp.Metric("session/accuracy/train", display_name="train accuracy", dataset_type=hp.Metric.TRAINING),
+    hp.Metric("session/loss/train", display_name="train loss", dataset_type=hp.Metric.TRAINING),
+    hp.Metric("session/steps_to_solve", display_name="steps to solve"),
 )
 
 
@@ -148,8 +148,11 @@ def session_start(config, batch_size: int, group: str, now: float, labels: dict[
 
 
 def final_metrics(step: int, now: float, values: dict[str, float | None]) -> bytes:
-    """The session's metrics, ``final/<name>`` at ``step``; a missing or NaN value (a diverged run's) is left blank."""
-    summary = Summary(value=[Summary.Value(tag=f"final/{k}", simple_value=v) for k, v in values.items()
+    """The session's metrics, ``session/<name>`` at ``step``; a missing or NaN value (a diverged run's) is left blank.
+
+    Named to sort after ``loss``: TensorBoard's Time Series opens the first two groups of tags by name, and a group
+    of these single points (``final/``, as they were named) opened second, its cards empty-looking, the loss shut."""
+    summary = Summary(value=[Summary.Value(tag=f"session/{k}", simple_value=v) for k, v in values.items()
                              if v is not None and not math.isnan(v)])
     return framed(Event(wall_time=now, step=step, summary=summary))
 
@@ -254,7 +257,8 @@ def write_board(plan: Plan, results: Results, groups: dict[int, GroupResult], lo
     pictures = logdir / "pictures"
     pictures.mkdir(parents=True, exist_ok=True)
     heat = png(heat_map_picture(plan, results), pictures / "solved.png", "solved_share")
-    write_events(logdir, [(0, layout()), (0, heat)])
+    last = max(plan.total_steps(g) for g in plan.groups)  # the share solved at the end: not step 0's untrained nets
+    write_events(logdir, [(0, layout()), (last, heat)])
     for g in plan.groups:
         res = groups[g.index]
         model = res.model() if plan.config.gallery > 0 else None

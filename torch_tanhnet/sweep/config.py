@@ -21,7 +21,7 @@ class SweepConfig:
     random_seed: int = 0  # seeds the draw of --random
     solved_at: float = 0.95  # a run is solved when its final test accuracy reaches this
     device: str = "auto"  # auto (cuda when present), cpu or cuda
-    logdir: str | None = None  # results, TensorBoard logs, checkpoint (None: runs/sweep-<dataset>-<timestamp>)
+    logdir: str | None = None  # results, TensorBoard logs, checkpoint (None: sweeps/<MMDD-HHMMSS>-<dataset>)
     log_interval: int = 10  # steps between the metrics of every run (the curves and steps-to-solve)
     checkpoint_interval: int = 500  # epochs between checkpoints of the whole sweep (and one after each group)
     checkpoint_seconds: float = 30.0  # but no checkpoint inside a group sooner than this after the last one

@@ -62,9 +62,12 @@ class SweepResult:
 
 
 def default_logdir(config: SweepConfig) -> Path:
+    """``sweeps/<MMDD-HHMMSS>-<data>``, not yet made: time first, as train.py's runs are named, so that TensorBoard's
+    short labels tell sweeps apart. Not under train.py's ``runs/``: TensorBoard's HParams tab reads one experiment
+    per log dir (the first it finds), so a sweep beside train.py runs blanked the metrics of one or the other."""
     data = config.values.get("dataset", ["moons"]) if not config.values.get("data") else ["csv"]
     name = data[0] if len(data) == 1 else "mixed"
-    return Path("runs") / f"sweep-{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return Path("sweeps") / f"{datetime.now().strftime('%m%d-%H%M%S')}-{name}"
 
 
 def check_new_logdir(logdir: Path) -> None:
