@@ -246,8 +246,11 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
 
         folder = getattr(locals().get("config"), "logdir", None)
         if folder and holds_sweep(Path(folder)):  # while the results were being written
-            return fail(f"interrupted; the sweep's checkpoint in {folder} is kept: continue with --resume", 130)
-        print(f"{parser.prog}: interrupted before the sweep began; nothing was trained", file=sys.stderr)
+            return fail(f"interrupted; the sweep's checkpoint in {folder} is kept: continue with --resume", 130,
+                        consequence=True)  # under torchrun, often its SIGTERM after another process failed
+        line = f"{parser.prog}: interrupted before the sweep began; nothing was trained"
+        print(line, file=sys.stderr)
+        record_error(line, consequence=True)
         return 130
 
 

@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except SaveError as e:
         return fail(f"{parser.prog}: error: {e}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the run was being set up, before its loop
-        print(f"{parser.prog}: interrupted before training began; nothing was saved", file=sys.stderr)
-        return 130
+        # under torchrun, often its SIGTERM after another process failed: not the root cause its report should name
+        return fail(f"{parser.prog}: interrupted before training began; nothing was saved", 130, consequence=True)
     if result is None:  # a process other than rank 0
         return 0
     if result.already_done:

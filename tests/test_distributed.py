@@ -200,3 +200,23 @@ def test_torchruns_report_names_the_process_that_failed_not_the_one_it_stopped(t
     cause = r.stderr.split("Root Cause", 1)[1]
     assert "rank      : 1 (local_rank: 1)" in cause and cause.split("traceback :", 1)[1].strip().startswith(line)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_process_that_stopped_because_another_failed_is_stamped_after_it(tmp_path, monkeypatch):
+    """torchrun's report names the earliest failure in whole seconds, the lowest rank on a tie: a process that stopped
+    because of another's failure (PeerFailed, or interrupted by torchrun's SIGTERM) leaves its line a second later."""
+    import json
+
+    from torch_tanhnet.training.distributed import record_error
+
+    error_file = tmp_path / "error.json"
+    for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "29500", "TORCHELASTIC_ERROR_FILE": str(error_file)}.items():
+        monkeypatch.setenv(key, value)
+    before = int(time.time())
+    record_error("train.py: error: the cause")
+    cause = json.loads(error_file.read_text())
+    record_error("train.py: interrupted before training began; nothing was saved", consequence=True)
+    consequence = json.loads(error_file.read_text())
+    assert cause["message"] == "train.py: error: the cause" and before <= cause["timestamp"] <= time.time()
+    assert consequence["timestamp"] >= cause["timestamp"] + 1

@@ -71,7 +71,7 @@ def test_under_torchrun_rank_0_claims_the_default_folder_and_the_others_take_its
     _, main_dir, _ = prepare(config, World(0, 2, broadcast=from_rank_0))
     assert main_dir.is_dir() and sent == [str(main_dir)]  # made by rank 0, its name sent
     _, other_dir, _ = prepare(config, World(1, 2, broadcast=lambda name: str(main_dir)))
-    assert other_dir == main_dir and list(Path("runs").iterdir()) == [main_dir]  # rank 1 made none
+    assert other_dir == main_dir and list(Path("sweeps").iterdir()) == [main_dir]  # rank 1 made none
 
 
 def test_under_torchrun_a_failed_sweep_leaves_its_line_for_torchruns_report(tmp_path, monkeypatch, capsys):

@@ -6,12 +6,15 @@ the reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) under `
 everywhere else. Under ``torch.compile`` the reference runs as its twin without the jvp
 (``TanhNetFunctionForCompile``): Dynamo does not trace a Function with a custom jvp. They compute the same equations and are tested against each other.
 The underscored functions are the same calls without the checks, for callers that made them.
+Under ``torch.autocast`` the public ones follow it as ``F.linear`` and ``F.binary_cross_entropy_with_logits`` do
+(:mod:`torch_tanhnet.amp`): the network in autocast's dtype, the cost in float32.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .amp import autocast_dtype, cast, off
 from .checks import check_cost_inputs, check_labels, check_network_inputs
 from .cost import BCEWithLogitsFunction, BCEWithLogitsFunctionForCompile
 from .kernels.dispatch import compiling, fused_implementation, implementation
@@ -23,6 +26,11 @@ Tensor = torch.Tensor
 
 def tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """z (N, 1) and the hidden layer H (N, H) of the seed's network, hand-derived backward."""
+    if (low := autocast_dtype(X)) is not None:
+        X, U, b, W, c = cast(low, X, U, b, W, c)
+        check_network_inputs(X, U, b, W, c)
+        with off(X):
+            return _tanhnet_with_hidden(X, U, b, W, c)
     check_network_inputs(X, U, b, W, c)
     return _tanhnet_with_hidden(X, U, b, W, c)
 
@@ -45,6 +53,11 @@ def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
     z's shape and dtype, values in [0, 1] (soft labels allowed): a shape mismatch
     is an error, never a silent broadcast.
     """
+    if autocast_dtype(z) is not None:
+        z, y = cast(torch.float32, z, y)
+        check_cost_inputs(z, y)
+        with off(z):
+            return _bce_with_logits(z, y)
     check_cost_inputs(z, y)
     return _bce_with_logits(z, y)
 
@@ -58,6 +71,8 @@ def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tenso
     derivatives are exact. Under torch.compile, torch.func, forward-mode AD, or when y needs
     a gradient, the composition is what runs.
     """
+    if autocast_dtype(X) is not None:
+        return bce_with_logits(tanhnet(X, U, b, W, c), y)
     check_network_inputs(X, U, b, W, c)
     check_labels(y, (X.shape[0], 1), X.dtype, X.device)
     return _tanhnet_loss(X, U, b, W, c, y)

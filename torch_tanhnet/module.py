@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .amp import autocast_dtype, cast, off
 from .checks import (
     check_features,
     check_labels,
@@ -58,12 +59,19 @@ class TanhNet(nn.Module):
     def forward_with_hidden(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """X (*, D) -> z (*, 1) and the hidden layer H (*, H)."""
         check_features(X, self.in_features)
-        U, b, W, c = weights = self._weights()
+        weights = self._weights()
+        if (low := autocast_dtype(X)) is not None:  # as autocast runs nn.Linear: the products in its dtype
+            X, *weights = cast(low, X, *weights)
+            with off(X):
+                return self._forward_with_hidden(X, *weights)
+        return self._forward_with_hidden(X, *weights)
+
+    def _forward_with_hidden(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         check_same_device_dtype("X", X, (("U", U),))  # b, W, c: U's (_weights)
         if X.dim() == 2:  # the usual (N, D) batch needs no reshape
-            return _tanhnet_with_hidden(X, *weights)
+            return _tanhnet_with_hidden(X, U, b, W, c)
         batch = X.shape[:-1]
-        z, H = _tanhnet_with_hidden(X.reshape(-1, self.in_features), *weights)
+        z, H = _tanhnet_with_hidden(X.reshape(-1, self.in_features), U, b, W, c)
         return z.reshape(*batch, 1), H.reshape(*batch, self.hidden_features)
 
     def forward(self, X: Tensor) -> Tensor:
@@ -82,13 +90,25 @@ class TanhNet(nn.Module):
         that finds ε and every gradient together (second derivatives, under
         ``create_graph=True``, are recomputed exactly through the reference's equations);
         under ``torch.no_grad()`` it only evaluates ε.
+
+        Under ``torch.autocast`` z comes in its dtype and ε in float32, as ``BCEWithLogitsLoss()(model(X), y)``
+        gives them; with hooks on the module (forward or backward hooks, ``torch.nn.utils.spectral_norm``,
+        ``prune``) it is that composition, through ``model(X)``, so that they run.
         """
         check_features(X, self.in_features)
-        check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)
-        if not torch.is_grad_enabled():
-            return _bce_with_logits(self(X), y)
+        low = autocast_dtype(X)
+        if low is not None or not torch.is_grad_enabled() or hooked(self):
+            z = self(X)
+            if low is None:
+                check_labels(y, z.shape, z.dtype, z.device)
+                return _bce_with_logits(z, y)
+            z, y = cast(torch.float32, z, y)  # the cost in float32, as autocast runs binary_cross_entropy_with_logits
+            check_labels(y, z.shape, z.dtype, z.device)
+            with off(X):
+                return _bce_with_logits(z, y)
         U, b, W, c = self._weights()
-        check_same_device_dtype("X", X, (("U", U),))  # b, W, c: U's (_weights)
+        check_same_device_dtype("X", X, (("U", U),))  # b, W, c: U's (_weights); before y, which must have X's
+        check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)
         if X.dim() != 2:  # (*, D) -> (N, D); the usual 2-D batch needs no reshape
             X, y = X.reshape(-1, self.in_features), y.reshape(-1, 1)
         return _tanhnet_loss(X, U, b, W, c, y)
@@ -167,3 +187,21 @@ class TanhNet(nn.Module):
             seq[2].bias.copy_(c)
         return seq
 
+
+
+def hooked(module: nn.Module) -> bool:
+    """Whether ``module(X)`` would run hooks: forward (pre-)hooks or backward hooks of its own or global ones.
+
+    A fused pass reads the parameters directly and runs no forward, so where hooks are registered the loss goes
+    through ``module(X)``: the classic ``spectral_norm``, ``weight_norm`` and ``prune`` compute the weight in a
+    forward pre-hook, and the fused pass read it stale (spectral norm: U never trained; prune: torch's "backward
+    through the graph a second time" at the second step). Five dict lookups, ~0.2 µs.
+    """
+    return bool(module._forward_pre_hooks or module._forward_hooks or module._backward_hooks
+                or module._backward_pre_hooks or _global_hooks())
+
+
+def _global_hooks() -> bool:
+    m = nn.modules.module
+    return bool(m._global_forward_pre_hooks or m._global_forward_hooks or m._global_backward_hooks
+                or getattr(m, "_global_backward_pre_hooks", None))

@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 import torch
 
+from . import amp
+
 Tensor = torch.Tensor
 
 
@@ -66,11 +68,13 @@ class TanhNetFunction(torch.autograd.Function):
         ctx.save_for_backward(X, U, W, H)  # H, not G: 1 − tanh²(G) = 1 − H²
         ctx.save_for_forward(X, U, W, H)  # the tangent equations need the same four
         ctx.set_materialize_grads(False)  # H̃ is None unless something used H
+        ctx.autocast = amp.state(X)  # called under torch.autocast: the backward's products in the forward's dtype
 
     @staticmethod
     def backward(ctx, z_bar: Tensor | None, H_tilde: Tensor | None):
         X, U, W, H = ctx.saved_tensors
-        adj = TanhNetFunction.backward_equations(z_bar, H_tilde, X, U, W, H, ctx.needs_input_grad)
+        with amp.again(ctx.autocast):
+            adj = TanhNetFunction.backward_equations(z_bar, H_tilde, X, U, W, H, ctx.needs_input_grad)
         return adj.X_bar, adj.U_bar, adj.b_bar, adj.W_bar, adj.c_bar
 
     @staticmethod

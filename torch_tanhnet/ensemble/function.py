@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import torch
 
+from .. import amp
 from ..cost import softplus
 from ..kernels.dispatch import compiling as _compiling
-from .checks import check_ensemble_loss_inputs
+from .checks import check_ensemble_inputs, check_ensemble_labels, check_ensemble_loss_inputs
 
 Tensor = torch.Tensor
 
@@ -58,11 +59,13 @@ class EnsembleFunction(torch.autograd.Function):
         ctx.save_for_backward(X, U, W, H)  # H, not G: 1 − tanh²(G) = 1 − H²
         ctx.save_for_forward(X, U, W, H)
         ctx.set_materialize_grads(False)  # H̃ is None unless something used H
+        ctx.autocast = amp.state(X)  # called under torch.autocast: the backward's products in the forward's dtype
 
     @staticmethod
     def backward(ctx, z_bar: Tensor | None, H_tilde: Tensor | None):
         X, U, W, H = ctx.saved_tensors
-        return EnsembleFunction.backward_equations(z_bar, H_tilde, X, U, W, H, ctx.needs_input_grad)
+        with amp.again(ctx.autocast):
+            return EnsembleFunction.backward_equations(z_bar, H_tilde, X, U, W, H, ctx.needs_input_grad)
 
     @staticmethod
     def backward_equations(z_bar, H_tilde, X, U, W, H, needs=(True,) * 5):
@@ -180,12 +183,24 @@ def ensemble_reference_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tenso
     errors naming what was expected and what came). y (N, 1) shared by all networks is expanded to (K, N, 1) (a
     view; its gradient sums over k).
     """
+    if (low := amp.autocast_dtype(X)) is not None:  # as K nn.Linear's and BCEWithLogitsLoss: z in its dtype, ε float32
+        X, U, b, W, c = amp.cast(low, X, U, b, W, c)
+        K, N, _, _ = check_ensemble_inputs(X, U, b, W, c)
+        z, y = amp.cast(torch.float32, ensemble_network(X, U, b, W, c)[0], y)
+        check_ensemble_labels(y, K, N, z.dtype, z.device)
+        with amp.off(X):
+            return ensemble_cost(z, y)
     check_ensemble_loss_inputs(X, U, b, W, c, y)
     return _ensemble_reference_loss(X, U, b, W, c, y)
 
 
 def _ensemble_reference_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
     """:func:`ensemble_reference_loss` without the checks, for callers that made them."""
-    z = ensemble_network(X, U, b, W, c)[0]
+    return ensemble_cost(ensemble_network(X, U, b, W, c)[0], y)
+
+
+def ensemble_cost(z: Tensor, y: Tensor) -> Tensor:
+    """ε (K,) of the logits z (K, N, 1) against y (N, 1) shared or (K, N, 1), through the reference cost Function
+    (its jvp-free twin under torch.compile); unchecked."""
     cost = _CompiledEnsembleBCEFunction if _compiling() else EnsembleBCEFunction
     return cost.apply(z, y.expand_as(z) if y.dim() == 2 else y)

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import torch
 
+from ..amp import autocast_dtype
 from ..kernels import torch_ops
 from ..kernels.dispatch import ensemble_fused_implementation, readable
 from .checks import check_ensemble_loss_inputs
-from .function import EnsembleBCEFunction, EnsembleFunction, _ensemble_reference_loss
+from .function import EnsembleBCEFunction, EnsembleFunction, _ensemble_reference_loss, ensemble_reference_loss
 
 Tensor = torch.Tensor
 
@@ -100,6 +101,8 @@ def ensemble_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tens
     """ε (K,) of K networks: the fused pass, or the reference where it cannot serve. X (N, D) or (K, N, D), U (K, H,
     D), b (K, H), W (K, 1, H), c (K, 1), y (N, 1) or (K, N, 1), checked (one-line errors naming what was expected
     and what came: the kernels would read a mis-shaped tensor past its end)."""
+    if autocast_dtype(X) is not None:  # as ensemble_reference_loss: the networks in its dtype, ε in float32
+        return ensemble_reference_loss(X, U, b, W, c, y)
     check_ensemble_loss_inputs(X, U, b, W, c, y)
     return _ensemble_loss(X, U, b, W, c, y)
 

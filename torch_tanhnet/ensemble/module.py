@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..amp import autocast_dtype, cast, off
 from ..checks import (
     _format,
     check_module_weights,
@@ -16,9 +17,9 @@ from ..checks import (
     check_size,
 )
 from ..kernels.dispatch import ensemble_fused_implementation
-from ..module import TanhNet
+from ..module import TanhNet, hooked
 from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
-from .function import ensemble_network
+from .function import ensemble_cost, ensemble_network
 from .fused import _ensemble_loss, ensemble_loss_value
 
 Tensor = torch.Tensor
@@ -75,9 +76,14 @@ class TanhNetEnsemble(nn.Module):
 
     def forward_with_hidden(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """X (N, D) shared or (K, N, D) -> z (K, N, 1) and the hidden layers H (K, N, H)."""
-        U, b, W, c = self._weights()
-        check_ensemble_data(X, self.models, self.in_features, U.dtype, U.device)
-        return ensemble_network(X, U, b, W, c)
+        weights = self._weights()
+        if (low := autocast_dtype(X)) is not None:  # as autocast runs K nn.Linear's: the products in its dtype
+            X, *weights = cast(low, X, *weights)
+            check_ensemble_data(X, self.models, self.in_features, weights[0].dtype, weights[0].device)
+            with off(X):
+                return ensemble_network(X, *weights)
+        check_ensemble_data(X, self.models, self.in_features, weights[0].dtype, weights[0].device)
+        return ensemble_network(X, *weights)
 
     def forward(self, X: Tensor) -> Tensor:
         """X (N, D) shared by all networks or (K, N, D) one set each -> logits z (K, N, 1)."""
@@ -92,8 +98,18 @@ class TanhNetEnsemble(nn.Module):
 
         The training path: with gradients enabled, one fused pass finds every network's ε and
         gradients (exact to second order under ``create_graph=True``, where the backward recomputes
-        them through the reference's equations); under ``torch.no_grad()`` it only evaluates ε.
+        them through the reference's equations); under ``torch.no_grad()`` it only evaluates ε. Under
+        ``torch.autocast``, and with hooks on the module, it is the composition through ``self(X)``, as for
+        :meth:`TanhNet.loss`: z in autocast's dtype, ε in float32; the hooks run.
         """
+        low = autocast_dtype(X)
+        if low is not None or hooked(self):
+            z = self(X)
+            if low is not None:  # the cost in float32, as autocast runs binary_cross_entropy_with_logits
+                z, y = cast(torch.float32, z, y)
+            check_ensemble_labels(y, self.models, z.shape[1], z.dtype, z.device)
+            with off(X):
+                return ensemble_cost(z, y)
         U, b, W, c = self._weights()
         N = check_ensemble_data(X, self.models, self.in_features, U.dtype, U.device)
         check_ensemble_labels(y, self.models, N, U.dtype, U.device)
@@ -120,7 +136,11 @@ class TanhNetEnsemble(nn.Module):
         params = self._weights()
         N = check_ensemble_data(X, self.models, self.in_features, params[0].dtype, params[0].device)
         check_ensemble_labels(y, self.models, N, params[0].dtype, params[0].device)
-        impl = None if X.requires_grad else ensemble_fused_implementation(X, *params, y)
+        # X needing a gradient, autocast, hooks to run, or a parametrized weight (not a leaf: its gradient must flow
+        # on to the parametrization's own parameters; set on the computed tensor, it reached none): the composition
+        direct = (not X.requires_grad and autocast_dtype(X) is None and not hooked(self)
+                  and all(p.is_leaf for p in params))
+        impl = ensemble_fused_implementation(X, *params, y) if direct else None
         if impl is None:
             with torch.enable_grad():
                 eps = self.loss(X, y)

@@ -1,0 +1,159 @@
+"""loss() runs what model(X) runs: with hooks on the module (forward pre-hooks, forward hooks, full backward hooks,
+global ones, and the hook-based spectral_norm, weight_norm and prune) it is BCEWithLogitsLoss(model(X), y) through
+Module.__call__; a parametrized ensemble's loss_and_grad reaches the parametrization's parameters. Before, the fused
+pass read the parameters directly: hooks did not run, spectral norm's U never trained, prune and weight_norm failed
+at the second step, and loss_and_grad set the gradient on the parametrization's computed tensor."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize, prune
+
+from torch_tanhnet import TanhNet, TanhNetEnsemble
+
+N = 48
+
+
+def data(dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(N, 2, generator=g, dtype=dtype)
+    return X, (X[:, :1] * X[:, 1:] > 0).to(dtype)
+
+
+def register(module, kind, calls):
+    if kind == "forward_pre":  # one that changes the input: its effect shows in the loss
+        return module.register_forward_pre_hook(lambda m, args: (calls.append(kind), (args[0] * 1.5,))[1])
+    if kind == "forward":
+        return module.register_forward_hook(lambda m, args, out: (calls.append(kind), out - 0.25)[1])
+    if kind == "full_backward":
+        return module.register_full_backward_hook(lambda m, gin, gout: calls.append(kind))
+    if kind == "global_forward":
+        return nn.modules.module.register_module_forward_hook(lambda m, args, out: (calls.append(kind), out + 0.5)[1])
+    raise AssertionError(kind)
+
+
+def make(ensemble):
+    torch.manual_seed(0)
+    return TanhNetEnsemble(3, dtype=torch.float64) if ensemble else TanhNet(dtype=torch.float64)
+
+
+def composition(model, X, y):
+    z = model(X)
+    return F.binary_cross_entropy_with_logits(z, y.expand_as(z), reduction="none").mean(dim=(-2, -1))
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")  # no input needs a gradient: torch says so
+@pytest.mark.parametrize("ensemble", [False, True], ids=["TanhNet", "ensemble"])
+@pytest.mark.parametrize("kind", ["forward_pre", "forward", "full_backward", "global_forward"])
+@pytest.mark.parametrize("grad", [True, False], ids=["grad", "no_grad"])
+def test_loss_runs_the_modules_hooks_as_model_of_x_does(ensemble, kind, grad):
+    X, y = data()
+    model, calls = make(ensemble), []
+    handle = register(model, kind, calls)
+    try:
+        with torch.set_grad_enabled(grad):
+            eps = model.loss(X, y)
+            if grad:
+                eps.sum().backward()
+        got = (eps.detach(), [p.grad for p in model.parameters()])
+        assert kind in calls or (kind == "full_backward" and not grad)  # the hook ran (a backward one: if any)
+        model.zero_grad(set_to_none=True)
+        with torch.set_grad_enabled(grad):
+            expected = composition(model, X, y)
+            if grad:
+                expected.sum().backward()
+    finally:
+        handle.remove()
+    torch.testing.assert_close(got[0], expected.detach().reshape(got[0].shape), rtol=1e-12, atol=1e-12)
+    for a, b in zip(got[1], (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    if ensemble and grad and kind != "full_backward":  # loss_and_grad: the same composition, the same gradients
+        model.zero_grad(set_to_none=True)
+        handle = register(model, kind, calls)
+        try:
+            eps = model.loss_and_grad(X, y)
+        finally:
+            handle.remove()
+        torch.testing.assert_close(eps, expected.detach(), rtol=1e-12, atol=1e-12)
+        for a, b in zip((p.grad for p in model.parameters()), got[1]):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+REPARAMETRIZATIONS = {
+    "spectral_norm": lambda m, name: nn.utils.spectral_norm(m, name),
+    "weight_norm": lambda m, name: nn.utils.weight_norm(m, name),
+    "prune": lambda m, name: prune.l1_unstructured(m, name, amount=0.5),
+}
+
+
+@pytest.mark.parametrize("how", list(REPARAMETRIZATIONS))
+def test_hook_based_reparametrizations_train_as_on_the_sequential(how):
+    X, y = data()
+    torch.manual_seed(0)
+    seq0 = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+
+    def train(model, layer, name, cost):
+        torch.manual_seed(1)  # spectral_norm draws its power-iteration vector from the global generator
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # weight_norm's deprecation
+            REPARAMETRIZATIONS[how](layer, name)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        losses = []
+        for _ in range(5):
+            opt.zero_grad()
+            loss = cost(model)
+            losses.append(loss.item())
+            loss.backward()
+            opt.step()
+        return losses
+
+    seq = copy.deepcopy(seq0)
+    expected = train(seq, seq[0], "weight", lambda m: F.binary_cross_entropy_with_logits(m(X), y))
+    net = TanhNet.from_sequential(seq0)
+    got = train(net, net, "U", lambda m: m.loss(X, y))
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-14)
+    assert len(set(got)) == 5  # it trained
+
+
+class Scale(nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.s = nn.Parameter(torch.full((k, 1, 1), 0.8, dtype=torch.float64))
+
+    def forward(self, U):
+        return U * self.s
+
+
+@pytest.mark.parametrize("how", ["register_parametrization", "weight_norm", "orthogonal"])
+def test_a_parametrized_ensembles_loss_and_grad_reaches_the_parametrizations_parameters(how):
+    X, y = data()
+    model = make(True)
+    if how == "register_parametrization":
+        parametrize.register_parametrization(model, "U", Scale(3))
+    elif how == "weight_norm":
+        nn.utils.parametrizations.weight_norm(model, "U", dim=0)
+    else:
+        model = TanhNetEnsemble(3, 2, 2, dtype=torch.float64)  # square U (K, 2, 2): orthogonal per network
+        nn.utils.parametrizations.orthogonal(model, "U")
+    model.loss(X, y).sum().backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    model.loss_and_grad(X, y)
+    got = {n: p.grad for n, p in model.named_parameters()}
+    assert set(got) == set(expected) and any("parametrizations" in n for n in got)
+    for n in expected:
+        assert got[n] is not None, n
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ensemble", [False, True], ids=["TanhNet", "ensemble"])
+def test_a_float64_x_on_a_float32_model_is_told_about_x_not_y(ensemble):
+    """Told first that y must be float64 (X's dtype), a user who converted y was then told about X."""
+    model = TanhNetEnsemble(2) if ensemble else TanhNet()
+    X, y = data()
+    with pytest.raises(TypeError, match="X has dtype torch.float64 but"):
+        model.loss(X, y.float())
