@@ -257,13 +257,15 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
 def resume_command(logdir, size: int) -> str:
     """The command that continues the interrupted sweep in ``logdir``, checkpointed by ``size`` processes: under
     torchrun with as many (a sweep's checkpoint holds one share per process), on this machine's nodes' layout."""
+    from torch_tanhnet.training.wording import script, shell
+
+    tail = f"{script(__file__, 'sweep.py')} --logdir {shell(logdir)} --resume"
     if size == 1:
-        return f"python scripts/sweep.py --logdir {logdir} --resume"
+        return f"python {tail}"
     local = os.environ.get("LOCAL_WORLD_SIZE", "")
     if local.isdigit() and 0 < int(local) < size and size % int(local) == 0:  # several machines: the same layout
-        return (f"torchrun --nnodes={size // int(local)} --nproc_per_node={local} <your rendezvous options> "
-                f"scripts/sweep.py --logdir {logdir} --resume")
-    return f"torchrun --standalone --nproc_per_node={size} scripts/sweep.py --logdir {logdir} --resume"
+        return f"torchrun --nnodes={size // int(local)} --nproc_per_node={local} <your rendezvous options> {tail}"
+    return f"torchrun --standalone --nproc_per_node={size} {tail}"
 
 
 def report(config, given, world, device, gather) -> int:
@@ -271,6 +273,7 @@ def report(config, given, world, device, gather) -> int:
     from torch_tanhnet.sweep.plan import estimate_seconds
     from torch_tanhnet.sweep.results import table, train_command
     from torch_tanhnet.sweep.runner import prepare, sweep
+    from torch_tanhnet.training.wording import script, shell
 
     prepared = prepare(config, world, given, device)
     plan, logdir, found = prepared
@@ -294,8 +297,8 @@ def report(config, given, world, device, gather) -> int:
           f"{plan.config.solved_at:g}; steps to solve: median first logged step that reached it")
     if logdir.exists():  # a dry run without --logdir leaves nothing
         print(f"results: {logdir / 'results.csv'}, pictures: {logdir / 'pictures'}")
-        print(f"any run alone, e.g. run 0: {train_command(first)}")
-        print(f"view it with: tensorboard --logdir {logdir}")
+        print(f"any run alone, e.g. run 0: {train_command(first, script(__file__, 'train.py'))}")
+        print(f"view it with: tensorboard --logdir {shell(logdir)}")
     return 0
 
 

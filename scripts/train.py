@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
     from torch_tanhnet.training.setup import OutOfMemory
+    from torch_tanhnet.training.wording import script, shell
     from torch_tanhnet.training import TrainingDiverged, train
 
     from torch_tanhnet.training.distributed import DistributedError, PeerFailed, launched_by_torchrun, train_distributed
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     m = result.metrics
     if result.interrupted and result.kept:
         print(f"interrupted at step {result.global_step}; checkpoint saved in {result.logdir}/checkpoint.pt\n"
-              f"continue with: python scripts/train.py --logdir {result.logdir} --resume")
+              f"continue with: python {script(__file__, 'train.py')} --logdir {shell(result.logdir)} --resume")
     elif result.interrupted:
         print(f"interrupted at step {result.global_step}")
     print(f"step {result.global_step} (epoch {result.epoch}): "
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     print(curvature_line(result))
     print(f"{result.steps_this_run} steps in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
     if result.kept:
-        print(f"view it with: tensorboard --logdir {result.logdir}")
+        print(f"view it with: tensorboard --logdir {shell(result.logdir)}")
     else:
         print("dry run: nothing kept (give --logdir DIR to keep its logs and checkpoint)")
     return 130 if result.interrupted else 0

@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+import shlex
 import signal
 import subprocess
 import sys
@@ -55,7 +56,9 @@ def test_smoke_sweep_prints_plan_table_and_where_things_are(tmp_path):
     assert "estimated training time" in out
     table = out[out.index("hidden  lr"):].splitlines()
     assert table[0].split()[:4] == ["hidden", "lr", "runs", "solved"] and len(table) >= 5
-    assert "any run alone, e.g. run 0: python scripts/train.py --n-samples 100 --hidden 2 --epochs 50 --seed 0" in out
+    # train.py as this folder (a temporary one, outside the project) can name it: by its whole path
+    assert f"any run alone, e.g. run 0: python {shlex.quote(str(SCRIPT.with_name('train.py')))} --n-samples 100 " \
+           "--hidden 2 --epochs 50 --seed 0" in out
     assert "view it with: tensorboard --logdir out" in out
     assert len(rows(tmp_path / "out" / "results.csv")) == 12
 
@@ -174,7 +177,7 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, ca
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "continue with: python scripts/sweep.py --logdir stopped --resume" in out
+    assert f"continue with: python {shlex.quote(str(SCRIPT))} --logdir stopped --resume" in out
     state = checkpoint.load(tmp_path / "stopped" / "checkpoint.pt")
     assert state["current"] is not None or len(state["groups"]) == 1  # stopped inside the sweep, state saved
     code, out, err = main("--logdir", "stopped", "--resume", "--lr", "0.5", cwd=tmp_path, monkeypatch=monkeypatch,

@@ -2,6 +2,7 @@
 size, a finished sweep's table (rank 0 alone), the default folder one name for all."""
 
 import importlib.util
+import shlex
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,14 @@ cli = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cli)
 
 
-def test_resume_command_names_torchrun_with_the_sweeps_number_of_processes(monkeypatch):
+def test_resume_command_names_torchrun_with_the_sweeps_number_of_processes(monkeypatch, tmp_path):
+    monkeypatch.chdir(SCRIPT.parents[1])  # the project's root: scripts/sweep.py
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert cli.resume_command("sw", 1) == "python scripts/sweep.py --logdir sw --resume"
+    assert cli.resume_command("my sweeps/a", 1) == "python scripts/sweep.py --logdir 'my sweeps/a' --resume"  # quoted
+    monkeypatch.chdir(tmp_path)  # elsewhere: the script by its whole path, which works from there
+    assert cli.resume_command("sw", 1) == f"python {shlex.quote(str(SCRIPT))} --logdir sw --resume"
+    monkeypatch.chdir(SCRIPT.parents[1])
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert cli.resume_command("sw", 2) == "torchrun --standalone --nproc_per_node=2 scripts/sweep.py --logdir sw " \
                                           "--resume"

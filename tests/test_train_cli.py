@@ -1,6 +1,7 @@
 """scripts/train.py as a user runs it: a subprocess, exit codes, messages, signals."""
 
 import importlib.util
+import shlex
 import re
 import signal
 import subprocess
@@ -28,6 +29,23 @@ def test_dry_run_trains_logs_and_says_how_to_look(tmp_path):
     assert "tensorboard --logdir out" in r.stdout
     assert "steps/s" in r.stdout and "test loss" in r.stdout
 
+
+
+def test_the_printed_commands_work_when_pasted(tmp_path):
+    """A folder with a space was printed bare (`tensorboard --logdir my runs/a` opens `my`), and the resume hint
+    named scripts/train.py from any folder: quoted now, and the script as the working folder reaches it."""
+    r = run("--epochs", "3", "--n-samples", "40", "--logdir", "my runs/a", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "view it with: tensorboard --logdir 'my runs/a'" in r.stdout
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--epochs", "1000000", "--n-samples", "40", "--logdir",
+                             "my runs/b", "--no-progress"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    wait_for(tmp_path / "my runs" / "b" / "checkpoint.pt")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    hint = out.split("continue with: ", 1)[1].splitlines()[0]
+    assert shlex.split(hint) == ["python", str(SCRIPT), "--logdir", "my runs/b", "--resume"]  # from tmp_path: whole
 
 def test_dry_run_without_logdir_leaves_nothing_behind(tmp_path):
     r = run("--dry-run", cwd=tmp_path)

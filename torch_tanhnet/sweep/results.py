@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..files import write_atomic
+from ..training.wording import shell
 from .group import GroupResult
 from .metrics import CURVATURE, METRICS
 from .plan import Plan
@@ -144,11 +145,12 @@ def write_json(plan: Plan, path: Path, extra: dict | None = None) -> None:
     write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())  # no temporary file left on failure
 
 
-def train_command(row: dict) -> str:
-    """The train.py command line that trains this run alone (settings left at train.py's default are omitted)."""
+def train_command(row: dict, script: str = "scripts/train.py") -> str:
+    """The train.py command line that trains this run alone (settings left at train.py's default are omitted);
+    ``script``: train.py as the working folder names it. Values are quoted for a shell (a --data path with a space)."""
     from .space import DEFAULTS
 
-    parts = ["python scripts/train.py"]
+    parts = [f"python {script}"]
     for name in SWEEPABLE:
         v = row[name]
         if v == DEFAULTS[name] or v is None:
@@ -156,7 +158,7 @@ def train_command(row: dict) -> str:
         if isinstance(v, bool):
             parts.append(flag(name))
         else:
-            parts.append(f"{flag(name)} {v!r}" if isinstance(v, float) else f"{flag(name)} {v}")
+            parts.append(f"{flag(name)} {v!r}" if isinstance(v, float) else f"{flag(name)} {shell(v)}")
     parts.append(f"--seed {row['seed']}")
     return " ".join(parts)
 

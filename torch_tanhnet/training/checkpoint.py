@@ -14,7 +14,7 @@ import torch
 from ..checks import short
 from ..files import replacing
 from .signals import deferred_signals
-from .wording import Worded
+from .wording import Worded, shell
 
 FORMAT = "torch-tanhnet/checkpoint/1"
 
@@ -95,7 +95,7 @@ def check(state: dict[str, Any], path: str | Path) -> None:
     if str(state.get("kind", "")).startswith("torch-tanhnet/sweep/"):  # sweep/state.py's: a whole sweep, not a run
         folder = Path(path).parent
         raise CheckpointError(f"checkpoint {str(path)!r} is a sweep's, not a run's; continue it with "
-                              f"python scripts/sweep.py --logdir {folder} --resume")
+                              f"python scripts/sweep.py --logdir {shell(folder)} --resume")
     for key, kind in FIELDS.items():
         if key not in state:
             raise CheckpointError(f"checkpoint {str(path)!r} lacks its {key!r} (hand-edited?); it cannot be resumed")

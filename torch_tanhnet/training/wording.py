@@ -9,6 +9,8 @@ An error's text writes ``{lr}`` where it names a setting of :class:`~.config.Tra
 from __future__ import annotations
 
 import re
+import shlex
+from pathlib import Path
 
 SWITCHES = {"resume": True, "dry_run": True, "standardize": True, "progress": False}  # as a user turns each one
 FLAGS = {"progress": "--no-progress"}  # where the flag is not the setting's name
@@ -49,3 +51,19 @@ class Worded(Exception):
 
     def for_command_line(self) -> str:
         return words(self.text, command_line=True)
+
+
+def shell(path) -> str:
+    """A path as a printed command writes it: quoted where a shell would split it (``'runs/with space'``)."""
+    return shlex.quote(str(path))
+
+
+def script(file: str, name: str) -> str:
+    """The script ``name`` beside ``file`` (a script's ``__file__``) as a command typed in the working folder names
+    it: relative below it (``scripts/train.py`` from the project's root), absolute elsewhere; quoted."""
+    path = Path(file).resolve().with_name(name)
+    try:
+        path = path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    return shell(path)
