@@ -37,9 +37,9 @@ def test_the_printed_commands_work_when_pasted(tmp_path):
     r = run("--epochs", "3", "--n-samples", "40", "--logdir", "my runs/a", "--no-progress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "view it with: tensorboard --logdir 'my runs/a'" in r.stdout
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--epochs", "1000000", "--n-samples", "40", "--logdir",
-                             "my runs/b", "--no-progress"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    args = ["--epochs", "1000000", "--n-samples", "40", "--logdir", "my runs/b", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     wait_for(tmp_path / "my runs" / "b" / "checkpoint.pt")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
