@@ -61,6 +61,8 @@ def test_custom_scalars_put_train_and_test_on_one_chart(tmp_path):
     norms = list(categories["norms"].values())
     assert matched(norms[0]) == sorted(f"norm/grad/{n}" for n in ("U", "b", "W", "c", "total"))
     assert matched(norms[1]) == sorted(f"norm/param/{n}" for n in "UbWc")
+    landscape = [matched(r) for r in categories["landscape"].values()]  # one chart each: the least's sign readable
+    assert landscape == [["loss_hessian/min_eigenvalue"], ["loss_hessian/max_eigenvalue"]]
     per_tensor = [matched(r) for r in categories["parameters"].values()]
     assert [len(m) for m in per_tensor] == [6, 3, 3, 1]  # U, b, W, c of the seed's 2-3-1 network
 

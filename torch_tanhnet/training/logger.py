@@ -62,8 +62,14 @@ def layout(small: bool) -> dict:
             "parameter norms |U|, |b|, |W|, |c|": ["Multiline", [r"^norm/param/"]],
         },
     }
-    charts["landscape"] = {"Hessian of the cost: least and greatest eigenvalue":
-                           ["Multiline", [r"^loss_hessian/(min|max)_eigenvalue$"]]}
+    # one chart each: on one axis the greatest (~1) flattened the least (~1e-4) to a line, its sign unreadable; and
+    # logged at the picture steps only, a few points, which TensorBoard's default smoothing (0.6) drags towards step
+    # 0's value: a least eigenvalue of +8.8e-5 read as -0.0095 (a minimum as a saddle), hence the title's advice
+    charts["landscape"] = {
+        "Hessian's least eigenvalue (below 0 where the gradient is ~0: a saddle; few points: read with smoothing 0)":
+            ["Multiline", [r"^loss_hessian/min_eigenvalue$"]],
+        "Hessian's greatest eigenvalue (the sharpest curvature)": ["Multiline", [r"^loss_hessian/max_eigenvalue$"]],
+    }
     if small:
         charts["parameters"] = {f"{name}: {what}": ["Multiline", [rf"^param/{name}/"]] for name, what in (
             ("U", "u_jk, input k into unit j"), ("b", "b_j"), ("W", "w_j, unit j into z"), ("c", "c"))}
