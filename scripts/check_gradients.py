@@ -1,4 +1,4 @@
-"""Audit the hand-derived backward: every intermediate adjoint of the seed beside autograd's.
+"""Audit the hand-derived backward: every intermediate adjoint of the handout beside autograd's.
 
     python scripts/check_gradients.py                   # float64, 8 samples
     python scripts/check_gradients.py --scalar          # also the seed's scalar-form loops over i, j, k
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
                    help="where to compute; auto picks cuda when present (default: cpu)")
     p.add_argument("--scalar", action="store_true",
-                   help="also evaluate the seed's scalar-form equations with loops over i, j, k (default: off)")
+                   help="also evaluate the handout's scalar-form equations with loops over i, j, k (default: off)")
     return p
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if (short := out_of_memory(e, "try a smaller --n")) is None:
             raise
         return fail(short.for_command_line(), 1)
-    print(f"the seed's 2-3-1 network, N = {args.n}, seed {args.seed}, {args.dtype} on {device}\n")
+    print(f"the handout's 2-3-1 network, N = {args.n}, seed {args.seed}, {args.dtype} on {device}\n")
     print(report.format())
     return 0 if report.ok else 1
 

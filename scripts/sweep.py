@@ -1,4 +1,4 @@
-"""Train many runs of the seed's network at once: a grid (or random draws) of train.py's settings times seeds.
+"""Train many runs of the handout's network at once: a grid (or random draws) of train.py's settings times seeds.
 
     python scripts/sweep.py --dataset xor --hidden 1 2 3 4 --lr 0.1 0.5 1.0 --seeds 100   # 1200 runs
     python scripts/sweep.py --lr 0.1 0.3 1 3 --init-scale 0.5 1 2 --seeds 50 --logdir runs/lr-init

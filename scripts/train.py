@@ -1,4 +1,4 @@
-"""Train the seed's 2-3-1 tanh network on 2-D data and watch it learn in TensorBoard.
+"""Train the handout's 2-3-1 tanh network on 2-D data and watch it learn in TensorBoard.
 
     python scripts/train.py                                  # moons, 500 samples, full batch SGD
     python scripts/train.py --dataset circles --epochs 3000
@@ -77,7 +77,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     arg("--epochs", type=int, default=d.epochs, metavar="E",
         help=f"total epochs to reach; a resumed run continues up to it (default: {d.epochs})")
     arg("--batch-size", type=int, default=d.batch_size, metavar="B",
-        help="samples per step (default: the whole training set, the seed's full-batch ε)")
+        help="samples per step (default: the whole training set, the handout's full-batch ε)")
     arg("--seed", type=int, default=d.seed, metavar="S",
         help=f"seed of the data, the split, the initialisation and the batch order (default: {d.seed})")
     arg("--dtype", choices=("float32", "float64"), default=d.dtype,

@@ -84,7 +84,7 @@ class AnyValue(hp.Domain):
 # the settings that define a run, under train.py's names; logging, checkpoint and device settings are left out
 HPARAMS: tuple[hp.HParam, ...] = (
     hp.HParam("dataset", AnyValue(str), description="built-in data set, or the CSV file's name (`--data`)"),
-    hp.HParam("hidden", AnyValue(float), description="hidden tanh units (the seed has 3)"),
+    hp.HParam("hidden", AnyValue(float), description="hidden tanh units (the handout has 3)"),
     hp.HParam("init_scale", AnyValue(float), description="factor on TanhNet's initial U and W"),
     hp.HParam("optimizer", hp.Discrete(list(OPTIMIZERS))),
     hp.HParam("lr", AnyValue(float), description="learning rate"),
