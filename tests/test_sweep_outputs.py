@@ -120,6 +120,18 @@ def test_tensorboard_opens_on_the_curves_and_shows_the_heat_map_at_the_last_step
     assert groups[:2] == ["accuracy", "loss"], groups
     assert [e.step for e in events(logdir).Images("solved_share")] == [150]
 
+
+def test_steps_to_solve_is_the_interpolated_median_of_the_runs_that_reached_it(tmp_path):
+    """Interpolated as the loss's and accuracy's medians: torch.median, the lower of the two middle values, said 20
+    where four runs reached the threshold at steps 60, 50, 20 and 20 (this sweep's), for 35."""
+    config = SweepConfig(values={"dataset": ["xor"], "n_samples": [120], "epochs": [150], "hidden": [5]},
+                         seeds=list(range(6)), logdir=str(tmp_path / "sw"), progress=False, gallery=0)
+    result = sweep(config).results
+    reached = [r["steps_to_solve"] for r in result.rows if r["steps_to_solve"] is not None]
+    middle = sorted(reached)[(len(reached) - 1) // 2:][:2]
+    assert len(reached) % 2 == 0 and middle[0] != middle[1], reached  # where the two medians differ
+    assert result.summaries[0].steps_to_solve == pytest.approx(statistics.median(reached))
+
 def test_pictures_and_the_table(finished):
     result, logdir = finished
     names = sorted(p.name for p in (logdir / "pictures").iterdir())

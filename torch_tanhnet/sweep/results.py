@@ -92,7 +92,8 @@ def collect(plan: Plan, groups: dict[int, GroupResult], solved_at: float) -> Res
             reached = solve[ks][solve[ks] > 0].double()
             summaries[s] = SettingSummary(s, plan.names[s], S, solved, diverged,
                                           {m: tuple(q[:, i].tolist()) for i, m in enumerate(METRICS)},
-                                          reached.median().item() if reached.numel() else float("nan"))
+                                          # interpolated, as the other medians (torch's median is the lower)
+                                          reached.quantile(0.5).item() if reached.numel() else float("nan"))
             share = (hist[:, :, METRICS.index("accuracy/test")] >= solved_at).double().mean(1)
             curves[s] = (res.log_steps, nan_quantiles(hist.transpose(0, 1)).transpose(0, 1), share)  # (logs, 3, 4)
     return Results(rows, summaries, curves)
