@@ -154,6 +154,7 @@ def test_run_names_lead_with_what_differs(tmp_path, monkeypatch):
     assert run_name(TrainConfig(dataset="spiral", hidden=16, optimizer="adam", lr=0.02), t) == \
         "1130-000300-spiral-h16-adam-lr0.02"
     assert run_name(TrainConfig(data="some/pts.csv", standardize=True, seed=3), t) == "1130-000300-pts-std-seed3"
+    assert run_name(TrainConfig(epochs=20), t) == "1130-000300-moons-e20"  # was the default's name
     monkeypatch.setattr(setup, "run_name", lambda config: "1130-000300-moons")  # three runs in one second
     taken = [setup.claim_logdir(default_logdir(TrainConfig(), root=tmp_path)) for _ in range(3)]
     assert [p.name for p in taken] == ["1130-000300-moons", "1130-000300-moons-2", "1130-000300-moons-3"]

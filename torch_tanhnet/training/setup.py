@@ -31,14 +31,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 # settings that tell runs apart in a run's default name, with their short forms
-NAMED = (("hidden", "h{}"), ("optimizer", "{}"), ("lr", "lr{:g}"), ("batch_size", "bs{}"), ("weight_decay", "wd{:g}"),
-         ("standardize", "std"), ("seed", "seed{}"))
+NAMED = (("hidden", "h{}"), ("optimizer", "{}"), ("lr", "lr{:g}"), ("epochs", "e{}"), ("batch_size", "bs{}"),
+         ("weight_decay", "wd{:g}"), ("standardize", "std"), ("seed", "seed{}"))
 
 
 def run_name(config: TrainConfig, now: datetime | None = None) -> str:
     """A run's default name, leading with what differs between runs, as TensorBoard shows ~17 characters:
     the time (month, day, hour, minute, second), then the data and the settings that differ from
-    the defaults, e.g. ``1130-000300-moons`` or ``1130-000535-spiral-h16-adam-lr0.02``."""
+    the defaults, e.g. ``1130-000300-moons`` or ``1130-000535-spiral-h16-adam-lr0.02-e5000``."""
     default = TrainConfig()
     parts = [(now or datetime.now()).strftime("%m%d-%H%M%S"), Path(config.data).stem if config.data else config.dataset]
     parts += [form.format(getattr(config, k)) for k, form in NAMED if getattr(config, k) != getattr(default, k)]
