@@ -188,7 +188,6 @@ class TanhNet(nn.Module):
         return seq
 
 
-
 def hooked(module: nn.Module) -> bool:
     """Whether ``module(X)`` would run hooks: forward (pre-)hooks or backward hooks of its own or global ones.
 
