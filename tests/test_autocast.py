@@ -165,3 +165,52 @@ def test_every_ensemble_entry_point_equals_k_sequentials_under_autocast(low, bac
         eps = ens.loss_and_grad(X, y)
     assert eps.dtype == torch.float32 and ens.U.grad.dtype == torch.float32
     close(eps.sum(), found[1][0])
+
+
+@pytest.mark.parametrize("low", LOW, ids=str)
+def test_loss_and_grad_takes_what_loss_takes_under_autocast(low):
+    """X or y in autocast's dtype (as a layer before hands them on): loss took them, loss_and_grad refused them."""
+    X, y = data()
+    torch.manual_seed(5)
+    ens = TanhNetEnsemble(K)
+    for Xa, ya in ((X.to(low), y), (X, y.to(low)), (X.to(low), y.to(low))):
+        ens.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=low):
+            expected = ens.loss(Xa, ya)
+        expected.sum().backward()
+        want = grads(ens.parameters())
+        ens.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=low):
+            eps = ens.loss_and_grad(Xa, ya)
+        torch.testing.assert_close(eps, expected.detach())
+        for a, b in zip(grads(ens.parameters()), want):
+            torch.testing.assert_close(a, b)
+
+
+def test_what_is_not_a_tensor_is_told_in_one_line_under_autocast():
+    X, y = data()
+    net, ens = TanhNet(), TanhNetEnsemble(K)
+    U, b, W, c = net.U, net.b, net.W, net.c
+    calls = [lambda: net.loss(X, [1.0]), lambda: tanhnet_loss(X, U, b, W, c, None), lambda: bce_with_logits(y, None),
+             lambda: ens.loss(X, None), lambda: ensemble_loss(X, ens.U, ens.b, ens.W, ens.c, None),
+             lambda: tanhnet(X, [1.0], b, W, c), lambda: ens.loss_and_grad(X, None)]
+    for call in calls:
+        with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match=r"must be a torch\.Tensor"):
+            call()
+
+
+def test_the_hessians_are_computed_in_the_dtype_they_state_under_autocast():
+    """They were computed in part in bfloat16 (the ensemble's came back in bfloat16 beside a float32 gradient)."""
+    from torch_tanhnet import hessian
+    from torch_tanhnet.ensemble.hessian import ensemble_gradient, ensemble_gradient_and_hessian
+
+    X, y = data()
+    net, ens = TanhNet(), TanhNetEnsemble(K)
+    P = (ens.U, ens.b, ens.W, ens.c)
+    plain = (hessian(net, X, y, dtype=torch.float32), *ensemble_gradient_and_hessian(X, *P, y), ensemble_gradient(X, *P, y))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = (hessian(net, X, y, dtype=torch.float32), *ensemble_gradient_and_hessian(X, *P, y),
+                 ensemble_gradient(X, *P, y))
+    for a, b in zip(under, plain):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -157,3 +157,34 @@ def test_a_float64_x_on_a_float32_model_is_told_about_x_not_y(ensemble):
     X, y = data()
     with pytest.raises(TypeError, match="X has dtype torch.float64 but"):
         model.loss(X, y.float())
+
+
+def test_the_hessian_refuses_a_model_with_hooks_in_one_line():
+    """hessian() takes the network's own equations: with a forward hook, or prune's pre-hook, it gave the Hessian of
+    another cost than loss()'s (0.35 off), or of the weights the last forward left."""
+    from torch_tanhnet import hessian, hessian_eigenvalues
+
+    X, y = data()
+    net = make(False)
+    handle = net.register_forward_hook(lambda m, args, out: out * 2)
+    for f in (hessian, hessian_eigenvalues):
+        with pytest.raises(ValueError, match="this TanhNet has hooks") as e:
+            f(net, X, y)
+        assert "\n" not in str(e.value)
+    handle.remove()
+    assert hessian(net, X, y).shape == (13, 13)  # and without them, as before
+
+
+@pytest.mark.parametrize("how", ["flattened", "float32", "tuple"])
+def test_a_forward_hook_that_changes_the_logits_is_named_in_one_line(how):
+    X, y = data()
+    change = {"flattened": lambda z: z.reshape(-1), "float32": lambda z: z.float(), "tuple": lambda z: (z, z)}[how]
+    for model in (make(False), make(True)):
+        model.register_forward_hook(lambda m, args, out: change(out))
+        calls = [model.loss] + ([model.loss_and_grad] if isinstance(model, TanhNetEnsemble) else [])
+        for call in calls:
+            with pytest.raises((TypeError, ValueError)) as e:
+                call(X, y)
+            message = str(e.value)
+            assert "\n" not in message and ("forward hook" in message or "z" in message or "logits" in message), message
+            assert "parameters' dtype" not in message  # it is the logits' dtype that differs from y's

@@ -42,13 +42,17 @@ def _older_torch(kind: str) -> torch.dtype | None:
 
 
 def cast(dtype: torch.dtype, *tensors: Tensor) -> tuple[Tensor, ...]:
-    """Each floating-point tensor in ``dtype``, except float64 ones (autocast's rule); others as they are."""
-    return tuple(t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t for t in tensors)
+    """Each floating-point tensor in ``dtype``, except float64 ones (autocast's rule); anything else as it is (what
+    is not a tensor is left to the checks that follow, which say so in one line)."""
+    return tuple(t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64 else t
+                 for t in tensors)
 
 
 def off(t: Tensor) -> torch.autocast:
-    """Autocast off on ``t``'s device, for the Functions run on tensors already cast."""
-    return torch.autocast(t.device.type, enabled=False)
+    """Autocast off on ``t``'s device (the CPU's for what is not a tensor): for the Functions run on tensors already
+    cast, and for computations that state their own dtype (the Hessians), which autocast would run in part in low
+    precision."""
+    return torch.autocast(t.device.type if isinstance(t, Tensor) else "cpu", enabled=False)
 
 
 def state(t: Tensor) -> tuple[str, torch.dtype] | None:
@@ -61,3 +65,4 @@ def again(kept: tuple[str, torch.dtype] | None):
     """Autocast in a backward as it was in its forward (``torch.amp.custom_bwd``'s rule, for Functions called
     directly under autocast): a backward run outside the region computes in the forward's dtypes."""
     return contextlib.nullcontext() if kept is None else torch.autocast(kept[0], dtype=kept[1])
+

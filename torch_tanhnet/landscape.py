@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import torch
 
+from .amp import off
 from .checks import check_features, check_labels
 from .functional import bce_with_logits, tanhnet
-from .module import TanhNet
+from .module import TanhNet, hooked
 
 Tensor = torch.Tensor
 ORDER = ("U", "b", "W", "c")  # the flattening order of the parameters
@@ -39,11 +40,15 @@ def flat_parameters(model: TanhNet) -> Tensor:
 
 
 def _check_model_and_dtype(model: TanhNet, dtype: torch.dtype | None) -> None:
-    """One-line errors for what :func:`hessian` cannot serve: not a TanhNet, a dtype without an eigensolver (half
-    precision) or not a dtype, or a (P, P) matrix larger than the memory this machine has free."""
+    """One-line errors for what :func:`hessian` cannot serve: not a TanhNet, one with hooks, a dtype without an
+    eigensolver (half precision) or not a dtype, or a (P, P) matrix larger than the memory this machine has free."""
     if not isinstance(model, TanhNet):
         hint = " (TanhNet.from_sequential converts an nn.Sequential)" if isinstance(model, torch.nn.Sequential) else ""
         raise TypeError(f"model must be a TanhNet, got {type(model).__name__}{hint}")
+    if hooked(model):  # the Hessian of the network's own equations: its cost would not be loss()'s
+        raise ValueError("this TanhNet has hooks (forward or backward hooks, or spectral_norm, weight_norm or prune, "
+                         "which set a weight in one), which the Hessian of the network's equations would not run; "
+                         "remove them, or take torch.func.hessian over torch.func.functional_call(model, ...)")
     model._weights()  # its parameters of the shapes it was built with (one-line errors)
     if dtype is not None and dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32, torch.float64 or None (the model's), got {dtype!r}")
@@ -70,6 +75,11 @@ def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None =
     _check_model_and_dtype(model, dtype)
     check_features(X, model.in_features)
     check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)
+    with off(X):  # computed in dtype, as it says: under torch.autocast the products ran in bfloat16
+        return _hessian(model, X, y, dtype)
+
+
+def _hessian(model: TanhNet, X: Tensor, y: Tensor, dtype: torch.dtype | None) -> Tensor:
     dtype = dtype or model.U.dtype
     theta = flat_parameters(model).to(dtype)
     X = X.detach().reshape(-1, model.in_features).to(dtype)

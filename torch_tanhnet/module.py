@@ -99,6 +99,9 @@ class TanhNet(nn.Module):
         low = autocast_dtype(X)
         if low is not None or not torch.is_grad_enabled() or hooked(self):
             z = self(X)
+            if not isinstance(z, Tensor):
+                raise TypeError(f"{self._get_name()}(X) gave {type(z).__name__} where a tensor of logits was expected "
+                                "(did a forward hook change it?)")
             if low is None:
                 check_labels(y, z.shape, z.dtype, z.device)
                 return _bce_with_logits(z, y)

@@ -70,16 +70,19 @@ def check_ensemble_loss_inputs(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Te
     return K, N
 
 
-def check_ensemble_labels(y: Tensor, K: int, N: int, dtype: torch.dtype, device: torch.device) -> None:
-    """y (N, 1) shared by the K networks or (K, N, 1) one set each (no other broadcasting), and at least one sample."""
+def check_ensemble_labels(y: Tensor, K: int, N: int, dtype: torch.dtype, device: torch.device,
+                          whose: str = "the parameters'") -> None:
+    """y (N, 1) shared by the K networks or (K, N, 1) one set each (no other broadcasting), and at least one sample;
+    of ``whose`` dtype and device."""
     check_dense("y", y)
     if tuple(y.shape) not in ((N, 1), (K, N, 1)):
         raise ValueError(f"y must have shape ({N}, 1) shared by the {K} networks or ({K}, {N}, 1) one set each, "
                          f"got {_shape(y)}")
     if y.dtype != dtype:
-        raise TypeError(f"y must have the parameters' dtype {dtype}, got {y.dtype} (convert it with y.to({dtype}))")
+        raise TypeError(f"y must have {whose} dtype {dtype}, got {y.dtype} (convert it with y.to({dtype}))")
     if y.device != device:
-        raise ValueError(f"y is on device {y.device} but the parameters are on {device}; they must match")
+        owners = whose.removesuffix("'")  # the parameters, the logits
+        raise ValueError(f"y is on device {y.device} but {owners} are on {device}; they must match")
     if N == 0:
         raise ValueError("the cost needs at least one sample, got N = 0")
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from ..amp import off
 from .checks import check_ensemble_loss_inputs
 from .function import per_network
 
@@ -38,7 +39,8 @@ def ensemble_gradient(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: 
     (K, N, 1); U (K, H, D), b (K, H), W (K, 1, H), c (K, 1) as TanhNetEnsemble holds them, checked (one-line
     errors naming what was expected and what came)."""
     check_ensemble_loss_inputs(X, U, b, W, c, y)
-    return _forward_and_gradient(X, U, b, W, c, y)[-1]
+    with off(X):  # in the inputs' dtype, as it says: under torch.autocast the products ran in bfloat16
+        return _forward_and_gradient(X, U, b, W, c, y)[-1]
 
 
 def ensemble_gradient_and_hessian(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor
@@ -46,6 +48,11 @@ def ensemble_gradient_and_hessian(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c:
     """(∂ε_k/∂θ_k (K, P), ∂²ε_k/∂θ_k² (K, P, P)) of each network's mean cost on its own samples, in the inputs'
     dtype (the arguments as for :func:`ensemble_gradient`). Memory: a few (K, N, P) tensors; chunk K for big ones."""
     check_ensemble_loss_inputs(X, U, b, W, c, y)
+    with off(X):  # in the inputs' dtype, as it says: under torch.autocast the Hessian came in bfloat16
+        return _gradient_and_hessian(X, U, b, W, c, y)
+
+
+def _gradient_and_hessian(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     K, Hn, D = U.shape
     X = per_network(X, K)
     N = X.shape[1]

@@ -105,9 +105,13 @@ class TanhNetEnsemble(nn.Module):
         low = autocast_dtype(X)
         if low is not None or hooked(self):
             z = self(X)
+            if not isinstance(z, Tensor) or z.dim() != 3 or z.shape[0] != self.models or z.shape[2] != 1:
+                got = _format(tuple(z.shape)) if isinstance(z, Tensor) else type(z).__name__
+                raise ValueError(f"{self._get_name()}(X) gave {got} where logits of shape ({self.models}, N, 1) were "
+                                 "expected (did a forward hook change them?)")
             if low is not None:  # the cost in float32, as autocast runs binary_cross_entropy_with_logits
                 z, y = cast(torch.float32, z, y)
-            check_ensemble_labels(y, self.models, z.shape[1], z.dtype, z.device)
+            check_ensemble_labels(y, self.models, z.shape[1], z.dtype, z.device, whose="the logits'")
             with off(X):
                 return ensemble_cost(z, y)
         U, b, W, c = self._weights()
@@ -134,13 +138,15 @@ class TanhNetEnsemble(nn.Module):
             raise RuntimeError("loss_and_grad sets gradients for training and cannot run under "
                                "torch.inference_mode(); call loss(X, y) there to evaluate ε")
         params = self._weights()
-        N = check_ensemble_data(X, self.models, self.in_features, params[0].dtype, params[0].device)
-        check_ensemble_labels(y, self.models, N, params[0].dtype, params[0].device)
         # X needing a gradient, autocast, hooks to run, or a parametrized weight (not a leaf: its gradient must flow
-        # on to the parametrization's own parameters; set on the computed tensor, it reached none): the composition
-        direct = (not X.requires_grad and autocast_dtype(X) is None and not hooked(self)
-                  and all(p.is_leaf for p in params))
-        impl = ensemble_fused_implementation(X, *params, y) if direct else None
+        # on to the parametrization's own parameters; set on the computed tensor, it reached none): the composition,
+        # which takes what loss() takes (a hook's or autocast's X of another dtype) and checks it
+        impl = None
+        if (isinstance(X, Tensor) and not X.requires_grad and autocast_dtype(X) is None and not hooked(self)
+                and all(p.is_leaf for p in params)):
+            N = check_ensemble_data(X, self.models, self.in_features, params[0].dtype, params[0].device)
+            check_ensemble_labels(y, self.models, N, params[0].dtype, params[0].device)
+            impl = ensemble_fused_implementation(X, *params, y)
         if impl is None:
             with torch.enable_grad():
                 eps = self.loss(X, y)
