@@ -207,7 +207,8 @@ def test_the_hessians_are_computed_in_the_dtype_they_state_under_autocast():
     X, y = data()
     net, ens = TanhNet(), TanhNetEnsemble(K)
     P = (ens.U, ens.b, ens.W, ens.c)
-    plain = (hessian(net, X, y, dtype=torch.float32), *ensemble_gradient_and_hessian(X, *P, y), ensemble_gradient(X, *P, y))
+    plain = (hessian(net, X, y, dtype=torch.float32), *ensemble_gradient_and_hessian(X, *P, y),
+             ensemble_gradient(X, *P, y))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         under = (hessian(net, X, y, dtype=torch.float32), *ensemble_gradient_and_hessian(X, *P, y),
                  ensemble_gradient(X, *P, y))
