@@ -88,17 +88,16 @@ def check_json(path: str) -> None:
 def write_json(path: str, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all (a temporary file in the same folder, then moved into place),
     and never over a file: one that appeared while the benchmark ran is kept, and so is the temporary file."""
+    from torch_tanhnet.files import new_file
+
     folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    fd, tmp = new_file(folder, f".{os.path.basename(path)}.")  # a new file's permissions, not mkstemp's 0600
     keep = False
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
         try:
             os.link(tmp, path)  # atomic, and fails rather than replace a file
             taken = False

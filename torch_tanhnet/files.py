@@ -8,21 +8,23 @@ without importing the training loop.
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 
 @contextmanager
-def replacing(path: Path, prefix: str | None = None):
+def replacing(path: Path, prefix: str | None = None, sync: bool = True):
     """A binary file that becomes ``path`` whole or not at all: written beside it (``prefix``, default
-    ``.<name>.``, then a random part and ``.tmp``), fsynced, renamed onto it; removed if anything fails."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
+    ``.<name>.``, then a random part and ``.tmp``), fsynced (unless ``sync`` is False: what can be written again),
+    renamed onto it; removed if anything fails. Its permissions are a new file's (0666 less the umask), as
+    ``open`` makes them."""
+    fd, tmp = new_file(path.parent, prefix or f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -33,3 +35,16 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     """``data`` into ``path`` whole or not at all, as :func:`replacing` writes it."""
     with replacing(Path(path)) as f:
         f.write(data)
+
+
+def new_file(folder: Path | str, prefix: str) -> tuple[int, str]:
+    """A new file ``<prefix><random>.tmp`` in ``folder``, opened for writing: as ``tempfile.mkstemp`` makes one, but
+    with a new file's permissions. mkstemp's are 0600 whatever the umask, and the rename kept them: checkpoints,
+    HParams files and sweep.json that another user, or a TensorBoard service, could not read."""
+    for _ in range(100):
+        path = os.path.join(folder, f"{prefix}{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {str(folder)!r}")

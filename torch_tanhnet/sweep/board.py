@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard.summary import custom_scalars
 
+from ..files import replacing
 from ..training import hparams
 from ..training.render import decision_boundary_image
 from ..training.setup import load_split
@@ -66,18 +65,12 @@ FINAL_METRICS = (  # the HParams tab's columns: each run's final values (tags in
 def write_events(folder: Path, summaries: list[tuple[int, Summary]]) -> None:
     """The folder's sweep events file, (step, summary) pairs, written beside it and renamed onto it."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".sweep.", suffix=".tmp", dir=folder)  # no "tfevents": unread
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer = RecordWriter(f)
-            now = time.time()
-            writer.write(Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
-            for step, summary in summaries:
-                writer.write(Event(wall_time=now, step=step, summary=summary).SerializeToString())
-        os.replace(tmp, folder / EVENTS)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(folder / EVENTS, prefix=".sweep.", sync=False) as f:  # no "tfevents" in the temporary's name: unread
+        writer = RecordWriter(f)
+        now = time.time()
+        writer.write(Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
+        for step, summary in summaries:
+            writer.write(Event(wall_time=now, step=step, summary=summary).SerializeToString())
 
 
 def band_tag(metric: str, which: str) -> str:
