@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     print(curvature_line(result))
     print(f"{result.steps_this_run} steps in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
     if result.kept:
-        print(f"view it with: tensorboard --logdir {shell(result.logdir)}")
+        # TensorBoard keeps 10 pictures of a tag unless told: past 2000 steps it dropped step 0's, the untrained net
+        print(f"view it with: tensorboard --logdir {shell(result.logdir)} --samples_per_plugin images=1000")
     else:
         print("dry run: nothing kept (give --logdir DIR to keep its logs and checkpoint)")
     return 130 if result.interrupted else 0
