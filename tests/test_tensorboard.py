@@ -155,6 +155,8 @@ def test_run_names_lead_with_what_differs(tmp_path, monkeypatch):
         "1130-000300-spiral-h16-adam-lr0.02"
     assert run_name(TrainConfig(data="some/pts.csv", standardize=True, seed=3), t) == "1130-000300-pts-std-seed3"
     assert run_name(TrainConfig(epochs=20), t) == "1130-000300-moons-e20"  # was the default's name
+    changed = TrainConfig(momentum=0.5, init_scale=2.0, n_samples=300, noise=0.2, test_fraction=0.3, dtype="float64")
+    assert run_name(changed, t) == "1130-000300-moons-m0.5-init2-n300-noise0.2-test0.3-float64"  # each was left out
     monkeypatch.setattr(setup, "run_name", lambda config: "1130-000300-moons")  # three runs in one second
     taken = [setup.claim_logdir(default_logdir(TrainConfig(), root=tmp_path)) for _ in range(3)]
     assert [p.name for p in taken] == ["1130-000300-moons", "1130-000300-moons-2", "1130-000300-moons-3"]

@@ -56,7 +56,7 @@ def test_a_run_without_logdir_is_named_by_its_time_and_data_set(tmp_path):
     r = run("--epochs", "2", "--n-samples", "40", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     runs = list((tmp_path / "runs").iterdir())
-    assert len(runs) == 1 and re.fullmatch(r"\d{4}-\d{6}-moons-e2", runs[0].name)  # MMDD-HHMMSS-dataset-changes
+    assert len(runs) == 1 and re.fullmatch(r"\d{4}-\d{6}-moons-e2-n40", runs[0].name)  # MMDD-HHMMSS-dataset-changes
     assert (runs[0] / "checkpoint.pt").is_file() and list(runs[0].glob("events.out.tfevents.*"))
     assert f"tensorboard --logdir {Path('runs') / runs[0].name}" in r.stdout
     assert "steps/s" in r.stdout and "test loss" in r.stdout

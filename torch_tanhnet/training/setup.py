@@ -31,8 +31,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 # settings that tell runs apart in a run's default name, with their short forms
-NAMED = (("hidden", "h{}"), ("optimizer", "{}"), ("lr", "lr{:g}"), ("epochs", "e{}"), ("batch_size", "bs{}"),
-         ("weight_decay", "wd{:g}"), ("standardize", "std"), ("seed", "seed{}"))
+NAMED = (("hidden", "h{}"), ("optimizer", "{}"), ("lr", "lr{:g}"), ("momentum", "m{:g}"), ("epochs", "e{}"),
+         ("batch_size", "bs{}"), ("weight_decay", "wd{:g}"), ("init_scale", "init{:g}"), ("n_samples", "n{}"),
+         ("noise", "noise{:g}"), ("test_fraction", "test{:g}"), ("standardize", "std"), ("dtype", "{}"),
+         ("seed", "seed{}"))  # every setting that defines a run (as HParams lists them), when not the default
 
 
 def run_name(config: TrainConfig, now: datetime | None = None) -> str:
