@@ -1,11 +1,11 @@
 """Train many runs of the handout's network at once: a grid (or random draws) of train.py's settings times seeds.
 
     python scripts/sweep.py --dataset xor --hidden 1 2 3 4 --lr 0.1 0.5 1.0 --seeds 100   # 1200 runs
-    python scripts/sweep.py --lr 0.1 0.3 1 3 --init-scale 0.5 1 2 --seeds 50 --logdir runs/lr-init
+    python scripts/sweep.py --lr 0.1 0.3 1 3 --init-scale 0.5 1 2 --seeds 50 --logdir sweeps/lr-init
     python scripts/sweep.py --random 40 --lr 0.01:3:log --momentum 0:0.95 --hidden 2 3 8 --seeds 20
-    python scripts/sweep.py --logdir runs/lr-init --resume        # continue an interrupted sweep
+    python scripts/sweep.py --logdir sweeps/lr-init --resume        # continue an interrupted sweep
     torchrun --standalone --nproc_per_node=2 scripts/sweep.py --hidden 2 3 --seeds 500
-    tensorboard --logdir runs/lr-init
+    tensorboard --logdir sweeps/lr-init
 
 Every run is the run ``scripts/train.py`` trains with the same settings and ``--seed``; runs of one
 width train together as one ensemble. A thin command line over torch_tanhnet.sweep; see docs/sweep.md.
