@@ -242,3 +242,20 @@ def test_a_sweep_that_fails_before_its_first_checkpoint_leaves_nothing_to_block_
     assert [p for p in after if p != "sweeps"] == before  # (the default folder's parent, sweeps/, may stay)
     assert config.logdir == logdir  # the caller's config as it was
     assert runner.sweep(config).results.rows  # the next start is not refused
+
+
+def test_a_run_and_a_sweep_each_refuse_the_others_folder_without_advising_a_resume_that_fails(tmp_path):
+    """sweep.py on a train.py run's folder said it held a sweep and advised --resume, which then failed (not a sweep's
+    checkpoint); train.py on a sweep's folder advised its own --resume, which failed as well."""
+    from torch_tanhnet.training import setup, train
+    from torch_tanhnet.training.config import ConfigError, TrainConfig
+
+    train(TrainConfig(epochs=2, n_samples=40, logdir=str(tmp_path / "run"), progress=False))
+    runner.sweep(SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=[0], logdir=str(tmp_path / "sw"),
+                             progress=False, gallery=0))
+    with pytest.raises(ConfigError, match="holds a train.py run") as e:
+        runner.check_new_logdir(tmp_path / "run")
+    assert "--resume" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"holds a sweep \(sweep.json\)") as e:
+        setup.check_new_logdir(tmp_path / "sw")
+    assert "scripts/sweep.py --logdir" in e.value.for_command_line()

@@ -78,6 +78,10 @@ def check_new_logdir(logdir: Path) -> None:
     that holds nothing yet, so that nothing a user had there is ever replaced.
     """
     check_logdir(logdir)  # a file in the way, a read-only or full file system, a name too long: one line
+    if checkpoints.holds_sweep(logdir) and not (logdir / "sweep.json").exists() and not any(
+            logdir.glob("checkpoint.rank*-of-*.pt")):  # a train.py run's checkpoint.pt: --resume could not continue it
+        raise ConfigError(f"argument --logdir: {str(logdir)!r} holds a train.py run (checkpoint.pt); a new sweep needs "
+                          "a new or empty --logdir")
     if checkpoints.holds_sweep(logdir):
         raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep (checkpoint.pt); "
                           "continue it with --resume or choose another --logdir")
