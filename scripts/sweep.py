@@ -186,6 +186,10 @@ def describe(plan, seconds: float) -> str:
     lines = [f"sweep: {plan.n_runs} runs = {len(plan.settings)} settings ({what}) × {len(seeds)} {seed_text}, "
              + f"in {groups}:"]
     lines += [f"  {g.describe()}" for g in plan.groups]
+    if c.dry_run:  # the groups' lines give the sweep's steps: say what this run trains of them
+        lines.append(f"dry run: {min(plan.total_steps(g) for g in plan.groups)} steps of each group, a smoke test "
+                     f"(nothing is kept without --logdir); logs: {c.logdir}")
+        return "\n".join(lines)
     estimate = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
     lines.append(f"estimated training time: {estimate} (from a few timed steps of each group); logs: {c.logdir}")
     return "\n".join(lines)

@@ -79,6 +79,8 @@ def test_a_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert "2 runs trained" in out and [p.name for p in tmp_path.iterdir()] == ["tmp"]
     assert not list((tmp_path / "tmp").glob("sweep-*"))
+    # it says it is one (it printed the sweep's 2000 steps and its estimate, as for a real sweep)
+    assert "dry run: 5 steps of each group" in out and "estimated training time" not in out
 
 
 def test_a_sweep_over_data_files_in_folders_finishes(tmp_path, monkeypatch, capsys):
