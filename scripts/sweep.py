@@ -297,7 +297,8 @@ def report(config, given, world, device, gather) -> int:
         print(f"the sweep in {logdir} is complete; its results:")
     print(table(plan, result.results.summaries))
     first = result.results.rows[0]
-    print(f"{plan.n_runs} runs trained in {result.seconds:.1f} s; solved: final test accuracy ≥ "
+    starts = " (this start and the earlier ones)" if plan.config.resume else ""  # the checkpoint adds them up
+    print(f"{plan.n_runs} runs trained in {result.seconds:.1f} s{starts}; solved: final test accuracy ≥ "
           f"{plan.config.solved_at:g}; steps to solve: median first logged step that reached it")
     if logdir.exists():  # a dry run without --logdir leaves nothing
         print(f"results: {logdir / 'results.csv'}, pictures: {logdir / 'pictures'}")

@@ -185,6 +185,7 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, ca
     code, out, err = main("--logdir", "stopped", "--resume", "--lr", "0.5", cwd=tmp_path, monkeypatch=monkeypatch,
                           capsys=capsys)  # lr 0.5 is the saved (default) value: allowed
     assert code == 0, err
+    assert "trained in" in out and "(this start and the earlier ones)" in out  # the time is the checkpoint's sum
     uninterrupted(tmp_path / "whole")
     assert_same_sweep(tmp_path / "stopped", tmp_path / "whole")
     code, out, err = main("--logdir", "stopped", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
