@@ -21,8 +21,27 @@ def data():
     return X, (X[:, :1] * X[:, 1:] > 0).float()
 
 
+def pair(seed):
+    """A seeded Sequential and the TanhNet holding its weights."""
+    torch.manual_seed(seed)
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+    return seq, TanhNet.from_sequential(seq)
+
+
 def grads(params):
     return [p.grad.clone() for p in params]
+
+
+def run(f, module, low, backward):
+    """f() under autocast in ``low``, its backward inside the region or after it: (value, module's gradients)."""
+    module.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=low):
+        value = f()
+        if backward == "inside":
+            value.backward()
+    if backward == "outside":
+        value.backward()
+    return value.detach(), grads(module.parameters())
 
 
 def close(a, b, scale=None):
@@ -51,21 +70,9 @@ def single_cases(net, seq, X, y):
 @pytest.mark.parametrize("backward", ["outside", "inside"])
 def test_every_single_network_entry_point_equals_the_sequential_under_autocast(low, backward):
     X, y = data()
-    torch.manual_seed(1)
-    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
-    net = TanhNet.from_sequential(seq)
+    seq, net = pair(1)
     for name, (ours, theirs) in single_cases(net, seq, X, y).items():
-        values = []
-        for f, module in ((ours, net), (theirs, seq)):
-            module.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=low):
-                value = f()
-                if backward == "inside":
-                    value.backward()
-            if backward == "outside":
-                value.backward()
-            values.append((value.detach(), grads(module.parameters())))
-        (v, g), (v_ref, g_ref) = values
+        (v, g), (v_ref, g_ref) = run(ours, net, low, backward), run(theirs, seq, low, backward)
         close(v, v_ref)
         for a, b in zip(g, g_ref):
             assert a.dtype == torch.float32, name  # each gradient in its parameter's dtype
@@ -75,8 +82,7 @@ def test_every_single_network_entry_point_equals_the_sequential_under_autocast(l
 @pytest.mark.parametrize("low", LOW, ids=str)
 def test_autocast_output_dtypes_are_plain_torchs(low):
     X, y = data()
-    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
-    net = TanhNet.from_sequential(seq)
+    seq, net = pair(0)
     with torch.autocast("cpu", dtype=low):
         assert net(X).dtype == seq(X).dtype == low
         assert net.loss(X, y).dtype == F.binary_cross_entropy_with_logits(seq(X), y).dtype == torch.float32
@@ -91,9 +97,7 @@ def test_autocast_output_dtypes_are_plain_torchs(low):
 def test_a_gradient_penalty_under_autocast_equals_the_sequentials(low, wrt):
     """create_graph=True inside the region: the fused pass's second derivatives go through the reference."""
     X0, y = data()
-    torch.manual_seed(2)
-    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
-    net = TanhNet.from_sequential(seq)
+    seq, net = pair(2)
     found = []
     for module, cost in ((net, lambda X: net.loss(X, y)),
                          (seq, lambda X: F.binary_cross_entropy_with_logits(seq(X), y))):
@@ -144,17 +148,7 @@ def test_every_ensemble_entry_point_equals_k_sequentials_under_autocast(low, bac
         "ensemble_reference_loss": lambda: ensemble_reference_loss(X, *P(), y).sum(),
     }
     for name, ours in cases.items():
-        found = []
-        for f, module in ((ours, ens), (plain, seqs)):
-            module.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=low):
-                value = f()
-                if backward == "inside":
-                    value.backward()
-            if backward == "outside":
-                value.backward()
-            found.append((value.detach(), grads(module.parameters())))
-        (v, g), (v_ref, g_ref) = found
+        (v, g), (v_ref, g_ref) = run(ours, ens, low, backward), run(plain, seqs, low, backward)
         close(v, v_ref)
         for i, a in enumerate(g):  # ens.U (K, H, D) against network k's first Linear weight, ...
             b = torch.stack([g_ref[4 * k + i] for k in range(K)]).reshape(a.shape)
@@ -164,7 +158,7 @@ def test_every_ensemble_entry_point_equals_k_sequentials_under_autocast(low, bac
     with torch.autocast("cpu", dtype=low):
         eps = ens.loss_and_grad(X, y)
     assert eps.dtype == torch.float32 and ens.U.grad.dtype == torch.float32
-    close(eps.sum(), found[1][0])
+    close(eps.sum(), v_ref)
 
 
 @pytest.mark.parametrize("low", LOW, ids=str)
