@@ -186,9 +186,9 @@ def ensemble_reference_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tenso
     if (low := amp.autocast_dtype(X)) is not None:  # as K nn.Linear's and BCEWithLogitsLoss: z in its dtype, ε float32
         X, U, b, W, c = amp.cast(low, X, U, b, W, c)
         K, N, _, _ = check_ensemble_inputs(X, U, b, W, c)
-        z, y = amp.cast(torch.float32, ensemble_network(X, U, b, W, c)[0], y)
-        check_ensemble_labels(y, K, N, z.dtype, z.device)
-        with amp.off(X):
+        with amp.off(X):  # the Functions on tensors already cast, as the module runs them
+            z, y = amp.cast(torch.float32, ensemble_network(X, U, b, W, c)[0], y)
+            check_ensemble_labels(y, K, N, z.dtype, z.device)
             return ensemble_cost(z, y)
     check_ensemble_loss_inputs(X, U, b, W, c, y)
     return _ensemble_reference_loss(X, U, b, W, c, y)
