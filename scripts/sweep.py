@@ -187,8 +187,8 @@ def describe(plan, seconds: float) -> str:
              + f"in {groups}:"]
     lines += [f"  {g.describe()}" for g in plan.groups]
     if c.dry_run:  # the groups' lines give the sweep's steps: say what this run trains of them
-        lines.append(f"dry run: {min(plan.total_steps(g) for g in plan.groups)} steps of each group, a smoke test "
-                     f"(nothing is kept without --logdir); logs: {c.logdir}")
+        lines.append(f"dry run: at most {max(plan.total_steps(g) for g in plan.groups)} steps of each group, a smoke "
+                     f"test (nothing is kept without --logdir); logs: {c.logdir}")
         return "\n".join(lines)
     estimate = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
     lines.append(f"estimated training time: {estimate} (from a few timed steps of each group); logs: {c.logdir}")
@@ -241,10 +241,17 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except DistributedError as e:
         return fail(e.for_command_line(), 1, consequence=isinstance(e, PeerFailed))
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
+        from torch_tanhnet.sweep.state import holds_sweep
+
         where = f" {e.filename!s}" if e.filename else ""
         full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # room is what lacked (not a name)
+        when = "there is room" if full else "it can be written"
+        folder = getattr(locals().get("config"), "logdir", None)
+        if not (folder and holds_sweep(Path(folder))):  # failed before its first checkpoint: its folder was removed
+            return fail(f"cannot write{where} ({e.strerror or e}) before the sweep's first checkpoint, so nothing "
+                        f"was kept: start it again once {when}", 1)
         return fail(f"cannot write{where} ({e.strerror or e}); what was checkpointed before is kept: continue "
-                    f"with --resume once {'there is room' if full else 'it can be written'}", 1)
+                    f"with --resume once {when}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
         from torch_tanhnet.sweep.state import holds_sweep
 
@@ -294,15 +301,18 @@ def report(config, given, world, device, gather) -> int:
     if not world.is_main:  # a finished sweep resumed: every process holds its results, rank 0 alone prints them
         return 0
     if result.already_complete:
-        print(f"the sweep in {logdir} is complete; its results:")
+        dry = " (a dry run's: at most 5 steps of each group)" if plan.config.dry_run else ""
+        print(f"the sweep in {logdir} is complete; its results{dry}:")
     print(table(plan, result.results.summaries))
     first = result.results.rows[0]
-    starts = " (this start and the earlier ones)" if plan.config.resume else ""  # the checkpoint adds them up
+    # the checkpoint adds up every start's training time (a complete sweep resumed trained nothing now)
+    starts = " (this start and the earlier ones)" if plan.config.resume and not result.already_complete else ""
     print(f"{plan.n_runs} runs trained in {result.seconds:.1f} s{starts}; solved: final test accuracy ≥ "
           f"{plan.config.solved_at:g}; steps to solve: median first logged step that reached it")
     if logdir.exists():  # a dry run without --logdir leaves nothing
         print(f"results: {logdir / 'results.csv'}, pictures: {logdir / 'pictures'}")
-        print(f"any run alone, e.g. run 0: {train_command(first, script(__file__, 'train.py'))}")
+        if not plan.config.dry_run:  # a dry run's runs trained 5 steps, not what train.py's command would
+            print(f"any run alone, e.g. run 0: {train_command(first, script(__file__, 'train.py'))}")
         print(f"view it with: tensorboard --logdir {shell(logdir)}")
     return 0
 

@@ -320,6 +320,10 @@ def test_extension_builds_once_into_the_cache(fresh_extension, capfd):
     checksum = built[0].with_name(built[0].name + ".sha256")  # beside it, as sha256sum writes it
     assert checksum.read_text() == checksum_line(built[0].read_bytes(), built[0].name)
     assert not list(fresh_extension.glob(".*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (built[0], checksum):  # readable as the umask allows (the library was mkstemp's 0600, or 0700)
+        assert path.stat().st_mode & 0o044 == 0o044 & ~umask, oct(path.stat().st_mode)
     mtime = built[0].stat().st_mtime_ns
     extension._cache.clear()
     assert extension.kernels("float64") is not None

@@ -80,7 +80,7 @@ def test_a_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert "2 runs trained" in out and [p.name for p in tmp_path.iterdir()] == ["tmp"]
     assert not list((tmp_path / "tmp").glob("sweep-*"))
     # it says it is one (it printed the sweep's 2000 steps and its estimate, as for a real sweep)
-    assert "dry run: 5 steps of each group" in out and "estimated training time" not in out
+    assert "dry run: at most 5 steps of each group" in out and "estimated training time" not in out
 
 
 def test_a_sweep_over_data_files_in_folders_finishes(tmp_path, monkeypatch, capsys):
@@ -196,3 +196,23 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, ca
     code, out, err = main("--logdir", "stopped", "--epochs", "2", cwd=tmp_path, monkeypatch=monkeypatch,
                           capsys=capsys)
     assert code == 2 and "already holds a sweep" in err
+
+
+
+def test_a_dry_runs_folder_is_not_resumed_as_a_real_sweep_nor_a_real_one_as_a_dry_run(tmp_path, monkeypatch, capsys):
+    """A dry run kept in --logdir printed a train.py command for its runs (they trained 5 steps, not --epochs), and
+    on --resume called itself complete without saying what it was; --resume --dry-run on a real sweep met its
+    checkpoint as a hand-edited one. A resumed complete sweep trained nothing now: no sum of starts."""
+    code, out, err = main("--dry-run", "--seeds", "2", "--epochs", "50", "--logdir", "dry", cwd=tmp_path,
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "any run alone" not in out, err
+    code, out, err = main("--logdir", "dry", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "complete; its results (a dry run's: at most 5 steps of each group)" in out, err
+    assert "any run alone" not in out and "(this start and the earlier ones)" not in out
+    code, out, err = main("--seeds", "1", "--epochs", "3", "--n-samples", "20", "--logdir", "real", cwd=tmp_path,
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    code, out, err = main("--logdir", "real", "--resume", "--dry-run", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)
+    assert code == 2 and err.strip() == ("sweep.py: error: argument --dry-run: True differs from the checkpoint's "
+                                         "False; a resumed sweep keeps its settings"), err

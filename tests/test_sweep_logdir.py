@@ -12,6 +12,7 @@ from test_sweep_cli import main, rows
 
 from torch_tanhnet.sweep import runner
 from torch_tanhnet.sweep.config import SweepConfig
+from torch_tanhnet.training.checkpoint import CheckpointError
 
 QUICK = ["--seeds", "2", "--epochs", "2", "--n-samples", "20", "--gallery", "0", "--no-progress"]
 
@@ -106,14 +107,14 @@ def test_an_unusable_folder_is_one_line_before_anything_runs(tmp_path, monkeypat
     assert (tmp_path / "a-file").read_text() == "x"
 
 
-def test_a_full_disk_is_one_line_and_keeps_what_was_saved(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_is_one_line_and_says_what_was_kept(tmp_path, monkeypatch, capsys):
     def full(state, logdir):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(logdir / "checkpoint.pt"))
 
     monkeypatch.setattr(runner.checkpoints, "save", full)
     code, _, err = main(*QUICK, "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 1 and err.count("\n") == 1, err
-    assert "cannot write out/checkpoint.pt (No space left on device)" in err and "--resume" in err
+    assert "cannot write out/checkpoint.pt (No space left on device)" in err and "nothing was kept" in err
 
 
 @pytest.mark.parametrize("code, then", [("ENOSPC", "once there is room"), ("EDQUOT", "once there is room"),
@@ -129,7 +130,23 @@ def test_only_a_full_disk_is_blamed_on_room(tmp_path, monkeypatch, capsys, code,
     code_, _, err = main(*QUICK, "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code_ == 1 and err.count("\n") == 1, err
     assert f"cannot write out/checkpoint.pt ({os.strerror(getattr(errno, code))})" in err
-    assert err.rstrip().endswith(f"continue with --resume {then}"), err
+    # the first checkpoint failed, and the sweep removed what it had made: it said "what was checkpointed before is
+    # kept: continue with --resume", which then found nothing
+    assert err.rstrip().endswith(f"so nothing was kept: start it again {then}"), err
+    assert not (tmp_path / "out").exists()
+    monkeypatch.undo()
+    real, calls = runner.checkpoints.save, []
+
+    def second_fails(state, logdir):  # a checkpoint on disk, then the failure: that one is kept
+        calls.append(1)
+        if len(calls) > 1:
+            failing(state, logdir)
+        real(state, logdir)
+
+    monkeypatch.setattr(runner.checkpoints, "save", second_fails)
+    code_, _, err = main(*QUICK, "--checkpoint-seconds", "0", "--logdir", "kept", cwd=tmp_path,
+                         monkeypatch=monkeypatch, capsys=capsys)
+    assert code_ == 1 and err.rstrip().endswith(f"continue with --resume {then}"), err
 
 
 def test_ctrl_c_while_writing_the_results_keeps_the_sweep_and_resume_writes_them(tmp_path, monkeypatch, capsys):
@@ -256,6 +273,35 @@ def test_a_run_and_a_sweep_each_refuse_the_others_folder_without_advising_a_resu
     with pytest.raises(ConfigError, match="holds a train.py run") as e:
         runner.check_new_logdir(tmp_path / "run")
     assert "--resume" not in str(e.value)
-    with pytest.raises(ConfigError, match=r"holds a sweep \(sweep.json\)") as e:
+    with pytest.raises(ConfigError, match=r"holds a sweep; a new run needs") as e:
         setup.check_new_logdir(tmp_path / "sw")
     assert "scripts/sweep.py --logdir" in e.value.for_command_line()
+
+
+
+def test_a_sweep_folders_advice_fits_what_it_holds(tmp_path, monkeypatch):
+    """train.py's advice on a sweep's folder: torchrun for one checkpointed per process (it advised one process,
+    which state.load then refused), nothing to continue for one stopped before its first checkpoint (it advised a
+    --resume that found nothing), the script as the working folder reaches it; sweep.py on a sweep whose
+    sweep.json is gone called its checkpoint a train.py run's."""
+    from torch_tanhnet.training import checkpoint, setup
+    from torch_tanhnet.training.config import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    ranks, only_json = tmp_path / "ranks", tmp_path / "json"
+    ranks.mkdir()
+    only_json.mkdir()
+    for r in range(2):
+        (ranks / f"checkpoint.rank{r}-of-2.pt").write_bytes(b"")
+    (only_json / "sweep.json").write_text("{}")
+    with pytest.raises(ConfigError, match="--nproc_per_node=2 .*sweep.py --logdir .*ranks --resume"):
+        setup.check_new_logdir(ranks)
+    with pytest.raises(CheckpointError, match="holds a sweep's; continue it with torchrun --standalone"):
+        checkpoint.load(ranks / "checkpoint.pt")  # train.py --resume there: it said only "no checkpoint at"
+    with pytest.raises(ConfigError, match="it saved no checkpoint, so there is nothing of it to continue"):
+        setup.check_new_logdir(only_json)
+    runner.sweep(SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=[0], logdir=str(tmp_path / "sw"),
+                             progress=False, gallery=0))
+    (tmp_path / "sw" / "sweep.json").unlink()
+    with pytest.raises(ConfigError, match="already holds a sweep: continue it with python "):
+        runner.check_new_logdir(tmp_path / "sw")

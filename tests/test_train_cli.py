@@ -180,3 +180,13 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, sig):
     assert "interrupted at step" in out and "--resume" in out
     state = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
     assert f"interrupted at step {state['global_step']};" in out
+
+
+
+def test_a_printed_path_that_starts_with_a_dash_is_not_taken_for_an_option():
+    """shlex.quote leaves `-d` as it is: `--logdir -d --resume` was refused by argparse, `python -r/scripts/x.py`
+    by Python."""
+    from torch_tanhnet.training.wording import shell
+
+    assert shell("-d") == "./-d" and shell("-my runs/a") == "'./-my runs/a'" and shell("/abs/-d") == "/abs/-d"
+    assert shlex.split(f"--logdir {shell('-d')} --resume") == ["--logdir", "./-d", "--resume"]

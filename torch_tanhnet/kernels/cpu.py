@@ -28,12 +28,11 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
 
-from ..files import write_atomic
+from ..files import new_file, write_atomic
 
 SOURCE = Path(__file__).parent / "csrc" / "tanhnet_kernels.c"
 _lock = threading.Lock()
@@ -129,7 +128,7 @@ def _build(cc: str, flags: list[str], double: bool, target: Path) -> tuple[str |
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = new_file(target.parent, f".{target.name}.")  # a new file's permissions: a shared cache reads it
         os.close(fd)
     except OSError as e:
         return f"cannot write the kernel cache {str(target.parent)!r}: {e.strerror or e}", False

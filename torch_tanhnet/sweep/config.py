@@ -94,5 +94,5 @@ class SweepConfig:
 
 
 # settings a resumed sweep may change; every other one defines the sweep and must stay
-RESUMABLE = {"device", "logdir", "checkpoint_interval", "checkpoint_seconds", "resume", "dry_run", "dist_timeout",
+RESUMABLE = {"device", "logdir", "checkpoint_interval", "checkpoint_seconds", "resume", "dist_timeout",
              "progress", "solved_at", "gallery", "sessions", "memory_limit"}

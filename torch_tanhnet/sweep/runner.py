@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 from ..training import setup
-from ..training.checkpoint import CheckpointError
+from ..training.checkpoint import CheckpointError, sweep_hint
+from ..training.checkpoint import load as load_checkpoint
 from ..training.config import ConfigError
 from ..training.data import DataError
 from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
@@ -78,14 +79,25 @@ def check_new_logdir(logdir: Path) -> None:
     that holds nothing yet, so that nothing a user had there is ever replaced.
     """
     check_logdir(logdir)  # a file in the way, a read-only or full file system, a name too long: one line
-    if checkpoints.holds_sweep(logdir) and not (logdir / "sweep.json").exists() and not any(
-            logdir.glob("checkpoint.rank*-of-*.pt")):  # a train.py run's checkpoint.pt: --resume could not continue it
-        raise ConfigError(f"argument --logdir: {str(logdir)!r} holds a train.py run (checkpoint.pt); a new sweep needs "
-                          "a new or empty --logdir")
     if checkpoints.holds_sweep(logdir):
-        raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep (checkpoint.pt); "
-                          "continue it with --resume or choose another --logdir")
+        if holds_a_run(logdir):  # a train.py run's checkpoint.pt, which --resume could not continue
+            raise ConfigError(f"argument --logdir: {str(logdir)!r} holds a train.py run (checkpoint.pt); a new sweep "
+                              "needs a new or empty --logdir")
+        raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep: {sweep_hint(logdir)}, or "
+                          "choose another --logdir")
     check_empty_logdir(logdir, "a sweep")
+
+
+def holds_a_run(logdir: Path) -> bool:
+    """Whether ``logdir``'s checkpoint.pt is a train.py run's: no sweep.json or per-process checkpoints beside it,
+    and not of a sweep's kind (sweep.json may have been removed)."""
+    if (logdir / "sweep.json").exists() or any(logdir.glob("checkpoint.rank*-of-*.pt")):
+        return False
+    try:
+        state = load_checkpoint(logdir / "checkpoint.pt")
+    except (CheckpointError, OSError, RuntimeError, ValueError):
+        return False
+    return not str(state.get("kind", "")).startswith("torch-tanhnet/sweep/")
 
 
 def share(group: Group, world: World) -> list:

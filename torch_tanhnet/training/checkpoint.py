@@ -14,7 +14,7 @@ import torch
 from ..checks import short
 from ..files import replacing
 from .signals import deferred_signals
-from .wording import Worded, shell
+from .wording import Worded, project_script, shell
 
 FORMAT = "torch-tanhnet/checkpoint/1"
 
@@ -93,9 +93,7 @@ def check(state: dict[str, Any], path: str | Path) -> None:
     """Raise CheckpointError unless ``state`` (from :func:`load`) has every part a resumed run reads, each of the
     right kind: a hand-edited or foreign checkpoint is refused in one line, not met by a KeyError later."""
     if str(state.get("kind", "")).startswith("torch-tanhnet/sweep/"):  # sweep/state.py's: a whole sweep, not a run
-        folder = Path(path).parent
-        raise CheckpointError(f"checkpoint {str(path)!r} is a sweep's, not a run's; continue it with "
-                              f"python scripts/sweep.py --logdir {shell(folder)} --resume")
+        raise CheckpointError(f"checkpoint {str(path)!r} is a sweep's, not a run's; {sweep_hint(Path(path).parent)}")
     for key, kind in FIELDS.items():
         if key not in state:
             raise CheckpointError(f"checkpoint {str(path)!r} lacks its {key!r} (hand-edited?); it cannot be resumed")
@@ -169,6 +167,9 @@ def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain data only: weights_only)."""
     path = Path(path)
     if not path.is_file():
+        if any(path.parent.glob("checkpoint.rank*-of-*.pt")):  # a torchrun sweep's folder
+            raise CheckpointError(f"no checkpoint at {str(path)!r}: the folder holds a sweep's; "
+                                  f"{sweep_hint(path.parent)}")
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -179,3 +180,17 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a torch-tanhnet checkpoint")
     return state
+
+
+def sweep_hint(folder: Path) -> str:
+    """How to continue the sweep in ``folder``, as the end of a message: sweep.py's --resume, under torchrun with as
+    many processes as it had where it checkpointed one share per process; or that it saved nothing to continue (a
+    sweep stopped before its first checkpoint leaves sweep.json alone)."""
+    command = f"{project_script('sweep.py')} --logdir {shell(folder)} --resume"
+    ranks = sorted(folder.glob("checkpoint.rank*-of-*.pt"))
+    if ranks:
+        size = ranks[0].stem.rsplit("-of-", 1)[-1]
+        return f"continue it with torchrun --standalone --nproc_per_node={size} {command} (as many processes)"
+    if (folder / "checkpoint.pt").exists():
+        return f"continue it with python {command}"
+    return "it saved no checkpoint, so there is nothing of it to continue"

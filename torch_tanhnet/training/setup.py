@@ -17,7 +17,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
 from .data import DEFAULT_NOISE, Split, check_representable, load_csv, make_dataset, split
-from .wording import Worded, shell, words
+from .wording import Worded, words
 
 Tensor = torch.Tensor
 
@@ -136,10 +136,9 @@ def check_new_logdir(logdir: Path) -> None:
     """Refuse, for a new run (not resumed), a folder that holds a run or anything else: a new run writes only into
     a new or empty folder, so that it neither replaces an earlier run's HParams session nor mixes its events
     with the earlier ones (a run killed before its first checkpoint leaves those and no checkpoint.pt)."""
-    if (logdir / "sweep.json").exists():  # a sweep's folder (its checkpoint.pt too is a sweep's, not a run's)
-        raise ConfigError("logdir", f"{str(logdir)!r} holds a sweep (sweep.json); a new run needs a new or empty "
-                                    f"{{logdir}} (continue the sweep with scripts/sweep.py --logdir {shell(logdir)} "
-                                    "--resume)")
+    if (logdir / "sweep.json").exists() or any(logdir.glob("checkpoint.rank*-of-*.pt")):  # a sweep's folder
+        raise ConfigError("logdir", f"{str(logdir)!r} holds a sweep; a new run needs a new or empty {{logdir}} "
+                                    f"(the sweep: {checkpoint.sweep_hint(logdir)})")
     if (logdir / "checkpoint.pt").exists():
         raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
                                     "continue it with {resume} or choose another {logdir}")

@@ -54,8 +54,10 @@ class Worded(Exception):
 
 
 def shell(path) -> str:
-    """A path as a printed command writes it: quoted where a shell would split it (``'runs/with space'``)."""
-    return shlex.quote(str(path))
+    """A path as a printed command writes it: quoted where a shell would split it (``'runs/with space'``), and
+    ``./`` before one that starts with ``-``, which a program would take for an option (quoting does not help)."""
+    text = str(path)
+    return shlex.quote("./" + text if text.startswith("-") else text)
 
 
 def script(file: str, name: str) -> str:
@@ -67,3 +69,10 @@ def script(file: str, name: str) -> str:
     except ValueError:
         pass
     return shell(path)
+
+
+def project_script(name: str) -> str:
+    """``scripts/<name>`` of this checkout as the working folder reaches it (:func:`script`), for the library's own
+    messages; ``scripts/<name>`` where the package was installed without its scripts."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / name
+    return script(str(path), name) if path.is_file() else f"scripts/{name}"
