@@ -157,6 +157,11 @@ def test_run_names_lead_with_what_differs(tmp_path, monkeypatch):
     assert run_name(TrainConfig(epochs=20), t) == "1130-000300-moons-e20"  # was the default's name
     changed = TrainConfig(momentum=0.5, init_scale=2.0, n_samples=300, noise=0.2, test_fraction=0.3, dtype="float64")
     assert run_name(changed, t) == "1130-000300-moons-m0.5-init2-n300-noise0.2-test0.3-float64"  # each was left out
+    # what changes nothing is not named (moons' own noise, Adam's unused momentum); a long file name is cut, so that
+    # the default folder can be made (past 255 bytes it failed: "File name too long", though no --logdir was given)
+    same = TrainConfig(noise=0.1, optimizer="adam", lr=0.02, momentum=0.5)
+    assert run_name(same, t) == "1130-000300-moons-adam-lr0.02"
+    assert len(run_name(TrainConfig(data="d/" + "p" * 300 + ".csv"), t)) < 60
     monkeypatch.setattr(setup, "run_name", lambda config: "1130-000300-moons")  # three runs in one second
     taken = [setup.claim_logdir(default_logdir(TrainConfig(), root=tmp_path)) for _ in range(3)]
     assert [p.name for p in taken] == ["1130-000300-moons", "1130-000300-moons-2", "1130-000300-moons-3"]

@@ -42,9 +42,19 @@ def run_name(config: TrainConfig, now: datetime | None = None) -> str:
     the time (month, day, hour, minute, second), then the data and the settings that differ from
     the defaults, e.g. ``1130-000300-moons`` or ``1130-000535-spiral-h16-adam-lr0.02-e5000``."""
     default = TrainConfig()
-    parts = [(now or datetime.now()).strftime("%m%d-%H%M%S"), Path(config.data).stem if config.data else config.dataset]
-    parts += [form.format(getattr(config, k)) for k, form in NAMED if getattr(config, k) != getattr(default, k)]
+    stem = Path(config.data).stem if config.data else config.dataset
+    parts = [(now or datetime.now()).strftime("%m%d-%H%M%S"), cut(stem)]  # a folder name: at most 255 bytes
+    parts += [form.format(getattr(config, k)) for k, form in NAMED if getattr(config, k) != getattr(default, k)
+              and not _same_run(config, k)]
     return "-".join(parts)
+
+
+def _same_run(config: TrainConfig, setting: str) -> bool:
+    """Whether a setting that differs from the default changes nothing: the data set's own noise given, a momentum
+    that Adam does not use."""
+    if setting == "noise":
+        return config.data is None and config.noise == DEFAULT_NOISE.get(config.dataset)
+    return setting == "momentum" and config.optimizer == "adam"
 
 
 def default_logdir(config: TrainConfig, root: Path = Path("runs")) -> Path:
