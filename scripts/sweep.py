@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         return fail(e.for_command_line(), 2)
     except DistributedError as e:
         return fail(e.for_command_line(), 1, consequence=isinstance(e, PeerFailed))
+    except BrokenPipeError:  # stdout closed by its reader, not a file the sweep writes: see __main__
+        raise
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
         from torch_tanhnet.sweep.state import holds_sweep
 
@@ -331,6 +333,9 @@ if __name__ == "__main__":
     sys.unraisablehook = train_script.unraisable
     try:
         code = main(own_process=True)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not in the interpreter's teardown
+    except BrokenPipeError:  # stdout's reader went away (| head): what was printed last, the table, is written too
+        code = train_script.output_closed()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up (the imports), before main's own handling
         print("sweep.py: interrupted before the sweep began; nothing was trained", file=sys.stderr)
         sys.stderr.flush()

@@ -216,3 +216,15 @@ def test_a_dry_runs_folder_is_not_resumed_as_a_real_sweep_nor_a_real_one_as_a_dr
                           capsys=capsys)
     assert code == 2 and err.strip() == ("sweep.py: error: argument --dry-run: True differs from the checkpoint's "
                                          "False; a resumed sweep keeps its settings"), err
+
+
+def test_a_reader_that_closes_stdout_early_gets_no_error_message(tmp_path):
+    """`sweep.py ... | head -1`: the rest of the output met a closed pipe, which the sweep blamed on the disk
+    ("cannot write (Broken pipe); what was checkpointed before is kept: continue with --resume")."""
+    proc = start("--seeds", "2", "--epochs", "3", "--n-samples", "20", "--gallery", "0", "--logdir", "out",
+                 cwd=tmp_path)
+    proc.stdout.readline()
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and err == "", err
+    assert rows(tmp_path / "out" / "results.csv")  # the sweep itself finished
