@@ -98,3 +98,28 @@ def test_under_torchrun_a_failed_sweep_leaves_its_line_for_torchruns_report(tmp_
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and line.startswith("sweep.py: error: argument --lr")
     assert json.loads(error_file.read_text())["message"] == line
+
+
+def test_a_ctrl_c_that_finds_a_process_waiting_at_the_gather_is_an_interrupt(tmp_path, monkeypatch):
+    """Under torchrun a Ctrl-C reaches every process; one that had trained its share waits at the gather, absorbs it,
+    and then sees the others leave: it printed "another process failed or stopped answering" and no resume hint.
+    With the signal noted (signals.late) the sweep is interrupted, its share checkpointed; without, a failure."""
+    from torch_tanhnet.sweep import runner
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.training import signals
+    from torch_tanhnet.training.distributed import PeerFailed
+    from torch_tanhnet.training.world import World
+
+    def left(obj):
+        raise PeerFailed("process 0 of 2: another process failed or stopped answering within --dist-timeout 5 s")
+
+    config = SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=[0, 1], logdir=str(tmp_path / "sw"),
+                         progress=False, gallery=0)
+    plan, logdir, found = runner.prepare(config, World(0, 2, broadcast=lambda obj: obj))
+    monkeypatch.setattr(signals, "late", signals.StopFlag())
+    with pytest.raises(PeerFailed):
+        runner.finish(plan, logdir, found, World(0, 2), left)
+    monkeypatch.setattr(signals, "_loop_over", True)  # the share trained: the script's handler absorbs, and notes
+    signals.interrupt(2, None)
+    result = runner.finish(plan, logdir, found, World(0, 2), left)
+    assert result.interrupted and result.results is None

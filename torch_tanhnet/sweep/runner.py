@@ -31,11 +31,12 @@ from pathlib import Path
 
 import torch
 
-from ..training import setup
+from ..training import setup, signals
 from ..training.checkpoint import CheckpointError, sweep_hint
 from ..training.checkpoint import load as load_checkpoint
 from ..training.config import ConfigError
 from ..training.data import DataError
+from ..training.distributed import DistributedError
 from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
 from ..training.signals import stop_on_signals
 from ..training.world import World
@@ -315,7 +316,14 @@ def one_thread():
 
 def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None) -> SweepResult | None:
     """Gather the shares on rank 0; there, collect the results and write every output."""
-    shares = gather(found["groups"]) if gather is not None and world.size > 1 else [found["groups"]]
+    try:
+        shares = gather(found["groups"]) if gather is not None and world.size > 1 else [found["groups"]]
+    except DistributedError:
+        if not signals.late.requested:
+            raise
+        # a Ctrl-C reached this process after it had trained its share, waiting here for the others; they stopped
+        # on it and left, which the gather saw as a process that failed. Its share is checkpointed: interrupted
+        return SweepResult(plan, logdir, None, found["seconds"], interrupted=True)
     if not world.is_main:
         remove_if_dry_run(plan, logdir)
         return None

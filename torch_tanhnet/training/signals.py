@@ -32,6 +32,7 @@ class StopFlag:
 
 
 received = StopFlag()  # set by interrupt(): a signal that came before a loop took the signals over
+late = StopFlag()  # set by interrupt(): a signal absorbed after a loop ended (a torchrun sweep's rank at its gather)
 _loop_over = False  # whether a loop under stop_on_signals has ended in this process
 
 
@@ -42,6 +43,7 @@ def interrupt(sig, frame) -> None:
     way, or after a loop has ended (its checkpoint saved), absorb: the process is about to exit.
     """
     if _loop_over or received.requested:
+        late.set()
         return
     received.set()
     raise KeyboardInterrupt
