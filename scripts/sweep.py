@@ -256,11 +256,13 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                     f"with --resume once {when}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
         from torch_tanhnet.sweep.state import holds_sweep
+        from torch_tanhnet.training.checkpoint import sweep_hint
 
         folder = getattr(locals().get("config"), "logdir", None)
-        if folder and holds_sweep(Path(folder)):  # while the results were being written
-            return fail(f"interrupted; the sweep's checkpoint in {folder} is kept: continue with --resume", 130,
-                        consequence=True)  # under torchrun, often its SIGTERM after another process failed
+        if folder and holds_sweep(Path(folder)):  # while the results were being written, or under torchrun another
+            # process had saved its share: continue, where every process did (sweep_hint says which)
+            return fail(f"interrupted; the sweep's checkpoints in {folder} are kept: {sweep_hint(Path(folder))}",
+                        130, consequence=True)  # under torchrun, often its SIGTERM after another process failed
         line = f"{parser.prog}: interrupted before the sweep began; nothing was trained"
         print(line, file=sys.stderr)
         record_error(line, consequence=True)

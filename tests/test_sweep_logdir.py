@@ -158,7 +158,7 @@ def test_ctrl_c_while_writing_the_results_keeps_the_sweep_and_resume_writes_them
     monkeypatch.setattr(runner, "write_csv", interrupted)
     code, _, err = main(*QUICK, "--checkpoint-seconds", "0", "--logdir", "out", cwd=tmp_path,
                         monkeypatch=monkeypatch, capsys=capsys)
-    assert code == 130 and err.count("\n") == 1 and "continue with --resume" in err, err
+    assert code == 130 and err.count("\n") == 1 and "continue it with python " in err and "--resume" in err, err
     monkeypatch.setattr(runner, "write_csv", real)
     code, _, err = main("--logdir", "out", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
@@ -300,8 +300,16 @@ def test_a_sweep_folders_advice_fits_what_it_holds(tmp_path, monkeypatch):
         checkpoint.load(ranks / "checkpoint.pt")  # train.py --resume there: it said only "no checkpoint at"
     with pytest.raises(ConfigError, match="it saved no checkpoint, so there is nothing of it to continue"):
         setup.check_new_logdir(only_json)
+    with pytest.raises(CheckpointError, match="saved no checkpoint, so there is nothing of it to continue"):
+        checkpoint.load(only_json / "checkpoint.pt")  # train.py --resume there
     runner.sweep(SweepConfig(values={"epochs": [2], "n_samples": [20]}, seeds=[0], logdir=str(tmp_path / "sw"),
                              progress=False, gallery=0))
     (tmp_path / "sw" / "sweep.json").unlink()
     with pytest.raises(ConfigError, match="already holds a sweep: continue it with python "):
         runner.check_new_logdir(tmp_path / "sw")
+    with pytest.raises(ConfigError, match="holds a sweep; a new run needs"):  # it said: a run's, continue it
+        setup.check_new_logdir(tmp_path / "sw")
+    (ranks / "checkpoint.rank0-of-2.pt").unlink()  # a torchrun sweep stopped before rank 0 saved its share
+    for check in (setup.check_new_logdir, runner.check_new_logdir):
+        with pytest.raises(ConfigError, match="it cannot be continued: process 0 of its 2 saved no checkpoint"):
+            check(ranks)  # it advised a --resume that state.load then refused

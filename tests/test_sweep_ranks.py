@@ -123,3 +123,14 @@ def test_a_ctrl_c_that_finds_a_process_waiting_at_the_gather_is_an_interrupt(tmp
     signals.interrupt(2, None)
     result = runner.finish(plan, logdir, found, World(0, 2), left)
     assert result.interrupted and result.results is None
+
+
+
+def test_a_signal_absorbed_after_one_loop_says_nothing_of_the_next():
+    """signals.late was never cleared: a signal absorbed after one sweep made a later sweep's genuine failure at
+    the gather an interrupt. Each loop starts with it clear."""
+    from torch_tanhnet.training import signals
+
+    signals.late.set()
+    with signals.stop_on_signals():
+        assert not signals.late.requested

@@ -32,8 +32,7 @@ from pathlib import Path
 import torch
 
 from ..training import setup, signals
-from ..training.checkpoint import CheckpointError, sweep_hint
-from ..training.checkpoint import load as load_checkpoint
+from ..training.checkpoint import CheckpointError, holds_sweep_files, sweep_hint
 from ..training.config import ConfigError
 from ..training.data import DataError
 from ..training.distributed import DistributedError
@@ -90,15 +89,9 @@ def check_new_logdir(logdir: Path) -> None:
 
 
 def holds_a_run(logdir: Path) -> bool:
-    """Whether ``logdir``'s checkpoint.pt is a train.py run's: no sweep.json or per-process checkpoints beside it,
-    and not of a sweep's kind (sweep.json may have been removed)."""
-    if (logdir / "sweep.json").exists() or any(logdir.glob("checkpoint.rank*-of-*.pt")):
-        return False
-    try:
-        state = load_checkpoint(logdir / "checkpoint.pt")
-    except (CheckpointError, OSError, RuntimeError, ValueError):
-        return False
-    return not str(state.get("kind", "")).startswith("torch-tanhnet/sweep/")
+    """Whether ``logdir``'s checkpoint.pt is a train.py run's: no sweep's files beside it, and not of a sweep's kind
+    (sweep.json may have been removed)."""
+    return (logdir / "checkpoint.pt").is_file() and not holds_sweep_files(logdir)
 
 
 def share(group: Group, world: World) -> list:

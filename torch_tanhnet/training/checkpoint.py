@@ -167,7 +167,7 @@ def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain data only: weights_only)."""
     path = Path(path)
     if not path.is_file():
-        if any(path.parent.glob("checkpoint.rank*-of-*.pt")):  # a torchrun sweep's folder
+        if any(path.parent.glob("checkpoint.rank*-of-*.pt")) or (path.parent / "sweep.json").exists():  # a sweep's
             raise CheckpointError(f"no checkpoint at {str(path)!r}: the folder holds a sweep's; "
                                   f"{sweep_hint(path.parent)}")
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
@@ -182,14 +182,39 @@ def load(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def holds_sweep_files(folder: Path) -> bool:
+    """Whether ``folder`` holds a sweep's files: sweep.json, per-process checkpoints, or a checkpoint.pt of a sweep's
+    kind (its sweep.json removed)."""
+    if (folder / "sweep.json").exists() or any(folder.glob("checkpoint.rank*-of-*.pt")):
+        return True
+    return sweep_kind(folder / "checkpoint.pt")
+
+
+def sweep_kind(path: Path) -> bool:
+    """Whether the checkpoint at ``path`` is a sweep's (False when there is none, or it cannot be read)."""
+    if not path.is_file():
+        return False
+    try:
+        state = load(path)
+    except (CheckpointError, OSError, RuntimeError, ValueError):
+        return False
+    return str(state.get("kind", "")).startswith("torch-tanhnet/sweep/")
+
+
 def sweep_hint(folder: Path) -> str:
     """How to continue the sweep in ``folder``, as the end of a message: sweep.py's --resume, under torchrun with as
-    many processes as it had where it checkpointed one share per process; or that it saved nothing to continue (a
-    sweep stopped before its first checkpoint leaves sweep.json alone)."""
+    many processes as it had where it checkpointed one share per process; or that it cannot be continued (a sweep
+    stopped before its first checkpoint leaves sweep.json alone; a torchrun sweep stopped before every process had
+    saved its share leaves some of their checkpoints, which a resume cannot start from)."""
     command = f"{project_script('sweep.py')} --logdir {shell(folder)} --resume"
     ranks = sorted(folder.glob("checkpoint.rank*-of-*.pt"))
     if ranks:
         size = ranks[0].stem.rsplit("-of-", 1)[-1]
+        every = range(int(size)) if size.isdigit() else ()
+        missing = [r for r in every if not (folder / f"checkpoint.rank{r}-of-{size}.pt").exists()]
+        if missing:
+            return (f"it cannot be continued: process {missing[0]} of its {size} saved no checkpoint; remove the "
+                    "folder to start it again")
         return f"continue it with torchrun --standalone --nproc_per_node={size} {command} (as many processes)"
     if (folder / "checkpoint.pt").exists():
         return f"continue it with python {command}"

@@ -146,7 +146,7 @@ def check_new_logdir(logdir: Path) -> None:
     """Refuse, for a new run (not resumed), a folder that holds a run or anything else: a new run writes only into
     a new or empty folder, so that it neither replaces an earlier run's HParams session nor mixes its events
     with the earlier ones (a run killed before its first checkpoint leaves those and no checkpoint.pt)."""
-    if (logdir / "sweep.json").exists() or any(logdir.glob("checkpoint.rank*-of-*.pt")):  # a sweep's folder
+    if checkpoint.holds_sweep_files(logdir):  # a sweep's folder (its checkpoint.pt a sweep's, not a run's)
         raise ConfigError("logdir", f"{str(logdir)!r} holds a sweep; a new run needs a new or empty {{logdir}} "
                                     f"(the sweep: {checkpoint.sweep_hint(logdir)})")
     if (logdir / "checkpoint.pt").exists():

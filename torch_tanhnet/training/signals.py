@@ -82,6 +82,7 @@ def stop_on_signals():
     the final save cannot cut it short.
     """
     global _loop_over
+    _loop_over, late.requested = False, False  # of this loop: an earlier one's absorbed signal says nothing of it
     flag = StopFlag()
     flag.requested = received.requested
     previous = _install(flag.set)
