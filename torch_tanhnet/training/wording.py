@@ -4,6 +4,9 @@
 An error's text writes ``{lr}`` where it names a setting of :class:`~.config.TrainConfig`;
 ``str(error)`` gives Python's words, :meth:`Worded.for_command_line` the command line's, which
 ``scripts/train.py`` prints.
+
+And how a printed command names a path or a script (:func:`shell`, :func:`script`), so that pasted into a shell
+from the folder it was printed in, it does what it says.
 """
 
 from __future__ import annotations
