@@ -15,16 +15,16 @@ LOW = [torch.bfloat16, torch.float16]
 K, N = 3, 40
 
 
-def data():
+def data(device="cpu"):
     g = torch.Generator().manual_seed(0)
-    X = torch.randn(N, 2, generator=g)
+    X = torch.randn(N, 2, generator=g).to(device)
     return X, (X[:, :1] * X[:, 1:] > 0).float()
 
 
-def pair(seed):
+def pair(seed, device="cpu"):
     """A seeded Sequential and the TanhNet holding its weights."""
     torch.manual_seed(seed)
-    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).to(device)
     return seq, TanhNet.from_sequential(seq)
 
 
@@ -32,10 +32,10 @@ def grads(params):
     return [p.grad.clone() for p in params]
 
 
-def run(f, module, low, backward):
+def run(f, module, low, backward, device="cpu"):
     """f() under autocast in ``low``, its backward inside the region or after it: (value, module's gradients)."""
     module.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=low):
+    with torch.autocast(device, dtype=low):
         value = f()
         if backward == "inside":
             value.backward()
@@ -68,11 +68,12 @@ def single_cases(net, seq, X, y):
 
 @pytest.mark.parametrize("low", LOW, ids=str)
 @pytest.mark.parametrize("backward", ["outside", "inside"])
-def test_every_single_network_entry_point_equals_the_sequential_under_autocast(low, backward):
-    X, y = data()
-    seq, net = pair(1)
+def test_every_single_network_entry_point_equals_the_sequential_under_autocast(low, backward, device):
+    """``device``: cpu, and cuda on a lent GPU (conftest; .ci/gpu), where the cast tensors meet the Triton dispatch."""
+    X, y = data(device)
+    seq, net = pair(1, device)
     for name, (ours, theirs) in single_cases(net, seq, X, y).items():
-        (v, g), (v_ref, g_ref) = run(ours, net, low, backward), run(theirs, seq, low, backward)
+        (v, g), (v_ref, g_ref) = run(ours, net, low, backward, device), run(theirs, seq, low, backward, device)
         close(v, v_ref)
         for a, b in zip(g, g_ref):
             assert a.dtype == torch.float32, name  # each gradient in its parameter's dtype
@@ -134,10 +135,10 @@ def test_after_another_layer_under_autocast_as_the_sequential(low):
 
 @pytest.mark.parametrize("low", LOW, ids=str)
 @pytest.mark.parametrize("backward", ["outside", "inside"])
-def test_every_ensemble_entry_point_equals_k_sequentials_under_autocast(low, backward):
-    X, y = data()
+def test_every_ensemble_entry_point_equals_k_sequentials_under_autocast(low, backward, device):
+    X, y = data(device)
     torch.manual_seed(4)
-    ens = TanhNetEnsemble(K)
+    ens = TanhNetEnsemble(K, device=device)
     seqs = nn.ModuleList(ens[k].to_sequential() for k in range(K))
     P = lambda: (ens.U, ens.b, ens.W, ens.c)  # noqa: E731
     plain = lambda: torch.stack([F.binary_cross_entropy_with_logits(s(X), y) for s in seqs]).sum()  # noqa: E731
@@ -148,14 +149,14 @@ def test_every_ensemble_entry_point_equals_k_sequentials_under_autocast(low, bac
         "ensemble_reference_loss": lambda: ensemble_reference_loss(X, *P(), y).sum(),
     }
     for name, ours in cases.items():
-        (v, g), (v_ref, g_ref) = run(ours, ens, low, backward), run(plain, seqs, low, backward)
+        (v, g), (v_ref, g_ref) = run(ours, ens, low, backward, device), run(plain, seqs, low, backward, device)
         close(v, v_ref)
         for i, a in enumerate(g):  # ens.U (K, H, D) against network k's first Linear weight, ...
             b = torch.stack([g_ref[4 * k + i] for k in range(K)]).reshape(a.shape)
             assert a.dtype == torch.float32, name
             close(a, b, b.abs().max() + 1e-3)
     ens.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=low):
+    with torch.autocast(device, dtype=low):
         eps = ens.loss_and_grad(X, y)
     assert eps.dtype == torch.float32 and ens.U.grad.dtype == torch.float32
     close(eps.sum(), v_ref)
