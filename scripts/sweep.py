@@ -187,12 +187,17 @@ def describe(plan, seconds: float) -> str:
              + f"in {groups}:"]
     lines += [f"  {g.describe()}" for g in plan.groups]
     if c.dry_run:  # the groups' lines give the sweep's steps: say what this run trains of them
-        lines.append(f"dry run: at most {max(plan.total_steps(g) for g in plan.groups)} steps of each group, a smoke "
-                     f"test (nothing is kept without --logdir); logs: {c.logdir}")
+        lines.append(f"dry run: {dry_run_steps(plan)}, a smoke test (nothing is kept without --logdir); "
+                     f"logs: {c.logdir}")
         return "\n".join(lines)
     estimate = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
     lines.append(f"estimated training time: {estimate} (from a few timed steps of each group); logs: {c.logdir}")
     return "\n".join(lines)
+
+
+def dry_run_steps(plan) -> str:
+    """What a dry run of ``plan`` trains, in words."""
+    return f"at most {max(plan.total_steps(g) for g in plan.groups)} steps of each group"
 
 
 STARTUP_SIGNALS: list[int] = []  # a signal during the imports (train.py's handler, set in __main__ below)
@@ -305,7 +310,7 @@ def report(config, given, world, device, gather) -> int:
     if not world.is_main:  # a finished sweep resumed: every process holds its results, rank 0 alone prints them
         return 0
     if result.already_complete:
-        dry = " (a dry run's: at most 5 steps of each group)" if plan.config.dry_run else ""
+        dry = f" (a dry run's: {dry_run_steps(plan)})" if plan.config.dry_run else ""
         print(f"the sweep in {logdir} is complete; its results{dry}:")
     print(table(plan, result.results.summaries))
     first = result.results.rows[0]

@@ -26,6 +26,7 @@ from .data import data_key
 from .space import Run, folder_names, runs, swept, unique_names
 
 D = 2  # the data sets are 2-D
+DRY_RUN_STEPS = 5  # --dry-run: each group trains at most this many steps
 
 
 class SweepTooLarge(ConfigError):
@@ -94,7 +95,7 @@ class Plan:
         return steps if steps and steps[-1] == total else steps + [total]
 
     def total_steps(self, group: Group) -> int:
-        return min(group.steps, 5) if self.config.dry_run else group.steps
+        return min(group.steps, DRY_RUN_STEPS) if self.config.dry_run else group.steps
 
 
 def split_sizes(config: TrainConfig, rows: dict[str, int]) -> tuple[int, int]:
@@ -180,7 +181,7 @@ def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device
     for (hidden, _, dtype, epochs, batch, n_train, n_test), members in keyed.items():
         K = len(members) * S
         steps = epochs * math.ceil(n_train / batch)
-        logs = math.ceil(min(steps, 5 if plan.config.dry_run else steps) / plan.config.log_interval) + 1
+        logs = math.ceil(min(steps, DRY_RUN_STEPS if plan.config.dry_run else steps) / plan.config.log_interval) + 1
         itemsize = torch.empty((), dtype=getattr(torch, dtype)).element_size()
         need = group_bytes(K, hidden, n_train, n_test, batch, itemsize, logs)
         kept += logs * K * 4 * 8 + K * (hidden * D + 2 * hidden + 1) * itemsize  # its history and final weights

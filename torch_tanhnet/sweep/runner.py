@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..training import setup, signals
-from ..training.checkpoint import CheckpointError, holds_sweep_files, sweep_hint
+from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sweep_hint
 from ..training.config import ConfigError
 from ..training.data import DataError
 from ..training.distributed import DistributedError
@@ -330,7 +330,7 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     final = {**checkpoints.new(plan.config, 0, 1, found.get("data")),
              "groups": {g: r.as_dict() for g, r in groups.items()}, "complete": True, "seconds": found["seconds"]}
     checkpoints.save(final, logdir)
-    for p in logdir.glob("checkpoint.rank*-of-*.pt"):  # the processes' checkpoints, now in checkpoint.pt
+    for p in logdir.glob(SHARES):  # the processes' checkpoints, now in checkpoint.pt
         p.unlink(missing_ok=True)
     remove_if_dry_run(plan, logdir)
     return SweepResult(plan, logdir, results, found["seconds"], groups=groups)

@@ -24,7 +24,7 @@ FINISHED = "checkpoint.pt"
 
 
 def path(logdir: Path, rank: int, size: int) -> Path:
-    return logdir / (FINISHED if size == 1 else f"checkpoint.rank{rank}-of-{size}.pt")
+    return logdir / FINISHED if size == 1 else checkpoint.share_path(logdir, rank, size)
 
 
 def new(config: SweepConfig, rank: int, size: int, data: list | None = None) -> dict:
@@ -51,21 +51,11 @@ def load(logdir: Path, rank: int, size: int) -> dict:
                 return state
             raise CheckpointError(f"the sweep in {str(logdir)!r} was checkpointed by {state['size']} process(es); "
                                   f"resume it with as many, not {size}")
-    sizes = sorted(set(shares(logdir)) - {size})
+    sizes = sorted(set(checkpoint.share_sizes(logdir)) - {size})
     if sizes:  # another number of processes' shares: the sweep's, but this run cannot take them over
         raise CheckpointError(f"the sweep in {str(logdir)!r} was checkpointed by {sizes[0]} process(es); "
                               f"resume it with as many, not {size}")
     raise CheckpointError(f"no sweep checkpoint in {str(logdir)!r} (expected {mine.name})")
-
-
-def shares(logdir: Path) -> list[int]:
-    """The process counts of the shares in ``logdir`` (checkpoint.rank<r>-of-<w>.pt: w, once per file)."""
-    found = []
-    for p in logdir.glob("checkpoint.rank*-of-*.pt"):
-        rank, _, size = p.name[len("checkpoint.rank"):-len(".pt")].partition("-of-")
-        if rank.isdigit() and size.isdigit() and int(rank) < int(size):
-            found.append(int(size))
-    return found
 
 
 # what a sweep's checkpoint holds, and the kind of each part; and each finished group's parts
@@ -182,7 +172,7 @@ def check_plan(state: dict, plan, mine: dict[int, list[int]], path: str | Path) 
 
 
 def holds_sweep(logdir: Path) -> bool:
-    return (logdir / FINISHED).exists() or any(logdir.glob("checkpoint.rank*-of-*.pt"))
+    return (logdir / FINISHED).exists() or any(logdir.glob(checkpoint.SHARES))
 
 
 def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepConfig:

@@ -167,7 +167,7 @@ def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain data only: weights_only)."""
     path = Path(path)
     if not path.is_file():
-        if any(path.parent.glob("checkpoint.rank*-of-*.pt")) or (path.parent / "sweep.json").exists():  # a sweep's
+        if holds_sweep_files(path.parent):
             raise CheckpointError(f"no checkpoint at {str(path)!r}: the folder holds a sweep's; "
                                   f"{sweep_hint(path.parent)}")
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
@@ -182,10 +182,28 @@ def load(path: str | Path) -> dict[str, Any]:
     return state
 
 
+SHARES = "checkpoint.rank*-of-*.pt"  # a torchrun sweep's checkpoints, one a process (sweep/state.py writes them)
+
+
+def share_path(folder: Path, rank: int, size: int) -> Path:
+    """Process ``rank`` of ``size``'s checkpoint of a torchrun sweep in ``folder``."""
+    return folder / f"checkpoint.rank{rank}-of-{size}.pt"
+
+
+def share_sizes(folder: Path) -> list[int]:
+    """The process counts of the shares in ``folder`` (checkpoint.rank<r>-of-<w>.pt: w, once per file)."""
+    found = []
+    for p in folder.glob(SHARES):
+        rank, _, size = p.name[len("checkpoint.rank"):-len(".pt")].partition("-of-")
+        if rank.isdigit() and size.isdigit() and int(rank) < int(size):
+            found.append(int(size))
+    return found
+
+
 def holds_sweep_files(folder: Path) -> bool:
     """Whether ``folder`` holds a sweep's files: sweep.json, per-process checkpoints, or a checkpoint.pt of a sweep's
     kind (its sweep.json removed)."""
-    if (folder / "sweep.json").exists() or any(folder.glob("checkpoint.rank*-of-*.pt")):
+    if (folder / "sweep.json").exists() or any(folder.glob(SHARES)):
         return True
     return sweep_kind(folder / "checkpoint.pt")
 
@@ -207,11 +225,10 @@ def sweep_hint(folder: Path) -> str:
     stopped before its first checkpoint leaves sweep.json alone; a torchrun sweep stopped before every process had
     saved its share leaves some of their checkpoints, which a resume cannot start from)."""
     command = f"{project_script('sweep.py')} --logdir {shell(folder)} --resume"
-    ranks = sorted(folder.glob("checkpoint.rank*-of-*.pt"))
-    if ranks:
-        size = ranks[0].stem.rsplit("-of-", 1)[-1]
-        every = range(int(size)) if size.isdigit() else ()
-        missing = [r for r in every if not (folder / f"checkpoint.rank{r}-of-{size}.pt").exists()]
+    sizes = share_sizes(folder)
+    if sizes:
+        size = sizes[0]
+        missing = [r for r in range(size) if not share_path(folder, r, size).exists()]
         if missing:
             return (f"it cannot be continued: process {missing[0]} of its {size} saved no checkpoint; remove the "
                     "folder to start it again")

@@ -144,7 +144,7 @@ def stopped_answering(e: RuntimeError, rank: int, size: int, waited: str) -> Pee
         return None
     first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
     return PeerFailed(f"process {rank} of {size}: another process failed or stopped answering within "
-                            f"{waited} ({first})")
+                      f"{waited} ({first})")
 
 
 def train_distributed(config: TrainConfig, given: set[str] | None = None) -> TrainResult | None:
