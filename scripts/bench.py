@@ -44,7 +44,9 @@ class NotWritten(Exception):
 
 
 def fail(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    from torch_tanhnet.console import say
+
+    say(f"{PROG}: error: {message}")
     return code
 
 
@@ -202,10 +204,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_single(args, device, sizes):
     from torch_tanhnet.benchmark import run
+    from torch_tanhnet.console import say
 
     report = run(sizes, str(device), args.rounds, args.min_time, with_compile=not args.no_compile,
                  with_jax=not args.no_jax, measure_memory=not args.no_memory,
-                 log=lambda s: print(s, file=sys.stderr, flush=True))
+                 log=say)
     m = report.machine
     print(f"device {report.device}; {m['cpu']}, {m['threads']} threads; python {m['python']}, torch {m['torch']}, "
           f"jax {m['jax'] or 'not installed'}; fused CPU kernels: {'yes' if m['fused_cpu_kernels'] else 'no'}"
@@ -217,10 +220,11 @@ def run_single(args, device, sizes):
 
 def run_ensemble(args, device, sizes):
     from torch_tanhnet.benchmark.ensemble import run as run_ensemble
+    from torch_tanhnet.console import say
 
     report = run_ensemble(args.models, sizes, str(device), args.rounds, args.min_time, single_n=args.single_n,
                           with_jax=not args.no_jax, with_loop=not args.no_loop,
-                          log=lambda s: print(s, file=sys.stderr, flush=True))
+                          log=say)
     m = report.machine
     print(f"device {report.device}; {m['cpu']}, {m['threads']} threads; python {m['python']}, torch {m['torch']}, "
           f"jax {m['jax'] or 'not installed'}; fused CPU kernels: {'yes' if m['fused_cpu_kernels'] else 'no'}"

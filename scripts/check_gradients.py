@@ -26,7 +26,9 @@ HOST_BYTES_PER_SAMPLE_CUDA = 24
 
 
 def fail(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    from torch_tanhnet.console import say
+
+    say(f"{PROG}: error: {message}")
     return code
 
 

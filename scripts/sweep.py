@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
+    from torch_tanhnet.console import say
     from torch_tanhnet.sweep.distributed import DistributedError, launched_by_torchrun, torchrun_world
     from torch_tanhnet.training.checkpoint import CheckpointError
     from torch_tanhnet.training.config import ConfigError
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
 
     def fail(message: str, code: int, consequence: bool = False) -> int:
         line = f"{parser.prog}: error: {message}"
-        print(line, file=sys.stderr)
+        say(line)
         record_error(line, consequence)  # under torchrun: its closing report ends with this line, as train.py's
         return code
 
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
             return fail(f"interrupted; the sweep's checkpoints in {folder} are kept: {sweep_hint(Path(folder))}",
                         130, consequence=True)  # under torchrun, often its SIGTERM after another process failed
         line = f"{parser.prog}: interrupted before the sweep began; nothing was trained"
-        print(line, file=sys.stderr)
+        say(line)
         record_error(line, consequence=True)
         return 130
 
@@ -344,7 +345,7 @@ if __name__ == "__main__":
     except BrokenPipeError:  # stdout's reader went away (| head): what was printed last, the table, is written too
         code = train_script.output_closed()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up (the imports), before main's own handling
-        print("sweep.py: interrupted before the sweep began; nothing was trained", file=sys.stderr)
+        sys.stderr.write("sweep.py: interrupted before the sweep began; nothing was trained\n")  # one write, as say
         sys.stderr.flush()
         os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
     from torch_tanhnet.training.distributed import end_process, launched_by_torchrun

@@ -191,9 +191,10 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
 def fail(line: str, code: int, consequence: bool = False) -> int:
     """Print the error's one line; under torchrun, also leave it for torchrun's closing report (``consequence``:
     this process stopped because another failed, which the report should not name as the cause)."""
+    from torch_tanhnet.console import say
     from torch_tanhnet.training.distributed import record_error
 
-    print(line, file=sys.stderr)
+    say(line)
     record_error(line, consequence)
     return code
 
@@ -224,8 +225,8 @@ if __name__ == "__main__":
     except BrokenPipeError:  # the summary's reader went away (| head): the run and its checkpoint are complete
         code = output_closed()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up: imports, the command line
-        print("train.py: interrupted before training began; nothing was saved", file=sys.stderr)
-        sys.stdout.flush()
+        sys.stderr.write("train.py: interrupted before training began; nothing was saved\n")  # one write, as
+        sys.stdout.flush()  # torch_tanhnet.console.say, whose package import would start torch's again
         sys.stderr.flush()
         os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
     ignore_signals()  # the run is over (or never began): a signal now waits for the exit, even during teardown

@@ -32,6 +32,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from ..console import say
 from ..files import new_file, write_atomic
 
 SOURCE = Path(__file__).parent / "csrc" / "tanhnet_kernels.c"
@@ -132,8 +133,8 @@ def _build(cc: str, flags: list[str], double: bool, target: Path) -> tuple[str |
         os.close(fd)
     except OSError as e:
         return f"cannot write the kernel cache {str(target.parent)!r}: {e.strerror or e}", False
-    print(f"torch-tanhnet: compiling the fused CPU kernels ({'float64' if double else 'float32'}, once per machine) "
-          f"into {target.parent}", file=sys.stderr)
+    say(f"torch-tanhnet: compiling the fused CPU kernels ({'float64' if double else 'float32'}, once per machine) "
+        f"into {target.parent}")
     cmd = [cc, *flags, *(["-DTN_DOUBLE"] if double else []), "-shared", "-fPIC", "-o", tmp, str(SOURCE),
            "-lmvec", "-lm", "-lpthread"]
     try:
@@ -215,8 +216,7 @@ def _build_or_load(cc: str, precision: str) -> tuple[ctypes.CDLL | None, str | N
                 why = failed.read_text(errors="replace").strip() or "build failed"
                 continue
             if target.exists():
-                print(f"torch-tanhnet: {target} does not match its checksum (or has none); building it again",
-                      file=sys.stderr)
+                say(f"torch-tanhnet: {target} does not match its checksum (or has none); building it again")
             why, lasting = _build(cc, flags, precision == "float64", target)
             if why is not None:
                 if lasting:

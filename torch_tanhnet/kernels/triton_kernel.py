@@ -28,12 +28,12 @@ torch-ops schedule runs after one warning.
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import warnings
 
 import torch
 
+from ..console import say
 from . import cpu
 from .c_kernels import dense
 
@@ -290,8 +290,8 @@ def _launch(X, U, b, W, c, y, need_X_bar: bool):
         _launched.add(variant)
         took = time.perf_counter() - started
         if took > COMPILE_NOTE_S:
-            print(f"torch-tanhnet: compiled the fused CUDA kernel ({X.dtype}, D = {D}, H = {H}) with Triton in "
-                  f"{took:.1f} s, once per shape; Triton caches it on disk (~/.triton)", file=sys.stderr)
+            say(f"torch-tanhnet: compiled the fused CUDA kernel ({X.dtype}, D = {D}, H = {H}) with Triton in "
+                f"{took:.1f} s, once per shape; Triton caches it on disk (~/.triton)")
     rows = partials.view(K, P, -1)
     return (rows[:, 0] if P == 1 else rows.sum(1)), X_bar
 

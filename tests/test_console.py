@@ -1,0 +1,83 @@
+"""Every line the scripts write to stderr goes out in one write. Under torchrun the processes share one stderr, and
+with Python's stderr unbuffered (PYTHONUNBUFFERED=1, as CI and many containers set) ``print``'s two writes, the
+text and its newline, interleaved two processes' errors into one line: ``train.py: error: …train.py: error: …``."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from torch_tanhnet.console import say
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+class Writes:
+    """A stderr that keeps each write apart."""
+
+    def __init__(self):
+        self.writes = []
+
+    def write(self, text):
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_console", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_say_writes_the_line_and_its_newline_at_once(monkeypatch):
+    stream = Writes()
+    monkeypatch.setattr(sys, "stderr", stream)
+    say("train.py: error: argument --lr: must be a positive number, got -1.0")
+    assert stream.writes == ["train.py: error: argument --lr: must be a positive number, got -1.0\n"]
+
+
+def nothing_here(p):
+    return ["--logdir", str(p / "nothing-here"), "--resume"]
+
+
+def bad_csv(p):
+    (p / "d.csv").write_text("1,2,0\n1,2,3\n")
+    return ["--data", str(p / "d.csv")]
+
+
+# each kind of failure a script reports: argparse's, a setting's, a data file's, a checkpoint's
+CASES = [
+    ("train", lambda p: ["--dataset", "blobs"]),
+    ("train", lambda p: ["--lr", "-1"]),
+    ("train", bad_csv),
+    ("train", nothing_here),
+    ("sweep", lambda p: ["--lr", "0.5", "-1"]),
+    ("sweep", lambda p: ["--random", "3", "--lr", "1:0.1"]),
+    ("sweep", bad_csv),
+    ("sweep", nothing_here),
+    ("bench", lambda p: ["--sizes", "0"]),
+    ("check_gradients", lambda p: ["--n", "0"]),
+]
+
+
+@pytest.mark.parametrize("name, make_args", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_each_line_a_script_writes_to_stderr_is_one_write(tmp_path, monkeypatch, name, make_args):
+    module = script(name)
+    monkeypatch.chdir(tmp_path)
+    stream = Writes()
+    monkeypatch.setattr(sys, "stderr", stream)
+    try:
+        code = module.main(make_args(tmp_path))
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    assert code == 2, stream.writes
+    assert stream.writes and all(w.endswith("\n") for w in stream.writes), stream.writes
+    assert ": error: " in stream.writes[-1]

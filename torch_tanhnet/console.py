@@ -1,0 +1,18 @@
+"""A line for a person on stderr, written whole.
+
+``print(line, file=sys.stderr)`` writes twice, the text and then its newline. Where Python's stderr is unbuffered
+(``PYTHONUNBUFFERED=1`` or ``python -u``, which containers and job schedulers often set) each write reaches the
+stream at once, and under torchrun the processes share one stream: two processes' errors once came out as
+``train.py: error: …train.py: error: …`` and then two newlines. One write per line keeps each whole (Linux never
+interleaves writes to a pipe of up to 4096 bytes).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def say(line: str) -> None:
+    """Write ``line`` and its newline to stderr in one write, and flush it."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
