@@ -199,15 +199,6 @@ def fail(line: str, code: int, consequence: bool = False) -> int:
     return code
 
 
-def output_closed() -> int:
-    """The exit code once the reader of stdout has gone (``| head``): nothing more is said to it, and stdout points
-    at os.devnull, so that the interpreter's last flush does not fail again (Python's own advice for SIGPIPE);
-    141, as a shell reports a process that SIGPIPE ended."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 141
-
-
 def ignore_signals() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
@@ -223,7 +214,9 @@ if __name__ == "__main__":
         code = main(own_process=True)
         sys.stdout.flush()  # here, where a closed pipe is caught, not in the interpreter's teardown
     except BrokenPipeError:  # the summary's reader went away (| head): the run and its checkpoint are complete
-        code = output_closed()
+        from torch_tanhnet.console import stdout_gone
+
+        code = stdout_gone()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up: imports, the command line
         sys.stderr.write("train.py: interrupted before training began; nothing was saved\n")  # one write, as
         sys.stdout.flush()  # torch_tanhnet.console.say, whose package import would start torch's again
