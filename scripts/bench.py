@@ -237,4 +237,7 @@ def run_ensemble(args, device, sizes):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from torch_tanhnet.console import Output
+
+    sys.stdout = Output(sys.stdout)  # a reader gone (| head) stops what is said, not the work
+    sys.exit(sys.stdout.exit_code(main()))

@@ -81,4 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from torch_tanhnet.console import Output
+
+    sys.stdout = Output(sys.stdout)  # a reader gone (| head) stops what is said, not the work
+    sys.exit(sys.stdout.exit_code(main()))

@@ -246,8 +246,6 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         return fail(e.for_command_line(), 2)
     except DistributedError as e:
         return fail(e.for_command_line(), 1, consequence=isinstance(e, PeerFailed))
-    except BrokenPipeError:  # stdout closed by its reader, not a file the sweep writes: see __main__
-        raise
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
         from torch_tanhnet.sweep.state import holds_sweep
 
@@ -291,7 +289,6 @@ def resume_command(logdir, size: int) -> str:
 
 def report(config, given, world, device, gather) -> int:
     """Plan, print the plan (rank 0), sweep, print the table; the exit code."""
-    from torch_tanhnet.console import stdout_gone
     from torch_tanhnet.sweep.plan import estimate_seconds
     from torch_tanhnet.sweep.results import table, train_command
     from torch_tanhnet.sweep.runner import prepare, sweep
@@ -300,12 +297,8 @@ def report(config, given, world, device, gather) -> int:
     prepared = prepare(config, world, given, device)
     plan, logdir, found = prepared
     config.logdir = str(logdir)  # for main's Ctrl-C message (prepare leaves its caller's config as it was)
-    gone = False
     if world.is_main and not found["complete"]:
-        try:
-            print(describe(plan, estimate_seconds(plan) / world.size), flush=True)
-        except BrokenPipeError:  # its reader went away at once (| head -1): the sweep still runs and keeps its
-            gone = stdout_gone()  # results; the rest of what it says goes nowhere, and it ends as a cut pipe does
+        print(describe(plan, estimate_seconds(plan) / world.size), flush=True)
     result = sweep(plan.config, world, given, device, gather, prepared)
     if result is None:
         return 0
@@ -329,7 +322,7 @@ def report(config, given, world, device, gather) -> int:
         if not plan.config.dry_run:  # a dry run's runs trained 5 steps, not what train.py's command would
             print(f"any run alone, e.g. run 0: {train_command(first, script(__file__, 'train.py'))}")
         print(f"view it with: tensorboard --logdir {shell(logdir)}")
-    return 141 if gone else 0
+    return 0
 
 
 if __name__ == "__main__":
@@ -345,12 +338,10 @@ if __name__ == "__main__":
             signal.signal(sig, train_script.interrupt)
     sys.unraisablehook = train_script.unraisable
     try:
-        code = main(own_process=True)
-        sys.stdout.flush()  # here, where a closed pipe is caught, not in the interpreter's teardown
-    except BrokenPipeError:  # stdout's reader went away (| head): what was printed last, the table, is written too
-        from torch_tanhnet.console import stdout_gone
+        from torch_tanhnet.console import Output
 
-        code = stdout_gone()
+        sys.stdout = Output(sys.stdout)  # a reader gone (| head -1, after the plan) stops what is said, not the sweep
+        code = sys.stdout.exit_code(main(own_process=True))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up (the imports), before main's own handling
         sys.stderr.write("sweep.py: interrupted before the sweep began; nothing was trained\n")  # one write, as say
         sys.stderr.flush()

@@ -211,12 +211,10 @@ if __name__ == "__main__":
             signal.signal(sig, interrupt)
     sys.unraisablehook = unraisable
     try:
-        code = main(own_process=True)
-        sys.stdout.flush()  # here, where a closed pipe is caught, not in the interpreter's teardown
-    except BrokenPipeError:  # the summary's reader went away (| head): the run and its checkpoint are complete
-        from torch_tanhnet.console import stdout_gone
+        from torch_tanhnet.console import Output
 
-        code = stdout_gone()
+        sys.stdout = Output(sys.stdout)  # a reader gone (| head) stops what is said, never the run
+        code = sys.stdout.exit_code(main(own_process=True))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up: imports, the command line
         sys.stderr.write("train.py: interrupted before training began; nothing was saved\n")  # one write, as
         sys.stdout.flush()  # torch_tanhnet.console.say, whose package import would start torch's again

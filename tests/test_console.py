@@ -3,6 +3,7 @@ with Python's stderr unbuffered (PYTHONUNBUFFERED=1, as CI and many containers s
 text and its newline, interleaved two processes' errors into one line: ``train.py: error: …train.py: error: …``."""
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -81,3 +82,47 @@ def test_each_line_a_script_writes_to_stderr_is_one_write(tmp_path, monkeypatch,
     assert code == 2, stream.writes
     assert stream.writes and all(w.endswith("\n") for w in stream.writes), stream.writes
     assert ": error: " in stream.writes[-1]
+
+
+def sweep_results(p):
+    import csv
+
+    with open(p / "out" / "results.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+
+def bench_json(p):
+    import json
+
+    assert {row["case"] for row in json.loads((p / "b.json").read_text())["results"]} >= {"fused", "eager"}
+
+
+def train_checkpoint(p):
+    from torch_tanhnet.training import checkpoint
+
+    assert checkpoint.load(p / "run" / "checkpoint.pt")["global_step"] == 3
+
+
+# each script, and what its work keeps
+GONE = [
+    ("train", ["--epochs", "3", "--logdir", "run", "--no-progress"], train_checkpoint),
+    ("sweep", ["--seeds", "2", "--epochs", "3", "--n-samples", "20", "--gallery", "0", "--logdir", "out"],
+     sweep_results),
+    ("bench", ["--sizes", "64", "--rounds", "1", "--min-time", "0.001", "--no-compile", "--no-jax", "--no-memory",
+               "--json", "b.json"], bench_json),
+    ("check_gradients", ["--n", "4"], lambda p: None),
+]
+
+
+@pytest.mark.parametrize("name, args, kept", GONE, ids=[g[0] for g in GONE])
+def test_a_reader_gone_before_anything_was_said_stops_no_work(tmp_path, name, args, kept):
+    """`script.py ... | head -1` where the reader went away before the script said anything (with stdout
+    unbuffered, the plan's text and its newline are two writes): the sweep once stopped before it trained, and a
+    benchmark did not write its --json file. Now the work is done and kept, no error is said on stderr (a
+    benchmark's progress is), and the exit code is a cut pipe's, 141."""
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the process has written anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and "error" not in err and "Traceback" not in err, err
+    kept(tmp_path)
