@@ -239,5 +239,5 @@ def run_ensemble(args, device, sizes):
 if __name__ == "__main__":
     from torch_tanhnet.console import Output
 
-    sys.stdout = Output(sys.stdout)  # a reader gone (| head) stops what is said, not the work
+    sys.stdout = Output(sys.stdout, PROG)  # stdout lost (| head, a full disk): the work goes on
     sys.exit(sys.stdout.exit_code(main()))

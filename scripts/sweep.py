@@ -340,7 +340,7 @@ if __name__ == "__main__":
     try:
         from torch_tanhnet.console import Output
 
-        sys.stdout = Output(sys.stdout)  # a reader gone (| head -1, after the plan) stops what is said, not the sweep
+        sys.stdout = Output(sys.stdout, "sweep.py")  # stdout lost (| head, a full disk): the sweep goes on
         code = sys.stdout.exit_code(main(own_process=True))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up (the imports), before main's own handling
         sys.stderr.write("sweep.py: interrupted before the sweep began; nothing was trained\n")  # one write, as say

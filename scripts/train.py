@@ -213,7 +213,7 @@ if __name__ == "__main__":
     try:
         from torch_tanhnet.console import Output
 
-        sys.stdout = Output(sys.stdout)  # a reader gone (| head) stops what is said, never the run
+        sys.stdout = Output(sys.stdout, "train.py")  # stdout lost (| head, a full disk): the run goes on
         code = sys.stdout.exit_code(main(own_process=True))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up: imports, the command line
         sys.stderr.write("train.py: interrupted before training began; nothing was saved\n")  # one write, as

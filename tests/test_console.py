@@ -1,8 +1,10 @@
-"""Every line the scripts write to stderr goes out in one write. Under torchrun the processes share one stderr, and
-with Python's stderr unbuffered (PYTHONUNBUFFERED=1, as CI and many containers set) ``print``'s two writes, the
-text and its newline, interleaved two processes' errors into one line: ``train.py: error: …train.py: error: …``."""
+"""What the scripts say. Every line they write to stderr goes out in one write: under torchrun the processes share
+one stderr, and with Python's stderr unbuffered (PYTHONUNBUFFERED=1, as CI and many containers set) ``print``'s two
+writes, the text and its newline, interleaved two processes' errors into one line. And a stdout lost (its reader
+gone, its disk full) costs the output, never the work."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,15 +116,31 @@ GONE = [
 ]
 
 
+@pytest.mark.parametrize("stdout", ["reader gone", "full disk"])
 @pytest.mark.parametrize("name, args, kept", GONE, ids=[g[0] for g in GONE])
-def test_a_reader_gone_before_anything_was_said_stops_no_work(tmp_path, name, args, kept):
+def test_a_stdout_lost_before_anything_was_said_stops_no_work(tmp_path, name, args, kept, stdout):
     """`script.py ... | head -1` where the reader went away before the script said anything (with stdout
-    unbuffered, the plan's text and its newline are two writes): the sweep once stopped before it trained, and a
-    benchmark did not write its --json file. Now the work is done and kept, no error is said on stderr (a
-    benchmark's progress is), and the exit code is a cut pipe's, 141."""
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc.stdout.close()  # before the process has written anything
+    unbuffered, the plan's text and its newline are two writes): the sweep once stopped before it trained, a
+    benchmark did not write its --json file, check_gradients.py ended in a traceback. A stdout sent to a full disk
+    (/dev/full) the same, and the sweep even blamed its own folder and removed it. Now the work is done and kept;
+    a reader gone ends it as a cut pipe does (141, no error said: a benchmark's progress is), a full disk with one
+    line saying what was lost, exit 1."""
+    if stdout == "full disk" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    target = subprocess.PIPE if stdout == "reader gone" else open("/dev/full", "w")
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, stdout=target,
+                            stderr=subprocess.PIPE, text=True)
+    if stdout == "reader gone":
+        proc.stdout.close()  # before the process has written anything
+    else:
+        target.close()
     err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 141 and "error" not in err and "Traceback" not in err, err
+    code = proc.wait(timeout=120)
+    assert "Traceback" not in err, err
+    if stdout == "reader gone":
+        assert code == 141 and "error" not in err, err
+    else:
+        assert code == 1 and err.splitlines()[-1] == (
+            f"{name}.py: error: cannot write to stdout (No space left on device); what was to be printed from then "
+            "on is lost, the work itself went on"), err
     kept(tmp_path)

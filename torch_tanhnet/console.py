@@ -20,41 +20,50 @@ def say(line: str) -> None:
 
 
 class Output:
-    """A script's stdout that outlives its reader.
+    """A script's stdout that outlives its reader, or its disk.
 
     Once the reader has gone (``script.py ... | head -1``), a write raises BrokenPipeError wherever the script
     happened to print: after a sweep's plan, before it trained a run; between a benchmark's table and its --json
-    file. Here the first such error points stdout at os.devnull instead, so the work goes on and keeps what it
-    saves, and what is still said goes nowhere; :meth:`exit_code` then gives 141, as a shell reports a process
-    that SIGPIPE ended (Python's own advice for SIGPIPE, made to wait for the work's end).
+    file. A stdout sent to a file on a full disk raises OSError the same way. Here the first such error points
+    stdout at os.devnull instead, so the work goes on and keeps what it saves, and what is still said goes
+    nowhere. :meth:`exit_code` then ends the script as a cut pipe ends a process, 141 (Python's own advice for
+    SIGPIPE, made to wait for the work's end), or, for any other error, says on stderr what was lost.
     """
 
-    def __init__(self, stream):
+    def __init__(self, stream, prog: str):
         self._stream = stream
-        self.gone = False
+        self._prog = prog
+        self.lost: OSError | None = None  # the error that cut stdout off
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
-            self._to_devnull()
+        except OSError as e:
+            self._to_devnull(e)
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            self._to_devnull()
+        except OSError as e:
+            self._to_devnull(e)
 
     def exit_code(self, code: int) -> int:
-        """``code``, the script's own, once what it said is written; 141 in place of 0 if the reader went away."""
+        """``code``, the script's own, once what it said is written; if stdout was cut off, 141 in place of 0 for
+        a reader gone, and for any other error a line on stderr and 1 in place of 0."""
         self.flush()
-        return 141 if self.gone and code == 0 else code
+        if self.lost is None:
+            return code
+        if isinstance(self.lost, BrokenPipeError):
+            return code or 141
+        say(f"{self._prog}: error: cannot write to stdout ({self.lost.strerror or self.lost}); what was to be "
+            f"printed from then on is lost, the work itself went on")
+        return code or 1
 
-    def _to_devnull(self) -> None:
-        self.gone = True
+    def _to_devnull(self, error: OSError) -> None:
+        self.lost = self.lost or error
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())  # the interpreter's last flush, too, goes there and not to the pipe
+        os.dup2(devnull, self._stream.fileno())  # the interpreter's last flush, too, goes there
         os.close(devnull)
         self._stream.flush()  # what the failed write left in the buffer
 
