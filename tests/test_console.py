@@ -86,6 +86,26 @@ def test_each_line_a_script_writes_to_stderr_is_one_write(tmp_path, monkeypatch,
     assert ": error: " in stream.writes[-1]
 
 
+class Unwritable(Writes):
+    def write(self, text):
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("stderr", [None, Unwritable()], ids=["closed", "full disk"])
+@pytest.mark.parametrize("name, make_args", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_a_stderr_that_cannot_be_written_loses_the_line_not_the_exit_code(tmp_path, monkeypatch, name, make_args,
+                                                                         stderr):
+    # 2>&- or 2>/dev/full: the error line is lost, but the exit code still tells a bad input (2) from a crash (1)
+    module = script(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    try:
+        code = module.main(make_args(tmp_path))
+    except SystemExit as e:  # argparse's own errors (argparse, too, passes over a stderr it cannot write)
+        code = e.code
+    assert code == 2
+
+
 def sweep_results(p):
     import csv
 

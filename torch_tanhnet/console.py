@@ -14,9 +14,15 @@ import sys
 
 
 def say(line: str) -> None:
-    """Write ``line`` and its newline to stderr in one write, and flush it."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    """Write ``line`` and its newline to stderr in one write, and flush it. A stderr closed (``2>&-``) or that
+    cannot be written loses the line, as Python's own warnings are then lost; the script's exit code still says."""
+    if sys.stderr is None:
+        return
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
 
 
 class Output:
