@@ -164,3 +164,21 @@ def test_a_stdout_lost_before_anything_was_said_stops_no_work(tmp_path, name, ar
             f"{name}.py: error: cannot write to stdout (No space left on device); what was to be printed from then "
             "on is lost, the work itself went on"), err
     kept(tmp_path)
+
+
+@pytest.mark.parametrize("stream", ["stdout closed", "stdout in ASCII", "stderr closed"])
+@pytest.mark.parametrize("name, args, kept", GONE[:2], ids=["train", "sweep"])
+def test_a_closed_or_narrow_stream_stops_no_work(tmp_path, name, args, kept, stream):
+    """`>&-` left sys.stdout None and every script crashed on its first line (the sweep before it trained);
+    PYTHONIOENCODING=ascii met the ε, × and ≥ they print with a UnicodeEncodeError (the sweep's in its plan);
+    `2>&-` stopped the progress bar's run before training, silently, exit 1. All three now do the work."""
+    args = [a for a in args if a != "--no-progress"]  # the progress bar is what met a closed stderr
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"} if stream == "stdout in ASCII" else None
+    closed = 1 if stream == "stdout closed" else 2 if stream == "stderr closed" else None
+    r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, capture_output=True,
+                       text=True, env=env, timeout=120, preexec_fn=(lambda: os.close(closed)) if closed else None)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "error" not in r.stderr, r.stderr
+    if stream == "stdout in ASCII":
+        assert r.stdout.isascii() and ("\\u03b5" in r.stdout or "\\xd7" in r.stdout), r.stdout  # ε, ×
+    kept(tmp_path)

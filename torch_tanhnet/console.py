@@ -37,6 +37,10 @@ class Output:
     """
 
     def __init__(self, stream, prog: str):
+        if stream is None:  # stdout closed (>&-): Python leaves sys.stdout None, and what is said goes nowhere
+            stream = open(os.devnull, "w")
+        elif hasattr(stream, "reconfigure"):  # an encoding without ε, ≥ or × (PYTHONIOENCODING=ascii) gets \u03b5
+            stream.reconfigure(errors="backslashreplace")  # as stderr does, not a UnicodeEncodeError mid-work
         self._stream = stream
         self._prog = prog
         self.lost: OSError | None = None  # the error that cut stdout off

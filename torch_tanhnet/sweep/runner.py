@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -276,6 +277,7 @@ def _bar(plan: Plan, mine: list, found: dict, show: bool):
     initial = sum(plan.total_steps(g) for g, runs in mine if runs and g.index in found["groups"])
     if found["current"]:
         initial += found["current"]["step"]
+    show = show and sys.stderr is not None  # None: closed (2>&-)
     # disable=None: a bar on a terminal, none when stderr is a file or a pipe
     return tqdm(total=total, initial=initial, disable=None if show else True, unit="step", dynamic_ncols=True)
 

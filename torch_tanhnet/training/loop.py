@@ -20,6 +20,7 @@ resuming. The distributed share of each batch and its loss scale are :meth:`Worl
 from __future__ import annotations
 
 import math
+import sys
 import tempfile
 import time
 import warnings
@@ -124,7 +125,7 @@ class Run:
         self.logger = Logger(logdir, False, None, model)  # writes nothing: open() opens the real one
         from tqdm.auto import tqdm
 
-        show = config.progress and self.writes
+        show = config.progress and self.writes and sys.stderr is not None  # None: closed (2>&-)
         # disable=None: a bar on a terminal, none when stderr is a file or a pipe
         self.bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, unit="step",
                         dynamic_ncols=True)
