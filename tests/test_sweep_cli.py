@@ -176,6 +176,11 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_pat
 def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
     proc = start(*LONG, "--logdir", "stopped", cwd=tmp_path)
     wait_for(tmp_path / "stopped" / "checkpoint.pt", proc)
+    code, out, err = main("--logdir", "stopped", "--resume", "--epochs", "1", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)  # --epochs 1: were it accepted again, it would end at once
+    assert (code, out) == (2, "") and err == ("sweep.py: error: argument --logdir: 'stopped' is being written by "
+                                              "another sweep that is still running; wait for it to end (or stop it: "
+                                              "Ctrl-C saves its checkpoint), then start this one again\n")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

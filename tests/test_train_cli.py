@@ -170,9 +170,15 @@ def test_sigkill_at_any_moment_leaves_a_whole_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, sig):
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, monkeypatch, capsys, sig):
     proc = start(tmp_path)
     wait_for(tmp_path / "run" / "checkpoint.pt")
+    # a --resume while the run still writes was accepted: both saved one checkpoint.pt in turn, its step went back
+    code, err = in_process(["--logdir", "run", "--resume", "--epochs", "1", "--no-progress"], tmp_path, monkeypatch,
+                           capsys)  # --epochs 1: were it accepted again, it would end at once, not train for ever
+    assert (code, err) == (2, "train.py: error: argument --logdir: 'run' is being written by another run that is "
+                              "still running; wait for it to end (or stop it: Ctrl-C saves its checkpoint), then "
+                              "start this one again\n")
     time.sleep(0.3)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)

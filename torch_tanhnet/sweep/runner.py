@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from ..training import setup, signals
+from ..training import setup, signals, writer_lock
 from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sweep_hint
 from ..training.config import ConfigError
 from ..training.data import DataError
@@ -114,17 +115,23 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     claim = config.logdir is None  # the default folder, made once the plan is known to fit (under torchrun by
     # rank 0, which sends its name to the others: their clocks may read another second)
     logdir = Path(config.logdir) if config.logdir else default_logdir(config)
-    if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race its writes
-        check_new_logdir(logdir)
-    if config.resume:
-        found = checkpoints.load(logdir, world.rank, world.size)
-        given = {"values", *(f for f in config.as_dict() if f != "values")} if given is None else given
-        config = checkpoints.resume_settings(config, found, given)
-        config.validate()
-    else:
-        found = checkpoints.new(config, world.rank, world.size)
-    plan = make_plan(config, device)
-    check_data(plan, found, world)
+    if world.is_main and not claim and os.path.isdir(logdir):  # a sweep still writing there (a --resume started too
+        writer_lock.hold(logdir, "sweep")  # soon) refuses this one; rank 0 holds it for the sweep, sweep() lets go
+    try:
+        if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race it
+            check_new_logdir(logdir)
+        if config.resume:
+            found = checkpoints.load(logdir, world.rank, world.size)
+            given = {"values", *(f for f in config.as_dict() if f != "values")} if given is None else given
+            config = checkpoints.resume_settings(config, found, given)
+            config.validate()
+        else:
+            found = checkpoints.new(config, world.rank, world.size)
+        plan = make_plan(config, device)
+        check_data(plan, found, world)
+    except BaseException:
+        writer_lock.release(logdir)
+        raise
     if claim:
         if world.is_main:
             logdir = claim_logdir(default_logdir(config))  # made here, -2, -3 if taken: no other sweep can have it
@@ -171,6 +178,14 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
     """
     world = world or World()
     plan, logdir, found = prepared or prepare(config, world, given, device)
+    try:
+        return _sweep(plan, logdir, found, world, gather, on_group)
+    finally:
+        writer_lock.release(logdir)  # held by rank 0 since prepare
+
+
+def _sweep(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None,
+           on_group: Callable[[Group], None] | None) -> SweepResult | None:
     config = plan.config
     mine = {g.index: [r.index for r in (g.runs if found["complete"] else share(g, world))] for g in plan.groups}
     checkpoints.check_plan(found, plan, mine, checkpoints.path(logdir, found["rank"], found["size"]))
@@ -187,6 +202,7 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
     try:
         if world.is_main:
             logdir.mkdir(parents=True, exist_ok=True)
+            writer_lock.hold(logdir, "sweep")  # held since prepare, unless the folder was new
             if not config.resume:
                 take(logdir / "sweep.json", "sweep")
                 taken = True

@@ -20,6 +20,7 @@ resuming. The distributed share of each batch and its loss scale are :meth:`Worl
 from __future__ import annotations
 
 import math
+import os
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ import torch
 
 from ..files import write_atomic
 from ..module import TanhNet
-from . import checkpoint, hparams
+from . import checkpoint, hparams, writer_lock
 from .checkpoint import CheckpointError, SaveError
 from .config import ConfigError, TrainConfig
 from .data import DataError, DataScaleWarning, Split, scale_advice
@@ -146,7 +147,11 @@ class Run:
         else:  # claimed (made under a name no other run holds) by open(), once the run is known to start
             logdir, claim = default_logdir(config), True
         try:
-            run = cls._build(config, world, given, wrap, device, logdir, claim)
+            try:
+                run = cls._build(config, world, given, wrap, device, logdir, claim)
+            except BaseException:
+                writer_lock.release(logdir)
+                raise
             run.scratch, run.claim = scratch, claim and world.is_main
             try:
                 run.open()
@@ -176,6 +181,8 @@ class Run:
                claim: bool = False) -> "Run":
         if world.is_main and not claim:  # rank 0 alone: the others' checks would race its first writes
             check_logdir(logdir)  # before anything is read or trained: an unusable folder is one line now
+            if os.path.isdir(logdir):  # a run still writing there (a --resume started too soon) refuses this one
+                writer_lock.hold(logdir, "run")
             if not config.resume:
                 check_new_logdir(logdir)
         check_data_source(config, given)
@@ -219,6 +226,7 @@ class Run:
         else:
             self.made = missing_folders(logdir)
             logdir.mkdir(parents=True, exist_ok=True)
+        writer_lock.hold(logdir, "run")  # held from _build on, unless the folder was new
         checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
         if not self.resumed:
             take(logdir / hparams.CONFIG_FILE, "run")  # one of two runs started at once into this folder goes on
@@ -409,6 +417,7 @@ class Run:
             try:
                 self.logger.close()  # raises what writing the events met (a full disk), once
             finally:
+                writer_lock.release(self.logdir)
                 if self.scratch is not None:
                     self.scratch.cleanup()
 

@@ -1,0 +1,51 @@
+"""One writer per log folder.
+
+A run or a sweep holds an advisory lock (``flock``) on its folder while it writes there, so that a ``--resume``
+started while it still runs is refused in one line instead of writing beside it: two processes saved one
+checkpoint.pt in turn (its step went back and forth) and logged every step to TensorBoard twice. The lock goes
+with the process: a run killed with SIGKILL holds nothing, and the next ``--resume`` goes on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from .config import ConfigError
+
+_held: dict[str, int] = {}  # folder -> the open descriptor that holds its lock (this process's own)
+
+
+def hold(folder: Path, what: str) -> None:
+    """Lock ``folder`` for this process (a ``what``: run, sweep), or raise ConfigError naming the writer's kind if
+    another process holds it. This process may hold it already. Where the file system has no flock (some network
+    file systems), nothing is held and the run goes on, as before."""
+    key = _key(folder)
+    if key in _held:
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError("logdir", f"{str(folder)!r} is being written by another {what} that is still running; "
+                                    "wait for it to end (or stop it: Ctrl-C saves its checkpoint), then start this "
+                                    "one again") from None
+    except OSError:
+        os.close(fd)
+        return
+    _held[key] = fd
+
+
+def release(folder: Path) -> None:
+    """Let ``folder`` go (nothing if this process does not hold it)."""
+    fd = _held.pop(_key(folder), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _key(folder: Path) -> str:
+    """The folder's absolute name, from the text alone: no system call that a name too long or a folder removed
+    could fail (a run keeps one name for its folder from start to end)."""
+    return os.path.abspath(folder)
