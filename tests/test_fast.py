@@ -343,20 +343,28 @@ def test_without_a_compiler_the_pure_pytorch_path_runs_after_one_warning(fresh_e
         torch.testing.assert_close(tanhnet_loss(X, *p, y), REFERENCE(X, *p, y), rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("fault", ["checksum cannot be written", "compile cut off"])
+@pytest.mark.parametrize("fault", ["checksum cannot be written", "compile cut off", "compiler killed",
+                                   "disk full while linking"])
 def test_a_build_that_failed_for_a_passing_reason_is_tried_again(fresh_extension, monkeypatch, fault):
     """Only the compiler's own refusal is remembered (.failed): a checksum that could not be written (a full disk, a
-    directory in its place) or a compile cut off by the time limit once left the kernels off for good."""
+    directory in its place), a compile cut off by the time limit, a compiler killed by a signal (SIGXFSZ under
+    ulimit -f) or a linker that met a full disk once left the kernels off for good."""
     if extension._compiler() is None:
         pytest.skip("no C compiler")
     if fault == "checksum cannot be written":
         def broken(path, data):
             raise OSError(28, "No space left on device")
         monkeypatch.setattr(extension, "write_atomic", broken)
-    else:
+    elif fault == "compile cut off":
         def broken(*args, **kwargs):
             raise subprocess.TimeoutExpired("cc", 120)
         monkeypatch.setattr(extension.subprocess, "run", broken)
+    else:
+        code, err = ((-25, "") if fault == "compiler killed" else
+                     (1, "/usr/bin/ld: final link failed: No space left on device\n"
+                         "collect2: error: ld returned 1 exit status\n"))
+        monkeypatch.setattr(extension.subprocess, "run",
+                            lambda cmd, **kwargs: subprocess.CompletedProcess(cmd, code, "", err))
     with pytest.warns(RuntimeWarning, match="unavailable"):
         assert extension.kernels("float64") is None
     assert not list(fresh_extension.glob("*.failed")) and not list(fresh_extension.glob(".*.tmp"))
@@ -366,6 +374,39 @@ def test_a_build_that_failed_for_a_passing_reason_is_tried_again(fresh_extension
     monkeypatch.setenv("TORCH_TANHNET_CACHE", str(fresh_extension))
     monkeypatch.delenv("TORCH_TANHNET_NO_EXTENSION", raising=False)
     assert extension.kernels("float64") is not None
+
+
+def test_a_library_without_the_kernels_falls_back_and_is_built_again(fresh_extension, monkeypatch):
+    """A compiler that made a library without the kernels' symbols: every later run ended in a traceback
+    (AttributeError: undefined symbol), the library being cached with a valid checksum."""
+    if extension._compiler() is None:
+        pytest.skip("no C compiler")
+    assert extension.kernels("float64") is not None  # built and cached
+    monkeypatch.setattr(extension, "_cache", {})
+
+    def empty(path):
+        raise AttributeError(f"{path}: undefined symbol: tn_fused_loss")
+
+    monkeypatch.setattr(extension, "_load", empty)
+    with pytest.warns(RuntimeWarning, match="does not hold the kernels .*undefined symbol: tn_fused_loss"):
+        assert extension.kernels("float64") is None
+    monkeypatch.undo()
+    monkeypatch.setattr(extension, "_cache", {})
+    monkeypatch.setattr(extension, "_warned", False)
+    monkeypatch.setenv("TORCH_TANHNET_CACHE", str(fresh_extension))
+    monkeypatch.delenv("TORCH_TANHNET_NO_EXTENSION", raising=False)
+    assert extension.kernels("float64") is not None  # its checksum gone, built again
+
+
+def test_the_cache_folder_expands_a_tilde_and_ignores_a_relative_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_TANHNET_CACHE", "~/tt")  # once a folder named ~ in the working folder
+    assert extension.cache_dir() == tmp_path / "tt"
+    monkeypatch.delenv("TORCH_TANHNET_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", "$HOME/.cache")  # quoted by mistake: relative, which the XDG spec ignores
+    assert extension.cache_dir() == tmp_path / ".cache" / "torch_tanhnet"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert extension.cache_dir() == tmp_path / "xdg" / "torch_tanhnet"
 
 
 def test_a_failing_build_falls_back_and_is_not_retried(fresh_extension, monkeypatch):

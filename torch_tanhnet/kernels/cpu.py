@@ -60,12 +60,19 @@ ATTEMPTS = [
      "-Wl,-z,defs"],
 ]
 
+# what a compiler's failure says when the cause may pass (a full disk, a quota, a file-size limit): not remembered
+TRANSIENT = ("No space left on device", "Disk quota exceeded", "File too large", "File size limit exceeded")
+
 
 def cache_dir() -> Path:
+    """TORCH_TANHNET_CACHE (``~`` expanded), else torch_tanhnet under XDG_CACHE_HOME, else under ~/.cache. A
+    relative XDG_CACHE_HOME is ignored, as the XDG spec says (``'$HOME/.cache'``, quoted, made a folder named
+    ``$HOME`` in the working folder)."""
     if os.environ.get("TORCH_TANHNET_CACHE"):
-        return Path(os.environ["TORCH_TANHNET_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "torch_tanhnet"
+        return Path(os.environ["TORCH_TANHNET_CACHE"]).expanduser()  # '~/.cache/tt' made a folder named ~ here
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "torch_tanhnet"
 
 
 def _compiler() -> str | None:
@@ -140,7 +147,13 @@ def _build(cc: str, flags: list[str], double: bool, target: Path) -> tuple[str |
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
-            return (r.stderr.strip().splitlines() or ["failed"])[-1], True
+            lines = r.stderr.strip().splitlines()
+            # the first error names the cause; the last line is often the linker's summary (collect2: error: ld ...)
+            why = next((x for x in lines if "error" in x.lower()), lines[-1] if lines else "failed")
+            # a compiler killed by a signal (SIGXFSZ under ulimit -f, the OOM killer), or a disk that filled up,
+            # may pass next time: remembered only when the compiler itself refused
+            passing = r.returncode < 0 or any(s in r.stderr for s in TRANSIENT)
+            return why, not passing
         with open(tmp, "rb") as f:
             data = f.read()
             os.fsync(f.fileno())
@@ -232,6 +245,12 @@ def _build_or_load(cc: str, precision: str) -> tuple[ctypes.CDLL | None, str | N
             return _load(target), None
         except OSError as e:
             why = str(e)
+        except AttributeError as e:  # a library without the kernels (a compiler that made something else)
+            why = f"{target} does not hold the kernels ({e})"
+            try:  # its checksum removed, the next run builds it again rather than failing on it each time
+                _checksum(target).unlink(missing_ok=True)
+            except OSError:
+                pass
     return None, why
 
 
