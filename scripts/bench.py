@@ -172,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as e:
         return fail(str(e), 2)
 
+    from torch_tanhnet.console import warnings_as_lines
     from torch_tanhnet.training.config import ConfigError
     from torch_tanhnet.training.setup import out_of_memory, resolve_device
 
+    warnings_as_lines(PROG)
     try:
         device = resolve_device(args.device)
     except ConfigError as e:

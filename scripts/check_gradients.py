@@ -56,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from torch_tanhnet.audit import audit, seed_problem
+    from torch_tanhnet.console import warnings_as_lines
     from torch_tanhnet.training.config import ConfigError
     from torch_tanhnet.training.setup import memory_shortfall, out_of_memory, resolve_device
 
+    warnings_as_lines(PROG)
     try:
         device = resolve_device(args.device)
     except ConfigError as e:

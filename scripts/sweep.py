@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    from torch_tanhnet.console import say
+    from torch_tanhnet.console import say, warnings_as_lines
     from torch_tanhnet.sweep.distributed import DistributedError, launched_by_torchrun, torchrun_world
     from torch_tanhnet.training.checkpoint import CheckpointError
     from torch_tanhnet.training.config import ConfigError
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from torch_tanhnet.training.distributed import PeerFailed, record_error
     from torch_tanhnet.training.world import World
 
+    warnings_as_lines(parser.prog)
     if own_process:
         import signal
 
@@ -328,7 +329,8 @@ def report(config, given, world, device, gather) -> int:
 if __name__ == "__main__":
     import signal
 
-    import train as train_script  # scripts/ is sys.path[0]; train.py's start-up signal handling imports no torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I and -P leave scripts/ out
+    import train as train_script  # train.py's start-up signal handling imports no torch
 
     # until main installs the package's handler, Ctrl-C and SIGTERM end the process at once, and are remembered
     # where Python drops the KeyboardInterrupt (during an import): main checks the list once the imports are done

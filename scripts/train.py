@@ -18,7 +18,6 @@ import argparse
 import os
 import signal
 import sys
-import warnings
 
 SUPPRESS = argparse.SUPPRESS
 SIGNALLED: list[int] = []  # Ctrl-C or SIGTERM that came before the package's handler was in place
@@ -128,6 +127,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     args = parser.parse_args(argv)
     given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
 
+    from torch_tanhnet.console import warnings_as_lines
     from torch_tanhnet.training.checkpoint import CheckpointError, SaveError
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                 signal.signal(sig, signals.interrupt)  # remembered even if dropped; absorbed after the loop
 
     config = TrainConfig(**vars(args))
-    warnings.formatwarning = lambda message, *_, **__: f"{parser.prog}: warning: {message}\n"
+    warnings_as_lines(parser.prog)
     try:
         if launched_by_torchrun():
             result = train_distributed(config, given)

@@ -182,3 +182,20 @@ def test_a_closed_or_narrow_stream_stops_no_work(tmp_path, name, args, kept, str
     if stream == "stdout in ASCII":
         assert r.stdout.isascii() and ("\\u03b5" in r.stdout or "\\xd7" in r.stdout), r.stdout  # ε, ×
     kept(tmp_path)
+
+
+@pytest.mark.parametrize("name, args", [(g[0], g[1]) for g in GONE[1:3]], ids=["sweep", "bench"])
+def test_a_warning_is_the_scripts_own_line_even_under_python_isolated(tmp_path, name, args):
+    """Without the fused kernels (a cache folder under a file), sweep.py and bench.py showed Python's two-line
+    warning (the package's file and source line); train.py alone set its own form (check_gradients.py too now,
+    though its audit does not use the kernels). And sweep.py
+    under `python -I` (or -P) could not import train.py beside it: a traceback."""
+    (tmp_path / "a-file").write_text("")
+    env = {**os.environ, "TORCH_TANHNET_CACHE": str(tmp_path / "a-file" / "cache")}
+    r = subprocess.run([sys.executable, "-I", str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    warned = [x for x in r.stderr.splitlines() if "kernels are unavailable" in x]
+    assert len(warned) == 1 and warned[0].startswith(f"{name}.py: warning: torch-tanhnet: the fused CPU kernels"), \
+        r.stderr
+    assert "Traceback" not in r.stderr and ".py:" not in r.stderr.replace(f"{name}.py:", ""), r.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 
 def say(line: str) -> None:
@@ -23,6 +24,12 @@ def say(line: str) -> None:
         sys.stderr.flush()
     except OSError:
         pass
+
+
+def warnings_as_lines(prog: str) -> None:
+    """Python's warnings as the scripts' own lines, ``prog: warning: ...``, instead of the two lines naming the
+    package's file and source line that a person running a script has no use for."""
+    warnings.formatwarning = lambda message, *_, **__: f"{prog}: warning: {message}\n"
 
 
 class Output:
