@@ -11,6 +11,7 @@ gradient and its Hessian's least and greatest eigenvalue (:data:`.metrics.CURVAT
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..files import write_atomic
-from ..training.wording import shell
+from ..training.wording import shell, utf8
 from .group import GroupResult
 from .metrics import CURVATURE, METRICS
 from .plan import Plan
@@ -124,11 +125,14 @@ def write_csv(rows: list[dict], path: Path) -> None:
             return ""
         return repr(v) if isinstance(v, float) else v
 
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(list(rows[0]))
-        for r in rows:
-            w.writerow([cell(v) for v in r.values()])
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(list(rows[0]))
+    for r in rows:
+        w.writerow([cell(v) for v in r.values()])
+    # whole or not at all: written in place, a failure left the header alone; a --data name that is not UTF-8
+    # (which once failed it just so) written as \xe9
+    write_atomic(path, utf8(text.getvalue()).encode())
 
 
 def write_json(plan: Plan, path: Path, extra: dict | None = None) -> None:

@@ -56,11 +56,23 @@ class Worded(Exception):
         return words(self.text, command_line=True)
 
 
+def utf8(text: str) -> str:
+    """``text`` as valid UTF-8: the bytes of a file name that are not UTF-8, which Python keeps as lone surrogates
+    (``pts\\udce9.csv`` for the bytes ``pts\\xe9.csv``), written as ``\\xe9``. TensorBoard's writer and CSV
+    readers refuse the surrogates."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def shell(path) -> str:
     """A path as a printed command writes it: quoted where a shell would split it (``'runs/with space'``), and
-    ``./`` before one that starts with ``-``, which a program would take for an option (quoting does not help)."""
+    ``./`` before one that starts with ``-``, which a program would take for an option (quoting does not help).
+    A name whose bytes are not UTF-8 is written in bash's ``$'pts\\xe9.csv'``, which gives those bytes back."""
     text = str(path)
-    return shlex.quote("./" + text if text.startswith("-") else text)
+    text = "./" + text if text.startswith("-") else text
+    if utf8(text) != text:
+        raw = text.encode("utf-8", "surrogateescape")
+        return "$'" + "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in raw) + "'"
+    return shlex.quote(text)
 
 
 def script(file: str, name: str) -> str:

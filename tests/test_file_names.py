@@ -1,0 +1,57 @@
+"""File names whose bytes are not UTF-8 (Python keeps them as lone surrogates): TensorBoard's writer refused them in
+a run's HParams and its default folder's name, a sweep's results.csv was left with its header alone (written in
+place, and failing on the name), and a printed command named another file. And any name a printed command holds
+gives its own bytes back in a shell."""
+
+import csv
+import importlib.util
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from torch_tanhnet.training.wording import shell
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+NAME = os.fsdecode(b"pts\xe9.csv")  # as Python reads it from the command line
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_names", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def points(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open(os.fsencode(NAME), "w") as f:
+        f.writelines(f"{(i % 7) / 3 - 1:.3f},{(i % 5) / 2 - 1:.3f},{int((i % 7) / 3 - 1 > (i % 5) / 2 - 1)}\n"
+                     for i in range(60))
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["plain", "with space", "-dash", "it's", NAME, os.fsdecode(b"\xff'\\x")])
+def test_a_printed_name_gives_its_own_bytes_back_in_a_shell(name):
+    r = subprocess.run(["bash", "-c", f"printf %s {shell(name)}"], capture_output=True, timeout=30)
+    assert r.stdout == os.fsencode(("./" if name.startswith("-") else "") + name)
+
+
+def test_a_run_on_a_data_file_named_in_bytes_that_are_not_utf8(points, capsys):
+    assert script("train").main(["--data", NAME, "--epochs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    (folder,) = (points / "runs").iterdir()
+    assert folder.name.endswith("-pts\\xe9-e2") and list(folder.glob("events.out.tfevents.*"))
+    assert f"--logdir {shell(folder.relative_to(points))}" in out
+
+
+def test_a_sweep_on_a_data_file_named_in_bytes_that_are_not_utf8(points, capsys):
+    assert script("sweep").main(["--data", NAME, "--seeds", "2", "--epochs", "2", "--gallery", "0", "--logdir", "sw",
+                                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    with open(points / "sw" / "results.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and {r["data"] for r in rows} == {"pts\\xe9.csv"}
+    assert "--data $'pts\\xe9.csv'" in out  # the command that trains run 0 alone, on that very file
