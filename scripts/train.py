@@ -216,8 +216,9 @@ if __name__ == "__main__":
         sys.stdout = Output(sys.stdout, "train.py")  # stdout lost (| head, a full disk): the run goes on
         code = sys.stdout.exit_code(main(own_process=True))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up: imports, the command line
-        sys.stderr.write("train.py: interrupted before training began; nothing was saved\n")  # one write, as
-        sys.stdout.flush()  # torch_tanhnet.console.say, whose package import would start torch's again
+        # one write, as torch_tanhnet.console.say writes (importing it would start importing torch again)
+        sys.stderr.write("train.py: interrupted before training began; nothing was saved\n")
+        sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
     ignore_signals()  # the run is over (or never began): a signal now waits for the exit, even during teardown
