@@ -86,4 +86,4 @@ if __name__ == "__main__":
     from torch_tanhnet.console import Output
 
     sys.stdout = Output(sys.stdout, PROG)  # stdout lost (| head, a full disk): the work goes on
-    sys.exit(sys.stdout.exit_code(main()))
+    sys.exit(sys.stdout.run(main))

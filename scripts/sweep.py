@@ -341,14 +341,15 @@ if __name__ == "__main__":
     sys.unraisablehook = train_script.unraisable
     try:
         from torch_tanhnet.console import Output
+        from torch_tanhnet.training.distributed import launched_by_torchrun
 
         sys.stdout = Output(sys.stdout, "sweep.py")  # stdout lost (| head, a full disk): the sweep goes on
-        code = sys.stdout.exit_code(main(own_process=True))
+        code = sys.stdout.run(lambda: main(own_process=True), torchrun=launched_by_torchrun())
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up (the imports), before main's own handling
         sys.stderr.write("sweep.py: interrupted before the sweep began; nothing was trained\n")  # one write, as say
         sys.stderr.flush()
         os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
-    from torch_tanhnet.training.distributed import end_process, launched_by_torchrun
+    from torch_tanhnet.training.distributed import end_process
 
     if launched_by_torchrun():  # torch's gloo threads can abort a torchrun process's teardown; see end_process
         end_process(code)

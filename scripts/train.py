@@ -212,9 +212,10 @@ if __name__ == "__main__":
     sys.unraisablehook = unraisable
     try:
         from torch_tanhnet.console import Output
+        from torch_tanhnet.training.distributed import launched_by_torchrun
 
         sys.stdout = Output(sys.stdout, "train.py")  # stdout lost (| head, a full disk): the run goes on
-        code = sys.stdout.exit_code(main(own_process=True))
+        code = sys.stdout.run(lambda: main(own_process=True), torchrun=launched_by_torchrun())
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up: imports, the command line
         # one write, as torch_tanhnet.console.say writes (importing it would start importing torch again)
         sys.stderr.write("train.py: interrupted before training began; nothing was saved\n")
@@ -222,7 +223,7 @@ if __name__ == "__main__":
         sys.stderr.flush()
         os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
     ignore_signals()  # the run is over (or never began): a signal now waits for the exit, even during teardown
-    if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")):
+    if launched_by_torchrun():
         from torch_tanhnet.training.distributed import end_process
 
         end_process(code)  # torch's gloo threads can abort a torchrun process's teardown; see end_process

@@ -199,3 +199,15 @@ def test_a_warning_is_the_scripts_own_line_even_under_python_isolated(tmp_path, 
     assert len(warned) == 1 and warned[0].startswith(f"{name}.py: warning: torch-tanhnet: the fused CPU kernels"), \
         r.stderr
     assert "Traceback" not in r.stderr and ".py:" not in r.stderr.replace(f"{name}.py:", ""), r.stderr
+
+
+@pytest.mark.parametrize("name", ["train", "sweep", "bench", "check_gradients"])
+def test_help_that_cannot_be_written_says_so(tmp_path, name):
+    """argparse's exit after --help went past the stdout's check: `--help > /dev/full` lost the help and exited 0."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), "--help"], cwd=tmp_path, stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.startswith(f"{name}.py: error: cannot write to stdout (No space left on "
+                                                     "device)"), r.stderr

@@ -376,19 +376,22 @@ def test_a_build_that_failed_for_a_passing_reason_is_tried_again(fresh_extension
     assert extension.kernels("float64") is not None
 
 
-def test_a_library_without_the_kernels_falls_back_and_is_built_again(fresh_extension, monkeypatch):
+@pytest.mark.parametrize("fault", [AttributeError("undefined symbol: tn_fused_loss"), OSError("file too short")],
+                         ids=["no kernels in it", "not a library"])
+def test_a_library_without_the_kernels_falls_back_and_is_built_again(fresh_extension, monkeypatch, fault):
     """A compiler that made a library without the kernels' symbols: every later run ended in a traceback
-    (AttributeError: undefined symbol), the library being cached with a valid checksum."""
+    (AttributeError: undefined symbol), the library being cached with a valid checksum; one that made no library
+    at all ("file too short"): every later run went without the kernels, the real compiler's too."""
     if extension._compiler() is None:
         pytest.skip("no C compiler")
     assert extension.kernels("float64") is not None  # built and cached
     monkeypatch.setattr(extension, "_cache", {})
 
     def empty(path):
-        raise AttributeError(f"{path}: undefined symbol: tn_fused_loss")
+        raise fault
 
     monkeypatch.setattr(extension, "_load", empty)
-    with pytest.warns(RuntimeWarning, match="does not hold the kernels .*undefined symbol: tn_fused_loss"):
+    with pytest.warns(RuntimeWarning, match=f"cannot be loaded or does not hold the kernels .*{fault}"):
         assert extension.kernels("float64") is None
     monkeypatch.undo()
     monkeypatch.setattr(extension, "_cache", {})

@@ -55,3 +55,15 @@ def test_a_sweep_on_a_data_file_named_in_bytes_that_are_not_utf8(points, capsys)
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and {r["data"] for r in rows} == {"pts\\xe9.csv"}
     assert "--data $'pts\\xe9.csv'" in out  # the command that trains run 0 alone, on that very file
+
+
+def test_a_run_folder_named_in_bytes_that_are_not_utf8_is_one_line(tmp_path, monkeypatch, capsys):
+    """TensorBoard's writer encodes a folder's name as UTF-8: such a --logdir (or a dry run's folder under such a
+    TMPDIR) was a traceback once the run had begun (a sweep, which writes its events otherwise, takes it)."""
+    monkeypatch.chdir(tmp_path)
+    folder = os.fsdecode(b"bad\xe9name")
+    assert script("train").main(["--logdir", folder, "--epochs", "2", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        "train.py: error: argument --logdir: 'bad\\xe9name': its name is not UTF-8 text, and TensorBoard writes its "
+        "events only into a folder whose name is; choose another --logdir\n")
+    assert list(tmp_path.iterdir()) == []

@@ -179,7 +179,7 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, ca
     code, out, err = main("--logdir", "stopped", "--resume", "--epochs", "1", cwd=tmp_path, monkeypatch=monkeypatch,
                           capsys=capsys)  # --epochs 1: were it accepted again, it would end at once
     assert (code, out) == (2, "") and err == ("sweep.py: error: argument --logdir: 'stopped' is being written by "
-                                              "another sweep that is still running; wait for it to end (or stop it: "
+                                              "a run or sweep that is still running; wait for it to end (or stop it: "
                                               "Ctrl-C saves its checkpoint), then start this one again\n")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

@@ -73,3 +73,15 @@ def test_merge_puts_each_process_share_back_in_run_order():
     assert merged.runs == [0, 1, 2, 3, 4]
     assert merged.params["c"].view(-1).tolist() == [0, 1, 2, 3, 4]
     assert merged.history[1, :, 2].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_reader_gone_under_torchrun_ends_quietly(tmp_path):
+    """`torchrun ... sweep.py ... | head -1`: rank 0 ended 141 as a cut pipe does, and torchrun reported it as a
+    failed process (ChildFailedError, its traceback, exit 1) though the sweep had finished and kept its results."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
+           "--seeds", "2", "--n-samples", "20", "--epochs", "3", "--gallery", "0", "--logdir", "out", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before anything was written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0 and "Traceback" not in err and "ChildFailedError" not in err, err
+    assert len(rows(tmp_path / "out" / "results.csv")) == 2

@@ -176,8 +176,8 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, monkeypatch, caps
     # a --resume while the run still writes was accepted: both saved one checkpoint.pt in turn, its step went back
     code, err = in_process(["--logdir", "run", "--resume", "--epochs", "1", "--no-progress"], tmp_path, monkeypatch,
                            capsys)  # --epochs 1: were it accepted again, it would end at once, not train for ever
-    assert (code, err) == (2, "train.py: error: argument --logdir: 'run' is being written by another run that is "
-                              "still running; wait for it to end (or stop it: Ctrl-C saves its checkpoint), then "
+    assert (code, err) == (2, "train.py: error: argument --logdir: 'run' is being written by a run or sweep that "
+                              "is still running; wait for it to end (or stop it: Ctrl-C saves its checkpoint), then "
                               "start this one again\n")
     time.sleep(0.3)
     proc.send_signal(sig)

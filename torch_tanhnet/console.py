@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Callable
 
 
 def say(line: str) -> None:
@@ -39,7 +40,7 @@ class Output:
     happened to print: after a sweep's plan, before it trained a run; between a benchmark's table and its --json
     file. A stdout sent to a file on a full disk raises OSError the same way. Here the first such error points
     stdout at os.devnull instead, so the work goes on and keeps what it saves, and what is still said goes
-    nowhere. :meth:`exit_code` then ends the script as a cut pipe ends a process, 141 (Python's own advice for
+    nowhere. :meth:`run` then ends the script as a cut pipe ends a process, 141 (Python's own advice for
     SIGPIPE, made to wait for the work's end), or, for any other error, says on stderr what was lost.
     """
 
@@ -65,14 +66,22 @@ class Output:
         except OSError as e:
             self._to_devnull(e)
 
-    def exit_code(self, code: int) -> int:
-        """``code``, the script's own, once what it said is written; if stdout was cut off, 141 in place of 0 for
-        a reader gone, and for any other error a line on stderr and 1 in place of 0."""
+    def run(self, main: Callable[[], int], torchrun: bool = False) -> int:
+        """``main()``'s exit code (argparse's too: ``--help``, a malformed command line) once what it said is
+        written; if stdout was cut off, in place of 0: 141 for a reader gone (0 under ``torchrun``, which reports
+        a process that exits otherwise as failed, with a traceback, when its work succeeded), and for any other
+        error a line on stderr and 1."""
+        try:
+            code = main()
+        except SystemExit as e:  # argparse's own exit, after --help or its usage
+            if not isinstance(e.code, (int, type(None))):
+                raise
+            code = e.code or 0
         self.flush()
         if self.lost is None:
             return code
         if isinstance(self.lost, BrokenPipeError):
-            return code or 141
+            return code or (0 if torchrun else 141)
         say(f"{self._prog}: error: cannot write to stdout ({self.lost.strerror or self.lost}); what was to be "
             f"printed from then on is lost, the work itself went on")
         return code or 1

@@ -243,11 +243,11 @@ def _build_or_load(cc: str, precision: str) -> tuple[ctypes.CDLL | None, str | N
                 continue
         try:
             return _load(target), None
-        except OSError as e:
-            why = str(e)
-        except AttributeError as e:  # a library without the kernels (a compiler that made something else)
-            why = f"{target} does not hold the kernels ({e})"
-            try:  # its checksum removed, the next run builds it again rather than failing on it each time
+        except (OSError, AttributeError) as e:  # not a library ("file too short"), or one without the kernels: a
+            # compiler that made something else. Its checksum removed, the next run builds it again rather than
+            # failing on it each time
+            why = f"{target} cannot be loaded or does not hold the kernels ({e})"
+            try:
                 _checksum(target).unlink(missing_ok=True)
             except OSError:
                 pass

@@ -116,7 +116,7 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     # rank 0, which sends its name to the others: their clocks may read another second)
     logdir = Path(config.logdir) if config.logdir else default_logdir(config)
     if world.is_main and not claim and os.path.isdir(logdir):  # a sweep still writing there (a --resume started too
-        writer_lock.hold(logdir, "sweep")  # soon) refuses this one; rank 0 holds it for the sweep, sweep() lets go
+        writer_lock.hold(logdir)  # soon) refuses this one; rank 0 holds it for the sweep, sweep() lets go
     try:
         if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race it
             check_new_logdir(logdir)
@@ -202,7 +202,7 @@ def _sweep(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     try:
         if world.is_main:
             logdir.mkdir(parents=True, exist_ok=True)
-            writer_lock.hold(logdir, "sweep")  # held since prepare, unless the folder was new
+            writer_lock.hold(logdir)  # held since prepare, unless the folder was new
             if not config.resume:
                 take(logdir / "sweep.json", "sweep")
                 taken = True

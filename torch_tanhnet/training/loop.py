@@ -60,6 +60,7 @@ from .setup import (
     take,
 )
 from .signals import StopFlag, check_received, stop_on_signals
+from .wording import utf8
 from .world import World
 
 Tensor = torch.Tensor
@@ -146,6 +147,12 @@ class Run:
             logdir = Path(scratch.name)
         else:  # claimed (made under a name no other run holds) by open(), once the run is known to start
             logdir, claim = default_logdir(config), True
+        if utf8(str(logdir)) != str(logdir):  # TensorBoard's writer encodes the name as UTF-8: a traceback, later
+            where = " (a dry run's temporary folder: TMPDIR)" if scratch is not None else ""
+            if scratch is not None:
+                scratch.cleanup()
+            raise ConfigError("logdir", f"'{utf8(str(logdir))}'{where}: its name is not UTF-8 text, and TensorBoard "
+                                        "writes its events only into a folder whose name is; choose another {logdir}")
         try:
             try:
                 run = cls._build(config, world, given, wrap, device, logdir, claim)
@@ -182,7 +189,7 @@ class Run:
         if world.is_main and not claim:  # rank 0 alone: the others' checks would race its first writes
             check_logdir(logdir)  # before anything is read or trained: an unusable folder is one line now
             if os.path.isdir(logdir):  # a run still writing there (a --resume started too soon) refuses this one
-                writer_lock.hold(logdir, "run")
+                writer_lock.hold(logdir)
             if not config.resume:
                 check_new_logdir(logdir)
         check_data_source(config, given)
@@ -226,7 +233,7 @@ class Run:
         else:
             self.made = missing_folders(logdir)
             logdir.mkdir(parents=True, exist_ok=True)
-        writer_lock.hold(logdir, "run")  # held from _build on, unless the folder was new
+        writer_lock.hold(logdir)  # held from _build on, unless the folder was new
         checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
         if not self.resumed:
             take(logdir / hparams.CONFIG_FILE, "run")  # one of two runs started at once into this folder goes on

@@ -17,9 +17,9 @@ from .config import ConfigError
 _held: dict[str, int] = {}  # folder -> the open descriptor that holds its lock (this process's own)
 
 
-def hold(folder: Path, what: str) -> None:
-    """Lock ``folder`` for this process (a ``what``: run, sweep), or raise ConfigError naming the writer's kind if
-    another process holds it. This process may hold it already. Where the file system has no flock (some network
+def hold(folder: Path) -> None:
+    """Lock ``folder`` for this process, or raise ConfigError if another process holds it (a run or a sweep: the
+    lock does not say which). This process may hold it already. Where the file system has no flock (some network
     file systems), nothing is held and the run goes on, as before."""
     key = _key(folder)
     if key in _held:
@@ -29,7 +29,7 @@ def hold(folder: Path, what: str) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise ConfigError("logdir", f"{str(folder)!r} is being written by another {what} that is still running; "
+        raise ConfigError("logdir", f"{str(folder)!r} is being written by a run or sweep that is still running; "
                                     "wait for it to end (or stop it: Ctrl-C saves its checkpoint), then start this "
                                     "one again") from None
     except OSError:
