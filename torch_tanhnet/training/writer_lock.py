@@ -8,11 +8,15 @@ with the process: a run killed with SIGKILL holds nothing, and the next ``--resu
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
 from .config import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system (Windows): no lock, as on a file system without flock
+    fcntl = None
 
 _held: dict[str, int] = {}  # folder -> the open descriptor that holds its lock (this process's own)
 
@@ -22,7 +26,7 @@ def hold(folder: Path) -> None:
     lock does not say which). This process may hold it already. Where the file system has no flock (some network
     file systems), nothing is held and the run goes on, as before."""
     key = _key(folder)
-    if key in _held:
+    if key in _held or fcntl is None:
         return
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
