@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True
 settings.register_profile("thorough", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -33,3 +36,12 @@ def make_data(N: int, D: int, *, dtype=torch.float64, device="cpu", seed: int = 
     X = torch.randn(N, D, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
     y = torch.rand(N, 1, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
     return X.requires_grad_(requires_grad), y
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a fresh module, for calling its main in this process (a subprocess costs ~2 s of
+    imports); its ``__main__`` part does not run."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,17 +3,14 @@ one stderr, and with Python's stderr unbuffered (PYTHONUNBUFFERED=1, as CI and m
 writes, the text and its newline, interleaved two processes' errors into one line. And a stdout lost (its reader
 gone, its disk full) costs the output, never the work."""
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import SCRIPTS, load_script
 
 from torch_tanhnet.console import say
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 class Writes:
@@ -31,13 +28,6 @@ class Writes:
 
     def isatty(self):
         return False
-
-
-def script(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_console", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_say_writes_the_line_and_its_newline_at_once(monkeypatch):
@@ -73,7 +63,7 @@ CASES = [
 
 @pytest.mark.parametrize("name, make_args", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_each_line_a_script_writes_to_stderr_is_one_write(tmp_path, monkeypatch, name, make_args):
-    module = script(name)
+    module = load_script(name)
     monkeypatch.chdir(tmp_path)
     stream = Writes()
     monkeypatch.setattr(sys, "stderr", stream)
@@ -96,7 +86,7 @@ class Unwritable(Writes):
 def test_a_stderr_that_cannot_be_written_loses_the_line_not_the_exit_code(tmp_path, monkeypatch, name, make_args,
                                                                          stderr):
     # 2>&- or 2>/dev/full: the error line is lost, but the exit code still tells a bad input (2) from a crash (1)
-    module = script(name)
+    module = load_script(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "stderr", stderr)
     try:

@@ -4,24 +4,15 @@ place, and failing on the name), and a printed command named another file. And a
 gives its own bytes back in a shell."""
 
 import csv
-import importlib.util
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from torch_tanhnet.training.wording import shell
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 NAME = os.fsdecode(b"pts\xe9.csv")  # as Python reads it from the command line
-
-
-def script(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_names", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -40,7 +31,7 @@ def test_a_printed_name_gives_its_own_bytes_back_in_a_shell(name):
 
 
 def test_a_run_on_a_data_file_named_in_bytes_that_are_not_utf8(points, capsys):
-    assert script("train").main(["--data", NAME, "--epochs", "2", "--no-progress"]) == 0
+    assert load_script("train").main(["--data", NAME, "--epochs", "2", "--no-progress"]) == 0
     out = capsys.readouterr().out
     (folder,) = (points / "runs").iterdir()
     assert folder.name.endswith("-pts\\xe9-e2") and list(folder.glob("events.out.tfevents.*"))
@@ -48,8 +39,8 @@ def test_a_run_on_a_data_file_named_in_bytes_that_are_not_utf8(points, capsys):
 
 
 def test_a_sweep_on_a_data_file_named_in_bytes_that_are_not_utf8(points, capsys):
-    assert script("sweep").main(["--data", NAME, "--seeds", "2", "--epochs", "2", "--gallery", "0", "--logdir", "sw",
-                                 "--no-progress"]) == 0
+    assert load_script("sweep").main(["--data", NAME, "--seeds", "2", "--epochs", "2", "--gallery", "0",
+                                      "--logdir", "sw", "--no-progress"]) == 0
     out = capsys.readouterr().out
     with open(points / "sw" / "results.csv", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -62,7 +53,7 @@ def test_a_run_folder_named_in_bytes_that_are_not_utf8_is_one_line(tmp_path, mon
     TMPDIR) was a traceback once the run had begun (a sweep, which writes its events otherwise, takes it)."""
     monkeypatch.chdir(tmp_path)
     folder = os.fsdecode(b"bad\xe9name")
-    assert script("train").main(["--logdir", folder, "--epochs", "2", "--no-progress"]) == 2
+    assert load_script("train").main(["--logdir", folder, "--epochs", "2", "--no-progress"]) == 2
     assert capsys.readouterr().err == (
         "train.py: error: argument --logdir: 'bad\\xe9name': its name is not UTF-8 text, and TensorBoard writes its "
         "events only into a folder whose name is; choose another --logdir\n")
