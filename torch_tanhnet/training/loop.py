@@ -147,13 +147,12 @@ class Run:
             logdir = Path(scratch.name)
         else:  # claimed (made under a name no other run holds) by open(), once the run is known to start
             logdir, claim = default_logdir(config), True
-        if utf8(str(logdir)) != str(logdir):  # TensorBoard's writer encodes the name as UTF-8: a traceback, later
-            where = " (a dry run's temporary folder: TMPDIR)" if scratch is not None else ""
-            if scratch is not None:
-                scratch.cleanup()
-            raise ConfigError("logdir", f"'{utf8(str(logdir))}'{where}: its name is not UTF-8 text, and TensorBoard "
-                                        "writes its events only into a folder whose name is; choose another {logdir}")
         try:
+            if utf8(str(logdir)) != str(logdir):  # TensorBoard's writer encodes the name as UTF-8: a traceback later
+                where = " (a dry run's temporary folder: TMPDIR)" if scratch is not None else ""
+                raise ConfigError("logdir", f"'{utf8(str(logdir))}'{where}: its name is not UTF-8 text, and "
+                                            "TensorBoard writes its events only into a folder whose name is; choose "
+                                            "another {logdir}")
             try:
                 run = cls._build(config, world, given, wrap, device, logdir, claim)
             except BaseException:
