@@ -1,12 +1,13 @@
 """A training run's folder: nothing a user saved is lost, and what a stopped or failed start made is not left behind.
 
 The default folder is claimed atomically (two runs in one second), a new run writes only into a new or empty
-folder, a stop before the first step removes what the run made, non-finite initial weights are refused before
-anything is written, and a full disk is one line (torch.save's RuntimeError, TensorBoard's writer thread).
+folder, a new run stopped before its first checkpoint removes what it made, non-finite initial weights are refused
+before anything is written, and a full disk is one line (torch.save's RuntimeError, TensorBoard's writer thread).
 """
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,7 +120,7 @@ def test_under_torchrun_only_rank_0_checks_the_folder(tmp_path, monkeypatch):
     assert checked == [] and contents(tmp_path / "run") == before  # rank 1 neither checks nor writes
 
 
-# 3. a stop before the first step removes what the run made ---------------------------------------------------
+# 3. a new run stopped before its first checkpoint removes what it made ------------------------------------------
 
 def stop_at_the_first_picture(monkeypatch):
     def draw(self):
@@ -140,6 +141,71 @@ def test_a_stop_before_the_first_step_removes_what_the_run_made(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == (["mine"] if where == "empty-folder" else [])
     if where == "empty-folder":
         assert list((tmp_path / "mine").iterdir()) == []
+
+
+def fail_at_step_3(monkeypatch, error: BaseException) -> None:
+    real = Run.train_step
+
+    def train_step(self):
+        if self.step == 2:
+            raise error
+        return real(self)
+
+    monkeypatch.setattr(Run, "train_step", train_step)
+
+
+@pytest.mark.parametrize("where", ["new-folder", "default-folder", "empty-folder"])
+def test_a_run_that_diverges_before_its_first_checkpoint_leaves_the_folder_as_it_was(tmp_path, monkeypatch, capsys,
+                                                                                      where):
+    """--lr 1e38 gives NaN at step 2: the run's folder then held events and no checkpoint, which the same command
+    with a smaller --lr refused ('is not empty') and --resume too ('no checkpoint'): a trap in the user's folder."""
+    monkeypatch.chdir(tmp_path)
+    if where == "empty-folder":
+        (tmp_path / "mine").mkdir()
+    argv = {"new-folder": ["--logdir", "deep/run"], "default-folder": [], "empty-folder": ["--logdir", "mine"]}[where]
+    code, out, err = cli(capsys, *argv, "--lr", "1e38", "--epochs", "20", "--checkpoint-interval", "5", *SMALL)
+    assert code == 1
+    assert re.fullmatch(r"train\.py: error: the .* became NaN or infinite at step \d; try a smaller --lr "
+                        r"\(it had no checkpoint yet: nothing of it was kept\)", one_error_line(err))
+    assert [p.name for p in tmp_path.iterdir()] == (["mine"] if where == "empty-folder" else [])
+    if where == "empty-folder":
+        assert list((tmp_path / "mine").iterdir()) == []
+    code, out, err = cli(capsys, *argv, "--epochs", "2", *SMALL)  # the same command with a sound --lr
+    assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize("error", [RuntimeError("a fault of the loop's own"), OSError(errno.ENOSPC, "No space left"),
+                                   KeyboardInterrupt()], ids=["error", "full-disk", "interrupt"])
+def test_any_error_before_the_first_checkpoint_leaves_the_folder_as_it_was(tmp_path, monkeypatch, error):
+    fail_at_step_3(monkeypatch, error)
+    with pytest.raises(BaseException) as raised:
+        train(small(tmp_path, epochs=20, checkpoint_interval=5))
+    assert isinstance(raised.value, type(error)) or "No space left" in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert train(small(tmp_path, epochs=2)).global_step == 2
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["after-its-first-checkpoint", "resumed"])
+def test_an_error_after_a_checkpoint_keeps_it_and_the_run_resumes(tmp_path, monkeypatch, resume):
+    if resume:
+        train(small(tmp_path, epochs=2, checkpoint_interval=1))
+    saved, real_save, real_check = {}, Run.save, loop.check_finite
+
+    def save(self):
+        real_save(self)
+        saved[self.step] = (self.logdir / "checkpoint.pt").read_bytes()
+
+    def check_finite(loss, model, step, world):
+        real_check(loss * float("nan") if step == 4 else loss, model, step, world)
+
+    monkeypatch.setattr(Run, "save", save)
+    monkeypatch.setattr(loop, "check_finite", check_finite)
+    with pytest.raises(loop.TrainingDiverged, match=r"step 4; try a smaller lr \(the last good checkpoint is kept\)$"):
+        train(small(tmp_path, epochs=20, checkpoint_interval=1, resume=resume))
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved[3]
+    monkeypatch.undo()
+    assert train(small(tmp_path, epochs=6, resume=True)).steps_this_run == 3
 
 
 def test_a_stop_before_a_resumed_runs_first_step_leaves_the_run_as_it_was(tmp_path, monkeypatch):

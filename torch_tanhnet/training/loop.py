@@ -120,6 +120,7 @@ class Run:
         self.created: list[Path] = []
         self.replaced: dict[Path, bytes] = {}
         self.steps_this_run, self.epoch_ended = 0, False
+        self.saved = False  # a checkpoint written by this run: from then on an error leaves the folder resumable
         self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
         self._stepping, self._since_log = 0.0, 0  # seconds in train_step since the last log, and its steps
         self.resumed = state is not None
@@ -415,6 +416,7 @@ class Run:
                 raise SaveError(f"cannot save the checkpoint {str(path)!r}: {e.strerror or e} "
                                 "(the previous checkpoint, if any, is kept as it was)") from None
         self.world.wait()
+        self.saved = True
 
     def close(self) -> None:
         if not self.closed:
@@ -457,11 +459,20 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     """
     run = Run.start(config, world, given, wrap, device)
     try:
-        return _train(run, time.perf_counter())
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the loop took the signals over: nothing was trained
-        if run.steps_this_run == 0:
-            run.discard()  # what this run wrote (its folder, when it made it), so that nothing was saved
-        raise
+        try:
+            return _train(run, time.perf_counter())
+        except BaseException:
+            # a new run that stops before its first checkpoint (Ctrl-C before the loop, a divergence, a full disk)
+            # could be neither resumed nor run again into its folder: what it wrote goes (its folder, when it made
+            # it). A resumed run stopped before its first step is put back as it was; after it, its checkpoint
+            # stays, and its next resume replaces the events written since
+            if not (run.resumed or run.saved) or run.steps_this_run == 0:
+                run.discard()
+            raise
+    except TrainingDiverged as e:
+        kept = "the last good checkpoint is kept" if run.saved or run.resumed else \
+            "it had no checkpoint yet: nothing of it was kept"
+        raise TrainingDiverged(f"{e.text} ({kept})") from None
     except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
         raise SaveError(f"cannot save TensorBoard's events in {str(e.filename or run.logdir)!r}: {e.strerror or e} "
                         "(the last checkpoint, if any, is kept as it was)") from None

@@ -99,4 +99,4 @@ def check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:
             return
     names = ["the loss"] + [f"the gradient of {n}" for n in PARAMS] + [f"the parameter {n}" for n in PARAMS]
     raise TrainingDiverged(f"{names[bad.index(True)]} became NaN or infinite at step {step}; "
-                           "try a smaller {lr} (the last good checkpoint is kept)")
+                           "try a smaller {lr}")
