@@ -91,7 +91,8 @@ def test_the_default_folder_is_made_only_for_a_sweep_that_will_run(tmp_path, mon
 
 def unusable(tmp_path):
     (tmp_path / "a-file").write_text("x")
-    cases = [("a-file", "is a file, not a folder"), ("a-file/below", "cannot create or write"),
+    cases = [("a-file", "is a file, not a folder"),
+             ("a-file/below", "cannot create 'a-file/below' ('a-file' is a file)"),
              ("x" * 300, "cannot create or write")]
     if os.geteuid() != 0:  # root writes anywhere
         (tmp_path / "locked").mkdir(mode=0o500)

@@ -16,6 +16,7 @@ from ..checks import short
 from ..training import checkpoint
 from ..training.checkpoint import CheckpointError
 from ..training.config import ConfigError
+from ..training.wording import entry
 from .config import RESUMABLE, SweepConfig
 from .space import DEFAULTS
 
@@ -55,7 +56,9 @@ def load(logdir: Path, rank: int, size: int) -> dict:
     if sizes:  # another number of processes' shares: the sweep's, but this run cannot take them over
         raise CheckpointError(f"the sweep in {str(logdir)!r} was checkpointed by {sizes[0]} process(es); "
                               f"resume it with as many, not {size}")
-    raise CheckpointError(f"no sweep checkpoint in {str(logdir)!r} (expected {mine.name})")
+    expected = next((f": {entry(p)} stands at {p.name}, not a file" for p in (mine, finished)
+                     if entry(p) != "nothing"), f" (expected {mine.name})")  # a folder, a FIFO, a link to nothing
+    raise CheckpointError(f"no sweep checkpoint in {str(logdir)!r}{expected}")
 
 
 # what a sweep's checkpoint holds, and the kind of each part; and each finished group's parts

@@ -14,7 +14,7 @@ import torch
 from ..checks import short
 from ..files import replacing
 from .signals import deferred_signals
-from .wording import Worded, project_script, shell
+from .wording import Worded, entry, project_script, shell
 
 FORMAT = "torch-tanhnet/checkpoint/1"
 
@@ -170,6 +170,8 @@ def load(path: str | Path) -> dict[str, Any]:
         if holds_sweep_files(path.parent):
             raise CheckpointError(f"no checkpoint at {str(path)!r}: the folder holds a sweep's; "
                                   f"{sweep_hint(path.parent)}")
+        if (what := entry(path)) != "nothing":  # a folder, a FIFO, a dangling link where the checkpoint should be
+            raise CheckpointError(f"no checkpoint at {str(path)!r}: {what} stands there, not a file")
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

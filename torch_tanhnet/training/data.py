@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .wording import Worded
+from .wording import Worded, entry
 
 Tensor = torch.Tensor
 
@@ -135,7 +135,7 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
     if not path.exists():
         raise DataError(f"data file {str(path)!r} does not exist")
     if not path.is_file():
-        raise DataError(f"{path}: not a regular file")
+        raise DataError(f"{path}: not a regular file ({entry(path)})")
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM
             rows = _rows(path, csv.reader(f))

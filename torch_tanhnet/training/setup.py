@@ -17,7 +17,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
 from .data import DEFAULT_NOISE, Split, check_representable, load_csv, make_dataset, split
-from .wording import Worded, utf8, words
+from .wording import Worded, entry, utf8, words
 
 Tensor = torch.Tensor
 
@@ -62,6 +62,16 @@ def default_logdir(config: TrainConfig, root: Path = Path("runs")) -> Path:
     return root / run_name(config)
 
 
+def not_a_folder(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents that is there (or a dangling link), when it is not a folder: what
+    stands where a mkdir of ``path`` needs a folder (a file, a FIFO, a link to nothing); None when there is none."""
+    try:
+        there = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), None)
+        return there if there is not None and not there.is_dir() else None
+    except OSError:  # a folder that cannot be searched: mkdir's own error says so
+        return None
+
+
 def claim_logdir(base: Path) -> Path:
     """``base``, created here so that no other run can take it: a name already taken (two runs started in one
     second) gets -2, -3, … The folder is made with mkdir, which one process alone can win, never after a check
@@ -71,13 +81,14 @@ def claim_logdir(base: Path) -> Path:
         try:
             path.mkdir(parents=True)
             return path
-        except FileExistsError:
-            if not path.parent.is_dir():  # a file where a parent folder should be
-                raise ConfigError("logdir", f"cannot create {str(path)!r} ({str(path.parent)!r} is a file)") from None
+        except OSError as e:
+            if (blocker := not_a_folder(path.parent)) is not None:
+                raise ConfigError("logdir", f"cannot create {str(path)!r} ({str(blocker)!r} is {entry(blocker)})"
+                                  ) from None
+            if not isinstance(e, FileExistsError):
+                raise ConfigError("logdir", f"cannot create {str(path)!r} ({e.strerror or e})") from None
             k += 1
             path = base.with_name(f"{base.name}-{k}")
-        except OSError as e:
-            raise ConfigError("logdir", f"cannot create {str(path)!r} ({e.strerror or e})") from None
 
 
 def take(path: Path, what: str) -> None:
@@ -121,8 +132,13 @@ def check_logdir(logdir: Path) -> None:
     """
     missing: list[Path] = []
     try:
-        if logdir.exists() and not logdir.is_dir():
-            raise ConfigError("logdir", f"{str(logdir)!r} is a file, not a folder")
+        if (blocker := not_a_folder(logdir)) == logdir and logdir.is_symlink():  # to nothing: mkdir says "exists"
+            raise ConfigError("logdir", f"{str(logdir)!r} is {entry(logdir)}; create that folder or choose another "
+                                        "{logdir}")
+        if blocker == logdir:
+            raise ConfigError("logdir", f"{str(logdir)!r} is {entry(logdir)}, not a folder")
+        if blocker is not None:  # mkdir would say "File exists" or "Not a directory"
+            raise ConfigError("logdir", f"cannot create {str(logdir)!r} ({str(blocker)!r} is {entry(blocker)})")
         folder = logdir
         while not folder.exists():  # the folders this check creates, deepest first
             missing.append(folder)
@@ -149,7 +165,7 @@ def check_new_logdir(logdir: Path) -> None:
     if checkpoint.holds_sweep_files(logdir):  # a sweep's folder (its checkpoint.pt a sweep's, not a run's)
         raise ConfigError("logdir", f"{str(logdir)!r} holds a sweep; a new run needs a new or empty {{logdir}} "
                                     f"(the sweep: {checkpoint.sweep_hint(logdir)})")
-    if (logdir / "checkpoint.pt").exists():
+    if (logdir / "checkpoint.pt").is_file():  # anything else there (a folder, a FIFO) is refused as not empty
         raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
                                     "continue it with {resume} or choose another {logdir}")
     check_empty_logdir(logdir)

@@ -11,8 +11,10 @@ from the folder it was printed in, it does what it says.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import stat
 from pathlib import Path
 
 SWITCHES = {"resume": True, "dry_run": True, "standardize": True, "progress": False}  # as a user turns each one
@@ -73,6 +75,22 @@ def shell(path) -> str:
         raw = text.encode("utf-8", "surrogateescape")
         return "$'" + "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in raw) + "'"
     return shlex.quote(text)
+
+
+def entry(path: Path) -> str:
+    """What is at ``path``, as a message names what stands where a file or folder was expected: ``a folder``,
+    ``a FIFO``, ``a socket``, ``a device``, ``a file``, ``a symbolic link to 'x', which does not exist``,
+    ``nothing``."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        try:
+            return f"a symbolic link to {utf8(os.readlink(path))!r}, which does not exist"
+        except OSError:
+            return "nothing"
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")]
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def script(file: str, name: str) -> str:

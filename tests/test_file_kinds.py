@@ -1,0 +1,99 @@
+"""Something other than what was expected where a folder or a file should be: a file, a FIFO, a symbolic link to
+nothing, a folder. Each is one line naming what stands there, exit 2, and nothing made or changed. A link to nothing
+as --logdir read "(File exists)", a file above it "(Not a directory)", the default folder's parent as a link to
+nothing "('runs' is a file)"; a FIFO or a folder at checkpoint.pt "already holds a run ... --resume", and --resume
+then "no checkpoint". No FIFO here is ever opened: that would hang the test, as it would the user's command."""
+
+import os
+
+import pytest
+from conftest import load_script
+
+WHAT = {"file": "a file", "fifo": "a FIFO", "dangling": "a symbolic link to 'nowhere', which does not exist",
+        "folder": "a folder"}
+
+
+def make(path, kind):
+    if kind == "file":
+        path.write_text("mine")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dangling":
+        path.symlink_to("nowhere")
+    else:
+        path.mkdir()
+        (path / "mine.txt").write_text("mine")
+
+
+def tree(folder):
+    return sorted((str(p.relative_to(folder)), p.is_symlink() or p.is_dir() or p.read_bytes())
+                  for p in folder.rglob("*") if not p.is_fifo())
+
+
+def one_line(script, capsys, *argv):
+    try:
+        code = load_script(script).main([*argv, "--epochs", "2", "--no-progress"])
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"{script}.py: error: "), err
+    return err.rstrip("\n")
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("script", ["train", "sweep"])
+@pytest.mark.parametrize("kind", ["file", "fifo", "dangling"])
+def test_where_the_logdir_or_a_folder_above_it_should_be(here, capsys, script, kind):
+    make(here / "x", kind)
+    before = tree(here)
+    line = one_line(script, capsys, "--logdir", "x")
+    if kind == "dangling":
+        assert line.endswith(f"'x' is {WHAT[kind]}; create that folder or choose another --logdir")
+    else:
+        assert line.endswith(f"'x' is {WHAT[kind]}, not a folder")
+    line = one_line(script, capsys, "--logdir", "x/deep/run")
+    assert line.endswith(f"cannot create 'x/deep/run' ('x' is {WHAT[kind]})")
+    assert tree(here) == before
+
+
+@pytest.mark.parametrize("script,parent", [("train", "runs"), ("sweep", "sweeps")])
+@pytest.mark.parametrize("kind", ["file", "fifo", "dangling"])
+def test_where_the_default_folders_parent_should_be(here, capsys, script, parent, kind):
+    make(here / parent, kind)
+    before = tree(here)
+    line = one_line(script, capsys)
+    assert line.startswith(f"{script}.py: error: argument --logdir: cannot create '{parent}/")
+    assert line.endswith(f" ('{parent}' is {WHAT[kind]})")
+    assert tree(here) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dangling", "folder"])
+def test_where_a_checkpoint_should_be(here, capsys, kind):
+    for folder in ("run", "sweep"):
+        (here / folder).mkdir()
+        make(here / folder / "checkpoint.pt", kind)
+    before = tree(here)
+    line = one_line("train", capsys, "--logdir", "run")  # a new run: the folder is not empty, not a run's
+    assert line.endswith("argument --logdir: 'run' is not empty (checkpoint.pt); a new run writes only into a new "
+                         "or empty folder, so that nothing there is overwritten: choose another --logdir")
+    line = one_line("train", capsys, "--logdir", "run", "--resume")
+    assert line == f"train.py: error: no checkpoint at 'run/checkpoint.pt': {WHAT[kind]} stands there, not a file"
+    line = one_line("sweep", capsys, "--logdir", "sweep", "--resume")
+    assert line == f"sweep.py: error: no sweep checkpoint in 'sweep': {WHAT[kind]} stands at checkpoint.pt, not a file"
+    assert tree(here) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_where_a_data_file_should_be(here, capsys, kind):
+    make(here / "points.csv", kind)
+    before = tree(here)
+    line = one_line("train", capsys, "--data", "points.csv")
+    assert line == f"train.py: error: points.csv: not a regular file ({WHAT[kind]})"
+    line = one_line("sweep", capsys, "--data", "points.csv")
+    assert line.endswith(f"points.csv: not a regular file ({WHAT[kind]})")
+    assert tree(here) == before
