@@ -37,6 +37,30 @@ def test_say_writes_the_line_and_its_newline_at_once(monkeypatch):
     assert stream.writes == ["train.py: error: argument --lr: must be a positive number, got -1.0\n"]
 
 
+def test_a_file_names_bytes_that_are_not_utf8_read_as_a_shell_writes_them(tmp_path, monkeypatch):
+    """Python keeps such bytes as lone surrogates, which an encoder writes as '\\udce9': the lines naming a sweep's
+    folder (`logs: sw\\udce9`) did, while the command printed beside them gave $'sw\\xe9'."""
+    import warnings
+
+    from torch_tanhnet.console import Output, warnings_as_lines
+
+    name = os.fsdecode(b"sw\xe9\xff")
+    stream = Writes()
+    monkeypatch.setattr(sys, "stderr", stream)
+    say(f"logs: {name}")
+    out = Output(Writes(), "sweep.py")
+    out.write(f"results: {name}/results.csv\n")
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    warnings_as_lines("sweep.py")
+    line = warnings.formatwarning(RuntimeWarning(f"cannot write {name}"), RuntimeWarning, "f.py", 1)
+    assert stream.writes == ["logs: sw\\xe9\\xff\n"]
+    assert out._stream.writes == ["results: sw\\xe9\\xff/results.csv\n"]
+    assert line == "sweep.py: warning: cannot write sw\\xe9\\xff\n"
+    text = "ε ≥ × \\udce9 ü"  # anything else as it was
+    say(text)
+    assert stream.writes[-1] == text + "\n"
+
+
 def nothing_here(p):
     return ["--logdir", str(p / "nothing-here"), "--resume"]
 

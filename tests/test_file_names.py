@@ -6,9 +6,10 @@ gives its own bytes back in a shell."""
 import csv
 import os
 import subprocess
+import sys
 
 import pytest
-from conftest import load_script
+from conftest import SCRIPTS, load_script
 
 from torch_tanhnet.training.wording import shell
 
@@ -58,3 +59,12 @@ def test_a_run_folder_named_in_bytes_that_are_not_utf8_is_one_line(tmp_path, mon
         "train.py: error: argument --logdir: 'bad\\xe9name': its name is not UTF-8 text, and TensorBoard writes its "
         "events only into a folder whose name is; choose another --logdir\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweeps_lines_name_its_folder_as_a_shell_writes_it(tmp_path):
+    """The lines naming a folder whose bytes are not UTF-8 read `logs: sw\\udce9` beside `--logdir $'sw\\xe9'`."""
+    r = subprocess.run([sys.executable, SCRIPTS / "sweep.py", "--logdir", b"sw\xe9", "--seeds", "2", "--epochs", "2",
+                        "--gallery", "0", "--no-progress"], cwd=tmp_path, capture_output=True, timeout=120)
+    out = r.stdout.decode()
+    assert r.returncode == 0 and "\\udc" not in out, out
+    assert "logs: sw\\xe9\n" in out and "results: sw\\xe9/results.csv" in out and "--logdir $'sw\\xe9'" in out

@@ -14,6 +14,15 @@ import sys
 import warnings
 from collections.abc import Callable
 
+# a file name's bytes that are not UTF-8, which Python keeps as the lone surrogates U+DC80..U+DCFF: as \xe9, the
+# way training.wording.utf8 writes them and a pasted $'...' gives them back (an encoder writes "\udce9")
+_RAW_BYTES = {0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)}
+
+
+def readable(text: str) -> str:
+    """``text`` with the bytes of a non-UTF-8 file name in it written as ``\\xe9``."""
+    return text.translate(_RAW_BYTES)
+
 
 def say(line: str) -> None:
     """Write ``line`` and its newline to stderr in one write, and flush it. A stderr closed (``2>&-``) or that
@@ -21,7 +30,7 @@ def say(line: str) -> None:
     if sys.stderr is None:
         return
     try:
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(readable(line) + "\n")
         sys.stderr.flush()
     except OSError:
         pass
@@ -30,7 +39,7 @@ def say(line: str) -> None:
 def warnings_as_lines(prog: str) -> None:
     """Python's warnings as the scripts' own lines, ``prog: warning: ...``, instead of the two lines naming the
     package's file and source line that a person running a script has no use for."""
-    warnings.formatwarning = lambda message, *_, **__: f"{prog}: warning: {message}\n"
+    warnings.formatwarning = lambda message, *_, **__: readable(f"{prog}: warning: {message}\n")
 
 
 class Output:
@@ -55,7 +64,7 @@ class Output:
 
     def write(self, text: str) -> int:
         try:
-            return self._stream.write(text)
+            return self._stream.write(readable(text))
         except OSError as e:
             self._to_devnull(e)
             return len(text)
