@@ -752,3 +752,72 @@ def test_settings_too_large_or_of_the_wrong_kind_get_one_short_line(value, match
     with pytest.raises((ValueError, TypeError), match=match.replace("^lr", "^lr in param group 0")) as info:
         opt.step()
     assert len(str(info.value)) < 200
+
+
+# momentum set to or from 0 mid-training, network by network: torch.optim.SGD keeps no buffer while μ = 0 (or leaves
+# the one it had as it was) and starts one (b = d) when μ becomes non-zero; EnsembleSGD rewrote every network's
+# buffer as 0·b + d while another network's μ was non-zero, 0.01-0.04 off after 6 steps
+
+SCHEDULES = [  # each network's momentum at each of 12 steps (steps 7 and 8: one number for all, below)
+    [0.0] * 3 + [0.5] * 9,
+    [0.9] * 3 + [0.0] * 3 + [0.9] * 6,
+    [0.0] * 3 + [0.9, 0.0] * 4 + [0.9],
+    [0.9] * 4 + [0.0] * 8,
+]
+
+
+@pytest.mark.parametrize("given", ["tensor", "list"])
+@pytest.mark.parametrize("round_trip", [False, True], ids=["", "state_dict-round-trip"])
+def test_momentum_changed_to_or_from_zero_follows_torch_sgd_per_network(given, round_trip):
+    nets, ens, X, y = setup()
+    opts = [torch.optim.SGD(n.parameters(), lr=LR[k], momentum=SCHEDULES[k][0]) for k, n in enumerate(nets)]
+    opt = EnsembleSGD(ens.parameters(), lr=LR, momentum=[s[0] for s in SCHEDULES])
+    for step in range(12):
+        mu = [s[step] for s in SCHEDULES]
+        if step in (7, 8):  # one number for all networks: 0 (every buffer left as it was), then 0.3
+            mu = [0.0] * K if step == 7 else [0.3] * K
+            opt.param_groups[0]["momentum"] = mu[0]
+        else:
+            opt.param_groups[0]["momentum"] = torch.tensor(mu, dtype=torch.float64) if given == "tensor" else mu
+        for o, m in zip(opts, mu):
+            o.param_groups[0]["momentum"] = m
+        if round_trip and step == 5:  # mid-way, networks 0 and 2 without a buffer: through torch.save and back
+            buffer = io.BytesIO()
+            torch.save(opt.state_dict(), buffer)
+            opt = EnsembleSGD(ens.parameters(), lr=LR, momentum=mu)
+            opt.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
+        train(nets, opts, ens, opt, X, y, steps=1)
+        assert_same_networks(nets, ens, tol=1e-12)
+
+
+def test_momentum_flags_in_a_state_dict_of_another_shape_are_refused():
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleSGD(ens.parameters(), lr=0.1, momentum=[0.0, 0.9, 0.0, 0.9]), ens, X, y)
+    state = opt.state_dict()
+    assert state["state"][0]["momentum_networks"].tolist() == [False, True, False, True]
+    state["state"][0]["momentum_networks"] = torch.ones(3, dtype=torch.bool)
+    assert_refused_and_unchanged(opt, state, r"^momentum_networks of parameter 0 in the state_dict's param group 0 "
+                                             r"must have shape \(4,\) \(one flag a network\), got \(3,\)$")
+
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+def test_a_setting_refused_in_a_later_group_moves_no_group(cls):
+    """step() checked and stepped group by group: a bad lr in group 1 left group 0 stepped, and the step() after the
+    fix stepped it a second time on the same gradient."""
+    _, ens, X, y = setup()
+    twin = TanhNetEnsemble(K, dtype=torch.float64)
+    twin.load_state_dict(ens.state_dict())
+    opt, twin_opt = ([cls([{"params": [m.U, m.b]}, {"params": [m.W, m.c]}], lr=0.1) for m in (ens, twin)])
+    for model in (ens, twin):
+        model.loss(X, y).sum().backward()
+    before = {name: getattr(ens, name).detach().clone() for name in "UbWc"}
+    opt.param_groups[1]["lr"] = [0.1, -1.0, 0.1, 0.1]
+    with pytest.raises(ValueError, match=r"^lr in param group 1 must be finite and ≥ 0.0 for every network, got "
+                                         r"-1.0 for network 1$"):
+        opt.step()
+    assert all(torch.equal(getattr(ens, name), before[name]) for name in "UbWc") and not opt.state
+    opt.param_groups[1]["lr"] = 0.1
+    opt.step()
+    twin_opt.step()
+    for name in "UbWc":
+        assert torch.equal(getattr(ens, name), getattr(twin, name))

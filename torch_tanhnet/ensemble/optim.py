@@ -117,6 +117,12 @@ class _EnsembleOptimizer(Optimizer):
         self._held[id(group)] = (group, tuple(group), values, tuple(group["params"]), tensors,
                                  tuple(map(_version, tensors)))
 
+    def _check_all(self) -> None:
+        """Every group checked (:meth:`_check`) before any parameter moves: a setting refused in group 1 once left
+        group 0 stepped, and a step() again after the fix stepped group 0 twice on one gradient."""
+        for i, group in enumerate(self.param_groups):
+            self._check(group, i)
+
     def _check(self, group: dict, i: int) -> None:
         """At each step: ``group`` accepted again, the entries that changed checked, if any of its entries is not the
         object accepted last, a tensor in it was changed in place or its list of parameters was edited (a setting
@@ -195,6 +201,11 @@ class _EnsembleOptimizer(Optimizer):
                 if not isinstance(value, Tensor):
                     raise ValueError(f"{name} of parameter {j} in the state_dict's param group {i} must be a tensor, "
                                      f"got {type(value).__name__}")
+                if name == LIVE and value.shape != p.shape[:1]:
+                    raise ValueError(f"{name} of parameter {j} in the state_dict's param group {i} must have shape "
+                                     f"{_format(p.shape[:1])} (one flag a network), got {_shape(value)}")
+                if name == LIVE:
+                    continue
                 if name == "step" and value.dim() != 0:
                     raise ValueError(f"step of parameter {j} in the state_dict's param group {i} must be one number "
                                      f"(a 0-d tensor), got shape {_shape(value)}")
@@ -223,11 +234,16 @@ class _EnsembleOptimizer(Optimizer):
                         p.grad.zero_()
 
 
+# EnsembleSGD's state: which networks' rows of a momentum buffer are a buffer, where not all are (K,), bool
+LIVE = "momentum_networks"
+
+
 class EnsembleSGD(_EnsembleOptimizer):
     """torch.optim.SGD (dampening 0, no Nesterov) with a learning rate, momentum and weight decay per network.
 
-    For each network k: d = g + λ_k θ; b = μ_k b + d (b = d on the parameter's first step); θ ← θ − η_k b
-    (b is d itself when every μ_k is 0).
+    For each network k: d = g + λ_k θ; b = μ_k b + d (b = d on network k's first step with μ_k ≠ 0); θ ← θ − η_k b.
+    While μ_k is 0, network k steps by d and its buffer stays as it was, as torch.optim.SGD's does, so that a
+    momentum changed to or from 0 mid-training still follows torch.optim.SGD on network k alone.
     """
 
     SETTINGS = {"lr": {}, "momentum": {}, "weight_decay": {}}
@@ -243,8 +259,8 @@ class EnsembleSGD(_EnsembleOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for i, group in enumerate(self.param_groups):
-            self._check(group, i)
+        self._check_all()
+        for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
@@ -257,9 +273,16 @@ class EnsembleSGD(_EnsembleOptimizer):
         return loss
 
     def _momentum(self, momentum, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        """Each parameter's buffer b: b = μ b + d, or b = d on the parameter's first step with a gradient
-        (a parameter may get its first one later than the others)."""
-        bufs = [self.state[p].get("momentum_buffer") for p in params]
+        """Each parameter's step b: b = μ b + d, or b = d on the parameter's first step with a gradient (a parameter
+        may get its first one later than the others). Where some μ_k are 0, network by network (:meth:`_rows`)."""
+        states = [self.state[p] for p in params]
+        on = momentum != 0 if isinstance(momentum, Tensor) else None  # (K,): which networks' μ_k ≠ 0
+        if (on is not None and not bool(on.all())) or any(LIVE in s for s in states):
+            # below, every row of b goes b = μ b + d: right where exactly the networks at μ_k ≠ 0 hold a buffer
+            # (a momentum fixed per network, every step after the first); the others' rows are then scratch
+            if on is None or not all(LIVE in s and torch.equal(s[LIVE].to("cpu", torch.bool), on) for s in states):
+                return [self._rows(momentum, p, d, s) for p, d, s in zip(params, grads, states)]
+        bufs = [s.get("momentum_buffer") for s in states]
         old = [i for i, b in enumerate(bufs) if b is not None]
         if old:
             old_bufs = [bufs[i] for i in old]
@@ -267,8 +290,34 @@ class EnsembleSGD(_EnsembleOptimizer):
             torch._foreach_add_(old_bufs, [grads[i] for i in old])  #          b = μ b + d
         for i, b in enumerate(bufs):
             if b is None:  #                                                  b = d
-                bufs[i] = self.state[params[i]]["momentum_buffer"] = torch.clone(grads[i]).detach()
+                bufs[i] = states[i]["momentum_buffer"] = torch.clone(grads[i]).detach()
         return bufs
+
+    @staticmethod
+    def _rows(momentum, p: Tensor, d: Tensor, state: dict) -> Tensor:
+        """Parameter ``p``'s step, network by network as torch.optim.SGD keeps network k's buffer alone: while μ_k
+        is 0 it keeps none (or leaves the one it had as it was) and steps by d; with μ_k ≠ 0 it goes on from its
+        buffer, b = μ_k b + d, or starts one, b = d. ``state[LIVE]`` (K,) says which networks hold a buffer, when
+        not all of them do."""
+        K, rows = p.shape[0], (-1,) + (1,) * (p.dim() - 1)
+        mu = momentum.to(p.device, p.dtype) if isinstance(momentum, Tensor) else torch.full((K,), momentum,
+                                                                                               dtype=p.dtype,
+                                                                                               device=p.device)
+        on = mu != 0
+        b = state.get("momentum_buffer")
+        if b is None:
+            live, b = torch.zeros(K, dtype=torch.bool, device=p.device), torch.zeros_like(p)
+        else:
+            live = state.get(LIVE, torch.ones(K)).to(p.device, torch.bool)
+        going_on = (on & live).view(rows)
+        b_new = torch.where(going_on, b * mu.view(rows) + d, d)  #   b = μ b + d, or b = d at a network's start
+        state["momentum_buffer"] = torch.where(on.view(rows), b_new, b)  # a network at μ = 0: its buffer as it was
+        live = live | on
+        if bool(live.all()):
+            state.pop(LIVE, None)
+        else:
+            state[LIVE] = live.cpu()  # read on the CPU at each step (no device sync)
+        return torch.where(on.view(rows), b_new, d)
 
 
 class EnsembleAdam(_EnsembleOptimizer):
@@ -297,8 +346,8 @@ class EnsembleAdam(_EnsembleOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for i, group in enumerate(self.param_groups):
-            self._check(group, i)
+        self._check_all()
+        for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
