@@ -301,3 +301,38 @@ def test_the_public_ensemble_functions_check_their_arguments(f, X, U, b, W, c, y
     with pytest.raises((ValueError, TypeError)) as info:
         f(X, U, b, W, c, y)
     one_line(info)
+
+
+def test_numbers_given_as_meta_tensors_are_one_line():
+    """A meta tensor has a shape and no values: as seeds or as an optimizer's K settings it was torch's
+    "Cannot copy out of meta tensor; no data!" from deep inside."""
+    from torch_tanhnet.ensemble import EnsembleAdam, EnsembleSGD
+
+    with pytest.raises(ValueError) as info:
+        TanhNetEnsemble(3, seeds=torch.tensor([1, 2, 3], device="meta"))
+    assert one_line(info) == "seeds must be 3 ints, got a tensor on the meta device (a shape, no values)"
+    ens = TanhNetEnsemble(3)
+    for make in (lambda v: EnsembleSGD(ens.parameters(), lr=0.1, momentum=v),
+                 lambda v: EnsembleAdam(ens.parameters(), weight_decay=v)):
+        for value in (torch.tensor([0.1, 0.2, 0.3], device="meta"), torch.tensor(0.1, device="meta")):
+            with pytest.raises(ValueError) as info:
+                make(value)
+            assert one_line(info).endswith("must hold numbers, got a tensor on the meta device (a shape, no values)")
+
+
+def test_what_stays_off_autocast_runs_on_the_meta_device():
+    """Shapes without numbers (how a model is sized before it is built): the Hessians, the ensemble's gradients
+    and a hooked ensemble's loss switched autocast off on the meta device, where torch.autocast raises
+    "unsupported scalarType"."""
+    from torch_tanhnet import hessian
+    from torch_tanhnet.ensemble.hessian import ensemble_gradient, ensemble_gradient_and_hessian
+
+    X, y = torch.randn(5, 2, device="meta"), torch.rand(5, 1, device="meta")
+    assert hessian(TanhNet(device="meta"), X, y).shape == (13, 13)
+    ens = TanhNetEnsemble(4, device="meta")
+    params = [p.detach() for p in ens.parameters()]
+    assert ensemble_gradient(X, *params, y).shape == (4, 13)
+    gradient, hess = ensemble_gradient_and_hessian(X, *params, y)
+    assert gradient.shape == (4, 13) and hess.shape == (4, 13, 13)
+    ens.register_forward_hook(lambda module, args, out: out)
+    assert ens.loss(X, y).shape == (4,)

@@ -13,6 +13,7 @@ then a dtype error, as it is for ``nn.Linear``.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -48,11 +49,20 @@ def cast(dtype: torch.dtype, *tensors: Tensor) -> tuple[Tensor, ...]:
                  for t in tensors)
 
 
-def off(t: Tensor) -> torch.autocast:
+def off(t: Tensor) -> torch.autocast | contextlib.nullcontext:
     """Autocast off on ``t``'s device (the CPU's for what is not a tensor): for the Functions run on tensors already
     cast, and for computations that state their own dtype (the Hessians), which autocast would run in part in low
-    precision."""
-    return torch.autocast(t.device.type if isinstance(t, Tensor) else "cpu", enabled=False)
+    precision. Nothing on a device autocast does not know (the meta device, whose ``torch.autocast`` raises
+    "unsupported scalarType")."""
+    kind = t.device.type if isinstance(t, Tensor) else "cpu"
+    return torch.autocast(kind, enabled=False) if _knows(kind) else contextlib.nullcontext()
+
+
+@functools.cache
+def _knows(kind: str) -> bool:
+    """Whether autocast runs on the device type ``kind`` (torch < 2.4 cannot tell: the CPU's and CUDA's only)."""
+    available = getattr(torch.amp, "is_autocast_available", None)
+    return available(kind) if available is not None else kind in ("cpu", "cuda")
 
 
 def state(t: Tensor) -> tuple[str, torch.dtype] | None:

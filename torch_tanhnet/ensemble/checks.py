@@ -116,6 +116,8 @@ def check_module_parameters(k: int, D: int, H: int, U, b, W, c) -> None:
 
 def check_seeds(seeds, models: int) -> list[int]:
     """``seeds``: one int per network, each in torch.manual_seed's range [-2**63, 2**64 - 1]; returns a list."""
+    if isinstance(seeds, torch.Tensor) and seeds.is_meta:  # torch's own error: "Cannot copy out of meta tensor"
+        raise ValueError(f"seeds must be {models} ints, got a tensor on the meta device (a shape, no values)")
     if isinstance(seeds, torch.Tensor) or type(seeds).__module__ == "numpy":  # an array of integers: its numbers
         seeds = seeds.tolist() if getattr(seeds, "ndim", 1) == 1 else seeds
     seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
@@ -175,6 +177,8 @@ def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | No
                                  "float") from None
         if t.is_complex() or t.dtype == torch.bool:
             raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        if t.is_meta:  # a shape without numbers: torch's own error is "Cannot copy out of meta tensor; no data!"
+            raise ValueError(f"{name} must hold numbers, got a tensor on the meta device (a shape, no values)")
         if t.dim() == 0:
             t = t.expand(K)
         if tuple(t.shape) != (K,):
