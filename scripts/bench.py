@@ -145,7 +145,8 @@ def check_memory(args, device, sizes: list[int]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", metavar="N",
-                   help="numbers of samples (default: 256 10000 1000000, and 10000000 on cuda)")
+                   help="numbers of samples (default: 256 10000 1000000, and 10000000 on cuda; with --ensemble: "
+                        "256 10000)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
     p.add_argument("--rounds", type=int, default=9, metavar="R", help="interleaved timing rounds (default: 9)")
     p.add_argument("--min-time", type=float, default=0.02, metavar="S",

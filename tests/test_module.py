@@ -145,3 +145,26 @@ def test_rejects_bad_sizes(bad):
         TanhNet(bad, 3)
     with pytest.raises(ValueError, match="hidden_features must be a positive int"):
         TanhNet(2, bad)
+
+
+COPIES = {
+    "ensemble[k]": lambda ens, net, seq: ens[2],
+    "to_modules": lambda ens, net, seq: ens.to_modules(),
+    "from_modules": lambda ens, net, seq: TanhNetEnsemble.from_modules([net] * 5),
+    "to_sequential": lambda ens, net, seq: net.to_sequential(),
+    "from_sequential": lambda ens, net, seq: TanhNet.from_sequential(seq),
+}
+
+
+@pytest.mark.parametrize("copy", COPIES)
+def test_a_copy_draws_nothing_from_torchs_generator(copy):
+    """Each built a module that drew its weights and then overwrote them: `torch.manual_seed(5); ensemble[5]` then
+    differed from `torch.manual_seed(5); TanhNet(2, 3)`, which is how network 5's start is rebuilt alone."""
+    ens, net = TanhNetEnsemble(6, seeds=range(6)), TanhNet(4, 5, dtype=torch.float64)
+    seq = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 1))
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    COPIES[copy](ens, net, seq)  # that each copies the weights: the tests of each above and in test_ensemble_module
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(5)
+    assert torch.equal(ens[5].U, TanhNet(2, 3).U)

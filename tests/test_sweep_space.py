@@ -215,3 +215,44 @@ def test_values_that_differ_are_not_taken_for_repeats(name, values):
     config = SweepConfig(values={name: values})
     config.validate()
     assert config.values[name] == values and len(config.settings()) == 2
+
+
+# train.py's refusals that the sweep lacked: it trained them, wrote their settings into results.csv and printed a
+# command for run 0 that train.py then refused
+
+@pytest.mark.parametrize("name,values", [("n_samples", [50]), ("noise", [0.1, 0.2]), ("dataset", ["circles"])])
+def test_a_built_in_data_sets_setting_beside_a_data_file_is_refused_as_train_py_refuses_it(tmp_path, monkeypatch,
+                                                                                         name, values):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text("".join(f"{i / 10},{1 - i / 10},{i % 2}\n" for i in range(40)))
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(ConfigError) as info:
+        make_plan(SweepConfig(values={"data": ["a.csv"], name: values}, seeds=[0]), torch.device("cpu"))
+    assert str(info.value) == f"argument {flag}: applies to the built-in data sets, not to --data 'a.csv'; leave it out"
+    with pytest.raises(ConfigError, match=f"^{name}: applies to the built-in data sets, not to data 'a.csv'"):
+        from torch_tanhnet.training import train
+
+        train(TrainConfig(data="a.csv", epochs=1, progress=False, logdir=str(tmp_path / "run"),
+                          **{name: values[0]}), given={name, "data"})
+
+
+@pytest.mark.parametrize("scale,dtype,what", [(1e39, "float32", "weights"), (1e37, "float32", "loss"),
+                                              (1e307, "float64", "loss"), (1e309, "float64", None)])
+def test_an_initial_scale_too_large_for_the_dtype_is_refused_as_train_py_refuses_it(scale, dtype, what):
+    """1e39 in float32: every run diverged at its first logged step, from infinite weights."""
+    values = {"init_scale": [1.0, scale], "dtype": [dtype]}
+    if what is None:  # past float64: refused as a value, as train.py refuses it
+        with pytest.raises(ConfigError) as info:
+            make_plan(SweepConfig(values=values, seeds=[0, 1]), torch.device("cpu"))
+        assert info.value.for_command_line() == "argument --init-scale: must be a positive number, got inf"
+        return
+    with pytest.raises(ConfigError) as info:
+        make_plan(SweepConfig(values=values, seeds=[0, 1]), torch.device("cpu"))
+    hint = " or --dtype float64" if dtype == "float32" else ""
+    assert info.value.for_command_line() == (f"argument --init-scale: {scale:g} makes the initial {what} infinite or "
+                                             f"NaN in {dtype}; choose a smaller --init-scale{hint}")
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    make_plan(SweepConfig(values={"init_scale": [1.0, scale / 1e6], "dtype": [dtype]}, seeds=[0, 1]),
+              torch.device("cpu"))  # a scale whose weights and loss fit: planned, the global generator left alone
+    assert torch.equal(torch.get_rng_state(), before)

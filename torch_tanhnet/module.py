@@ -166,7 +166,8 @@ class TanhNet(nn.Module):
                 ("[2].bias", last.bias)))
             raise TypeError(f"expected both Linear layers' weights and biases on one dtype and device, got {came}")
         w = first.weight
-        net = cls(first.in_features, first.out_features, device=w.device, dtype=w.dtype)
+        # skip_init: built on the meta device, then given memory: a copy draws nothing from torch's generator
+        net = nn.utils.skip_init(cls, first.in_features, first.out_features, device=w.device, dtype=w.dtype)
         with torch.no_grad():
             net.U.copy_(first.weight)
             net.b.copy_(first.bias)
@@ -178,10 +179,10 @@ class TanhNet(nn.Module):
         """The same network as ``Sequential(Linear(D, H), Tanh(), Linear(H, 1))``, weights copied."""
         U, b, W, c = self._weights()  # checked: copy_ would broadcast a replaced parameter of another shape
         kw = {"device": U.device, "dtype": U.dtype}
-        seq = nn.Sequential(
-            nn.Linear(self.in_features, self.hidden_features, **kw),
+        seq = nn.Sequential(  # skip_init: a copy draws nothing from torch's generator
+            nn.utils.skip_init(nn.Linear, self.in_features, self.hidden_features, **kw),
             nn.Tanh(),
-            nn.Linear(self.hidden_features, 1, **kw),
+            nn.utils.skip_init(nn.Linear, self.hidden_features, 1, **kw),
         )
         with torch.no_grad():
             seq[0].weight.copy_(U)

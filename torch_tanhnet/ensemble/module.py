@@ -191,7 +191,9 @@ class TanhNetEnsemble(nn.Module):
         if not -self.models <= k < self.models:
             raise IndexError(f"network {k} is out of range for an ensemble of {self.models}")
         weights = self._weights()  # checked: a replaced parameter of another shape would be re-read silently
-        net = TanhNet(self.in_features, self.hidden_features, device=weights[0].device, dtype=weights[0].dtype)
+        # skip_init: built on the meta device, then given memory: a copy draws nothing from torch's generator
+        net = nn.utils.skip_init(TanhNet, self.in_features, self.hidden_features, device=weights[0].device,
+                                 dtype=weights[0].dtype)
         with torch.no_grad():
             for name, w in zip(("U", "b", "W", "c"), weights):
                 getattr(net, name).copy_(w[k].view_as(getattr(net, name)))
@@ -218,7 +220,8 @@ class TanhNetEnsemble(nn.Module):
             if key(m) != key(first):
                 raise ValueError(f"from_modules needs networks of one shape, dtype and device: network 0 is "
                                  f"{_describe(first)}, network {i} is {_describe(m)}")
-        ens = cls(len(modules), first.in_features, first.hidden_features, device=first.U.device, dtype=first.U.dtype)
+        ens = nn.utils.skip_init(cls, len(modules), first.in_features, first.hidden_features, device=first.U.device,
+                                 dtype=first.U.dtype)  # drawing nothing from torch's generator (K networks' worth)
         with torch.no_grad():
             for name in ("U", "b", "W", "c"):
                 stacked = torch.stack([getattr(m, name) for m in modules])

@@ -79,7 +79,7 @@ class GroupResult:
     def model(self) -> TanhNetEnsemble:
         """The trained networks as an ensemble: ``result.model()[k]`` is run ``runs[k]`` as a TanhNet."""
         U = self.params["U"]
-        ens = TanhNetEnsemble(U.shape[0], U.shape[2], U.shape[1], dtype=U.dtype)
+        ens = torch.nn.utils.skip_init(TanhNetEnsemble, U.shape[0], U.shape[2], U.shape[1], dtype=U.dtype)
         ens.load_state_dict(self.params)
         return ens
 

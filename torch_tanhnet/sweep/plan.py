@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
+from ..module import TanhNet
 from ..training.config import ConfigError, TrainConfig
 from ..training.data import load_csv
-from ..training.setup import load_split
+from ..training.setup import check_initial_weights, load_split, scale_initial_weights
 from .config import SweepConfig
 from .data import data_key
 from .space import Run, folder_names, runs, swept, unique_names
@@ -131,6 +132,7 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
         if data_key(cfg) not in drawn:
             load_split(cfg, files.get(cfg.data))
             drawn.add(data_key(cfg))
+    check_initial_scales(configs, config.seeds, files, rows)
     every = runs(settings, config.seeds, base)
     for index, (key, members) in enumerate(sorted(keyed.items(), key=lambda kv: (kv[0][0], kv[1][0]))):
         hidden, optimizer, dtype, epochs, batch, n_train, n_test = key
@@ -138,6 +140,27 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
         group_runs = [every[s * S + j] for s in members for j in range(S)]
         plan.groups.append(Group(index, members, hidden, optimizer, dtype, epochs, batch, n_train, n_test, group_runs))
     return plan
+
+
+def check_initial_scales(configs: list[TrainConfig], seeds: list[int], files: dict, rows: dict[str, int]) -> None:
+    """train.py's refusal of an ``--init-scale`` that makes a run's initial weights, or its initial loss, infinite or
+    NaN in its dtype (:func:`~torch_tanhnet.training.setup.check_initial_weights`), for every run of a setting whose
+    scale could: |U| and |W| start below Xavier's bound times the scale, |z| below H times |W|'s, and the loss
+    sums N such terms; a setting whose bounds stay well inside its dtype's range is passed without drawing."""
+    for cfg in configs:
+        largest = torch.finfo(getattr(torch, cfg.dtype)).max
+        n = rows[cfg.data] if cfg.data is not None else cfg.n_samples
+        bound_U = torch.nn.init.calculate_gain("tanh") * math.sqrt(6 / (D + cfg.hidden))
+        bound_z = cfg.hidden * math.sqrt(6 / (cfg.hidden + 1))
+        if cfg.init_scale * max(bound_U, bound_z * n) < largest / 16:
+            continue
+        for seed in seeds:
+            run = TrainConfig(**{**cfg.as_dict(), "seed": seed})
+            with torch.random.fork_rng(devices=[]):  # the draw train.py makes, leaving the caller's generator alone
+                torch.manual_seed(seed)
+                model = TanhNet(D, cfg.hidden, dtype=getattr(torch, cfg.dtype))
+            scale_initial_weights(model, cfg.init_scale)
+            check_initial_weights(model, load_split(run, files.get(run.data)), run)
 
 
 # ---- memory ----------------------------------------------------------------------------------------

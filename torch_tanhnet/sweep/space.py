@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 
 from ..checks import short
 from ..training.config import ConfigError, TrainConfig, _is, plain
+from ..training.setup import GENERATOR
 
 # the settings of train.py that a sweep may vary, in the grid's order; the others are the sweep's own
 SWEEPABLE = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "hidden", "init_scale",
@@ -115,6 +116,11 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
                     raise ConfigError(f"argument {flag(name)}: {v!r} is given twice{first}")
                 seen[key] = v
             out[name].append(v)
+    files = [v for v in out.get("data", []) if v is not None]
+    for name in GENERATOR:  # train.py refuses them beside --data; a sweep trained each file once a value, alike
+        if files and name in out:
+            raise ConfigError(f"argument {flag(name)}: applies to the built-in data sets, not to --data "
+                              f"{files[0]!r}; leave it out")
     return out
 
 
