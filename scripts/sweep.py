@@ -349,6 +349,7 @@ if __name__ == "__main__":
         sys.stderr.write("sweep.py: interrupted before the sweep began; nothing was trained\n")  # one write, as say
         sys.stderr.flush()
         os._exit(130)  # torch may be half imported, and its teardown would then fail: skip it
+    train_script.ignore_signals()  # the sweep is over: a signal now waits for the exit, even during teardown
     from torch_tanhnet.training.distributed import end_process
 
     if launched_by_torchrun():  # torch's gloo threads can abort a torchrun process's teardown; see end_process
