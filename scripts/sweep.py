@@ -144,6 +144,8 @@ def parse_seeds(texts: list[str] | None) -> list[int]:
             first, count = 0, numbers[0]
     except ValueError:
         raise ConfigError(f"argument --seeds: expected N, A:B or several integers, got {' '.join(texts)!r}") from None
+    if count < 1 and len(texts) == 1 and ":" in texts[0]:
+        raise ConfigError(f"argument --seeds: A:B takes the seeds A to B-1, so B must exceed A, got {texts[0]!r}")
     if count < 1:
         raise ConfigError(f"argument --seeds: must be at least 1, got {count}")
     if count > MAX_SEEDS:  # before the list is built: a billion seeds would fill the memory before any other check
@@ -181,10 +183,14 @@ def describe(plan, seconds: float) -> str:
     what = f"random draws over {', '.join(plan.swept)}" if c.random else (
         f"grid over {', '.join(plan.swept)}" if plan.swept else "one setting")
     seeds = c.seeds
-    seed_text = f"seeds {seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else "seeds"
-    groups = f"{len(plan.groups)} group{'s' * (len(plan.groups) != 1)}"
-    lines = [f"sweep: {plan.n_runs} runs = {len(plan.settings)} settings ({what}) × {len(seeds)} {seed_text}, "
-             + f"in {groups}:"]
+    if len(seeds) == 1:
+        seed_text = f"1 seed, {seeds[0]}"
+    elif seeds == list(range(seeds[0], seeds[-1] + 1)):
+        seed_text = f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}"
+    else:
+        seed_text = f"{len(seeds)} seeds"
+    lines = [f"sweep: {counted(plan.n_runs, 'run')} = {counted(len(plan.settings), 'setting')} ({what}) × "
+             f"{seed_text}, in {counted(len(plan.groups), 'group')}:"]
     lines += [f"  {g.describe()}" for g in plan.groups]
     if c.dry_run:  # the groups' lines give the sweep's steps: say what this run trains of them
         lines.append(f"dry run: {dry_run_steps(plan)}, a smoke test (nothing is kept without --logdir); "
@@ -193,6 +199,11 @@ def describe(plan, seconds: float) -> str:
     estimate = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
     lines.append(f"estimated training time: {estimate} (from a few timed steps of each group); logs: {c.logdir}")
     return "\n".join(lines)
+
+
+def counted(n: int, word: str) -> str:
+    """``3 runs``, ``1 run``."""
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def dry_run_steps(plan) -> str:

@@ -83,6 +83,17 @@ def test_a_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert "dry run: at most 5 steps of each group" in out and "estimated training time" not in out
 
 
+@pytest.mark.parametrize("refused", [["--n-samples", "2"], ["--seeds", "10000000"], ["--data", "missing.csv"]],
+                         ids=["too-few-samples", "too-large", "no-data-file"])
+def test_a_refused_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys, refused):
+    """Its temporary folder was made before the checks, and left behind, empty, by each refusal."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    code, out, err = main("--dry-run", *refused, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and err.startswith("sweep.py: error: ") and err.count("\n") == 1, err
+    assert [p.name for p in tmp_path.iterdir()] == ["tmp"] and list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_a_sweep_over_data_files_in_folders_finishes(tmp_path, monkeypatch, capsys):
     """It trained, then failed writing pictures/gallery-data=dd/b.csv.png, on every --resume too."""
     (tmp_path / "dd").mkdir()
@@ -103,7 +114,8 @@ BAD = [
     (["--lr", "fast"], "argument --lr: expected a number, got 'fast'"),
     (["--hidden", "2", "0"], "argument --hidden: must be a positive integer, got 0"),
     (["--seeds", "0"], "argument --seeds: must be at least 1, got 0"),
-    (["--seeds", "5:5"], "argument --seeds: must be at least 1, got 0"),
+    (["--seeds", "5:5"], "argument --seeds: A:B takes the seeds A to B-1, so B must exceed A, got '5:5'"),
+    (["--seeds", "3:1"], "argument --seeds: A:B takes the seeds A to B-1, so B must exceed A, got '3:1'"),
     (["--lr", "0.1:1"], "argument --lr: a range (0.1:1) needs --random N"),
     (["--random", "3", "--lr", "1:0.1"], "argument --lr: a range needs LOW ≤ HIGH"),
     (["--random", "3", "--lr", "0.1:1:ln"], "argument --lr: a range is LOW:HIGH or LOW:HIGH:log"),

@@ -1,6 +1,7 @@
 """What a sweep trains: the grid, random draws, runs, groups, names; bad settings refused before any work."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -171,6 +172,23 @@ BAD = [
     (dict(values={"n_samples": [500, 1]}), "--n-samples must be at least 2, got 1"),
     (dict(values={"data": ["missing.csv"]}), "data file 'missing.csv' does not exist"),
     (dict(values={"wings": [1]}), "unknown setting 'wings'"),
+    # an integer setting's range: its ends rounded inward (1.5:2.5 drew 1 below it, 2.5:2.7 drew 2 above it)
+    (dict(values={"hidden": [Range(2.5, 2.7)]}, random=1),
+     "argument --hidden: the range 2.5:2.7 holds no integer, and --hidden takes integers"),
+    (dict(values={"hidden": [Range(-0.5, 0.5)]}, random=1), "argument --hidden: must be a positive integer, got 0"),
+    # random draws are different settings: more draws than the values make is refused
+    (dict(values={"hidden": [2, 3]}, random=5),
+     "argument --random: 5 draws, but the values make 2 different settings; draw at most that many"),
+    (dict(values={"hidden": [Range(1.5, 2.5)]}, random=2),
+     "argument --random: 2 draws, but the values make 1 different setting;"),
+    (dict(values={"hidden": [2, Range(2, 4)], "optimizer": ["sgd", "adam"]}, random=7),
+     "argument --random: 7 draws, but the values make 6 different settings;"),
+    # the runs counted before any is built (10⁹ settings filled 24 GiB of memory, then the OOM killer)
+    (dict(random=10**9, values={"lr": [Range(0.1, 1.0)]}, seeds=[0, 1]),
+     "the sweep would train 2,000,000,000 runs (--random 1000000000 × 2 seeds); at most 10,000,000"),
+    (dict(values={"lr": [i / 1000 + 0.001 for i in range(1000)], "momentum": [i / 1200 for i in range(1000)],
+                  "weight_decay": [i / 100 for i in range(1000)]}, seeds=[0]),
+     "the sweep would train 1,000,000,000 runs (1,000,000,000 settings × 1 seed); at most 10,000,000"),
 ]
 
 
@@ -256,3 +274,20 @@ def test_an_initial_scale_too_large_for_the_dtype_is_refused_as_train_py_refuses
     make_plan(SweepConfig(values={"init_scale": [1.0, scale / 1e6], "dtype": [dtype]}, seeds=[0, 1]),
               torch.device("cpu"))  # a scale whose weights and loss fit: planned, the global generator left alone
     assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("r", [Range(1.5, 4.5), Range(1.5, 4.5, True), Range(2, 5), Range(0.5, 2.2, True)])
+def test_an_integer_settings_range_draws_different_integers_within_it(r):
+    """1.5:2.5 drew 1, below its low end (int() cut the ends); and a draw equal to an earlier one was trained again as
+    another setting (the same runs, counted twice)."""
+    lo, hi = math.ceil(r.low), math.floor(r.high)
+    for seed in range(20):
+        drawn = [s["hidden"] for s in sample({"hidden": [r]}, hi - lo + 1, seed)]
+        assert sorted(drawn) == list(range(lo, hi + 1))
+
+
+def test_random_draws_never_repeat_a_setting():
+    settings = sample({"hidden": [2, 3], "optimizer": ["sgd", "adam"], "lr": [0.1, 0.5]}, 8, 0)
+    assert len({tuple(s.items()) for s in settings}) == 8
+    assert sample({"hidden": [2, 3], "lr": [Range(0.1, 1.0)]}, 5, 3) == sample({"hidden": [2, 3],
+                                                                              "lr": [Range(0.1, 1.0)]}, 5, 3)

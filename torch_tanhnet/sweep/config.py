@@ -10,6 +10,7 @@ from . import space
 from .space import Range
 
 SESSIONS = ("auto", "runs", "settings")
+MAX_RUNS = 10**7  # runs a sweep may train (a million runs of the default settings already need ~24 GiB)
 TENSORBOARD_RUNS = 500  # beyond this many runs TensorBoard selects none by default ("for performance reasons")
 
 
@@ -50,6 +51,17 @@ class SweepConfig:
         if self.random is not None and self.random < 1:
             bad("random", f"must be a positive integer, got {self.random}")
         self.values = space.check_values(self.values, self.random)
+        settings = space.count(self.values)
+        if self.random is not None and self.random > settings:  # drawn again until they differ: it would not end
+            bad("random", f"{self.random} draws, but the values make {settings:.0f} different setting"
+                          f"{'s' * (settings != 1)}; draw at most that many, or leave out --random for the grid of "
+                          "them all")
+        runs = (self.random if self.random is not None else settings) * len(self.seeds)
+        if runs > MAX_RUNS:  # before the settings are built: 10⁹ of them filled the memory before any other check
+            what = f"--random {self.random}" if self.random is not None else f"{settings:,.0f} settings"
+            seeds = f"{len(self.seeds):,} seed{'s' * (len(self.seeds) != 1)}"
+            raise ConfigError(f"the sweep would train {runs:,.0f} runs ({what} × {seeds}); at most {MAX_RUNS:,}: "
+                              "give fewer values or seeds")
         for flag, value in (("log-interval", self.log_interval), ("checkpoint-interval", self.checkpoint_interval)):
             if value < 1:
                 bad(flag, f"must be a positive integer, got {value}")

@@ -59,7 +59,8 @@ class Group:
 
     def describe(self) -> str:
         batch = "full batch" if self.batch_size == self.n_train else f"batches of {self.batch_size}"
-        return (f"hidden {self.hidden}, {self.optimizer}, {self.dtype}: {len(self.runs)} runs × {self.steps} steps "
+        runs = f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}"
+        return (f"hidden {self.hidden}, {self.optimizer}, {self.dtype}: {runs} × {self.steps} steps "
                 f"({self.n_train} training samples, {batch})")
 
 

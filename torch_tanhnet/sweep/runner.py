@@ -131,6 +131,9 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
         check_data(plan, found, world)
     except BaseException:
         writer_lock.release(logdir)
+        if logdir in _temporary:  # a refused dry run's temporary folder, made above: nothing left behind
+            _temporary.discard(logdir)
+            shutil.rmtree(logdir, ignore_errors=True)
         raise
     if claim:
         if world.is_main:
