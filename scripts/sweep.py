@@ -201,6 +201,22 @@ def describe(plan, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def as_written(saved: dict, config, given: set[str]) -> list[str]:
+    """What a finished sweep's files hold where this --resume asked otherwise: they were written when it finished
+    (a sweep still training takes the new values for them). The table printed above is this start's."""
+    lines = []
+    if saved.get("solved_at") != config.solved_at:
+        lines.append(f"(results.csv, the pictures and TensorBoard, written when the sweep finished, count a run "
+                     f"solved at ≥ {saved.get('solved_at'):g}; the table above counts at ≥ {config.solved_at:g})")
+    kept = [f"--{name}" for name in ("gallery", "sessions") if name in given and saved.get(name) != getattr(config,
+                                                                                                         name)]
+    if kept:
+        verb = "applies" if len(kept) == 1 else "apply"
+        lines.append(f"({' and '.join(kept)} {verb} when a sweep finishes; this one had: its pictures and HParams "
+                     "are as they were written)")
+    return lines
+
+
 def counted(n: int, word: str) -> str:
     """``3 runs``, ``1 run``."""
     return f"{n} {word}{'s' * (n != 1)}"
@@ -331,6 +347,9 @@ def report(config, given, world, device, gather) -> int:
           f"{plan.config.solved_at:g}; steps to solve: median first logged step that reached it")
     if logdir.exists():  # a dry run without --logdir leaves nothing
         print(f"results: {logdir / 'results.csv'}, pictures: {logdir / 'pictures'}")
+        if result.already_complete:
+            for line in as_written(found["config"], plan.config, given):
+                print(line)
         if not plan.config.dry_run:  # a dry run's runs trained 5 steps, not what train.py's command would
             print(f"any run alone, e.g. run 0: {train_command(first, script(__file__, 'train.py'))}")
         print(f"view it with: tensorboard --logdir {shell(logdir)}")

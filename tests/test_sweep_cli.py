@@ -245,3 +245,23 @@ def test_a_reader_that_closes_stdout_early_gets_no_error_message(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141 and err == "", err
     assert rows(tmp_path / "out" / "results.csv")  # the sweep itself finished
+
+
+def test_a_finished_sweep_resumed_with_another_solved_at_says_what_its_files_hold(tmp_path, monkeypatch, capsys):
+    """The table counted at the new --solved-at while results.csv, the pictures and TensorBoard kept the sweep's own:
+    100% solved above 2 of 6 in results.csv, and nothing said so."""
+    code, out, err = main("--seeds", "3", "--epochs", "30", "--gallery", "0", "--logdir", "done", cwd=tmp_path,
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    files = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "done").rglob("*") if p.is_file()}
+    code, out, err = main("--logdir", "done", "--resume", "--solved-at", "0.5", "--gallery", "2", cwd=tmp_path,
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and err == ""
+    assert "solved: final test accuracy ≥ 0.5;" in out
+    assert ("(results.csv, the pictures and TensorBoard, written when the sweep finished, count a run solved at "
+            "≥ 0.95; the table above counts at ≥ 0.5)\n") in out
+    assert ("(--gallery applies when a sweep finishes; this one had: its pictures and HParams are as they were "
+            "written)\n") in out
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "done").rglob("*") if p.is_file()} == files
+    code, out, err = main("--logdir", "done", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "written when the sweep finished" not in out and "applies when" not in out
