@@ -23,12 +23,15 @@ def nets_and_ensemble(K=3, D=2, H=3, device="cpu"):
     return nets, TanhNetEnsemble.from_modules(nets)
 
 
-def test_seeded_networks_are_what_manual_seed_and_TanhNet_give():
-    ens = TanhNetEnsemble(3, 4, 5, dtype=torch.float64, seeds=[7, 0, 123])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("D,H", [(4, 5), (2, 3), (1, 1), (7, 64)])
+def test_seeded_networks_are_what_manual_seed_and_TanhNet_give(dtype, D, H):
+    """Bit for bit, for every dtype and shape: network k's generator seeded, then TanhNet's draws in its order."""
+    ens = TanhNetEnsemble(3, D, H, dtype=dtype, seeds=[7, 0, 123])
     state = torch.get_rng_state()
     for k, seed in enumerate([7, 0, 123]):
         torch.manual_seed(seed)
-        ref = TanhNet(4, 5, dtype=torch.float64)
+        ref = TanhNet(D, H, dtype=dtype)
         for name in "UbWc":
             assert torch.equal(getattr(ens[k], name), getattr(ref, name)), (k, name)
     torch.set_rng_state(state)

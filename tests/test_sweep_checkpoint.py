@@ -12,6 +12,7 @@ from torch_tanhnet.sweep import state as checkpoints
 from torch_tanhnet.sweep.config import SweepConfig
 from torch_tanhnet.training import checkpoint
 from torch_tanhnet.training.checkpoint import CheckpointError
+from torch_tanhnet.training.config import ConfigError
 
 VALUES = {"dataset": ["xor"], "epochs": [4], "n_samples": [20], "hidden": [2]}
 BAD = [None, "x", 1.5, -1, [], {}, {"x": 1}, torch.zeros(2), True]
@@ -182,3 +183,41 @@ def test_an_optimizer_setting_of_another_kind_is_refused_saying_the_kinds_differ
                 match=f"its optimizer's lr is {kind}")
         refused(tmp_path, source, {**good, "current": {**good["current"], "optimizer": optimizer}}, network=False,
                 match=f"where the settings hold 8 numbers as a tensor, {numbers}; hand-edited?")
+
+
+@pytest.mark.parametrize("group", [0, 1], ids=["first-group", "second-group"])
+def test_a_ctrl_c_while_a_groups_data_are_drawn_stops_there_and_resumes_to_the_same_sweep(tmp_path, monkeypatch, group):
+    """Each run's data set is drawn alone (~0.25 ms): a group of 10⁵ runs took half a minute to set up, and 3·10⁶
+    runs over ten minutes, while a Ctrl-C or SIGTERM waited for the training loop's first check."""
+    import dataclasses
+    import os
+    import signal
+
+    from torch_tanhnet.sweep import data
+
+    values = {"hidden": [1, 2], "n_samples": [20], "epochs": [2]}
+    whole = runner.sweep(SweepConfig(values=values, seeds=list(range(600)), logdir=str(tmp_path / "whole"),
+                                     progress=False, gallery=0))
+    real, drawn = data.SplitCache.__call__, []
+
+    def draw(self, config):
+        drawn.append(config)
+        if len(drawn) == 600 * group + 300:  # mid-way through the group's 600 runs
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, config)
+
+    monkeypatch.setattr(data.SplitCache, "__call__", draw)
+    stopped = SweepConfig(values=values, seeds=list(range(600)), logdir=str(tmp_path / "stopped"), progress=False,
+                          gallery=0)
+    result = runner.sweep(stopped)
+    assert result.interrupted and len(drawn) < 600 * group + 600  # stopped before the group's data were all drawn
+    state = checkpoint.load(tmp_path / "stopped" / "checkpoint.pt")
+    assert sorted(state["groups"]) == list(range(group)) and state["current"] is None and not state["complete"]
+    monkeypatch.undo()
+    with pytest.raises(ConfigError) as info:  # from Python every setting counts as given: the seeds too
+        runner.sweep(dataclasses.replace(stopped, resume=True, seeds=list(range(10))))
+    assert str(info.value) == ("argument --seeds: [0, 1, 2, ..., 9] (10 values) differs from the checkpoint's "
+                               "[0, 1, 2, ..., 599] (600 values); a resumed sweep keeps its settings")
+    resumed = runner.sweep(dataclasses.replace(stopped, resume=True))
+    for g in whole.groups:
+        assert torch.equal(resumed.groups[g].params["U"], whole.groups[g].params["U"])

@@ -169,7 +169,7 @@ def test_ctrl_c_while_writing_the_results_keeps_the_sweep_and_resume_writes_them
 @pytest.mark.parametrize("seeds, message", [(["1000000000"], "at most 10,000,000 seeds, got 1,000,000,000"),
                                             (["0:100000000000"], "at most 10,000,000 seeds, got 100,000,000,000"),
                                             (["-3"], "must be at least 1, got -3"),
-                                            (["9:4"], "must be at least 1, got -5")])
+                                            (["9:4"], "A:B takes the seeds A to B-1, so B must exceed A, got '9:4'")])
 def test_seed_counts_are_checked_before_any_list_is_built(tmp_path, monkeypatch, capsys, seeds, message):
     code, _, err = main("--seeds", *seeds, "--epochs", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and f"argument --seeds: {message}" in err, err

@@ -21,6 +21,7 @@ gradient's norm and its Hessian's extreme eigenvalues on its training set (:func
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -88,11 +89,13 @@ class GroupTrainer:
     """A group's ensemble, optimiser, data, position and metrics; :func:`train_group` drives it."""
 
     def __init__(self, group: Group, runs: list, log_steps: list[int], total_steps: int, device: torch.device,
-                 state: dict | None = None, files: dict | None = None) -> None:
-        """``files``: the sweep's --data files as it read them (:attr:`.plan.Plan.files`); None: read here."""
+                 state: dict | None = None, files: dict | None = None, check: Callable[[], None] | None = None
+                 ) -> None:
+        """``files``: the sweep's --data files as it read them (:attr:`.plan.Plan.files`); None: read here.
+        ``check``: called now and then while the runs' data are drawn (it may raise to stop: a Ctrl-C)."""
         self.group, self.runs, self.device = group, runs, device
         configs = [r.config for r in runs]
-        self.data: GroupData = stack(configs, device, SplitCache(files))
+        self.data: GroupData = stack(configs, device, SplitCache(files), check)
         self.seeds = [r.seed for r in runs]
         K = len(runs)
         self.model = TanhNetEnsemble(K, 2, group.hidden, device=device, dtype=getattr(torch, group.dtype),

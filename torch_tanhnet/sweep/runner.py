@@ -39,7 +39,7 @@ from ..training.config import ConfigError
 from ..training.data import DataError
 from ..training.distributed import DistributedError
 from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
-from ..training.signals import stop_on_signals
+from ..training.signals import StopRequested, stop_on_signals
 from ..training.world import World
 from . import state as checkpoints
 from .config import SweepConfig
@@ -258,8 +258,12 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                 if on_group is not None:
                     on_group(group)
                 current = found["current"] if found["current"] and found["current"]["group"] == group.index else None
-                trainer = GroupTrainer(group, runs, plan.log_steps(group), plan.total_steps(group), plan.device,
-                                       files=plan.files)  # the data files as read once, when planning
+                try:
+                    trainer = GroupTrainer(group, runs, plan.log_steps(group), plan.total_steps(group), plan.device,
+                                           files=plan.files, check=flag.raise_if_requested)  # files as planned
+                except StopRequested:  # while a large group's data were drawn: the checkpoint as it stood
+                    save(found["current"])
+                    return SweepResult(plan, logdir, None, found["seconds"], interrupted=True)
                 if current is not None:
                     try:
                         trainer.load_state_dict(current)

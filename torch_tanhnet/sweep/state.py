@@ -178,6 +178,14 @@ def holds_sweep(logdir: Path) -> bool:
     return (logdir / FINISHED).exists() or any(logdir.glob(checkpoint.SHARES))
 
 
+def _listed(value) -> str:
+    """A setting's value in a message: a long list as its first and last items and its length (600 seeds made
+    one line of 3000 characters)."""
+    if isinstance(value, list) and len(value) > 6:
+        return f"[{', '.join(map(repr, value[:3]))}, ..., {value[-1]!r}] ({len(value)} values)"
+    return repr(value)
+
+
 def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepConfig:
     """The sweep's saved settings, with the resumable ones the user gave; a change to any other is refused."""
     saved = SweepConfig.from_dict(state["config"])
@@ -191,11 +199,11 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
                 if field == "data" and hashed and len(values) == len(state["data"]) and None not in values:
                     continue  # the same files named another way (/abs/a.csv for a.csv): runner.check_data decides
                 if values != saved_values:
-                    raise ConfigError(f"argument --{field.replace('_', '-')}: {values!r} differs from the "
-                                      f"checkpoint's {saved_values!r}; a resumed sweep keeps its settings")
+                    raise ConfigError(f"argument --{field.replace('_', '-')}: {_listed(values)} differs from the "
+                                      f"checkpoint's {_listed(saved_values)}; a resumed sweep keeps its settings")
         elif mine[name] != theirs[name]:
-            raise ConfigError(f"argument --{name.replace('_', '-')}: {mine[name]!r} differs from the checkpoint's "
-                              f"{theirs[name]!r}; a resumed sweep keeps its settings")
+            raise ConfigError(f"argument --{name.replace('_', '-')}: {_listed(mine[name])} differs from the "
+                              f"checkpoint's {_listed(theirs[name])}; a resumed sweep keeps its settings")
     override = (RESUMABLE & given) | {"resume", "logdir"}
     out = {**theirs, **{k: mine[k] for k in override}}
     if "values" in given and hashed and "data" in mine["values"]:

@@ -21,6 +21,11 @@ from typing import Callable
 SIGNALS = (signal.SIGINT, signal.SIGTERM)  # torchrun passes a Ctrl-C on to its workers as SIGTERM, hence both
 
 
+class StopRequested(Exception):
+    """A stop asked for by a signal, raised by :meth:`StopFlag.raise_if_requested` out of work that takes long
+    between two checks of the loop (a large sweep group's data being drawn); its caller saves and stops."""
+
+
 class StopFlag:
     """Set by a signal; read by the loop at its next check."""
 
@@ -29,6 +34,10 @@ class StopFlag:
 
     def set(self, *_) -> None:
         self.requested = True
+
+    def raise_if_requested(self) -> None:
+        if self.requested:
+            raise StopRequested
 
 
 received = StopFlag()  # set by interrupt(): a signal that came before a loop took the signals over
