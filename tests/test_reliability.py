@@ -426,6 +426,25 @@ def test_the_command_line_resumes_with_the_data_sets_default_noise_given(tmp_pat
     assert code == 0, err
 
 
+@pytest.mark.parametrize("flag,value", [("--noise", "0.3"), ("--dataset", "moons"), ("--dataset", "xor"),
+                                        ("--n-samples", "77")])
+def test_resuming_a_data_file_run_refuses_a_built_in_data_sets_flag_as_a_new_run_does(tmp_path, capsys, flag, value):
+    """--noise 0.3 was silently accepted and ignored, --dataset xor "differs from the checkpoint's 'moons'" and
+    --n-samples 77 "from the checkpoint's 500", of a run on a CSV file."""
+    points = tmp_path / "points.csv"
+    points.write_text("".join(f"{i / 30 - 1:.3f},{(i * 3 % 11) / 5 - 1:.3f},{i % 2}\n" for i in range(60)))
+    assert cli(capsys, "--data", points, "--epochs", "2", "--logdir", tmp_path / "run", "--no-progress")[0] == 0
+    before = snapshot(tmp_path / "run")
+    code, out, err = cli(capsys, "--resume", "--epochs", "3", flag, value, "--logdir", tmp_path / "run")
+    assert code == 2 and one_error_line(err) == (f"train.py: error: argument {flag}: applies to the built-in data "
+                                                 f"sets, not to --data {str(points)!r}; leave it out")
+    assert snapshot(tmp_path / "run") == before
+    with pytest.warns(UserWarning, match=r"^noise=0.3 applies to the built-in data sets, not to data .*: it is "
+                                         r"ignored$"):  # from Python, as a new run: a warning, and it goes on
+        train(TrainConfig(logdir=str(tmp_path / "run"), resume=True, epochs=3, data=str(points), noise=0.3,
+                          progress=False))
+
+
 # smaller: a hand-edited checkpoint is refused in one line, whatever was changed ------------------------
 
 BAD_VALUES = [None, "garbage", -1, 2.5, [1, 2], {"x": 1}, torch.zeros(3)]

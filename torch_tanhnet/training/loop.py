@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -195,9 +195,12 @@ class Run:
         check_data_source(config, given)
         state, asked = None, config
         if config.resume:
+            typed = given
             # from Python every setting counts as given; the command line says which ones the user typed
             given = set(TrainConfig.__dataclass_fields__) if given is None else given
             config, state = resume_settings(config, logdir, given)
+            if config.data is not None:  # a built-in data set's setting beside the run's --data: as for a new run
+                check_data_source(replace(asked, data=config.data), typed)
         check_memory(config, device)  # before the data are made: --n-samples 10**14 is one line, not a MemoryError
         data = load_split(config)
         data_hash = fingerprint(data)

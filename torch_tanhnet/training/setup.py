@@ -447,6 +447,8 @@ def resume_settings(config: TrainConfig, logdir: Path, given: set[str]) -> tuple
         mine, theirs = effective(name, getattr(config, name), saved), effective(name, getattr(saved, name), saved)
         if name == "batch_size" and None in (mine, theirs):
             continue  # the whole training set, or a size that may equal it: the Run compares them
+        if name in GENERATOR and saved.data is not None:
+            continue  # the built-in data sets' settings mean nothing for a --data run: the Run refuses them typed
         if mine != theirs:
             raise ConfigError(name, f"{mine!r} differs from the checkpoint's {theirs!r}; "
                                     "a resumed run keeps its settings")  # effective values: noise None is 0.1
