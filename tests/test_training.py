@@ -171,6 +171,14 @@ def test_nan_loss_stops_naming_step_and_tensor_and_keeps_the_checkpoint(tmp_path
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
+def test_a_divergence_under_weight_decay_names_it_beside_the_learning_rate(tmp_path):
+    """--weight-decay 1e10 made U infinite at step 4 with the advice "try a smaller --lr" alone."""
+    advice = r"try a smaller lr or weight_decay \(it had no checkpoint yet: nothing of it was kept\)$"
+    with pytest.raises(TrainingDiverged, match=r"^the parameter U became NaN or infinite at step \d+; " + advice):
+        train(small(tmp_path, weight_decay=1e10))
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_infinite_gradient_is_named(tmp_path, monkeypatch):
     from torch_tanhnet.training import loop as training
 

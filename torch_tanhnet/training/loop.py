@@ -473,9 +473,11 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
                 run.discard()
             raise
     except TrainingDiverged as e:
+        # a step too long: the learning rate's, or a weight decay's pull (θ ← θ − η λ θ overshoots once η λ > 2)
+        advice = "try a smaller {lr}" + (" or {weight_decay}" if run.config.weight_decay else "")
         kept = "the last good checkpoint is kept" if run.saved or run.resumed else \
             "it had no checkpoint yet: nothing of it was kept"
-        raise TrainingDiverged(f"{e.text} ({kept})") from None
+        raise TrainingDiverged(f"{e.text}; {advice} ({kept})") from None
     except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
         raise SaveError(f"cannot save TensorBoard's events in {str(e.filename or run.logdir)!r}: {e.strerror or e} "
                         "(the last checkpoint, if any, is kept as it was)") from None

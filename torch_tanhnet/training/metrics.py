@@ -98,5 +98,4 @@ def check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:
         if not any(bad):
             return
     names = ["the loss"] + [f"the gradient of {n}" for n in PARAMS] + [f"the parameter {n}" for n in PARAMS]
-    raise TrainingDiverged(f"{names[bad.index(True)]} became NaN or infinite at step {step}; "
-                           "try a smaller {lr}")
+    raise TrainingDiverged(f"{names[bad.index(True)]} became NaN or infinite at step {step}")
