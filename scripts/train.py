@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     args = parser.parse_args(argv)
     given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
 
-    from torch_tanhnet.console import warnings_as_lines
+    from torch_tanhnet.console import figure, warnings_as_lines
     from torch_tanhnet.training.checkpoint import CheckpointError, SaveError
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
@@ -176,8 +176,10 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     elif result.interrupted:
         print(f"interrupted at step {result.global_step}")
     print(f"step {result.global_step} (epoch {result.epoch}): "
-          f"train loss {m.get('loss/train', float('nan')):.4f}, accuracy {m.get('accuracy/train', float('nan')):.3f} | "
-          f"test loss {m.get('loss/test', float('nan')):.4f}, accuracy {m.get('accuracy/test', float('nan')):.3f}")
+          f"train loss {figure(m.get('loss/train', float('nan')), 4)}, "
+          f"accuracy {m.get('accuracy/train', float('nan')):.3f} | "
+          f"test loss {figure(m.get('loss/test', float('nan')), 4)}, "
+          f"accuracy {m.get('accuracy/test', float('nan')):.3f}")
     print(curvature_line(result))
     print(f"{result.steps_this_run} steps in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
     if result.kept:

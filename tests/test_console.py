@@ -225,3 +225,12 @@ def test_help_that_cannot_be_written_says_so(tmp_path, name):
                            stderr=subprocess.PIPE, text=True, timeout=120)
     assert r.returncode == 1 and r.stderr.startswith(f"{name}.py: error: cannot write to stdout (No space left on "
                                                      "device)"), r.stderr
+
+
+def test_a_huge_loss_prints_in_exponent_form_and_others_as_before():
+    """--lr 1e30 printed its losses as 31-digit fixed-point numbers, and a sweep's table rows 200 characters wide."""
+    from torch_tanhnet.console import figure
+
+    assert [figure(v, 4) for v in (0.12345, 999999.5, 4.217e29, -3e7)] == ["0.1235", "999999.5000", "4.2170e+29",
+                                                                           "-3.0000e+07"]
+    assert [figure(v, 3) for v in (float("nan"), float("inf"), 0.0)] == ["nan", "inf", "0.000"]

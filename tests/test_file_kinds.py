@@ -10,7 +10,7 @@ import pytest
 from conftest import load_script
 
 WHAT = {"file": "a file", "fifo": "a FIFO", "dangling": "a symbolic link to 'nowhere', which does not exist",
-        "folder": "a folder"}
+        "folder": "a folder", "loop": "a symbolic link to 'loop' that leads back to itself"}
 
 
 def make(path, kind):
@@ -20,6 +20,8 @@ def make(path, kind):
         os.mkfifo(path)
     elif kind == "dangling":
         path.symlink_to("nowhere")
+    elif kind == "loop":  # a link to itself: mkdir said "File exists", and nothing can ever be made there
+        path.symlink_to("loop")
     else:
         path.mkdir()
         (path / "mine.txt").write_text("mine")
@@ -47,18 +49,30 @@ def here(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("script", ["train", "sweep"])
-@pytest.mark.parametrize("kind", ["file", "fifo", "dangling"])
+@pytest.mark.parametrize("kind", ["file", "fifo", "dangling", "loop"])
 def test_where_the_logdir_or_a_folder_above_it_should_be(here, capsys, script, kind):
-    make(here / "x", kind)
+    name = "loop" if kind == "loop" else "x"
+    make(here / name, kind)
     before = tree(here)
-    line = one_line(script, capsys, "--logdir", "x")
+    line = one_line(script, capsys, "--logdir", name)
     if kind == "dangling":
         assert line.endswith(f"'x' is {WHAT[kind]}; create that folder or choose another --logdir")
+    elif kind == "loop":
+        assert line.endswith(f"'loop' is {WHAT[kind]}; choose another --logdir")
     else:
         assert line.endswith(f"'x' is {WHAT[kind]}, not a folder")
-    line = one_line(script, capsys, "--logdir", "x/deep/run")
-    assert line.endswith(f"cannot create 'x/deep/run' ('x' is {WHAT[kind]})")
+    line = one_line(script, capsys, "--logdir", f"{name}/deep/run")
+    assert line.endswith(f"cannot create '{name}/deep/run' ('{name}' is {WHAT[kind]})")
     assert tree(here) == before
+
+
+@pytest.mark.parametrize("script", ["train", "sweep"])
+@pytest.mark.parametrize("flag", ["--logdir", "--data"])
+def test_an_empty_name_is_refused(here, capsys, script, flag):
+    """--logdir '' (a shell variable never set) trained into the default folder, silently."""
+    line = one_line(script, capsys, flag, "")
+    assert line.startswith(f"{script}.py: error: argument {flag}: got '', which names no ")
+    assert list(here.iterdir()) == []
 
 
 @pytest.mark.parametrize("script,parent", [("train", "runs"), ("sweep", "sweeps")])
@@ -88,12 +102,15 @@ def test_where_a_checkpoint_should_be(here, capsys, kind):
     assert tree(here) == before
 
 
-@pytest.mark.parametrize("kind", ["fifo", "folder"])
+@pytest.mark.parametrize("kind", ["fifo", "folder", "dangling", "loop"])
 def test_where_a_data_file_should_be(here, capsys, kind):
-    make(here / "points.csv", kind)
+    name = "loop" if kind == "loop" else "points.csv"
+    make(here / name, kind)
     before = tree(here)
-    line = one_line("train", capsys, "--data", "points.csv")
-    assert line == f"train.py: error: points.csv: not a regular file ({WHAT[kind]})"
-    line = one_line("sweep", capsys, "--data", "points.csv")
-    assert line.endswith(f"points.csv: not a regular file ({WHAT[kind]})")
+    if kind in ("dangling", "loop"):
+        expected = f"data file {name!r} does not exist ({WHAT[kind]})"
+    else:
+        expected = f"{name}: not a regular file ({WHAT[kind]})"
+    assert one_line("train", capsys, "--data", name) == f"train.py: error: {expected}"
+    assert one_line("sweep", capsys, "--data", name).endswith(expected)
     assert tree(here) == before

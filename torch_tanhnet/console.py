@@ -24,6 +24,12 @@ def readable(text: str) -> str:
     return text.translate(_RAW_BYTES)
 
 
+def figure(value: float, places: int) -> str:
+    """``value`` with ``places`` decimals, as a table prints a loss; past a million in size, in exponent form with as
+    many significant digits (a loss of 1e30 printed 31 digits, and a sweep's table rows 200 characters wide)."""
+    return f"{value:.{places}f}" if not abs(value) >= 1e6 else f"{value:.{places}e}"
+
+
 def say(line: str) -> None:
     """Write ``line`` and its newline to stderr in one write, and flush it. A stderr closed (``2>&-``) or that
     cannot be written loses the line, as Python's own warnings are then lost; the script's exit code still says."""

@@ -77,6 +77,8 @@ class SweepConfig:
             bad("dist-timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
         if self.device not in DEVICES:
             bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.logdir == "":  # a shell variable that was not set: it named no folder
+            bad("logdir", "got '', which names no folder; give a folder, or leave --logdir out for the default")
         if self.resume and self.logdir is None:
             bad("resume", "needs --logdir, the folder of the sweep to continue")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..console import figure
 from ..files import write_atomic
 from ..training.wording import shell, utf8
 from .group import GroupResult
@@ -181,7 +182,7 @@ def table(plan: Plan, summaries: list[SettingSummary]) -> str:
         lo, med, hi = s.quantiles["loss/test"]
         alo, amed, ahi = s.quantiles["accuracy/test"]
         cells = [*(value_text(plan.settings[s.setting][f]) for f in fields), str(s.runs),
-                 f"{100 * s.share:.0f}% ({s.solved})", f"{med:.3f} [{lo:.3f}, {hi:.3f}]",
+                 f"{100 * s.share:.0f}% ({s.solved})", f"{figure(med, 3)} [{figure(lo, 3)}, {figure(hi, 3)}]",
                  f"{amed:.3f} [{alo:.3f}, {ahi:.3f}]",
                  "-" if math.isnan(s.steps_to_solve) else f"{s.steps_to_solve:.0f}"]
         if any_diverged:

@@ -133,7 +133,8 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"data file {str(path)!r} does not exist")
+        there = entry(path)  # a link to nothing, or to itself
+        raise DataError(f"data file {str(path)!r} does not exist" + (f" ({there})" if there != "nothing" else ""))
     if not path.is_file():
         raise DataError(f"{path}: not a regular file ({entry(path)})")
     try:

@@ -133,8 +133,9 @@ def check_logdir(logdir: Path) -> None:
     missing: list[Path] = []
     try:
         if (blocker := not_a_folder(logdir)) == logdir and logdir.is_symlink():  # to nothing: mkdir says "exists"
-            raise ConfigError("logdir", f"{str(logdir)!r} is {entry(logdir)}; create that folder or choose another "
-                                        "{logdir}")
+            what = entry(logdir)
+            fix = "choose another" if what.endswith("itself") else "create that folder or choose another"
+            raise ConfigError("logdir", f"{str(logdir)!r} is {what}; {fix} {{logdir}}")
         if blocker == logdir:
             raise ConfigError("logdir", f"{str(logdir)!r} is {entry(logdir)}, not a folder")
         if blocker is not None:  # mkdir would say "File exists" or "Not a directory"

@@ -11,6 +11,7 @@ from the folder it was printed in, it does what it says.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
@@ -83,11 +84,14 @@ def entry(path: Path) -> str:
     ``nothing``."""
     try:
         mode = path.stat().st_mode
-    except OSError:
+    except OSError as e:
         try:
-            return f"a symbolic link to {utf8(os.readlink(path))!r}, which does not exist"
+            target = utf8(os.readlink(path))
         except OSError:
             return "nothing"
+        if e.errno == errno.ELOOP:  # a link to itself, or links in a ring: no folder can be made there
+            return f"a symbolic link to {target!r} that leads back to itself"
+        return f"a symbolic link to {target!r}, which does not exist"
     kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a FIFO"),
              (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")]
     return next((name for test, name in kinds if test(mode)), "not a file")
