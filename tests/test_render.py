@@ -30,6 +30,22 @@ def test_decision_boundary_colours_each_side_and_draws_the_line():
     assert (img[20:44, 30:34].sum(-1) < 300).any()  # the dark line at x₁ = 0 down the middle
 
 
+def test_a_diverged_network_is_a_grey_map_without_numpys_warning():
+    """NaN weights (a sweep's diverged run in its gallery): NumPy's "invalid value encountered in cast" reached the
+    user as a sweep.py warning, and the tile came out black."""
+    import warnings
+
+    net = vertical_boundary_net()
+    with torch.no_grad():
+        net.W.fill_(float("nan"))
+    X = torch.tensor([[-1.0, -1.0], [1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        img = decision_boundary_image(net, X, y, torch.zeros(2), torch.ones(2), size=64)
+    assert (img[32, 5] == 215).all() and (img[58, 58] == 215).all()
+
+
 def test_large_data_sets_draw_a_sample_of_points():
     net = vertical_boundary_net()
     X = torch.randn(100_000, 2, dtype=torch.float64)

@@ -131,6 +131,7 @@ def decision_boundary_image(
     o = 1 / (1 + np.exp(-np.clip(z, -60, 60)))  # o = σ(z)
     rgb = diverging(2 * o - 1)
     rgb[_boundary_mask(z > 0)] = 60.0  # o = ½ where z = 0
+    rgb[~np.isfinite(z)] = 215.0  # no o where z is NaN (a diverged network): grey, not NumPy's "invalid value in cast"
     img = _to_pixels(rgb)
     draw = ImageDraw.Draw(img)
     radius = 3 if X_raw.shape[0] <= 2000 else 2
