@@ -61,6 +61,9 @@ def check_values(args) -> None:
         bad = [v for v in values or () if v < 1]
         if bad:
             raise Refused(f"argument {flag}: each must be a positive integer, got {bad[0]}")
+        twice = [v for i, v in enumerate(values or ()) if v in values[:i]]
+        if twice:  # measured twice, printed as two rows of one size
+            raise Refused(f"argument {flag}: {twice[0]} is given twice")
     if args.single_n < 1:
         raise Refused(f"argument --single-n: must be a positive integer, got {args.single_n}")
 
@@ -158,14 +161,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="time K networks trained at once instead of one (default: one network)")
     p.add_argument("--models", type=int, nargs="+", metavar="K",
                    help="with --ensemble: numbers of networks (default: 1 64 1024)")
-    p.add_argument("--single-n", type=int, default=1_000_000, metavar="N",
+    p.add_argument("--single-n", type=int, default=None, metavar="N",
                    help="with --ensemble: samples of the single-network step whose rate is compared (default: 1000000)")
     p.add_argument("--no-loop", action="store_true", help="with --ensemble: skip the Python loop (default: run it)")
     p.add_argument("--json", metavar="FILE",
                    help="also write the results as JSON to FILE, which must not exist yet (default: none)")
     args = p.parse_args(argv)
-    if (args.models or args.no_loop) and not args.ensemble:
-        p.error("--models and --no-loop go with --ensemble")
+    if (args.models or args.no_loop or args.single_n is not None) and not args.ensemble:
+        p.error("--models, --single-n and --no-loop go with --ensemble")
+    args.single_n = 1_000_000 if args.single_n is None else args.single_n
     try:
         check_values(args)
         if args.json is not None:

@@ -134,6 +134,8 @@ def test_a_json_write_that_fails_at_the_end_is_one_line(tmp_path, monkeypatch, c
     (["--sizes", "64", "-5"], "argument --sizes: each must be a positive integer, got -5"),
     (["--ensemble", "--models", "3", "0"], "argument --models: each must be a positive integer, got 0"),
     (["--ensemble", "--single-n", "0"], "argument --single-n: must be a positive integer, got 0"),
+    (["--sizes", "10", "64", "10"], "argument --sizes: 10 is given twice"),  # measured twice, two rows of one size
+    (["--ensemble", "--models", "5", "5"], "argument --models: 5 is given twice"),
 ])
 def test_each_bad_value_is_its_own_line_naming_the_flag(capsys, args, message):
     out = []
@@ -141,6 +143,13 @@ def test_each_bad_value_is_its_own_line_naming_the_flag(capsys, args, message):
     assert code == 2 and out == [""], err
     one_error_line(err, message)
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag", [["--models", "4"], ["--single-n", "64"], ["--no-loop"]])
+def test_an_ensemble_flag_without_ensemble_is_refused_not_ignored(capsys, flag):
+    """--single-n without --ensemble was ignored silently (--models and --no-loop were refused)."""
+    code, err = call([*TINY, *flag], capsys)
+    assert code == 2 and err.strip().endswith("error: --models, --single-n and --no-loop go with --ensemble"), err
 
 
 @pytest.mark.parametrize("args,message", [

@@ -31,7 +31,7 @@ def test_bench_ensemble_mode_smoke(tmp_path):
 def test_bench_ensemble_options_need_the_mode():
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
     r = subprocess.run([sys.executable, str(script), "--models", "4"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "--models and --no-loop go with --ensemble" in r.stderr
+    assert r.returncode == 2 and "--models, --single-n and --no-loop go with --ensemble" in r.stderr
 
 
 def test_the_docs_example_runs():
