@@ -56,7 +56,9 @@ def test_a_file_names_bytes_that_are_not_utf8_read_as_a_shell_writes_them(tmp_pa
     assert stream.writes == ["logs: sw\\xe9\\xff\n"]
     assert out._stream.writes == ["results: sw\\xe9\\xff/results.csv\n"]
     assert line == "sweep.py: warning: cannot write sw\\xe9\\xff\n"
-    text = "ε ≥ × \\udce9 ü"  # anything else as it was
+    say(f"data file {name!r} does not exist")  # a quoted name: repr() escapes the bytes as the text \\udce9
+    assert stream.writes[-1] == "data file 'sw\\xe9\\xff' does not exist\n"
+    text = "ε ≥ × \\u00e9 ü"  # anything else as it was
     say(text)
     assert stream.writes[-1] == text + "\n"
 

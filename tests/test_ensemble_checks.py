@@ -324,11 +324,12 @@ def test_what_stays_off_autocast_runs_on_the_meta_device():
     """Shapes without numbers (how a model is sized before it is built): the Hessians, the ensemble's gradients
     and a hooked ensemble's loss switched autocast off on the meta device, where torch.autocast raises
     "unsupported scalarType"."""
-    from torch_tanhnet import hessian
+    from torch_tanhnet import hessian, hessian_eigenvalues
     from torch_tanhnet.ensemble.hessian import ensemble_gradient, ensemble_gradient_and_hessian
 
     X, y = torch.randn(5, 2, device="meta"), torch.rand(5, 1, device="meta")
     assert hessian(TanhNet(device="meta"), X, y).shape == (13, 13)
+    assert hessian_eigenvalues(TanhNet(device="meta"), X, y).shape == (13,)  # was "item() ... on meta tensors"
     ens = TanhNetEnsemble(4, device="meta")
     params = [p.detach() for p in ens.parameters()]
     assert ensemble_gradient(X, *params, y).shape == (4, 13)

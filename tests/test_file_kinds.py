@@ -86,6 +86,24 @@ def test_where_the_default_folders_parent_should_be(here, capsys, script, parent
     assert tree(here) == before
 
 
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_new_sweep_is_not_sent_to_resume_what_is_no_checkpoint(here, capsys, kind):
+    """A FIFO or a folder at checkpoint.pt: a new sweep said "already holds a sweep: continue it with --resume", and
+    --resume then "no sweep checkpoint": a circle."""
+    (here / "sweep").mkdir()
+    make(here / "sweep" / "checkpoint.pt", kind)
+    assert one_line("sweep", capsys, "--logdir", "sweep").endswith(
+        "argument --logdir: 'sweep' is not empty (checkpoint.pt); a sweep writes only into a new or empty folder, "
+        "so that nothing there is overwritten: choose another --logdir")
+
+
+def test_a_link_to_a_file_as_the_logdir_is_a_file_not_a_folder(here, capsys):
+    (here / "points.csv").write_text("1,2,0\n")
+    (here / "to-file").symlink_to("points.csv")
+    for script in ("train", "sweep"):
+        assert one_line(script, capsys, "--logdir", "to-file").endswith("'to-file' is a file, not a folder")
+
+
 @pytest.mark.parametrize("kind", ["fifo", "dangling", "folder"])
 def test_where_a_checkpoint_should_be(here, capsys, kind):
     for folder in ("run", "sweep"):
@@ -110,7 +128,7 @@ def test_where_a_data_file_should_be(here, capsys, kind):
     if kind in ("dangling", "loop"):
         expected = f"data file {name!r} does not exist ({WHAT[kind]})"
     else:
-        expected = f"{name}: not a regular file ({WHAT[kind]})"
+        expected = f"data file {name!r} is not a regular file ({WHAT[kind]})"
     assert one_line("train", capsys, "--data", name) == f"train.py: error: {expected}"
     assert one_line("sweep", capsys, "--data", name).endswith(expected)
     assert tree(here) == before

@@ -10,6 +10,7 @@ interleaves writes to a pipe of up to 4096 bytes).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -17,11 +18,14 @@ from collections.abc import Callable
 # a file name's bytes that are not UTF-8, which Python keeps as the lone surrogates U+DC80..U+DCFF: as \xe9, the
 # way training.wording.utf8 writes them and a pasted $'...' gives them back (an encoder writes "\udce9")
 _RAW_BYTES = {0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)}
+# the same bytes in a name that a message wrote with repr(), which escapes the surrogate as the text \udce9
+_REPR_BYTES = re.compile(r"\\udc([89a-f][0-9a-f])")
 
 
 def readable(text: str) -> str:
-    """``text`` with the bytes of a non-UTF-8 file name in it written as ``\\xe9``."""
-    return text.translate(_RAW_BYTES)
+    """``text`` with the bytes of a non-UTF-8 file name in it written as ``\\xe9``, whether as the name itself or
+    as its repr() (``'d\\udce9.csv'``, the messages' quoted names)."""
+    return _REPR_BYTES.sub(r"\\x\1", text.translate(_RAW_BYTES))
 
 
 def figure(value: float, places: int) -> str:

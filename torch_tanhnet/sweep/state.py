@@ -175,7 +175,9 @@ def check_plan(state: dict, plan, mine: dict[int, list[int]], path: str | Path) 
 
 
 def holds_sweep(logdir: Path) -> bool:
-    return (logdir / FINISHED).exists() or any(logdir.glob(checkpoint.SHARES))
+    """Whether ``logdir`` holds a sweep's checkpoint: a file checkpoint.pt (a folder or a FIFO there is no sweep's:
+    a new sweep is refused as for any folder not empty) or a torchrun process's share."""
+    return (logdir / FINISHED).is_file() or any(logdir.glob(checkpoint.SHARES))
 
 
 def _listed(value) -> str:

@@ -235,6 +235,6 @@ def sweep_hint(folder: Path) -> str:
             return (f"it cannot be continued: process {missing[0]} of its {size} saved no checkpoint; remove the "
                     "folder to start it again")
         return f"continue it with torchrun --standalone --nproc_per_node={size} {command} (as many processes)"
-    if (folder / "checkpoint.pt").exists():
+    if (folder / "checkpoint.pt").is_file():
         return f"continue it with python {command}"
     return "it saved no checkpoint, so there is nothing of it to continue"

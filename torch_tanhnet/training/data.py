@@ -136,7 +136,7 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
         there = entry(path)  # a link to nothing, or to itself
         raise DataError(f"data file {str(path)!r} does not exist" + (f" ({there})" if there != "nothing" else ""))
     if not path.is_file():
-        raise DataError(f"{path}: not a regular file ({entry(path)})")
+        raise DataError(f"data file {str(path)!r} is not a regular file ({entry(path)})")
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM
             rows = _rows(path, csv.reader(f))

@@ -132,7 +132,8 @@ def check_logdir(logdir: Path) -> None:
     """
     missing: list[Path] = []
     try:
-        if (blocker := not_a_folder(logdir)) == logdir and logdir.is_symlink():  # to nothing: mkdir says "exists"
+        blocker = not_a_folder(logdir)
+        if blocker == logdir and logdir.is_symlink() and not logdir.exists():  # to nothing: mkdir says "exists"
             what = entry(logdir)
             fix = "choose another" if what.endswith("itself") else "create that folder or choose another"
             raise ConfigError("logdir", f"{str(logdir)!r} is {what}; {fix} {{logdir}}")

@@ -86,7 +86,7 @@ def entry(path: Path) -> str:
         mode = path.stat().st_mode
     except OSError as e:
         try:
-            target = utf8(os.readlink(path))
+            target = os.readlink(path)  # as the name itself: the scripts print a non-UTF-8 byte as \xe9
         except OSError:
             return "nothing"
         if e.errno == errno.ELOOP:  # a link to itself, or links in a ring: no folder can be made there
