@@ -132,3 +132,21 @@ def test_where_a_data_file_should_be(here, capsys, kind):
     assert one_line("train", capsys, "--data", name) == f"train.py: error: {expected}"
     assert one_line("sweep", capsys, "--data", name).endswith(expected)
     assert tree(here) == before
+
+
+@pytest.mark.parametrize("junk", [b"", b"not a checkpoint at all\n"], ids=["empty", "garbage"])
+def test_a_checkpoint_no_run_wrote_is_named_so(here, capsys, junk):
+    """A new sweep called an empty or garbage checkpoint.pt "a train.py run"; --resume said "is unreadable
+    (KeyError)" or "(EOFError)", a bare exception name."""
+    for folder in ("run", "sweep"):
+        (here / folder).mkdir()
+        (here / folder / "checkpoint.pt").write_bytes(junk)
+    before = tree(here)
+    assert one_line("sweep", capsys, "--logdir", "sweep").endswith(
+        "'sweep' holds a checkpoint.pt that no run or sweep wrote (unreadable); a new sweep needs a new or empty "
+        "--logdir")
+    for script, folder in (("train", "run"), ("sweep", "sweep")):
+        line = one_line(script, capsys, "--logdir", folder, "--resume")
+        assert f"checkpoint '{folder}/checkpoint.pt' is unreadable: not a file torch.save wrote, or cut short (" in line
+        assert line.endswith("); it cannot be resumed")
+    assert tree(here) == before

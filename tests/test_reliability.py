@@ -150,7 +150,8 @@ def test_a_data_file_that_is_not_a_text_csv_is_one_error_line_and_exit_2(tmp_pat
         (tmp_path / "d.csv").write_bytes(hostile_files()[kind])
     code, out, err = cli(capsys, "--data", "d.csv", "--logdir", "run")
     assert code == 2
-    assert one_error_line(err).startswith("train.py: error: d.csv")
+    assert one_error_line(err).startswith("train.py: error: d.csv" if kind != "a-folder" else
+                                          "train.py: error: data file 'd.csv' is not a regular file (a folder)")
     assert not (tmp_path / "run").exists()
 
 

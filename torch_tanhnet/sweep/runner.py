@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from ..training import setup, signals, writer_lock
+from ..training import checkpoint, setup, signals, writer_lock
 from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sweep_hint
 from ..training.config import ConfigError
 from ..training.data import DataError
@@ -83,8 +83,13 @@ def check_new_logdir(logdir: Path) -> None:
     check_logdir(logdir)  # a file in the way, a read-only or full file system, a name too long: one line
     if checkpoints.holds_sweep(logdir):
         if holds_a_run(logdir):  # a train.py run's checkpoint.pt, which --resume could not continue
-            raise ConfigError(f"argument --logdir: {str(logdir)!r} holds a train.py run (checkpoint.pt); a new sweep "
-                              "needs a new or empty --logdir")
+            try:
+                checkpoint.load(logdir / "checkpoint.pt")
+                what = "a train.py run (checkpoint.pt)"
+            except CheckpointError:  # an empty or garbage file: no run's
+                what = "a checkpoint.pt that no run or sweep wrote (unreadable)"
+            raise ConfigError(f"argument --logdir: {str(logdir)!r} holds {what}; a new sweep needs a new or empty "
+                              "--logdir")
         raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep: {sweep_hint(logdir)}, or "
                           "choose another --logdir")
     check_empty_logdir(logdir, "a sweep")

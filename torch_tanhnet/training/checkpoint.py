@@ -149,7 +149,8 @@ def _load_numpy_numbers(path: Path) -> Any:
         if unsafe:
             raise CheckpointError(f"checkpoint {str(path)!r} holds objects other than tensors and plain data "
                                   f"({', '.join(unsafe[:3])}), which cannot be read safely") from None
-        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__})") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable: not a file torch.save wrote, or cut short "
+                              f"({type(e).__name__}); it cannot be resumed") from None
 
     def plain(value):
         if isinstance(value, np.generic):
@@ -178,7 +179,8 @@ def load(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError:  # objects weights_only refuses: NumPy numbers and strings (older versions saved
         state = _load_numpy_numbers(path)  # settings given so) are read as Python's, anything else refused
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
-        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__})") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable: not a file torch.save wrote, or cut short "
+                              f"({type(e).__name__}); it cannot be resumed") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a torch-tanhnet checkpoint")
     return state
