@@ -1,6 +1,7 @@
 """The loss landscape: torch_tanhnet.hessian against autograd, its spectrum at a known saddle and at minima,
 and the training loop's report of the extreme eigenvalues."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -249,3 +250,13 @@ def test_what_hessian_cannot_serve_is_one_line(monkeypatch):
     monkeypatch.setattr("torch_tanhnet.training.setup.available_memory", lambda: 2**20)  # 1 MiB free
     with pytest.raises(ValueError, match=r"the Hessian of this model's 801 parameters is a 801×801 matrix: 10.3 MB"):
         hessian(TanhNet(2, 200, dtype=torch.float64), X, y)
+
+
+def test_the_hessian_under_warnings_as_errors():
+    """PyTorch's first forward-mode call imports a module that calls the deprecated torch.jit.script: under -W error
+    (pytest's filterwarnings = error, PYTHONWARNINGS=error) hessian() raised PyTorch's DeprecationWarning, and
+    train.py stopped at its first picture. A fresh process: in this one the module may be imported already."""
+    code = ("import torch; from torch_tanhnet import TanhNet, hessian_eigenvalues; torch.manual_seed(0); "
+            "X = torch.randn(20, 2); print(hessian_eigenvalues(TanhNet(), X, (X[:, :1] > 0).float()).shape)")
+    r = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == "torch.Size([13])\n", r.stderr[-500:]

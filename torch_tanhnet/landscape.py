@@ -21,6 +21,9 @@ index j·D + k is u_jk, then H·D + j is b_j, H·D + H + j is w_j and the last i
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import torch
 
 from .amp import off
@@ -79,7 +82,22 @@ def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None =
         return _hessian(model, X, y, dtype)
 
 
+@functools.cache
+def _forward_mode_ready() -> None:
+    """PyTorch's first forward-mode call imports ``torch._decomp.decompositions_for_jvp``, which calls the deprecated
+    ``torch.jit.script``: under ``-W error`` (``PYTHONWARNINGS=error``, pytest's ``filterwarnings = error``) that
+    DeprecationWarning, PyTorch's own, was raised out of :func:`hessian` (and train.py's first picture). Imported
+    here once with it silenced; a PyTorch without that module needs nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import torch._decomp.decompositions_for_jvp  # noqa: F401
+        except ImportError:
+            pass
+
+
 def _hessian(model: TanhNet, X: Tensor, y: Tensor, dtype: torch.dtype | None) -> Tensor:
+    _forward_mode_ready()
     dtype = dtype or model.U.dtype
     theta = flat_parameters(model).to(dtype)
     X = X.detach().reshape(-1, model.in_features).to(dtype)
