@@ -180,8 +180,10 @@ def given_settings(argv: list[str]) -> set[str]:
 
 def describe(plan, seconds: float) -> str:
     c = plan.config
-    what = f"random draws over {', '.join(plan.swept)}" if c.random else (
-        f"grid over {', '.join(plan.swept)}" if plan.swept else "one setting")
+    if not plan.swept:  # one setting, however it was reached ("random draws over )" said nothing)
+        what = "one setting"
+    else:
+        what = f"{'random draws' if c.random else 'grid'} over {', '.join(plan.swept)}"
     seeds = c.seeds
     if len(seeds) == 1:
         seed_text = f"1 seed, {seeds[0]}"

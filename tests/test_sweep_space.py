@@ -291,3 +291,14 @@ def test_random_draws_never_repeat_a_setting():
     assert len({tuple(s.items()) for s in settings}) == 8
     assert sample({"hidden": [2, 3], "lr": [Range(0.1, 1.0)]}, 5, 3) == sample({"hidden": [2, 3],
                                                                               "lr": [Range(0.1, 1.0)]}, 5, 3)
+
+
+def test_a_range_of_one_number_counts_as_one_setting_and_draws_end():
+    """count() took any range of numbers for endless: --random 3 --lr 0.5:0.5 drew 0.5 again forever."""
+    from torch_tanhnet.sweep.space import count
+
+    assert count({"lr": [Range(0.5, 0.5)], "hidden": [2, 3]}) == 2
+    with pytest.raises(ConfigError, match=r"^argument --random: 3 draws, but the values make 2 different settings"):
+        SweepConfig(values={"lr": [Range(0.5, 0.5)], "hidden": [2, 3]}, random=3).validate()
+    with pytest.raises(ConfigError, match=r"^argument --random: 4 draws, but the values gave only 3 different "):
+        sample({"lr": [Range(0.5, 0.5000000000000002)]}, 4, 0)  # three floats: refused after the repeats

@@ -163,10 +163,15 @@ def grid(values: dict[str, list]) -> list[dict]:
 def sample(values: dict[str, list], n: int, seed: int) -> list[dict]:
     """``n`` different settings drawn from ``values`` (Ranges sampled, lists drawn from), reproducibly from ``seed``.
     A draw equal to an earlier one is drawn again: trained twice with the same seeds, it would be the same runs
-    counted as two settings. ``check_draws`` has refused an ``n`` larger than the settings the values make."""
+    counted as two settings. :meth:`SweepConfig.validate` has refused an ``n`` larger than :func:`count`; a range
+    of numbers so narrow that it holds fewer floats than asked (0.5:0.5000000000000002) is refused here, after
+    a thousand draws that repeat."""
     rng = _random.Random(seed)
-    settings, seen = [], set()
+    settings, seen, repeats = [], set(), 0
     while len(settings) < n:
+        if repeats > 1000 + 10 * n:
+            raise ConfigError(f"argument --random: {n} draws, but the values gave only {len(settings)} different "
+                              f"settings in {repeats + len(settings)} tries; draw fewer, or widen the ranges")
         s = dict(DEFAULTS)
         for name in SWEEPABLE:
             if name in values:
@@ -174,7 +179,9 @@ def sample(values: dict[str, list], n: int, seed: int) -> list[dict]:
                 choice = given[0] if len(given) == 1 else given[rng.randrange(len(given))]
                 s[name] = choice.sample(rng, name in INTEGER) if isinstance(choice, Range) else choice
         key = tuple((type(v), v) for v in s.values())
-        if key not in seen:
+        if key in seen:
+            repeats += 1
+        else:
             seen.add(key)
             settings.append(s)
     return settings
@@ -187,15 +194,18 @@ def count(values: dict[str, list]) -> float:
     for name, given in values.items():
         lists = {v for v in given if not isinstance(v, Range)}
         ranges = [v for v in given if isinstance(v, Range)]
-        if any(name not in INTEGER for _ in ranges):
-            return math.inf
-        integers = set()
+        drawn = set()
         for r in ranges:
+            if name not in INTEGER:
+                if r.low != r.high:  # numbers without end (a range too narrow for its draws: sample says so)
+                    return math.inf
+                drawn.add(r.low)  # 0.5:0.5, one number
+                continue
             lo, hi = r.integers
             if hi - lo > 10**6:  # as good as without end for any --random a sweep fits
                 return math.inf
-            integers.update(range(lo, hi + 1))
-        total *= len(lists | integers)
+            drawn.update(range(lo, hi + 1))
+        total *= len(lists | drawn)
     return total
 
 
