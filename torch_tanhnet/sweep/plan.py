@@ -75,8 +75,6 @@ class Plan:
     # each --data file's points and labels, read once when planning: every group trains on these, so a file
     # edited while the sweep runs changes nothing (path as given -> (X, y))
     files: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
-    # seconds to draw the data sets of every run (each seed's own), from those drawn for the first seed when planning
-    setup_seconds: float = 0.0
 
     @property
     def n_runs(self) -> int:
@@ -135,12 +133,6 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
         if data_key(cfg) not in drawn:
             load_split(cfg, files.get(cfg.data))
             drawn.add(data_key(cfg))
-    times = []  # a draw timed warm (the first ones above paid for first calls), for each seed's own draws
-    for seed in config.seeds[1:4]:
-        start = time.perf_counter()
-        load_split(TrainConfig(**{**configs[0].as_dict(), "seed": seed}), files.get(configs[0].data))
-        times.append(time.perf_counter() - start)
-    plan.setup_seconds = (min(times) if times else 0.0) * len(drawn) * len(config.seeds)
     check_initial_scales(configs, config.seeds, files, rows)
     every = runs(settings, config.seeds, base)
     for index, (key, members) in enumerate(sorted(keyed.items(), key=lambda kv: (kv[0][0], kv[1][0]))):
@@ -235,9 +227,23 @@ def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device
 def estimate_seconds(plan: Plan, probe_networks: int = 256) -> float:
     """Seconds to train the plan, from a few timed steps of each group's shape on at most ``probe_networks``
     networks, scaled to the group's size (the data are random; nothing is kept; torch's generator is left as it
-    was), plus drawing every run's data (:attr:`Plan.setup_seconds`: 10⁵ runs spend half a minute there)."""
+    was), plus drawing every run's data (:func:`_setup_seconds`: 10⁵ runs spend half a minute there)."""
     with torch.random.fork_rng(devices=[plan.device] if plan.device.type == "cuda" else []):
-        return plan.setup_seconds + _training_seconds(plan, probe_networks)
+        return _setup_seconds(plan) + _training_seconds(plan, probe_networks)
+
+
+def _setup_seconds(plan: Plan) -> float:
+    """Seconds to draw every run's data set (each seed draws its own): a draw of the first run's timed for up to
+    three more seeds, warm (:func:`make_plan` drew each setting's for the first seed), times the draws to come.
+    Here, not when planning: only the printed estimate needs it."""
+    seeds, first = plan.config.seeds, plan.runs[0].config
+    times = []
+    for seed in seeds[1:4]:
+        start = time.perf_counter()
+        load_split(TrainConfig(**{**first.as_dict(), "seed": seed}), plan.files.get(first.data))
+        times.append(time.perf_counter() - start)
+    draws = len({data_key(r.config) for r in plan.runs if r.seed == seeds[0]})  # the data settings, each seed's
+    return (min(times) if times else 0.0) * draws * len(seeds)
 
 
 def _training_seconds(plan: Plan, probe_networks: int) -> float:
