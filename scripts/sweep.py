@@ -179,6 +179,8 @@ def given_settings(argv: list[str]) -> set[str]:
 
 
 def describe(plan, seconds: float) -> str:
+    from torch_tanhnet.console import counted
+
     c = plan.config
     if not plan.swept:  # one setting, however it was reached ("random draws over )" said nothing)
         what = "one setting"
@@ -217,11 +219,6 @@ def as_written(saved: dict, config, given: set[str]) -> list[str]:
         lines.append(f"({' and '.join(kept)} {verb} when a sweep finishes; this one had: its pictures and HParams "
                      "are as they were written)")
     return lines
-
-
-def counted(n: int, word: str) -> str:
-    """``3 runs``, ``1 run``."""
-    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def dry_run_steps(plan) -> str:

@@ -34,6 +34,11 @@ def figure(value: float, places: int) -> str:
     return f"{value:.{places}f}" if not abs(value) >= 1e6 else f"{value:.{places}e}"
 
 
+def counted(n: int, word: str) -> str:
+    """``3 runs``, ``1 run``."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def say(line: str) -> None:
     """Write ``line`` and its newline to stderr in one write, and flush it. A stderr closed (``2>&-``) or that
     cannot be written loses the line, as Python's own warnings are then lost; the script's exit code still says."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
+from ..console import counted
 from ..training.config import DEVICES, KIND_WORDS, ConfigError, TrainConfig, _is, plain
 from . import space
 from .space import Range
@@ -53,13 +54,12 @@ class SweepConfig:
         self.values = space.check_values(self.values, self.random)
         settings = space.count(self.values)
         if self.random is not None and self.random > settings:  # drawn again until they differ: it would not end
-            bad("random", f"{self.random} draws, but the values make {settings:.0f} different setting"
-                          f"{'s' * (settings != 1)}; draw at most that many, or leave out --random for the grid of "
-                          "them all")
+            bad("random", f"{self.random} draws, but the values make {counted(int(settings), 'different setting')}; "
+                          "draw at most that many, or leave out --random for the grid of them all")
         runs = (self.random if self.random is not None else settings) * len(self.seeds)
         if runs > MAX_RUNS:  # before the settings are built: 10⁹ of them filled the memory before any other check
             what = f"--random {self.random}" if self.random is not None else f"{settings:,.0f} settings"
-            seeds = f"{len(self.seeds):,} seed{'s' * (len(self.seeds) != 1)}"
+            seeds = f"{len(self.seeds):,} seed{'s' * (len(self.seeds) != 1)}"  # with commas, as the runs
             raise ConfigError(f"the sweep would train {runs:,.0f} runs ({what} × {seeds}); at most {MAX_RUNS:,}: "
                               "give fewer values or seeds")
         for flag, value in (("log-interval", self.log_interval), ("checkpoint-interval", self.checkpoint_interval)):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..console import counted
 from ..module import TanhNet
 from ..training.config import ConfigError, TrainConfig
 from ..training.data import load_csv
@@ -59,9 +60,8 @@ class Group:
 
     def describe(self) -> str:
         batch = "full batch" if self.batch_size == self.n_train else f"batches of {self.batch_size}"
-        runs = f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}"
-        return (f"hidden {self.hidden}, {self.optimizer}, {self.dtype}: {runs} × {self.steps} steps "
-                f"({self.n_train} training samples, {batch})")
+        return (f"hidden {self.hidden}, {self.optimizer}, {self.dtype}: {counted(len(self.runs), 'run')} × "
+                f"{self.steps} steps ({self.n_train} training samples, {batch})")
 
 
 @dataclass
