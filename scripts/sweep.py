@@ -124,11 +124,9 @@ def parse_value(name: str, text: str):
     return text
 
 
-MAX_SEEDS = 10**7  # seeds a sweep may take (a million runs of the default settings already need ~24 GiB)
-
-
 def parse_seeds(texts: list[str] | None) -> list[int]:
     """``N``: 0..N-1; ``A:B``: A..B-1; several integers: those (checked by SweepConfig.validate)."""
+    from torch_tanhnet.sweep.config import MAX_RUNS  # a seed is one run at least
     from torch_tanhnet.training.config import ConfigError
 
     if texts is None:
@@ -148,8 +146,8 @@ def parse_seeds(texts: list[str] | None) -> list[int]:
         raise ConfigError(f"argument --seeds: A:B takes the seeds A to B-1, so B must exceed A, got {texts[0]!r}")
     if count < 1:
         raise ConfigError(f"argument --seeds: must be at least 1, got {count}")
-    if count > MAX_SEEDS:  # before the list is built: a billion seeds would fill the memory before any other check
-        raise ConfigError(f"argument --seeds: at most {MAX_SEEDS:,} seeds, got {count:,}")
+    if count > MAX_RUNS:  # before the list is built: a billion seeds would fill the memory before any other check
+        raise ConfigError(f"argument --seeds: at most {MAX_RUNS:,} seeds, got {count:,}")
     return list(range(first, first + count))
 
 
