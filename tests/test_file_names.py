@@ -5,6 +5,7 @@ gives its own bytes back in a shell."""
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -68,3 +69,77 @@ def test_a_sweeps_lines_name_its_folder_as_a_shell_writes_it(tmp_path):
     out = r.stdout.decode()
     assert r.returncode == 0 and "\\udc" not in out, out
     assert "logs: sw\\xe9\n" in out and "results: sw\\xe9/results.csv" in out and "--logdir $'sw\\xe9'" in out
+
+
+# A name holding a setting's name in braces is shown as typed: the messages once wrote settings as "{lr}" and named
+# them after the name was put in, so that a file named "{lr}" read "'--lr' is a file" (and "'lr' is a file" from Python)
+
+BRACED = "{lr}{resume}{logdir}{data}"
+
+
+def braced_cases(tmp_path):
+    """(arguments of train.py or sweep.py, what stands at BRACED) for each kind of message that names a user's path."""
+    return [
+        ("train", ["--logdir", BRACED], "file"),                      # a file where the run's folder goes
+        ("train", ["--logdir", BRACED], "folder holding a file"),     # not empty
+        ("train", ["--logdir", BRACED, "--resume"], "empty folder"),  # no checkpoint to resume
+        ("train", ["--data", BRACED], "nothing"),                     # no such data file
+        ("train", ["--data", BRACED], "bad line"),                    # a data file's line
+        ("sweep", ["--logdir", BRACED, "--seeds", "2"], "folder holding a file"),
+        ("sweep", ["--logdir", BRACED, "--resume"], "empty folder"),
+        ("sweep", ["--data", BRACED, "--seeds", "2"], "bad line"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_a_name_holding_a_settings_name_in_braces_is_shown_as_typed(tmp_path, monkeypatch, capsys, case):
+    monkeypatch.chdir(tmp_path)
+    script, args, what = braced_cases(tmp_path)[case]
+    place = tmp_path / BRACED
+    if what == "file":
+        place.write_text("x\n")
+    elif what == "folder holding a file":
+        place.mkdir()
+        (place / "notes.txt").write_text("x\n")
+    elif what == "empty folder":
+        place.mkdir()
+    elif what == "bad line":
+        place.write_text("0.1,0.2,1\n0.3,0.4\n")
+    assert load_script(script).main([*args, "--epochs", "2", "--no-progress"]) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and BRACED in err, err
+
+
+def test_from_python_a_name_holding_a_settings_name_in_braces_is_shown_as_typed(tmp_path):
+    from torch_tanhnet.training import TrainConfig, train
+
+    (tmp_path / BRACED).write_text("x\n")
+    with pytest.raises(ValueError) as e:
+        train(TrainConfig(logdir=str(tmp_path / BRACED), epochs=2, progress=False))
+    assert f"{BRACED}' is a file, not a folder" in str(e.value)
+    with pytest.raises(ValueError) as e:
+        train(TrainConfig(data=str(tmp_path / BRACED), epochs=2, progress=False))
+    assert BRACED in str(e.value)
+
+
+def test_messages_name_settings_with_setting_not_braces():
+    """The old form, "{lr}" in a message's text, would now be shown as written: no string of the package holds one
+    (outside docstrings), so each message names its settings with wording.setting."""
+    import ast
+    from pathlib import Path
+
+    import torch_tanhnet
+    from torch_tanhnet.training.config import TrainConfig
+
+    fields = "|".join(TrainConfig.__dataclass_fields__)
+    braced = re.compile(rf"\{{({fields})\}}")
+    found = []
+    for path in Path(torch_tanhnet.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+                      and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        found += [f"{path.name}:{n.lineno}: {n.value!r}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+                  and braced.search(n.value)]
+    assert found == []

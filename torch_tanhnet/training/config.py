@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, fields
 
 from .data import GENERATORS
-from .wording import Worded, flag, words
+from .wording import Worded, flag, setting, words
 
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
@@ -144,11 +144,11 @@ class TrainConfig:
         if self.device not in DEVICES:
             bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.logdir == "":  # a shell variable that was not set: it named no folder (the default was taken)
-            bad("logdir", "got '', which names no folder; give a folder, or leave {logdir} out for the default")
+            bad("logdir", f"got '', which names no folder; give a folder, or leave {setting('logdir')} out for the default")
         if self.data == "":
             bad("data", "got '', which names no file")
         if self.resume and self.logdir is None:
-            bad("resume", "needs {logdir}, the folder of the run to continue")
+            bad("resume", f"needs {setting('logdir')}, the folder of the run to continue")
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .wording import Worded, entry
+from .wording import Worded, entry, setting
 
 Tensor = torch.Tensor
 
@@ -106,10 +106,10 @@ def make_dataset(name: str, n_samples: int, noise: float | None = None, seed: in
     if name not in GENERATORS:
         raise DataError(f"unknown dataset {name!r}; choose from {', '.join(GENERATORS)}")
     if n_samples < 2:
-        raise DataError(f"{{n_samples}} must be at least 2, got {n_samples}")
+        raise DataError(f"{setting('n_samples')} must be at least 2, got {n_samples}")
     noise = DEFAULT_NOISE[name] if noise is None else noise
     if not math.isfinite(noise) or noise < 0:
-        raise DataError(f"{{noise}} must be a finite number ≥ 0, got {noise}")
+        raise DataError(f"{setting('noise')} must be a finite number ≥ 0, got {noise}")
     g = torch.Generator().manual_seed(seed)
     return GENERATORS[name](n_samples, noise, g)
 
@@ -222,12 +222,12 @@ class Split:
 def split(X: Tensor, y: Tensor, test_fraction: float, seed: int, standardize: bool = False) -> Split:
     """Shuffle with ``seed`` and hold out ``test_fraction`` of the samples (at least one each side)."""
     if not 0 < test_fraction < 1:
-        raise DataError(f"{{test_fraction}} must be between 0 and 1 (exclusive), got {test_fraction}")
+        raise DataError(f"{setting('test_fraction')} must be between 0 and 1 (exclusive), got {test_fraction}")
     n = X.shape[0]
     n_test = round(n * test_fraction)
     if n_test < 1 or n - n_test < 1:
         raise DataError(
-            f"too few samples for the split: {n} samples with {{test_fraction}} {test_fraction} "
+            f"too few samples for the split: {n} samples with {setting('test_fraction')} {test_fraction} "
             f"leave {n - n_test} to train and {n_test} to test; each needs at least 1"
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -262,8 +262,8 @@ def check_representable(s: Split, dtype: torch.dtype) -> None:
             i = int((~cast.isfinite()).nonzero()[0])
             value = (col[i] * s.std[j] + s.mean[j]).item()
             raise DataError(f"feature x{j + 1} has the value {value:g}, beyond {name}'s range "
-                            f"(±{torch.finfo(dtype).max:.4g}); rescale the data, or use {{standardize}} or "
-                            "a {dtype} of float64")
+                            f"(±{torch.finfo(dtype).max:.4g}); rescale the data, or use {setting('standardize')} or "
+                            f"a {setting('dtype')} of float64")
         if (cast == 0).all() and (col != 0).any():
             raise DataError(f"feature x{j + 1} has values no larger than {col.abs().max().item():g}, all zero in "
-                            f"{name}; rescale the data, or use {{standardize}} or a {{dtype}} of float64")
+                            f"{name}; rescale the data, or use {setting('standardize')} or a {setting('dtype')} of float64")

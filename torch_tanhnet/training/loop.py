@@ -60,7 +60,7 @@ from .setup import (
     take,
 )
 from .signals import StopFlag, check_received, stop_on_signals
-from .wording import utf8
+from .wording import setting, utf8
 from .world import World
 
 Tensor = torch.Tensor
@@ -153,7 +153,7 @@ class Run:
                 where = " (a dry run's temporary folder: TMPDIR)" if scratch is not None else ""
                 raise ConfigError("logdir", f"'{utf8(str(logdir))}'{where}: its name is not UTF-8 text, and "
                                             "TensorBoard writes its events only into a folder whose name is; choose "
-                                            "another {logdir}")
+                                            f"another {setting('logdir')}")
             try:
                 run = cls._build(config, world, given, wrap, device, logdir, claim)
             except BaseException:
@@ -291,7 +291,7 @@ class Run:
         :func:`~.checkpoint.check` passed; CheckpointError where its contents do not fit this run."""
         path = str(self.logdir / "checkpoint.pt")
         if state["data_fingerprint"] != self.data_hash:
-            raise ConfigError("resume", "the data differ from the checkpoint's (a changed {data} file?)")
+            raise ConfigError("resume", f"the data differ from the checkpoint's (a changed {setting('data')} file?)")
         step, epoch, batch = state["global_step"], state["epoch"], state["batch"]
         if batch >= self.steps_per_epoch or step != epoch * self.steps_per_epoch + batch:
             raise CheckpointError(f"checkpoint {path!r}: its position (step {step}, epoch {epoch}, batch {batch}) "
@@ -474,7 +474,7 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
             raise
     except TrainingDiverged as e:
         # a step too long: the learning rate's, or a weight decay's pull (θ ← θ − η λ θ overshoots once η λ > 2)
-        advice = "try a smaller {lr}" + (" or {weight_decay}" if run.config.weight_decay else "")
+        advice = f"try a smaller {setting('lr')}" + (f" or {setting('weight_decay')}" if run.config.weight_decay else "")
         kept = "the last good checkpoint is kept" if run.saved or run.resumed else \
             "it had no checkpoint yet: nothing of it was kept"
         raise TrainingDiverged(f"{e.text}; {advice} ({kept})") from None

@@ -17,7 +17,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
 from .data import DEFAULT_NOISE, Split, check_representable, load_csv, make_dataset, split
-from .wording import Worded, entry, utf8, words
+from .wording import Worded, entry, setting, utf8, words
 
 Tensor = torch.Tensor
 
@@ -121,7 +121,7 @@ def check_empty_logdir(logdir: Path, writer: str = "a new run") -> None:
     if held:
         shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         raise ConfigError("logdir", f"{str(logdir)!r} is not empty ({shown}); {writer} writes only into a new or "
-                                    "empty folder, so that nothing there is overwritten: choose another {logdir}")
+                                    f"empty folder, so that nothing there is overwritten: choose another {setting('logdir')}")
 
 
 def check_logdir(logdir: Path) -> None:
@@ -136,7 +136,7 @@ def check_logdir(logdir: Path) -> None:
         if blocker == logdir and logdir.is_symlink() and not logdir.exists():  # to nothing: mkdir says "exists"
             what = entry(logdir)
             fix = "choose another" if what.endswith("itself") else "create that folder or choose another"
-            raise ConfigError("logdir", f"{str(logdir)!r} is {what}; {fix} {{logdir}}")
+            raise ConfigError("logdir", f"{str(logdir)!r} is {what}; {fix} {setting('logdir')}")
         if blocker == logdir:
             raise ConfigError("logdir", f"{str(logdir)!r} is {entry(logdir)}, not a folder")
         if blocker is not None:  # mkdir would say "File exists" or "Not a directory"
@@ -165,11 +165,11 @@ def check_new_logdir(logdir: Path) -> None:
     a new or empty folder, so that it neither replaces an earlier run's HParams session nor mixes its events
     with the earlier ones (a run killed before its first checkpoint leaves those and no checkpoint.pt)."""
     if checkpoint.holds_sweep_files(logdir):  # a sweep's folder (its checkpoint.pt a sweep's, not a run's)
-        raise ConfigError("logdir", f"{str(logdir)!r} holds a sweep; a new run needs a new or empty {{logdir}} "
+        raise ConfigError("logdir", f"{str(logdir)!r} holds a sweep; a new run needs a new or empty {setting('logdir')} "
                                     f"(the sweep: {checkpoint.sweep_hint(logdir)})")
     if (logdir / "checkpoint.pt").is_file():  # anything else there (a folder, a FIFO) is refused as not empty
         raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
-                                    "continue it with {resume} or choose another {logdir}")
+                                    f"continue it with {setting('resume')} or choose another {setting('logdir')}")
     check_empty_logdir(logdir)
 
 
@@ -186,19 +186,20 @@ def check_initial_weights(model, data: Split, config: TrainConfig) -> None:
         if bool(torch.isfinite((softplus(z) - y * z).mean())):
             return
     what = "initial loss" if finite_weights else "initial weights"
-    hint = " or {dtype} float64" if config.dtype == "float32" else ""
+    hint = f" or {setting('dtype')} float64" if config.dtype == "float32" else ""
     raise ConfigError("init_scale", f"{config.init_scale:g} makes the {what} infinite or NaN in {config.dtype}; "
-                                    "choose a smaller {init_scale}" + hint)
+                                    f"choose a smaller {setting('init_scale')}" + hint)
 
 
 class OutOfMemory(Worded, RuntimeError):
     """The run needs more memory than there is; one line naming the settings that size it."""
 
 
-def out_of_memory(e: BaseException, advice: str = "try a smaller {n_samples}, {hidden} or {batch_size}"
-                  ) -> OutOfMemory | None:
+def out_of_memory(e: BaseException, advice: str | None = None) -> OutOfMemory | None:
     """An OutOfMemory for an allocation that failed (MemoryError, torch's CPU or CUDA allocator), else None; its
-    text ends with ``advice`` (the training run's settings, or a script's flags)."""
+    text ends with ``advice`` (a script's flags; by default the training run's settings that size it)."""
+    if advice is None:
+        advice = f"try a smaller {setting('n_samples')}, {setting('hidden')} or {setting('batch_size')}"
     text = str(e)
     if isinstance(e, MemoryError) or isinstance(e, RuntimeError) and ("can't allocate memory" in text
                                                                       or "out of memory" in text):
@@ -406,7 +407,7 @@ def check_data_source(config: TrainConfig, given: set[str] | None) -> None:
         return
     defaults = TrainConfig()
     for name in GENERATOR:
-        why = f"applies to the built-in data sets, not to {{data}} {config.data!r}"
+        why = f"applies to the built-in data sets, not to {setting('data')} {config.data!r}"
         if given is not None and name in given:
             raise ConfigError(name, why + "; leave it out")
         if given is None and getattr(config, name) != getattr(defaults, name):

@@ -1,7 +1,7 @@
 """How an error names a setting: as Python does (``lr``, ``resume=True``) or as the command line does
 (``--lr``, ``--resume``).
 
-An error's text writes ``{lr}`` where it names a setting of :class:`~.config.TrainConfig`;
+An error's text writes ``setting("lr")`` where it names a setting of :class:`~.config.TrainConfig`;
 ``str(error)`` gives Python's words, :meth:`Worded.for_command_line` the command line's, which
 ``scripts/train.py`` prints.
 
@@ -20,7 +20,19 @@ from pathlib import Path
 
 SWITCHES = {"resume": True, "dry_run": True, "standardize": True, "progress": False}  # as a user turns each one
 FLAGS = {"progress": "--no-progress"}  # where the flag is not the setting's name
-_NAME = re.compile(r"\{([a-z_]+)\}")
+_OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters: repr() escapes them, a user's name never holds them
+_NAME = re.compile(f"{_OPEN}([a-z_]+){_CLOSE}")
+
+
+def setting(field: str) -> str:
+    """The setting ``field`` of :class:`~.config.TrainConfig` in an error's text, named as Python or the command line
+    names it when the text is shown (:func:`words`). Marked so that a name a user typed is shown as typed: a file
+    named ``{lr}`` was once shown as ``--lr``."""
+    from .config import TrainConfig  # here: config.py imports the modules that import this one
+
+    if field not in TrainConfig.__dataclass_fields__:
+        raise ValueError(f"{field!r} is not a setting of TrainConfig")
+    return f"{_OPEN}{field}{_CLOSE}"
 
 
 def flag(field: str) -> str:
@@ -34,21 +46,16 @@ def python_name(field: str) -> str:
 
 
 def words(text: str, command_line: bool) -> str:
-    """``text`` with each ``{setting}`` written as the command line or as Python names it."""
-    from .config import TrainConfig  # here: config.py imports the modules that import this one
-
-    fields = TrainConfig.__dataclass_fields__
+    """``text`` with each :func:`setting` written as the command line or as Python names it."""
 
     def name(m: re.Match) -> str:
-        if m[1] not in fields:
-            return m[0]
         return flag(m[1]) if command_line else python_name(m[1])
 
     return _NAME.sub(name, text)
 
 
 class Worded(Exception):
-    """An error whose text names settings as ``{setting}``: str() in Python's words, for_command_line() in
+    """An error whose text names settings with :func:`setting`: str() in Python's words, for_command_line() in
     the command line's."""
 
     def __init__(self, text: str) -> None:
