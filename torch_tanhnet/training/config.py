@@ -144,7 +144,8 @@ class TrainConfig:
         if self.device not in DEVICES:
             bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.logdir == "":  # a shell variable that was not set: it named no folder (the default was taken)
-            bad("logdir", f"got '', which names no folder; give a folder, or leave {setting('logdir')} out for the default")
+            bad("logdir", f"got '', which names no folder; give a folder, or leave {setting('logdir')} out for the "
+                          "default")
         if self.data == "":
             bad("data", "got '', which names no file")
         if self.resume and self.logdir is None:

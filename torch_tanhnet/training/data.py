@@ -266,4 +266,5 @@ def check_representable(s: Split, dtype: torch.dtype) -> None:
                             f"a {setting('dtype')} of float64")
         if (cast == 0).all() and (col != 0).any():
             raise DataError(f"feature x{j + 1} has values no larger than {col.abs().max().item():g}, all zero in "
-                            f"{name}; rescale the data, or use {setting('standardize')} or a {setting('dtype')} of float64")
+                            f"{name}; rescale the data, or use {setting('standardize')} or a {setting('dtype')} of "
+                            "float64")

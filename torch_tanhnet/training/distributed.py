@@ -78,7 +78,8 @@ def init_process_group(backend: str, rank: int, size: int, timeout: float) -> No
         whom = (f"the other {size - 1} process(es) of WORLD_SIZE={size} did not all join" if rank == 0
                 else "rank 0 did not answer")
         raise DistributedError(f"process {rank} of {size} could not start: at the rendezvous {where} (MASTER_ADDR:"
-                               f"MASTER_PORT) {whom} within {setting('dist_timeout')} {timeout:g} s ({first})") from None
+                               f"MASTER_PORT) {whom} within {setting('dist_timeout')} {timeout:g} s "
+                               f"({first})") from None
 
 
 class LossModule(nn.Module):
@@ -167,7 +168,8 @@ def train_distributed(config: TrainConfig, given: set[str] | None = None) -> Tra
         try:
             result = train(config, world, given, wrap=wrap, device=device)
         except RuntimeError as e:
-            if (error := stopped_answering(e, rank, size, f"{setting('dist_timeout')} {config.dist_timeout:g} s")) is None:
+            waited = f"{setting('dist_timeout')} {config.dist_timeout:g} s"
+            if (error := stopped_answering(e, rank, size, waited)) is None:
                 raise
             raise error from None
         return result if rank == 0 else None

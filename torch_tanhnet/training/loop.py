@@ -474,7 +474,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
             raise
     except TrainingDiverged as e:
         # a step too long: the learning rate's, or a weight decay's pull (θ ← θ − η λ θ overshoots once η λ > 2)
-        advice = f"try a smaller {setting('lr')}" + (f" or {setting('weight_decay')}" if run.config.weight_decay else "")
+        decay = f" or {setting('weight_decay')}" if run.config.weight_decay else ""
+        advice = f"try a smaller {setting('lr')}{decay}"
         kept = "the last good checkpoint is kept" if run.saved or run.resumed else \
             "it had no checkpoint yet: nothing of it was kept"
         raise TrainingDiverged(f"{e.text}; {advice} ({kept})") from None

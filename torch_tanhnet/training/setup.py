@@ -121,7 +121,8 @@ def check_empty_logdir(logdir: Path, writer: str = "a new run") -> None:
     if held:
         shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         raise ConfigError("logdir", f"{str(logdir)!r} is not empty ({shown}); {writer} writes only into a new or "
-                                    f"empty folder, so that nothing there is overwritten: choose another {setting('logdir')}")
+                                    "empty folder, so that nothing there is overwritten: choose another "
+                                    + setting("logdir"))
 
 
 def check_logdir(logdir: Path) -> None:
@@ -165,8 +166,8 @@ def check_new_logdir(logdir: Path) -> None:
     a new or empty folder, so that it neither replaces an earlier run's HParams session nor mixes its events
     with the earlier ones (a run killed before its first checkpoint leaves those and no checkpoint.pt)."""
     if checkpoint.holds_sweep_files(logdir):  # a sweep's folder (its checkpoint.pt a sweep's, not a run's)
-        raise ConfigError("logdir", f"{str(logdir)!r} holds a sweep; a new run needs a new or empty {setting('logdir')} "
-                                    f"(the sweep: {checkpoint.sweep_hint(logdir)})")
+        raise ConfigError("logdir", f"{str(logdir)!r} holds a sweep; a new run needs a new or empty "
+                                    f"{setting('logdir')} (the sweep: {checkpoint.sweep_hint(logdir)})")
     if (logdir / "checkpoint.pt").is_file():  # anything else there (a folder, a FIFO) is refused as not empty
         raise ConfigError("logdir", f"{str(logdir)!r} already holds a run (checkpoint.pt); "
                                     f"continue it with {setting('resume')} or choose another {setting('logdir')}")
