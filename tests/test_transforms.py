@@ -1,5 +1,7 @@
 """torch.compile(fullgraph=True), torch.func.vmap and torch.func.grad over the hand-written Functions."""
 
+import warnings
+
 import torch
 from conftest import make_data, make_params
 from torch.func import functional_call, grad, vmap
@@ -28,6 +30,21 @@ def test_compile_fullgraph_inductor_training_loss():
     X, y = torch.randn(32, 2), torch.rand(32, 1)
     loss = torch.compile(lambda X, y: net.loss(X, y), fullgraph=True)
     torch.testing.assert_close(loss(X, y), net.loss(X, y))
+
+
+def test_compile_under_autocast_warns_nothing():
+    """torch.compile warned of a functools.cache in amp.py ("silent incorrectness is only a potential risk") each
+    time it traced the loss under autocast: an error under -W error. It equals eager, and warns nothing."""
+    torch.manual_seed(0)
+    net = TanhNet(2, 3)
+    X, y = torch.randn(32, 2), (torch.rand(32, 1) > 0.5).float()
+    torch._dynamo.reset()
+    with warnings.catch_warnings(record=True) as caught, torch.autocast("cpu", dtype=torch.bfloat16):
+        warnings.simplefilter("always")
+        loss = torch.compile(lambda X, y: net.loss(X, y), fullgraph=True, backend="aot_eager")(X, y)
+        eager = net.loss(X, y)
+    assert [str(w.message) for w in caught] == []
+    torch.testing.assert_close(loss, eager)
 
 
 def test_vmap_of_the_function_matches_a_loop():
@@ -63,3 +80,34 @@ def test_func_grad_of_both_functions_matches_autograd():
     ref = grad(lambda *p: loss_reference(X, *p, y), argnums=(0, 1, 2, 3))(*params)
     for a, r in zip(mine, ref):
         torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-15)
+
+
+def test_fx_symbolic_trace_is_told_what_to_do():
+    """torch.fx.symbolic_trace cannot follow the checks (its stand-in has no shape): the error said "X must be a
+    torch.Tensor, got Proxy", as if the input were wrong. It now names the stand-in and the two ways that work."""
+    import pytest
+    from torch import nn
+
+    from torch_tanhnet import TanhNetEnsemble
+
+    class Loss(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = TanhNet(2, 3)
+
+        def forward(self, X, y):
+            return self.net.loss(X, y)
+
+    for model in (nn.Sequential(nn.Linear(4, 2), TanhNet(2, 3)), TanhNetEnsemble(3, 2, 3), Loss()):
+        with pytest.raises(TypeError, match=r"^X must be a torch.Tensor, got Proxy \(torch.fx.symbolic_trace's "
+                                            r"stand-in: .* is_leaf_module, or use torch.export\)$"):
+            torch.fx.symbolic_trace(model)
+
+    class Leaves(torch.fx.Tracer):  # the first way: TanhNet a leaf of the graph
+        def is_leaf_module(self, m, name):
+            return isinstance(m, TanhNet) or super().is_leaf_module(m, name)
+
+    model = nn.Sequential(nn.Linear(4, 2), TanhNet(2, 3))
+    traced = torch.fx.GraphModule(model, Leaves().trace(model))
+    X = torch.randn(5, 4)
+    torch.testing.assert_close(traced(X), model(X), rtol=0, atol=0)

@@ -13,7 +13,6 @@ then a dtype error, as it is for ``nn.Linear``.
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import torch
 
@@ -58,11 +57,15 @@ def off(t: Tensor) -> torch.autocast | contextlib.nullcontext:
     return torch.autocast(kind, enabled=False) if _knows(kind) else contextlib.nullcontext()
 
 
-@functools.cache
+_KNOWN: dict[str, bool] = {}  # a dict, not functools.cache, which torch.compile warns of ("silent incorrectness")
+
+
 def _knows(kind: str) -> bool:
     """Whether autocast runs on the device type ``kind`` (torch < 2.4 cannot tell: the CPU's and CUDA's only)."""
-    available = getattr(torch.amp, "is_autocast_available", None)
-    return available(kind) if available is not None else kind in ("cpu", "cuda")
+    if kind not in _KNOWN:
+        available = getattr(torch.amp, "is_autocast_available", None)
+        _KNOWN[kind] = available(kind) if available is not None else kind in ("cpu", "cuda")
+    return _KNOWN[kind]
 
 
 def state(t: Tensor) -> tuple[str, torch.dtype] | None:

@@ -45,11 +45,20 @@ MAX_PARAMETERS = 2**60
 def check_dense(name: str, t: Tensor) -> None:
     """t is a torch.Tensor of layout torch.strided (not sparse, MKL-DNN or nested): the kernels read its strides."""
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}{traced(t)}")
     if t.is_nested:
         raise TypeError(f"{name} must be a dense (strided) tensor, got a nested tensor")
     if t.layout is not torch.strided:
         raise TypeError(f"{name} must be a dense (strided) tensor, got {t.layout} (convert it with {name}.to_dense())")
+
+
+def traced(t) -> str:
+    """What to do where ``t`` is torch.fx.symbolic_trace's stand-in for a tensor: it cannot follow the checks of
+    shapes and dtypes (nor the kernels), which need the tensor itself."""
+    if type(t).__module__.startswith("torch.fx"):
+        return (" (torch.fx.symbolic_trace's stand-in: it cannot trace through these networks' checks; mark the "
+                "module a leaf with a Tracer's is_leaf_module, or use torch.export)")
+    return ""
 
 
 def check_floating(name: str, t: Tensor) -> None:
