@@ -56,6 +56,19 @@ def test_each_networks_hessian_and_gradient_equal_the_landscape_helpers(K, N, D,
         torch.testing.assert_close(grad[k], flat_gradient(model[k], Xk, yk), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype,scale", [(torch.float64, 1e160), (torch.float32, 1e20)])
+def test_inputs_whose_squares_overflow_leave_the_hessian_finite_where_it_is(dtype, scale):
+    """Every unit saturated (h'' = 0) by inputs whose squares overflow the dtype: the Hessian is finite (the
+    landscape's forward-over-reverse gives it), and the closed form formed x̃x̃ᵀ = inf first, then inf·0 = NaN."""
+    model, X, y = problem(3, 6, 2, 3, seed=0, shared=True, dtype=dtype)
+    X = X * scale
+    grad, hess = ensemble_gradient_and_hessian(X, *(p.detach() for p in model.parameters()), y)
+    assert bool(hess.isfinite().all()) and bool(grad.isfinite().all())
+    if dtype == torch.float64:
+        for k in range(3):
+            torch.testing.assert_close(hess[k], hessian(model[k], X, y), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_curvature_is_each_networks_gradient_norm_and_extreme_eigenvalues_in_float64(dtype, monkeypatch):
     model, X, y = problem(7, 50, 2, 3, 1, dtype=dtype)

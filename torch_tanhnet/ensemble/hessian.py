@@ -65,9 +65,11 @@ def _gradient_and_hessian(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor,
                    torch.ones_like(o)], 2)  #                                     ∂z_i/∂c    = 1      J (K, N, P)
     hessian = torch.bmm(J.mT, s * J)  #                      Σ_i s_i j_i j_iᵀ                     (K, P, P)
     Xt = torch.cat([X, torch.ones_like(o)], 2)  #            x̃_i = (x_i, 1)                      (K, N, D+1)
-    XX = (Xt.unsqueeze(3) * Xt.unsqueeze(2)).reshape(K, N, (D + 1) ** 2)  # x̃_i x̃_iᵀ, flattened (K, N, (D+1)²)
     wd2 = -2 * H * wd1  #                                    w_j h''_ij = −2 w_j h_ij h'_ij       (K, N, H)
-    A = torch.bmm((r * wd2).mT, XX).view(K, Hn, D + 1, D + 1)  # Σ_i r_i w_j h''_ij x̃_i x̃_iᵀ   (K, H, D+1, D+1)
+    # the factor first, then x̃_iᵀ: x̃_i x̃_iᵀ formed alone overflows for |x| past 1e154 (1e19 in float32), and
+    # times a saturated unit's h'' = 0 gave NaN where the Hessian is finite
+    aX = ((r * wd2).unsqueeze(3) * Xt.unsqueeze(2)).reshape(K, N, Hn * (D + 1))  # r_i w_j h''_ij x̃_i  (K, N, H(D+1))
+    A = torch.bmm(aX.mT, Xt).view(K, Hn, D + 1, D + 1)  #   Σ_i r_i w_j h''_ij x̃_i x̃_iᵀ          (K, H, D+1, D+1)
     B = torch.bmm((r * d1).mT, Xt)  #                        Σ_i r_i h'_ij x̃_i                    (K, H, D+1)
     j = torch.arange(Hn, device=U.device)
     ub = torch.cat([j[:, None] * D + torch.arange(D, device=U.device), (Hn * D + j)[:, None]], 1)  # (u_j, b_j) (H, D+1)
