@@ -14,21 +14,24 @@ line, ``y log(1 + e^(−z)) + (1 − y) log(1 + e^(z))``, is the positive cost, 
 ``z̄ = (o − y)/N`` is its gradient; both are what is implemented here.
 
 With softplus(z) = log(1 + e^z) and softplus(−z) = softplus(z) − z, the second
-line is L = softplus(z) − y z, computed as max(z, 0) + log1p(e^(−|z|)) − y z,
-which is finite for every finite z in every floating dtype (no log σ(z)).
+line is L = softplus(z) − y z, computed as (max(z, 0) − y z) + log1p(e^(−|z|)),
+which is finite for every finite z in every floating dtype (no log σ(z)). The order
+matters for an answer confidently right (y = 1, z ≫ 0, or y = 0, z ≪ 0): max(z, 0) − y z
+is exactly 0 and the cost is e^(−|z|); added to z before z was taken away, that was lost
+to z's rounding and the cost read 0 (at z = 20 in float32, where F.bce gives 2.1e-9).
 """
 
 from __future__ import annotations
 
 import torch
 
-
 Tensor = torch.Tensor
 
 
-def softplus(z: Tensor) -> Tensor:
-    """log(1 + e^z) without overflow: max(z, 0) + log1p(e^(−|z|)) (exact in every dtype)."""
-    return torch.clamp_min(z, 0) + torch.log1p(torch.exp(-torch.abs(z)))
+def sample_costs(z: Tensor, y: Tensor) -> Tensor:
+    """L(z, y) = softplus(z) − y z elementwise, as (max(z, 0) − y z) + log1p(e^(−|z|)): the order that keeps a
+    confidently right answer's small cost (see above)."""
+    return (torch.clamp_min(z, 0) - y * z) + torch.log1p(torch.exp(-torch.abs(z)))
 
 
 class BCEWithLogitsFunction(torch.autograd.Function):
@@ -42,7 +45,7 @@ class BCEWithLogitsFunction(torch.autograd.Function):
     @staticmethod
     def forward(z: Tensor, y: Tensor) -> Tensor:
         # L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = softplus(z) − y z     (N, 1)
-        L = softplus(z) - y * z
+        L = sample_costs(z, y)
         return L.mean()  # ε = (1/N) Σ_i L(z_i, y_i)                               ()
 
     @staticmethod

@@ -49,9 +49,12 @@ def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
 
     The positive mean binary cross-entropy (the seed's first line for L lacks a
     minus sign; see :mod:`torch_tanhnet.cost`). Equals
-    ``torch.nn.functional.binary_cross_entropy_with_logits(z, y)``. y must have
-    z's shape and dtype, values in [0, 1] (soft labels allowed): a shape mismatch
-    is an error, never a silent broadcast.
+    ``torch.nn.functional.binary_cross_entropy_with_logits(z, y)`` to rounding, and
+    keeps a confidently right answer's small cost e^(−|z|) where torch's reads 0 at
+    y = 0, z ≪ 0. y must have z's shape and dtype, values in [0, 1] (soft labels
+    allowed): a shape mismatch is an error, never a silent broadcast. Values are not
+    checked (as torch does not): a label outside [0, 1] gives softplus(z) − y z,
+    which can be negative.
     """
     if autocast_dtype(z) is not None:
         z, y = cast(torch.float32, z, y)

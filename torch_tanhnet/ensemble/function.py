@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from .. import amp
-from ..cost import softplus
+from ..cost import sample_costs
 from ..kernels.dispatch import compiling as _compiling
 from .checks import check_ensemble_inputs, check_ensemble_labels, check_ensemble_loss_inputs
 
@@ -122,7 +122,7 @@ class EnsembleBCEFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(z: Tensor, y: Tensor) -> Tensor:
-        L = softplus(z) - y * z  # L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = softplus(z) − y z   (K, N, 1)
+        L = sample_costs(z, y)  # L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = softplus(z) − y z   (K, N, 1)
         return L.mean(dim=(1, 2))  # ε_k = (1/N) Σ_i L(z_ki, y_ki)                                 (K,)
 
     @staticmethod

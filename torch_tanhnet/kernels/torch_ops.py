@@ -9,7 +9,8 @@ that is itself recorded (``create_graph=True``) runs the reference's equations i
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from ..cost import sample_costs
 
 Tensor = torch.Tensor
 
@@ -47,7 +48,7 @@ def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y:
                        need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
     """ε (), the parameters' gradients [Ū, b̄, W̄, c̄] at ε̄ = 1, and X̄ (N, D) or None."""
     z, H = forward(X, U, b, W, c)
-    eps = F.binary_cross_entropy_with_logits(z, y)  # ε = (1/N) Σ_i L(z_i, y_i), the same cost   ()
+    eps = sample_costs(z, y).mean()  # ε = (1/N) Σ_i L(z_i, y_i)   ()
     z_bar = torch.sigmoid(z).sub_(y).div_(X.shape[0])  # z̄ = (o − y)/N                   (N, 1)
     X_bar, *grads = backward(z_bar, X, U, W, H, (need_X_bar, True, True, True, True))
     return eps, grads, X_bar
@@ -55,8 +56,9 @@ def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y:
 
 @torch.no_grad()
 def cost(z: Tensor, y: Tensor) -> Tensor:
-    """ε = (1/N) Σ_i L(z_i, y_i): torch's own fused op computes the seed's cost (tested equal)."""
-    return F.binary_cross_entropy_with_logits(z, y)
+    """ε = (1/N) Σ_i L(z_i, y_i). Not F.binary_cross_entropy_with_logits: at y = 0 and z ≪ 0 it reads 0 where the
+    cost is e^z (it adds log(1 + e^z) to z − z), and the C and Triton kernels give e^z (see cost.py)."""
+    return sample_costs(z, y).mean()
 
 
 @torch.no_grad()
@@ -75,7 +77,7 @@ def ensemble_loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: T
     H = torch.baddbmm(b.unsqueeze(1), Xk, U.mT).tanh_()  # H_k = tanh(X_k U_kᵀ + b_k)        (K, N, H)
     z = torch.baddbmm(c.unsqueeze(1), H, W.mT)  #           z_k = H_k W_kᵀ + c_k              (K, N, 1)
     yk = y.expand_as(z)
-    eps = F.binary_cross_entropy_with_logits(z, yk, reduction="none").mean(dim=(1, 2))  # ε_k   (K,)
+    eps = sample_costs(z, yk).mean(dim=(1, 2))  # ε_k = (1/N) Σ_i L(z_ki, y_ki)   (K,)
     z_bar = torch.sigmoid(z).sub_(yk).div_(N)  #             z̄_k = (o_k − y_k)/N              (K, N, 1)
     H_bar = z_bar * W  #                                     H̄_k = z̄_k W_k                    (K, N, H)
     G_bar = torch.addcmul(H_bar, H_bar, H * H, value=-1)  #  Ḡ_k = H̄_k ⊙ (1 − H_k²)           (K, N, H)
@@ -95,7 +97,7 @@ def ensemble_evaluate(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: 
     H = torch.baddbmm(b.unsqueeze(1), Xk, U.mT).tanh_()  # H_k = tanh(X_k U_kᵀ + b_k)        (K, N, H)
     z = torch.baddbmm(c.unsqueeze(1), H, W.mT)  #           z_k = H_k W_kᵀ + c_k              (K, N, 1)
     yk = y.expand_as(z)
-    L = z.clamp_min(0) + torch.log1p(torch.exp(-z.abs())) - yk * z  # L = softplus(z) − y z  (K, N, 1)
+    L = sample_costs(z, yk)  # L = softplus(z) − y z  (K, N, 1)
     right = ((z > 0) == (yk > 0.5)).to(torch.float64)  #    (z > 0) = (y > ½)                 (K, N, 1)
     L = L.to(torch.float64)
     return torch.stack([L[:, :n_first].sum((1, 2)), right[:, :n_first].sum((1, 2)),

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ..cost import softplus
+from ..cost import sample_costs
 from ..landscape import hessian_eigenvalues
 from ..module import TanhNet
 from .wording import Worded
@@ -29,7 +29,7 @@ class TrainingDiverged(Worded, RuntimeError):
 def evaluate(model: TanhNet, X: Tensor, y: Tensor, world: World) -> Tensor:
     """[Σ L_i, Σ correct, N, Σ saturated h, N·H] over this process's X, summed over all processes."""
     z, H = model.forward_with_hidden(X)
-    L = softplus(z) - y * z  # L_i = softplus(z_i) − y_i z_i, the seed's cost per sample
+    L = sample_costs(z, y)  # L_i = softplus(z_i) − y_i z_i, the seed's cost per sample
     correct = ((z > 0) == (y > 0.5)).sum()
     saturated = (H.abs() > SATURATION).sum()
     sums = torch.stack([L.sum(), correct.to(L.dtype), torch.tensor(float(X.shape[0]), dtype=L.dtype, device=L.device),

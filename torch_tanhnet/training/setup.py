@@ -178,13 +178,13 @@ def check_new_logdir(logdir: Path) -> None:
 def check_initial_weights(model, data: Split, config: TrainConfig) -> None:
     """Refuse in one line an ``--init-scale`` that makes the initial weights, or the loss they give on the training
     data, infinite or NaN in the run's dtype: nothing could be trained or drawn from them."""
-    from ..cost import softplus
+    from ..cost import sample_costs
 
     finite_weights = all(bool(torch.isfinite(w).all()) for w in (model.U, model.W))
     if finite_weights:  # the loss as the logged metrics measure it (softplus(z) − y z, averaged)
         y = data.y_train.to(model.U.device, model.U.dtype)
         z = model(data.X_train.to(model.U.device, model.U.dtype))
-        if bool(torch.isfinite((softplus(z) - y * z).mean())):
+        if bool(torch.isfinite(sample_costs(z, y).mean())):
             return
     what = "initial loss" if finite_weights else "initial weights"
     hint = f" or {setting('dtype')} float64" if config.dtype == "float32" else ""

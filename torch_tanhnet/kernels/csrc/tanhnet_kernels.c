@@ -83,7 +83,7 @@ static real cost_block(const real *z, const real *y, real *zb, int64_t n, real i
     for (int64_t t = 0; t < n; t++) {
         real zt = z[t], yt = y[t];
         real e = EXP(-FABS(zt));                      /* e^(−|z|), never overflows */
-        lsum += (zt > 0 ? zt : 0) + LOG1P(e) - yt * zt; /* L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) */
+        lsum += ((zt > 0 ? zt : 0) - yt * zt) + LOG1P(e); /* L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) */
         real r = 1 / (1 + e), o = zt >= 0 ? r : e * r; /* o = σ(z): 1/(1 + e^(−z)) or e^z/(1 + e^z) */
         zb[t] = (o - yt) * inv_n;                     /* z̄ = (o − y)/N */
     }
@@ -230,7 +230,7 @@ static void *fused_loss_job_seed(void *p) {
         for (int64_t t = 0; t < n; t++) {
             const real z = w0 * h0[t] + w1 * h1[t] + w2 * h2[t] + c; /* z_i = Σ_j w_j h_ij + c */
             const real e = EXP(-FABS(z));                           /* e^(−|z|), never overflows */
-            L += (z > 0 ? z : 0) + LOG1P(e) - yb[t] * z; /* L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) */
+            L += ((z > 0 ? z : 0) - yb[t] * z) + LOG1P(e); /* L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) */
             const real r = 1 / (1 + e), o = z >= 0 ? r : e * r; /* o = σ(z) */
             zb[t] = (o - yb[t]) * inv_n;                        /* z̄ = (o − y)/N */
         }
@@ -587,7 +587,7 @@ static void *ensemble_evaluate_job(void *p) {
 #pragma omp simd reduction(+ : L, r)
                 for (int64_t s = 0; s < n; s++) {
                     const real zs = z[s], ys = y[i + s];
-                    L += (zs > 0 ? zs : 0) + LOG1P(EXP(-FABS(zs))) - ys * zs; /* L = softplus(z) − y z */
+                    L += ((zs > 0 ? zs : 0) - ys * zs) + LOG1P(EXP(-FABS(zs))); /* L = softplus(z) − y z */
                     r += (zs > 0) == (ys > (real)0.5) ? 1 : 0;              /* right: (z > 0) = (y > ½) */
                 }
                 lsum += L;
