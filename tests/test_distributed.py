@@ -68,7 +68,7 @@ def test_logs_of_two_processes_have_the_same_tags_written_once(tmp_path):
     one, two = scalars(tmp_path / "one"), scalars(tmp_path / "two")
     assert set(one.Tags()["scalars"]) == set(two.Tags()["scalars"])
     assert {"run/world_size", "run/step_ms"} <= set(two.Tags()["scalars"])
-    assert [e.step for e in two.Scalars("loss/train")] == list(range(1, 21))  # once each, by rank 0 only
+    assert [e.step for e in two.Scalars("loss/train")] == list(range(0, 21))  # once each, by rank 0 only
     assert {e.value for e in two.Scalars("run/world_size")} == {2.0}
     assert len(list((tmp_path / "two").glob("events.out.tfevents.*"))) == len(
         list((tmp_path / "one").glob("events.out.tfevents.*")))
@@ -86,7 +86,7 @@ def test_resume_under_two_processes_equals_an_uninterrupted_run(tmp_path):
     codes, errors = run(2, settings(tmp_path / "two", epochs=20, dtype="float64", resume=True))
     assert codes == [0, 0], errors
     assert_same(final_params(tmp_path / "two"), {k: v.cpu() for k, v in single.model.state_dict().items()}, 1e-12)
-    assert [e.step for e in scalars(tmp_path / "two").Scalars("loss/train")] == list(range(1, 21))
+    assert [e.step for e in scalars(tmp_path / "two").Scalars("loss/train")] == list(range(0, 21))
 
 
 def test_a_failed_process_ends_the_others_with_a_clear_error_in_bounded_time(tmp_path):

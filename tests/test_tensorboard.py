@@ -73,7 +73,7 @@ def test_a_small_network_logs_each_parameter_as_a_curve(tmp_path):
     names = parameter_tags(3)
     assert names[:3] == ["param/U/u11", "param/U/u12", "param/U/u21"] and names[-1] == "param/c/c"
     assert set(names) <= set(ea.Tags()["scalars"]) and not ea.Tags()["histograms"]
-    assert [e.step for e in ea.Scalars("param/W/w2")] == [2, 4, 6]  # at the log steps only
+    assert [e.step for e in ea.Scalars("param/W/w2")] == [0, 2, 4, 6]  # at step 0 and the log steps only
     final = {t: ea.Scalars(t)[-1].value for t in names}
     U = result.model.U.detach()
     assert final["param/U/u21"] == pytest.approx(U[1, 0].item())

@@ -37,9 +37,12 @@ def test_logs_every_tag_with_consecutive_steps_and_the_loss_falls(tmp_path):
     tags = ea.Tags()
     assert set(SCALARS) <= set(tags["scalars"])
     steps = [e.step for e in ea.Scalars("loss/train")]
-    assert steps == list(range(1, 41))
+    assert steps == list(range(0, 41))  # from step 0, the untrained network: the curves start where it starts
     loss = [e.value for e in ea.Scalars("loss/train")]
     assert loss[-1] < 0.7 * loss[0]
+    # no step, no gradient and no step time yet at step 0
+    assert [e.step for e in ea.Scalars("norm/grad/total")][0] == [e.step for e in ea.Scalars("run/step_ms")][0] == 1
+    assert [e.step for e in ea.Scalars("norm/param/U")][0] == 0
     assert {"maps/decision_boundary", "maps/hidden_units"} <= set(tags["images"])
     assert [e.step for e in ea.Images("maps/decision_boundary")] == [0, 10, 20, 40]  # image_interval 20
     assert tags["graph"]
@@ -100,7 +103,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, extra):
         assert torch.equal(v, params(resumed.model)[k]), k
     # the curves continue with no overlap and no gap
     steps = [e.step for e in events(tmp_path / "parts").Scalars("loss/train")]
-    assert steps == list(range(1, whole.global_step + 1))
+    assert steps == list(range(0, whole.global_step + 1))
     whole_loss = [e.value for e in events(tmp_path / "whole").Scalars("loss/train")]
     assert [e.value for e in events(tmp_path / "parts").Scalars("loss/train")] == whole_loss
 
@@ -117,7 +120,7 @@ def test_resume_after_a_lost_tail_purges_the_overlap(tmp_path):
     checkpoint.save_atomic(state, tmp_path / "run" / "checkpoint.pt")
     train(small(tmp_path, epochs=30, resume=True), given={"epochs", "resume", "logdir"})
     steps = [e.step for e in events(tmp_path / "run").Scalars("loss/train")]
-    assert steps == list(range(1, 31))
+    assert steps == list(range(0, 31))
 
 
 def test_resume_refuses_to_change_the_run(tmp_path):
@@ -220,7 +223,7 @@ def test_resume_keeps_the_saved_settings_the_user_did_not_give(tmp_path):
     again = train(small(tmp_path, epochs=8, resume=True), given={"logdir", "resume", "epochs"})
     assert again.global_step == 8
     steps = [e.step for e in events(tmp_path / "run").Scalars("loss/train")]
-    assert steps == [2, 4, 5, 6, 8]  # every 2nd step and the last of each run, as the first run logged
+    assert steps == [0, 2, 4, 5, 6, 8]  # step 0, every 2nd step and the last of each run, as the first run logged
 
 
 @pytest.mark.parametrize("scale", [0.25, 3.0])

@@ -379,8 +379,8 @@ class Run:
 
     def log(self) -> None:
         # run/step_ms: the steps alone; the time between two logs also held pictures and Hessians (17-20 times the
-        # steps' time after a picture step, at the defaults), metrics and checkpoints
-        step_seconds = self._stepping / max(self._since_log, 1)
+        # steps' time after a picture step, at the defaults), metrics and checkpoints. None at step 0: no step yet
+        step_seconds = self._stepping / self._since_log if self._since_log else None
         self._stepping, self._since_log = 0.0, 0
         self.metrics = measure(self.model, self.dev, self.world, self.optimizer.param_groups[0]["lr"], step_seconds)
         self.logger.scalars(self.metrics, self.step, model=self.model)
@@ -501,8 +501,9 @@ def _train(run: Run, started: float) -> TrainResult:
         run.close()
         return TrainResult(run.model, run.logdir, run.metrics, run.step, run.epoch, 0.0, 0, history=[],
                            already_done=True)
-    if run.step == 0:
-        run.draw()  # the untrained network, where the slider starts
+    if run.step == 0:  # the untrained network, where the curves begin and the slider starts
+        run.log()
+        run.draw()
     # from here a signal only asks the loop to stop, and every later one is absorbed, until the final
     # checkpoint is saved and the run closed: a second Ctrl-C cannot cut the save short
     with stop_on_signals() as flag:

@@ -37,23 +37,26 @@ def evaluate(model: TanhNet, X: Tensor, y: Tensor, world: World) -> Tensor:
     return world.sum(sums.double())
 
 
-def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float) -> dict[str, float]:
+def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float | None) -> dict[str, float]:
     """The scalars of one log: losses and accuracies on the whole training and test sets (all processes'
-    shares summed), the norms of the step's gradients and of the parameters, saturation, timing."""
+    shares summed), the norms of the step's gradients and of the parameters, saturation, timing. Before the
+    first step (``step_seconds`` None, the untrained network at step 0) there is no gradient and no timing."""
     train_sums = evaluate(model, world.mine(data.X_train), world.mine(data.y_train), world)
     test_sums = evaluate(model, world.mine(data.X_test), world.mine(data.y_test), world)
-    norms = torch.stack([getattr(model, n).grad.norm() for n in PARAMS]
+    stepped = step_seconds is not None
+    norms = torch.stack([getattr(model, n).grad.norm() for n in PARAMS if stepped]
                         + [getattr(model, n).detach().norm() for n in PARAMS]).double().cpu()
     (tl, tc, tn, ts, th), (vl, vc, vn, _, _) = train_sums.tolist(), test_sums.tolist()
-    g = norms[:4].tolist()
-    p = norms[4:].tolist()
+    g = norms[:4].tolist() if stepped else []
+    p = norms[-4:].tolist()
+    gradients = {**{f"norm/grad/{n}": v for n, v in zip(PARAMS, g)},
+                 "norm/grad/total": math.sqrt(sum(v * v for v in g))} if stepped else {}
     return {
         "loss/train": tl / tn, "loss/test": vl / vn, "accuracy/train": tc / tn, "accuracy/test": vc / vn,
-        **{f"norm/grad/{n}": v for n, v in zip(PARAMS, g)},
-        "norm/grad/total": math.sqrt(sum(v * v for v in g)),
+        **gradients,
         **{f"norm/param/{n}": v for n, v in zip(PARAMS, p)},
         "tanh/saturation": ts / th,
-        "run/lr": lr, "run/world_size": float(world.size), "run/step_ms": 1e3 * step_seconds,
+        "run/lr": lr, "run/world_size": float(world.size), **({"run/step_ms": 1e3 * step_seconds} if stepped else {}),
     }
 
 
