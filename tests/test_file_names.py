@@ -75,27 +75,30 @@ def test_a_sweeps_lines_name_its_folder_as_a_shell_writes_it(tmp_path):
 # them after the name was put in, so that a file named "{lr}" read "'--lr' is a file" (and "'lr' is a file" from Python)
 
 BRACED = "{lr}{resume}{logdir}{data}"
+ODD = "\ue000lr\ue001\n{lr}"  # the marker's characters once (private-use), a newline: shown as Python writes it
 
 
-def braced_cases(tmp_path):
-    """(arguments of train.py or sweep.py, what stands at BRACED) for each kind of message that names a user's path."""
+def braced_cases(name):
+    """(arguments of train.py or sweep.py, what stands at ``name``) for each kind of message that names a user's
+    path."""
     return [
-        ("train", ["--logdir", BRACED], "file"),                      # a file where the run's folder goes
-        ("train", ["--logdir", BRACED], "folder holding a file"),     # not empty
-        ("train", ["--logdir", BRACED, "--resume"], "empty folder"),  # no checkpoint to resume
-        ("train", ["--data", BRACED], "nothing"),                     # no such data file
-        ("train", ["--data", BRACED], "bad line"),                    # a data file's line
-        ("sweep", ["--logdir", BRACED, "--seeds", "2"], "folder holding a file"),
-        ("sweep", ["--logdir", BRACED, "--resume"], "empty folder"),
-        ("sweep", ["--data", BRACED, "--seeds", "2"], "bad line"),
+        ("train", ["--logdir", name], "file"),                      # a file where the run's folder goes
+        ("train", ["--logdir", name], "folder holding a file"),     # not empty
+        ("train", ["--logdir", name, "--resume"], "empty folder"),  # no checkpoint to resume
+        ("train", ["--data", name], "nothing"),                     # no such data file
+        ("train", ["--data", name], "bad line"),                    # a data file's line
+        ("sweep", ["--logdir", name, "--seeds", "2"], "folder holding a file"),
+        ("sweep", ["--logdir", name, "--resume"], "empty folder"),
+        ("sweep", ["--data", name, "--seeds", "2"], "bad line"),
     ]
 
 
+@pytest.mark.parametrize("name", [BRACED, ODD])
 @pytest.mark.parametrize("case", range(8))
-def test_a_name_holding_a_settings_name_in_braces_is_shown_as_typed(tmp_path, monkeypatch, capsys, case):
+def test_a_name_holding_a_settings_name_in_braces_is_shown_as_typed(tmp_path, monkeypatch, capsys, case, name):
     monkeypatch.chdir(tmp_path)
-    script, args, what = braced_cases(tmp_path)[case]
-    place = tmp_path / BRACED
+    script, args, what = braced_cases(name)[case]
+    place = tmp_path / name
     if what == "file":
         place.write_text("x\n")
     elif what == "folder holding a file":
@@ -107,7 +110,8 @@ def test_a_name_holding_a_settings_name_in_braces_is_shown_as_typed(tmp_path, mo
         place.write_text("0.1,0.2,1\n0.3,0.4\n")
     assert load_script(script).main([*args, "--epochs", "2", "--no-progress"]) in (1, 2)
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and BRACED in err, err
+    shown = name if name.isprintable() else repr(name)[1:-1]
+    assert err.count("\n") == 1 and shown in err, err
 
 
 def test_from_python_a_name_holding_a_settings_name_in_braces_is_shown_as_typed(tmp_path):

@@ -141,14 +141,21 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
         with path.open(newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM
             rows = _rows(path, csv.reader(f))
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (a byte 0x{e.object[e.start]:02x}): a binary, compressed or "
+        raise DataError(f"{_at(path)}: not UTF-8 text (a byte 0x{e.object[e.start]:02x}): a binary, compressed or "
                         "UTF-16 file? save it as CSV in UTF-8") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+        raise DataError(f"{_at(path)}: cannot be read ({e.strerror or e})") from None
     if not rows:
         raise DataError(f"data file {str(path)!r} has no data rows")
     data = torch.frombuffer(rows, dtype=torch.float64).view(-1, 3)
     return data[:, :2].clone(), data[:, 2:].clone()
+
+
+def _at(path: Path, line: int | None = None) -> str:
+    """``pts.csv:3``, as compilers name a place in a file; a name that would not print as one plain line (a
+    newline, a byte that is not UTF-8, a character with no glyph) quoted as Python writes it."""
+    name = str(path) if str(path).isprintable() else repr(str(path))
+    return name if line is None else f"{name}:{line}"
 
 
 def _rows(path: Path, reader) -> array:
@@ -164,7 +171,7 @@ def _rows(path: Path, reader) -> array:
             numbers = [_number(c) for c in cells]
             if first or None in numbers:
                 if any("\0" in c for c in cells):
-                    raise DataError(f"{path}:{lineno}: NUL bytes: a binary or UTF-16 file? save it as CSV in UTF-8")
+                    raise DataError(f"{_at(path, lineno)}: NUL bytes: a binary or UTF-16 file? save it as CSV in UTF-8")
                 if first and len(cells) == 3 and all(n is None for n in numbers):
                     first = False
                     continue  # a header line: three names, no number
@@ -172,17 +179,17 @@ def _rows(path: Path, reader) -> array:
             if len(cells) != 3:
                 sep = next((f" (separated by {c!r}? use commas)" for c in ";\t|" if len(cells) == 1 and c in cells[0]),
                            "")
-                raise DataError(f"{path}:{lineno}: expected 3 columns (x1, x2, label), got {len(cells)}{sep}")
+                raise DataError(f"{_at(path, lineno)}: expected 3 columns (x1, x2, label), got {len(cells)}{sep}")
             if None in numbers:
-                raise DataError(f"{path}:{lineno}: expected numbers, got {','.join(cells)!r}")
+                raise DataError(f"{_at(path, lineno)}: expected numbers, got {','.join(cells)!r}")
             x1, x2, label = numbers
             if not (math.isfinite(x1) and math.isfinite(x2)):
-                raise DataError(f"{path}:{lineno}: features must be finite, got {cells[0]}, {cells[1]}")
+                raise DataError(f"{_at(path, lineno)}: features must be finite, got {cells[0]}, {cells[1]}")
             if label not in (0.0, 1.0):
-                raise DataError(f"{path}:{lineno}: label must be 0 or 1, got {cells[2]}")
+                raise DataError(f"{_at(path, lineno)}: label must be 0 or 1, got {cells[2]}")
             rows.extend((x1, x2, label))
     except csv.Error as e:  # a field over csv's limit (131072 characters), a stray quote
-        raise DataError(f"{path}:{reader.line_num}: not a CSV row ({e})") from None
+        raise DataError(f"{_at(path, reader.line_num)}: not a CSV row ({e})") from None
     return rows
 
 

@@ -20,14 +20,14 @@ from pathlib import Path
 
 SWITCHES = {"resume": True, "dry_run": True, "standardize": True, "progress": False}  # as a user turns each one
 FLAGS = {"progress": "--no-progress"}  # where the flag is not the setting's name
-_OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters: repr() escapes them, a user's name never holds them
+_OPEN = _CLOSE = "\0"  # NUL: no file name, command-line argument or repr() holds one
 _NAME = re.compile(f"{_OPEN}([a-z_]+){_CLOSE}")
 
 
 def setting(field: str) -> str:
     """The setting ``field`` of :class:`~.config.TrainConfig` in an error's text, named as Python or the command line
-    names it when the text is shown (:func:`words`). Marked so that a name a user typed is shown as typed: a file
-    named ``{lr}`` was once shown as ``--lr``."""
+    names it when the text is shown (:func:`words`). Marked with NUL characters, which no name a user can type
+    holds, so that a name is shown as typed: a file named ``{lr}`` was once shown as ``--lr``."""
     from .config import TrainConfig  # here: config.py imports the modules that import this one
 
     if field not in TrainConfig.__dataclass_fields__:
