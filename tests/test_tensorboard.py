@@ -4,6 +4,7 @@ captions, the handout's graph, the run names, the advice on badly scaled data.""
 
 import io
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -174,13 +175,28 @@ def test_features_far_from_the_networks_scale_are_pointed_out_once(tmp_path):
     rows = torch.stack([50 + 5 * a, -20 + 5 * b, (a + b > 0).double()], 1)
     csv = tmp_path / "far.csv"
     csv.write_text("".join(f"{x:.4f},{z:.4f},{int(lab)}\n" for x, z, lab in rows.tolist()))
-    with pytest.warns(DataScaleWarning, match=r"x1 in \[3\d.*--standardize") as caught:
+    with pytest.warns(DataScaleWarning, match=r"x1 in \[3\d.*; standardize=True trains on") as caught:
         train(tiny(tmp_path / "far", data=str(csv)))
     assert len([w for w in caught if w.category is DataScaleWarning]) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataScaleWarning)
         train(tiny(tmp_path / "std", data=str(csv), standardize=True))
         train(tiny(tmp_path / "moons"))
+
+
+def test_train_py_names_the_setting_as_its_flag_in_the_warning(tmp_path, monkeypatch, capsys):
+    """Python's words above (standardize=True), the command line's here (--standardize): one warning, two readers."""
+    from conftest import load_script
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "far.csv").write_text("".join(f"{50 + i % 7},{i % 5},{i % 2}\n" for i in range(40)))
+    with warnings.catch_warnings():  # printed through the script's formatwarning, as Python's own showwarning does
+        warnings.simplefilter("always", DataScaleWarning)
+        warnings.showwarning = lambda *a: sys.stderr.write(warnings.formatwarning(*a))
+        assert load_script("train").main(["--data", "far.csv", "--epochs", "2", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("train.py: warning: the features lie far from the network's scale (x1 in [50, 56]")
+    assert err.endswith("; --standardize trains on (x - mean)/std\n") and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("scale, flagged", [(1.0, False), (2.4, False), (8.0, True), (1e-3, True)])

@@ -53,8 +53,14 @@ def say(line: str) -> None:
 
 def warnings_as_lines(prog: str) -> None:
     """Python's warnings as the scripts' own lines, ``prog: warning: ...``, instead of the two lines naming the
-    package's file and source line that a person running a script has no use for."""
-    warnings.formatwarning = lambda message, *_, **__: readable(f"{prog}: warning: {message}\n")
+    package's file and source line that a person running a script has no use for. A warning that names settings
+    (``for_command_line``, as the package's errors do) names them as the command line does (``--standardize``)."""
+
+    def line(message, *_, **__) -> str:
+        text = message.for_command_line() if hasattr(message, "for_command_line") else message
+        return readable(f"{prog}: warning: {text}\n")
+
+    warnings.formatwarning = line
 
 
 class Output:

@@ -26,8 +26,9 @@ class DataError(Worded, ValueError):
     see :mod:`.wording`)."""
 
 
-class DataScaleWarning(UserWarning):
-    """Features far from the scale the network starts at; training may stall until they are standardized."""
+class DataScaleWarning(Worded, UserWarning):
+    """Features far from the scale the network starts at; training may stall until they are standardized. Names
+    the setting as Python (``standardize=True``) or the command line (``--standardize``) does."""
 
 
 # the built-in data sets lie within about ±2.5, where tanh units with their initial weights (|u| < 0.71) respond
@@ -207,7 +208,7 @@ def scale_advice(X: Tensor) -> str | None:
                        enumerate(zip(X.amin(0).tolist(), X.amax(0).tolist())))
     why = "tanh units saturate and gradients vanish" if (reach > LARGE).any() else "they barely move the tanh units"
     return (f"the features lie far from the network's scale ({ranges}; the built-in data sets lie within about "
-            f"±2.5): {why}; --standardize trains on (x - mean)/std")
+            f"±2.5): {why}; {setting('standardize')} trains on (x - mean)/std")
 
 
 @dataclass

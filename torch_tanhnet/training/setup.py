@@ -98,7 +98,7 @@ def take(path: Path, what: str) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except FileExistsError:
         raise ConfigError("logdir", f"{str(path.parent)!r} was just taken by another {what} started at the same "
-                                    "moment; choose another --logdir") from None
+                                    f"moment; choose another {setting('logdir')}") from None
 
 
 def missing_folders(path: Path) -> list[Path]:
