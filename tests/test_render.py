@@ -70,3 +70,24 @@ def test_extent_is_square_and_contains_the_points():
     x1a, x1b, x2a, x2b = plane_extent(X)
     assert x1a < 0 and x1b > 4 and x2a < 0 and x2b > 1
     assert abs((x1b - x1a) - (x2b - x2a)) < 1e-9
+
+
+def test_points_near_float64s_limit_are_drawn():
+    """A float64 run takes features up to ±1.8e308, and --standardize now takes them too: the pictures' plane,
+    grid, ticks and point positions subtracted two such numbers (inf) and train.py ended in an OverflowError."""
+    import warnings
+
+    from torch_tanhnet.training.render import decision_boundary_card
+
+    net = vertical_boundary_net()
+    for X in (torch.tensor([[-1e308, 0.0], [1e308, 1.0], [5e307, 0.5]], dtype=torch.float64),
+              torch.tensor([[1.7e308, 1.7e308], [1.6e308, 1.5e308]], dtype=torch.float64),
+              torch.tensor([[-1.7e308, 0.0], [1.7e308, 0.0]], dtype=torch.float64)):
+        y = torch.tensor([[0.0], [1.0], [1.0]], dtype=torch.float64)[: X.shape[0]]
+        x1_min, x1_max, x2_min, x2_max = extent = plane_extent(X)
+        assert all(np.isfinite(extent)) and x1_min <= X[:, 0].min() and X[:, 0].max() <= x1_max
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            card = decision_boundary_card(net, X, y, torch.zeros(2), torch.ones(2), "t", "s", size=64)
+            tiles = hidden_units_image(net, X, torch.zeros(2), torch.ones(2), tile=32)
+        assert card.dtype == tiles.dtype == np.uint8

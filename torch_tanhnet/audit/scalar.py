@@ -17,6 +17,11 @@ def _sigma(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
+def _log1p_exp(t: float) -> float:
+    """log(1 + e^t), as max(t, 0) + log1p(e^(−|t|)): e^t alone overflows a Python float (OverflowError) past 709."""
+    return max(t, 0.0) + math.log1p(math.exp(-abs(t)))
+
+
 def scalar_forward_backward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> dict[str, Tensor]:
     """Every quantity of the seed's scalar equations: forward g, h, z, o, ε and every adjoint.
 
@@ -35,7 +40,7 @@ def scalar_forward_backward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tenso
     z = [sum(w[j] * h[i][j] for j in J) + cc for i in I]  #                     z_i = Σ_j w_j h_ij + c
     o = [_sigma(z[i]) for i in I]  #                                            o_i = σ(z_i)
     # L(z, y) = y log(1 + e^(−z)) + (1 − y) log(1 + e^z), the positive cost
-    L = [yy[i] * math.log1p(math.exp(-z[i])) + (1 - yy[i]) * math.log1p(math.exp(z[i])) for i in I]
+    L = [yy[i] * _log1p_exp(-z[i]) + (1 - yy[i]) * _log1p_exp(z[i]) for i in I]
     eps = sum(L) / N  #                                                         ε = (1/N) Σ_i L(z_i, y_i)
 
     eps_bar = 1.0  #                                                            ε̄ = 1

@@ -244,6 +244,10 @@ def split(X: Tensor, y: Tensor, test_fraction: float, seed: int, standardize: bo
     if standardize:
         mean = X_train.mean(0)
         std = X_train.std(0, unbiased=False)
+        if not (mean.isfinite().all() and std.isfinite().all()):  # the squares (or the sum) past float64's range,
+            scale = X_train.abs().amax(0)  # beyond about 1e154: the same, on the features scaled to ±1 first
+            mean = (X_train / scale).mean(0) * scale
+            std = (X_train / scale).std(0, unbiased=False) * scale
         std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature is only centred
     else:
         mean, std = torch.zeros(X.shape[1], dtype=X.dtype), torch.ones(X.shape[1], dtype=X.dtype)
@@ -253,7 +257,7 @@ def split(X: Tensor, y: Tensor, test_fraction: float, seed: int, standardize: bo
             if not (s.mean[j].isfinite() and s.std[j].isfinite() and s.X_train[:, j].isfinite().all()
                     and s.X_test[:, j].isfinite().all()):
                 raise DataError(f"feature x{j + 1} cannot be standardised: with values up to "
-                                f"{X[:, j].abs().max().item():g} its mean or standard deviation overflows float64; "
+                                f"{X[:, j].abs().max().item():g} standardising it overflows float64; "
                                 "rescale the data")
     return s
 

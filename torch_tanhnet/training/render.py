@@ -39,9 +39,15 @@ def font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def fraction(t, lo, hi):
+    """(t − lo)/(hi − lo), for floats or tensors, with each halved first: the difference of two features near
+    float64's limit (±1.8e308, which a float64 run takes) overflows to inf."""
+    return (t / 2 - lo / 2) / (hi / 2 - lo / 2)
+
+
 def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     """Round values inside [lo, hi], 1, 2 or 5 times a power of ten apart, about ``target`` of them."""
-    raw = (hi - lo) / max(target - 1, 1)
+    raw = (hi / 2 - lo / 2) / (max(target - 1, 1) / 2)  # (hi − lo)/(target − 1), halved against overflow
     power = 10.0 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     return [round(k * step, 12) for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
@@ -51,14 +57,16 @@ def plane_extent(X: Tensor, pad: float = 0.15) -> tuple[float, float, float, flo
     """(x1_min, x1_max, x2_min, x2_max) around the raw points X (N, 2), padded, square."""
     x = X.detach().cpu().double().numpy()
     lo, hi = x.min(0), x.max(0)
-    centre, half = (lo + hi) / 2, float((hi - lo).max() / 2) * (1 + pad) + 1e-6
-    return float(centre[0] - half), float(centre[0] + half), float(centre[1] - half), float(centre[1] + half)
+    centre, half = lo / 2 + hi / 2, float((hi / 2 - lo / 2).max()) * (1 + pad) + 1e-6  # halves: no overflow
+    big = float(np.finfo(np.float64).max)  # the padding of points near float64's limit stops at it
+    return tuple(float(np.clip(v, -big, big)) for v in (centre[0] - half, centre[0] + half, centre[1] - half,
+                                                         centre[1] + half))
 
 
 def plane_grid(extent: tuple[float, float, float, float], size: int) -> Tensor:
     """Pixel centres of a size×size picture of the plane, row-major, x₂ upwards: (size², 2)."""
     x1_min, x1_max, x2_min, x2_max = extent
-    step1, step2 = (x1_max - x1_min) / size, (x2_max - x2_min) / size
+    step1, step2 = x1_max / size - x1_min / size, x2_max / size - x2_min / size  # (max − min)/size, no overflow
     x1 = x1_min + step1 * (torch.arange(size, dtype=torch.float64) + 0.5)
     x2 = x2_max - step2 * (torch.arange(size, dtype=torch.float64) + 0.5)
     rows, cols = torch.meshgrid(x2, x1, indexing="ij")
@@ -108,8 +116,8 @@ def _boundary_mask(side: np.ndarray) -> np.ndarray:
 
 def _to_pixel_coords(X: Tensor, extent, size: int) -> Tensor:
     x1_min, x1_max, x2_min, x2_max = extent
-    px = (X[:, 0].double() - x1_min) / (x1_max - x1_min) * size
-    py = (x2_max - X[:, 1].double()) / (x2_max - x2_min) * size
+    px = fraction(X[:, 0].double(), x1_min, x1_max) * size
+    py = (1 - fraction(X[:, 1].double(), x2_min, x2_max)) * size  # x₂ upwards
     return torch.stack([px, py], 1)
 
 
@@ -166,11 +174,11 @@ def decision_boundary_card(
     small = font(20)
     x1_min, x1_max, x2_min, x2_max = plane_extent(X_raw)
     for t in nice_ticks(x1_min, x1_max):
-        px = left + (t - x1_min) / (x1_max - x1_min) * size
+        px = left + fraction(t, x1_min, x1_max) * size
         draw.line((px, top + size, px, top + size + 6), fill=GREY)
         draw.text((px, top + size + 8), f"{t:g}", fill=INK, font=small, anchor="mt")
     for t in nice_ticks(x2_min, x2_max):
-        py = top + (x2_max - t) / (x2_max - x2_min) * size
+        py = top + (1 - fraction(t, x2_min, x2_max)) * size
         draw.line((left - 6, py, left, py), fill=GREY)
         draw.text((left - 9, py), f"{t:g}", fill=INK, font=small, anchor="rm")
     draw.text((left + size / 2, top + size + 34), "x1", fill=INK, font=small, anchor="mt")
@@ -218,7 +226,10 @@ def hidden_units_image(
         while draw.textlength(label, font=font(size)) > tile and size > 9:  # a large weight: smaller type
             size -= 1
         draw.text((x0, y0), label, fill=INK, font=font(size))
-        canvas.paste(_to_pixels(diverging(_field(H[:, j], coarse, tile))), (x0, y0 + title))
+        h = _field(H[:, j], coarse, tile)
+        rgb = diverging(h)
+        rgb[~np.isfinite(h)] = 215.0  # no h where g is NaN (inputs whose products overflow, a diverged network)
+        canvas.paste(_to_pixels(rgb), (x0, y0 + title))
     # the colour bar, lying down: h = -1 (blue) on the left to +1 (orange) on the right
     y0, bar_h, bar_w = canvas.height - legend + gap, max(6, legend // 4), tile
     bar = colour_bar(bar_w, bar_h, -1.0, 1.0).transpose(Image.Transpose.ROTATE_270)  # +1 to the right
