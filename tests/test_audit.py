@@ -40,6 +40,14 @@ def wrong_tanh_tangent(X_dot, U_dot, b_dot, W_dot, c_dot, X, U, W, H):
     return Tangents(G_dot, H_dot, H_dot.mm(W.t()) + H.mm(W_dot.t()) + c_dot)
 
 
+@pytest.mark.parametrize("c,label", [(800.0, 1.0), (-800.0, 0.0)])
+def test_the_scalar_loops_take_logits_past_exps_range(c, label):
+    """z = ±800: the scalar loops' log1p(e^z) raised Python's OverflowError (e^z past 709); the cost is finite."""
+    X, U, b, W, _, y = seed_problem(4, seed=1)
+    report = audit(X, U, b, W, torch.full((1,), c, dtype=torch.float64), torch.full_like(y, label), scalar=True)
+    assert report.ok and all(r.close for r in report.scalar_rows)
+
+
 def test_a_wrong_tangent_fails_from_its_row_on():
     report = audit(*seed_problem(8), network_tangents=wrong_tanh_tangent, checks=False)
     close = {r.name: r.close for r in report.tangent_rows}
