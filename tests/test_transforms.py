@@ -100,7 +100,7 @@ def test_fx_symbolic_trace_is_told_what_to_do():
 
     for model in (nn.Sequential(nn.Linear(4, 2), TanhNet(2, 3)), TanhNetEnsemble(3, 2, 3), Loss()):
         with pytest.raises(TypeError, match=r"^X must be a torch.Tensor, got Proxy \(torch.fx.symbolic_trace's "
-                                            r"stand-in: .* is_leaf_module, or use torch.export\)$"):
+                                            r"stand-in: .*; use torch.export, or, where .* is_leaf_module\)$"):
             torch.fx.symbolic_trace(model)
 
     class Leaves(torch.fx.Tracer):  # the first way: TanhNet a leaf of the graph

@@ -56,8 +56,9 @@ def traced(t) -> str:
     """What to do where ``t`` is torch.fx.symbolic_trace's stand-in for a tensor: it cannot follow the checks of
     shapes and dtypes (nor the kernels), which need the tensor itself."""
     if type(t).__module__.startswith("torch.fx"):
-        return (" (torch.fx.symbolic_trace's stand-in: it cannot trace through these networks' checks; mark the "
-                "module a leaf with a Tracer's is_leaf_module, or use torch.export)")
+        return (" (torch.fx.symbolic_trace's stand-in: it cannot trace through these networks' checks; use "
+                "torch.export, or, where the network is called as a module, mark it a leaf with a Tracer's "
+                "is_leaf_module)")
     return ""
 
 
