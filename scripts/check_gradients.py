@@ -1,7 +1,7 @@
 """Audit the hand-derived backward: every intermediate adjoint of the handout beside autograd's.
 
     python scripts/check_gradients.py                   # float64, 8 samples
-    python scripts/check_gradients.py --scalar          # also the seed's scalar-form loops over i, j, k
+    python scripts/check_gradients.py --scalar          # also the handout's scalar-form loops over i, j, k
     python scripts/check_gradients.py --dtype float32 --n 100 --seed 3
 
 Prints one row per quantity (ε̄, z̄, W̄, c̄, H̄, Ḡ, Ū, b̄, X̄): its shape, exact equality,

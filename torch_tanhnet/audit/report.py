@@ -36,7 +36,7 @@ QUANTITIES = [
     ("G_bar", "Ḡ", "Ḡ = H̄ ⊙ (1 − tanh²(G))"),
     ("U_bar", "Ū", "Ū = ḠᵀX"),
     ("b_bar", "b̄", "b̄ = Ḡᵀ1"),
-    ("X_bar", "X̄", "X̄ = ḠU (not in the seed)"),
+    ("X_bar", "X̄", "X̄ = ḠU (not in the handout)"),
 ]
 # the same for forward mode: tangents of the outputs from tangents Ẋ, U̇, ḃ, Ẇ, ċ, ẏ of every input
 TANGENTS = [
@@ -195,7 +195,7 @@ def function_checks(X, U, b, W, c, y) -> list[tuple[str, bool]]:
 class AuditReport:
     dtype: torch.dtype
     rows: list[Row]  # hand vs autograd
-    scalar_rows: list[Row] | None = None  # hand vs the seed's scalar-form loops
+    scalar_rows: list[Row] | None = None  # hand vs the handout's scalar-form loops
     checks: list[tuple[str, bool]] = field(default_factory=list)
     tangent_rows: list[Row] | None = None  # hand-written jvp vs torch.func.jvp
 
@@ -209,13 +209,17 @@ class AuditReport:
         parts = [f"hand-written backward vs autograd ({self.dtype}, allclose rtol={rtol:g}, atol={atol:g})",
                  _table(self.rows)]
         if self.scalar_rows is not None:
-            parts += ["", "hand-written backward (vector form) vs the seed's scalar-form loops", _table(self.scalar_rows)]
+            parts += ["", "hand-written backward (vector form) vs the handout's scalar-form loops",
+                      _table(self.scalar_rows)]
         if self.tangent_rows is not None:
             parts += ["", "hand-written tangents (jvp, forward mode) vs torch.func.jvp", _table(self.tangent_rows)]
         if self.checks:
             width = max(40, *(len(name) + 1 for name, _ in self.checks))
             parts += [""] + [f"{name:<{width}} {'pass' if ok else 'FAIL'}" for name, ok in self.checks]
-        parts += ["", "all agree" if self.ok else "DISAGREEMENT: see the rows marked no"]
+        rounding = not all(r.exact for r in self.rows + (self.scalar_rows or []) + (self.tangent_rows or []))
+        agree = "all agree" + (" (exact no: equal to rounding, the two sides computed in another order or form)"
+                               if rounding else "")
+        parts += ["", agree if self.ok else "DISAGREEMENT: see the rows marked no"]
         return "\n".join(parts)
 
 
