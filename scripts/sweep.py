@@ -314,6 +314,7 @@ def resume_command(logdir, size: int) -> str:
 
 def report(config, given, world, device, gather) -> int:
     """Plan, print the plan (rank 0), sweep, print the table; the exit code."""
+    from torch_tanhnet.sweep.board import selection_hint
     from torch_tanhnet.sweep.plan import estimate_seconds
     from torch_tanhnet.sweep.results import table, train_command
     from torch_tanhnet.sweep.runner import prepare, sweep
@@ -350,6 +351,8 @@ def report(config, given, world, device, gather) -> int:
         if not plan.config.dry_run:  # a dry run's runs trained 5 steps, not what train.py's command would
             print(f"any run alone, e.g. run 0: {train_command(first, script(__file__, 'train.py'))}")
         print(f"view it with: tensorboard --logdir {shell(logdir)}")
+        if (hint := selection_hint(plan)) is not None:
+            print(hint)
     return 0
 
 

@@ -265,3 +265,21 @@ def test_a_finished_sweep_resumed_with_another_solved_at_says_what_its_files_hol
     assert {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "done").rglob("*") if p.is_file()} == files
     code, out, err = main("--logdir", "done", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and "written when the sweep finished" not in out and "applies when" not in out
+
+
+@pytest.mark.parametrize("args,hint", [
+    (["--seeds", "5"], None),
+    (["--seeds", "41"], "TensorBoard holds 43 runs, and its Custom Scalars and Images tabs select none of more than "
+                        "40: write ^(?!seeds/) in their runs filter (every run but the sessions), then press 'toggle "
+                        "all runs' there"),
+    (["--seeds", "1", "--sessions", "settings", "--lr", *[str(0.01 * (i + 1)) for i in range(40)]],
+     "TensorBoard holds 41 runs, and its Custom Scalars and Images tabs select none of more than 40: press 'toggle "
+     "all runs' there"),
+])
+def test_a_sweep_past_tensorboards_run_list_says_how_to_see_its_curves(tmp_path, monkeypatch, capsys, args, hint):
+    """Past 40 runs, Custom Scalars and Images open empty (a student saw five charts of 'Matches (0)'): the sweep's
+    last line says how to select them."""
+    code, out, _ = main(*args, "--epochs", "2", "--gallery", "0", "--logdir", "sw", cwd=tmp_path,
+                        monkeypatch=monkeypatch, capsys=capsys)
+    last = out.rstrip("\n").splitlines()[-1]
+    assert code == 0 and (last == hint if hint else last.startswith("view it with: tensorboard --logdir sw"))

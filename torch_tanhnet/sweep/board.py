@@ -43,6 +43,8 @@ from ..training import hparams
 from ..training.render import decision_boundary_image
 from ..training.setup import load_split
 from .config import TENSORBOARD_RUNS
+
+RUN_LIST = 40  # Custom Scalars and Images select no run by default past this many (their run list's limit)
 from .group import GroupResult
 from .metrics import METRICS
 from .pictures import gallery, heat_map
@@ -130,6 +132,18 @@ def per_run_sessions(plan: Plan) -> bool:
     number it selects by default (every run, every setting's curves, and the root)."""
     mode = plan.config.sessions
     return mode == "runs" or (mode == "auto" and plan.n_runs + len(plan.settings) + 1 <= TENSORBOARD_RUNS)
+
+
+def selection_hint(plan: Plan) -> str | None:
+    """How to see the curves and pictures where TensorBoard shows none at first: its Custom Scalars and Images
+    select no run by default past ``RUN_LIST`` runs (Time Series and HParams show them all); None below that."""
+    per_run = per_run_sessions(plan)
+    runs = (plan.n_runs if per_run else 0) + len(plan.settings) + 1  # the sessions, the settings' curves, the root
+    if runs <= RUN_LIST:
+        return None
+    sessions = "write ^(?!seeds/) in their runs filter (every run but the sessions), then " if per_run else ""
+    return (f"TensorBoard holds {runs} runs, and its Custom Scalars and Images tabs select none of more than "
+            f"{RUN_LIST}: {sessions}press 'toggle all runs' there")
 
 
 def session_start(config, batch_size: int, group: str, now: float, labels: dict[str, str] | None = None) -> bytes:
