@@ -43,8 +43,6 @@ from ..training import hparams
 from ..training.render import decision_boundary_image
 from ..training.setup import load_split
 from .config import TENSORBOARD_RUNS
-
-RUN_LIST = 40  # Custom Scalars and Images select no run by default past this many (their run list's limit)
 from .group import GroupResult
 from .metrics import METRICS
 from .pictures import gallery, heat_map
@@ -52,6 +50,7 @@ from .plan import Plan
 from .results import Results
 from .space import SHORT, value_text
 
+RUN_LIST = 40  # Custom Scalars and Images select no run by default past this many (their run list's limit)
 EVENTS = "events.out.tfevents.0000000001.sweep"  # sorts after the hparams files, before a SummaryWriter's
 BAND = ("p10", "median", "p90")
 FINAL_METRICS = (  # the HParams tab's columns: each run's final values (tags in its session folder)
