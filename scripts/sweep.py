@@ -342,7 +342,8 @@ def report(config, given, world, device, gather) -> int:
     # the checkpoint adds up every start's training time (a complete sweep resumed trained nothing now)
     starts = " (this start and the earlier ones)" if plan.config.resume and not result.already_complete else ""
     print(f"{plan.n_runs} runs trained in {result.seconds:.1f} s{starts}; solved: final test accuracy ≥ "
-          f"{plan.config.solved_at:g}; steps to solve: median first logged step that reached it")
+          f"{plan.config.solved_at:g}; steps to solve: of the solved runs, the median first logged step that reached "
+          "it")
     if logdir.exists():  # a dry run without --logdir leaves nothing
         print(f"results: {logdir / 'results.csv'}, pictures: {logdir / 'pictures'}")
         if result.already_complete:

@@ -106,7 +106,7 @@ def test_curves_are_per_setting_median_and_band_across_seeds(finished):
         assert share == pytest.approx(summary.share)
         assert ea.Tags()["images"] == ["gallery"]
     root = events(logdir)
-    assert "solved_share" in root.Tags()["images"]
+    assert "answer/solved_share" in root.Tags()["images"]
     assert "custom_scalars__config__" in root.Tags()["tensors"]
 
 
@@ -118,19 +118,34 @@ def test_tensorboard_opens_on_the_curves_and_shows_the_heat_map_at_the_last_step
     folders = {f.parent for f in logdir.rglob("events.out.tfevents.*")}
     groups = sorted({tag.split("/")[0] for f in folders for tag in events(f).Tags()["scalars"]})
     assert groups[:2] == ["accuracy", "loss"], groups
-    assert [e.step for e in events(logdir).Images("solved_share")] == [150]
+    assert [e.step for e in events(logdir).Images("answer/solved_share")] == [150]
 
 
 def test_steps_to_solve_is_the_interpolated_median_of_the_runs_that_reached_it(tmp_path):
     """Interpolated as the loss's and accuracy's medians: torch.median, the lower of the two middle values, said 20
-    where four runs reached the threshold at steps 60, 50, 20 and 20 (this sweep's), for 35."""
+    where four runs reached the threshold at steps 60, 50, 20 and 20 (another sweep's), for 35; here four solved
+    runs at 20, 20, 30 and 60: 25, not 20."""
     config = SweepConfig(values={"dataset": ["xor"], "n_samples": [120], "epochs": [150], "hidden": [5]},
-                         seeds=list(range(6)), logdir=str(tmp_path / "sw"), progress=False, gallery=0)
+                         seeds=list(range(7)), logdir=str(tmp_path / "sw"), progress=False, gallery=0)
     result = sweep(config).results
-    reached = [r["steps_to_solve"] for r in result.rows if r["steps_to_solve"] is not None]
+    reached = [r["steps_to_solve"] for r in result.rows if r["solved"]]
     middle = sorted(reached)[(len(reached) - 1) // 2:][:2]
     assert len(reached) % 2 == 0 and middle[0] != middle[1], reached  # where the two medians differ
     assert result.summaries[0].steps_to_solve == pytest.approx(statistics.median(reached))
+
+
+def test_steps_to_solve_counts_the_solved_runs_alone(tmp_path):
+    """Beside "25% (25)" the median was over every run that had ever reached the threshold (83 of them, 58 had lost
+    it again): now over the solved runs, as the column beside it. results.csv keeps each run's first step there."""
+    config = SweepConfig(values={"dataset": ["xor"], "hidden": [3], "lr": [1.0], "epochs": [600]},
+                         seeds=list(range(30)), logdir=str(tmp_path / "sw"), progress=False, gallery=0)
+    result = sweep(config).results
+    lost = [r for r in result.rows if r["steps_to_solve"] is not None and not r["solved"]]
+    solved = [r["steps_to_solve"] for r in result.rows if r["solved"]]
+    assert lost and solved  # runs that reached 0.95 and ended below it, beside solved ones
+    assert result.summaries[0].solved == len(solved)
+    assert result.summaries[0].steps_to_solve == pytest.approx(statistics.median(solved))
+    assert statistics.median(solved) != statistics.median(solved + [r["steps_to_solve"] for r in lost])
 
 def test_pictures_and_the_table(finished):
     result, logdir = finished

@@ -262,7 +262,8 @@ def png(picture: np.ndarray, path: Path, tag: str) -> Summary:
 def write_board(plan: Plan, results: Results, groups: dict[int, GroupResult], logdir: Path) -> None:
     pictures = logdir / "pictures"
     pictures.mkdir(parents=True, exist_ok=True)
-    heat = png(heat_map_picture(plan, results), pictures / "solved.png", "solved_share")
+    # the tag sorts before "gallery": TensorBoard's Images tab shows the answer first, above every setting's gallery
+    heat = png(heat_map_picture(plan, results), pictures / "solved.png", "answer/solved_share")
     last = max(plan.total_steps(g) for g in plan.groups)  # the share solved at the end: not step 0's untrained nets
     write_events(logdir, [(0, layout()), (last, heat)])
     for g in plan.groups:

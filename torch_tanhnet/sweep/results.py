@@ -41,7 +41,7 @@ class SettingSummary:
     solved: int
     diverged: int
     quantiles: dict[str, tuple[float, float, float]]  # metric -> (10th percentile, median, 90th percentile)
-    steps_to_solve: float  # median over the runs that reached the threshold; NaN if none did
+    steps_to_solve: float  # median over the solved runs of the first log step at the threshold; NaN: none solved
 
     @property
     def share(self) -> float:
@@ -91,7 +91,9 @@ def collect(plan: Plan, groups: dict[int, GroupResult], solved_at: float) -> Res
             solved = int((acc >= solved_at).sum())
             diverged = int((res.diverged_at[ks] > 0).sum())
             q = nan_quantiles(hist[-1])  # (3, 4)
-            reached = solve[ks][solve[ks] > 0].double()
+            # over the solved runs, as the column beside it counts them: a run that reached the threshold and lost
+            # it again (results.csv: steps_to_solve, solved False) is not one of them
+            reached = solve[ks][(solve[ks] > 0) & (acc >= solved_at)].double()
             summaries[s] = SettingSummary(s, plan.names[s], S, solved, diverged,
                                           {m: tuple(q[:, i].tolist()) for i, m in enumerate(METRICS)},
                                           # interpolated, as the other medians (torch's median is the lower)
