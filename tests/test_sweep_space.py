@@ -329,7 +329,8 @@ def test_the_time_estimate_times_the_trainers_step_on_as_many_networks_as_its_bu
     """Timed on 256 networks and scaled up, the per-call cost was multiplied with the work: 888 s printed for a
     sweep that trained in 83 s (groups of 2000 networks on 80 samples). The probe takes the trainer's own step (the
     fused pass asked directly) on every network up to 2**21 samples' worth, 256 at least."""
-    from torch_tanhnet.sweep import group, plan as planning
+    from torch_tanhnet.sweep import group
+    from torch_tanhnet.sweep import plan as planning
 
     real, probed = group.set_gradients, []
 
