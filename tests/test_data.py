@@ -189,3 +189,18 @@ def test_any_finite_features_are_kept_in_the_dtype_or_refused(points, standardiz
     for t in (s.X_train, s.X_test):
         assert t.to(dtype).isfinite().all()
         assert not ((t.to(dtype) == 0).all(0) & (t != 0).any(0)).any()  # no feature lost to underflow
+
+
+def test_features_near_float64s_limit_are_standardised_unless_a_test_value_lies_beyond_it():
+    """Their squares overflow (the mean and deviation come from the feature scaled to ±1; an all-zero feature beside
+    gave 0/0 there), and x − mean of values of both signs (halves then); refused only where the standardised value
+    itself is past float64: a test sample at −1e308 when every training one is 1e308 (a constant: std 1)."""
+    X = torch.zeros(20, 3, dtype=torch.float64)
+    X[:, 0], X[5, 0], X[:, 1] = 1e308, -1e308, torch.arange(20.0)  # x3 all zero
+    y = (torch.arange(20) % 2).double().unsqueeze(1)
+    s = split(X, y, 0.25, seed=2, standardize=True)  # the −1e308 row trains
+    assert s.X_train.isfinite().all() and s.X_test.isfinite().all() and (s.X_train[:, 2] == 0).all()
+    assert s.X_train[:, 0].mean().abs() < 1e-12 and (s.X_train[:, 0].std(unbiased=False) - 1).abs() < 1e-12
+    with pytest.raises(DataError, match=r"^feature x1 cannot be standardised: with values up to 1e\+308 "
+                                        r"standardising it overflows float64; rescale the data$"):
+        split(X, y, 0.25, seed=0, standardize=True)  # it tests

@@ -4,7 +4,13 @@ import numpy as np
 import torch
 
 from torch_tanhnet import TanhNet
-from torch_tanhnet.training.render import decision_boundary_image, hidden_units_image, plane_extent, save_png
+from torch_tanhnet.training.render import (
+    decision_boundary_image,
+    hidden_units_image,
+    plane_extent,
+    plane_grid,
+    save_png,
+)
 
 
 def vertical_boundary_net():
@@ -82,12 +88,25 @@ def test_points_near_float64s_limit_are_drawn():
     net = vertical_boundary_net()
     for X in (torch.tensor([[-1e308, 0.0], [1e308, 1.0], [5e307, 0.5]], dtype=torch.float64),
               torch.tensor([[1.7e308, 1.7e308], [1.6e308, 1.5e308]], dtype=torch.float64),
-              torch.tensor([[-1.7e308, 0.0], [1.7e308, 0.0]], dtype=torch.float64)):
+              torch.tensor([[-1.7e308, 0.0], [1.7e308, 0.0]], dtype=torch.float64),
+              torch.tensor([[1e17, -1.0], [1e17, 2.0], [1e17, 3.0]], dtype=torch.float64)):  # a constant 1e17
         y = torch.tensor([[0.0], [1.0], [1.0]], dtype=torch.float64)[: X.shape[0]]
         x1_min, x1_max, x2_min, x2_max = extent = plane_extent(X)
         assert all(np.isfinite(extent)) and x1_min <= X[:, 0].min() and X[:, 0].max() <= x1_max
+        assert x1_min < x1_max and x2_min < x2_max  # the 1e17 column's plane was 0 wide: log10(0) in the ticks
+        assert plane_grid(extent, 16).isfinite().all()  # min + (max − min)·f overflowed: grey tiles
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             card = decision_boundary_card(net, X, y, torch.zeros(2), torch.ones(2), "t", "s", size=64)
             tiles = hidden_units_image(net, X, torch.zeros(2), torch.ones(2), tile=32)
         assert card.dtype == tiles.dtype == np.uint8
+
+
+def test_tick_labels_tell_neighbours_apart():
+    from torch_tanhnet.training.render import tick_labels
+
+    assert tick_labels([-2.0, -1.0, 0.0, 1.0, 2.0]) == ["-2", "-1", "0", "1", "2"]
+    assert tick_labels([0.5, 1.0, 1.5]) == ["0.5", "1", "1.5"]
+    labels = tick_labels([1234567.0, 1234568.0, 1234569.0])  # %g: 1.23457e+06 three times
+    assert labels == ["1234567", "1234568", "1234569"]
+    assert len(set(tick_labels([1e17 - 1e5, 1e17, 1e17 + 1e5]))) == 3

@@ -146,6 +146,11 @@ def test_steps_to_solve_counts_the_solved_runs_alone(tmp_path):
     assert result.summaries[0].solved == len(solved)
     assert result.summaries[0].steps_to_solve == pytest.approx(statistics.median(solved))
     assert statistics.median(solved) != statistics.median(solved + [r["steps_to_solve"] for r in lost])
+    # the HParams sessions likewise: a run that lost it has no steps to solve there, so TensorBoard's group median is
+    # the table's (it was over every run that had reached it)
+    for r in result.rows:
+        tags = events(tmp_path / "sw" / "seeds" / r["setting"] / f"seed={r['seed']}").Tags()["scalars"]
+        assert ("session/steps_to_solve" in tags) == r["solved"], r
 
 def test_pictures_and_the_table(finished):
     result, logdir = finished

@@ -40,6 +40,7 @@ from torch.utils.tensorboard.summary import custom_scalars
 
 from ..files import replacing
 from ..training import hparams
+from ..training.data import unstandardised
 from ..training.render import decision_boundary_image
 from ..training.setup import load_split
 from .config import TENSORBOARD_RUNS
@@ -193,7 +194,9 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
         if run.setting not in start:
             start[run.setting] = session_start(run.config, batch[run.index], name, now, labels)
         values = {m: row[m] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
-        values.update(solved=float(row["solved"]), steps_to_solve=row["steps_to_solve"])
+        # a run that reached the threshold and lost it has no steps to solve here: the group's median is then the
+        # table's, over the solved runs (results.csv keeps its first step)
+        values.update(solved=float(row["solved"]), steps_to_solve=row["steps_to_solve"] if row["solved"] else None)
         folder = logdir / "seeds" / plan.folders[run.setting] / f"seed={run.seed}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / hparams.SESSION_FILE).write_bytes(start[run.setting] + final_metrics(row["steps"], now, values))
@@ -237,7 +240,7 @@ def gallery_picture(plan: Plan, results: Results, group: GroupResult, model, set
     def tile(row):
         config = plan.runs[row["run"]].config
         data = load_split(config, plan.files.get(config.data))  # the data file as the sweep read it
-        X_raw = data.X_train * data.std + data.mean
+        X_raw = unstandardised(data.X_train, data.mean, data.std)
         net = model[position[row["run"]]]
         acc = row["accuracy/test"]
         caption = f"seed {row['seed']}: " + ("diverged" if row["diverged_at"] else f"test acc {acc:.2f}")

@@ -246,12 +246,13 @@ def split(X: Tensor, y: Tensor, test_fraction: float, seed: int, standardize: bo
         std = X_train.std(0, unbiased=False)
         if not (mean.isfinite().all() and std.isfinite().all()):  # the squares (or the sum) past float64's range,
             scale = X_train.abs().amax(0)  # beyond about 1e154: the same, on the features scaled to ±1 first
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # (an all-zero feature beside: 0/0)
             mean = (X_train / scale).mean(0) * scale
             std = (X_train / scale).std(0, unbiased=False) * scale
         std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature is only centred
     else:
         mean, std = torch.zeros(X.shape[1], dtype=X.dtype), torch.ones(X.shape[1], dtype=X.dtype)
-    s = Split((X_train - mean) / std, y[train], (X_test - mean) / std, y[test], mean, std)
+    s = Split(standardised(X_train, mean, std), y[train], standardised(X_test, mean, std), y[test], mean, std)
     if standardize:
         for j in range(X.shape[1]):
             if not (s.mean[j].isfinite() and s.std[j].isfinite() and s.X_train[:, j].isfinite().all()
@@ -260,6 +261,24 @@ def split(X: Tensor, y: Tensor, test_fraction: float, seed: int, standardize: bo
                                 f"{X[:, j].abs().max().item():g} standardising it overflows float64; "
                                 "rescale the data")
     return s
+
+
+def standardised(X: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """(X − mean)/std; where X − mean overflows (values of both signs near float64's limit), from the halves, which
+    cannot: (X/2 − mean/2)/(std/2), the same number (halving is exact)."""
+    Z = (X - mean) / std
+    if Z.isfinite().all() or not X.isfinite().all():
+        return Z
+    return torch.where(Z.isfinite(), Z, (X / 2 - mean / 2) / (std / 2))
+
+
+def unstandardised(Z: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """The raw features back from standardised ones, Z·std + mean; from the halves where that overflows (values
+    near float64's limit, whose standardised values times their deviation pass it before the mean comes back)."""
+    X = Z * std + mean
+    if X.isfinite().all() or not Z.isfinite().all():
+        return X
+    return torch.where(X.isfinite(), X, (Z * (std / 2) + mean / 2) * 2)
 
 
 def check_representable(s: Split, dtype: torch.dtype) -> None:

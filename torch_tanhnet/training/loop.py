@@ -36,7 +36,7 @@ from ..module import TanhNet
 from . import checkpoint, hparams, writer_lock
 from .checkpoint import CheckpointError, SaveError
 from .config import ConfigError, TrainConfig
-from .data import DataError, DataScaleWarning, Split, scale_advice
+from .data import DataError, DataScaleWarning, Split, scale_advice, unstandardised
 from .logger import Logger
 from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
 from .setup import (
@@ -94,7 +94,7 @@ class Run:
                  wrap: Callable[[TanhNet], torch.nn.Module] | None) -> None:
         self.config, self.world, self.device, self.logdir = config, world, device, logdir
         self.data, self.data_hash = data, data_hash  # data_hash: setup.fingerprint(data)
-        self.X_raw = data.X_train * data.std + data.mean  # the points as the user gave them, for the pictures
+        self.X_raw = unstandardised(data.X_train, data.mean, data.std)  # the points as given, for the pictures
         self.dev = data.to(device, getattr(torch, config.dtype))
         self.model, self.optimizer = model, optimizer
         self.loss_of = wrap(model) if wrap is not None else model.loss

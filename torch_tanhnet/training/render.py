@@ -24,6 +24,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..module import TanhNet
+from .data import standardised
 
 Tensor = torch.Tensor
 
@@ -53,22 +54,39 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     return [round(k * step, 12) for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
 
 
+def tick_labels(ticks: list[float]) -> list[str]:
+    """The ticks as ``%g`` writes them, with as many more digits as it takes to tell neighbours apart (ticks 1 apart
+    near 1.2e6 all read 1.23457e+06 at six digits)."""
+    digits = 6
+    if len(ticks) > 1:
+        step = min(abs(b - a) for a, b in zip(ticks, ticks[1:]))
+        largest = max(abs(t) for t in ticks)
+        if step > 0 and largest > 0:
+            digits = max(6, min(17, math.ceil(math.log10(largest / step)) + 2))
+    return [f"{t:.{digits}g}" for t in ticks]
+
+
 def plane_extent(X: Tensor, pad: float = 0.15) -> tuple[float, float, float, float]:
     """(x1_min, x1_max, x2_min, x2_max) around the raw points X (N, 2), padded, square."""
     x = X.detach().cpu().double().numpy()
     lo, hi = x.min(0), x.max(0)
     centre, half = lo / 2 + hi / 2, float((hi / 2 - lo / 2).max()) * (1 + pad) + 1e-6  # halves: no overflow
+    # at least 2^-40 of the centre each way: a constant feature at 1e17 beside one spanning a few units had its
+    # plane 0 wide (the padding below one ulp), and the ticks took log10(0)
+    halves = np.maximum(half, np.abs(centre) * 2.0**-40)
     big = float(np.finfo(np.float64).max)  # the padding of points near float64's limit stops at it
-    return tuple(float(np.clip(v, -big, big)) for v in (centre[0] - half, centre[0] + half, centre[1] - half,
-                                                         centre[1] + half))
+    return tuple(float(np.clip(v, -big, big)) for v in (centre[0] - halves[0], centre[0] + halves[0],
+                                                         centre[1] - halves[1], centre[1] + halves[1]))
 
 
 def plane_grid(extent: tuple[float, float, float, float], size: int) -> Tensor:
     """Pixel centres of a size×size picture of the plane, row-major, x₂ upwards: (size², 2)."""
     x1_min, x1_max, x2_min, x2_max = extent
-    step1, step2 = x1_max / size - x1_min / size, x2_max / size - x2_min / size  # (max − min)/size, no overflow
-    x1 = x1_min + step1 * (torch.arange(size, dtype=torch.float64) + 0.5)
-    x2 = x2_max - step2 * (torch.arange(size, dtype=torch.float64) + 0.5)
+    # each centre as a weighted mean of the ends, whose terms cannot overflow (min + (max − min)·f can, for features
+    # near float64's limit)
+    f = (torch.arange(size, dtype=torch.float64) + 0.5) / size
+    x1 = x1_min * (1 - f) + x1_max * f
+    x2 = x2_max * (1 - f) + x2_min * f
     rows, cols = torch.meshgrid(x2, x1, indexing="ij")
     return torch.stack([cols.reshape(-1), rows.reshape(-1)], 1)
 
@@ -84,7 +102,7 @@ def diverging(v: np.ndarray) -> np.ndarray:
 def _evaluate(model: TanhNet, points: Tensor, mean: Tensor, std: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """z (P,) and H (P, H) of the model at raw points (P, 2), as float32 numpy arrays."""
     p = model.U
-    X = ((points.to(mean.dtype) - mean.cpu()) / std.cpu()).to(device=p.device, dtype=p.dtype)
+    X = standardised(points.to(mean.dtype), mean.cpu(), std.cpu()).to(device=p.device, dtype=p.dtype)
     z, H = model.forward_with_hidden(X)
     # z is drawn as σ(z) and its sign: beyond ±1e4 nothing changes, and a float64 z beyond float32's range
     # (weights near 1e300) would become inf, and inf − inf in the resampling NaN pixels
@@ -163,7 +181,13 @@ def decision_boundary_card(
 ) -> np.ndarray:
     """:func:`decision_boundary_image` framed: ``title`` and ``subtitle`` above it in large type, x1 and x2
     ticks in the data's units, and a colour bar for o = sigmoid(z) with the boundary o = 0.5 marked."""
-    left, top, right, bottom = 70, 80, 124, 60
+    small = font(20)
+    x1_min, x1_max, x2_min, x2_max = plane_extent(X_raw)
+    x1_ticks, x2_ticks = nice_ticks(x1_min, x1_max), nice_ticks(x2_min, x2_max)
+    x1_labels, x2_labels = tick_labels(x1_ticks), tick_labels(x2_ticks)
+    # room on the left for the widest x2 label (-2e+38 lost its minus sign in 70 pixels) and the axis' name
+    left = max(70, 42 + math.ceil(max((small.getlength(t) for t in x2_labels), default=0)))
+    top, right, bottom = 80, 124, 60
     canvas = Image.new("RGB", (left + size + right, top + size + bottom), (255, 255, 255))
     canvas.paste(Image.fromarray(decision_boundary_image(model, X_raw, y, mean, std, size, max_points=max_points)),
                  (left, top))
@@ -171,16 +195,18 @@ def decision_boundary_card(
     draw.text((left, 6), title, fill=INK, font=font(30))
     draw.text((left, 44), subtitle, fill=INK, font=font(22))
     draw.rectangle((left - 1, top - 1, left + size, top + size), outline=GREY)
-    small = font(20)
-    x1_min, x1_max, x2_min, x2_max = plane_extent(X_raw)
-    for t in nice_ticks(x1_min, x1_max):
+    end = -math.inf  # the right edge of the last x1 label drawn: long labels (1.00000000000005e+17) skip a tick
+    for t, label in zip(x1_ticks, x1_labels):
         px = left + fraction(t, x1_min, x1_max) * size
         draw.line((px, top + size, px, top + size + 6), fill=GREY)
-        draw.text((px, top + size + 8), f"{t:g}", fill=INK, font=small, anchor="mt")
-    for t in nice_ticks(x2_min, x2_max):
+        half = small.getlength(label) / 2
+        if px - half > end + 12:
+            draw.text((px, top + size + 8), label, fill=INK, font=small, anchor="mt")
+            end = px + half
+    for t, label in zip(x2_ticks, x2_labels):
         py = top + (1 - fraction(t, x2_min, x2_max)) * size
         draw.line((left - 6, py, left, py), fill=GREY)
-        draw.text((left - 9, py), f"{t:g}", fill=INK, font=small, anchor="rm")
+        draw.text((left - 9, py), label, fill=INK, font=small, anchor="rm")
     draw.text((left + size / 2, top + size + 34), "x1", fill=INK, font=small, anchor="mt")
     draw.text((10, top + size / 2), "x2", fill=INK, font=small, anchor="lm")
     # the colour bar: o from 1 (orange, class 1) at the top to 0 (blue, class 0) at the bottom
