@@ -71,6 +71,7 @@ def test_an_existing_json_file_is_refused_before_benchmarking_and_kept(tmp_path)
     (lambda d: d, "is a folder"),
     (lambda d: d / "missing" / "bench.json", "the folder {d}/missing does not exist"),
     (lambda d: d / "a-file" / "bench.json", "{d}/a-file is not a folder"),
+    (lambda d: d / "new\nline" / "bench.json", "the folder '{d}/new\\nline' does not exist"),  # one line, quoted
 ])
 def test_a_json_path_that_cannot_be_written_is_refused_before_benchmarking(tmp_path, capsys, where, message):
     (tmp_path / "a-file").write_text("")

@@ -4,6 +4,7 @@ import csv
 import json
 import statistics
 
+import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard_reader import hparams_tab
@@ -229,3 +230,16 @@ def test_hparams_tells_data_files_of_one_name_apart_and_marks_dataset_as_differi
     experiment, groups = hparams_tab(tmp_path / "sw")
     assert "dataset" in {h["name"] for h in experiment["hparamInfos"] if h.get("differs")}
     assert sorted(group["hparams"]["dataset"] for group in groups) == ["run1/points.csv", "run2/points.csv"]
+
+
+def test_a_gallerys_long_title_fits_its_picture():
+    """A setting of five swept values named the gallery past its right edge; its type shrinks, then the picture
+    widens. Captions are two lines (seed, then accuracy), large enough to read in TensorBoard's card."""
+    from torch_tanhnet.sweep.pictures import font, gallery
+
+    tile = np.full((160, 160, 3), 200, np.uint8)
+    title = "hidden=3,lr=0.5,momentum=0.9,weight_decay=0.0001,init_scale=2"
+    img = gallery(title, [(tile, "seed 0: test acc 0.96")], [], "solved: 1 of 1", "failed: 0 of 1")
+    assert img.shape[1] >= font(18).getlength(title) + 20
+    short = gallery("lr=0.5", [(tile, "seed 0: test acc 0.96")] * 3, [], "solved: 3 of 3", "failed: 0 of 3")
+    assert short.shape[1] == 10 + 3 * (160 + 10)  # as wide as its tiles

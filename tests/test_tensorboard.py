@@ -178,6 +178,7 @@ def test_features_far_from_the_networks_scale_are_pointed_out_once(tmp_path):
     with pytest.warns(DataScaleWarning, match=r"x1 in \[3\d.*; standardize=True trains on") as caught:
         train(tiny(tmp_path / "far", data=str(csv)))
     assert len([w for w in caught if w.category is DataScaleWarning]) == 1
+    assert [w.filename for w in caught if w.category is DataScaleWarning] == [__file__]  # at the train() call
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataScaleWarning)
         train(tiny(tmp_path / "std", data=str(csv), standardize=True))

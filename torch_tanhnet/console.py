@@ -28,6 +28,13 @@ def readable(text: str) -> str:
     return _REPR_BYTES.sub(r"\\x\1", text.translate(_RAW_BYTES))
 
 
+def name(path) -> str:
+    """A file's name as a one-line message shows it unquoted (``pts.csv``); one that would not print as one plain
+    line (a newline, a byte that is not UTF-8, a character with no glyph) quoted as Python writes it."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def figure(value: float, places: int) -> str:
     """``value`` with ``places`` decimals, as a table prints a loss; past a million in size, in exponent form with as
     many significant digits (a loss of 1e30 printed 31 digits, and a sweep's table rows 200 characters wide)."""

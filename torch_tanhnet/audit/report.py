@@ -219,7 +219,8 @@ class AuditReport:
         rounding = not all(r.exact for r in self.rows + (self.scalar_rows or []) + (self.tangent_rows or []))
         agree = "all agree" + (" (exact no: equal to rounding, the two sides computed in another order or form)"
                                if rounding else "")
-        parts += ["", agree if self.ok else "DISAGREEMENT: see the rows marked no"]
+        parts += ["", agree if self.ok else "DISAGREEMENT: see the rows whose allclose says no and the checks marked "
+                                            "FAIL"]
         return "\n".join(parts)
 
 

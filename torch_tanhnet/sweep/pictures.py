@@ -11,6 +11,8 @@ Both return an (H, W, 3) uint8 numpy array, as :mod:`~torch_tanhnet.training.ren
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -67,9 +69,14 @@ def gallery(title: str, solved: list[tuple[np.ndarray, str]], failed: list[tuple
     cols = max(len(solved), len(failed), 1)
     width = gap + cols * (size + gap)
     height = head + sum(label + (size + cap if row else 0) for row in (solved, failed)) + gap
-    img = Image.new("RGB", (max(width, 360), height), (255, 255, 255))
+    # a long setting name in smaller type, down to 18 pixels, then a wider picture: it was cut off at the right
+    title_size = 28
+    while font(title_size).getlength(title) > max(width, 360) - 2 * gap and title_size > 18:
+        title_size -= 1
+    width = max(width, 360, math.ceil(font(title_size).getlength(title)) + 2 * gap)
+    img = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(img)
-    draw.text((gap, 8), title, fill=INK, font=font(28))
+    draw.text((gap, 8), title, fill=INK, font=font(title_size))
     y = head
     for label_text, row in ((solved_label, solved), (failed_label, failed)):
         draw.text((gap, y + 4), label_text, fill=INK, font=font(22))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..console import name
 from .wording import Worded, entry, setting
 
 Tensor = torch.Tensor
@@ -153,10 +154,8 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
 
 
 def _at(path: Path, line: int | None = None) -> str:
-    """``pts.csv:3``, as compilers name a place in a file; a name that would not print as one plain line (a
-    newline, a byte that is not UTF-8, a character with no glyph) quoted as Python writes it."""
-    name = str(path) if str(path).isprintable() else repr(str(path))
-    return name if line is None else f"{name}:{line}"
+    """``pts.csv:3``, as compilers name a place in a file (an odd name quoted: :func:`console.name`)."""
+    return name(path) if line is None else f"{name(path)}:{line}"
 
 
 def _rows(path: Path, reader) -> array:

@@ -214,7 +214,7 @@ class Run:
             raise ConfigError("batch_size", f"{asked.batch_size!r} differs from the checkpoint's {config.batch_size!r} "
                                             f"(of {n} training samples); a resumed run keeps its settings")
         if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
-            warnings.warn(DataScaleWarning(advice), stacklevel=3)
+            warnings.warn(DataScaleWarning(advice), stacklevel=4)  # the caller of train()
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         scale_initial_weights(model, config.init_scale)
