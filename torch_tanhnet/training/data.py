@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..console import name
+from .. import console
 from .wording import Worded, entry, setting
 
 Tensor = torch.Tensor
@@ -155,7 +155,7 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
 
 def _at(path: Path, line: int | None = None) -> str:
     """``pts.csv:3``, as compilers name a place in a file (an odd name quoted: :func:`console.name`)."""
-    return name(path) if line is None else f"{name(path)}:{line}"
+    return console.name(path) if line is None else f"{console.name(path)}:{line}"
 
 
 def _rows(path: Path, reader) -> array:
