@@ -14,10 +14,11 @@ already, else made safe and unique, :func:`.space.folder_names`); the HParams gr
 
 Curves are per setting, not per run: TensorBoard slows down past a few hundred runs of curves,
 and a band across seeds is what a sweep asks. The HParams tab lists every run; runs that differ
-only in seed share a group named after the setting, whose metrics TensorBoard aggregates (mean,
-median, min, max). A sweep that would give TensorBoard more than 500 runs, beyond which it
-selects none in its other tabs, writes one session per setting instead, in the setting's own
-folder, with its medians and share solved (``sessions``: auto, runs, settings). Every events
+only in seed share a group named after the setting, whose metrics TensorBoard averages (2.21's tab
+has no other aggregation; the table's are medians). A sweep that would give TensorBoard more than
+500 runs, beyond which it selects none in its other tabs, writes one session per setting instead,
+in the setting's own folder, with its medians and share solved (``sessions``: auto, runs,
+settings). Every events
 file has a fixed name and is replaced whole, so a sweep whose writing was interrupted writes
 them again on ``--resume`` without doubling anything.
 """
@@ -52,6 +53,7 @@ from .results import Results
 from .space import SHORT, value_text
 
 RUN_LIST = 40  # Custom Scalars and Images select no run by default past this many (their run list's limit)
+SETTINGS_ONLY = "%5E%28%3F%21seeds%2F%29"  # ^(?!seeds/) in a URL: every run but the per-run sessions
 EVENTS = "events.out.tfevents.0000000001.sweep"  # sorts after the hparams files, before a SummaryWriter's
 BAND = ("p10", "median", "p90")
 FINAL_METRICS = (  # the HParams tab's columns: each run's final values (tags in its session folder)
@@ -136,14 +138,23 @@ def per_run_sessions(plan: Plan) -> bool:
 
 def selection_hint(plan: Plan) -> str | None:
     """How to see the curves and pictures where TensorBoard shows none at first: its Custom Scalars and Images
-    select no run by default past ``RUN_LIST`` runs (Time Series and HParams show them all); None below that."""
+    select no run by default past ``RUN_LIST`` runs (Time Series and HParams show them all); None below that.
+
+    TensorBoard 2.21 selects the runs a filter leaves when they are ``RUN_LIST`` or fewer (drawing their
+    checkboxes unticked), and 'toggle all runs' then unselects them: so with the sessions filtered out the line
+    gives a link that opens the tab filtered (``regexInput``), and 'toggle all runs' only where the filter still
+    leaves more than ``RUN_LIST`` (or there are no sessions to filter out)."""
     per_run = per_run_sessions(plan)
-    runs = (plan.n_runs if per_run else 0) + len(plan.settings) + 1  # the sessions, the settings' curves, the root
+    shown = len(plan.settings) + 1  # the settings' curves and the root's heat map
+    runs = (plan.n_runs if per_run else 0) + shown  # with every run's session
     if runs <= RUN_LIST:
         return None
-    sessions = "write ^(?!seeds/) in their runs filter (every run but the sessions), then " if per_run else ""
-    return (f"TensorBoard holds {runs} runs, and its Custom Scalars and Images tabs select none of more than "
-            f"{RUN_LIST}: {sessions}press 'toggle all runs' there")
+    head = f"TensorBoard holds {runs} runs, more than its Custom Scalars and Images tabs select ({RUN_LIST}):"
+    if per_run and shown <= RUN_LIST:
+        return (f"{head} open them as http://localhost:6006/#images&regexInput={SETTINGS_ONLY} and "
+                "#custom_scalars&regexInput=… (the settings' runs alone, selected)")
+    sessions = "write ^(?!seeds/) in their runs filter, then " if per_run else ""
+    return f"{head} {sessions}press 'toggle all runs' there"
 
 
 def session_start(config, batch_size: int, group: str, now: float, labels: dict[str, str] | None = None) -> bytes:
@@ -194,8 +205,8 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
         if run.setting not in start:
             start[run.setting] = session_start(run.config, batch[run.index], name, now, labels)
         values = {m: row[m] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
-        # a run that reached the threshold and lost it has no steps to solve here: the group's median is then the
-        # table's, over the solved runs (results.csv keeps its first step)
+        # a run that reached the threshold and lost it has no steps to solve here: the group's mean is then over the
+        # solved runs, as the table's median (results.csv keeps its first step)
         values.update(solved=float(row["solved"]), steps_to_solve=row["steps_to_solve"] if row["solved"] else None)
         folder = logdir / "seeds" / plan.folders[run.setting] / f"seed={run.seed}"
         folder.mkdir(parents=True, exist_ok=True)
