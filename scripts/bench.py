@@ -71,31 +71,31 @@ def check_values(args) -> None:
 def check_json(path: str) -> None:
     """Refuse a --json FILE that could not be written, or whose writing would replace a file: before benchmarking,
     not after minutes of it. Leaves nothing behind."""
-    from torch_tanhnet.console import name
+    from torch_tanhnet.console import file_name
 
     if not path:
         raise Refused("--json needs the name of a new file, got ''")
     if path.endswith(("/", os.sep)) or os.path.isdir(path):
-        raise Refused(f"--json {name(path)} is a folder; give the name of a new file")
+        raise Refused(f"--json {file_name(path)} is a folder; give the name of a new file")
     if os.path.lexists(path):
-        raise Refused(f"--json {name(path)} already exists; choose another path")
+        raise Refused(f"--json {file_name(path)} already exists; choose another path")
     folder = os.path.dirname(path) or "."
     if not os.path.exists(folder):
-        raise Refused(f"--json {name(path)}: the folder {name(folder)} does not exist")
+        raise Refused(f"--json {file_name(path)}: the folder {file_name(folder)} does not exist")
     if not os.path.isdir(folder):
-        raise Refused(f"--json {name(path)}: {name(folder)} is not a folder")
+        raise Refused(f"--json {file_name(path)}: {file_name(folder)} is not a folder")
     try:  # what write_json will do: a temporary file beside it
         fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise Refused(f"cannot write --json {name(path)} ({e.strerror or e})") from None
+        raise Refused(f"cannot write --json {file_name(path)} ({e.strerror or e})") from None
 
 
 def write_json(path: str, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all (a temporary file in the same folder, then moved into place),
     and never over a file: one that appeared while the benchmark ran is kept, and so is the temporary file."""
-    from torch_tanhnet.console import name
+    from torch_tanhnet.console import file_name
     from torch_tanhnet.files import new_file
 
     folder = os.path.dirname(path) or "."
@@ -117,8 +117,8 @@ def write_json(path: str, text: str) -> None:
                 os.replace(tmp, path)
         if taken:
             keep = True
-            raise NotWritten(f"--json {name(path)} appeared while the benchmark ran and is left as it was; "
-                             f"the results are in {name(tmp)}")
+            raise NotWritten(f"--json {file_name(path)} appeared while the benchmark ran and is left as it was; "
+                             f"the results are in {file_name(tmp)}")
     finally:
         if not keep:
             try:
@@ -204,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     except NotWritten as e:
         return fail(str(e), 1)
     except OSError as e:  # writing --json failed after all (disk full, folder removed): the table is printed
-        from torch_tanhnet.console import name
+        from torch_tanhnet.console import file_name
 
-        return fail(f"cannot write --json {name(args.json)} ({e.strerror or e}); the results are only in the table "
-                    "above", 1)
+        return fail(f"cannot write --json {file_name(args.json)} ({e.strerror or e}); the results are only in the "
+                    "table above", 1)
     except (MemoryError, RuntimeError) as e:
         if (short := out_of_memory(e, "try smaller --sizes" + (" or --models" if args.ensemble else ""))) is None:
             raise

@@ -146,4 +146,9 @@ def test_messages_name_settings_with_setting_not_braces():
         found += [f"{path.name}:{n.lineno}: {n.value!r}" for n in ast.walk(tree)
                   if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
                   and braced.search(n.value)]
+        # and every setting("…") names one: setting() raises on a typo, which would replace the error it was in
+        found += [f"{path.name}:{n.lineno}: setting({n.args[0].value!r})" for n in ast.walk(tree)
+                  if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "setting"
+                  and not (n.args and isinstance(n.args[0], ast.Constant)
+                           and n.args[0].value in TrainConfig.__dataclass_fields__)]
     assert found == []

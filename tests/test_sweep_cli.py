@@ -270,8 +270,10 @@ def test_a_finished_sweep_resumed_with_another_solved_at_says_what_its_files_hol
 @pytest.mark.parametrize("args,hint", [
     (["--seeds", "5"], None),
     (["--seeds", "41"], "TensorBoard holds 43 runs, more than its Custom Scalars and Images tabs select (40): open "
-                        "them as http://localhost:6006/#images&regexInput=%5E%28%3F%21seeds%2F%29 and "
-                        "#custom_scalars&regexInput=… (the settings' runs alone, selected)"),
+                        "them with the settings' runs alone selected, "
+                        "http://localhost:6006/#custom_scalars&regexInput=%5E%28%3F%21seeds%2F%29 and "
+                        "http://localhost:6006/#images&regexInput=%5E%28%3F%21seeds%2F%29 (6006: TensorBoard's own "
+                        "port)"),
     (["--seeds", "1", "--sessions", "settings", "--lr", *[str(0.01 * (i + 1)) for i in range(40)]],
      "TensorBoard holds 41 runs, more than its Custom Scalars and Images tabs select (40): press 'toggle all runs' "
      "there"),

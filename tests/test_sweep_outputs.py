@@ -147,8 +147,8 @@ def test_steps_to_solve_counts_the_solved_runs_alone(tmp_path):
     assert result.summaries[0].solved == len(solved)
     assert result.summaries[0].steps_to_solve == pytest.approx(statistics.median(solved))
     assert statistics.median(solved) != statistics.median(solved + [r["steps_to_solve"] for r in lost])
-    # the HParams sessions likewise: a run that lost it has no steps to solve there, so TensorBoard's group median is
-    # the table's (it was over every run that had reached it)
+    # the HParams sessions likewise: a run that lost it has no steps to solve there, so TensorBoard's group mean is
+    # over the solved runs, as the table's median (both were over every run that had reached it)
     for r in result.rows:
         tags = events(tmp_path / "sw" / "seeds" / r["setting"] / f"seed={r['seed']}").Tags()["scalars"]
         assert ("session/steps_to_solve" in tags) == r["solved"], r

@@ -328,7 +328,7 @@ def test_the_time_estimate_counts_drawing_every_runs_data(monkeypatch):
 def test_the_time_estimate_times_the_trainers_step_on_as_many_networks_as_its_budget_allows(monkeypatch):
     """Timed on 256 networks and scaled up, the per-call cost was multiplied with the work: 888 s printed for a
     sweep that trained in 83 s (groups of 2000 networks on 80 samples). The probe takes the trainer's own step (the
-    fused pass asked directly) on every network up to 2**21 samples' worth, 256 at least."""
+    fused pass asked directly) on every network up to 2**23 hidden activations' worth, 256 at least."""
     from torch_tanhnet.sweep import group
     from torch_tanhnet.sweep import plan as planning
 
@@ -343,6 +343,6 @@ def test_the_time_estimate_times_the_trainers_step_on_as_many_networks_as_its_bu
     planning._training_seconds(small, 256)
     assert set(probed) == {2000}
     probed.clear()
-    wide = make_plan(SweepConfig(values={"n_samples": [20000]}, seeds=list(range(300))), CPU)  # 16000 rows each
+    wide = make_plan(SweepConfig(values={"n_samples": [4000], "hidden": [300]}, seeds=list(range(300))), CPU)
     planning._training_seconds(wide, 256)
     assert set(probed) == {256}

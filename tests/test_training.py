@@ -43,6 +43,11 @@ def test_logs_every_tag_with_consecutive_steps_and_the_loss_falls(tmp_path):
     # no step, no gradient and no step time yet at step 0
     assert [e.step for e in ea.Scalars("norm/grad/total")][0] == [e.step for e in ea.Scalars("run/step_ms")][0] == 1
     assert [e.step for e in ea.Scalars("norm/param/U")][0] == 0
+    # and the rows the caller gets: step 0 first, with what a log holds before any step
+    assert [row["step"] for row in result.history] == steps
+    assert set(result.history[1]) - set(result.history[0]) == {"norm/grad/U", "norm/grad/b", "norm/grad/W",
+                                                                 "norm/grad/c", "norm/grad/total", "run/step_ms"}
+    assert result.history[0]["loss/train"] == pytest.approx(loss[0], rel=1e-6)  # the event holds it in float32
     assert {"maps/decision_boundary", "maps/hidden_units"} <= set(tags["images"])
     assert [e.step for e in ea.Images("maps/decision_boundary")] == [0, 10, 20, 40]  # image_interval 20
     assert tags["graph"]

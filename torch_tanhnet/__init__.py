@@ -1,7 +1,7 @@
 """torch-tanhnet: the hand-derived 2-3-1 tanh network of a backpropagation handout, as PyTorch.
 
 - :class:`TanhNetFunction` / :func:`tanhnet`: the network with a hand-written backward.
-- :class:`BCEWithLogitsFunction` / :func:`bce_with_logits`: the seed's cost, hand-written backward.
+- :class:`BCEWithLogitsFunction` / :func:`bce_with_logits`: the handout's cost, hand-written backward.
 - :class:`TanhNet`: the ``nn.Module`` (parameters U, b, W, c), a drop-in for
   ``nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1))``.
 - :class:`TanhNetEnsemble`: K independent TanhNets trained in one call a step (:mod:`torch_tanhnet.ensemble`).

@@ -45,14 +45,14 @@ MAX_PARAMETERS = 2**60
 def check_dense(name: str, t: Tensor) -> None:
     """t is a torch.Tensor of layout torch.strided (not sparse, MKL-DNN or nested): the kernels read its strides."""
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}{traced(t)}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}{_fx_advice(t)}")
     if t.is_nested:
         raise TypeError(f"{name} must be a dense (strided) tensor, got a nested tensor")
     if t.layout is not torch.strided:
         raise TypeError(f"{name} must be a dense (strided) tensor, got {t.layout} (convert it with {name}.to_dense())")
 
 
-def traced(t) -> str:
+def _fx_advice(t: object) -> str:
     """What to do where ``t`` is torch.fx.symbolic_trace's stand-in for a tensor: it cannot follow the checks of
     shapes and dtypes (nor the kernels), which need the tensor itself."""
     if type(t).__module__.startswith("torch.fx"):

@@ -28,7 +28,7 @@ def readable(text: str) -> str:
     return _REPR_BYTES.sub(r"\\x\1", text.translate(_RAW_BYTES))
 
 
-def name(path) -> str:
+def file_name(path) -> str:
     """A file's name as a one-line message shows it unquoted (``pts.csv``); one that would not print as one plain
     line (a newline, a byte that is not UTF-8, a character with no glyph) quoted as Python writes it."""
     text = str(path)

@@ -1,4 +1,4 @@
-"""The seed's cost, mean binary cross-entropy on logits, with the hand-derived backward.
+"""The handout's cost, mean binary cross-entropy on logits, with the hand-derived backward.
 
     ε(z, y) = (1/N) Σᵢ L(zᵢ, yᵢ)
     L(z, y) = y log(1 + e^(−z)) + (1 − y) log(1 + e^(z))
@@ -8,7 +8,7 @@
 The tangent line: ∂L/∂z = σ(z) − y (below) and ∂L/∂y = −z (L = softplus(z) − y z is
 linear in y), so dL = (σ(z) − y) dz − z dy, and the mean brings the 1/N.
 
-The seed's first line for L, ``y log σ(z) + (1 − y) log(1 − σ(z))``, lacks a
+The handout's first line for L, ``y log σ(z) + (1 − y) log(1 − σ(z))``, lacks a
 minus sign: that is the log-likelihood, which is ≤ 0 and is maximised. Its second
 line, ``y log(1 + e^(−z)) + (1 − y) log(1 + e^(z))``, is the positive cost, and
 ``z̄ = (o − y)/N`` is its gradient; both are what is implemented here.
@@ -35,7 +35,7 @@ def sample_costs(z: Tensor, y: Tensor) -> Tensor:
 
 
 class BCEWithLogitsFunction(torch.autograd.Function):
-    """``ε = BCEWithLogitsFunction.apply(z, y)``: the seed's positive mean cost, hand-written backward.
+    """``ε = BCEWithLogitsFunction.apply(z, y)``: the handout's positive mean cost, hand-written backward.
 
     z and y share one shape; ε is a 0-d tensor. Use :func:`torch_tanhnet.bce_with_logits` for the checked call.
     """
@@ -78,7 +78,7 @@ class BCEWithLogitsFunction(torch.autograd.Function):
     @staticmethod
     def backward_equations(eps_bar: Tensor, z: Tensor, y: Tensor,
                            needs: tuple[bool, ...] = (True, True)) -> tuple[Tensor | None, Tensor | None]:
-        """z̄ and ȳ from ε̄ (the seed's z̄ = (o − y)/N when ε̄ = 1); None where not needed."""
+        """z̄ and ȳ from ε̄ (the handout's z̄ = (o − y)/N when ε̄ = 1); None where not needed."""
         z_bar = y_bar = None
         scale = eps_bar / z.numel()  # ε̄ / N                                   ()
         if needs[0]:

@@ -25,7 +25,7 @@ Tensor = torch.Tensor
 
 
 def tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """z (N, 1) and the hidden layer H (N, H) of the seed's network, hand-derived backward."""
+    """z (N, 1) and the hidden layer H (N, H) of the handout's network, hand-derived backward."""
     if (low := autocast_dtype(X)) is not None:
         X, U, b, W, c = cast(low, X, U, b, W, c)
         check_network_inputs(X, U, b, W, c)
@@ -36,7 +36,7 @@ def tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -
 
 
 def tanhnet(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> Tensor:
-    """The seed's network: z = tanh(X Uᵀ + b) Wᵀ + c, with the hand-derived backward.
+    """The handout's network: z = tanh(X Uᵀ + b) Wᵀ + c, with the hand-derived backward.
 
     X (N, D), U (H, D), b (H,), W (1, H), c (1,) -> z (N, 1). Raises ValueError or
     TypeError, naming the expected and actual shape or dtype, on bad input.
@@ -45,9 +45,9 @@ def tanhnet(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> Tensor:
 
 
 def bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
-    """The seed's cost ε = (1/N) Σᵢ [yᵢ log(1 + e^(−zᵢ)) + (1 − yᵢ) log(1 + e^(zᵢ))].
+    """The handout's cost ε = (1/N) Σᵢ [yᵢ log(1 + e^(−zᵢ)) + (1 − yᵢ) log(1 + e^(zᵢ))].
 
-    The positive mean binary cross-entropy (the seed's first line for L lacks a
+    The positive mean binary cross-entropy (the handout's first line for L lacks a
     minus sign; see :mod:`torch_tanhnet.cost`). Equals
     ``torch.nn.functional.binary_cross_entropy_with_logits(z, y)`` to rounding, and
     keeps a confidently right answer's small cost e^(−|z|) where torch's reads 0 at

@@ -1,6 +1,6 @@
-"""The loss landscape at a point: the full Hessian of the seed's cost ε over the parameters, and its spectrum.
+"""The loss landscape at a point: the full Hessian of the handout's cost ε over the parameters, and its spectrum.
 
-For the seed's 2-3-1 network the parameters are P = H·D + 2H + 1 = 13 numbers, so the whole
+For the handout's 2-3-1 network the parameters are P = H·D + 2H + 1 = 13 numbers, so the whole
 (P, P) Hessian is cheap: column i is the Hessian-vector product H eᵢ, the forward-mode
 derivative (jvp) of the gradient along eᵢ, as ``torch.func.hessian`` (``jacfwd(jacrev)``)
 computes it, through the reference Functions, whose backward and tangent equations are
@@ -11,7 +11,7 @@ strict local minimum; one < 0, a saddle (ε falls along its eigenvector); all �
 = 0, the second-order test cannot tell. The XOR literature lives in that last case: Hamey
 (1998) proved that the 2-2-1 XOR network has no local minima (every finite stationary point
 has points of lower error arbitrarily close), and Sprinkhuizen-Kuyper & Boers (1999) found
-a region of local minima with nonzero error in the 2-3-1 XOR network, the seed's shape. Both
+a region of local minima with nonzero error in the 2-3-1 XOR network, the handout's shape. Both
 study sigmoid units and their own error function, not this tanh network's cross-entropy, so
 they say what to look for here, not what will be found. See docs/derivation.md.
 
@@ -65,7 +65,7 @@ def _check_model_and_dtype(model: TanhNet, dtype: torch.dtype | None) -> None:
     free = available_memory()
     if free is not None and need > free:
         raise ValueError(f"the Hessian of this model's {P} parameters is a {P}×{P} matrix: {_size(need)} with its "
-                         f"basis, more than the {_size(free)} of memory free here (the seed's network has 13)")
+                         f"basis, more than the {_size(free)} of memory free here (the handout's network has 13)")
 
 
 def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None = torch.float64) -> Tensor:

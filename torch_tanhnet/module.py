@@ -1,4 +1,4 @@
-"""``TanhNet``: the seed's network as an ``nn.Module``, a drop-in for Linear-Tanh-Linear."""
+"""``TanhNet``: the handout's network as an ``nn.Module``, a drop-in for Linear-Tanh-Linear."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ Tensor = torch.Tensor
 
 
 class TanhNet(nn.Module):
-    """z = tanh(X Uᵀ + b) Wᵀ + c with the hand-derived backward of the seed.
+    """z = tanh(X Uᵀ + b) Wᵀ + c with the hand-derived backward of the handout.
 
-    Parameters are named as in the seed and laid out as ``nn.Linear``'s weight and
+    Parameters are named as in the handout and laid out as ``nn.Linear``'s weight and
     bias, so the state of ``nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 1))``
     maps onto ``U, b, W, c`` one to one (see :meth:`from_sequential`).
 
@@ -83,7 +83,7 @@ class TanhNet(nn.Module):
         return torch.sigmoid(self(X))
 
     def loss(self, X: Tensor, y: Tensor) -> Tensor:
-        """The seed's cost ε = (1/N) Σᵢ L(zᵢ, yᵢ) on a batch: X (*, D), y of z's shape (*, 1).
+        """The handout's cost ε = (1/N) Σᵢ L(zᵢ, yᵢ) on a batch: X (*, D), y of z's shape (*, 1).
 
         This is the training path; the trainer calls it and nothing else. With gradients
         enabled it runs :func:`~torch_tanhnet.functional.tanhnet_loss`'s path, one fused pass

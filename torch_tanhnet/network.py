@@ -1,15 +1,15 @@
-"""The seed's network as a ``torch.autograd.Function`` with the hand-derived backward.
+"""The handout's network as a ``torch.autograd.Function`` with the hand-derived backward.
 
 Forward (vector form, ``../shared/seed/neural-network-derivation.md``)::
 
     G = X Uᵀ + b      H = tanh(G)      z = H Wᵀ + c
 
 Backward (vector form), receiving z̄ from whatever follows (any cost, not only
-the seed's)::
+the handout's)::
 
     W̄ = z̄ᵀH   c̄ = z̄ᵀ1   H̄ = z̄W   Ḡ = H̄ ⊙ (1 − H²)   Ū = ḠᵀX   b̄ = Ḡᵀ1   X̄ = ḠU
 
-X̄ is not in the seed; it lets the network sit after other layers.
+X̄ is not in the handout; it lets the network sit after other layers.
 
 Forward mode (tangents, the jvp), for tangents Ẋ, U̇, ḃ, Ẇ, ċ of the inputs; derived by
 differentiating each forward line (product rule on the two matrix products, and
@@ -40,7 +40,7 @@ Tensor = torch.Tensor
 
 
 class TanhNetFunction(torch.autograd.Function):
-    """``(z, H) = TanhNetFunction.apply(X, U, b, W, c)``: the seed's forward, hand-written backward.
+    """``(z, H) = TanhNetFunction.apply(X, U, b, W, c)``: the handout's forward, hand-written backward.
 
     X (N, D), U (H, D), b (H,), W (1, H), c (1,) -> z (N, 1), H (N, H).
     Use :func:`torch_tanhnet.tanhnet` for z alone, with input checks.
@@ -105,7 +105,7 @@ class TanhNetFunction(torch.autograd.Function):
     @staticmethod
     def backward_equations(z_bar: Tensor | None, H_tilde: Tensor | None, X: Tensor, U: Tensor, W: Tensor,
                            H: Tensor, needs: tuple[bool, ...] = (True,) * 5) -> "Adjoints":
-        """The seed's backward equations (vector form), every adjoint kept for the gradient audit.
+        """The handout's backward equations (vector form), every adjoint kept for the gradient audit.
 
         ``needs`` flags which of X̄, Ū, b̄, W̄, c̄ to compute (``ctx.needs_input_grad``);
         H̄ and Ḡ are computed when one of X̄, Ū, b̄ is needed.

@@ -1,10 +1,10 @@
-"""The gradient audit: every intermediate adjoint of the seed's derivation, by hand and by autograd.
+"""The gradient audit: every intermediate adjoint of the handout's derivation, by hand and by autograd.
 
 The hand side runs the project's own backward code (``TanhNetFunction.backward_equations``
 and ``BCEWithLogitsFunction.backward_equations``) outside autograd; the autograd side
 differentiates the same maths in plain torch ops with ``retain_grad`` on G, H, z and ε.
-One row per quantity of the seed: ε̄, z̄, W̄, c̄, H̄, Ḡ, Ū, b̄ and X̄ (the last is not in
-the seed). ``scalar=True`` adds the seed's scalar-form loops over i, j, k.
+One row per quantity of the handout: ε̄, z̄, W̄, c̄, H̄, Ḡ, Ū, b̄ and X̄ (the last is not in
+the seed). ``scalar=True`` adds the handout's scalar-form loops over i, j, k.
 
 Forward mode the same way: the hand-written tangent equations (``tangent_equations``, the
 Functions' jvp) for random tangents of every input, against ``torch.func.jvp`` of the same
@@ -26,7 +26,7 @@ from .scalar import scalar_forward_backward
 
 Tensor = torch.Tensor
 
-# (key, name as in the seed, the equation it computes)
+# (key, name as in the handout, the equation it computes)
 QUANTITIES = [
     ("eps_bar", "ε̄", "ε̄ = 1"),
     ("z_bar", "z̄", "z̄ = (o − y)/N"),
@@ -53,7 +53,7 @@ def tolerance(dtype: torch.dtype) -> tuple[float, float]:
 
 
 def seed_problem(n: int = 8, seed: int = 0, dtype=torch.float64, device="cpu") -> tuple[Tensor, ...]:
-    """The seed's 2-3-1 network with random, non-trivial weights on random data and 0/1 labels.
+    """The handout's 2-3-1 network with random, non-trivial weights on random data and 0/1 labels.
 
     Weights are drawn from N(0, 1) and kept away from 0 and ±1, so that no symmetric
     start (zeros, ones) can hide a wrong derivative.
@@ -141,7 +141,7 @@ def autograd_tangents(X, U, b, W, c, y, tangents) -> dict[str, Tensor]:
 
 @dataclass
 class Row:
-    name: str  # as in the seed
+    name: str  # as in the handout
     shape: tuple[int, ...]
     exact: bool
     close: bool

@@ -1,4 +1,4 @@
-"""The seed's scalar-form equations, one explicit loop per equation over i, j, k.
+"""The handout's scalar-form equations, one explicit loop per equation over i, j, k.
 
 Slow on purpose: this is the derivation read literally, index by index, to check
 the vector-form code against. Values are Python floats taken from the tensors.
@@ -23,10 +23,10 @@ def _log1p_exp(t: float) -> float:
 
 
 def scalar_forward_backward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> dict[str, Tensor]:
-    """Every quantity of the seed's scalar equations: forward g, h, z, o, ε and every adjoint.
+    """Every quantity of the handout's scalar equations: forward g, h, z, o, ε and every adjoint.
 
     X (N, D), U (H, D), b (H,), W (1, H), c (1,), y (N, 1). Returns a dict of
-    float64 tensors keyed by the seed's names (``G``, ``H``, ``z``, ``o``, ``eps``,
+    float64 tensors keyed by the handout's names (``G``, ``H``, ``z``, ``o``, ``eps``,
     ``eps_bar``, ``z_bar``, ``W_bar``, ``c_bar``, ``H_bar``, ``G_bar``, ``U_bar``,
     ``b_bar``, ``X_bar``), shaped as their vector forms.
     """
@@ -51,7 +51,7 @@ def scalar_forward_backward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tenso
     g_bar = [[h_bar[i][j] * (1 - math.tanh(g[i][j]) ** 2) for j in J] for i in I]  # ḡ_ij = h̄_ij (1 − tanh² g_ij)
     u_bar = [[sum(g_bar[i][j] * x[i][k] for i in I) for k in K] for j in J]  #  ū_jk = Σ_i ḡ_ij x_ik
     b_bar = [sum(g_bar[i][j] for i in I) for j in J]  #                         b̄_j = Σ_i ḡ_ij
-    x_bar = [[sum(g_bar[i][j] * u[j][k] for j in J) for k in K] for i in I]  #  x̄_ik = Σ_j ḡ_ij u_jk (not in the seed)
+    x_bar = [[sum(g_bar[i][j] * u[j][k] for j in J) for k in K] for i in I]  # x̄_ik = Σ_j ḡ_ij u_jk (not in the handout)
 
     t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     return {

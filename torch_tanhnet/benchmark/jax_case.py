@@ -1,6 +1,6 @@
 """The JAX peer of the benchmarks: JAX itself where it can run on the tensors' device, and the same maths.
 
-Both benchmarks (:mod:`.single`, :mod:`.ensemble`) time JAX's jitted value-and-grad of the seed's
+Both benchmarks (:mod:`.single`, :mod:`.ensemble`) time JAX's jitted value-and-grad of the handout's
 loss beside torch's cases, when JAX is installed (``pip install -e ".[bench]"``).
 """
 
@@ -24,7 +24,7 @@ def jax_for(device):
 
 
 def seed_loss(jax, jnp):
-    """ε(p, X, y) of the seed's network in JAX: tanh hidden layer, mean binary cross-entropy on the logits."""
+    """ε(p, X, y) of the handout's network in JAX: tanh hidden layer, mean binary cross-entropy on the logits."""
 
     def loss(p, X, y):
         H = jnp.tanh(X @ p["U"].T + p["b"])

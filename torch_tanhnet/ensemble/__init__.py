@@ -1,7 +1,7 @@
 """K independent TanhNets trained together: one call a step for all of them.
 
 - :class:`TanhNetEnsemble` (module.py): the stacked networks, ``loss`` → ε (K,).
-- :class:`EnsembleFunction`, :class:`EnsembleBCEFunction` (function.py): the seed's equations with a
+- :class:`EnsembleFunction`, :class:`EnsembleBCEFunction` (function.py): the handout's equations with a
   network index, the reference; :func:`ensemble_reference_loss` composes them.
 - :class:`EnsembleLossFunction` (fused.py): the training path, ε and every gradient in one pass.
 - :class:`EnsembleSGD`, :class:`EnsembleAdam` (optim.py): per-network learning rates, momenta and

@@ -1,4 +1,4 @@
-"""The seed's network and cost for K networks at once, with a network index k: the ensemble's reference.
+"""The handout's network and cost for K networks at once, with a network index k: the ensemble's reference.
 
 Forward, for each network k (vector form of ``../shared/seed/neural-network-derivation.md``)::
 

@@ -6,7 +6,7 @@ at ε̄_k = 1; its backward multiplies network k's gradients by ε̄_k. What run
 
 - on the CPU (float32, float64), the C kernel ``tn_ensemble_fused_loss`` (``kernels/csrc``):
   network by network, each with the single network's one-pass job, or, for float32 networks of
-  the seed's shape, 16 networks side by side in the lanes of the vector registers; the networks
+  the handout's shape, 16 networks side by side in the lanes of the vector registers; the networks
   (and, when there are fewer networks than threads, their samples) split over the threads;
 - on CUDA, for small shapes where Triton is installed, the single network's Triton kernels with
   a network index (:func:`torch_tanhnet.kernels.triton_kernel.ensemble_loss_and_gradients`):

@@ -28,7 +28,7 @@ MAX_MODELS = 2**31 - 1  # far past what any machine trains; the initialisation l
 
 
 class TanhNetEnsemble(nn.Module):
-    """K networks z_k = tanh(X_k U_kᵀ + b_k) W_kᵀ + c_k, independent, with the seed's hand-derived backward.
+    """K networks z_k = tanh(X_k U_kᵀ + b_k) W_kᵀ + c_k, independent, with the handout's hand-derived backward.
 
     Parameters U (K, H, D), b (K, H), W (K, 1, H), c (K, 1): row k is network k's ``TanhNet``
     parameters. ``loss(X, y)`` returns ε (K,), each network's own mean cost, so

@@ -1,4 +1,4 @@
-"""The fast implementations of the seed's equations, and the one place that picks among them.
+"""The fast implementations of the handout's equations, and the one place that picks among them.
 
 - :mod:`.dispatch`: which implementation serves a call (reference, C, Triton, torch ops), and why;
 - :mod:`.functions`: the fast autograd Functions, which call what dispatch chose;

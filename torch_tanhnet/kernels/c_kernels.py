@@ -31,7 +31,7 @@ LANES = 16  # networks side by side in the float32 lane kernel (csrc/ensemble_la
 
 
 def ensemble_lanes(K: int, D: int, H: int, dtype: torch.dtype, need_X_bar: bool) -> bool:
-    """Whether ``tn_ensemble_fused_loss`` runs LANES networks at once, one per vector lane: float32, the seed's
+    """Whether ``tn_ensemble_fused_loss`` runs LANES networks at once, one per vector lane: float32, the handout's
     shape (D = 2, H = 3), no X̄, and at least LANES networks (with fewer, most lanes would idle). At K = 1024,
     N = 256 it took 2.3 ns a network-sample on one core against 3.5 ns network by network."""
     return dtype == torch.float32 and (D, H) == (2, 3) and not need_X_bar and K >= LANES
@@ -80,7 +80,7 @@ class CKernels:
 
     def loss_and_gradients(self, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor,
                            need_X_bar: bool) -> tuple[Tensor, list[Tensor], Tensor | None]:
-        """ε (), [Ū, b̄, W̄, c̄] at ε̄ = 1 and X̄ (N, D) or None: ``tn_fused_loss``, the seed's whole
+        """ε (), [Ū, b̄, W̄, c̄] at ε̄ = 1 and X̄ (N, D) or None: ``tn_fused_loss``, the handout's whole
         forward and backward in one pass over X and y."""
         N, D = X.shape
         X, y, U, b, W, c = dense(X, y, U, b, W, c)

@@ -1,12 +1,12 @@
-"""The fast autograd Functions: the seed's maths, scheduled for speed, each tested against the reference.
+"""The fast autograd Functions: the handout's maths, scheduled for speed, each tested against the reference.
 
-``TanhNetFunction`` and ``BCEWithLogitsFunction`` map the seed line by line and stay the
+``TanhNetFunction`` and ``BCEWithLogitsFunction`` map the handout line by line and stay the
 reference. The Functions here compute the same equations; their first argument ``impl`` is
 what :mod:`torch_tanhnet.kernels.dispatch` chose (the C kernels, the Triton kernel or torch
 ops), and they call its methods without choosing anything themselves:
 
 - :class:`FusedLossFunction`: the training path behind ``TanhNet.loss``. One pass over X
-  and y computes ε *and* every gradient at ε̄ = 1 (the seed's whole backward, run during
+  and y computes ε *and* every gradient at ε̄ = 1 (the handout's whole backward, run during
   the forward); backward only multiplies the saved gradients by ε̄. Nothing of size N is
   computed for backward (X̄ only when X needs a gradient); X and y are saved as references,
   no copies. When the backward is itself being differentiated (``create_graph=True``: a
@@ -66,7 +66,7 @@ class FusedLossFunction(torch.autograd.Function):
 
 
 def _differentiable_gradients(eps_bar, X, U, b, W, c, y, needs):
-    """X̄, Ū, b̄, W̄, c̄ at ε̄ as differentiable functions of ε̄ and the inputs: the seed's forward and backward
+    """X̄, Ū, b̄, W̄, c̄ at ε̄ as differentiable functions of ε̄ and the inputs: the handout's forward and backward
     equations in the reference Functions (None where ``needs`` says no)."""
     z, H = TanhNetFunction.apply(X, U, b, W, c)  # z = tanh(X Uᵀ + b) Wᵀ + c, H = tanh(X Uᵀ + b)   (N, 1), (N, H)
     z_bar, _ = BCEWithLogitsFunction.backward_equations(eps_bar, z, y, (True, False))  # z̄ = ε̄ (σ(z) − y) / N

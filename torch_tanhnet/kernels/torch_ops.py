@@ -1,7 +1,7 @@
 """The fast paths' equations in a few torch ops: CUDA's composed path, other dtypes, CPUs without the C kernels.
 
 The same contract as :class:`~torch_tanhnet.kernels.c_kernels.CKernels` and the Triton kernel, the
-seed's equations scheduled for few passes, in place where free. No graph is recorded: the
+handout's equations scheduled for few passes, in place where free. No graph is recorded: the
 Functions in :mod:`torch_tanhnet.kernels.functions` call these with gradients off, and a backward
 that is itself recorded (``create_graph=True``) runs the reference's equations instead.
 """
@@ -25,7 +25,7 @@ def forward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tens
 
 @torch.no_grad()
 def backward(z_bar: Tensor, X: Tensor, U: Tensor, W: Tensor, H: Tensor, needs) -> list[Tensor | None]:
-    """[X̄, Ū, b̄, W̄, c̄] (None where ``needs`` says so) from z̄: the seed's backward in few passes.
+    """[X̄, Ū, b̄, W̄, c̄] (None where ``needs`` says so) from z̄: the handout's backward in few passes.
 
     The reference's equations (``TanhNetFunction.backward_equations``), scheduled for speed:
     H̄ = z̄W is an outer product, so a broadcast (half the time of a matrix product here), and
@@ -57,7 +57,9 @@ def loss_and_gradients(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y:
 @torch.no_grad()
 def cost(z: Tensor, y: Tensor) -> Tensor:
     """ε = (1/N) Σ_i L(z_i, y_i). Not F.binary_cross_entropy_with_logits: at y = 0 and z ≪ 0 it reads 0 where the
-    cost is e^z (it adds log(1 + e^z) to z − z), and the C and Triton kernels give e^z (see cost.py)."""
+    cost is e^z (it forms (1 − y) z − log σ(z), and log σ(z) = z − log(1 + e^z) rounds to z), where the C and
+    Triton kernels give e^z (see cost.py). Its price: five elementwise ops where torch's is one fused one (+7 µs at
+    N = 256 on the CPU, +25 % at 10⁶; this path trains only where no compiler or Triton is found)."""
     return sample_costs(z, y).mean()
 
 

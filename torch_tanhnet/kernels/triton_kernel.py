@@ -1,12 +1,12 @@
 """The training path's one pass on CUDA: a Triton kernel that finds ε and every gradient at once.
 
 The CUDA twin of the C kernel's ``tn_fused_loss`` (``csrc/tanhnet_kernels.c``), in two
-forms: ``_seed_loss_kernel`` for the seed's own shape (2 inputs, 3 hidden units), written in
+forms: ``_seed_loss_kernel`` for the handout's own shape (2 inputs, 3 hidden units), written in
 the handout's scalar equations, and ``_fused_loss_kernel`` for other small shapes, on tiles
-of rank 2 and 3 (2.6-3.2x slower on the seed's shape, measured on an H200).
+of rank 2 and 3 (2.6-3.2x slower on the handout's shape, measured on an H200).
 
 Each program walks tiles of ``BLOCK`` samples (tile t, t + programs, ...), reads X and y
-once, runs the seed's forward and backward on the tile in registers, and adds into per-row
+once, runs the handout's forward and backward on the tile in registers, and adds into per-row
 sums; at the end it reduces those to one row of ``partials``: [ε, Ū, b̄, W̄, c̄] (ε already
 divided by N). Summing the rows (one small torch op) gives the step's cost and gradients at
 ε̄ = 1, the same contract as the CPU kernel. Nothing of size N is written unless X needs a
@@ -52,7 +52,7 @@ else:
 
 # Launch settings (samples per tile, warps per program, programs per multiprocessor), chosen by
 # .ci/kernel_sweep.py's measurements on an H200 (see docs/performance.md).
-SEED_KERNEL = True  # the seed's shape (D = 2, H = 3) runs _seed_loss_kernel; False: the general one
+SEED_KERNEL = True  # the handout's shape (D = 2, H = 3) runs _seed_loss_kernel; False: the general one
 SEED_BLOCK, SEED_WARPS = 256, 8  # one sample a thread: 85-89 µs at N = 10^7 on an H200 (512 × 4 warps: 93-110)
 BLOCK, WARPS = 256, 4  # the general kernel: 2 rows a thread, up to 4·H·D running sums each
 PROGRAMS_PER_SM = 16  # enough tiles in flight to cover memory latency
@@ -86,7 +86,7 @@ if triton is not None:
     @triton.jit
     def _seed_loss_kernel(X, y, U, b, W, c, X_bar, partials, N, n_tiles, P, X_k, y_k,
                           NEED_X_BAR: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
-        """The seed's own network (2 inputs, 3 hidden units) in the handout's scalar equations, one
+        """The handout's own network (2 inputs, 3 hidden units) in the handout's scalar equations, one
         sample per lane: no padding and no tensor of rank > 1, so nothing moves between lanes
         until the final sums. Writes one row of ``partials`` as :func:`_fused_loss_kernel` does."""
         pid = tl.program_id(0)

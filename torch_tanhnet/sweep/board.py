@@ -18,9 +18,8 @@ only in seed share a group named after the setting, whose metrics TensorBoard av
 has no other aggregation; the table's are medians). A sweep that would give TensorBoard more than
 500 runs, beyond which it selects none in its other tabs, writes one session per setting instead,
 in the setting's own folder, with its medians and share solved (``sessions``: auto, runs,
-settings). Every events
-file has a fixed name and is replaced whole, so a sweep whose writing was interrupted writes
-them again on ``--resume`` without doubling anything.
+settings). Every events file has a fixed name and is replaced whole, so a sweep whose writing
+was interrupted writes them again on ``--resume`` without doubling anything.
 """
 
 from __future__ import annotations
@@ -151,8 +150,9 @@ def selection_hint(plan: Plan) -> str | None:
         return None
     head = f"TensorBoard holds {runs} runs, more than its Custom Scalars and Images tabs select ({RUN_LIST}):"
     if per_run and shown <= RUN_LIST:
-        return (f"{head} open them as http://localhost:6006/#images&regexInput={SETTINGS_ONLY} and "
-                "#custom_scalars&regexInput=… (the settings' runs alone, selected)")
+        return (f"{head} open them with the settings' runs alone selected, "
+                f"http://localhost:6006/#custom_scalars&regexInput={SETTINGS_ONLY} and "
+                f"http://localhost:6006/#images&regexInput={SETTINGS_ONLY} (6006: TensorBoard's own port)")
     sessions = "write ^(?!seeds/) in their runs filter, then " if per_run else ""
     return f"{head} {sessions}press 'toggle all runs' there"
 

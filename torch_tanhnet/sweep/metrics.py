@@ -34,7 +34,7 @@ def measure(model: TanhNetEnsemble, X: Tensor, y: Tensor, n_train: int) -> Tenso
     """(K, 4) float64 on the model's device: :data:`METRICS` of each network, where network k's samples
     are X[k, :n_train] (training) and X[k, n_train:] (test), labels y (K, N, 1).
 
-    loss is the seed's mean cost ε = (1/N) Σ_i L(z_i, y_i), accuracy the share of samples with
+    loss is the handout's mean cost ε = (1/N) Σ_i L(z_i, y_i), accuracy the share of samples with
     (z_i > 0) = (y_i > ½), as ``training.metrics.evaluate`` finds them for one network.
     """
     n_test = X.shape[1] - n_train

@@ -225,9 +225,10 @@ def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device
 # ---- time ------------------------------------------------------------------------------------------
 
 def estimate_seconds(plan: Plan, probe_networks: int = 256) -> float:
-    """Seconds to train the plan, from a few timed steps of each group's shape on at most ``probe_networks``
-    networks, scaled to the group's size (the data are random; nothing is kept; torch's generator is left as it
-    was), plus drawing every run's data (:func:`_setup_seconds`: 10⁵ runs spend half a minute there)."""
+    """Seconds to train the plan, from a few timed steps of each group's shape on as many of its networks as
+    :func:`_training_seconds` allows (``probe_networks`` at least), scaled to the group's size (the data are random;
+    nothing is kept; torch's generator is left as it was), plus drawing every run's data (:func:`_setup_seconds`:
+    10⁵ runs spend half a minute there)."""
     with torch.random.fork_rng(devices=[plan.device] if plan.device.type == "cuda" else []):
         return _setup_seconds(plan) + _training_seconds(plan, probe_networks)
 
@@ -246,18 +247,20 @@ def _setup_seconds(plan: Plan) -> float:
     return (min(times) if times else 0.0) * draws * len(seeds)
 
 
-def _training_seconds(plan: Plan, probe_networks: int, probe_samples: int = 2**21) -> float:
+def _training_seconds(plan: Plan, probe_networks: int, probe_units: int = 2**23) -> float:
     """The groups' steps timed as the trainer takes them (the fused pass asked directly, then the optimiser's
-    step), on at least ``probe_networks`` networks and as many more as ``probe_samples`` samples allow: a step's
-    per-call cost is the same for 256 networks as for 2000, and scaled up with the work it made the estimate 2-4
-    times the training (888 s printed for 83 s of a sweep of 2000-network groups on 80 samples)."""
+    step), on at least ``probe_networks`` networks and as many more as ``probe_units`` hidden-unit activations
+    (networks × samples × units: the probe's memory, ~64 MB in float64) allow: a step's per-call cost is the same
+    for 256 networks as for 2000, and scaled up with the work it made the estimate 2-4 times the training (888 s
+    printed for 83 s of a sweep of 2000-network groups on 80 samples). Four steps of each group's probe: well under
+    a second at the defaults."""
     from ..ensemble import TanhNetEnsemble
     from .group import make_optimizer, set_gradients
 
     total = 0.0
     for g in plan.groups:
         K = len(g.runs)
-        Kp = min(K, max(probe_networks, probe_samples // max(g.batch_size, 1)))
+        Kp = min(K, max(probe_networks, probe_units // (max(g.batch_size, 1) * g.hidden)))
         dtype = getattr(torch, g.dtype)
         model = TanhNetEnsemble(Kp, D, g.hidden, device=plan.device, dtype=dtype)
         X = torch.rand(Kp, g.batch_size, D, device=plan.device, dtype=dtype)

@@ -81,14 +81,14 @@ class TrainConfig:
     noise: float | None = None  # generator noise (None: the generator's default)
     test_fraction: float = 0.2  # share of samples held out for loss/test, accuracy/test
     standardize: bool = False  # scale features to zero mean, unit variance (fitted on train)
-    hidden: int = 3  # hidden tanh units (the seed has 3)
+    hidden: int = 3  # hidden tanh units (the handout has 3)
     init_scale: float = 1.0  # multiplies TanhNet's initial U and W (the biases start at 0)
     optimizer: str = "sgd"  # sgd or adam
     lr: float = 0.5  # learning rate
     momentum: float = 0.9  # SGD momentum (ignored by adam)
     weight_decay: float = 0.0  # L2 penalty added by the optimizer
     epochs: int = 2000  # total epochs to reach (a resumed run continues up to it)
-    batch_size: int | None = None  # samples per step; None: the full training set (the seed's ε)
+    batch_size: int | None = None  # samples per step; None: the full training set (the handout's ε)
     seed: int = 0  # seeds data, split, initialisation and batch order
     dtype: str = "float32"  # float32 or float64 for the model and the data
     device: str = "auto"  # auto (cuda when present), cpu or cuda

@@ -23,8 +23,8 @@ Tensor = torch.Tensor
 
 
 class DataError(Worded, ValueError):
-    """Bad data or data settings; its message is one line meant for the user (settings named as ``{setting}``,
-    see :mod:`.wording`)."""
+    """Bad data or data settings; its message is one line meant for the user (settings named with
+    :func:`.wording.setting`)."""
 
 
 class DataScaleWarning(Worded, UserWarning):
@@ -154,8 +154,8 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
 
 
 def _at(path: Path, line: int | None = None) -> str:
-    """``pts.csv:3``, as compilers name a place in a file (an odd name quoted: :func:`console.name`)."""
-    return console.name(path) if line is None else f"{console.name(path)}:{line}"
+    """``pts.csv:3``, as compilers name a place in a file (an odd name quoted: :func:`console.file_name`)."""
+    return console.file_name(path) if line is None else f"{console.file_name(path)}:{line}"
 
 
 def _rows(path: Path, reader) -> array:
@@ -193,8 +193,9 @@ def _rows(path: Path, reader) -> array:
     return rows
 
 
-def scale_advice(X: Tensor) -> str | None:
-    """One line when a feature of X (N, 2) reaches beyond ±5 or stays within ±0.01, else None.
+def scale_advice(X: Tensor) -> DataScaleWarning | None:
+    """A one-line warning when a feature of X (N, 2) reaches beyond ±5 or stays within ±0.01, else None (a warning,
+    not its text: the text names ``standardize`` as its reader does, Python or the command line).
 
     Far out, g = u_j1 x_i1 + u_j2 x_i2 + b_j is large from the first step, tanh saturates
     (tanh' = 1 − h² ≈ 0) and gradients vanish; very close in, the features barely move g.
@@ -206,8 +207,8 @@ def scale_advice(X: Tensor) -> str | None:
     ranges = ", ".join(f"x{k + 1} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in
                        enumerate(zip(X.amin(0).tolist(), X.amax(0).tolist())))
     why = "tanh units saturate and gradients vanish" if (reach > LARGE).any() else "they barely move the tanh units"
-    return (f"the features lie far from the network's scale ({ranges}; the built-in data sets lie within about "
-            f"±2.5): {why}; {setting('standardize')} trains on (x - mean)/std")
+    return DataScaleWarning(f"the features lie far from the network's scale ({ranges}; the built-in data sets lie "
+                            f"within about ±2.5): {why}; {setting('standardize')} trains on (x - mean)/std")
 
 
 @dataclass

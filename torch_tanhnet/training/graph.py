@@ -1,4 +1,4 @@
-"""The seed's computational graph (its missing Figure 1), as a GraphDef for TensorBoard's Graphs tab.
+"""The handout's computational graph (its missing Figure 1), as a GraphDef for TensorBoard's Graphs tab.
 
 The graph is written node by node with TensorBoard's own protos (GraphDef, NodeDef) rather
 than traced from a module (``SummaryWriter.add_graph`` traces with torch.jit.trace, which

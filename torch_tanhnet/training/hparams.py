@@ -22,7 +22,8 @@ run's sub-folder, with the final metrics when the run has no scalars of its own:
                               metrics=final, step=steps)
 
 Runs whose settings differ only in ``seed`` share a group (:func:`group_name`); the HParams
-table shows a group as one row, its metrics averaged (or min, max, median) over its runs.
+table shows a group as one row, its metrics averaged over its runs (TensorBoard 2.21 offers no other
+aggregation).
 
 Each of the two is one small events file with a fixed name (:data:`CONFIG_FILE`,
 :data:`SESSION_FILE`) replaced atomically when written again: TensorBoard keeps the first
@@ -139,7 +140,7 @@ def values(config: TrainConfig, batch_size: int | None = None) -> dict[str, bool
 def group_name(settings: TrainConfig | dict, ignore: Iterable[str] = ("seed",)) -> str:
     """The session group of a run: its data set and a hash of its hparam values without ``ignore``,
     e.g. ``moons-8c6fb5fac9b6`` (runs differing only in seed share a group, and the HParams tab
-    shows the group as one row, its "Trial ID", with its runs' metrics aggregated)."""
+    shows the group as one row, its "Trial ID", with its runs' metrics averaged)."""
     v = values(settings) if isinstance(settings, TrainConfig) else dict(settings)
     kept = {k: x for k, x in v.items() if k not in set(ignore)}
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]

@@ -1,4 +1,4 @@
-"""What a run writes for TensorBoard: scalars, their layout, pictures, the seed's graph (hparams: :mod:`.hparams`).
+"""What a run writes for TensorBoard: scalars, their layout, pictures, the handout's graph (hparams: :mod:`.hparams`).
 
 The tags are named so that TensorBoard, which sorts groups (the part before the first
 ``/``) by name and opens the first two in Time Series, leads with learning::
@@ -39,7 +39,7 @@ def is_small(model: TanhNet) -> bool:
 
 
 def parameter_tags(hidden: int) -> list[str]:
-    """The seed's names of U, b, W, c's numbers in their storage order: ``param/U/u11`` … ``param/c/c``.
+    """The handout's names of U, b, W, c's numbers in their storage order: ``param/U/u11`` … ``param/c/c``.
 
     u_jk is U[j−1, k−1] (unit j, input k), as in g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j; from 10
     units on, a comma keeps j and k apart (``u10,1``).

@@ -2,6 +2,7 @@
 
 The loop, as :func:`train` reads::
 
+    if run.step == 0: run.log(); run.draw()  # the untrained network: where the curves and the pictures begin
     while run.step < run.total_steps:
         loss = run.train_step()          # ε on the next batch, backward, the optimiser's step
         stop = run.stop_requested(flag)  # Ctrl-C / SIGTERM, agreed by all processes
@@ -36,7 +37,7 @@ from ..module import TanhNet
 from . import checkpoint, hparams, writer_lock
 from .checkpoint import CheckpointError, SaveError
 from .config import ConfigError, TrainConfig
-from .data import DataError, DataScaleWarning, Split, scale_advice, unstandardised
+from .data import DataError, Split, scale_advice, unstandardised
 from .logger import Logger
 from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
 from .setup import (
@@ -77,7 +78,7 @@ class TrainResult:
     seconds: float
     steps_this_run: int
     interrupted: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)  # every logged row, for callers
+    history: list[dict[str, float]] = field(default_factory=list)  # every logged row, from step 0 (no gradients)
     kept: bool = True  # False: a dry run without a logdir, whose temporary folder is gone
     already_done: bool = False  # resumed at or past its total epochs: nothing trained, nothing written
 
@@ -214,7 +215,7 @@ class Run:
             raise ConfigError("batch_size", f"{asked.batch_size!r} differs from the checkpoint's {config.batch_size!r} "
                                             f"(of {n} training samples); a resumed run keeps its settings")
         if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
-            warnings.warn(DataScaleWarning(advice), stacklevel=4)  # the caller of train()
+            warnings.warn(advice, stacklevel=4)  # at the caller of train()
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         scale_initial_weights(model, config.init_scale)
@@ -494,7 +495,8 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
 
 
 def _train(run: Run, started: float) -> TrainResult:
-    """The part of :func:`train` after the run is set up: the step-0 picture, the loop, the final save."""
+    """The part of :func:`train` after the run is set up: the step-0 scalars and picture, the loop, the final
+    save."""
     interrupted = False
     check_received()  # a Ctrl-C whose KeyboardInterrupt Python dropped while the run was being set up
     if run.done:  # resumed at or past its total: nothing to train, nothing written, nothing changed

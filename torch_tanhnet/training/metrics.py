@@ -17,7 +17,7 @@ Tensor = torch.Tensor
 SATURATION = 0.97  # |h| above this counts as a saturated tanh unit (tanh' < 0.06)
 PARAMS = ("U", "b", "W", "c")
 MAX_HESSIAN_PARAMETERS = 129  # wider networks (--hidden above 32) skip the (P, P) Hessian: at N = 400 it took
-# 0.2 s at the seed's 13 parameters, 1.0 s at 129 and 6.3 s at 257 on the 2-core machine (loaded by other work),
+# 0.2 s at the handout's 13 parameters, 1.0 s at 129 and 6.3 s at 257 on the 2-core machine (loaded by other work),
 # too slow to repeat at every picture step
 
 
@@ -29,7 +29,7 @@ class TrainingDiverged(Worded, RuntimeError):
 def evaluate(model: TanhNet, X: Tensor, y: Tensor, world: World) -> Tensor:
     """[Σ L_i, Σ correct, N, Σ saturated h, N·H] over this process's X, summed over all processes."""
     z, H = model.forward_with_hidden(X)
-    L = sample_costs(z, y)  # L_i = softplus(z_i) − y_i z_i, the seed's cost per sample
+    L = sample_costs(z, y)  # L_i = softplus(z_i) − y_i z_i, the handout's cost per sample
     correct = ((z > 0) == (y > 0.5)).sum()
     saturated = (H.abs() > SATURATION).sum()
     sums = torch.stack([L.sum(), correct.to(L.dtype), torch.tensor(float(X.shape[0]), dtype=L.dtype, device=L.device),

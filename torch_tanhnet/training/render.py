@@ -67,8 +67,9 @@ def tick_labels(ticks: list[float]) -> list[str]:
 
 
 def plane_extent(X: Tensor, pad: float = 0.15) -> tuple[float, float, float, float]:
-    """(x1_min, x1_max, x2_min, x2_max) around the raw points X (N, 2), padded, square (but for a feature whose
-    centre is so far out that the square would be narrower than its float64 spacing: that side is wider)."""
+    """(x1_min, x1_max, x2_min, x2_max) around the raw points X (N, 2), padded, square; but each side at least 2^-40
+    of its centre either way (a constant feature at 1e17 beside one of a few units), and clipped to float64's
+    range."""
     x = X.detach().cpu().double().numpy()
     lo, hi = x.min(0), x.max(0)
     centre, half = lo / 2 + hi / 2, float((hi / 2 - lo / 2).max()) * (1 + pad) + 1e-6  # halves: no overflow

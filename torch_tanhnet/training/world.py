@@ -3,7 +3,7 @@
 A plain run is the world of one; under torchrun (:mod:`.distributed`) each process holds a
 rank. Every process builds the same seeded data and takes every world-size-th sample of each
 batch; its loss is scaled so that DistributedDataParallel's mean of the processes' gradients is
-exactly the gradient of the seed's ε over the whole batch, however unequal the shares.
+exactly the gradient of the handout's ε over the whole batch, however unequal the shares.
 """
 
 from __future__ import annotations

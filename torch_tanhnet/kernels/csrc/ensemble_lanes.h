@@ -1,4 +1,4 @@
-/* The seed's network (D = 2, H = 3) for LANES networks at once, one network per vector lane (float32).
+/* The handout's network (D = 2, H = 3) for LANES networks at once, one network per vector lane (float32).
  *
  * Included by tanhnet_kernels.c for tn_ensemble_fused_loss. The sample-by-sample job
  * (fused_loss_job_seed) vectorises over the samples of one network; with a few hundred samples a
@@ -59,7 +59,7 @@ static inline __attribute__((always_inline)) void lanes_unit(const EnsembleTask 
         for (int64_t t = 0; t < n; t++) { /* pass 2: the cost and z̄ */
             const vf z = w0 * H0[t] + w1 * H1[t] + w2 * H2[t] + c; /* z_i = Σ_j w_j h_ij + c */
             const vf e_ = vexp_neg(-vabs(z));                      /* e^(−|z|), never overflows */
-            L += (vmax(z, vsplat(0.0f)) - Y[t] * z) + vlog1p_unit(e_); /* L = softplus(z) − y z */
+            L += (vmax(z, vsplat(0.0f)) - Y[t] * z) + vlog1p_unit(e_); /* L: the bracket first (cost_block) */
             ZB[t] = (vsigmoid_from(z, e_) - Y[t]) * inv_n;          /* z̄ = (σ(z) − y)/N */
         }
         vf du00 = {0}, du01 = {0}, du10 = {0}, du11 = {0}, du20 = {0}, du21 = {0};

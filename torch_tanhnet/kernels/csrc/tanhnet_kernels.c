@@ -1,12 +1,12 @@
-/* One-pass CPU kernels for the seed's network, compiled once per machine by
+/* One-pass CPU kernels for the handout's network, compiled once per machine by
  * torch_tanhnet/kernels/cpu.py (gcc -O3 -march=native, -DTN_DOUBLE for float64).
  *
- * The maths are the seed's equations (../docs/derivation.md); what is new is the
+ * The maths are the handout's equations (../docs/derivation.md); what is new is the
  * schedule: samples go through in blocks of BLOCK, each block's hidden layer lives in
  * a small buffer (never in memory), the transcendental functions are vectorised
  * across samples (#pragma omp simd, glibc's libmvec), and large N is split into a few
  * contiguous chunks per thread (a pool of pthreads, thread_pool.h), with the partial
- * sums added in a fixed order so that results do not depend on timing. The seed's own shape (D = 2, H = 3)
+ * sums added in a fixed order so that results do not depend on timing. The handout's own shape (D = 2, H = 3)
  * has a training job of its own with the sizes fixed at compile time
  * (fused_loss_job_seed); every other shape runs the general blocks.
  *
@@ -83,7 +83,9 @@ static real cost_block(const real *z, const real *y, real *zb, int64_t n, real i
     for (int64_t t = 0; t < n; t++) {
         real zt = z[t], yt = y[t];
         real e = EXP(-FABS(zt));                      /* e^(−|z|), never overflows */
-        lsum += ((zt > 0 ? zt : 0) - yt * zt) + LOG1P(e); /* L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) */
+        /* L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) = (max(z, 0) − y z) + log1p(e^(−|z|)), in that order:
+         * the bracket is exactly 0 for a confident right answer, so its cost e^(−|z|) is kept (cost.py) */
+        lsum += ((zt > 0 ? zt : 0) - yt * zt) + LOG1P(e);
         real r = 1 / (1 + e), o = zt >= 0 ? r : e * r; /* o = σ(z): 1/(1 + e^(−z)) or e^z/(1 + e^z) */
         zb[t] = (o - yt) * inv_n;                     /* z̄ = (o − y)/N */
     }
@@ -194,7 +196,7 @@ static void *fused_loss_job(void *p) { /* ε and every gradient in one pass */
     return NULL;
 }
 
-/* The same job for the seed's own network (D = 2, H = 3) when X needs no gradient, with the shapes
+/* The same job for the handout's own network (D = 2, H = 3) when X needs no gradient, with the shapes
  * known to the compiler: per block, one vectorised loop for each transcendental function (a vector
  * call clobbers every vector register, so nothing else is kept live across it), then one loop for
  * all 13 gradient sums, held in registers. Sums are per block in the working precision, across
@@ -230,7 +232,7 @@ static void *fused_loss_job_seed(void *p) {
         for (int64_t t = 0; t < n; t++) {
             const real z = w0 * h0[t] + w1 * h1[t] + w2 * h2[t] + c; /* z_i = Σ_j w_j h_ij + c */
             const real e = EXP(-FABS(z));                           /* e^(−|z|), never overflows */
-            L += ((z > 0 ? z : 0) - yb[t] * z) + LOG1P(e); /* L = y log(1 + e^(−z)) + (1 − y) log(1 + e^z) */
+            L += ((z > 0 ? z : 0) - yb[t] * z) + LOG1P(e); /* L, the bracket first (see cost_block) */
             const real r = 1 / (1 + e), o = z >= 0 ? r : e * r; /* o = σ(z) */
             zb[t] = (o - yb[t]) * inv_n;                        /* z̄ = (o − y)/N */
         }
@@ -479,7 +481,7 @@ int tn_ensemble_fused_loss(const real *X, int64_t x_stride, const real *y, int64
     if (lanes) return 2; /* the lane kernel is float32 only */
     const int64_t items = K;
 #else
-    if (lanes && (D != 2 || H != 3 || dX)) return 2; /* it is the seed's shape without X̄ */
+    if (lanes && (D != 2 || H != 3 || dX)) return 2; /* it is the handout's shape without X̄ */
     const int64_t items = lanes ? (K + LANES - 1) / LANES : K; /* networks, or groups of LANES networks */
 #endif
     const int64_t units = items * splits;
@@ -536,7 +538,7 @@ typedef struct {
     int status;
 } EvaluateTask;
 
-/* z of the block [i, i+n) for the seed's shape (D = 2, H = 3), the sizes known to the compiler as in
+/* z of the block [i, i+n) for the handout's shape (D = 2, H = 3), the sizes known to the compiler as in
  * fused_loss_job_seed: one vectorised loop per transcendental function. h holds 3·BLOCK reals. */
 static void seed_forward_block(const Task *a, int64_t i, int64_t n, real *h, real *z) {
     const real *x = a->X + 2 * i;
@@ -587,7 +589,7 @@ static void *ensemble_evaluate_job(void *p) {
 #pragma omp simd reduction(+ : L, r)
                 for (int64_t s = 0; s < n; s++) {
                     const real zs = z[s], ys = y[i + s];
-                    L += ((zs > 0 ? zs : 0) - ys * zs) + LOG1P(EXP(-FABS(zs))); /* L = softplus(z) − y z */
+                    L += ((zs > 0 ? zs : 0) - ys * zs) + LOG1P(EXP(-FABS(zs))); /* L, bracket first (cost_block) */
                     r += (zs > 0) == (ys > (real)0.5) ? 1 : 0;              /* right: (z > 0) = (y > ½) */
                 }
                 lsum += L;
