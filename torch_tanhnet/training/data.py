@@ -242,14 +242,7 @@ def split(X: Tensor, y: Tensor, test_fraction: float, seed: int, standardize: bo
     test, train = perm[:n_test], perm[n_test:]
     X_train, X_test = X[train], X[test]
     if standardize:
-        mean = X_train.mean(0)
-        std = X_train.std(0, unbiased=False)
-        if not (mean.isfinite().all() and std.isfinite().all()):  # the squares (or the sum) past float64's range,
-            scale = X_train.abs().amax(0)  # beyond about 1e154: the same, on the features scaled to ±1 first
-            scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # (an all-zero feature beside: 0/0)
-            mean = (X_train / scale).mean(0) * scale
-            std = (X_train / scale).std(0, unbiased=False) * scale
-        std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature is only centred
+        mean, std = moments(X_train)
     else:
         mean, std = torch.zeros(X.shape[1], dtype=X.dtype), torch.ones(X.shape[1], dtype=X.dtype)
     s = Split(standardised(X_train, mean, std), y[train], standardised(X_test, mean, std), y[test], mean, std)
@@ -261,6 +254,18 @@ def split(X: Tensor, y: Tensor, test_fraction: float, seed: int, standardize: bo
                                 f"{X[:, j].abs().max().item():g} standardising it overflows float64; "
                                 "rescale the data")
     return s
+
+
+def moments(X: Tensor) -> tuple[Tensor, Tensor]:
+    """Each feature's mean and standard deviation (1 for a constant feature, which is then only centred)."""
+    mean = X.mean(0)
+    std = X.std(0, unbiased=False)
+    if not (mean.isfinite().all() and std.isfinite().all()):  # the squares (or the sum) past float64's range,
+        scale = X.abs().amax(0)  # beyond about 1e154: the same, on the features scaled to ±1 first
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # (an all-zero feature beside: 0/0)
+        mean = (X / scale).mean(0) * scale
+        std = (X / scale).std(0, unbiased=False) * scale
+    return mean, torch.where(std > 0, std, torch.ones_like(std))
 
 
 def standardised(X: Tensor, mean: Tensor, std: Tensor) -> Tensor:

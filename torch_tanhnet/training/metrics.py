@@ -43,20 +43,20 @@ def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float |
     first step (``step_seconds`` None, the untrained network at step 0) there is no gradient and no timing."""
     train_sums = evaluate(model, world.mine(data.X_train), world.mine(data.y_train), world)
     test_sums = evaluate(model, world.mine(data.X_test), world.mine(data.y_test), world)
-    stepped = step_seconds is not None
-    norms = torch.stack([getattr(model, n).grad.norm() for n in PARAMS if stepped]
-                        + [getattr(model, n).detach().norm() for n in PARAMS]).double().cpu()
     (tl, tc, tn, ts, th), (vl, vc, vn, _, _) = train_sums.tolist(), test_sums.tolist()
-    g = norms[:4].tolist() if stepped else []
-    p = norms[-4:].tolist()
-    gradients = {**{f"norm/grad/{n}": v for n, v in zip(PARAMS, g)},
-                 "norm/grad/total": math.sqrt(sum(v * v for v in g))} if stepped else {}
+    p = torch.stack([getattr(model, n).detach().norm() for n in PARAMS]).double().cpu().tolist()
+    gradients = {}
+    if step_seconds is not None:  # a step was taken: its gradients
+        g = torch.stack([getattr(model, n).grad.norm() for n in PARAMS]).double().cpu().tolist()
+        gradients = {**{f"norm/grad/{n}": v for n, v in zip(PARAMS, g)},
+                     "norm/grad/total": math.sqrt(sum(v * v for v in g))}
     return {
         "loss/train": tl / tn, "loss/test": vl / vn, "accuracy/train": tc / tn, "accuracy/test": vc / vn,
         **gradients,
         **{f"norm/param/{n}": v for n, v in zip(PARAMS, p)},
         "tanh/saturation": ts / th,
-        "run/lr": lr, "run/world_size": float(world.size), **({"run/step_ms": 1e3 * step_seconds} if stepped else {}),
+        "run/lr": lr, "run/world_size": float(world.size),
+        **({"run/step_ms": 1e3 * step_seconds} if step_seconds is not None else {}),
     }
 
 
