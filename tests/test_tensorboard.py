@@ -204,6 +204,10 @@ def test_train_py_names_the_setting_as_its_flag_in_the_warning(tmp_path, monkeyp
 def test_scale_advice_flags_what_tanh_cannot_use(scale, flagged):
     X = torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=torch.float64) * scale
     assert (scale_advice(X) is not None) == flagged
+    if flagged:  # a warning that names the setting as its reader does: its bare text held NUL markers
+        advice = scale_advice(X)
+        assert isinstance(advice, DataScaleWarning) and "\0" not in str(advice) + advice.for_command_line()
+        assert str(advice).endswith("; standardize=True trains on (x - mean)/std")
 
 
 def test_a_resumed_runs_events_file_sorts_after_the_ones_it_continues(tmp_path):
