@@ -177,6 +177,25 @@ def colour_bar(height: int, width: int, lo: float, hi: float) -> Image.Image:
     return _to_pixels(diverging(v))
 
 
+def draw_ticks(draw: ImageDraw.ImageDraw, extent: tuple[float, float, float, float], left: int, top: int, size: int,
+               small: ImageFont.ImageFont) -> None:
+    """x1's ticks under the size×size plane whose top left corner is (left, top), x2's to its left, in the data's
+    units; an x1 label that would overlap the one before it is left out (1.00000000000005e+17 is wide)."""
+    x1_min, x1_max, x2_min, x2_max = extent
+    end = -math.inf  # the right edge of the last x1 label drawn
+    for t, label in zip(ticks := nice_ticks(x1_min, x1_max), tick_labels(ticks)):
+        px = left + fraction(t, x1_min, x1_max) * size
+        draw.line((px, top + size, px, top + size + 6), fill=GREY)
+        half = small.getlength(label) / 2
+        if px - half > end + 12:
+            draw.text((px, top + size + 8), label, fill=INK, font=small, anchor="mt")
+            end = px + half
+    for t, label in zip(ticks := nice_ticks(x2_min, x2_max), tick_labels(ticks)):
+        py = top + (1 - fraction(t, x2_min, x2_max)) * size
+        draw.line((left - 6, py, left, py), fill=GREY)
+        draw.text((left - 9, py), label, fill=INK, font=small, anchor="rm")
+
+
 def decision_boundary_card(
     model: TanhNet, X_raw: Tensor, y: Tensor, mean: Tensor, std: Tensor, title: str = "", subtitle: str = "",
     size: int = 384, max_points: int = 2000,
@@ -184,10 +203,9 @@ def decision_boundary_card(
     """:func:`decision_boundary_image` framed: ``title`` and ``subtitle`` above it in large type, x1 and x2
     ticks in the data's units, and a colour bar for o = sigmoid(z) with the boundary o = 0.5 marked."""
     small = font(20)
-    x1_min, x1_max, x2_min, x2_max = plane_extent(X_raw)
-    x1_ticks, x2_ticks = nice_ticks(x1_min, x1_max), nice_ticks(x2_min, x2_max)
-    x1_labels, x2_labels = tick_labels(x1_ticks), tick_labels(x2_ticks)
+    extent = plane_extent(X_raw)
     # room on the left for the widest x2 label (-2e+38 lost its minus sign in 70 pixels) and the axis' name
+    x2_labels = tick_labels(nice_ticks(extent[2], extent[3]))
     left = max(70, 42 + math.ceil(max((small.getlength(t) for t in x2_labels), default=0)))
     top, right, bottom = 80, 124, 60
     canvas = Image.new("RGB", (left + size + right, top + size + bottom), (255, 255, 255))
@@ -197,18 +215,7 @@ def decision_boundary_card(
     draw.text((left, 6), title, fill=INK, font=font(30))
     draw.text((left, 44), subtitle, fill=INK, font=font(22))
     draw.rectangle((left - 1, top - 1, left + size, top + size), outline=GREY)
-    end = -math.inf  # the right edge of the last x1 label drawn: long labels (1.00000000000005e+17) skip a tick
-    for t, label in zip(x1_ticks, x1_labels):
-        px = left + fraction(t, x1_min, x1_max) * size
-        draw.line((px, top + size, px, top + size + 6), fill=GREY)
-        half = small.getlength(label) / 2
-        if px - half > end + 12:
-            draw.text((px, top + size + 8), label, fill=INK, font=small, anchor="mt")
-            end = px + half
-    for t, label in zip(x2_ticks, x2_labels):
-        py = top + (1 - fraction(t, x2_min, x2_max)) * size
-        draw.line((left - 6, py, left, py), fill=GREY)
-        draw.text((left - 9, py), label, fill=INK, font=small, anchor="rm")
+    draw_ticks(draw, extent, left, top, size, small)
     draw.text((left + size / 2, top + size + 34), "x1", fill=INK, font=small, anchor="mt")
     draw.text((10, top + size / 2), "x2", fill=INK, font=small, anchor="lm")
     # the colour bar: o from 1 (orange, class 1) at the top to 0 (blue, class 0) at the bottom
