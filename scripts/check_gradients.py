@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from torch_tanhnet.console import Output
+    try:
+        from torch_tanhnet.console import Output
+    except ModuleNotFoundError as e:  # run before README's install step: one line, not a traceback
+        sys.exit(f"{PROG}: error: {e}: install the project first, as README.md says (pip install -e . in its folder)")
 
     sys.stdout = Output(sys.stdout, PROG)  # stdout lost (| head, a full disk): the work goes on
     sys.exit(sys.stdout.run(main))

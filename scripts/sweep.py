@@ -371,7 +371,11 @@ if __name__ == "__main__":
             signal.signal(sig, train_script.interrupt)
     sys.unraisablehook = train_script.unraisable
     try:
-        from torch_tanhnet.console import Output
+        try:
+            from torch_tanhnet.console import Output
+        except ModuleNotFoundError as e:  # run before README's install step: one line, not a traceback
+            sys.exit(f"sweep.py: error: {e}: install the project first, as README.md says (pip install -e . in its "
+                     "folder)")
         from torch_tanhnet.training.distributed import launched_by_torchrun
 
         sys.stdout = Output(sys.stdout, "sweep.py")  # stdout lost (| head, a full disk): the sweep goes on

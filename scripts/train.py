@@ -213,7 +213,11 @@ if __name__ == "__main__":
             signal.signal(sig, interrupt)
     sys.unraisablehook = unraisable
     try:
-        from torch_tanhnet.console import Output
+        try:
+            from torch_tanhnet.console import Output
+        except ModuleNotFoundError as e:  # run before README's install step: one line, not a traceback
+            sys.exit(f"train.py: error: {e}: install the project first, as README.md says (pip install -e . in its "
+                     "folder)")
         from torch_tanhnet.training.distributed import launched_by_torchrun
 
         sys.stdout = Output(sys.stdout, "train.py")  # stdout lost (| head, a full disk): the run goes on

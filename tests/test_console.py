@@ -236,3 +236,14 @@ def test_a_huge_loss_prints_in_exponent_form_and_others_as_before():
     assert [figure(v, 4) for v in (0.12345, 999999.5, 4.217e29, -3e7)] == ["0.1235", "999999.5000", "4.2170e+29",
                                                                            "-3.0000e+07"]
     assert [figure(v, 3) for v in (float("nan"), float("inf"), 0.0)] == ["nan", "inf", "0.000"]
+
+
+@pytest.mark.parametrize("name", ["train.py", "sweep.py", "bench.py", "check_gradients.py"])
+def test_a_script_run_before_the_install_says_so_in_one_line(tmp_path, name):
+    """`python scripts/train.py` in a fresh clone, before README's `pip install`: Python's three-line traceback
+    ending in ModuleNotFoundError; one line now, naming the step. (-S: no site-packages, so nothing installed.)"""
+    r = subprocess.run([sys.executable, "-S", str(SCRIPTS / name), "--help"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "", r
+    assert r.stderr == (f"{name}: error: No module named 'torch_tanhnet': install the project first, as README.md "
+                        "says (pip install -e . in its folder)\n")
