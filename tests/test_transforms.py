@@ -111,3 +111,31 @@ def test_fx_symbolic_trace_is_told_what_to_do():
     traced = torch.fx.GraphModule(model, Leaves().trace(model))
     X = torch.randn(5, 4)
     torch.testing.assert_close(traced(X), model(X), rtol=0, atol=0)
+
+
+def test_jit_trace_of_a_function_closing_over_the_networks_is_torchs_error_not_a_crash():
+    """torch.jit.trace raises from a parameter's .shape when it meets the parameter as a constant, and has dropped
+    its state by then: the module's weight check swallowed that RuntimeError (meant for nested tensors), and the
+    process died in a segfault. Now torch's own error, as for nn.Sequential; a subprocess, since a crash would take
+    the test process with it."""
+    import subprocess
+    import sys
+
+    code = """
+import torch
+from torch_tanhnet import TanhNet, TanhNetEnsemble, bce_with_logits
+m, e = TanhNet(2, 3), TanhNetEnsemble(4, 2, 3)
+X = torch.randn(8, 2)
+y = (X[:, :1] > 0).float()
+for f in (lambda X: m(X).sum(), lambda X: m.loss(X, y), lambda X: bce_with_logits(m(X), y), lambda X: e(X).sum(),
+          lambda X: e.loss(X, y).sum()):
+    try:
+        torch.jit.trace(f, (X,), check_trace=False)
+    except RuntimeError as error:
+        assert "Cannot insert a Tensor that requires grad as a constant" in str(error), error
+    else:
+        raise AssertionError("traced")
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr[-2000:]

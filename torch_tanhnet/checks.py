@@ -99,13 +99,15 @@ def check_module_weights(owner, weights, shapes, *, one_dtype: bool = False) -> 
     torch prints a module, are written only when something is wrong.
     """
     U, b, W, c = weights
-    try:
-        if (U.shape == shapes[0] and b.shape == shapes[1] and W.shape == shapes[2] and c.shape == shapes[3]
+    try:  # a nested tensor has no shape: asked first, without an exception (torch.jit.trace raises one from .shape
+        # for a parameter it meets as a constant, and has dropped its state by then: swallowed, it crashed the process)
+        if (not (U.is_nested or b.is_nested or W.is_nested or c.is_nested)
+                and U.shape == shapes[0] and b.shape == shapes[1] and W.shape == shapes[2] and c.shape == shapes[3]
                 and U.layout is b.layout is W.layout is c.layout is torch.strided and not (
                     one_dtype and not (U.dtype is b.dtype is W.dtype is c.dtype
                                        and U.device == b.device == W.device == c.device))):
             return
-    except (AttributeError, RuntimeError):  # not a tensor, or a nested tensor (which has no shape)
+    except AttributeError:  # not a tensor
         pass
     what = f"{type(owner).__name__}({owner.extra_repr()})"
     for name, t, shape in zip(("U", "b", "W", "c"), weights, shapes):
