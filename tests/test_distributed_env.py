@@ -1,6 +1,7 @@
 """torchrun's environment set by hand, or a rendezvous nobody answers: one line naming what was expected, in-process."""
 
 import pytest
+import torch
 import torch.distributed as dist
 
 from torch_tanhnet.training import distributed
@@ -48,3 +49,20 @@ def test_a_rendezvous_that_times_out_is_one_line_naming_who_did_not_answer(monke
     assert line == (f"process {rank} of 2 could not start: at the rendezvous 127.0.0.1:29500 (MASTER_ADDR:MASTER_PORT) "
                     f"{whom} within --dist-timeout 5 s (Timed out after 6 seconds waiting for clients. 1/2 clients "
                     "joined.)")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+@pytest.mark.parametrize("where", ["train", "sweep"])
+def test_device_cuda_without_cuda_under_torchrun_is_the_one_line_it_is_without(monkeypatch, where):
+    # the sweep chose its device itself under torchrun: torch.cuda.set_device's AttributeError, a traceback
+    for key, v in {**ENV, "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(key, v)
+    if where == "sweep":
+        from torch_tanhnet.sweep.distributed import torchrun_world
+        with pytest.raises(ConfigError) as e, torchrun_world("cuda", 5.0):
+            pass
+    else:
+        from torch_tanhnet.training.config import TrainConfig
+        with pytest.raises(ConfigError) as e:
+            distributed.train_distributed(TrainConfig(device="cuda"))
+    assert e.value.for_command_line() == "argument --device: cuda is not available on this machine"

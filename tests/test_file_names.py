@@ -12,6 +12,7 @@ import sys
 import pytest
 from conftest import SCRIPTS, load_script
 
+from torch_tanhnet.training import wording
 from torch_tanhnet.training.wording import shell
 
 NAME = os.fsdecode(b"pts\xe9.csv")  # as Python reads it from the command line
@@ -150,5 +151,5 @@ def test_messages_name_settings_with_setting_not_braces():
         found += [f"{path.name}:{n.lineno}: setting({n.args[0].value!r})" for n in ast.walk(tree)
                   if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "setting"
                   and not (n.args and isinstance(n.args[0], ast.Constant)
-                           and n.args[0].value in TrainConfig.__dataclass_fields__)]
+                           and n.args[0].value in wording.fields())]
     assert found == []

@@ -216,7 +216,7 @@ def test_a_ctrl_c_while_a_groups_data_are_drawn_stops_there_and_resumes_to_the_s
     monkeypatch.undo()
     with pytest.raises(ConfigError) as info:  # from Python every setting counts as given: the seeds too
         runner.sweep(dataclasses.replace(stopped, resume=True, seeds=list(range(10))))
-    assert str(info.value) == ("argument --seeds: [0, 1, 2, ..., 9] (10 values) differs from the checkpoint's "
+    assert str(info.value) == ("seeds: [0, 1, 2, ..., 9] (10 values) differs from the checkpoint's "
                                "[0, 1, 2, ..., 599] (600 values); a resumed sweep keeps its settings")
     resumed = runner.sweep(dataclasses.replace(stopped, resume=True))
     for g in whole.groups:

@@ -61,7 +61,7 @@ def test_a_resumed_sweep_refuses_other_data_in_its_files(folder):
     saved = checkpoint.load(folder / "sw" / "checkpoint.pt")["data"]
     assert [p for p, _ in saved] == ["a.csv"]
     write(folder / "a.csv", 5)  # edited, or another directory's a.csv
-    with pytest.raises(ConfigError, match="^argument --data: the data in 'a.csv' differ from the checkpoint's; "):
+    with pytest.raises(ConfigError, match="^data: the data in 'a.csv' differ from the checkpoint's; "):
         runner.sweep(config(folder / "sw", resume=True))
 
 
@@ -95,5 +95,5 @@ def test_processes_that_read_different_data_refuse_it(folder):
     same = World(0, 2, all_reduce=lambda t: t.add_(t.clone()))
     runner.prepare(config(folder / "ok"), same)
     other = World(0, 2, all_reduce=lambda t: t.add_(torch.ones_like(t)))
-    with pytest.raises(DataError, match="^the 2 processes read different data from --data a.csv "):
+    with pytest.raises(DataError, match="^the 2 processes read different data from data a.csv "):
         runner.prepare(config(folder / "bad"), other)

@@ -3,11 +3,13 @@
 import json
 import math
 import os
+import re
 import time
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from torch_tanhnet.sweep.config import SweepConfig
 from torch_tanhnet.sweep.plan import SweepTooLarge, make_plan
@@ -120,7 +122,7 @@ def test_one_data_file_written_two_ways_is_refused_as_given_twice(tmp_path, monk
     (tmp_path / "link.csv").symlink_to(tmp_path / "a.csv")
     os.link(tmp_path / "a.csv", tmp_path / "hard.csv")  # a hard link: the same file by another path
     for other in ("./a.csv", str(tmp_path / "a.csv"), "link.csv", "../" + tmp_path.name + "/a.csv", "hard.csv"):
-        with pytest.raises(ConfigError, match=f"argument --data: '{other}' is given twice \\(as 'a.csv'\\)"):
+        with pytest.raises(ConfigError, match=f"^data: '{other}' is given twice \\(as 'a.csv'\\)"):
             SweepConfig(values={"data": ["a.csv", "b.csv", other]}).validate()
     SweepConfig(values={"data": ["a.csv", "b.csv"]}).validate()  # two files: two settings, even holding alike rows
 
@@ -175,7 +177,7 @@ BAD = [
     (dict(values={"wings": [1]}), "unknown setting 'wings'"),
     # an integer setting's range: its ends rounded inward (1.5:2.5 drew 1 below it, 2.5:2.7 drew 2 above it)
     (dict(values={"hidden": [Range(2.5, 2.7)]}, random=1),
-     "argument --hidden: the range 2.5:2.7 holds no integer, and --hidden takes integers"),
+     "argument --hidden: the range 2.5:2.7 holds no integer, and this setting takes integers"),
     (dict(values={"hidden": [Range(-0.5, 0.5)]}, random=1), "argument --hidden: must be a positive integer, got 0"),
     # random draws are different settings: more draws than the values make is refused
     (dict(values={"hidden": [2, 3]}, random=5),
@@ -215,7 +217,7 @@ def test_a_sweep_that_would_not_fit_in_memory_is_refused_from_the_estimate():
 @pytest.mark.parametrize("name,values", [("lr", [1, 1.0]), ("momentum", [0, 0.0]), ("noise", [0.1, np.float64(0.1)]),
                                          ("init_scale", [2, np.int64(2)]), ("hidden", [3, np.int64(3)])])
 def test_a_value_given_twice_in_another_type_is_refused(name, values):
-    with pytest.raises(ConfigError, match=f"argument --{name.replace('_', '-')}: .* is given twice"):
+    with pytest.raises(ConfigError, match=f"^{name}: .* is given twice"):
         SweepConfig(values={name: values}).validate()
 
 
@@ -223,7 +225,7 @@ def test_a_value_given_twice_in_another_type_is_refused(name, values):
                                          ("noise", [0.0, np.float64(-0.0)]), ("lr", [2, 2.0])])
 def test_a_value_equal_to_another_is_refused_whatever_its_sign_of_zero(name, values):
     """0.0 and -0.0 are the same setting (train.py trains them alike): given both, it would be trained twice."""
-    with pytest.raises(ConfigError, match=f"argument --{name.replace('_', '-')}: .* is given twice \\(as "):
+    with pytest.raises(ConfigError, match=f"^{name}: .* is given twice \\(as "):
         SweepConfig(values={name: values}).validate()
 
 
@@ -247,7 +249,9 @@ def test_a_built_in_data_sets_setting_beside_a_data_file_is_refused_as_train_py_
     flag = "--" + name.replace("_", "-")
     with pytest.raises(ConfigError) as info:
         make_plan(SweepConfig(values={"data": ["a.csv"], name: values}, seeds=[0]), torch.device("cpu"))
-    assert str(info.value) == f"argument {flag}: applies to the built-in data sets, not to --data 'a.csv'; leave it out"
+    assert str(info.value) == f"{name}: applies to the built-in data sets, not to data 'a.csv'; leave it out"  # as train
+    assert info.value.for_command_line() == (f"argument {flag}: applies to the built-in data sets, not to --data "
+                                             "'a.csv'; leave it out")
     with pytest.raises(ConfigError, match=f"^{name}: applies to the built-in data sets, not to data 'a.csv'"):
         from torch_tanhnet.training import train
 
@@ -299,9 +303,9 @@ def test_a_range_of_one_number_counts_as_one_setting_and_draws_end():
     from torch_tanhnet.sweep.space import count
 
     assert count({"lr": [Range(0.5, 0.5)], "hidden": [2, 3]}) == 2
-    with pytest.raises(ConfigError, match=r"^argument --random: 3 draws, but the values make 2 different settings"):
+    with pytest.raises(ConfigError, match=r"^random: 3 draws, but the values make 2 different settings"):
         SweepConfig(values={"lr": [Range(0.5, 0.5)], "hidden": [2, 3]}, random=3).validate()
-    with pytest.raises(ConfigError, match=r"^argument --random: 4 draws, but the values gave only 3 different "):
+    with pytest.raises(ConfigError, match=r"^random: 4 draws, but the values gave only 3 different "):
         sample({"lr": [Range(0.5, 0.5000000000000002)]}, 4, 0)  # three floats: refused after the repeats
 
 
@@ -346,3 +350,24 @@ def test_the_time_estimate_times_the_trainers_step_on_as_many_networks_as_its_bu
     wide = make_plan(SweepConfig(values={"n_samples": [4000], "hidden": [300]}, seeds=list(range(300))), CPU)
     planning._training_seconds(wide, 256)
     assert set(probed) == {256}
+
+
+SWEEP_BAD = [dict(progress="x"), dict(gallery=-1), dict(log_interval=0), dict(solved_at=2.0), dict(random=0),
+             dict(seeds=[1, 1]), dict(seeds="abc"), dict(resume=True), dict(logdir=""), dict(sessions="all"),
+             dict(values={"lr": [Range(0.1, 1.0)]}), dict(values={"lr": 0.5}), dict(values={"lr": [0.1, 0.1]}),
+             dict(values={"hidden": [2, 3]}, random=5), dict(random=10**9, values={"lr": [Range(0.1, 1.0)]}),
+             dict(values={"hidden": [Range(2.5, 2.7)]}, random=1), dict(dist_timeout=0.0)]
+
+
+@pytest.mark.parametrize("kwargs", SWEEP_BAD, ids=[str(k) for k in SWEEP_BAD])
+def test_a_bad_sweep_setting_is_named_in_python_words_from_python_and_as_a_real_flag_from_the_command_line(kwargs):
+    # SweepConfig(progress='x') said "argument --progress", a flag sweep.py does not have (it has --no-progress),
+    # and every sweep error spoke in flags to a Python caller
+    with pytest.raises(ConfigError) as e:
+        make_plan(SweepConfig(**kwargs), CPU)
+    assert "--" not in str(e.value) and "\0" not in str(e.value)
+    line = e.value.for_command_line()
+    assert "\0" not in line
+    flags = set(re.findall(r"--[a-z][a-z-]*", line))  # every flag the line names is one of sweep.py's
+    known = set(load_script("sweep").build_parser()._option_string_actions)
+    assert flags and flags <= known, (line, flags - known)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 
 from ..console import counted
 from ..training.config import DEVICES, KIND_WORDS, ConfigError, TrainConfig, _is, plain
+from ..training.wording import setting
 from . import space
 from .space import Range
 
@@ -37,8 +38,8 @@ class SweepConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad setting, in train.py's words."""
-        def bad(flag: str, why: str):
-            raise ConfigError(f"argument --{flag}: {why}")
+        def bad(name: str, why: str):  # str(): ``gallery: ...``; the command line: ``argument --gallery: ...``
+            raise ConfigError(name, why)
 
         for f in fields(self):  # each of the sweep's own settings of its declared kind, as plain Python (they
             if f.name in ("values", "seeds"):  # reach the checkpoint and sweep.json): np.float64(0.9) becomes 0.9
@@ -46,7 +47,7 @@ class SweepConfig:
             kinds = [k.strip() for k in f.type.split("|")]
             value = plain(getattr(self, f.name), kinds)
             if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
-                bad(f.name.replace("_", "-"), f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
+                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
             setattr(self, f.name, value)
         self.seeds = space.check_seeds(self.seeds)
         if self.random is not None and self.random < 1:
@@ -55,32 +56,32 @@ class SweepConfig:
         settings = space.count(self.values)
         if self.random is not None and self.random > settings:  # drawn again until they differ: it would not end
             bad("random", f"{self.random} draws, but the values make {counted(int(settings), 'different setting')}; "
-                          "draw at most that many, or leave out --random for the grid of them all")
+                          f"draw at most that many, or leave out {setting('random')} for the grid of them all")
         runs = (self.random if self.random is not None else settings) * len(self.seeds)
         if runs > MAX_RUNS:  # before the settings are built: 10⁹ of them filled the memory before any other check
-            what = f"--random {self.random}" if self.random is not None else f"{settings:,.0f} settings"
+            what = f"{setting('random')} {self.random}" if self.random is not None else f"{settings:,.0f} settings"
             seeds = f"{len(self.seeds):,} seed{'s' * (len(self.seeds) != 1)}"  # with commas, as the runs
             raise ConfigError(f"the sweep would train {runs:,.0f} runs ({what} × {seeds}); at most {MAX_RUNS:,}: "
                               "give fewer values or seeds")
-        for flag, value in (("log-interval", self.log_interval), ("checkpoint-interval", self.checkpoint_interval)):
+        for flag, value in (("log_interval", self.log_interval), ("checkpoint_interval", self.checkpoint_interval)):
             if value < 1:
                 bad(flag, f"must be a positive integer, got {value}")
         if not (math.isfinite(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
-            bad("checkpoint-seconds", f"must be a number of seconds ≥ 0, got {self.checkpoint_seconds}")
+            bad("checkpoint_seconds", f"must be a number of seconds ≥ 0, got {self.checkpoint_seconds}")
         if self.sessions not in SESSIONS:
             bad("sessions", f"must be one of {', '.join(SESSIONS)}, got {self.sessions!r}")
         if self.gallery < 0:
             bad("gallery", f"must be an integer ≥ 0, got {self.gallery}")
         if not (math.isfinite(self.solved_at) and 0 < self.solved_at <= 1):
-            bad("solved-at", f"must be an accuracy in (0, 1], got {self.solved_at}")
+            bad("solved_at", f"must be an accuracy in (0, 1], got {self.solved_at}")
         if not (math.isfinite(self.dist_timeout) and self.dist_timeout > 0):
-            bad("dist-timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
+            bad("dist_timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
         if self.device not in DEVICES:
             bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.logdir == "":  # a shell variable that was not set: it named no folder
-            bad("logdir", "got '', which names no folder; give a folder, or leave --logdir out for the default")
+            bad("logdir", f"got '', which names no folder; give a folder, or leave {setting('logdir')} out for the default")
         if self.resume and self.logdir is None:
-            bad("resume", "needs --logdir, the folder of the sweep to continue")
+            bad("resume", f"needs {setting('logdir')}, the folder of the sweep to continue")
 
     def settings(self) -> list[dict]:
         """The sweep's settings: the grid of the values, or ``random`` draws from them."""

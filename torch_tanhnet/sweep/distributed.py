@@ -23,6 +23,7 @@ from ..training.distributed import (
     stopped_answering,
     torchrun_environment,
 )
+from ..training.setup import resolve_device
 from ..training.world import World
 
 __all__ = ["DistributedError", "launched_by_torchrun", "torchrun_world"]
@@ -32,8 +33,8 @@ __all__ = ["DistributedError", "launched_by_torchrun", "torchrun_world"]
 def torchrun_world(device_name: str, timeout: float):
     """(world, device, gather) for this torchrun process; the process group is destroyed on leaving."""
     rank, size, local_rank = torchrun_environment()
-    device = torch.device("cpu")
-    if device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available()):
+    device = resolve_device(device_name)  # --device cuda without CUDA: the one line, as without torchrun
+    if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     init_process_group("gloo", rank, size, timeout)

@@ -23,6 +23,7 @@ from ..module import TanhNet
 from ..training.config import ConfigError, TrainConfig
 from ..training.data import load_csv
 from ..training.setup import check_initial_weights, load_split, scale_initial_weights
+from ..training.wording import setting
 from .config import SweepConfig
 from .data import data_key
 from .space import Run, folder_names, runs, swept, unique_names
@@ -218,8 +219,8 @@ def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device
         where = "on the GPU" if device.type == "cuda" else "in memory"
         raise SweepTooLarge(
             f"the sweep would need about {gib(need)} {where} (its largest group: hidden {hidden}, {K} runs of {N} "
-            f"samples), but {gib(free)} is free; use fewer --seeds or settings, a smaller --n-samples, or a larger "
-            "--log-interval")
+            f"samples), but {gib(free)} is free; use fewer {setting('seeds')} or settings, a smaller "
+            f"{setting('n_samples')}, or a larger {setting('log_interval')}")
 
 
 # ---- time ------------------------------------------------------------------------------------------

@@ -21,11 +21,11 @@ import torch
 
 from ..console import figure
 from ..files import write_atomic
-from ..training.wording import shell, utf8
+from ..training.wording import flag, shell, utf8
 from .group import GroupResult
 from .metrics import CURVATURE, METRICS
 from .plan import Plan
-from .space import SWEEPABLE, flag, value_text
+from .space import SWEEPABLE, value_text
 
 Tensor = torch.Tensor
 

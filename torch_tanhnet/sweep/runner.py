@@ -40,6 +40,7 @@ from ..training.data import DataError
 from ..training.distributed import DistributedError
 from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
 from ..training.signals import StopRequested, stop_on_signals
+from ..training.wording import setting
 from ..training.world import World
 from . import state as checkpoints
 from .config import SweepConfig
@@ -88,10 +89,10 @@ def check_new_logdir(logdir: Path) -> None:
                 what = "a train.py run (checkpoint.pt)"
             except CheckpointError:  # an empty or garbage file: no run's
                 what = "a checkpoint.pt that no run or sweep wrote (unreadable)"
-            raise ConfigError(f"argument --logdir: {str(logdir)!r} holds {what}; a new sweep needs a new or empty "
-                              "--logdir")
-        raise ConfigError(f"argument --logdir: {str(logdir)!r} already holds a sweep: {sweep_hint(logdir)}, or "
-                          "choose another --logdir")
+            raise ConfigError("logdir", f"{str(logdir)!r} holds {what}; a new sweep needs a new or empty "
+                                        f"{setting('logdir')}")
+        raise ConfigError("logdir", f"{str(logdir)!r} already holds a sweep: {sweep_hint(logdir)}, or choose "
+                                    f"another {setting('logdir')}")
     check_empty_logdir(logdir, "a sweep")
 
 
@@ -156,18 +157,18 @@ def check_data(plan: Plan, found: dict, world: World) -> None:
     given = [p for p in plan.config.values.get("data") or [] if p is not None]
     data = [[p, setup.data_fingerprint(*plan.files[p])] for p in given]
     if data and not world.agree(hashlib.sha256("".join(h for _, h in data).encode()).hexdigest()):
-        raise DataError(f"the {world.size} processes read different data from --data {' '.join(given)} (was a file "
+        raise DataError(f"the {world.size} processes read different data from {setting('data')} {' '.join(given)} (was a file "
                         "changed while they started?); every process must read the same data")
     saved = found.get("data") or []
     if plan.config.resume and saved:
         if len(saved) != len(data):
-            raise ConfigError(f"argument --data: {given!r} differs from the checkpoint's {[p for p, _ in saved]!r}; "
-                              "a resumed sweep keeps its data")
+            raise ConfigError("data", f"{given!r} differs from the checkpoint's {[p for p, _ in saved]!r}; a resumed "
+                                      "sweep keeps its data")
         for (path, h), (before, h_before) in zip(data, saved):
             if h != h_before:
                 named = "" if path == before else f" ({before!r})"
-                raise ConfigError(f"argument --data: the data in {path!r} differ from the checkpoint's{named}; "
-                                  "a resumed sweep keeps its data")
+                raise ConfigError("data", f"the data in {path!r} differ from the checkpoint's{named}; a resumed "
+                                          "sweep keeps its data")
         if given != [p for p, _ in saved]:  # the same files, named another way: saved as named now
             found["config"] = {**found["config"], "values": {**found["config"]["values"], "data": given}}
     found["data"] = data

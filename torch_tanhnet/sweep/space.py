@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from ..checks import short
 from ..training.config import ConfigError, TrainConfig, _is, plain
 from ..training.setup import GENERATOR
+from ..training.wording import setting
 
 # the settings of train.py that a sweep may vary, in the grid's order; the others are the sweep's own
 SWEEPABLE = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "hidden", "init_scale",
@@ -30,10 +31,6 @@ NUMBER = INTEGER | {"noise", "test_fraction", "init_scale", "lr", "momentum", "w
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in SWEEPABLE}
 SHORT = {"n_samples": "n", "test_fraction": "test", "init_scale": "init", "weight_decay": "wd",
          "batch_size": "batch", "momentum": "mom"}  # in setting names, which TensorBoard cuts at ~17 characters
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -71,12 +68,12 @@ class Run:
     config: TrainConfig
 
 
-def as_list(given, what: str) -> list:
-    """A list, a tuple, a range or a 1-d array (NumPy's, torch's) as a list; ConfigError (``what``: the flag) for
-    anything else."""
+def as_list(given, name: str) -> list:
+    """A list, a tuple, a range or a 1-d array (NumPy's, torch's) as a list; ConfigError (naming the setting
+    ``name``) for anything else."""
     if isinstance(given, (list, tuple, range)) or getattr(given, "ndim", None) == 1 and hasattr(given, "tolist"):
         return list(given)
-    raise ConfigError(f"argument {what}: expected a list of values, got {short(given)}")
+    raise ConfigError(name, f"expected a list of values, got {short(given)}")
 
 
 
@@ -99,9 +96,9 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
     for name, given in values.items():
         if name not in SWEEPABLE:
             raise ConfigError(f"unknown setting {name!r}; a sweep varies {', '.join(SWEEPABLE)}")
-        given = as_list(given, flag(name))
+        given = as_list(given, name)
         if not given:
-            raise ConfigError(f"argument {flag(name)}: the grid is empty: no values given")
+            raise ConfigError(name, "the grid is empty: no values given")
         seen, out[name] = {}, []
         for v in given:
             if isinstance(v, Range):
@@ -118,14 +115,14 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
                        file_identity(v) if name == "data" and isinstance(v, str) else v)
                 if key in seen:
                     first = "" if repr(seen[key]) == repr(v) else f" (as {seen[key]!r})"
-                    raise ConfigError(f"argument {flag(name)}: {v!r} is given twice{first}")
+                    raise ConfigError(name, f"{v!r} is given twice{first}")
                 seen[key] = v
             out[name].append(v)
     files = [v for v in out.get("data", []) if v is not None]
     for name in GENERATOR:  # train.py refuses them beside --data; a sweep trained each file once a value, alike
         if files and name in out:
-            raise ConfigError(f"argument {flag(name)}: applies to the built-in data sets, not to --data "
-                              f"{files[0]!r}; leave it out")
+            raise ConfigError(name, f"applies to the built-in data sets, not to {setting('data')} {files[0]!r}; "
+                                    "leave it out")
     return out
 
 
@@ -133,21 +130,21 @@ def plain_range(name: str, r: Range) -> Range:
     """``r`` with plain Python ends (np.float32 ends as floats), or ConfigError for ends that are not numbers."""
     low, high, log = plain(r.low, ["float"]), plain(r.high, ["float"]), plain(r.log, ["bool"])
     if not (_is(low, "float") and _is(high, "float") and isinstance(log, bool)):
-        raise ConfigError(f"argument {flag(name)}: a range needs two numbers and log True or False, got {r!r}")
+        raise ConfigError(name, f"a range needs two numbers and log True or False, got {r!r}")
     return Range(low, high, log)
 
 
 def check_range(name: str, r: Range, random: int | None) -> None:
     if random is None:
-        raise ConfigError(f"argument {flag(name)}: a range ({r}) needs --random N; a grid takes values")
+        raise ConfigError(name, f"a range ({r}) needs {setting('random')} N; a grid takes values")
     if name not in NUMBER:
-        raise ConfigError(f"argument {flag(name)}: takes values, not a range ({r})")
+        raise ConfigError(name, f"takes values, not a range ({r})")
     if not (math.isfinite(r.low) and math.isfinite(r.high) and r.low <= r.high):
-        raise ConfigError(f"argument {flag(name)}: a range needs LOW ≤ HIGH, both finite, got {r}")
+        raise ConfigError(name, f"a range needs LOW ≤ HIGH, both finite, got {r}")
     if r.log and r.low <= 0:
-        raise ConfigError(f"argument {flag(name)}: a log range needs LOW > 0, got {r}")
+        raise ConfigError(name, f"a log range needs LOW > 0, got {r}")
     if name in INTEGER and r.integers[0] > r.integers[1]:
-        raise ConfigError(f"argument {flag(name)}: the range {r} holds no integer, and {flag(name)} takes integers")
+        raise ConfigError(name, f"the range {r} holds no integer, and this setting takes integers")
     # both ends (an integer setting's: the integers within) must be settings train.py accepts
     for end in (r.integers if name in INTEGER else (r.low, r.high)):
         TrainConfig(**{name: end}).validate()
@@ -170,8 +167,8 @@ def sample(values: dict[str, list], n: int, seed: int) -> list[dict]:
     settings, seen, repeats = [], set(), 0
     while len(settings) < n:
         if repeats > 1000 + 10 * n:
-            raise ConfigError(f"argument --random: {n} draws, but the values gave only {len(settings)} different "
-                              f"settings in {repeats + len(settings)} tries; draw fewer, or widen the ranges")
+            raise ConfigError("random", f"{n} draws, but the values gave only {len(settings)} different settings "
+                                        f"in {repeats + len(settings)} tries; draw fewer, or widen the ranges")
         s = dict(DEFAULTS)
         for name in SWEEPABLE:
             if name in values:
@@ -290,15 +287,15 @@ def check_seeds(seeds) -> list[int]:
         plain_ints = isinstance(seeds, range) or set(map(type, seeds)) <= {int}
         seeds = list(seeds) if plain_ints else [plain(s, ["int"]) for s in seeds]
     else:
-        raise ConfigError(f"argument --seeds: expected a list of integers, got {short(seeds)}")
+        raise ConfigError("seeds", f"expected a list of integers, got {short(seeds)}")
     if not seeds:
-        raise ConfigError("argument --seeds: must be at least 1, got 0")
+        raise ConfigError("seeds", "must be at least 1, got 0")
     if not (plain_ints and 0 <= min(seeds) and max(seeds) < 2**32):
         bad = [s for s in seeds if not _is(s, "int") or not 0 <= s < 2**32]
         if bad:
-            raise ConfigError(f"argument --seeds: each seed must be an integer in [0, 2**32), got {bad[0]!r}")
+            raise ConfigError("seeds", f"each seed must be an integer in [0, 2**32), got {bad[0]!r}")
     if len(set(seeds)) != len(seeds):
         seen: set[int] = set()
         twice = next(s for s in seeds if s in seen or seen.add(s))
-        raise ConfigError(f"argument --seeds: seed {twice} is given twice")
+        raise ConfigError("seeds", f"seed {twice} is given twice")
     return seeds

@@ -201,11 +201,11 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
                 if field == "data" and hashed and len(values) == len(state["data"]) and None not in values:
                     continue  # the same files named another way (/abs/a.csv for a.csv): runner.check_data decides
                 if values != saved_values:
-                    raise ConfigError(f"argument --{field.replace('_', '-')}: {_listed(values)} differs from the "
-                                      f"checkpoint's {_listed(saved_values)}; a resumed sweep keeps its settings")
+                    raise ConfigError(field, f"{_listed(values)} differs from the checkpoint's "
+                                             f"{_listed(saved_values)}; a resumed sweep keeps its settings")
         elif mine[name] != theirs[name]:
-            raise ConfigError(f"argument --{name.replace('_', '-')}: {_listed(mine[name])} differs from the "
-                              f"checkpoint's {_listed(theirs[name])}; a resumed sweep keeps its settings")
+            raise ConfigError(name, f"{_listed(mine[name])} differs from the checkpoint's {_listed(theirs[name])}; "
+                                    "a resumed sweep keeps its settings")
     override = (RESUMABLE & given) | {"resume", "logdir"}
     out = {**theirs, **{k: mine[k] for k in override}}
     if "values" in given and hashed and "data" in mine["values"]:

@@ -55,8 +55,9 @@ class ConfigError(Worded, ValueError):
     """A bad setting: ``field`` names it. str() reads ``lr: must be ...`` (Python's names);
     :meth:`for_command_line` reads ``argument --lr: must be ...`` like argparse's own.
 
-    ``ConfigError(message)``, without a field, is a message already worded for the command line
-    (the form this class had first; the sweep's errors still use it): both read it as it is.
+    ``ConfigError(message)``, without a field, is a message that names no one setting; the settings it
+    does name are written with :func:`~.wording.setting`, as in ``why``. The sweep's settings
+    (:class:`~torch_tanhnet.sweep.config.SweepConfig`) are named the same way.
     """
 
     def __init__(self, field: str, why: str | None = None) -> None:
@@ -69,7 +70,7 @@ class ConfigError(Worded, ValueError):
 
     def for_command_line(self) -> str:
         if self.field is None:
-            return self.why
+            return words(self.why, command_line=True)
         return f"argument {flag(self.field)}: {words(self.why, command_line=True)}"
 
 

@@ -1,7 +1,7 @@
 """How an error names a setting: as Python does (``lr``, ``resume=True``) or as the command line does
 (``--lr``, ``--resume``).
 
-An error's text writes ``setting("lr")`` where it names a setting of :class:`~.config.TrainConfig`;
+An error's text writes ``setting("lr")`` where it names a setting of :class:`~.config.TrainConfig` (or of a sweep);
 ``str(error)`` gives Python's words, :meth:`Worded.for_command_line` the command line's, which
 ``scripts/train.py`` prints.
 
@@ -28,11 +28,18 @@ def setting(field: str) -> str:
     """The setting ``field`` of :class:`~.config.TrainConfig` in an error's text, named as Python or the command line
     names it when the text is shown (:func:`words`). Marked with NUL characters, which no name a user can type
     holds, so that a name is shown as typed: a file named ``{lr}`` was once shown as ``--lr``."""
-    from .config import TrainConfig  # here: config.py imports the modules that import this one
-
-    if field not in TrainConfig.__dataclass_fields__:
-        raise ValueError(f"{field!r} is not a setting of TrainConfig")
+    if field not in fields():
+        raise ValueError(f"{field!r} is not a setting of TrainConfig or SweepConfig")
     return f"{_OPEN}{field}{_CLOSE}"
+
+
+def fields() -> set[str]:
+    """The settings an error may name: :class:`~.config.TrainConfig`'s and the sweep's own
+    (:class:`~torch_tanhnet.sweep.config.SweepConfig`: ``seeds``, ``random``, ``gallery``, ...)."""
+    from ..sweep.config import SweepConfig  # here: config.py imports the modules that import this one
+    from .config import TrainConfig
+
+    return {*TrainConfig.__dataclass_fields__, *SweepConfig.__dataclass_fields__}
 
 
 def flag(field: str) -> str:
