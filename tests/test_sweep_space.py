@@ -249,7 +249,7 @@ def test_a_built_in_data_sets_setting_beside_a_data_file_is_refused_as_train_py_
     flag = "--" + name.replace("_", "-")
     with pytest.raises(ConfigError) as info:
         make_plan(SweepConfig(values={"data": ["a.csv"], name: values}, seeds=[0]), torch.device("cpu"))
-    assert str(info.value) == f"{name}: applies to the built-in data sets, not to data 'a.csv'; leave it out"  # as train
+    assert str(info.value) == f"{name}: applies to the built-in data sets, not to data 'a.csv'; leave it out"
     assert info.value.for_command_line() == (f"argument {flag}: applies to the built-in data sets, not to --data "
                                              "'a.csv'; leave it out")
     with pytest.raises(ConfigError, match=f"^{name}: applies to the built-in data sets, not to data 'a.csv'"):

@@ -79,7 +79,8 @@ class SweepConfig:
         if self.device not in DEVICES:
             bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.logdir == "":  # a shell variable that was not set: it named no folder
-            bad("logdir", f"got '', which names no folder; give a folder, or leave {setting('logdir')} out for the default")
+            bad("logdir", f"got '', which names no folder; give a folder, or leave {setting('logdir')} out for the "
+                          "default")
         if self.resume and self.logdir is None:
             bad("resume", f"needs {setting('logdir')}, the folder of the sweep to continue")
 

@@ -157,8 +157,8 @@ def check_data(plan: Plan, found: dict, world: World) -> None:
     given = [p for p in plan.config.values.get("data") or [] if p is not None]
     data = [[p, setup.data_fingerprint(*plan.files[p])] for p in given]
     if data and not world.agree(hashlib.sha256("".join(h for _, h in data).encode()).hexdigest()):
-        raise DataError(f"the {world.size} processes read different data from {setting('data')} {' '.join(given)} (was a file "
-                        "changed while they started?); every process must read the same data")
+        raise DataError(f"the {world.size} processes read different data from {setting('data')} {' '.join(given)} "
+                        "(was a file changed while they started?); every process must read the same data")
     saved = found.get("data") or []
     if plan.config.resume and saved:
         if len(saved) != len(data):
