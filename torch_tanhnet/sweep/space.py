@@ -274,9 +274,9 @@ def folder_names(names: list[str]) -> list[str]:
 def runs(settings: list[dict], seeds: list[int], base: TrainConfig) -> list[Run]:
     """Setting-major: run s·S + i is setting s with seeds[i]; each config as train.py would run it."""
     out = []
-    for s, setting in enumerate(settings):
+    for s, values in enumerate(settings):
         for seed in seeds:
-            out.append(Run(len(out), s, seed, TrainConfig(**{**base.as_dict(), **setting, "seed": seed})))
+            out.append(Run(len(out), s, seed, TrainConfig(**{**base.as_dict(), **values, "seed": seed})))
     return out
 
 
