@@ -394,7 +394,8 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
 
 
 # the settings that define a run, and its total: every checkpoint of this format holds them, and a resumed run
-# reads each (a missing one would silently become its default)
+# reads each (a missing one would silently become its default). Not init_scale: it shapes only the first weights,
+# which the checkpoint holds, and a checkpoint written before it was a setting was of its default, 1
 REQUIRED = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "hidden", "optimizer", "lr",
             "momentum", "weight_decay", "epochs", "batch_size", "seed", "dtype")
 GENERATOR = ("dataset", "n_samples", "noise")  # settings of the built-in data sets, which --data replaces
