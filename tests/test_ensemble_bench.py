@@ -1,6 +1,7 @@
 """A smoke test of the ensemble bench mode (scripts/bench.py --ensemble): it runs, prints and writes every case."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,4 +41,5 @@ def test_the_docs_example_runs():
     r = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     solved = int(r.stdout.split(" of 100 seeds solve XOR")[0])
-    assert 0 <= solved <= 100
+    said = int(re.search(r"it printed `(\d+) of 100 seeds solve XOR`", page)[1])  # what the page says it prints
+    assert abs(solved - said) <= 3, (solved, said)  # another machine's rounding may tip a run or two

@@ -85,7 +85,8 @@ def test_results_do_not_depend_on_timing():
         assert all(torch.equal(a, b) for a, b in zip(grads, runs[0][1]))
 
 
-def test_on_cuda_the_torch_ops_pass_equals_the_reference(device):
+def test_the_pass_dispatch_chooses_on_each_device_equals_the_reference(device):
+    # the C kernels on the CPU, Triton (or torch ops without it) on CUDA
     X, params, y = problem(4, 300, 2, 3, True, False, torch.float64, device=device)
     compare(dispatch.ensemble_fused_implementation(X, *params, y), X, params, y, TOL[torch.float64])
 
