@@ -2,8 +2,8 @@
 
 Every public function (:mod:`torch_tanhnet.functional`) checks its inputs once, then asks here:
 
-- **the reference Functions** (``TanhNetFunction``, ``BCEWithLogitsFunction``) under
-  ``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form
+- **the reference Functions** (``TanhNetFunction``, ``BCEWithLogitsFunction``) where a user asks for them
+  (:func:`reference_equations`, ``TORCH_TANHNET_REFERENCE=1``), under ``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form
   and compose with both, and inside a ``torch.autograd.forward_ad.dual_level``, whose dual
   tensors need their ``jvp`` (the fast Functions have none), inside a ``TorchDispatchMode`` (make_fx,
   FakeTensorMode, FlopCounterMode: every op must pass through it), and for tensors whose memory the
@@ -22,6 +22,9 @@ the same equations and is tested against the reference.
 """
 
 from __future__ import annotations
+
+import os
+from contextlib import contextmanager
 
 import torch
 from torch.autograd import forward_ad as _forward_ad
@@ -69,11 +72,38 @@ def dispatch_mode_active() -> bool:
 _tracing = torch._C._is_tracing  # torch.jit.trace's; about 0.05 µs
 
 
+_asked = [os.environ.get("TORCH_TANHNET_REFERENCE", "") not in ("", "0")]  # [a user's wish]: reference_equations
+
+
+@contextmanager
+def reference_equations(on: bool = True):
+    """Run every call inside the block through the reference Functions: the handout's equations, line for line
+    (:mod:`torch_tanhnet.network`, :mod:`torch_tanhnet.cost`, :mod:`torch_tanhnet.ensemble.function`), where the
+    kernels would otherwise serve. For a class: change a line of a backward there and watch training change.
+
+        with torch_tanhnet.reference_equations():
+            model.loss(X, y).backward()     # TanhNetFunction.backward_equations, BCEWithLogitsFunction's
+
+    The choice is made when a forward runs: a backward runs the Functions its forward chose, inside the block or
+    not. Process-wide, as ``torch.backends``' switches are; ``TORCH_TANHNET_REFERENCE=1`` in the environment turns
+    it on from the start (for the scripts: ``TORCH_TANHNET_REFERENCE=1 python scripts/train.py``).
+    ``reference_equations(False)`` turns it off within a block. Slower: the reference composes torch's ops.
+    """
+    before = _asked[0]
+    _asked[0] = bool(on)
+    try:
+        yield
+    finally:
+        _asked[0] = before
+
+
 def reference_only() -> bool:
-    """Whether this call must run the reference Functions: under torch.compile, a torch.func transform,
-    forward-mode AD (dual tensors), a dispatch mode, or torch.jit.trace (whose graph of a kernel's Function, which
-    takes the implementation, a Python object, as an argument, crashed the process with a segfault)."""
-    return compiling() or transforms_active() or forward_ad_active() or dispatch_mode_active() or _tracing()
+    """Whether this call must run the reference Functions: asked for (:func:`reference_equations`), or under
+    torch.compile, a torch.func transform, forward-mode AD (dual tensors), a dispatch mode, or torch.jit.trace
+    (whose graph of a kernel's Function, which takes the implementation, a Python object, as an argument, crashed
+    the process with a segfault)."""
+    return (_asked[0] or compiling() or transforms_active() or forward_ad_active() or dispatch_mode_active()
+            or _tracing())
 
 
 _PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))

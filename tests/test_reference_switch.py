@@ -1,0 +1,115 @@
+"""reference_equations() and TORCH_TANHNET_REFERENCE: training through the handout's own lines, for a class that edits
+one and watches training change (the kernels serve every call otherwise, so an edited line changed nothing)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import torch_tanhnet
+from torch_tanhnet import TanhNet, TanhNetEnsemble, reference_equations
+from torch_tanhnet.cost import BCEWithLogitsFunction
+from torch_tanhnet.ensemble.function import EnsembleBCEFunction, EnsembleFunction
+from torch_tanhnet.kernels import dispatch
+from torch_tanhnet.network import TanhNetFunction
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """How often each Function's backward equations ran."""
+    counted = {}
+    for cls in (TanhNetFunction, BCEWithLogitsFunction, EnsembleFunction, EnsembleBCEFunction):
+        original = cls.backward_equations
+
+        def spy(*args, _original=original, _name=cls.__name__, **kwargs):
+            counted[_name] = counted.get(_name, 0) + 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(cls, "backward_equations", staticmethod(spy))
+    return counted
+
+
+def data(N=40, dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(N, 2, generator=g, dtype=dtype), torch.randint(0, 2, (N, 1), generator=g).to(dtype)
+
+
+def grads(model, X, y):
+    model.zero_grad(set_to_none=True)
+    model.loss(X, y).sum().backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def test_inside_the_block_the_handouts_lines_compute_the_gradient_and_give_the_same_numbers(calls):
+    torch.manual_seed(0)
+    model, (X, y) = TanhNet().double(), data()
+    fast = grads(model, X, y)
+    assert calls == {}  # the kernels (or torch ops) served: the handout's lines never ran
+    with reference_equations():
+        reference = grads(model, X, y)
+    assert calls == {"TanhNetFunction": 1, "BCEWithLogitsFunction": 1}
+    for a, b in zip(fast, reference):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    grads(model, X, y)
+    assert calls == {"TanhNetFunction": 1, "BCEWithLogitsFunction": 1}  # off again after the block
+
+
+def test_the_choice_is_made_by_the_forward_and_the_ensemble_follows_it(calls):
+    ensemble, (X, y) = TanhNetEnsemble(5, seeds=range(5), dtype=torch.float64), data()
+    with reference_equations():
+        eps = ensemble.loss(X, y)
+    eps.sum().backward()  # outside the block: the Functions its forward chose
+    with reference_equations():
+        ensemble.loss_and_grad(X, y)  # the one-call training step too
+    assert calls == {"EnsembleFunction": 2, "EnsembleBCEFunction": 2}
+
+
+def test_an_edited_line_changes_training_only_inside_the_block(monkeypatch):
+    # the classroom exercise: drop the 1 − H² of Ḡ = H̄ ⊙ (1 − H²) and the gradient is wrong
+    original = TanhNetFunction.backward_equations
+
+    def wrong(z_bar, H_tilde, X, U, W, H, needs=(True,) * 5):  # H read as 0: W̄ = 0 and Ḡ = H̄
+        return original(z_bar, H_tilde, X, U, W, torch.zeros_like(H), needs)
+
+    torch.manual_seed(0)
+    model, (X, y) = TanhNet().double(), data()
+    right = grads(model, X, y)
+    monkeypatch.setattr(TanhNetFunction, "backward_equations", staticmethod(wrong))
+    assert all(torch.equal(a, b) for a, b in zip(grads(model, X, y), right))
+    with reference_equations():
+        edited = grads(model, X, y)
+    assert not torch.allclose(edited[0], right[0])  # Ū moved
+
+
+def test_blocks_nest_and_an_error_inside_restores_the_setting():
+    with reference_equations():
+        with reference_equations(False):
+            assert not dispatch.reference_only()
+        assert dispatch.reference_only()
+        with pytest.raises(ZeroDivisionError), reference_equations(False):
+            1 / 0
+        assert dispatch.reference_only()
+    assert not dispatch.reference_only()
+
+
+def test_training_runs_through_them_inside_the_block(calls, tmp_path):
+    from torch_tanhnet.training import TrainConfig, train
+
+    with reference_equations():
+        train(TrainConfig(epochs=3, n_samples=60, progress=False, logdir=str(tmp_path / "run")))
+    assert calls.get("TanhNetFunction", 0) >= 3 and calls.get("BCEWithLogitsFunction", 0) >= 3
+
+
+@pytest.mark.parametrize("value, on", [("1", True), ("0", False), ("", False)])
+def test_the_environment_variable_turns_it_on_for_a_script(value, on):
+    code = "import torch_tanhnet.kernels.dispatch as d; print(d.reference_only())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "TORCH_TANHNET_REFERENCE": value})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(on)
+
+
+def test_it_is_public():
+    assert torch_tanhnet.reference_equations is reference_equations and "reference_equations" in torch_tanhnet.__all__
