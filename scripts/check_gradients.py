@@ -2,6 +2,7 @@
 
     python scripts/check_gradients.py                   # float64, 8 samples
     python scripts/check_gradients.py --scalar          # also the handout's scalar-form loops over i, j, k
+    python scripts/check_gradients.py --values --n 2    # every quantity's numbers first, to follow by hand
     python scripts/check_gradients.py --dtype float32 --n 100 --seed 3
 
 Prints one row per quantity (ε̄, z̄, W̄, c̄, H̄, Ḡ, Ū, b̄, X̄): its shape, exact equality,
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to compute; auto picks cuda when present (default: cpu)")
     p.add_argument("--scalar", action="store_true",
                    help="also evaluate the handout's scalar-form equations with loops over i, j, k (default: off)")
+    p.add_argument("--values", action="store_true",
+                   help="first print every quantity's numbers (inputs, forward, backward), to follow a calculation "
+                        "by hand; matrices show their first 10 rows (default: off)")
     return p
 
 
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from torch_tanhnet.audit import audit, seed_problem
+    from torch_tanhnet.audit import audit, seed_problem, values
     from torch_tanhnet.console import warnings_as_lines
     from torch_tanhnet.training.config import ConfigError
     from torch_tanhnet.training.setup import memory_shortfall, out_of_memory, resolve_device
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return fail(short.for_command_line(), 1)
     print(f"the handout's 2-3-1 network, N = {args.n}, seed {args.seed}, {args.dtype} on {device}\n")
+    if args.values:
+        print(values(*problem) + "\n")
     print(report.format())
     return 0 if report.ok else 1
 

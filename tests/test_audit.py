@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from torch_tanhnet import BCEWithLogitsFunction, TanhNetFunction
-from torch_tanhnet.audit import QUANTITIES, TANGENTS, audit, seed_problem
+from torch_tanhnet.audit import FORWARD, QUANTITIES, TANGENTS, audit, seed_problem, values
 from torch_tanhnet.network import Adjoints, Tangents
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_gradients.py"
@@ -20,7 +20,8 @@ TANGENT_NAMES = [name for _, name, _ in TANGENTS]
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_every_adjoint_agrees_with_autograd_and_the_scalar_loops(dtype):
     report = audit(*seed_problem(8, seed=1, dtype=dtype), scalar=True)
-    assert [r.name for r in report.rows] == NAMES == [r.name for r in report.scalar_rows]
+    assert [r.name for r in report.rows] == NAMES
+    assert [r.name for r in report.scalar_rows] == ["G", "H", "z", "o", "ε", *NAMES]  # the forward values too
     assert all(r.close for r in report.rows + report.scalar_rows)
     assert [name for name, _ in report.checks] == [
         "gradcheck(TanhNetFunction)", "gradgradcheck(TanhNetFunction)", "gradcheck(TanhNetFunction, forward AD)",
@@ -183,3 +184,45 @@ def test_cli_running_out_of_memory_anyway_is_one_line(error, monkeypatch, capsys
     err = capsys.readouterr().err
     assert err.startswith("check_gradients.py: error: out of memory (") and "try a smaller --n" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def hand_example():
+    """A teacher's worked example, float64: two samples, weights chosen to be followed by hand."""
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    return (t([[1.0, 2.0], [-1.0, 0.5]]), t([[0.5, -0.5], [1.0, 0.0], [0.0, 1.0]]), t([0.0, 0.5, -0.5]),
+            t([[1.0, -1.0, 0.5]]), t([0.0]), t([[1.0], [0.0]]))
+
+
+def test_values_show_the_numbers_of_a_calculation_by_hand():
+    # worked by hand (plain Python, not this package): ε = 0.9309949453405499, z̄ = (−0.35698, 0.22842),
+    # W̄ = (0.019883, −0.428678, −0.323119), c̄ = −0.128555
+    text = values(*hand_example())
+    sections = [line for line in text.splitlines() if line.startswith("-- ")]
+    assert sections == ["-- inputs --", "-- forward --", "-- backward --"]
+    heads = [line.split(" (")[0] for line in text.splitlines() if not line.startswith((" ", "--"))]
+    assert heads == ["X", "y", "U", "b", "W", "c", *(name for _, name, _ in FORWARD), *NAMES]
+    after = lambda head: text.split(head, 1)[1].splitlines()[1].split()  # noqa: E731 - the row below a head
+    assert after("ε ()  ε = (1/N)") == ["0.9309949453"]
+    assert [float(v) for v in after("z̄ (2, 1)")[:1]] == pytest.approx([-0.35698], abs=5e-6)
+    assert [float(v) for v in after("W̄ (1, 3)")] == pytest.approx([0.019883, -0.428678, -0.323119], abs=5e-7)
+    assert [float(v) for v in after("c̄ (1,)")] == pytest.approx([-0.128555], abs=5e-7)
+    long = values(*seed_problem(30))
+    assert "    … 20 more rows" in long and long.count("more rows") == 10  # X, y, G, H, z, o, z̄, H̄, Ḡ, X̄
+
+
+def test_the_scalar_loops_catch_a_wrong_forward_value(monkeypatch):
+    # the handout's line (1) as the cost, the minus sign missing: ε is the log-likelihood, negative
+    def log_likelihood(z, y):
+        return (y * torch.nn.functional.logsigmoid(z) + (1 - y) * torch.nn.functional.logsigmoid(-z)).mean()
+
+    monkeypatch.setattr(BCEWithLogitsFunction, "forward", staticmethod(log_likelihood))
+    report = audit(*hand_example(), scalar=True, checks=False)
+    assert {r.name: r.close for r in report.scalar_rows[:5]} == {"G": True, "H": True, "z": True, "o": True,
+                                                                 "ε": False}
+    assert not report.ok
+
+
+def test_cli_values_come_first(capsys):
+    assert script().main(["--values", "--n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("-- inputs --") < out.index("-- backward --") < out.index("hand-written backward vs autograd")

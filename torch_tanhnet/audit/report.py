@@ -4,7 +4,8 @@ The hand side runs the project's own backward code (``TanhNetFunction.backward_e
 and ``BCEWithLogitsFunction.backward_equations``) outside autograd; the autograd side
 differentiates the same maths in plain torch ops with ``retain_grad`` on G, H, z and ε.
 One row per quantity of the handout: ε̄, z̄, W̄, c̄, H̄, Ḡ, Ū, b̄ and X̄ (the last is not in
-the seed). ``scalar=True`` adds the handout's scalar-form loops over i, j, k.
+the handout). ``scalar=True`` adds the handout's scalar-form loops over i, j, k, for the forward
+values (G, H, z, o, ε) and every adjoint. :func:`values` writes every quantity's numbers.
 
 Forward mode the same way: the hand-written tangent equations (``tangent_equations``, the
 Functions' jvp) for random tangents of every input, against ``torch.func.jvp`` of the same
@@ -37,6 +38,14 @@ QUANTITIES = [
     ("U_bar", "Ū", "Ū = ḠᵀX"),
     ("b_bar", "b̄", "b̄ = Ḡᵀ1"),
     ("X_bar", "X̄", "X̄ = ḠU (not in the handout)"),
+]
+# the forward values, as the scalar-form loops and :func:`values` show them
+FORWARD = [
+    ("G", "G", "G = X Uᵀ + b"),
+    ("H", "H", "H = tanh(G)"),
+    ("z", "z", "z = H Wᵀ + c"),
+    ("o", "o", "o = σ(z)"),
+    ("eps", "ε", "ε = (1/N) Σᵢ L(zᵢ, yᵢ)"),
 ]
 # the same for forward mode: tangents of the outputs from tangents Ẋ, U̇, ḃ, Ẇ, ċ, ẏ of every input
 TANGENTS = [
@@ -90,6 +99,14 @@ def hand_adjoints(X, U, b, W, c, y, network_backward: Callable | None = None,
         adj = network_backward(z_bar, None, X, U, W, H, (True,) * 5)
     return {"eps_bar": eps_bar, "z_bar": z_bar, **{k: getattr(adj, k) for k in
                                                    ("W_bar", "c_bar", "H_bar", "G_bar", "U_bar", "b_bar", "X_bar")}}
+
+
+def hand_forward(X, U, b, W, c, y) -> dict[str, Tensor]:
+    """G, H, z, o and ε from the project's Functions (the reference forward), run outside autograd."""
+    with torch.no_grad():
+        z, H = TanhNetFunction.forward(X, U, b, W, c)
+        G = torch.addmm(b, X, U.t())  # as TanhNetFunction.forward forms it
+        return {"G": G, "H": H, "z": z, "o": torch.sigmoid(z), "eps": BCEWithLogitsFunction.forward(z, y)}
 
 
 def autograd_adjoints(X, U, b, W, c, y) -> dict[str, Tensor]:
@@ -209,7 +226,7 @@ class AuditReport:
         parts = [f"hand-written backward vs autograd ({self.dtype}, allclose rtol={rtol:g}, atol={atol:g})",
                  _table(self.rows)]
         if self.scalar_rows is not None:
-            parts += ["", "hand-written backward (vector form) vs the handout's scalar-form loops",
+            parts += ["", "hand-written forward and backward (vector form) vs the handout's scalar-form loops",
                       _table(self.scalar_rows)]
         if self.tangent_rows is not None:
             parts += ["", "hand-written tangents (jvp, forward mode) vs torch.func.jvp", _table(self.tangent_rows)]
@@ -254,7 +271,37 @@ def audit(X, U, b, W, c, y, *, scalar: bool = False, checks: bool = True,
                                   autograd_tangents(X, U, b, W, c, y, tangents), X.dtype, TANGENTS)
     if scalar:
         cpu = [t.detach().double().cpu() for t in (X, U, b, W, c, y)]
-        report.scalar_rows = compare(hand, scalar_forward_backward(*cpu), X.dtype)
+        mine = {**hand_forward(X, U, b, W, c, y), **hand}
+        report.scalar_rows = compare(mine, scalar_forward_backward(*cpu), X.dtype, FORWARD + QUANTITIES)
     if checks:
         report.checks = function_checks(X, U, b, W, c, y)
     return report
+
+
+INPUTS = [("X", "X", "the data"), ("y", "y", "the labels"), ("U", "U", ""), ("b", "b", ""), ("W", "W", ""),
+          ("c", "c", "")]
+
+
+def values(X, U, b, W, c, y, rows: int = 10) -> str:
+    """Every quantity's numbers, in the handout's order: the inputs, the forward (G, H, z, o, ε) and the backward
+    (ε̄ … X̄) from the hand-written Functions, each under its equation and shape, to set beside a calculation by
+    hand. A matrix of more than ``rows`` rows shows its first ``rows``."""
+    found = {"X": X, "y": y, "U": U, "b": b, "W": W, "c": c, **hand_forward(X, U, b, W, c, y),
+             **hand_adjoints(X, U, b, W, c, y)}
+    parts = []
+    for title, quantities in (("inputs", INPUTS), ("forward", FORWARD), ("backward", QUANTITIES)):
+        parts.append(f"-- {title} --")
+        for key, name, equation in quantities:
+            parts.append(_numbers(name, equation, found[key], rows))
+    return "\n".join(parts)
+
+
+def _numbers(name: str, equation: str, t: Tensor, rows: int) -> str:
+    head = f"{name} {tuple(t.shape)}" + (f"  {equation}" if equation and equation != name else "")
+    m = t.detach().double().cpu().reshape(1, -1) if t.dim() < 2 else t.detach().double().cpu()
+    cells = [[f"{v:.10g}" for v in row] for row in m[:rows].tolist()]
+    width = max(len(x) for row in cells for x in row) if m.numel() else 0
+    lines = [head] + ["    " + "  ".join(x.rjust(width) for x in row) for row in cells]
+    if m.shape[0] > rows:
+        lines.append(f"    … {m.shape[0] - rows} more rows")
+    return "\n".join(lines)
