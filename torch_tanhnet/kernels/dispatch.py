@@ -3,8 +3,8 @@
 Every public function (:mod:`torch_tanhnet.functional`) checks its inputs once, then asks here:
 
 - **the reference Functions** (``TanhNetFunction``, ``BCEWithLogitsFunction``) where a user asks for them
-  (:func:`reference_equations`, ``TORCH_TANHNET_REFERENCE=1``), under ``torch.compile`` and ``torch.func`` transforms, which need their ``setup_context`` form
-  and compose with both, and inside a ``torch.autograd.forward_ad.dual_level``, whose dual
+  (:func:`reference_equations`, ``TORCH_TANHNET_REFERENCE=1``), under ``torch.compile`` and ``torch.func``
+  transforms, which need their ``setup_context`` form and compose with both, and inside a ``torch.autograd.forward_ad.dual_level``, whose dual
   tensors need their ``jvp`` (the fast Functions have none), inside a ``TorchDispatchMode`` (make_fx,
   FakeTensorMode, FlopCounterMode: every op must pass through it), and for tensors whose memory the
   kernels cannot read (a FakeTensor, a ``__torch_dispatch__`` wrapper subclass: :func:`plain`);
