@@ -821,3 +821,78 @@ def test_a_setting_refused_in_a_later_group_moves_no_group(cls):
     twin_opt.step()
     for name in "UbWc":
         assert torch.equal(getattr(ens, name), getattr(twin, name))
+
+
+TORCH_OPTIONS = {EnsembleSGD: dict(foreach=True, fused=False, nesterov=False, dampening=0, maximize=False,
+                                   differentiable=False),
+                 EnsembleAdam: dict(foreach=None, fused=None, amsgrad=False, maximize=False, capturable=False,
+                                    differentiable=False, decoupled_weight_decay=False)}
+
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+def test_torch_optims_keyword_arguments_are_taken_at_the_values_these_run(cls):
+    # torch.optim.SGD(p, lr, nesterov=False) ported to EnsembleSGD was Python's TypeError (groups took them)
+    _, ens, X, y = setup()
+    twin = TanhNetEnsemble(K, dtype=torch.float64)
+    twin.load_state_dict(ens.state_dict())
+    stepped(cls(ens.parameters(), lr=0.01), ens, X, y, steps=3)
+    stepped(cls(twin.parameters(), lr=0.01, **TORCH_OPTIONS[cls]), twin, X, y, steps=3)
+    for name in "UbWc":
+        assert torch.equal(getattr(twin, name), getattr(ens, name))
+    for key, value in TORCH_OPTIONS[cls].items():
+        if key in ("foreach", "fused"):
+            continue
+        other = (not value) if isinstance(value, bool) else 0.5
+        with pytest.raises(ValueError, match=rf"^{cls.__name__} cannot honour {key}={other!r}: it runs only "):
+            cls(ens.parameters(), lr=0.01, **{key: other})
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}.__init__\(\) got an unexpected keyword argument 'wings'$"):
+        cls(ens.parameters(), lr=0.01, wings=1)
+
+
+@pytest.mark.parametrize("betas", [[(0.9, 0.999), (0.8, 0.99)], ((0.9, 0.8), (0.999, 0.99)),
+                                   ([0.9, 0.999], [0.8, 0.99])])
+def test_betas_that_read_two_ways_for_two_networks_are_refused(betas):
+    # [(β1, β2) of network 0, (β1, β2) of network 1] was read as (β1s, β2s): network 0 got β2 = 0.8, no word said
+    ens = TanhNetEnsemble(2)
+    with pytest.raises(ValueError, match=r"for 2 networks reads two ways, \(β1 of each, β2 of each\) or a \(β1, β2\) "
+                                         r"pair for each network: give the β1s and the β2s as tensors"):
+        EnsembleAdam(ens.parameters(), betas=betas)
+    with pytest.raises(ValueError, match=r"reads two ways"):  # a param group of 2 networks beside one of 3
+        EnsembleAdam([{"params": TanhNetEnsemble(3).parameters()}, {"params": ens.parameters()}], betas=betas)
+    opt = EnsembleAdam(ens.parameters(), betas=(torch.tensor([0.9, 0.8], dtype=torch.float64),
+                                                torch.tensor([0.999, 0.99], dtype=torch.float64)))
+    assert opt.param_groups[0]["beta1"].tolist() == [0.9, 0.8]
+    assert opt.param_groups[0]["beta2"].tolist() == pytest.approx([0.999, 0.99])
+    same = EnsembleAdam(ens.parameters(), betas=[(0.9, 0.8), (0.8, 0.99)])  # both readings alike: β1 (0.9, 0.8)
+    assert same.param_groups[0]["beta1"].tolist() == [0.9, 0.8]
+    three = EnsembleAdam(TanhNetEnsemble(3).parameters(), betas=[(0.9, 0.8, 0.7), (0.999, 0.99, 0.9)])
+    assert three.param_groups[0]["beta1"].tolist() == [0.9, 0.8, 0.7]
+    with pytest.raises(ValueError, match=r"^betas must be a pair \(β1, β2\), each a number or K numbers \(β1 of each "):
+        EnsembleAdam(TanhNetEnsemble(3).parameters(), betas=[(0.9, 0.999)] * 3)
+
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+@pytest.mark.parametrize("move", ["double", "float"])
+def test_a_model_cast_after_the_first_step_is_refused_in_one_line_and_nothing_moves(cls, move):
+    # Adam raised torch's "expected dtype float for 'end' but got dtype double" from _foreach_lerp_ with its step
+    # count moved on; SGD kept a float32 momentum buffer for float64 weights without a word
+    ens = TanhNetEnsemble(K, dtype=torch.float64 if move == "float" else torch.float32)
+    X, y = make_data(20, 2, dtype=ens.U.dtype)
+    opt = stepped(cls(ens.parameters(), lr=0.01, **({"momentum": 0.9} if cls is EnsembleSGD else {})), ens, X, y)
+    getattr(ens, move)()
+    X, y = X.to(ens.U.dtype), y.to(ens.U.dtype)
+    opt.zero_grad()
+    ens.loss(X, y).sum().backward()
+    before = {name: getattr(ens, name).detach().clone() for name in "UbWc"}
+    state = copy.deepcopy(opt.state_dict()["state"])
+    with pytest.raises(ValueError) as e:
+        opt.step()
+    assert "\n" not in str(e.value) and f"but the parameter is {move.replace('double', 'float64')}" in str(e.value)
+    assert "param group 0 is float" in str(e.value)
+    assert all(torch.equal(getattr(ens, name), before[name]) for name in "UbWc")
+    after = opt.state_dict()["state"]
+    assert all(torch.equal(a, b) for k in state for a, b in zip(state[k].values(), after[k].values()))
+    again = cls(ens.parameters(), lr=0.01, **({"momentum": 0.9} if cls is EnsembleSGD else {}))
+    again.load_state_dict(opt.state_dict())  # as the line says: torch's load casts the state
+    again.step()
+    assert not torch.equal(ens.U, before["U"])

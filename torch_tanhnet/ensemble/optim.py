@@ -67,12 +67,21 @@ def _factor(value, like: list[Tensor]):
 class _EnsembleOptimizer(Optimizer):
     SETTINGS: dict[str, dict] = {}  # name -> bounds for per_network
     RUNS: dict[str, object] = {}  # torch.optim's options that step() runs with this value only (a group may hold them)
+    IGNORED = ("foreach", "fused")  # torch.optim's choices of implementation, not of numbers: taken, not read
     RENAMED: dict[str, str] = {}  # torch.optim's keys that these hold under other names: key -> what to set instead
     STATE: tuple[str, ...] = ()  # a parameter's state holds all of these, or none before its first step
+    KEPT_APART = ("step", "momentum_networks")  # state kept in a dtype and place of its own (float64, bool; CPU)
 
-    def __init__(self, params, defaults: dict) -> None:
+    def __init__(self, params, defaults: dict, options: dict | None = None) -> None:
+        """``options``: torch.optim's keyword arguments that these take as torch's optimizers do (``foreach``,
+        ``fused``, and those of :attr:`RUNS` at the value they run), so that code written for torch.optim runs;
+        another value is refused in one line, as in a param group (:meth:`_settings`)."""
+        options = options or {}
+        for key in options:
+            if key not in self.RUNS and key not in self.IGNORED:
+                raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {key!r}")
         self._held: dict[int, tuple] = {}  # id(group) -> what it held when last checked (_hold)
-        super().__init__(params, defaults)
+        super().__init__(params, {**defaults, **options})
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -119,9 +128,21 @@ class _EnsembleOptimizer(Optimizer):
 
     def _check_all(self) -> None:
         """Every group checked (:meth:`_check`) before any parameter moves: a setting refused in group 1 once left
-        group 0 stepped, and a step() again after the fix stepped group 0 twice on one gradient."""
+        group 0 stepped, and a step() again after the fix stepped group 0 twice on one gradient. And each
+        parameter's state in its parameter's dtype and device: a model cast (``.double()``) or moved after the
+        first step left float32 moments beside float64 weights, which Adam refused from deep in torch (its step
+        count already moved on) and SGD's momentum kept at float32 without a word."""
         for i, group in enumerate(self.param_groups):
             self._check(group, i)
+            for j, p in enumerate(group["params"]):
+                for name, value in self.state.get(p, {}).items():
+                    if name in self.KEPT_APART or not isinstance(value, Tensor):
+                        continue
+                    if value.dtype != p.dtype or value.device != p.device:
+                        raise ValueError(f"{name} of parameter {j} in param group {i} is {_where(value)}, but the "
+                                         f"parameter is {_where(p)} (cast or moved after the optimizer's first "
+                                         f"step): create the optimizer again for it, or load its state_dict into a "
+                                         f"new one, which casts the state")
 
     def _check(self, group: dict, i: int) -> None:
         """At each step: ``group`` accepted again, the entries that changed checked, if any of its entries is not the
@@ -249,8 +270,8 @@ class EnsembleSGD(_EnsembleOptimizer):
     SETTINGS = {"lr": {}, "momentum": {}, "weight_decay": {}}
     RUNS = {"dampening": 0, "nesterov": False, "maximize": False, "differentiable": False}
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0) -> None:
-        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, **options) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}, options)
 
     @with_step_hooks
     @torch.no_grad()
@@ -333,11 +354,17 @@ class EnsembleAdam(_EnsembleOptimizer):
     RENAMED = {"betas": "beta1 and beta2 (each a number or K numbers; torch.optim.Adam's betas pair)"}
     STATE = ("step", "exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0) -> None:
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **options) -> None:
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (β1, β2), each a number or K numbers, got {betas!r}")
+            raise ValueError(f"betas must be a pair (β1, β2), each a number or K numbers (β1 of each network, β2 of "
+                             f"each), got {betas!r}")
+        params = list(params)
+        if _two_ways(betas) and 2 in _counts(params):
+            raise ValueError(f"betas={betas!r} for 2 networks reads two ways, (β1 of each, β2 of each) or a (β1, β2) "
+                             "pair for each network: give the β1s and the β2s as tensors, betas=(torch.tensor([β1 of "
+                             "network 0, β1 of network 1]), torch.tensor([β2 of network 0, β2 of network 1]))")
         super().__init__(params, {"lr": lr, "beta1": betas[0], "beta2": betas[1], "eps": eps,
-                                  "weight_decay": weight_decay})
+                                  "weight_decay": weight_decay}, options)
 
     @with_step_hooks
     @torch.no_grad()
@@ -379,6 +406,29 @@ class EnsembleAdam(_EnsembleOptimizer):
         _plus_(denom, _factor(group["eps"], params))  #            + ε
         ratio = torch._foreach_div(m, denom)  #                    m / (√v / √(1 − β2ᵗ) + ε)
         _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
+
+
+def _where(t: Tensor) -> str:
+    return f"{str(t.dtype).replace('torch.', '')} on {t.device}"
+
+
+def _two_ways(betas) -> bool:
+    """Whether ``betas`` (a pair) could also be read as one (β1, β2) pair a network, for 2 networks: both halves two
+    numbers (not tensors, which hold one setting's K numbers), and the two readings not the same numbers."""
+    halves = [b for b in betas if isinstance(b, (tuple, list)) and len(b) == 2]
+    return len(halves) == 2 and halves[0][1] != halves[1][0]
+
+
+def _counts(params: list) -> set[int]:
+    """The numbers of networks K of ``params`` (parameters, or param groups), as far as they tell."""
+    groups = [g.get("params", []) for g in params if isinstance(g, dict)] if any(isinstance(g, dict)
+                                                                                 for g in params) else [params]
+    found = set()
+    for g in groups:
+        for p in ([g] if isinstance(g, Tensor) else g):
+            if isinstance(p, Tensor) and p.dim():
+                found.add(p.shape[0])
+    return found
 
 
 def _version(t: Tensor) -> tuple[int, int]:
