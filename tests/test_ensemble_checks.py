@@ -337,3 +337,23 @@ def test_what_stays_off_autocast_runs_on_the_meta_device():
     assert gradient.shape == (4, 13) and hess.shape == (4, 13, 13)
     ens.register_forward_hook(lambda module, args, out: out)
     assert ens.loss(X, y).shape == (4,)
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 6)])
+def test_labels_missing_their_last_dimension_are_told_how_to_reshape(shape):
+    ensemble = TanhNetEnsemble(3)
+    with pytest.raises(ValueError, match=r"one set each, got \(.*\) \(reshape it: y\.unsqueeze\(-1\)\)$"):
+        ensemble.loss(torch.randn(6, 2), torch.zeros(shape))
+
+
+def test_the_hessian_of_an_ensemble_points_at_the_ensembles_own():
+    from torch_tanhnet import hessian
+    from torch_tanhnet.ensemble.hessian import ensemble_gradient_and_hessian
+
+    ensemble = TanhNetEnsemble(3, dtype=torch.float64)
+    X, y = torch.randn(6, 2, dtype=torch.float64), torch.zeros(6, 1, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"got TanhNetEnsemble \(for each network of an ensemble: torch_tanhnet\.ensemble"
+                                        r"\.hessian\.ensemble_gradient_and_hessian\(X, ensemble\.U,"):
+        hessian(ensemble, X, y)
+    _, H = ensemble_gradient_and_hessian(X, ensemble.U, ensemble.b, ensemble.W, ensemble.c, y)  # as the line says
+    torch.testing.assert_close(H[1].detach(), hessian(ensemble[1], X, y))

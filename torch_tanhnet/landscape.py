@@ -47,6 +47,9 @@ def _check_model_and_dtype(model: TanhNet, dtype: torch.dtype | None) -> None:
     eigensolver (half precision) or not a dtype, or a (P, P) matrix larger than the memory this machine has free."""
     if not isinstance(model, TanhNet):
         hint = " (TanhNet.from_sequential converts an nn.Sequential)" if isinstance(model, torch.nn.Sequential) else ""
+        if type(model).__name__ == "TanhNetEnsemble":  # by name: the ensemble package imports this one
+            hint = (" (for each network of an ensemble: torch_tanhnet.ensemble.hessian.ensemble_gradient_and_hessian"
+                    "(X, ensemble.U, ensemble.b, ensemble.W, ensemble.c, y), or hessian(ensemble[k], X, y))")
         raise TypeError(f"model must be a TanhNet, got {type(model).__name__}{hint}")
     if hooked(model):  # the Hessian of the network's own equations: its cost would not be loss()'s
         raise ValueError("this TanhNet has hooks (forward or backward hooks, or spectral_norm, weight_norm or prune, "

@@ -76,8 +76,9 @@ def check_ensemble_labels(y: Tensor, K: int, N: int, dtype: torch.dtype, device:
     of ``whose`` dtype and device."""
     check_dense("y", y)
     if tuple(y.shape) not in ((N, 1), (K, N, 1)):
+        hint = " (reshape it: y.unsqueeze(-1))" if tuple(y.shape) in ((N,), (K, N)) else ""
         raise ValueError(f"y must have shape ({N}, 1) shared by the {K} networks or ({K}, {N}, 1) one set each, "
-                         f"got {_shape(y)}")
+                         f"got {_shape(y)}{hint}")
     if y.dtype != dtype:
         raise TypeError(f"y must have {whose} dtype {dtype}, got {y.dtype} (convert it with y.to({dtype}))")
     if y.device != device:
