@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     args = parser.parse_args(argv)
     given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
 
-    from torch_tanhnet.console import figure, warnings_as_lines
+    from torch_tanhnet.console import counted, figure, warnings_as_lines
     from torch_tanhnet.training.checkpoint import CheckpointError, SaveError
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
           f"test loss {figure(m.get('loss/test', float('nan')), 4)}, "
           f"accuracy {m.get('accuracy/test', float('nan')):.3f}")
     print(curvature_line(result))
-    print(f"{result.steps_this_run} steps in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
+    print(f"{counted(result.steps_this_run, 'step')} in {result.seconds:.2f} s ({result.steps_per_second:.0f} steps/s)")
     if result.kept:
         # TensorBoard keeps 10 pictures of a tag unless told: past 2000 steps it dropped step 0's, the untrained net
         print(f"view it with: tensorboard --logdir {shell(result.logdir)} --samples_per_plugin images=1000")

@@ -142,3 +142,15 @@ def test_constructor_refuses_sizes_torch_cannot_hold(D, H):
         TanhNet(D, H, device="meta")  # meta: nothing is allocated, were the check to let it through
     assert str(info.value) == (f"TanhNet({D}, {H}) would have {H * (D + 2) + 1} parameters, more than torch can "
                                "hold (at most 2**60)")
+
+
+@pytest.mark.parametrize("D, H", [(2, 3), (5, 16), (1, 4)])
+@pytest.mark.parametrize("call", [tanhnet, tanhnet_with_hidden, "loss"])
+def test_a_transposed_U_is_blamed_not_b(D, H, call):
+    # U written (D, H), inputs by hidden units: the error said "b must have shape (2,) to match U (2, 3)"
+    X, U, b, W, c = torch.randn(4, D), torch.randn(H, D), torch.randn(H), torch.randn(1, H), torch.randn(1)
+    args = (X, U.t(), b, W, c)
+    with pytest.raises(ValueError) as e:
+        tanhnet_loss(*args, torch.zeros(4, 1)) if call == "loss" else call(*args)
+    assert str(e.value) == (f"U must have shape (H, D) = ({H}, {D}), hidden units by X's {D} features (nn.Linear's "
+                            f"weight layout), got ({D}, {H}): transposed? (U.t())")

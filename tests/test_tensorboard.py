@@ -145,6 +145,22 @@ def test_the_graph_is_the_handouts(tmp_path):
     assert shapes["U"] == [3, 2] and shapes["G"] == [-1, 3] and shapes["cost"] == []
 
 
+def test_the_graphs_scalar_forms_fit_the_networks_sizes():
+    # z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c was shown for 16 hidden units too
+    from torch_tanhnet import TanhNet
+    from torch_tanhnet.training.graph import seed_graph
+
+    def equations(net):
+        return {n.name: n.attr["equation"].s.decode() for n in seed_graph(net).node}
+
+    handout, wide = equations(TanhNet(2, 3)), equations(TanhNet(5, 16))
+    assert handout["z"].endswith("z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c")
+    assert handout["G"].endswith("g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j")
+    assert wide["z"].endswith("z_i = sum_j w_j h_ij + c (j = 1..16)")
+    assert wide["G"].endswith("g_ij = sum_k u_jk x_ik + b_j (k = 1..5)")
+    assert "epsilon = (1/N) sum_i L(z_i, y_i)" in handout["cost"]
+
+
 def test_run_names_lead_with_what_differs(tmp_path, monkeypatch):
     from datetime import datetime
 

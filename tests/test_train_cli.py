@@ -46,10 +46,11 @@ def test_the_printed_commands_work_when_pasted(tmp_path):
     assert "view it with: tensorboard --logdir 'my runs/b'" in out
 
 def test_dry_run_without_logdir_leaves_nothing_behind(tmp_path):
-    r = run("--dry-run", cwd=tmp_path)
+    r = run("--dry-run", "--epochs", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert list(tmp_path.iterdir()) == []
     assert "dry run: nothing kept" in r.stdout and "tensorboard" not in r.stdout
+    assert re.search(r"^1 step in [\d.]+ s", r.stdout, re.M)  # one full-batch epoch: not "1 steps"
 
 
 def test_a_run_without_logdir_is_named_by_its_time_and_data_set(tmp_path):

@@ -78,6 +78,10 @@ def check_network_inputs(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) 
     if U.dim() != 2:
         raise ValueError(f"U must have shape (H, D), got {_shape(U)}")
     hidden, features = U.shape
+    if (X.dim() == 2 and X.shape[1] != features and hidden == X.shape[1] and b.dim() == 1
+            and b.shape[0] == features != hidden):  # U written (D, H), as some texts write it: U is to blame, not b
+        raise ValueError(f"U must have shape (H, D) = ({features}, {hidden}), hidden units by X's {hidden} features "
+                         f"(nn.Linear's weight layout), got {_shape(U)}: transposed? (U.t())")
     expected = {"b": (hidden,), "W": (1, hidden), "c": (1,)}
     for name, t in (("b", b), ("W", W), ("c", c)):
         if tuple(t.shape) != expected[name]:

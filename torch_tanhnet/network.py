@@ -1,6 +1,6 @@
 """The handout's network as a ``torch.autograd.Function`` with the hand-derived backward.
 
-Forward (vector form, ``../shared/seed/neural-network-derivation.md``)::
+Forward (vector form; the course handout's equations, restated in ``docs/derivation.md``)::
 
     G = X Uᵀ + b      H = tanh(G)      z = H Wᵀ + c
 

@@ -1,6 +1,6 @@
 """The handout's network and cost for K networks at once, with a network index k: the ensemble's reference.
 
-Forward, for each network k (vector form of ``../shared/seed/neural-network-derivation.md``)::
+Forward, for each network k (vector form of the course handout's equations, ``docs/derivation.md``)::
 
     G_k = X_k U_kᵀ + b_k      H_k = tanh(G_k)      z_k = H_k W_kᵀ + c_k
 

@@ -39,6 +39,9 @@ def _node(name: str, op: str, inputs: list[str], shape: tuple[int, ...], equatio
 def seed_graph(net: TanhNet) -> GraphDef:
     """The handout's graph for ``net``'s sizes: inputs X, y; parameters U, b, W, c; G, H, z, o, cost."""
     hidden, inputs = net.U.shape
+    handout = (hidden, inputs) == (3, 2)  # the handout's sums written out; the Σ form for other sizes
+    g = "g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j" if handout else f"g_ij = sum_k u_jk x_ik + b_j (k = 1..{inputs})"
+    z = "z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c" if handout else f"z_i = sum_j w_j h_ij + c (j = 1..{hidden})"
     return GraphDef(versions=VersionDef(producer=22), node=[
         _node("X", "Input", [], (N, inputs), "X: the data points, one row x_i per sample"),
         _node("y", "Input", [], (N, 1), "y: the labels, 0 or 1"),
@@ -46,9 +49,10 @@ def seed_graph(net: TanhNet) -> GraphDef:
         _node("b", "Parameter", [], (hidden,), "b: b_j, the bias of hidden unit j"),
         _node("W", "Parameter", [], (1, hidden), "W: w_j, the weight of hidden unit j into z"),
         _node("c", "Parameter", [], (1,), "c: the output's bias"),
-        _node("G", "Affine", ["X", "U", "b"], (N, hidden), "G = X U^T + b;  g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j"),
+        _node("G", "Affine", ["X", "U", "b"], (N, hidden), f"G = X U^T + b;  {g}"),
         _node("H", "Tanh", ["G"], (N, hidden), "H = tanh(G);  h_ij = tanh(g_ij)"),
-        _node("z", "Affine", ["H", "W", "c"], (N, 1), "z = H W^T + c;  z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c"),
+        _node("z", "Affine", ["H", "W", "c"], (N, 1), f"z = H W^T + c;  {z}"),
         _node("o", "Sigmoid", ["z"], (N, 1), "o = sigma(z);  o_i = 1 / (1 + exp(-z_i))"),
-        _node("cost", "MeanBCE", ["z", "y"], (), "cost = (1/N) sum_i L(z_i, y_i),  L(z, y) = softplus(z) - y z"),
+        _node("cost", "MeanBCE", ["z", "y"], (), "cost: the handout's epsilon = (1/N) sum_i L(z_i, y_i),  "
+              "L(z, y) = y log(1 + exp(-z)) + (1 - y) log(1 + exp(z)) = softplus(z) - y z"),
     ])
