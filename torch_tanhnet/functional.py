@@ -71,8 +71,9 @@ def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tenso
     Same value and derivatives as the composition, from one pass that finds every gradient
     during the forward; a backward that is itself differentiated (``create_graph=True``)
     recomputes the gradients through the reference's differentiable equations, so second
-    derivatives are exact. Under torch.compile, torch.func, forward-mode AD, or when y needs
-    a gradient, the composition is what runs.
+    derivatives are exact. Under torch.compile, torch.func, forward-mode AD, torch.autocast,
+    :func:`~torch_tanhnet.reference_equations`, or when y needs a gradient, the composition
+    is what runs.
     """
     if autocast_dtype(X) is not None:
         return bce_with_logits(tanhnet(X, U, b, W, c), y)

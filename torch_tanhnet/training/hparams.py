@@ -13,8 +13,9 @@ A single training run writes both into its own folder (``train()`` does it)::
     hparams.write_config(logdir)
     hparams.write_session(logdir, hparams.values(config), hparams.group_name(config))
 
-A sweep writes the config once into its parent folder, and one session per run into the
-run's sub-folder, with the final metrics when the run has no scalars of its own::
+A sweep of your own writes the config once into its parent folder, and one session per run into
+the run's sub-folder, with the final metrics when the run has no scalars of its own
+(``scripts/sweep.py`` writes its sessions itself, with the same plugin data: ``sweep/board.py``)::
 
     hparams.write_config(parent, differs={"hidden", "lr"})   # the swept settings, ticked by default
     for name, config, final in runs:                          # final: {"loss/test": 0.11, ...}
