@@ -109,3 +109,19 @@ def test_the_hparams_files_come_first_in_a_runs_folder(tmp_path):
     train(tiny(tmp_path / "run", epochs=4, resume=True), given={"epochs", "resume", "logdir"})
     files = sorted(p.name for p in (tmp_path / "run").iterdir() if "tfevents" in p.name)
     assert files[:2] == [hparams.CONFIG_FILE, hparams.SESSION_FILE] and len(files) == 4
+
+
+def test_the_lists_of_settings_agree_so_that_a_new_one_is_not_left_out_of_one():
+    """A setting is run-defining (the sweep may vary it, or it is the seed) or may change on resuming; each list that
+    names settings follows from that (docs/layout.md, "A new flag")."""
+    from torch_tanhnet.sweep.space import SWEEPABLE
+    from torch_tanhnet.training import setup
+    from torch_tanhnet.training.config import RESUMABLE
+
+    fields = set(TrainConfig.__dataclass_fields__)
+    defining = set(SWEEPABLE) | {"seed"}
+    assert fields == defining | RESUMABLE, "a setting that neither defines a run nor may change on resuming"
+    assert set(setup.REQUIRED) == defining - {"init_scale"}  # setup.REQUIRED says why not init_scale
+    assert {name for name, _ in setup.NAMED} == defining - {"dataset", "data"}  # the name leads with the data
+    assert {h.name for h in hparams.HPARAMS} == defining - {"data"}  # a file's hparam is dataset
+    assert set(hparams.values(TrainConfig(), batch_size=400)) == defining - {"data"}  # full batch: the size given
