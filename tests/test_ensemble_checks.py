@@ -80,6 +80,7 @@ def test_wrong_dtypes_kinds_and_network_counts_are_refused(bad, error, match):
     ((2,), dict(seeds=[1]), ValueError, r"seeds must hold one seed per network, 2, got 1"),
     ((2,), dict(seeds=[1, "a"]), TypeError, r"seeds must be a list of 2 ints"),
     ((2,), dict(seeds=5), TypeError, r"seeds must be a list of 2 ints, got 5"),
+    ((2,), dict(seeds={3, 4}), TypeError, r"seeds must be a list of 2 ints, got \{3, 4\}"),  # a set has no order
 ])
 def test_bad_constructor_arguments_are_refused(args, kwargs, error, match):
     with pytest.raises(error, match=match) as info:
@@ -357,3 +358,10 @@ def test_the_hessian_of_an_ensemble_points_at_the_ensembles_own():
         hessian(ensemble, X, y)
     _, H = ensemble_gradient_and_hessian(X, ensemble.U, ensemble.b, ensemble.W, ensemble.c, y)  # as the line says
     torch.testing.assert_close(H[1].detach(), hessian(ensemble[1], X, y))
+
+
+def test_seeds_from_any_ordered_iterable_are_taken():
+    # seeds=(s for s in ...) was refused where from_modules takes a generator
+    from_generator = TanhNetEnsemble(3, seeds=(s for s in (7, 8, 9)))
+    assert from_generator.seeds == [7, 8, 9]
+    assert torch.equal(from_generator.U, TanhNetEnsemble(3, seeds=[7, 8, 9]).U)

@@ -10,6 +10,7 @@ import array
 import math
 import numbers
 import reprlib
+from collections.abc import Iterable
 
 import torch
 
@@ -121,7 +122,8 @@ def check_seeds(seeds, models: int) -> list[int]:
         raise ValueError(f"seeds must be {models} ints, got a tensor on the meta device (a shape, no values)")
     if isinstance(seeds, torch.Tensor) or type(seeds).__module__ == "numpy":  # an array of integers: its numbers
         seeds = seeds.tolist() if getattr(seeds, "ndim", 1) == 1 else seeds
-    seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
+    if isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes, dict, list, set, frozenset)):  # in order
+        seeds = list(seeds)
     if not isinstance(seeds, list) or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
                                               for s in seeds):
         raise TypeError(f"seeds must be a list of {models} ints, got {_short(seeds)}")
