@@ -114,8 +114,14 @@ def curvature_line(result) -> str:
                else "the run stopped between picture steps, --image-interval")
         return f"Hessian of the training loss: not computed ({why})"
     low, high = m["loss_hessian/min_eigenvalue"], m["loss_hessian/max_eigenvalue"]
-    reading = ("a negative one: ε curves down along some direction (a saddle if the gradient is ~0)"
-               if low < -1e-8 * max(abs(high), 1.0) else "none negative: no direction curves down")
+    saturation = m.get("tanh/saturation", 0.0)
+    if max(abs(low), abs(high)) < 1e-6 and saturation >= 0.99:  # --lr 50: weights in the hundreds, read as a minimum
+        reading = (f"all ~0 with {saturation:.0%} of the tanh units saturated (|h| > 0.97): flat because the units "
+                   "are stuck at ±1, not a minimum (a learning rate too large?)")
+    elif low < -1e-8 * max(abs(high), 1.0):
+        reading = "a negative one: ε curves down along some direction (a saddle if the gradient is ~0)"
+    else:
+        reading = "none negative: no direction curves down"
     return f"Hessian of the training loss: eigenvalues from {low:.3g} to {high:.3g}; {reading}"
 
 

@@ -223,11 +223,16 @@ def test_wide_networks_skip_the_hessian_and_say_so(tmp_path, monkeypatch):
     assert train_script().curvature_line(result) == "Hessian of the training loss: not computed (13 parameters > 12)"
 
 
-@pytest.mark.parametrize("low,high,reading", [(-0.02, 1.1, "a negative one"), (1e-4, 1.1, "none negative"),
-                                              (-1e-12, 1.1, "none negative")])
-def test_the_summary_reads_the_sign_of_the_least_eigenvalue(low, high, reading):
-    result = TrainResult(TanhNet(), Path("."), {"loss_hessian/min_eigenvalue": low,
-                                                "loss_hessian/max_eigenvalue": high}, 1, 1, 1.0, 1)
+@pytest.mark.parametrize("low,high,saturation,reading", [
+    (-0.02, 1.1, 0.1, "a negative one"), (1e-4, 1.1, 0.1, "none negative"), (-1e-12, 1.1, 0.1, "none negative"),
+    # --lr 50: every unit stuck at ±1 and the Hessian 0, which "none negative: no direction curves down" read as a
+    # minimum to a student
+    (0.0, 0.0, 1.0, "all ~0 with 100% of the tanh units saturated (|h| > 0.97): flat because the units are stuck"),
+    (0.0, 1e-9, 0.5, "none negative"),  # flat with live units: not the saturation line
+])
+def test_the_summary_reads_the_sign_of_the_least_eigenvalue(low, high, saturation, reading):
+    result = TrainResult(TanhNet(), Path("."), {"loss_hessian/min_eigenvalue": low, "loss_hessian/max_eigenvalue": high,
+                                                "tanh/saturation": saturation}, 1, 1, 1.0, 1)
     assert reading in train_script().curvature_line(result)
 
 
