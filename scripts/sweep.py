@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from torch_tanhnet.training.data import DataError
     from torch_tanhnet.training.distributed import PeerFailed, record_error
     from torch_tanhnet.training.world import World
+    from torch_tanhnet.training.writer_lock import FolderMoved
 
     warnings_as_lines(parser.prog)
     if own_process:
@@ -271,6 +272,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         return fail(e.for_command_line(), 2)
     except DistributedError as e:
         return fail(e.for_command_line(), 1, consequence=isinstance(e, PeerFailed))
+    except FolderMoved as e:  # renamed while the sweep ran: it stopped rather than make the old name again
+        return fail(f"the sweep's folder {e.strerror}", 1)
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
         from torch_tanhnet.sweep.state import holds_sweep
 

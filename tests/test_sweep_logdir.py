@@ -1,5 +1,6 @@
 """Where a sweep writes: nothing a user had is ever deleted or overwritten, and an unusable folder is one line."""
 
+import dataclasses
 import errno
 import json
 import os
@@ -314,3 +315,40 @@ def test_a_sweep_folders_advice_fits_what_it_holds(tmp_path, monkeypatch):
     for check in (setup.check_new_logdir, runner.check_new_logdir):
         with pytest.raises(ConfigError, match="it cannot be continued: process 0 of its 2 saved no checkpoint"):
             check(ranks)  # it advised a --resume that state.load then refused
+
+
+@pytest.mark.parametrize("when", ["between groups", "before the results"])
+def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by_the_old_name(tmp_path, monkeypatch,
+                                                                                               when):
+    """A sweep's folder renamed mid-run: the sweep rebuilt the old name (mkdir parents=True) and wrote its results
+    over those of a new sweep started there. It stops now, naming where its checkpoint went."""
+    from torch_tanhnet.training.writer_lock import FolderMoved
+
+    monkeypatch.chdir(tmp_path)
+    folder, moved = tmp_path / "exp" / "s", tmp_path / "exp-old"
+
+    def rename_and_start_another():
+        if moved.exists():  # once: the resume below collects its results too
+            return
+        (tmp_path / "exp").rename(moved)
+        folder.mkdir(parents=True)  # another sweep's folder now holds the name
+        (folder / "results.csv").write_text("theirs\n")
+
+    def on_group(group):
+        if when == "between groups" and group.index == 1:
+            rename_and_start_another()
+
+    if when == "before the results":
+        collect = runner.collect
+        monkeypatch.setattr(runner, "collect", lambda *a: (rename_and_start_another(), collect(*a))[1])
+    config = SweepConfig(values={"hidden": [2, 3], "epochs": [20], "n_samples": [40]}, seeds=[0, 1],
+                         logdir="exp/s", progress=False)
+    with pytest.raises(FolderMoved) as e:
+        runner.sweep(config, on_group=on_group)
+    assert (folder / "results.csv").read_text() == "theirs\n" and sorted(os.listdir(folder)) == ["results.csv"]
+    assert str(e.value.strerror) == ("'exp/s' was renamed, moved or removed while it ran (another folder stands at "
+                                     "that name now); nothing more was written by that name; it is now "
+                                     "'exp-old/s': continue it there with --resume")
+    assert (moved / "s" / "checkpoint.pt").is_file()
+    resumed = runner.sweep(dataclasses.replace(config, logdir="exp-old/s", resume=True))  # as the line says
+    assert [r["hidden"] for r in resumed.results.rows] == [2, 2, 3, 3]

@@ -244,9 +244,11 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     config = plan.config
     mine = [(g, share(g, world)) for g in plan.groups]
     bar = _bar(plan, mine, found, config.progress and world.is_main)
+    watch = writer_lock.Watch(logdir)  # renamed while the sweep ran: it stops, never rebuilding the old name
 
     def save(current: dict | None) -> None:
         found["current"], found["seconds"] = current, before + time.perf_counter() - started
+        watch.check()
         checkpoints.save(found, logdir)
         last_save[0] = time.perf_counter()
 
@@ -296,7 +298,7 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                 save(None)
     finally:
         bar.close()
-    return finish(plan, logdir, found, world, gather)
+    return finish(plan, logdir, found, world, gather, watch)
 
 
 def _bar(plan: Plan, mine: list, found: dict, show: bool):
@@ -338,8 +340,10 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None) -> SweepResult | None:
-    """Gather the shares on rank 0; there, collect the results and write every output."""
+def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None,
+           watch: writer_lock.Watch | None = None) -> SweepResult | None:
+    """Gather the shares on rank 0; there, collect the results and write every output (``watch``: the folder is
+    still the sweep's, checked before each)."""
     try:
         shares = gather(found["groups"]) if gather is not None and world.size > 1 else [found["groups"]]
     except DistributedError:
@@ -353,13 +357,17 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
         return None
     from .board import write_board
 
+    check = watch.check if watch is not None else lambda: None
     with one_thread():
         groups = merge(plan, shares)
         results = collect(plan, groups, plan.config.solved_at)
+        check()
         write_csv(results.rows, logdir / "results.csv")
+        check()
         write_board(plan, results, groups, logdir)
     final = {**checkpoints.new(plan.config, 0, 1, found.get("data")),
              "groups": {g: r.as_dict() for g, r in groups.items()}, "complete": True, "seconds": found["seconds"]}
+    check()
     checkpoints.save(final, logdir)
     for p in logdir.glob(SHARES):  # the processes' checkpoints, now in checkpoint.pt
         p.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ with the process: a run killed with SIGKILL holds nothing, and the next ``--resu
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -53,3 +54,51 @@ def _key(folder: Path) -> str:
     """The folder's absolute name, from the text alone: no system call that a name too long or a folder removed
     could fail (a run keeps one name for its folder from start to end)."""
     return os.path.abspath(folder)
+
+
+class FolderMoved(OSError):
+    """The folder a run or sweep writes was renamed, moved or removed while it ran: writing on by its name would make
+    a new folder there, or write into another run's (a sweep renamed away rebuilt its old path, and its results
+    replaced those of a new sweep started there). One line for the user."""
+
+
+class Watch:
+    """The folder ``folder`` as it was when the watch began (its device and inode): :meth:`check` raises
+    :class:`FolderMoved` when the name no longer leads to it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.identity = folder, _identity(folder)
+
+    def check(self) -> None:
+        if self.identity is None:  # the folder was not there yet when the watch began: from now on
+            self.identity = _identity(self.folder)
+            return
+        now = _identity(self.folder)
+        if now == self.identity:
+            return
+        there = "nothing stands at that name now" if now is None else "another folder stands at that name now"
+        moved = _held_path(self.folder)
+        where = (f"; it is now {moved!r}: continue it there with --resume" if moved and _identity(Path(moved))
+                 == self.identity else "")
+        raise FolderMoved(errno.ENOENT, f"{str(self.folder)!r} was renamed, moved or removed while it ran ({there}); "
+                                        f"nothing more was written by that name{where}")
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _held_path(folder: Path) -> str | None:
+    """Where the folder this process holds under ``folder``'s name is now (Linux's /proc), or None."""
+    fd = _held.get(_key(folder))
+    if fd is None:
+        return None
+    try:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return None if path.endswith(" (deleted)") else os.path.relpath(path)
