@@ -317,7 +317,7 @@ def test_a_sweep_folders_advice_fits_what_it_holds(tmp_path, monkeypatch):
             check(ranks)  # it advised a --resume that state.load then refused
 
 
-@pytest.mark.parametrize("when", ["between groups", "before the results"])
+@pytest.mark.parametrize("when", ["before the first checkpoint", "between groups", "before the results"])
 def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by_the_old_name(tmp_path, monkeypatch,
                                                                                                when):
     """A sweep's folder renamed mid-run: the sweep rebuilt the old name (mkdir parents=True) and wrote its results
@@ -332,10 +332,11 @@ def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by
             return
         (tmp_path / "exp").rename(moved)
         folder.mkdir(parents=True)  # another sweep's folder now holds the name
-        (folder / "results.csv").write_text("theirs\n")
+        for name in ("results.csv", "sweep.json"):
+            (folder / name).write_text("theirs\n")
 
     def on_group(group):
-        if when == "between groups" and group.index == 1:
+        if (when, group.index) in (("between groups", 1), ("before the first checkpoint", 0)):
             rename_and_start_another()
 
     if when == "before the results":
@@ -345,10 +346,14 @@ def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by
                          logdir="exp/s", progress=False)
     with pytest.raises(FolderMoved) as e:
         runner.sweep(config, on_group=on_group)
-    assert (folder / "results.csv").read_text() == "theirs\n" and sorted(os.listdir(folder)) == ["results.csv"]
+    assert sorted(os.listdir(folder)) == ["results.csv", "sweep.json"]  # another sweep's: not removed, not written
+    assert all((folder / name).read_text() == "theirs\n" for name in os.listdir(folder))
+    saved = when != "before the first checkpoint"
     assert str(e.value.strerror) == ("'exp/s' was renamed, moved or removed while it ran (another folder stands at "
                                      "that name now); nothing more was written by that name; it is now "
-                                     "'exp-old/s': continue it there with --resume")
-    assert (moved / "s" / "checkpoint.pt").is_file()
+                                     "'exp-old/s'" + (": continue it there with --resume" if saved else ""))
+    assert (moved / "s" / "checkpoint.pt").is_file() == saved
+    if not saved:
+        return
     resumed = runner.sweep(dataclasses.replace(config, logdir="exp-old/s", resume=True))  # as the line says
     assert [r["hidden"] for r in resumed.results.rows] == [2, 2, 3, 3]

@@ -270,10 +270,37 @@ def test_torch_saves_runtime_error_on_a_full_disk_is_one_line(tmp_path, monkeypa
     assert code == 1
     path = str(tmp_path / "run" / "checkpoint.pt")
     assert one_error_line(err) == (f"train.py: error: cannot save the checkpoint {path!r}: No space left on device "
-                                   "(the previous checkpoint, if any, is kept as it was)")
+                                   "(the last checkpoint is kept as it was)")
     monkeypatch.undo()
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] == 5
     assert not list((tmp_path / "run").glob(".checkpoint.pt.*.tmp"))
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "events at the start", "events while training"])
+def test_a_new_run_failing_to_write_before_its_first_checkpoint_says_nothing_was_kept(tmp_path, monkeypatch, capsys,
+                                                                                      what):
+    # it said "(the previous checkpoint, if any, is kept as it was)", or nothing, while its folder was removed
+    from torch_tanhnet.training import logger
+
+    calls = []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        if what != "events while training" or len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    if what == "checkpoint":
+        monkeypatch.setattr(checkpoint, "replacing", full)
+    elif what == "events at the start":
+        monkeypatch.setattr(logger.Logger, "check", lambda self: full())
+    else:
+        scalars = logger.Logger.scalars
+        monkeypatch.setattr(logger.Logger, "scalars", lambda self, *a, **k: (full(), scalars(self, *a, **k)))
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "20", *SMALL)
+    assert code == 1
+    line = one_error_line(err)
+    assert "No space left on device (" in line and line.endswith("nothing of it was kept)")
+    assert not (tmp_path / "run").exists()
 
 
 def test_tensorboards_writer_failing_is_one_line_and_keeps_the_checkpoint(tmp_path, monkeypatch, capsys):
@@ -326,3 +353,37 @@ def test_of_two_runs_into_one_new_folder_at_once_one_goes_on_and_the_other_write
         train(small(tmp_path, logdir=str(folder)))
     assert [p.name for p in folder.iterdir()] == [hparams.CONFIG_FILE]
     assert (folder / hparams.CONFIG_FILE).read_bytes() == b"the other run's"
+
+
+@pytest.mark.parametrize("saved", [False, True])
+def test_a_run_whose_folder_is_renamed_while_it_runs_stops_and_leaves_the_folder_at_its_name_alone(
+        tmp_path, monkeypatch, capsys, saved):
+    """A run's folder renamed mid-run, and another folder made at its name: the run's checkpoint save made the name
+    again (mkdir parents=True) and TensorBoard's writer wrote events into it; on stopping, discard() removed the
+    files of that name there (another run's HParams files)."""
+    from torch_tanhnet.training import logger
+
+    monkeypatch.chdir(tmp_path)
+    calls, scalars = [], logger.Logger.scalars
+
+    def rename_at_step_30(self, values, step, *args, **kwargs):
+        calls.append(step)
+        if step >= 30 and not Path("exp-old").exists():
+            Path("exp").rename("exp-old")
+            Path("exp/r").mkdir(parents=True)
+            for name in ("events.out.tfevents.0000000000.hparams-config", "notes.txt"):  # another run's, a user's
+                Path("exp/r", name).write_text("theirs")
+        return scalars(self, values, step, *args, **kwargs)
+
+    monkeypatch.setattr(logger.Logger, "scalars", rename_at_step_30)
+    code, out, err = cli(capsys, "--logdir", "exp/r", "--epochs", "200", "--log-interval", "10",
+                         "--checkpoint-interval", "20" if saved else "1000", *SMALL)
+    assert code == 1
+    line = one_error_line(err)
+    assert "'exp/r' was renamed, moved or removed while it ran (another folder stands at that name now); nothing " \
+           "more was written by that name; it is now 'exp-old/r'" in line
+    assert line.endswith(": continue it there with --resume (the moved folder is left as it was)" if saved else
+                         "it is now 'exp-old/r' (the moved folder is left as it was)")
+    assert sorted(os.listdir("exp/r")) == ["events.out.tfevents.0000000000.hparams-config", "notes.txt"]
+    assert all(Path("exp/r", name).read_text() == "theirs" for name in os.listdir("exp/r"))
+    assert (Path("exp-old/r/checkpoint.pt").is_file()) == saved

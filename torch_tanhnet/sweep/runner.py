@@ -217,9 +217,11 @@ def _sweep(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                 taken = True
             write_json(plan, logdir / "sweep.json")
         return _train(plan, logdir, found, world, gather, on_group, started, before, done, last_save)
-    except BaseException:
-        if taken and last_save[0] == -float("inf"):
-            discard(logdir, made)  # nothing of a sweep that stopped before its first checkpoint blocks the next
+    except BaseException as e:
+        # nothing of a sweep that stopped before its first checkpoint blocks the next; but a folder renamed meanwhile
+        # is left alone: its names lead to another folder now, whose sweep.json discard() would remove
+        if taken and last_save[0] == -float("inf") and not isinstance(e, writer_lock.FolderMoved):
+            discard(logdir, made)
         raise
 
 

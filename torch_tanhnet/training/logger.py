@@ -28,6 +28,7 @@ import torch
 
 from ..module import TanhNet
 from .data import Split
+from .writer_lock import FolderMoved, Watch
 
 Tensor = torch.Tensor
 PARAMS = ("U", "b", "W", "c")
@@ -95,7 +96,7 @@ class Logger:
             from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
             self.writer = _writer_sorted_last(SummaryWriter, logdir, purge_step)
-            self.file = _Guarded.around(self.writer)
+            self.file = _Guarded.around(self.writer, Watch(logdir))
             self.writer.add_custom_scalars(layout(self.small))
             self.check()
 
@@ -164,21 +165,32 @@ class Logger:
 class _Guarded:
     """The events file's record writer, as TensorBoard's writer thread calls it: an OSError (a full disk) is kept
     for the main thread, which raises it at the Logger's next call (:meth:`Logger.check`), instead of ending the
-    thread with a traceback on stderr and failing every later call, close included; later writes are dropped."""
+    thread with a traceback on stderr and failing every later call, close included; later writes are dropped.
+    So is a folder renamed while the run goes on (``watch``): TensorBoard's file opens the events file by its name
+    at each write, which then led into whatever folder took the name (another run's), or made it again."""
 
-    def __init__(self, inner) -> None:
-        self.inner, self.error = inner, None
+    def __init__(self, inner, watch: Watch | None = None) -> None:
+        self.inner, self.error, self.watch = inner, None, watch
 
     @classmethod
-    def around(cls, writer) -> "_Guarded":
+    def around(cls, writer, watch: Watch | None = None) -> "_Guarded":
         """Put a guard between ``writer``'s (a SummaryWriter's) queue and its file."""
         queued = writer._get_file_writer().event_writer._async_writer
-        guard = cls(queued._writer)
+        guard = cls(queued._writer, watch)
         queued._writer = queued._worker._record_writer = guard
         return guard
 
+    def _moved(self) -> bool:
+        """Whether the folder was renamed (the error kept, as a full disk's); about 2 µs, an os.stat."""
+        if self.error is None and self.watch is not None:
+            try:
+                self.watch.check()
+            except FolderMoved as e:
+                self.error = e
+        return isinstance(self.error, FolderMoved)
+
     def _call(self, name: str, *args) -> None:
-        if self.error is None:
+        if self.error is None and not self._moved():
             try:
                 getattr(self.inner, name)(*args)
             except OSError as e:
@@ -191,6 +203,8 @@ class _Guarded:
         self._call("flush")
 
     def close(self) -> None:
+        if self._moved():  # what is still buffered goes nowhere rather than into another folder
+            return
         try:
             self.inner.close()
         except OSError as e:

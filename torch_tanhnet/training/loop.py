@@ -122,6 +122,7 @@ class Run:
         self.replaced: dict[Path, bytes] = {}
         self.steps_this_run, self.epoch_ended = 0, False
         self.saved = False  # a checkpoint written by this run: from then on an error leaves the folder resumable
+        self.watch: writer_lock.Watch | None = None  # the folder as open() found it
         self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
         self._stepping, self._since_log = 0.0, 0  # seconds in train_step since the last log, and its steps
         self.resumed = state is not None
@@ -169,8 +170,9 @@ class Run:
         except OSError as e:  # the data's and the checkpoint's own errors are DataError and CheckpointError
             if scratch is not None:
                 scratch.cleanup()
-            where = str(e.filename or logdir)
-            raise SaveError(f"cannot save the run's files in {where!r}: {e.strerror or e}") from None
+            where = os.fsdecode(e.filename) if e.filename else str(logdir)
+            kept = "its folder is as it was before" if config.resume else "nothing of it was kept"
+            raise SaveError(f"cannot save the run's files in {where!r}: {e.strerror or e} ({kept})") from None
         except (MemoryError, RuntimeError) as e:
             if scratch is not None:
                 scratch.cleanup()
@@ -238,6 +240,7 @@ class Run:
             self.made = missing_folders(logdir)
             logdir.mkdir(parents=True, exist_ok=True)
         writer_lock.hold(logdir)  # held from _build on, unless the folder was new
+        self.watch = writer_lock.Watch(logdir)  # renamed while the run goes on: it stops, not making the name again
         checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
         if not self.resumed:
             take(logdir / hparams.CONFIG_FILE, "run")  # one of two runs started at once into this folder goes on
@@ -265,11 +268,14 @@ class Run:
     def discard(self) -> None:
         """Undo :meth:`open` for a run stopped before its first step: remove the files it made, put back the
         HParams files a resumed run replaced, and remove the folders it made, if empty. Nothing that was there
-        before is removed; what cannot be undone (a full disk, say) stays."""
+        before is removed; what cannot be undone (a full disk, say) stays. A folder renamed while the run went on
+        is left as it is: its names now lead to another folder, whose files they would remove."""
         try:
             self.close()
         except OSError:
             pass
+        if self.watch is not None and self.watch.moved():
+            return
         for path in self.created:
             try:
                 path.unlink(missing_ok=True)
@@ -409,6 +415,8 @@ class Run:
         if self.world.is_main:
             path = self.logdir / "checkpoint.pt"
             try:
+                if self.watch is not None:
+                    self.watch.check()
                 checkpoint.save_atomic({
                     "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                     "optimizer": self.optimizer.state_dict(), "global_step": self.step, "epoch": self.epoch,
@@ -417,8 +425,8 @@ class Run:
                     "std": self.data.std, "metrics": self.metrics,
                 }, path)
             except OSError as e:
-                raise SaveError(f"cannot save the checkpoint {str(path)!r}: {e.strerror or e} "
-                                "(the previous checkpoint, if any, is kept as it was)") from None
+                raise SaveError(f"cannot save the checkpoint {str(path)!r}: {e.strerror or e} ({_kept(self)})"
+                                ) from None
         self.world.wait()
         self.saved = True
 
@@ -432,6 +440,15 @@ class Run:
                 writer_lock.release(self.logdir)
                 if self.scratch is not None:
                     self.scratch.cleanup()
+
+
+def _kept(run: Run) -> str:
+    """What of ``run`` stays after an error, as the end of its message."""
+    if run.watch is not None and run.watch.moved():
+        return "the moved folder is left as it was"
+    if run.saved or run.resumed:
+        return "the last checkpoint is kept as it was"
+    return "it had no checkpoint yet: nothing of it was kept"  # train() removes what it wrote
 
 
 def picture_due(step: int, interval: int) -> bool:
@@ -477,12 +494,11 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
         # a step too long: the learning rate's, or a weight decay's pull (θ ← θ − η λ θ overshoots once η λ > 2)
         decay = f" or {setting('weight_decay')}" if run.config.weight_decay else ""
         advice = f"try a smaller {setting('lr')}{decay}"
-        kept = "the last good checkpoint is kept" if run.saved or run.resumed else \
-            "it had no checkpoint yet: nothing of it was kept"
+        kept = "the last good checkpoint is kept" if run.saved or run.resumed else _kept(run)
         raise TrainingDiverged(f"{e.text}; {advice} ({kept})") from None
     except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
-        raise SaveError(f"cannot save TensorBoard's events in {str(e.filename or run.logdir)!r}: {e.strerror or e} "
-                        "(the last checkpoint, if any, is kept as it was)") from None
+        where = os.fsdecode(e.filename) if e.filename else str(run.logdir)  # bytes from TensorBoard's writer
+        raise SaveError(f"cannot save TensorBoard's events in {where!r}: {e.strerror or e} ({_kept(run)})") from None
     except (MemoryError, RuntimeError) as e:
         if (short := out_of_memory(e)) is not None:
             raise short from None

@@ -69,6 +69,10 @@ class Watch:
     def __init__(self, folder: Path) -> None:
         self.folder, self.identity = folder, _identity(folder)
 
+    def moved(self) -> bool:
+        """Whether the name no longer leads to the folder (False while the watch has no folder to compare yet)."""
+        return self.identity is not None and _identity(self.folder) != self.identity
+
     def check(self) -> None:
         if self.identity is None:  # the folder was not there yet when the watch began: from now on
             self.identity = _identity(self.folder)
@@ -78,8 +82,10 @@ class Watch:
             return
         there = "nothing stands at that name now" if now is None else "another folder stands at that name now"
         moved = _held_path(self.folder)
-        where = (f"; it is now {moved!r}: continue it there with --resume" if moved and _identity(Path(moved))
-                 == self.identity else "")
+        where = ""
+        if moved and _identity(Path(moved)) == self.identity:
+            where = f"; it is now {moved!r}" + (": continue it there with --resume"
+                                                 if (Path(moved) / "checkpoint.pt").is_file() else "")
         raise FolderMoved(errno.ENOENT, f"{str(self.folder)!r} was renamed, moved or removed while it ran ({there}); "
                                         f"nothing more was written by that name{where}")
 
