@@ -319,7 +319,7 @@ def report(config, given, world, device, gather) -> int:
     """Plan, print the plan (rank 0), sweep, print the table; the exit code."""
     from torch_tanhnet.sweep.board import selection_hint
     from torch_tanhnet.sweep.plan import estimate_seconds
-    from torch_tanhnet.sweep.results import table, train_command
+    from torch_tanhnet.sweep.results import table, train_command, write_csv
     from torch_tanhnet.sweep.runner import prepare, sweep
     from torch_tanhnet.training.wording import script, shell
 
@@ -348,7 +348,13 @@ def report(config, given, world, device, gather) -> int:
     print(f"solved: final test accuracy ≥ {plan.config.solved_at:g}; steps to solve: the solved runs' median first "
           "logged step at it")
     if logdir.exists():  # a dry run without --logdir leaves nothing
-        print(f"results: {logdir / 'results.csv'}, pictures: {logdir / 'pictures'}")
+        csv_path, pictures = logdir / "results.csv", logdir / "pictures"
+        again = ""
+        if result.already_complete and not csv_path.exists():  # removed since it finished: the checkpoint has it all
+            write_csv(result.results.rows, csv_path)
+            again = " (written again: it was not there)"
+        gone = "" if pictures.exists() else " (not there: removed since the sweep wrote them)"
+        print(f"results: {csv_path}{again}, pictures: {pictures}{gone}")
         if result.already_complete:
             for line in as_written(found["config"], plan.config, given):
                 print(line)

@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,6 +208,14 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, ca
     assert_same_sweep(tmp_path / "stopped", tmp_path / "whole")
     code, out, err = main("--logdir", "stopped", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and "is complete; its results:" in out
+    assert "results: stopped/results.csv, pictures: stopped/pictures\n" in out
+    written = (tmp_path / "stopped" / "results.csv").read_bytes()
+    (tmp_path / "stopped" / "results.csv").unlink()  # removed by hand: the line named a file that was not there
+    shutil.rmtree(tmp_path / "stopped" / "pictures")
+    code, out, err = main("--logdir", "stopped", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and ("results: stopped/results.csv (written again: it was not there), pictures: stopped/pictures "
+                          "(not there: removed since the sweep wrote them)\n") in out
+    assert (tmp_path / "stopped" / "results.csv").read_bytes() == written
     code, out, err = main("--logdir", "stopped", "--resume", "--hidden", "4", cwd=tmp_path, monkeypatch=monkeypatch,
                           capsys=capsys)
     assert code == 2 and "argument --hidden: [4] differs from the checkpoint's [2, 3]" in err
