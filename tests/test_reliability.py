@@ -407,6 +407,30 @@ def test_resuming_a_run_already_at_its_total_changes_nothing(tmp_path, capsys, a
     assert snapshot(run) == before  # the checkpoint's total, the events, the HParams files: all as they were
 
 
+def test_resuming_a_finished_run_on_read_only_storage_changes_nothing_and_one_to_continue_is_refused(tmp_path, capsys,
+                                                                                                     monkeypatch):
+    # the folder's write check refused the first, which writes nothing (a read-only archive of finished runs)
+    from torch_tanhnet.training import loop
+    from torch_tanhnet.training.config import ConfigError
+
+    run = tmp_path / "run"
+    assert cli(capsys, "--epochs", "6", "--logdir", run, *SMALL)[0] == 0
+    before = snapshot(run)
+
+    def read_only(logdir):
+        raise ConfigError("logdir", f"cannot create or write {str(logdir)!r} (Read-only file system)")
+
+    monkeypatch.setattr(loop, "check_logdir", read_only)
+    code, out, err = cli(capsys, "--resume", "--logdir", run)
+    assert code == 0, err
+    assert "is already at epoch 6 (step 6); its --epochs asks for no more: nothing changed" in out
+    assert snapshot(run) == before
+    code, out, err = cli(capsys, "--resume", "--logdir", run, "--epochs", "8")
+    assert code == 2 and one_error_line(err) == (f"train.py: error: argument --logdir: cannot create or write "
+                                                 f"{str(run)!r} (Read-only file system)")
+    assert snapshot(run) == before
+
+
 # smaller: a resumed run compares settings by what they mean ---------------------------------------------
 
 @pytest.mark.parametrize("given,ok", [({"noise": 0.1}, True), ({"noise": None}, True), ({"noise": 0.2}, False),

@@ -189,8 +189,14 @@ class Run:
     def _build(cls, config: TrainConfig, world: World, given: set[str] | None,
                wrap: Callable[[TanhNet], torch.nn.Module] | None, device: torch.device, logdir: Path,
                claim: bool = False) -> "Run":
+        unwritable = None  # a finished run resumed on read-only storage writes nothing: refused only if it would
         if world.is_main and not claim:  # rank 0 alone: the others' checks would race its first writes
-            check_logdir(logdir)  # before anything is read or trained: an unusable folder is one line now
+            try:
+                check_logdir(logdir)  # before anything is read or trained: an unusable folder is one line now
+            except ConfigError as e:
+                if not (config.resume and os.path.isdir(logdir)):
+                    raise
+                unwritable = e
             if os.path.isdir(logdir):  # a run still writing there (a --resume started too soon) refuses this one
                 writer_lock.hold(logdir)
             if not config.resume:
@@ -222,8 +228,11 @@ class Run:
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         scale_initial_weights(model, config.init_scale)
         check_initial_weights(model, data, config)
-        return cls(config, world, device, logdir, data, data_hash, model, make_optimizer(config, model.parameters()),
-                   state, wrap)
+        run = cls(config, world, device, logdir, data, data_hash, model, make_optimizer(config, model.parameters()),
+                  state, wrap)
+        if unwritable is not None and not run.done:
+            raise unwritable
+        return run
 
     def open(self) -> None:
         """Make the run's folder (the default one claimed under a name no other run holds) and write its first
