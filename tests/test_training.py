@@ -152,6 +152,24 @@ def test_a_checkpoint_whose_model_does_not_fit_says_which_parameter(tmp_path):
         train(small(tmp_path, epochs=4, resume=True), given={"resume", "logdir", "epochs"})
 
 
+@pytest.mark.parametrize("name, value", [("U", float("nan")), ("c", float("inf")), ("W", -float("inf"))])
+def test_a_checkpoint_holding_non_finite_weights_is_refused_not_blamed_on_the_learning_rate(tmp_path, name, value):
+    # resumed, it diverged at its first step: "the loss became NaN ...; try a smaller lr (the last good checkpoint is
+    # kept)", the damaged checkpoint called good
+    from torch_tanhnet.training.checkpoint import CheckpointError
+
+    train(small(tmp_path, epochs=2))
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = checkpoint.load(path)
+    state["model"][name].view(-1)[0] = value
+    checkpoint.save_atomic(state, path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=rf"does not fit this run \(its {name} holds NaN or infinite values, "
+                                              r"which no run saves: hand-edited\?\); it cannot be resumed$"):
+        train(small(tmp_path, epochs=4, resume=True), given={"resume", "logdir", "epochs"})
+    assert path.read_bytes() == before
+
+
 def test_new_run_refuses_a_logdir_that_holds_a_run(tmp_path):
     train(small(tmp_path, epochs=2))
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
