@@ -119,6 +119,24 @@ def test_a_full_disk_is_one_line_and_says_what_was_kept(tmp_path, monkeypatch, c
     assert "cannot write out/checkpoint.pt (No space left on device)" in err and "nothing was kept" in err
 
 
+@pytest.mark.parametrize("target", ["checkpoint.pt", "results.csv"])
+def test_a_write_failing_in_the_file_itself_names_the_file(tmp_path, monkeypatch, capsys, target):
+    # the OSError of a write or an fsync names no file: sweep.py said "cannot write (No space left on device)"
+    from torch_tanhnet import files
+
+    real = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").split("/")[-1].startswith(f".{target}."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    code, _, err = main(*QUICK, "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"cannot write out/{target} (No space left on device)" in err, err
+
+
 @pytest.mark.parametrize("code, then", [("ENOSPC", "once there is room"), ("EDQUOT", "once there is room"),
                                         ("ENOENT", "once it can be written"), ("EACCES", "once it can be written"),
                                         ("ENAMETOOLONG", "once it can be written")])

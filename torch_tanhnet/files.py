@@ -26,6 +26,11 @@ def replacing(path: Path, prefix: str | None = None, sync: bool = True):
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None and e.errno is not None:  # a write's or fsync's error names no file: the one it was
+            raise type(e)(e.errno, e.strerror, str(path)) from None  # for (a sweep said "cannot write (No space ...)")
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
