@@ -141,6 +141,17 @@ def test_a_group_in_training_that_does_not_add_up_is_refused(saved, tmp_path):
         refused(tmp_path, source, {**good, "current": edit}, network=False)
 
 
+def test_a_group_in_training_refused_says_why(saved, tmp_path):
+    # "history of shape (30, 10, 4), not (30, 10, 4)" left out the dtype; torch's load_state_dict error was cut to its
+    # header ("Error(s) in loading state_dict for TanhNetEnsemble:")
+    source, good = saved["midway"]
+    current = good["current"]
+    refused(tmp_path, source, {**good, "current": {**current, "history": current["history"].float()}}, network=False,
+            match="(history float32 of shape ")
+    wrong_U = {**current, "model": {**current["model"], "U": torch.zeros(3, 3, 2)}}
+    refused(tmp_path, source, {**good, "current": wrong_U}, network=False, match="(size mismatch for U: ")
+
+
 @pytest.mark.parametrize("name", ["midway", "midway_sgd", "midway_adam"])
 def test_a_group_in_training_whose_optimizer_settings_are_not_the_plans_is_refused(saved, tmp_path, name):
     """The group's optimizer is loaded as saved: an lr, momentum, weight decay, beta or eps (one number or one per

@@ -1,5 +1,6 @@
 """The library training loop: logs every tag, learns, is reproducible, resumes exactly, stops on NaN."""
 
+import re
 import time
 
 import pytest
@@ -168,6 +169,25 @@ def test_a_checkpoint_holding_non_finite_weights_is_refused_not_blamed_on_the_le
                                               r"which no run saves: hand-edited\?\); it cannot be resumed$"):
         train(small(tmp_path, epochs=4, resume=True), given={"resume", "logdir", "epochs"})
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("data", [False, True])
+def test_a_checkpoint_of_other_data_names_the_likely_cause(tmp_path, data):
+    # a built-in data set's run was asked "(a changed --data file?)"
+    from torch_tanhnet.training.config import ConfigError
+
+    kw = {}
+    if data:
+        (tmp_path / "pts.csv").write_text("".join(f"{i / 10},{1 - i / 10},{i % 2}\n" for i in range(40)))
+        kw = {"data": str(tmp_path / "pts.csv")}
+    train(small(tmp_path, epochs=2, **kw))
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = checkpoint.load(path)
+    state["data_fingerprint"] = "0" * 64
+    checkpoint.save_atomic(state, path)
+    why = "a changed data file?" if data else "drawn by another version of the data set's generator?"
+    with pytest.raises(ConfigError, match=re.escape(f"the data differ from the checkpoint's ({why})")):
+        train(small(tmp_path, epochs=4, resume=True, **kw), given={"resume", "logdir", "epochs"})
 
 
 def test_new_run_refuses_a_logdir_that_holds_a_run(tmp_path):

@@ -168,7 +168,10 @@ class GroupTrainer:
         for name in ("history", "diverged_at"):
             mine, theirs = getattr(self, name), state[name]
             if tuple(theirs.shape) != tuple(mine.shape) or theirs.dtype != mine.dtype:
-                raise ValueError(f"{name} of shape {tuple(theirs.shape)}, not {tuple(mine.shape)}")
+                def kind(t):
+                    return f"{str(t.dtype).removeprefix('torch.')} of shape {tuple(t.shape)}"
+
+                raise ValueError(f"{name} {kind(theirs)}, not {kind(mine)}")
         step, epoch, batch, logged = (state[k] for k in ("step", "epoch", "batch", "logged"))
         if not (batch < self.steps_per_epoch and step == epoch * self.steps_per_epoch + batch <= self.total_steps
                 and logged == sum(s <= step for s in self.log_steps)):

@@ -307,7 +307,9 @@ class Run:
         :func:`~.checkpoint.check` passed; CheckpointError where its contents do not fit this run."""
         path = str(self.logdir / "checkpoint.pt")
         if state["data_fingerprint"] != self.data_hash:
-            raise ConfigError("resume", f"the data differ from the checkpoint's (a changed {setting('data')} file?)")
+            why = (f"a changed {setting('data')} file?" if self.config.data
+                   else "drawn by another version of the data set's generator?")
+            raise ConfigError("resume", f"the data differ from the checkpoint's ({why})")
         step, epoch, batch = state["global_step"], state["epoch"], state["batch"]
         if batch >= self.steps_per_epoch or step != epoch * self.steps_per_epoch + batch:
             raise CheckpointError(f"checkpoint {path!r}: its position (step {step}, epoch {epoch}, batch {batch}) "
