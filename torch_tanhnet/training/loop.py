@@ -123,6 +123,7 @@ class Run:
         self.steps_this_run, self.epoch_ended = 0, False
         self.saved = False  # a checkpoint written by this run: from then on an error leaves the folder resumable
         self.watch: writer_lock.Watch | None = None  # the folder as open() found it
+        self.moved_away = False  # its folder was renamed while it ran (found when it stopped)
         self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
         self._stepping, self._since_log = 0.0, 0  # seconds in train_step since the last log, and its steps
         self.resumed = state is not None
@@ -283,7 +284,8 @@ class Run:
             self.close()
         except OSError:
             pass
-        if self.watch is not None and self.watch.moved():
+        if self.moved_away or (self.watch is not None and self.watch.moved()):
+            self.moved_away = True
             return
         for path in self.created:
             try:
@@ -460,7 +462,7 @@ class Run:
 
 def _kept(run: Run) -> str:
     """What of ``run`` stays after an error, as the end of its message."""
-    if run.watch is not None and run.watch.moved():
+    if run.moved_away:
         return "the moved folder is left as it was"
     if run.saved or run.resumed:
         return "the last checkpoint is kept as it was"
@@ -499,6 +501,7 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
         try:
             return _train(run, time.perf_counter())
         except BaseException:
+            run.moved_away = run.watch is not None and run.watch.moved()  # before discard() removes anything
             # a new run that stops before its first checkpoint (Ctrl-C before the loop, a divergence, a full disk)
             # could be neither resumed nor run again into its folder: what it wrote goes (its folder, when it made
             # it). A resumed run stopped before its first step is put back as it was; after it, its checkpoint
