@@ -113,3 +113,21 @@ def test_the_environment_variable_turns_it_on_for_a_script(value, on):
 
 def test_it_is_public():
     assert torch_tanhnet.reference_equations is reference_equations and "reference_equations" in torch_tanhnet.__all__
+
+
+def test_a_sweeps_metrics_follow_it_too(monkeypatch):
+    # the sweep's evaluation ran the C kernels inside the block: training followed an edited line, its metrics not
+    from torch_tanhnet.sweep import metrics
+
+    ensemble = TanhNetEnsemble(5, seeds=range(5), dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(5, 30, 2, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (5, 30, 1), generator=g).double()
+    outside = metrics.measure(ensemble, X, y, 20)
+    forwards = []
+    network = metrics.ensemble_network
+    monkeypatch.setattr(metrics, "ensemble_network", lambda *a: (forwards.append(1), network(*a))[1])
+    with reference_equations():
+        inside = metrics.measure(ensemble, X, y, 20)
+    assert forwards == [1]
+    torch.testing.assert_close(inside, outside, rtol=1e-12, atol=1e-12)

@@ -4,8 +4,9 @@ Every public function (:mod:`torch_tanhnet.functional`) checks its inputs once, 
 
 - **the reference Functions** (``TanhNetFunction``, ``BCEWithLogitsFunction``) where a user asks for them
   (:func:`reference_equations`, ``TORCH_TANHNET_REFERENCE=1``), under ``torch.compile`` and ``torch.func``
-  transforms, which need their ``setup_context`` form and compose with both, and inside a ``torch.autograd.forward_ad.dual_level``, whose dual
-  tensors need their ``jvp`` (the fast Functions have none), inside a ``TorchDispatchMode`` (make_fx,
+  transforms, which need their ``setup_context`` form and compose with both, and inside a
+  ``torch.autograd.forward_ad.dual_level``, whose dual tensors need their ``jvp`` (the fast Functions have
+  none), inside a ``TorchDispatchMode`` (make_fx,
   FakeTensorMode, FlopCounterMode: every op must pass through it), and for tensors whose memory the
   kernels cannot read (a FakeTensor, a ``__torch_dispatch__`` wrapper subclass: :func:`plain`);
   :func:`implementation` and :func:`fused_implementation` answer None;
@@ -195,8 +196,11 @@ def ensemble_fused_implementation(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c:
 
 def ensemble_evaluate_implementation(X: Tensor):
     """What computes K networks' metrics (:func:`torch_tanhnet.sweep.metrics.measure`): the C kernels on the
-    CPU where they build, torch ops elsewhere (and inside a dispatch mode, whose ops the kernels would go round).
-    Evaluation takes no gradient, so there is no reference case."""
+    CPU where they build, torch ops elsewhere (and inside a dispatch mode, whose ops the kernels would go round);
+    None where a user asked for the reference (:func:`reference_equations`): the caller runs the handout's lines.
+    Evaluation takes no gradient, so the transforms' reasons do not apply."""
+    if _asked[0]:
+        return None
     if X.device.type == "cpu" and plain(X) and not dispatch_mode_active():
         return c_kernels(X.dtype) or torch_ops
     return torch_ops

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import torch
 
+from ..cost import sample_costs
 from ..ensemble import TanhNetEnsemble
+from ..ensemble.function import ensemble_network
 from ..ensemble.hessian import ensemble_gradient, ensemble_gradient_and_hessian
 from ..kernels.dispatch import ensemble_evaluate_implementation
 from ..training.metrics import MAX_HESSIAN_PARAMETERS
@@ -39,10 +41,22 @@ def measure(model: TanhNetEnsemble, X: Tensor, y: Tensor, n_train: int) -> Tenso
     """
     n_test = X.shape[1] - n_train
     impl = ensemble_evaluate_implementation(X)
-    sums = impl.ensemble_evaluate(X, model.U.detach(), model.b.detach(), model.W.detach(), model.c.detach(), y,
-                                  n_train)  # [Σ L, right] on the training part, then on the test part   (K, 4)
+    params = (model.U.detach(), model.b.detach(), model.W.detach(), model.c.detach())
+    if impl is None:  # reference_equations(): the handout's lines, as they train
+        sums = _reference_sums(X, *params, y, n_train)
+    else:
+        sums = impl.ensemble_evaluate(X, *params, y, n_train)  # [Σ L, right] on the training part, then the test's
     counts = torch.tensor([n_train, n_train, n_test, n_test], dtype=torch.float64, device=sums.device)
     return sums / counts
+
+
+def _reference_sums(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor, n_train: int) -> Tensor:
+    """[Σ L, right] of each network on the training part, then the test part (K, 4) float64, through the ensemble's
+    reference forward and the cost's line L = softplus(z) − y z."""
+    z, _ = ensemble_network(X, U, b, W, c)  #                                                         (K, N, 1)
+    L, right = sample_costs(z, y)[..., 0], ((z > 0) == (y > 0.5))[..., 0]  #                           (K, N)
+    parts = (slice(None, n_train), slice(n_train, None))
+    return torch.stack([t[:, part].sum(1, dtype=torch.float64) for part in parts for t in (L, right)], dim=1)
 
 
 @torch.no_grad()
