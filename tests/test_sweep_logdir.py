@@ -335,6 +335,24 @@ def test_a_sweep_folders_advice_fits_what_it_holds(tmp_path, monkeypatch):
             check(ranks)  # it advised a --resume that state.load then refused
 
 
+def test_a_sweep_renamed_and_then_stopped_by_another_error_leaves_the_folder_at_its_name_alone(tmp_path, monkeypatch):
+    # discard() was skipped only for FolderMoved itself: renamed, then out of memory before the first checkpoint, the
+    # sweep removed the sweep.json of another sweep started at its old name
+    monkeypatch.chdir(tmp_path)
+
+    def on_group(group):
+        Path("exp").rename("exp-old")
+        Path("exp/s").mkdir(parents=True)
+        Path("exp/s/sweep.json").write_text("theirs\n")
+        raise MemoryError
+
+    with pytest.raises(MemoryError):
+        runner.sweep(SweepConfig(values={"epochs": [20], "n_samples": [40]}, seeds=[0, 1], logdir="exp/s",
+                                 progress=False), on_group=on_group)
+    assert Path("exp/s/sweep.json").read_text() == "theirs\n"
+    assert Path("exp-old/s/sweep.json").is_file()  # the moved one, as it was
+
+
 @pytest.mark.parametrize("when", ["before the first checkpoint", "between groups", "before the results"])
 def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by_the_old_name(tmp_path, monkeypatch,
                                                                                                when):

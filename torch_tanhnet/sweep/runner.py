@@ -208,19 +208,23 @@ def _sweep(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     made = missing_folders(logdir) + ([logdir] if logdir in _claimed else [])  # deepest first
     _claimed.discard(logdir)
     taken = False  # sweep.json created by this sweep: removed again if it stops before its first checkpoint
+    watch = None  # the folder as the sweep began in it: renamed while it ran, it never writes by that name again
     try:
         if world.is_main:
             logdir.mkdir(parents=True, exist_ok=True)
             writer_lock.hold(logdir)  # held since prepare, unless the folder was new
+            watch = writer_lock.Watch(logdir)
             if not config.resume:
                 take(logdir / "sweep.json", "sweep")
                 taken = True
             write_json(plan, logdir / "sweep.json")
-        return _train(plan, logdir, found, world, gather, on_group, started, before, done, last_save)
-    except BaseException as e:
+        watch = watch or writer_lock.Watch(logdir)  # another process: from its first save (the folder may be new)
+        return _train(plan, logdir, found, world, gather, on_group, started, before, done, last_save, watch)
+    except BaseException:
         # nothing of a sweep that stopped before its first checkpoint blocks the next; but a folder renamed meanwhile
-        # is left alone: its names lead to another folder now, whose sweep.json discard() would remove
-        if taken and last_save[0] == -float("inf") and not isinstance(e, writer_lock.FolderMoved):
+        # is left alone, whatever stopped the sweep: its names lead to another folder now, whose files discard()
+        # would remove
+        if taken and last_save[0] == -float("inf") and not (watch is not None and watch.moved()):
             discard(logdir, made)
         raise
 
@@ -240,13 +244,13 @@ def discard(logdir: Path, made: list[Path]) -> None:
 
 
 def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None,
-           on_group: Callable[[Group], None] | None, started: float, before: float, done: dict, last_save: list
-           ) -> SweepResult | None:
-    """The part of :func:`sweep` after sweep.json is written: every group, then :func:`finish`."""
+           on_group: Callable[[Group], None] | None, started: float, before: float, done: dict, last_save: list,
+           watch: writer_lock.Watch) -> SweepResult | None:
+    """The part of :func:`sweep` after sweep.json is written: every group, then :func:`finish` (``watch``: the
+    folder, checked before each write)."""
     config = plan.config
     mine = [(g, share(g, world)) for g in plan.groups]
     bar = _bar(plan, mine, found, config.progress and world.is_main)
-    watch = writer_lock.Watch(logdir)  # renamed while the sweep ran: it stops, never rebuilding the old name
 
     def save(current: dict | None) -> None:
         found["current"], found["seconds"] = current, before + time.perf_counter() - started
