@@ -365,3 +365,16 @@ def test_seeds_from_any_ordered_iterable_are_taken():
     from_generator = TanhNetEnsemble(3, seeds=(s for s in (7, 8, 9)))
     assert from_generator.seeds == [7, 8, 9]
     assert torch.equal(from_generator.U, TanhNetEnsemble(3, seeds=[7, 8, 9]).U)
+
+
+def test_seeds_that_never_end_or_are_one_number_are_refused_in_one_line():
+    # list(seeds) of itertools.count() filled the memory; a 0-d tensor raised torch's "iteration over a 0-d tensor"
+    import itertools
+
+    import numpy as np
+
+    with pytest.raises(ValueError, match=r"^seeds must hold one seed per network, 3, got more$"):
+        TanhNetEnsemble(3, seeds=itertools.count())
+    for one in (torch.tensor(5), np.array(5)):
+        with pytest.raises(TypeError, match=r"^seeds must be a list of 3 ints, got "):
+            TanhNetEnsemble(3, seeds=one)

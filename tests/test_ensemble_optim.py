@@ -2,6 +2,7 @@
 
 import copy
 import io
+import re
 
 import pytest
 import torch
@@ -896,3 +897,45 @@ def test_a_model_cast_after_the_first_step_is_refused_in_one_line_and_nothing_mo
     again.load_state_dict(opt.state_dict())  # as the line says: torch's load casts the state
     again.step()
     assert not torch.equal(ens.U, before["U"])
+
+
+def test_fused_and_foreach_are_checked_and_kept_out_of_the_groups():
+    # kept in a group, fused=True made torch's load_state_dict move Adam's step to float32 on the parameter's device
+    _, ens, X, y = setup()
+    opt = stepped(EnsembleAdam(ens.parameters(), lr=0.01, fused=True, foreach=False), ens, X, y)
+    assert "fused" not in opt.param_groups[0] and "foreach" not in opt.param_groups[0]
+    again = EnsembleAdam(ens.parameters(), lr=0.01, fused=True)
+    again.load_state_dict(opt.state_dict())
+    assert again.state[ens.U]["step"].dtype == torch.float64
+    for key, value in (("fused", "banana"), ("foreach", [1])):
+        with pytest.raises(ValueError, match=re.escape(f"{key} must be True, False or None, got {value!r}")):
+            EnsembleSGD(ens.parameters(), lr=0.01, **{key: value})
+
+
+def test_params_given_as_a_tensor_or_generators_in_groups_are_read_as_torch_reads_them():
+    # EnsembleAdam listed its params first: a tensor (K, H, D) became K parameters, and a group's generator was used
+    # up counting its networks
+    ens = TanhNetEnsemble(3)
+    for cls in (EnsembleSGD, EnsembleAdam):
+        with pytest.raises(TypeError, match="params argument given to the optimizer should be an iterable"):
+            cls(ens.U, lr=0.1)
+    opt = EnsembleAdam([{"params": ens.parameters(), "beta1": [0.9, 0.8, 0.7], "beta2": [0.99, 0.98, 0.97]}],
+                       betas=((0.9, 0.8), (0.99, 0.98)))  # two-way betas, but no group of 2 networks
+    assert len(opt.param_groups[0]["params"]) == 4
+
+
+@pytest.mark.parametrize("cls", [EnsembleSGD, EnsembleAdam])
+def test_a_model_moved_to_another_device_after_the_first_step_is_refused(cls, monkeypatch):
+    # the device half of the check: a state tensor whose device is not its parameter's (a CUDA-less stand-in: the
+    # state's reported device index differs)
+    _, ens, X, y = setup()
+    opt = stepped(cls(ens.parameters(), lr=0.01, **({"momentum": 0.9} if cls is EnsembleSGD else {})), ens, X, y)
+    state = next(iter(opt.state[ens.U].values() if cls is EnsembleSGD else [opt.state[ens.U]["exp_avg"]]))
+    moved = torch.empty(0, device="meta").new_empty(state.shape, dtype=state.dtype)
+    key = "momentum_buffer" if cls is EnsembleSGD else "exp_avg"
+    opt.state[ens.U][key] = moved
+    U = ens.U.detach().clone()
+    with pytest.raises(ValueError, match=rf"^{key} of parameter 0 in param group 0 is float64 on meta, but the "
+                                         r"parameter is float64 on cpu \(cast or moved"):
+        opt.step()
+    assert torch.equal(ens.U, U)

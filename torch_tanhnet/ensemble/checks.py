@@ -7,6 +7,7 @@ small and given once), so nothing here forces a device synchronisation on the tr
 from __future__ import annotations
 
 import array
+import itertools
 import math
 import numbers
 import reprlib
@@ -122,8 +123,12 @@ def check_seeds(seeds, models: int) -> list[int]:
         raise ValueError(f"seeds must be {models} ints, got a tensor on the meta device (a shape, no values)")
     if isinstance(seeds, torch.Tensor) or type(seeds).__module__ == "numpy":  # an array of integers: its numbers
         seeds = seeds.tolist() if getattr(seeds, "ndim", 1) == 1 else seeds
-    if isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes, dict, list, set, frozenset)):  # in order
-        seeds = list(seeds)
+    if (isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes, dict, list, set, frozenset))
+            and getattr(seeds, "ndim", 1) != 0):  # in order; a 0-d tensor or array is one number, refused below
+        sized = hasattr(seeds, "__len__")
+        seeds = list(itertools.islice(seeds, models + 1))  # an endless iterator: one too many, refused below
+        if not sized and len(seeds) > models:
+            raise ValueError(f"seeds must hold one seed per network, {models}, got more")
     if not isinstance(seeds, list) or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
                                               for s in seeds):
         raise TypeError(f"seeds must be a list of {models} ints, got {_short(seeds)}")

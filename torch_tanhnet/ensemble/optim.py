@@ -76,10 +76,14 @@ class _EnsembleOptimizer(Optimizer):
         """``options``: torch.optim's keyword arguments that these take as torch's optimizers do (``foreach``,
         ``fused``, and those of :attr:`RUNS` at the value they run), so that code written for torch.optim runs;
         another value is refused in one line, as in a param group (:meth:`_settings`)."""
-        options = options or {}
-        for key in options:
+        options = dict(options or {})
+        for key, value in list(options.items()):
             if key not in self.RUNS and key not in self.IGNORED:
                 raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {key!r}")
+            if key in self.IGNORED:  # not kept in the groups: torch's load_state_dict reads 'fused' (Adam's step
+                del options[key]  # then went to float32 on the parameter's device)
+                if value is not None and not isinstance(value, bool):
+                    raise ValueError(f"{key} must be True, False or None, got {value!r}")
         self._held: dict[int, tuple] = {}  # id(group) -> what it held when last checked (_hold)
         super().__init__(params, {**defaults, **options})
 
@@ -138,7 +142,8 @@ class _EnsembleOptimizer(Optimizer):
                 for name, value in self.state.get(p, {}).items():
                     if name in self.KEPT_APART or not isinstance(value, Tensor):
                         continue
-                    if value.dtype != p.dtype or value.device != p.device:
+                    if (value.dtype is not p.dtype or value.get_device() != p.get_device()  # ints, not devices
+                            or value.is_meta != p.is_meta):  # (meta reads as the CPU's -1)
                         raise ValueError(f"{name} of parameter {j} in param group {i} is {_where(value)}, but the "
                                          f"parameter is {_where(p)} (cast or moved after the optimizer's first "
                                          f"step): create the optimizer again for it, or load its state_dict into a "
@@ -358,7 +363,8 @@ class EnsembleAdam(_EnsembleOptimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (β1, β2), each a number or K numbers (β1 of each network, β2 of "
                              f"each), got {betas!r}")
-        params = list(params)
+        if not isinstance(params, Tensor):  # a tensor: torch's own error ("params argument ... iterable")
+            params = [{**g, "params": _listed(g.get("params"))} if isinstance(g, dict) else g for g in params]
         if _two_ways(betas) and 2 in _counts(params):
             raise ValueError(f"betas={betas!r} for 2 networks reads two ways, (β1 of each, β2 of each) or a (β1, β2) "
                              "pair for each network: give the β1s and the β2s as tensors, betas=(torch.tensor([β1 of "
@@ -419,8 +425,15 @@ def _two_ways(betas) -> bool:
     return len(halves) == 2 and halves[0][1] != halves[1][0]
 
 
-def _counts(params: list) -> set[int]:
+def _listed(params):
+    """A group's parameters as a list (a generator read once, for K and then for torch); a tensor as it is."""
+    return params if params is None or isinstance(params, Tensor) else list(params)
+
+
+def _counts(params) -> set[int]:
     """The numbers of networks K of ``params`` (parameters, or param groups), as far as they tell."""
+    if isinstance(params, Tensor):
+        return set()
     groups = [g.get("params", []) for g in params if isinstance(g, dict)] if any(isinstance(g, dict)
                                                                                  for g in params) else [params]
     found = set()
