@@ -11,3 +11,5 @@
 The stable import path: ``from torch_tanhnet.sweep.runner import sweep`` with
 ``from torch_tanhnet.sweep.config import SweepConfig``.
 """
+
+from . import config as _config  # noqa: F401 - registers the sweep's settings, which its errors name (wording.register)

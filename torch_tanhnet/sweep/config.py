@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from ..console import counted
+from ..training import wording
 from ..training.config import DEVICES, KIND_WORDS, ConfigError, TrainConfig, _is, plain
 from ..training.wording import setting
 from . import space
@@ -110,5 +111,7 @@ class SweepConfig:
 
 
 # settings a resumed sweep may change; every other one defines the sweep and must stay
+wording.register(SweepConfig.__dataclass_fields__)  # its errors name seeds, random, gallery, ... as train's do
+
 RESUMABLE = {"device", "logdir", "checkpoint_interval", "checkpoint_seconds", "resume", "dist_timeout",
              "progress", "solved_at", "gallery", "sessions", "memory_limit"}

@@ -283,9 +283,7 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                         trainer.load_state_dict(current)
                     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
                         where = checkpoints.path(logdir, found["rank"], found["size"])
-                        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
-                        # torch's load_state_dict says what failed on the line after "Error(s) in loading ...:"
-                        why = (lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0])[:240]
+                        why = checkpoint.load_failure(e)[:240]
                         raise CheckpointError(f"checkpoint {str(where)!r} holds a group in training that does not "
                                               f"fit it ({why}; hand-edited?); it cannot be resumed") from None
                 bar.set_description(f"hidden {group.hidden}, {len(runs)} runs", refresh=False)

@@ -77,6 +77,13 @@ def write_failure(e: RuntimeError, folder: Path) -> OSError | None:
     return OSError(errno.EIO, f"the write failed ({first[:120]})")
 
 
+def load_failure(e: BaseException) -> str:
+    """What a failed load (``load_state_dict`` and the like) says, in one line: torch's load_state_dict says it on
+    the line after its header "Error(s) in loading state_dict for ...:"."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    return lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
 def remove_stale_temporaries(path: str | Path) -> None:
     """Delete temporary files that a process killed inside :func:`save_atomic` left beside ``path``."""
     path = Path(path)

@@ -339,10 +339,7 @@ class Run:
             torch.set_rng_state(state["rng"]["torch"])
             metrics = {str(k): float(v) for k, v in state["metrics"].items()}
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
-            lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
-            # torch's load_state_dict says what failed on the line after "Error(s) in loading state_dict for ...:"
-            why = lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]
-            raise CheckpointError(f"checkpoint {path!r} does not fit this run ({why}); "
+            raise CheckpointError(f"checkpoint {path!r} does not fit this run ({checkpoint.load_failure(e)}); "
                                   "it cannot be resumed") from None
         self.step, self.epoch, self.next_batch, self.metrics = step, epoch, batch, metrics
 

@@ -25,21 +25,28 @@ _NAME = re.compile(f"{_OPEN}([a-z_]+){_CLOSE}")
 
 
 def setting(field: str) -> str:
-    """The setting ``field`` of :class:`~.config.TrainConfig` in an error's text, named as Python or the command line
-    names it when the text is shown (:func:`words`). Marked with NUL characters, which no name a user can type
-    holds, so that a name is shown as typed: a file named ``{lr}`` was once shown as ``--lr``."""
+    """The setting ``field`` (of :class:`~.config.TrainConfig`, or one registered) in an error's text, named as
+    Python or the command line names it when the text is shown (:func:`words`). Marked with NUL characters, which no
+    name a user can type holds, so that a name is shown as typed: a file named ``{lr}`` was once shown as ``--lr``."""
     if field not in fields():
-        raise ValueError(f"{field!r} is not a setting of TrainConfig or SweepConfig")
+        raise ValueError(f"{field!r} is not a setting of TrainConfig or a registered one")
     return f"{_OPEN}{field}{_CLOSE}"
 
 
-def fields() -> set[str]:
-    """The settings an error may name: :class:`~.config.TrainConfig`'s and the sweep's own
-    (:class:`~torch_tanhnet.sweep.config.SweepConfig`: ``seeds``, ``random``, ``gallery``, ...)."""
-    from ..sweep.config import SweepConfig  # here: config.py imports the modules that import this one
-    from .config import TrainConfig
+_OTHERS: set[str] = set()  # settings of applications above this package (the sweep's), as they register them
 
-    return {*TrainConfig.__dataclass_fields__, *SweepConfig.__dataclass_fields__}
+
+def register(names) -> None:
+    """Let errors name these settings too: an application built on the training package (the sweep:
+    ``seeds``, ``random``, ``gallery``, ...) registers its own when its settings class is defined."""
+    _OTHERS.update(names)
+
+
+def fields() -> set[str]:
+    """The settings an error may name: :class:`~.config.TrainConfig`'s and those registered (:func:`register`)."""
+    from .config import TrainConfig  # here: config.py imports the modules that import this one
+
+    return {*TrainConfig.__dataclass_fields__, *_OTHERS}
 
 
 def flag(field: str) -> str:
