@@ -171,6 +171,23 @@ def test_a_checkpoint_holding_non_finite_weights_is_refused_not_blamed_on_the_le
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("optimizer, key", [("sgd", "momentum_buffer"), ("adam", "exp_avg"), ("adam", "exp_avg_sq")])
+def test_a_checkpoint_holding_nan_optimizer_state_is_refused(tmp_path, optimizer, key):
+    from torch_tanhnet.training.checkpoint import CheckpointError
+
+    train(small(tmp_path, epochs=2, optimizer=optimizer))
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = checkpoint.load(path)
+    state["optimizer"]["state"][0][key].view(-1)[0] = float("nan")
+    checkpoint.save_atomic(state, path)
+    with pytest.raises(CheckpointError, match=rf"\(its optimizer's {key} holds NaN, which no run saves: hand-edited"):
+        train(small(tmp_path, epochs=4, resume=True, optimizer=optimizer), given={"resume", "logdir", "epochs"})
+    if key == "exp_avg_sq":  # its overflow, which a real run can reach, is taken: that weight stands still
+        state["optimizer"]["state"][0][key].view(-1)[0] = float("inf")
+        checkpoint.save_atomic(state, path)
+        train(small(tmp_path, epochs=3, resume=True, optimizer=optimizer), given={"resume", "logdir", "epochs"})
+
+
 @pytest.mark.parametrize("data", [False, True])
 def test_a_checkpoint_of_other_data_names_the_likely_cause(tmp_path, data):
     # a built-in data set's run was asked "(a changed --data file?)"

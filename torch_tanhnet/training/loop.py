@@ -331,11 +331,16 @@ class Run:
                         if isinstance(value, Tensor) and value.dim() > 0 and value.shape != p.shape:
                             raise ValueError(f"optimizer state of shape {tuple(value.shape)} for a parameter of "
                                              f"shape {tuple(p.shape)}")
-            for name, t in self.model.state_dict().items():  # (not the optimizer's: Adam's v may overflow to inf)
+            # a run stops at a non-finite loss, gradient or weight before saving: such a checkpoint was edited or
+            # damaged, and resumed it diverged at once with advice to lower the learning rate. The optimizer's state
+            # may hold inf (Adam's second moment overflows where a gradient passes 1e19 in float32), never NaN
+            for name, t in self.model.state_dict().items():
                 if not bool(torch.isfinite(t).all()):
-                    # a run stops at a non-finite loss, gradient or weight before saving: such a checkpoint was edited
-                    # or damaged, and resumed it diverged at once with advice to lower the learning rate
                     raise ValueError(f"its {name} holds NaN or infinite values, which no run saves: hand-edited?")
+            for p_state in self.optimizer.state.values():
+                for key, t in p_state.items():
+                    if isinstance(t, Tensor) and t.is_floating_point() and bool(torch.isnan(t).any()):
+                        raise ValueError(f"its optimizer's {key} holds NaN, which no run saves: hand-edited?")
             torch.set_rng_state(state["rng"]["torch"])
             metrics = {str(k): float(v) for k, v in state["metrics"].items()}
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
