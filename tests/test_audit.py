@@ -226,3 +226,15 @@ def test_cli_values_come_first(capsys):
     assert script().main(["--values", "--n", "2"]) == 0
     out = capsys.readouterr().out
     assert out.index("-- inputs --") < out.index("-- backward --") < out.index("hand-written backward vs autograd")
+
+
+def test_a_wrong_forward_line_is_caught_at_its_own_row(monkeypatch):
+    # G was formed by the audit's own copy of the line: a Function whose G dropped + b was flagged at H, not at G
+    original = TanhNetFunction.forward_equations
+
+    def no_bias(X, U, b, W, c):
+        return original(X, U, torch.zeros_like(b), W, c)
+
+    monkeypatch.setattr(TanhNetFunction, "forward_equations", staticmethod(no_bias))
+    report = audit(*seed_problem(4), scalar=True, checks=False)
+    assert {r.name: r.close for r in report.scalar_rows[:3]} == {"G": False, "H": False, "z": False}

@@ -48,10 +48,16 @@ class TanhNetFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        G, H, z = TanhNetFunction.forward_equations(X, U, b, W, c)
+        return z, H
+
+    @staticmethod
+    def forward_equations(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> "Forward":
+        """The handout's forward equations (vector form), G kept beside H and z for the gradient audit."""
         G = torch.addmm(b, X, U.t())  # g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j        (N, H)
         H = torch.tanh(G)  #            h_ij = tanh(g_ij)                          (N, H)
         z = torch.addmm(c, H, W.t())  # z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c   (N, 1)
-        return z, H
+        return Forward(G, H, z)
 
     @staticmethod
     def vmap(info, in_dims, X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor):
@@ -151,6 +157,12 @@ def _sum(*terms: Tensor | None, like: Tensor) -> Tensor:
     for t in present[1:]:
         total = total + t
     return total if total.shape == like.shape else total.expand_as(like)  # ḃ alone is (H,), Ġ is (N, H)
+
+
+class Forward(NamedTuple):
+    G: Tensor  # (N, H)
+    H: Tensor  # (N, H)
+    z: Tensor  # (N, 1)
 
 
 class Tangents(NamedTuple):

@@ -102,12 +102,11 @@ def hand_adjoints(X, U, b, W, c, y, network_backward: Callable | None = None,
 
 
 def hand_forward(X, U, b, W, c, y) -> dict[str, Tensor]:
-    """G, H, z, o and ε as the reference computes them, outside autograd: H and z from ``TanhNetFunction.forward``,
-    ε from ``BCEWithLogitsFunction.forward``; G by the Function's own line (it returns H, not G), o = σ(z) as
-    ``TanhNet.predict_proba`` gives it."""
+    """G, H, z, o and ε as the reference computes them, outside autograd: G, H and z from
+    ``TanhNetFunction.forward_equations`` (the lines its forward runs), ε from ``BCEWithLogitsFunction.forward``,
+    o = σ(z) as ``TanhNet.predict_proba`` gives it."""
     with torch.no_grad():
-        z, H = TanhNetFunction.forward(X, U, b, W, c)
-        G = torch.addmm(b, X, U.t())  # as TanhNetFunction.forward forms it
+        G, H, z = TanhNetFunction.forward_equations(X, U, b, W, c)
         return {"G": G, "H": H, "z": z, "o": torch.sigmoid(z), "eps": BCEWithLogitsFunction.forward(z, y)}
 
 
