@@ -2,6 +2,7 @@
 one and watches training change (the kernels serve every call otherwise, so an edited line changed nothing)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -131,3 +132,71 @@ def test_a_sweeps_metrics_follow_it_too(monkeypatch):
         inside = metrics.measure(ensemble, X, y, 20)
     assert forwards == [1]
     torch.testing.assert_close(inside, outside, rtol=1e-12, atol=1e-12)
+
+
+def test_a_block_holds_for_its_own_thread_and_blocks_may_close_in_any_order():
+    # one global saved and put back: two threads' overlapping blocks left it on for good, and a block in one thread
+    # turned a teacher's block in another thread off
+    import threading
+
+    entered, release, seen = threading.Event(), threading.Event(), {}
+
+    def other():
+        with reference_equations():
+            entered.set()
+            release.wait(10)
+            seen["inside, other thread"] = dispatch.reference_only()
+
+    t = threading.Thread(target=other)
+    t.start()
+    entered.wait(10)
+    seen["this thread, meanwhile"] = dispatch.reference_only()
+    with reference_equations():
+        release.set()
+        t.join(10)  # the other thread's block closes inside this one
+        seen["inside, this thread"] = dispatch.reference_only()
+    assert seen == {"this thread, meanwhile": False, "inside, other thread": True, "inside, this thread": True}
+    assert not dispatch.reference_only()
+
+    def block(on):
+        with reference_equations(on):
+            yield
+
+    first, second = block(True), block(False)
+    next(first)
+    next(second)
+    assert not dispatch.reference_only()  # the innermost open block
+    for g in (first, second):  # closed in the order they opened: each takes away only its own
+        next(g, None)
+    assert not dispatch.reference_only() and not dispatch._local.stack
+
+
+@pytest.mark.parametrize("value, on, warns", [("1", True, False), ("true", True, False), (" YES ", True, False),
+                                              ("on", True, False), ("0", False, False), ("false", False, False),
+                                              ("No", False, False), ("off", False, False), ("", False, False),
+                                              ("banana", False, True), ("00", False, True)])
+def test_an_environment_switch_reads_the_words_people_write(monkeypatch, value, on, warns):
+    # only "" and "0" were off: TORCH_TANHNET_REFERENCE=false turned the reference on
+    import warnings
+
+    from torch_tanhnet.switches import switch
+
+    monkeypatch.setenv("TORCH_TANHNET_REFERENCE", value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert switch("TORCH_TANHNET_REFERENCE") is on
+    assert [str(w.message) for w in caught] == ([f"TORCH_TANHNET_REFERENCE={value!r} is neither on (1, true, yes, on) "
+                                                 "nor off (0, false, no, off, or empty): read as off"] if warns else [])
+
+
+def test_the_scripts_say_when_the_handouts_lines_run(capsys, tmp_path, monkeypatch):
+    from conftest import load_script
+
+    monkeypatch.chdir(tmp_path)
+    with reference_equations():  # as TORCH_TANHNET_REFERENCE=1 sets it for the whole process
+        assert load_script("train").main(["--dry-run", "--n-samples", "40", "--no-progress"]) == 0
+        assert load_script("sweep").main(["--dry-run", "--seeds", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^5 steps in [\d.]+ s \(\d+ steps/s, through the handout's own lines \(TORCH_TANHNET_REFERENCE\)"
+                     r"\)$", out, re.M)
+    assert re.search(r"^2 runs trained in [\d.]+ s, through the handout's own lines", out, re.M)

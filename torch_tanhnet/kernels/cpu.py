@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..console import say
 from ..files import new_file, write_atomic
+from ..switches import switch
 
 SOURCE = Path(__file__).parent / "csrc" / "tanhnet_kernels.c"
 _lock = threading.Lock()
@@ -190,7 +191,7 @@ def _warn_once(why: str) -> None:
 
 def disabled() -> bool:
     """Whether ``TORCH_TANHNET_NO_EXTENSION`` turns the compiled kernels off (C on the CPU, Triton on CUDA)."""
-    return os.environ.get("TORCH_TANHNET_NO_EXTENSION", "") not in ("", "0")
+    return switch("TORCH_TANHNET_NO_EXTENSION")
 
 
 def kernels(precision: str) -> ctypes.CDLL | None:

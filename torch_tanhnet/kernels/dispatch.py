@@ -24,12 +24,13 @@ the same equations and is tested against the reference.
 
 from __future__ import annotations
 
-import os
+import threading
 from contextlib import contextmanager
 
 import torch
 from torch.autograd import forward_ad as _forward_ad
 
+from ..switches import switch
 from . import cpu, torch_ops
 from .c_kernels import CKernels
 
@@ -73,7 +74,11 @@ def dispatch_mode_active() -> bool:
 _tracing = torch._C._is_tracing  # torch.jit.trace's; about 0.05 µs
 
 
-_asked = [os.environ.get("TORCH_TANHNET_REFERENCE", "") not in ("", "0")]  # [a user's wish]: reference_equations
+_default: list[bool] = []  # [TORCH_TANHNET_REFERENCE]: on for every thread; read at the first call (a warning for
+# an unreadable value then reaches the scripts' one-line warnings, which are set up after the package's import)
+_local = threading.local()  # .stack: this thread's open reference_equations blocks, innermost last
+_open = [0]  # blocks open in every thread: while none is, no thread-local lookup (~20 ns a call, not ~80)
+_lock = threading.Lock()
 
 
 @contextmanager
@@ -86,16 +91,36 @@ def reference_equations(on: bool = True):
             model.loss(X, y).backward()     # TanhNetFunction.backward_equations, BCEWithLogitsFunction's
 
     The choice is made when a forward runs: a backward runs the Functions its forward chose, inside the block or
-    not. Process-wide, as ``torch.backends``' switches are; ``TORCH_TANHNET_REFERENCE=1`` in the environment turns
-    it on from the start (for the scripts: ``TORCH_TANHNET_REFERENCE=1 python scripts/train.py``).
-    ``reference_equations(False)`` turns it off within a block. Slower: the reference composes torch's ops.
+    not. A block holds for the thread that opened it, as ``torch.no_grad()`` does; ``TORCH_TANHNET_REFERENCE=1``
+    in the environment turns it on for every thread from the start (for the scripts:
+    ``TORCH_TANHNET_REFERENCE=1 python scripts/train.py``). ``reference_equations(False)`` turns it off within a
+    block. Blocks may close in any order (generators): each takes away only its own. Slower: the reference
+    composes torch's ops.
     """
-    before = _asked[0]
-    _asked[0] = bool(on)
+    stack = _local.__dict__.setdefault("stack", [])
+    mine = [bool(on)]  # a new object: this block's own entry, found by identity when it closes
+    with _lock:
+        _open[0] += 1
+        stack.append(mine)
     try:
         yield
     finally:
-        _asked[0] = before
+        with _lock:
+            _open[0] -= 1
+            for i in range(len(stack) - 1, -1, -1):
+                if stack[i] is mine:
+                    del stack[i]
+                    break
+
+
+def reference_asked() -> bool:
+    """Whether a user asked for the reference here: this thread's innermost open block, else the environment."""
+    if not _default:
+        _default.append(switch("TORCH_TANHNET_REFERENCE"))
+    if not _open[0]:
+        return _default[0]
+    stack = _local.__dict__.get("stack")
+    return stack[-1][0] if stack else _default[0]
 
 
 def reference_only() -> bool:
@@ -103,7 +128,7 @@ def reference_only() -> bool:
     torch.compile, a torch.func transform, forward-mode AD (dual tensors), a dispatch mode, or torch.jit.trace
     (whose graph of a kernel's Function, which takes the implementation, a Python object, as an argument, crashed
     the process with a segfault)."""
-    return (_asked[0] or compiling() or transforms_active() or forward_ad_active() or dispatch_mode_active()
+    return (reference_asked() or compiling() or transforms_active() or forward_ad_active() or dispatch_mode_active()
             or _tracing())
 
 
@@ -199,7 +224,7 @@ def ensemble_evaluate_implementation(X: Tensor):
     CPU where they build, torch ops elsewhere (and inside a dispatch mode, whose ops the kernels would go round);
     None where a user asked for the reference (:func:`reference_equations`): the caller runs the handout's lines.
     Evaluation takes no gradient, so the transforms' reasons do not apply."""
-    if _asked[0]:
+    if reference_asked():
         return None
     if X.device.type == "cpu" and plain(X) and not dispatch_mode_active():
         return c_kernels(X.dtype) or torch_ops
