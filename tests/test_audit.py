@@ -238,3 +238,20 @@ def test_a_wrong_forward_line_is_caught_at_its_own_row(monkeypatch):
     monkeypatch.setattr(TanhNetFunction, "forward_equations", staticmethod(no_bias))
     report = audit(*seed_problem(4), scalar=True, checks=False)
     assert {r.name: r.close for r in report.scalar_rows[:3]} == {"G": False, "H": False, "z": False}
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda X, U, b, W, c, y: (X, U.t(), b, W, c, y), r"^U must have shape \(H, D\) = \(3, 2\)"),
+    (lambda X, U, b, W, c, y: (X.float(), U, b, W, c, y), r"^X has dtype torch.float32 but U has dtype"),
+    (lambda X, U, b, W, c, y: (X.tolist(), U, b, W, c, y), r"^X must be a torch.Tensor, got list"),
+    (lambda X, U, b, W, c, y: (X[:0], U, b, W, c, y[:0]), r"^the cost needs at least one sample"),
+    (lambda X, U, b, W, c, y: (X, U, b, W, c, y.view(-1)), r"^y must have the same shape as z \(4, 1\)"),
+])
+def test_the_audit_from_python_checks_its_inputs_in_one_line(bad, match):
+    # audit.md invites values() from Python: a transposed U was torch's "mat1 and mat2 shapes cannot be multiplied"
+    args = bad(*seed_problem(4))
+    for call in (values, audit):
+        with pytest.raises((ValueError, TypeError), match=match):
+            call(*args)
+    with pytest.raises(ValueError, match=r"^rows must be a positive int, got 0$"):
+        values(*seed_problem(4), rows=0)

@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from ..checks import check_labels, check_network_inputs
 from ..cost import BCEWithLogitsFunction
 from ..network import TanhNetFunction
 from .reference import cost_reference, network_reference
@@ -99,6 +100,13 @@ def hand_adjoints(X, U, b, W, c, y, network_backward: Callable | None = None,
         adj = network_backward(z_bar, None, X, U, W, H, (True,) * 5)
     return {"eps_bar": eps_bar, "z_bar": z_bar, **{k: getattr(adj, k) for k in
                                                    ("W_bar", "c_bar", "H_bar", "G_bar", "U_bar", "b_bar", "X_bar")}}
+
+
+def check_audit_inputs(X, U, b, W, c, y) -> None:
+    """X (N, D), U (H, D), b (H,), W (1, H), c (1,), y (N, 1), one floating dtype and device, at least one sample:
+    one-line errors, as the network's own checks give them (a transposed U is named, not a product that fails)."""
+    check_network_inputs(X, U, b, W, c)
+    check_labels(y, (X.shape[0], 1), X.dtype, X.device)
 
 
 def hand_forward(X, U, b, W, c, y) -> dict[str, Tensor]:
@@ -264,7 +272,9 @@ def audit(X, U, b, W, c, y, *, scalar: bool = False, checks: bool = True,
           network_tangents: Callable | None = None, cost_tangents: Callable | None = None,
           tangent_seed: int = 0) -> AuditReport:
     """Compare every adjoint of the hand-written backward with autograd's (and the scalar loops), and
-    every tangent of the hand-written jvp with forward-mode autograd's along random directions."""
+    every tangent of the hand-written jvp with forward-mode autograd's along random directions. The inputs are
+    checked as :func:`torch_tanhnet.tanhnet_loss` checks them (one-line errors)."""
+    check_audit_inputs(X, U, b, W, c, y)
     hand = hand_adjoints(X, U, b, W, c, y, network_backward, cost_backward)
     report = AuditReport(X.dtype, compare(hand, autograd_adjoints(X, U, b, W, c, y), X.dtype))
     tangents = seed_tangents(X, U, b, W, c, y, tangent_seed)
@@ -287,6 +297,9 @@ def values(X, U, b, W, c, y, rows: int = 10) -> str:
     """Every quantity's numbers, in the handout's order: the inputs, the forward (G, H, z, o, ε) and the backward
     (ε̄ … X̄) from the hand-written Functions, each under its equation and shape, to set beside a calculation by
     hand. A matrix of more than ``rows`` rows shows its first ``rows``."""
+    check_audit_inputs(X, U, b, W, c, y)
+    if not (isinstance(rows, int) and rows >= 1):
+        raise ValueError(f"rows must be a positive int, got {rows!r}")
     found = {"X": X, "y": y, "U": U, "b": b, "W": W, "c": c, **hand_forward(X, U, b, W, c, y),
              **hand_adjoints(X, U, b, W, c, y)}
     parts = []
