@@ -860,6 +860,8 @@ def test_betas_that_read_two_ways_for_two_networks_are_refused(betas):
         EnsembleAdam(ens.parameters(), betas=betas)
     with pytest.raises(ValueError, match=r"reads two ways"):  # a param group of 2 networks beside one of 3
         EnsembleAdam([{"params": TanhNetEnsemble(3).parameters()}, {"params": ens.parameters()}], betas=betas)
+    with pytest.raises(ValueError, match=r"reads two ways"):  # named parameters: (name, tensor) pairs
+        EnsembleAdam(ens.named_parameters(), betas=betas)
     opt = EnsembleAdam(ens.parameters(), betas=(torch.tensor([0.9, 0.8], dtype=torch.float64),
                                                 torch.tensor([0.999, 0.99], dtype=torch.float64)))
     assert opt.param_groups[0]["beta1"].tolist() == [0.9, 0.8]

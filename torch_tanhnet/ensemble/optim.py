@@ -439,6 +439,8 @@ def _counts(params) -> set[int]:
     found = set()
     for g in groups:
         for p in ([g] if isinstance(g, Tensor) else g):
+            if isinstance(p, tuple) and len(p) == 2:  # named_parameters(): (name, tensor)
+                p = p[1]
             if isinstance(p, Tensor) and p.dim():
                 found.add(p.shape[0])
     return found
