@@ -165,6 +165,8 @@ BAD = [
     (dict(values={"momentum": [Range(0.0, 1.0)]}, random=5), "argument --momentum: must be in [0, 1), got 1.0"),
     (dict(values={"optimizer": [Range(0.0, 1.0)]}, random=5), "argument --optimizer: takes values, not a range"),
     (dict(random=0), "argument --random: must be a positive integer, got 0"),
+    (dict(random_seed=-1), "argument --random-seed: must be an integer in [0, 2**32), as --seed is, got -1"),
+    (dict(random_seed=2**64), "argument --random-seed: must be an integer in [0, 2**32), as --seed is, got "),
     (dict(seeds=[]), "argument --seeds: must be at least 1, got 0"),
     (dict(seeds=[1, 1]), "argument --seeds: seed 1 is given twice"),
     (dict(seeds=[-1]), "argument --seeds: each seed must be an integer in [0, 2**32)"),
@@ -356,7 +358,7 @@ SWEEP_BAD = [dict(progress="x"), dict(gallery=-1), dict(log_interval=0), dict(so
              dict(seeds=[1, 1]), dict(seeds="abc"), dict(resume=True), dict(logdir=""), dict(sessions="all"),
              dict(values={"lr": [Range(0.1, 1.0)]}), dict(values={"lr": 0.5}), dict(values={"lr": [0.1, 0.1]}),
              dict(values={"hidden": [2, 3]}, random=5), dict(random=10**9, values={"lr": [Range(0.1, 1.0)]}),
-             dict(values={"hidden": [Range(2.5, 2.7)]}, random=1), dict(dist_timeout=0.0)]
+             dict(values={"hidden": [Range(2.5, 2.7)]}, random=1), dict(dist_timeout=0.0), dict(random_seed=-1)]
 
 
 @pytest.mark.parametrize("kwargs", SWEEP_BAD, ids=[str(k) for k in SWEEP_BAD])
