@@ -353,7 +353,8 @@ def test_a_sweep_renamed_and_then_stopped_by_another_error_leaves_the_folder_at_
     assert Path("exp-old/s/sweep.json").is_file()  # the moved one, as it was
 
 
-@pytest.mark.parametrize("when", ["before the first checkpoint", "between groups", "before the results"])
+@pytest.mark.parametrize("when", ["before the first checkpoint", "between groups", "before the results",
+                                  "while the pictures are drawn"])
 def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by_the_old_name(tmp_path, monkeypatch,
                                                                                                when):
     """A sweep's folder renamed mid-run: the sweep rebuilt the old name (mkdir parents=True) and wrote its results
@@ -378,6 +379,18 @@ def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by
     if when == "before the results":
         collect = runner.collect
         monkeypatch.setattr(runner, "collect", lambda *a: (rename_and_start_another(), collect(*a))[1])
+    if when == "while the pictures are drawn":  # a write under the old name then fails: "nothing was kept" said it
+        from torch_tanhnet.sweep import board
+
+        real = board.write_board
+
+        def write_board(plan, results, groups, logdir):
+            if moved.exists():  # the resume below draws them
+                return real(plan, results, groups, logdir)
+            rename_and_start_another()
+            raise FileNotFoundError(2, "No such file or directory", str(logdir / "pictures" / "solved.png"))
+
+        monkeypatch.setattr(board, "write_board", write_board)
     config = SweepConfig(values={"hidden": [2, 3], "epochs": [20], "n_samples": [40]}, seeds=[0, 1],
                          logdir="exp/s", progress=False)
     with pytest.raises(FolderMoved) as e:

@@ -364,17 +364,21 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     from .board import write_board
 
     check = watch.check if watch is not None else lambda: None
-    with one_thread():
-        groups = merge(plan, shares)
-        results = collect(plan, groups, plan.config.solved_at)
+    try:
+        with one_thread():
+            groups = merge(plan, shares)
+            results = collect(plan, groups, plan.config.solved_at)
+            check()
+            write_csv(results.rows, logdir / "results.csv")
+            check()
+            write_board(plan, results, groups, logdir)
+        final = {**checkpoints.new(plan.config, 0, 1, found.get("data")),
+                 "groups": {g: r.as_dict() for g, r in groups.items()}, "complete": True, "seconds": found["seconds"]}
         check()
-        write_csv(results.rows, logdir / "results.csv")
-        check()
-        write_board(plan, results, groups, logdir)
-    final = {**checkpoints.new(plan.config, 0, 1, found.get("data")),
-             "groups": {g: r.as_dict() for g, r in groups.items()}, "complete": True, "seconds": found["seconds"]}
-    check()
-    checkpoints.save(final, logdir)
+        checkpoints.save(final, logdir)
+    except OSError:  # renamed while a write ran (the pictures take a while): a file not found under the old name
+        check()  # says so (FolderMoved), rather than "nothing was kept" of a folder whose checkpoint went with it
+        raise
     for p in logdir.glob(SHARES):  # the processes' checkpoints, now in checkpoint.pt
         p.unlink(missing_ok=True)
     remove_if_dry_run(plan, logdir)
