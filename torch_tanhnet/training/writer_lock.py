@@ -84,8 +84,8 @@ class Watch:
         moved = _held_path(self.folder)
         where = ""
         if moved and _identity(Path(moved)) == self.identity:
-            where = f"; it is now {moved!r}" + (": continue it there with --resume"
-                                                 if (Path(moved) / "checkpoint.pt").is_file() else "")
+            saved = any(Path(moved).glob("checkpoint*.pt"))  # a run's or sweep's, or a torchrun sweep's shares
+            where = f"; it is now {moved!r}" + (": continue it there with --resume" if saved else "")
         raise FolderMoved(errno.ENOENT, f"{str(self.folder)!r} was renamed, moved or removed while it ran ({there}); "
                                         f"nothing more was written by that name{where}")
 
