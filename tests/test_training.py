@@ -196,7 +196,7 @@ def test_a_checkpoint_of_other_data_names_the_likely_cause(tmp_path, data):
     kw = {}
     if data:
         (tmp_path / "pts.csv").write_text("".join(f"{i / 10},{1 - i / 10},{i % 2}\n" for i in range(40)))
-        kw = {"data": str(tmp_path / "pts.csv")}
+        kw = {"data": str(tmp_path / "pts.csv"), "n_samples": TrainConfig().n_samples}  # no generator setting
     train(small(tmp_path, epochs=2, **kw))
     path = tmp_path / "run" / "checkpoint.pt"
     state = checkpoint.load(path)
