@@ -280,3 +280,29 @@ def test_a_tangent_left_out_counts_as_zero():
         torch.testing.assert_close(a, r, rtol=0, atol=0)
     nothing = TanhNetFunction.tangent_equations(None, None, None, None, None, X, U, W, H)
     assert nothing.z_dot.shape == (4, 1) and not nothing.z_dot.any()
+
+
+def test_a_tangent_not_passed_reaches_each_jvp_as_none():
+    # the costs materialized it: a tensor of zeros, so their "None counts as zero" branches never ran
+    import torch.autograd.forward_ad as fwAD
+
+    from torch_tanhnet.cost import BCEWithLogitsFunction
+    from torch_tanhnet.ensemble.function import EnsembleBCEFunction
+
+    seen = []
+    for cls, shape in ((BCEWithLogitsFunction, (6, 1)), (EnsembleBCEFunction, (2, 6, 1))):
+        original = cls.jvp
+
+        def spy(ctx, z_dot, y_dot, _original=original):
+            seen.append((z_dot is None, y_dot is None))
+            return _original(ctx, z_dot, y_dot)
+
+        z, y = torch.randn(shape, dtype=torch.float64), torch.rand(shape, dtype=torch.float64)
+        try:
+            cls.jvp = staticmethod(spy)
+            with fwAD.dual_level():
+                out = cls.apply(fwAD.make_dual(z, torch.ones_like(z)), y)
+                assert fwAD.unpack_dual(out).tangent is not None
+        finally:
+            cls.jvp = original
+    assert seen == [(False, True), (False, True)]

@@ -53,9 +53,12 @@ class BCEWithLogitsFunction(torch.autograd.Function):
         z, y = inputs
         ctx.save_for_backward(z, y)
         ctx.save_for_forward(z, y)
+        ctx.set_materialize_grads(False)  # a tangent autograd does not pass reaches jvp as None: its term left out
 
     @staticmethod
-    def backward(ctx, eps_bar: Tensor):
+    def backward(ctx, eps_bar: Tensor | None):
+        if eps_bar is None:  # materializing off: no gradient reached ε (a double backward's unused branch)
+            return None, None
         z, y = ctx.saved_tensors
         return BCEWithLogitsFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)
 

@@ -19,13 +19,17 @@ tanh'(G) = 1 − tanh²(G) = 1 − H² on the middle one)::
 
 Both outputs get their tangent: (ż, Ḣ).
 
-H is returned as a second output (the pattern PyTorch's docs give for saving an
-intermediate): ``setup_context`` can then save H rather than recompute it, and
-since H is a real, differentiable output, a gradient that reaches it (H̃, for
-instance from a second derivative, or from a user reading the hidden layer) is
-added to H̄. That is what makes ``gradgradcheck`` pass: the backward below is
-written in differentiable torch ops, and its use of H is itself differentiated
-through this Function.
+H is returned as a second output (one of the two patterns PyTorch's docs give for saving an
+intermediate; the other recomputes it in backward from the saved inputs): ``setup_context`` can
+then save H, and since H is a real, differentiable output, a gradient that reaches it (H̃, for
+instance from a second derivative, or from a user reading the hidden layer) is added to H̄. With
+the backward written in differentiable torch ops, its use of H is then itself differentiated
+through this Function, and ``gradgradcheck`` passes. An intermediate kept without being returned
+would be a constant to a second derivative: wrong Hessian-vector products, without an error.
+``docs/custom-function.md`` walks through each choice.
+
+The public functions (:func:`torch_tanhnet.tanhnet`, ``TanhNet``) run faster Functions where
+they serve (``kernels/``); :func:`torch_tanhnet.reference_equations` runs this one.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ class TanhNetFunction(torch.autograd.Function):
     """``(z, H) = TanhNetFunction.apply(X, U, b, W, c)``: the handout's forward, hand-written backward.
 
     X (N, D), U (H, D), b (H,), W (1, H), c (1,) -> z (N, 1), H (N, H).
-    Use :func:`torch_tanhnet.tanhnet` for z alone, with input checks.
+    Use :func:`torch_tanhnet.tanhnet` for z alone, with input checks (it runs the fast Functions where they
+    serve, this one under torch.func, torch.compile, forward mode and :func:`torch_tanhnet.reference_equations`).
     """
 
     @staticmethod
@@ -73,7 +78,7 @@ class TanhNetFunction(torch.autograd.Function):
         z, H = output
         ctx.save_for_backward(X, U, W, H)  # H, not G: 1 − tanh²(G) = 1 − H²
         ctx.save_for_forward(X, U, W, H)  # the tangent equations need the same four
-        ctx.set_materialize_grads(False)  # H̃ is None unless something used H
+        ctx.set_materialize_grads(False)  # H̃ is None unless something used H; so is, in jvp, a tangent not passed
         ctx.autocast = amp.state(X)  # called under torch.autocast: the backward's products in the forward's dtype
 
     @staticmethod

@@ -58,7 +58,7 @@ class EnsembleFunction(torch.autograd.Function):
         z, H = output
         ctx.save_for_backward(X, U, W, H)  # H, not G: 1 − tanh²(G) = 1 − H²
         ctx.save_for_forward(X, U, W, H)
-        ctx.set_materialize_grads(False)  # H̃ is None unless something used H
+        ctx.set_materialize_grads(False)  # H̃ is None unless something used H; so is, in jvp, a tangent not passed
         ctx.autocast = amp.state(X)  # called under torch.autocast: the backward's products in the forward's dtype
 
     @staticmethod
@@ -130,9 +130,12 @@ class EnsembleBCEFunction(torch.autograd.Function):
         z, y = inputs
         ctx.save_for_backward(z, y)
         ctx.save_for_forward(z, y)
+        ctx.set_materialize_grads(False)  # a tangent autograd does not pass reaches jvp as None: its term left out
 
     @staticmethod
-    def backward(ctx, eps_bar: Tensor):
+    def backward(ctx, eps_bar: Tensor | None):
+        if eps_bar is None:  # materializing off: no gradient reached ε (a double backward's unused branch)
+            return None, None
         z, y = ctx.saved_tensors
         return EnsembleBCEFunction.backward_equations(eps_bar, z, y, ctx.needs_input_grad)
 
@@ -162,13 +165,13 @@ class _CompiledEnsembleFunction(EnsembleFunction):
     """EnsembleFunction without ``jvp``, for ``torch.compile``: Dynamo (torch 2.13) refuses to trace a Function
     that defines one (``Unsupported custom jvp``). Forward mode is not traced through compiled code."""
 
-    jvp = torch.autograd.Function.jvp
+    jvp = staticmethod(torch.autograd.Function.jvp)
 
 
 class _CompiledEnsembleBCEFunction(EnsembleBCEFunction):
     """EnsembleBCEFunction without ``jvp``, for ``torch.compile`` (see :class:`_CompiledEnsembleFunction`)."""
 
-    jvp = torch.autograd.Function.jvp
+    jvp = staticmethod(torch.autograd.Function.jvp)
 
 
 def ensemble_network(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:

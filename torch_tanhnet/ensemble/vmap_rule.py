@@ -2,8 +2,8 @@
 
 ``vmap(functional_call(net, params, (X,)))`` over parameters stacked by
 ``torch.func.stack_module_state`` calls ``TanhNetFunction`` once with a batch dimension on some
-of its inputs. Without a rule, ``generate_vmap_rule`` would batch its forward and backward op by
-op; with this one:
+of its inputs. A Function with no ``vmap`` staticmethod and without ``generate_vmap_rule = True`` is
+refused by vmap; that flag would batch its forward and backward op by op. This rule instead:
 
 - parameters batched (any of U, b, W, c; the others expanded, a view) → :class:`EnsembleFunction`
   with K = the batch size, X shared or batched: the same equations with a network index, one
