@@ -200,3 +200,30 @@ def test_the_scripts_say_when_the_handouts_lines_run(capsys, tmp_path, monkeypat
     assert re.search(r"^5 steps in [\d.]+ s \(\d+ steps/s, through the handout's own lines \(TORCH_TANHNET_REFERENCE\)"
                      r"\)$", out, re.M)
     assert re.search(r"^2 runs trained in [\d.]+ s, through the handout's own lines", out, re.M)
+
+
+def test_it_takes_a_bool_works_as_a_decorator_and_one_object_may_be_entered_again():
+    with pytest.raises(TypeError, match=r"^reference_equations takes True or False, got 'off'$"):
+        reference_equations("off")  # read as True before
+    block = reference_equations()
+    with block:
+        with block:
+            assert dispatch.reference_only()
+        assert dispatch.reference_only()
+    assert not dispatch.reference_only()
+
+    @reference_equations()
+    def inside():
+        return dispatch.reference_only()
+
+    assert inside() and not dispatch.reference_only()
+
+
+def test_an_unreadable_environment_value_first_read_under_torch_compile_does_not_break_the_graph(monkeypatch):
+    # the lazy read warned inside the traced region: fullgraph=True failed on warnings.warn
+    monkeypatch.setenv("TORCH_TANHNET_REFERENCE", "maybe")
+    monkeypatch.setattr(dispatch, "_default", [])
+    X, y = data()
+    model = TanhNet().double()
+    loss = torch.compile(lambda X, y: model.loss(X, y), fullgraph=True, backend="eager")(X, y)
+    torch.testing.assert_close(loss, model.loss(X, y))

@@ -14,13 +14,13 @@ ON = frozenset({"1", "true", "yes", "on"})
 OFF = frozenset({"", "0", "false", "no", "off"})
 
 
-def switch(name: str) -> bool:
-    """Whether the environment variable ``name`` turns its switch on."""
+def switch(name: str, warn: bool = True) -> bool:
+    """Whether the environment variable ``name`` turns its switch on (``warn``: of a value neither on nor off)."""
     value = os.environ.get(name, "")
     word = value.strip().lower()
     if word in ON:
         return True
-    if word not in OFF:
+    if word not in OFF and warn:
         warnings.warn(f"{name}={value!r} is neither on (1, true, yes, on) nor off (0, false, no, off, or empty): "
                       "read as off", UserWarning, stacklevel=2)
     return False

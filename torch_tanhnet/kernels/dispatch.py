@@ -25,7 +25,6 @@ the same equations and is tested against the reference.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 
 import torch
 from torch.autograd import forward_ad as _forward_ad
@@ -76,13 +75,12 @@ _tracing = torch._C._is_tracing  # torch.jit.trace's; about 0.05 µs
 
 _default: list[bool] = []  # [TORCH_TANHNET_REFERENCE]: on for every thread; read at the first call (a warning for
 # an unreadable value then reaches the scripts' one-line warnings, which are set up after the package's import)
-_local = threading.local()  # .stack: this thread's open reference_equations blocks, innermost last
-_open = [0]  # blocks open in every thread: while none is, no thread-local lookup (~20 ns a call, not ~80)
-_lock = threading.Lock()
+_local = threading.local()  # .stack: this thread's open reference_equations blocks, innermost last; only this thread
+# touches it, so no lock (a lock deadlocked a signal handler that opened a block, and a child forked while another
+# thread held it)
 
 
-@contextmanager
-def reference_equations(on: bool = True):
+class reference_equations:  # noqa: N801 - a context manager, named as torch.no_grad is
     """Run every call inside the block through the reference Functions: the handout's equations, line for line
     (:mod:`torch_tanhnet.network`, :mod:`torch_tanhnet.cost`, :mod:`torch_tanhnet.ensemble.function`), where the
     kernels would otherwise serve. For a class: change a line of a backward there and watch training change.
@@ -91,36 +89,50 @@ def reference_equations(on: bool = True):
             model.loss(X, y).backward()     # TanhNetFunction.backward_equations, BCEWithLogitsFunction's
 
     The choice is made when a forward runs: a backward runs the Functions its forward chose, inside the block or
-    not. A block holds for the thread that opened it, as ``torch.no_grad()`` does; ``TORCH_TANHNET_REFERENCE=1``
-    in the environment turns it on for every thread from the start (for the scripts:
-    ``TORCH_TANHNET_REFERENCE=1 python scripts/train.py``). ``reference_equations(False)`` turns it off within a
-    block. Blocks may close in any order (generators): each takes away only its own. Slower: the reference
-    composes torch's ops.
+    not. A block holds for the thread that opened it, as ``torch.no_grad()`` does (a thread started inside it
+    does not inherit it); ``TORCH_TANHNET_REFERENCE=1`` in the environment turns it on for every thread from the
+    start (for the scripts: ``TORCH_TANHNET_REFERENCE=1 python scripts/train.py``). ``reference_equations(False)``
+    turns it off within a block. Blocks may close in any order (generators): each takes away only its own. Slower:
+    the reference composes torch's ops.
     """
-    stack = _local.__dict__.setdefault("stack", [])
-    mine = [bool(on)]  # a new object: this block's own entry, found by identity when it closes
-    with _lock:
-        _open[0] += 1
-        stack.append(mine)
-    try:
-        yield
-    finally:
-        with _lock:
-            _open[0] -= 1
-            for i in range(len(stack) - 1, -1, -1):
-                if stack[i] is mine:
-                    del stack[i]
-                    break
+
+    def __init__(self, on: bool = True) -> None:
+        if not isinstance(on, bool):  # "off" would read as True
+            raise TypeError(f"reference_equations takes True or False, got {on!r}")
+        self.on = on
+
+    def __enter__(self) -> None:
+        # this block's entry: (on, the block); one step, so an interrupt leaves it all there or not at all
+        _local.__dict__.setdefault("stack", []).append((self.on, self))
+
+    def __exit__(self, *exc) -> None:
+        stack = _local.__dict__.get("stack", [])
+        for i in range(len(stack) - 1, -1, -1):  # this thread's innermost entry of this block (one object may be
+            if stack[i][1] is self:  # entered again, or in another thread: each thread has its own stack)
+                del stack[i]
+                break
+
+    def __call__(self, fn):
+        """As a decorator: ``fn`` runs inside a block."""
+        import functools
+
+        @functools.wraps(fn)
+        def inside(*args, **kwargs):
+            with reference_equations(self.on):
+                return fn(*args, **kwargs)
+
+        return inside
 
 
 def reference_asked() -> bool:
-    """Whether a user asked for the reference here: this thread's innermost open block, else the environment."""
-    if not _default:
-        _default.append(switch("TORCH_TANHNET_REFERENCE"))
-    if not _open[0]:
-        return _default[0]
+    """Whether a user asked for the reference here: this thread's innermost open block, else the environment
+    (~0.1 µs)."""
     stack = _local.__dict__.get("stack")
-    return stack[-1][0] if stack else _default[0]
+    if stack:
+        return stack[-1][0]
+    if not _default:  # not warned about under torch.compile, whose graph cannot hold a warning (fullgraph=True)
+        _default.append(switch("TORCH_TANHNET_REFERENCE", warn=not compiling()))
+    return _default[0]
 
 
 def reference_only() -> bool:
