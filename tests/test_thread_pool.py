@@ -2,6 +2,7 @@
 safely by Python threads and are made anew in a forked child. Every result is compared bit for bit."""
 
 import multiprocessing
+import os
 import threading
 import time
 
@@ -75,3 +76,27 @@ def test_a_forked_child_makes_its_own_workers(problem, two_threads):
     got = queue.get(timeout=30)  # a child waiting on workers it does not have would never answer
     child.join(timeout=60)
     assert child.exitcode == 0 and got == parent.tolist()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_another_thread_builds_the_kernels_does_not_wait_for_ever():
+    # the build's lock, held by a thread that is not in the child, hung the child's first call
+    from torch_tanhnet.kernels import cpu
+
+    held, release = threading.Event(), threading.Event()
+
+    def builder():
+        with cpu._lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=builder)
+    t.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: the lock must be free
+        os._exit(0 if cpu._lock.acquire(timeout=5) else 1)
+    release.set()
+    t.join(10)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

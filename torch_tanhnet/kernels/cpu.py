@@ -38,6 +38,17 @@ from ..switches import switch
 
 SOURCE = Path(__file__).parent / "csrc" / "tanhnet_kernels.c"
 _lock = threading.Lock()
+
+
+def _after_fork() -> None:
+    """A child forked while another thread built the kernels holding ``_lock`` would wait on it for ever (that
+    thread is not in the child): a fresh lock; the child builds, or loads from the cache, on its first call."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 _cache: dict[str, object] = {}
 _warned = False
 
