@@ -941,3 +941,24 @@ def test_a_model_moved_to_another_device_after_the_first_step_is_refused(cls, mo
                                          r"parameter is float64 on cpu \(cast or moved"):
         opt.step()
     assert torch.equal(ens.U, U)
+
+
+@pytest.mark.parametrize("where", ["group", "state_dict"])
+def test_fused_in_a_group_or_a_saved_state_dict_is_checked_and_dropped(where):
+    # the constructor's path was fixed, a group's and a loaded state_dict's were not: Adam's step became float32
+    _, ens, X, y = setup()
+    if where == "group":
+        opt = stepped(EnsembleAdam([{"params": list(ens.parameters()), "fused": True}], lr=0.01), ens, X, y)
+        saved = opt.state_dict()
+    else:
+        saved = copy.deepcopy(stepped(EnsembleAdam(ens.parameters(), lr=0.01), ens, X, y).state_dict())
+        saved["param_groups"][0]["fused"] = True  # as a checkpoint written before the fix holds it
+    again = EnsembleAdam(ens.parameters(), lr=0.01)
+    again.load_state_dict(saved)
+    assert again.state[ens.U]["step"].dtype == torch.float64 and "fused" not in again.param_groups[0]
+    with pytest.raises(ValueError, match=r"^fused must be True, False or None, got 'yes'$"):
+        EnsembleAdam([{"params": list(ens.parameters()), "fused": "yes"}], lr=0.01)
+    bad = copy.deepcopy(saved)
+    bad["param_groups"][0]["foreach"] = "yes"
+    with pytest.raises(ValueError, match=r"^foreach must be True, False or None in the state_dict's param group 0"):
+        again.load_state_dict(bad)

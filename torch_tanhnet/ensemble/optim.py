@@ -80,10 +80,9 @@ class _EnsembleOptimizer(Optimizer):
         for key, value in list(options.items()):
             if key not in self.RUNS and key not in self.IGNORED:
                 raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {key!r}")
-            if key in self.IGNORED:  # not kept in the groups: torch's load_state_dict reads 'fused' (Adam's step
-                del options[key]  # then went to float32 on the parameter's device)
-                if value is not None and not isinstance(value, bool):
-                    raise ValueError(f"{key} must be True, False or None, got {value!r}")
+            if key in self.IGNORED:  # not kept in the groups (_drop_ignored)
+                del options[key]
+                _check_ignored(key, value, "")
         self._held: dict[int, tuple] = {}  # id(group) -> what it held when last checked (_hold)
         super().__init__(params, {**defaults, **options})
 
@@ -116,6 +115,7 @@ class _EnsembleOptimizer(Optimizer):
         was), and notes what it holds, so that step() checks it again only once something in it is replaced or
         changed in place. ``changed``: the keys written since it was last accepted, the only ones checked (None:
         all)."""
+        _drop_ignored(group, where)
         settings = self._settings(group, where=where, keys=changed)
         if "lr" in settings and getattr(self.step, "_wrapped_by_lr_sched", False):  # an LR scheduler drives this
             _one_lr(self, settings, where)
@@ -195,7 +195,11 @@ class _EnsembleOptimizer(Optimizer):
         (one-line ValueErrors): a refused one leaves the optimizer as it was. torch checks the numbers of groups
         and parameters."""
         _check_layout(state_dict)
-        groups, saved = self.param_groups, state_dict["param_groups"]
+        saved = [dict(g) for g in state_dict["param_groups"]]  # copies: the caller's state_dict is left as it was
+        for i, g in enumerate(saved):
+            _drop_ignored(g, f" in the state_dict's param group {i}")
+        state_dict = {**state_dict, "param_groups": saved}
+        groups = self.param_groups
         if len(saved) == len(groups) and all(len(s["params"]) == len(g["params"]) for g, s in zip(groups, saved)):
             for i, (group, saved_group) in enumerate(zip(groups, saved)):
                 self._check_saved(i, group, saved_group, state_dict["state"])
@@ -412,6 +416,20 @@ class EnsembleAdam(_EnsembleOptimizer):
         _plus_(denom, _factor(group["eps"], params))  #            + ε
         ratio = torch._foreach_div(m, denom)  #                    m / (√v / √(1 − β2ᵗ) + ε)
         _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
+
+
+def _check_ignored(key: str, value, where: str) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{key} must be True, False or None{where}, got {value!r}")
+
+
+def _drop_ignored(group: dict, where: str) -> None:
+    """Take torch.optim's foreach and fused out of ``group``, once checked: torch's load_state_dict reads a group's
+    'fused' and then moved Adam's step to float32 on the parameter's device (it stops counting at 2^24)."""
+    for key in _EnsembleOptimizer.IGNORED:
+        if key in group:
+            _check_ignored(key, group[key], where)
+            del group[key]
 
 
 def _where(t: Tensor) -> str:
