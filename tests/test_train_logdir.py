@@ -387,3 +387,31 @@ def test_a_run_whose_folder_is_renamed_while_it_runs_stops_and_leaves_the_folder
     assert sorted(os.listdir("exp/r")) == ["events.out.tfevents.0000000000.hparams-config", "notes.txt"]
     assert all(Path("exp/r", name).read_text() == "theirs" for name in os.listdir("exp/r"))
     assert (Path("exp-old/r/checkpoint.pt").is_file()) == saved
+
+
+def test_a_relative_logdir_after_os_chdir_stops_saying_so_and_lets_its_folder_go(tmp_path, monkeypatch):
+    # a notebook's %cd while a run trained from Python: "'myrun' was renamed, moved or removed" of a folder nobody
+    # touched, and the lock, released by a name that now led elsewhere, stayed for the life of the process
+    from torch_tanhnet.training import logger, writer_lock
+    from torch_tanhnet.training.checkpoint import SaveError
+    from torch_tanhnet.training.loop import train
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    scalars = logger.Logger.scalars
+
+    def chdir_at_step_30(self, values, step, *args, **kwargs):
+        if step >= 30:
+            os.chdir(tmp_path / "b")
+        return scalars(self, values, step, *args, **kwargs)
+
+    monkeypatch.setattr(logger.Logger, "scalars", chdir_at_step_30)
+    with pytest.raises(SaveError) as e:
+        train(small(tmp_path, logdir="myrun", epochs=200, checkpoint_interval=20))
+    assert f"'myrun' names another folder now: the working directory changed while it ran (to " \
+           f"{str(tmp_path / 'b')!r})" in str(e.value)
+    assert f"it is {str(tmp_path / 'a' / 'myrun')!r}: give an absolute folder" in str(e.value)
+    assert not (tmp_path / "b" / "myrun").exists()  # nothing written by the name in the new directory
+    assert (tmp_path / "a" / "myrun" / "checkpoint.pt").is_file()
+    assert str(tmp_path / "a" / "myrun") not in writer_lock._held  # let go: another process's --resume gets it

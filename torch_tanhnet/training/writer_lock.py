@@ -20,6 +20,7 @@ except ImportError:  # not a POSIX system (Windows): no lock, as on a file syste
     fcntl = None
 
 _held: dict[str, int] = {}  # folder -> the open descriptor that holds its lock (this process's own)
+_named: dict[str, str] = {}  # a folder's name as given -> its absolute name when it was locked (os.chdir since)
 
 
 def hold(folder: Path) -> None:
@@ -41,11 +42,13 @@ def hold(folder: Path) -> None:
         os.close(fd)
         return
     _held[key] = fd
+    _named[str(folder)] = key
 
 
 def release(folder: Path) -> None:
-    """Let ``folder`` go (nothing if this process does not hold it)."""
-    fd = _held.pop(_key(folder), None)
+    """Let ``folder`` go (nothing if this process does not hold it), by the absolute name it had when locked: a
+    relative name after ``os.chdir`` named another folder, and the lock stayed for the life of the process."""
+    fd = _held.pop(_named.pop(str(folder), None) or _key(folder), None)
     if fd is not None:
         os.close(fd)
 
@@ -68,6 +71,7 @@ class Watch:
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.identity = folder, _identity(folder)
+        self.absolute = os.path.abspath(folder)  # a relative name leads elsewhere after os.chdir
 
     def moved(self) -> bool:
         """Whether the name no longer leads to the folder (False while the watch has no folder to compare yet)."""
@@ -80,6 +84,11 @@ class Watch:
         now = _identity(self.folder)
         if now == self.identity:
             return
+        if _identity(Path(self.absolute)) == self.identity:  # the folder is where it was: the process moved
+            raise FolderMoved(errno.ENOENT, f"{str(self.folder)!r} names another folder now: the working directory "
+                                            f"changed while it ran (to {os.getcwd()!r}); nothing more was written by "
+                                            f"that name; it is {self.absolute!r}: give an absolute folder, or change "
+                                            "back before starting")
         there = "nothing stands at that name now" if now is None else "another folder stands at that name now"
         moved = _held_path(self.folder)
         where = ""
@@ -100,7 +109,7 @@ def _identity(folder: Path) -> tuple[int, int] | None:
 
 def _held_path(folder: Path) -> str | None:
     """Where the folder this process holds under ``folder``'s name is now (Linux's /proc), or None."""
-    fd = _held.get(_key(folder))
+    fd = _held.get(_named.get(str(folder)) or _key(folder))
     if fd is None:
         return None
     try:
