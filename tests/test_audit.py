@@ -246,6 +246,9 @@ def test_a_wrong_forward_line_is_caught_at_its_own_row(monkeypatch):
     (lambda X, U, b, W, c, y: (X.tolist(), U, b, W, c, y), r"^X must be a torch.Tensor, got list"),
     (lambda X, U, b, W, c, y: (X[:0], U, b, W, c, y[:0]), r"^the cost needs at least one sample"),
     (lambda X, U, b, W, c, y: (X, U, b, W, c, y.view(-1)), r"^y must have the same shape as z \(4, 1\)"),
+    (lambda X, U, b, W, c, y: tuple(t.half() for t in (X, U, b, W, c, y)),
+     r"^the audit compares at float32's and float64's tolerances; got torch.float16"),
+    (lambda X, U, b, W, c, y: tuple(t.to("meta") for t in (X, U, b, W, c, y)), r"^X is on the meta device"),
 ])
 def test_the_audit_from_python_checks_its_inputs_in_one_line(bad, match):
     # audit.md invites values() from Python: a transposed U was torch's "mat1 and mat2 shapes cannot be multiplied"
@@ -255,3 +258,16 @@ def test_the_audit_from_python_checks_its_inputs_in_one_line(bad, match):
             call(*args)
     with pytest.raises(ValueError, match=r"^rows must be a positive int, got 0$"):
         values(*seed_problem(4), rows=0)
+
+
+def test_the_audit_refuses_values_that_would_disagree_alone_and_takes_an_expanded_X():
+    X, U, b, W, c, y = seed_problem(4)
+    for bad in (float("nan"), float("inf")):
+        Xb = X.clone()
+        Xb[0, 0] = bad
+        with pytest.raises(ValueError, match=r"^X holds NaN or infinite values: the two sides would disagree"):
+            audit(Xb, U, b, W, c, y)
+        assert "nan" in values(Xb, U, b, W, c, y) or "inf" in values(Xb, U, b, W, c, y)  # shown as it is
+    assert audit(X[:1].expand(4, 2), U, b, W, c, y, checks=False).ok  # torch.func.jvp wrote into the expanded X
+    with pytest.raises(ValueError, match=r"^rows must be a positive int, got True$"):
+        values(X, U, b, W, c, y, rows=True)

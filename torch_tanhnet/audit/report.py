@@ -102,11 +102,21 @@ def hand_adjoints(X, U, b, W, c, y, network_backward: Callable | None = None,
                                                    ("W_bar", "c_bar", "H_bar", "G_bar", "U_bar", "b_bar", "X_bar")}}
 
 
-def check_audit_inputs(X, U, b, W, c, y) -> None:
+def check_audit_inputs(X, U, b, W, c, y, finite: bool = True) -> None:
     """X (N, D), U (H, D), b (H,), W (1, H), c (1,), y (N, 1), one floating dtype and device, at least one sample:
-    one-line errors, as the network's own checks give them (a transposed U is named, not a product that fails)."""
+    one-line errors, as the network's own checks give them (a transposed U is named, not a product that fails).
+    float32 or float64 (the tolerances are theirs: half precision's rounding read as a DISAGREEMENT), with values
+    (not on the meta device) and, with ``finite``, no NaN or infinity (which made the two sides disagree alone)."""
     check_network_inputs(X, U, b, W, c)
     check_labels(y, (X.shape[0], 1), X.dtype, X.device)
+    if X.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"the audit compares at float32's and float64's tolerances; got {X.dtype} (convert with "
+                        ".double())")
+    for name, t in (("X", X), ("U", U), ("b", b), ("W", W), ("c", c), ("y", y)):
+        if t.is_meta:
+            raise ValueError(f"{name} is on the meta device: it holds no values to audit")
+        if finite and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} holds NaN or infinite values: the two sides would disagree for that alone")
 
 
 def hand_forward(X, U, b, W, c, y) -> dict[str, Tensor]:
@@ -275,6 +285,7 @@ def audit(X, U, b, W, c, y, *, scalar: bool = False, checks: bool = True,
     every tangent of the hand-written jvp with forward-mode autograd's along random directions. The inputs are
     checked as :func:`torch_tanhnet.tanhnet_loss` checks them (one-line errors)."""
     check_audit_inputs(X, U, b, W, c, y)
+    X, U, b, W, c, y = (t.contiguous() for t in (X, U, b, W, c, y))  # an expanded X: torch.func.jvp writes into it
     hand = hand_adjoints(X, U, b, W, c, y, network_backward, cost_backward)
     report = AuditReport(X.dtype, compare(hand, autograd_adjoints(X, U, b, W, c, y), X.dtype))
     tangents = seed_tangents(X, U, b, W, c, y, tangent_seed)
@@ -297,8 +308,8 @@ def values(X, U, b, W, c, y, rows: int = 10) -> str:
     """Every quantity's numbers, in the handout's order: the inputs, the forward (G, H, z, o, ε) and the backward
     (ε̄ … X̄) from the hand-written Functions, each under its equation and shape, to set beside a calculation by
     hand. A matrix of more than ``rows`` rows shows its first ``rows``."""
-    check_audit_inputs(X, U, b, W, c, y)
-    if not (isinstance(rows, int) and rows >= 1):
+    check_audit_inputs(X, U, b, W, c, y, finite=False)  # a NaN is shown as it is
+    if isinstance(rows, bool) or not (isinstance(rows, int) and rows >= 1):
         raise ValueError(f"rows must be a positive int, got {rows!r}")
     found = {"X": X, "y": y, "U": U, "b": b, "W": W, "c": c, **hand_forward(X, U, b, W, c, y),
              **hand_adjoints(X, U, b, W, c, y)}
