@@ -397,13 +397,14 @@ def test_a_relative_logdir_after_os_chdir_stops_saying_so_and_lets_its_folder_go
     from torch_tanhnet.training.loop import train
 
     (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "myrun").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "a")
     scalars = logger.Logger.scalars
 
     def chdir_at_step_30(self, values, step, *args, **kwargs):
-        if step >= 30:
+        if step >= 30 and os.getcwd() != str(tmp_path / "b"):
             os.chdir(tmp_path / "b")
+            writer_lock.hold(Path("myrun"))  # another run of this process starts there, by the same relative name
         return scalars(self, values, step, *args, **kwargs)
 
     monkeypatch.setattr(logger.Logger, "scalars", chdir_at_step_30)
@@ -412,6 +413,8 @@ def test_a_relative_logdir_after_os_chdir_stops_saying_so_and_lets_its_folder_go
     assert f"'myrun' names another folder now: the working directory changed while it ran (to " \
            f"{str(tmp_path / 'b')!r})" in str(e.value)
     assert f"it is {str(tmp_path / 'a' / 'myrun')!r}: give an absolute folder" in str(e.value)
-    assert not (tmp_path / "b" / "myrun").exists()  # nothing written by the name in the new directory
+    assert os.listdir(tmp_path / "b" / "myrun") == []  # nothing written by the name in the new directory
     assert (tmp_path / "a" / "myrun" / "checkpoint.pt").is_file()
     assert str(tmp_path / "a" / "myrun") not in writer_lock._held  # let go: another process's --resume gets it
+    assert str(tmp_path / "b" / "myrun") in writer_lock._held  # the other run's lock untouched
+    writer_lock.release(tmp_path / "b" / "myrun")

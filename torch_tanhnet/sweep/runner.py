@@ -187,10 +187,11 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
     """
     world = world or World()
     plan, logdir, found = prepared or prepare(config, world, given, device)
+    held = Path(os.path.abspath(logdir))  # let go by this name, whatever os.chdir does meanwhile
     try:
         return _sweep(plan, logdir, found, world, gather, on_group)
     finally:
-        writer_lock.release(logdir)  # held by rank 0 since prepare
+        writer_lock.release(held)  # held by rank 0 since prepare
 
 
 def _sweep(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None,

@@ -20,7 +20,6 @@ except ImportError:  # not a POSIX system (Windows): no lock, as on a file syste
     fcntl = None
 
 _held: dict[str, int] = {}  # folder -> the open descriptor that holds its lock (this process's own)
-_named: dict[str, str] = {}  # a folder's name as given -> its absolute name when it was locked (os.chdir since)
 
 
 def hold(folder: Path) -> None:
@@ -42,13 +41,13 @@ def hold(folder: Path) -> None:
         os.close(fd)
         return
     _held[key] = fd
-    _named[str(folder)] = key
 
 
 def release(folder: Path) -> None:
-    """Let ``folder`` go (nothing if this process does not hold it), by the absolute name it had when locked: a
-    relative name after ``os.chdir`` named another folder, and the lock stayed for the life of the process."""
-    fd = _held.pop(_named.pop(str(folder), None) or _key(folder), None)
+    """Let ``folder`` go (nothing if this process does not hold it). Its name is read against the working directory
+    of now: a run or sweep releases by the absolute name it took (``os.path.abspath`` when it began), since a
+    relative name after ``os.chdir`` names another folder (the lock stayed for the life of the process)."""
+    fd = _held.pop(_key(folder), None)
     if fd is not None:
         os.close(fd)
 
@@ -90,7 +89,7 @@ class Watch:
                                             f"that name; it is {self.absolute!r}: give an absolute folder, or change "
                                             "back before starting")
         there = "nothing stands at that name now" if now is None else "another folder stands at that name now"
-        moved = _held_path(self.folder)
+        moved = _held_path(self.absolute)
         where = ""
         if moved and _identity(Path(moved)) == self.identity:
             saved = any(Path(moved).glob("checkpoint*.pt"))  # a run's or sweep's, or a torchrun sweep's shares
@@ -107,9 +106,9 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _held_path(folder: Path) -> str | None:
-    """Where the folder this process holds under ``folder``'s name is now (Linux's /proc), or None."""
-    fd = _held.get(_named.get(str(folder)) or _key(folder))
+def _held_path(absolute: str) -> str | None:
+    """Where the folder this process holds under the absolute name ``absolute`` is now (Linux's /proc), or None."""
+    fd = _held.get(absolute)
     if fd is None:
         return None
     try:
