@@ -24,6 +24,29 @@ def test_compile_fullgraph_matches_eager():
         torch.testing.assert_close(a, b)
 
 
+def test_forward_mode_and_vmap_inside_a_compiled_region_match_eager():
+    # what docs/custom-function.md and derivation.md say of the jvp-free twin: forward mode there goes through the
+    # forward's ops (a compiled jvp and dual numbers), and a compiled vmap over the parameters works
+    import torch.autograd.forward_ad as fwAD
+
+    X, _ = make_data(5, 2)
+    U, b, W, c = (p.detach() for p in make_params(2, 3))
+    T = torch.randn_like(U)
+
+    def jvp(U):
+        return torch.func.jvp(lambda U: tanhnet(X, U, b, W, c), (U,), (T,))[1]
+
+    def dual(U):
+        with fwAD.dual_level():
+            return fwAD.unpack_dual(tanhnet(X, fwAD.make_dual(U, T), b, W, c)).tangent
+
+    for f in (jvp, dual):
+        torch.testing.assert_close(torch.compile(f, fullgraph=True, backend="eager")(U), f(U))
+    batched = vmap(lambda U: tanhnet(X, U, b, W, c))
+    Us = torch.stack([U, 2 * U])
+    torch.testing.assert_close(torch.compile(batched, fullgraph=True, backend="eager")(Us), batched(Us))
+
+
 def test_compile_fullgraph_inductor_training_loss():
     torch.manual_seed(0)
     net = TanhNet(2, 3)

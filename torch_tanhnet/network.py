@@ -147,7 +147,8 @@ class TanhNetFunctionForCompile(TanhNetFunction):
     Dynamo (torch 2.13) does not trace a Function that defines a custom jvp ("Unsupported custom
     jvp"): it breaks the graph there, and ``fullgraph=True`` fails. This twin has the same forward,
     setup_context, backward and vmap rule, and the base class's jvp (none), so compiled code traces
-    as it did before forward mode existed. Forward mode inside a compiled region is not supported.
+    as it did before forward mode existed. Forward mode inside a compiled region goes through the forward's torch
+    ops, not the hand-written tangents (it compiles and matches eager: tests/test_transforms.py).
     """
 
     jvp = staticmethod(torch.autograd.Function.jvp)
