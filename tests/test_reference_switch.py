@@ -226,4 +226,49 @@ def test_an_unreadable_environment_value_first_read_under_torch_compile_does_not
     X, y = data()
     model = TanhNet().double()
     loss = torch.compile(lambda X, y: model.loss(X, y), fullgraph=True, backend="eager")(X, y)
-    torch.testing.assert_close(loss, model.loss(X, y))
+    with pytest.warns(UserWarning, match="TORCH_TANHNET_REFERENCE='maybe'"):  # at the first eager call
+        torch.testing.assert_close(loss, model.loss(X, y))
+
+
+def test_a_block_a_generator_opened_here_and_closed_in_another_thread_leaves_this_one():
+    # __exit__ looked in the stack of the thread running it: this thread stayed in the reference for good
+    import threading
+
+    def gen():
+        with reference_equations():
+            yield dispatch.reference_only()
+            yield dispatch.reference_only()
+
+    g = gen()
+    assert next(g)
+    t = threading.Thread(target=lambda: list(g))
+    t.start()
+    t.join(10)
+    assert not dispatch.reference_only() and not dispatch._local.stack
+
+
+def test_generator_and_coroutine_functions_are_not_decorated_silently():
+    # the block closed before their bodies ran: they ran outside it, without a word
+    with pytest.raises(TypeError, match=r"^reference_equations decorates plain functions; .*gen is a generator"):
+        @reference_equations()
+        def gen():
+            yield 1
+
+    with pytest.raises(TypeError, match=r"coroutine function, whose body runs after the call: open the block inside"):
+        @reference_equations()
+        async def co():
+            return 1
+
+
+def test_an_unreadable_value_first_read_under_compile_is_warned_about_at_the_first_eager_call(monkeypatch):
+    import warnings
+
+    monkeypatch.setenv("TORCH_TANHNET_REFERENCE", "maybe")
+    monkeypatch.setattr(dispatch, "_default", [])
+    monkeypatch.setattr(dispatch, "compiling", lambda: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dispatch.reference_asked() is False
+        monkeypatch.setattr(dispatch, "compiling", lambda: False)
+        assert dispatch.reference_asked() is False and dispatch.reference_asked() is False
+    assert [str(w.message)[:40] for w in caught] == ["TORCH_TANHNET_REFERENCE='maybe' is neith"]

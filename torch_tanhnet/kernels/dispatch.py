@@ -73,8 +73,8 @@ def dispatch_mode_active() -> bool:
 _tracing = torch._C._is_tracing  # torch.jit.trace's; about 0.05 µs
 
 
-_default: list[bool] = []  # [TORCH_TANHNET_REFERENCE]: on for every thread; read at the first call (a warning for
-# an unreadable value then reaches the scripts' one-line warnings, which are set up after the package's import)
+_default: list[bool] = []  # [TORCH_TANHNET_REFERENCE, read outside compile]: on for every thread; read at the first
+# call (a warning for an unreadable value then reaches the scripts' one-line warnings, set up after the import)
 _local = threading.local()  # .stack: this thread's open reference_equations blocks, innermost last; only this thread
 # touches it, so no lock (a lock deadlocked a signal handler that opened a block, and a child forked while another
 # thread held it)
@@ -100,21 +100,33 @@ class reference_equations:  # noqa: N801 - a context manager, named as torch.no_
         if not isinstance(on, bool):  # "off" would read as True
             raise TypeError(f"reference_equations takes True or False, got {on!r}")
         self.on = on
+        self.stacks: list[list] = []  # the stacks its open entries are on, in the order entered
 
     def __enter__(self) -> None:
-        # this block's entry: (on, the block); one step, so an interrupt leaves it all there or not at all
-        _local.__dict__.setdefault("stack", []).append((self.on, self))
+        stack = _local.__dict__.setdefault("stack", [])
+        self.stacks.append(stack)
+        stack.append((self.on, self))  # this block's entry; one step, so an interrupt leaves it there or not at all
 
     def __exit__(self, *exc) -> None:
-        stack = _local.__dict__.get("stack", [])
-        for i in range(len(stack) - 1, -1, -1):  # this thread's innermost entry of this block (one object may be
-            if stack[i][1] is self:  # entered again, or in another thread: each thread has its own stack)
-                del stack[i]
-                break
+        # the entry on this thread's stack if it has one (one object may be open in several threads); else on the
+        # stack it was put on (a generator whose block opened in one thread and closed in another)
+        mine = _local.__dict__.get("stack")
+        for stack in ([mine] if any(s is mine for s in self.stacks) else []) + self.stacks[::-1]:  # by identity:
+            for i in range(len(stack) - 1, -1, -1):  # two threads' stacks may hold equal entries
+                if stack[i][1] is self:
+                    del stack[i]
+                    del self.stacks[next(j for j, s in enumerate(self.stacks) if s is stack)]
+                    return
 
     def __call__(self, fn):
-        """As a decorator: ``fn`` runs inside a block."""
+        """As a decorator: ``fn`` runs inside a block. A generator or coroutine function is refused: its body runs
+        after the call returns, outside the block (it did nothing, without a word); open the block inside it."""
         import functools
+        import inspect
+
+        if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(f"reference_equations decorates plain functions; {fn.__qualname__} is a generator or "
+                            "coroutine function, whose body runs after the call: open the block inside it")
 
         @functools.wraps(fn)
         def inside(*args, **kwargs):
@@ -130,8 +142,10 @@ def reference_asked() -> bool:
     stack = _local.__dict__.get("stack")
     if stack:
         return stack[-1][0]
-    if not _default:  # not warned about under torch.compile, whose graph cannot hold a warning (fullgraph=True)
-        _default.append(switch("TORCH_TANHNET_REFERENCE", warn=not compiling()))
+    if len(_default) < 2 and not compiling():  # read, and a bad value warned about, outside torch.compile, whose
+        _default[:] = [switch("TORCH_TANHNET_REFERENCE"), True]  # graph cannot hold a warning (fullgraph=True)
+    elif not _default:  # first read under compile: silently, warned at the first eager call
+        _default.append(switch("TORCH_TANHNET_REFERENCE", warn=False))
     return _default[0]
 
 
