@@ -271,3 +271,14 @@ def test_the_audit_refuses_values_that_would_disagree_alone_and_takes_an_expande
     assert audit(X[:1].expand(4, 2), U, b, W, c, y, checks=False).ok  # torch.func.jvp wrote into the expanded X
     with pytest.raises(ValueError, match=r"^rows must be a positive int, got True$"):
         values(X, U, b, W, c, y, rows=True)
+
+
+def test_the_audit_runs_under_no_grad_and_refuses_inference_tensors_in_one_line():
+    # "can't retain_grad on Tensor that has requires_grad=False" under torch.no_grad(), a traceback
+    with torch.no_grad():
+        assert audit(*seed_problem(4), checks=False).ok
+    with torch.inference_mode():
+        made_there = seed_problem(4)
+    with pytest.raises(ValueError, match=r"^X was made under torch.inference_mode\(\), and autograd's side"):
+        audit(*made_there)
+    assert audit(*(t.clone() for t in made_there), checks=False).ok  # as the line says

@@ -115,6 +115,9 @@ def check_audit_inputs(X, U, b, W, c, y, finite: bool = True) -> None:
     for name, t in (("X", X), ("U", U), ("b", b), ("W", W), ("c", c), ("y", y)):
         if t.is_meta:
             raise ValueError(f"{name} is on the meta device: it holds no values to audit")
+        if t.is_inference():
+            raise ValueError(f"{name} was made under torch.inference_mode(), and autograd's side of the audit "
+                             "cannot use it: make it outside that mode (a .clone() outside it is a normal tensor)")
         if finite and not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} holds NaN or infinite values: the two sides would disagree for that alone")
 
@@ -285,6 +288,13 @@ def audit(X, U, b, W, c, y, *, scalar: bool = False, checks: bool = True,
     every tangent of the hand-written jvp with forward-mode autograd's along random directions. The inputs are
     checked as :func:`torch_tanhnet.tanhnet_loss` checks them (one-line errors)."""
     check_audit_inputs(X, U, b, W, c, y)
+    with torch.inference_mode(False), torch.enable_grad():  # called under no_grad: autograd's side needs its graph
+        return _audit(X, U, b, W, c, y, scalar, checks, network_backward, cost_backward, network_tangents,
+                      cost_tangents, tangent_seed)
+
+
+def _audit(X, U, b, W, c, y, scalar, checks, network_backward, cost_backward, network_tangents, cost_tangents,
+           tangent_seed) -> AuditReport:
     X, U, b, W, c, y = (t.contiguous() for t in (X, U, b, W, c, y))  # an expanded X: torch.func.jvp writes into it
     hand = hand_adjoints(X, U, b, W, c, y, network_backward, cost_backward)
     report = AuditReport(X.dtype, compare(hand, autograd_adjoints(X, U, b, W, c, y), X.dtype))
