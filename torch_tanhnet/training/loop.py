@@ -200,7 +200,7 @@ class Run:
                     raise
                 unwritable = e
             if os.path.isdir(logdir):  # a run still writing there (a --resume started too soon) refuses this one
-                writer_lock.hold(Path(os.path.abspath(logdir)))
+                writer_lock.hold(Path(os.path.abspath(logdir)), shown=logdir)
             if not config.resume:
                 check_new_logdir(logdir)
         check_data_source(config, given)
@@ -251,7 +251,7 @@ class Run:
             self.made = missing_folders(logdir)
             logdir.mkdir(parents=True, exist_ok=True)
         self.lock = Path(os.path.abspath(logdir))  # the name it is let go by, whatever os.chdir does meanwhile
-        writer_lock.hold(self.lock)  # held from _build on, unless the folder was new
+        writer_lock.hold(self.lock, shown=logdir)  # held from _build on, unless the folder was new
         self.watch = writer_lock.Watch(logdir)  # renamed while the run goes on: it stops, not making the name again
         checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
         if not self.resumed:
