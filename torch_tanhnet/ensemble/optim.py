@@ -14,7 +14,9 @@ group as float64 tensors (K,), one number as a float. A setting written into a p
 converted at the next step as the constructor does it (only what changed). torch's LR schedulers set
 one number per group: they work when the learning rate is one number, and are refused in one line
 when they are created for K rates (ReduceLROnPlateau, which leaves no mark on the optimizer, raises
-torch's error when it first lowers the rate).
+torch's error when it first lowers the rate). CyclicLR and OneCycleLR cycle Adam's momentum through
+torch's ``betas`` by default, which EnsembleAdam does not hold: torch refuses them there unless given
+``cycle_momentum=False``.
 """
 
 from __future__ import annotations
