@@ -29,15 +29,18 @@ def _no_process_outlives_its_test(monkeypatch):
     monkeypatch.setattr(subprocess.Popen, "__init__", init)
     yield
     for proc in started:
-        if proc.poll() is None:
-            try:
-                if os.getpgid(proc.pid) == proc.pid:  # its own session (start_new_session): torchrun's children too
-                    os.killpg(proc.pid, signal.SIGKILL)
-                else:
-                    proc.kill()
+        if proc.poll() is not None:
+            continue
+        group = os.getpgid(proc.pid) == proc.pid  # its own session (start_new_session): its group goes with it
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):  # SIGTERM first: torchrun then stops its
+            try:  # workers, which run in sessions of their own that no signal to torchrun's group reaches
+                os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+                proc.wait(timeout=wait)
+                break
             except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def pytest_generate_tests(metafunc):

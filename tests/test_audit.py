@@ -282,3 +282,12 @@ def test_the_audit_runs_under_no_grad_and_refuses_inference_tensors_in_one_line(
     with pytest.raises(ValueError, match=r"^X was made under torch.inference_mode\(\), and autograd's side"):
         audit(*made_there)
     assert audit(*(t.clone() for t in made_there), checks=False).ok  # as the line says
+
+
+def test_values_takes_inference_tensors_and_numpy_row_counts():
+    # values() computes under no_grad, and took them before the audit's checks were shared with it
+    import numpy as np
+
+    with torch.inference_mode():
+        made_there = seed_problem(12)
+    assert "… 9 more rows" in values(*made_there, rows=np.int64(3))

@@ -949,7 +949,11 @@ def test_fused_in_a_group_or_a_saved_state_dict_is_checked_and_dropped(where):
     _, ens, X, y = setup()
     if where == "group":
         opt = stepped(EnsembleAdam([{"params": list(ens.parameters()), "fused": True}], lr=0.01), ens, X, y)
+        assert "fused" not in opt.param_groups[0]
+        opt.param_groups[0]["fused"] = True  # written after a step: dropped at the next
+        stepped(opt, ens, X, y, steps=1)
         saved = opt.state_dict()
+        assert "fused" not in opt.param_groups[0] and "fused" not in saved["param_groups"][0]
     else:
         saved = copy.deepcopy(stepped(EnsembleAdam(ens.parameters(), lr=0.01), ens, X, y).state_dict())
         saved["param_groups"][0]["fused"] = True  # as a checkpoint written before the fix holds it

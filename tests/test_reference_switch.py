@@ -272,3 +272,33 @@ def test_an_unreadable_value_first_read_under_compile_is_warned_about_at_the_fir
         monkeypatch.setattr(dispatch, "compiling", lambda: False)
         assert dispatch.reference_asked() is False and dispatch.reference_asked() is False
     assert [str(w.message)[:40] for w in caught] == ["TORCH_TANHNET_REFERENCE='maybe' is neith"]
+
+
+def test_one_block_object_shared_by_threads_opens_and_closes_cleanly_in_each():
+    # its list of stacks was changed by another thread between finding an index and deleting it: StopIteration and
+    # IndexError from __exit__, entries left behind, the reference on for good in some threads
+    import sys
+    import threading
+
+    shared, errors, left = reference_equations(), [], []
+
+    def work():
+        try:
+            for _ in range(3000):
+                with shared:
+                    assert dispatch.reference_asked()
+            left.append(len(dispatch._local.__dict__.get("stack", [])))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == [] and left == [0, 0, 0, 0] and shared.stacks == []

@@ -373,3 +373,10 @@ def test_a_bad_sweep_setting_is_named_in_python_words_from_python_and_as_a_real_
     flags = set(re.findall(r"--[a-z][a-z-]*", line))  # every flag the line names is one of sweep.py's
     known = set(load_script("sweep").build_parser()._option_string_actions)
     assert flags and flags <= known, (line, flags - known)
+
+
+def test_a_sweep_started_with_a_negative_random_seed_before_the_check_resumes():
+    # its draws are made from the saved value, as they were: only a new sweep is refused
+    SweepConfig(random_seed=-1, resume=True, logdir="somewhere").validate()
+    with pytest.raises(ConfigError, match="random_seed: must be an integer in"):
+        SweepConfig(random_seed=-1).validate()

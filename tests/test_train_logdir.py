@@ -418,3 +418,16 @@ def test_a_relative_logdir_after_os_chdir_stops_saying_so_and_lets_its_folder_go
     assert str(tmp_path / "a" / "myrun") not in writer_lock._held  # let go: another process's --resume gets it
     assert str(tmp_path / "b" / "myrun") in writer_lock._held  # the other run's lock untouched
     writer_lock.release(tmp_path / "b" / "myrun")
+
+
+def test_the_watch_names_a_working_directory_since_removed(tmp_path, monkeypatch):
+    from torch_tanhnet.training.writer_lock import FolderMoved, Watch
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "gone").mkdir()
+    monkeypatch.chdir(tmp_path)
+    watch = Watch(Path("run"))
+    os.chdir(tmp_path / "gone")
+    (tmp_path / "gone").rmdir()  # os.getcwd() raises FileNotFoundError now
+    with pytest.raises(FolderMoved, match=r"the working directory changed while it ran \(to a folder since removed\)"):
+        watch.check()

@@ -53,11 +53,11 @@ class TanhNetFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        G, H, z = TanhNetFunction.forward_equations(X, U, b, W, c)
+        _, H, z = TanhNetFunction.forward_equations(X, U, b, W, c)
         return z, H
 
     @staticmethod
-    def forward_equations(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> "Forward":
+    def forward_equations(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> Forward:
         """The handout's forward equations (vector form), G kept beside H and z for the gradient audit."""
         G = torch.addmm(b, X, U.t())  # g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j        (N, H)
         H = torch.tanh(G)  #            h_ij = tanh(g_ij)                          (N, H)

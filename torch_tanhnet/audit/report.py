@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from ..checks import check_labels, check_network_inputs
+from ..checks import check_labels, check_network_inputs, check_size
 from ..cost import BCEWithLogitsFunction
 from ..network import TanhNetFunction
 from .reference import cost_reference, network_reference
@@ -59,7 +59,7 @@ TANGENTS = [
 
 def tolerance(dtype: torch.dtype) -> tuple[float, float]:
     """(rtol, atol): torch.testing.assert_close's defaults for the dtype."""
-    return {torch.float64: (1e-7, 1e-7), torch.float32: (1.3e-6, 1e-5)}.get(dtype, (1e-3, 1e-5))
+    return {torch.float64: (1e-7, 1e-7), torch.float32: (1.3e-6, 1e-5)}[dtype]  # the audit takes no other
 
 
 def seed_problem(n: int = 8, seed: int = 0, dtype=torch.float64, device="cpu") -> tuple[Tensor, ...]:
@@ -102,11 +102,12 @@ def hand_adjoints(X, U, b, W, c, y, network_backward: Callable | None = None,
                                                    ("W_bar", "c_bar", "H_bar", "G_bar", "U_bar", "b_bar", "X_bar")}}
 
 
-def check_audit_inputs(X, U, b, W, c, y, finite: bool = True) -> None:
+def check_audit_inputs(X, U, b, W, c, y, finite: bool = True, autograd: bool = True) -> None:
     """X (N, D), U (H, D), b (H,), W (1, H), c (1,), y (N, 1), one floating dtype and device, at least one sample:
     one-line errors, as the network's own checks give them (a transposed U is named, not a product that fails).
     float32 or float64 (the tolerances are theirs: half precision's rounding read as a DISAGREEMENT), with values
-    (not on the meta device) and, with ``finite``, no NaN or infinity (which made the two sides disagree alone)."""
+    (not on the meta device) and, with ``finite``, no NaN or infinity (which made the two sides disagree alone);
+    with ``autograd`` (the comparison's side), not made under inference mode."""
     check_network_inputs(X, U, b, W, c)
     check_labels(y, (X.shape[0], 1), X.dtype, X.device)
     if X.dtype not in (torch.float32, torch.float64):
@@ -115,7 +116,7 @@ def check_audit_inputs(X, U, b, W, c, y, finite: bool = True) -> None:
     for name, t in (("X", X), ("U", U), ("b", b), ("W", W), ("c", c), ("y", y)):
         if t.is_meta:
             raise ValueError(f"{name} is on the meta device: it holds no values to audit")
-        if t.is_inference():
+        if autograd and t.is_inference():
             raise ValueError(f"{name} was made under torch.inference_mode(), and autograd's side of the audit "
                              "cannot use it: make it outside that mode (a .clone() outside it is a normal tensor)")
         if finite and not bool(torch.isfinite(t).all()):
@@ -318,9 +319,8 @@ def values(X, U, b, W, c, y, rows: int = 10) -> str:
     """Every quantity's numbers, in the handout's order: the inputs, the forward (G, H, z, o, ε) and the backward
     (ε̄ … X̄) from the hand-written Functions, each under its equation and shape, to set beside a calculation by
     hand. A matrix of more than ``rows`` rows shows its first ``rows``."""
-    check_audit_inputs(X, U, b, W, c, y, finite=False)  # a NaN is shown as it is
-    if isinstance(rows, bool) or not (isinstance(rows, int) and rows >= 1):
-        raise ValueError(f"rows must be a positive int, got {rows!r}")
+    check_audit_inputs(X, U, b, W, c, y, finite=False, autograd=False)  # a NaN is shown as it is
+    rows = check_size("rows", rows)
     found = {"X": X, "y": y, "U": U, "b": b, "W": W, "c": c, **hand_forward(X, U, b, W, c, y),
              **hand_adjoints(X, U, b, W, c, y)}
     parts = []

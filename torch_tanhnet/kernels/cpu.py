@@ -38,6 +38,8 @@ from ..switches import switch
 
 SOURCE = Path(__file__).parent / "csrc" / "tanhnet_kernels.c"
 _lock = threading.Lock()
+_cache: dict[str, object] = {}
+_warned = False
 
 
 def _after_fork() -> None:
@@ -49,8 +51,6 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
-_cache: dict[str, object] = {}
-_warned = False
 
 P, I64, INT, DBL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
 SIGNATURES = {

@@ -75,9 +75,10 @@ _tracing = torch._C._is_tracing  # torch.jit.trace's; about 0.05 µs
 
 _default: list[bool] = []  # [TORCH_TANHNET_REFERENCE, read outside compile]: on for every thread; read at the first
 # call (a warning for an unreadable value then reaches the scripts' one-line warnings, set up after the import)
-_local = threading.local()  # .stack: this thread's open reference_equations blocks, innermost last; only this thread
-# touches it, so no lock (a lock deadlocked a signal handler that opened a block, and a child forked while another
-# thread held it)
+_local = threading.local()  # .stack: this thread's open reference_equations blocks, innermost last. Its own thread
+# adds to it; a block closes from it, from its thread or (a generator finished elsewhere) from another, under the
+# block's own lock. No module-wide lock: one deadlocked a signal handler that opened a block, and a child forked
+# while another thread held it
 
 
 class reference_equations:  # noqa: N801 - a context manager, named as torch.no_grad is
@@ -90,9 +91,10 @@ class reference_equations:  # noqa: N801 - a context manager, named as torch.no_
 
     The choice is made when a forward runs: a backward runs the Functions its forward chose, inside the block or
     not. A block holds for the thread that opened it, as ``torch.no_grad()`` does (a thread started inside it
-    does not inherit it); ``TORCH_TANHNET_REFERENCE=1`` in the environment turns it on for every thread from the
-    start (for the scripts: ``TORCH_TANHNET_REFERENCE=1 python scripts/train.py``). ``reference_equations(False)``
-    turns it off within a block. Blocks may close in any order (generators): each takes away only its own. Slower:
+    does not inherit it, nor do the threads torch's autograd engine runs a CUDA backward on: a forward that
+    ``torch.utils.checkpoint`` recomputes there runs the kernels); ``TORCH_TANHNET_REFERENCE=1`` in the
+    environment turns it on for every thread from the start (for the scripts: ``TORCH_TANHNET_REFERENCE=1 python
+    scripts/train.py``). ``reference_equations(False)`` turns it off within a block. Blocks may close in any order (generators): each takes away only its own. Slower:
     the reference composes torch's ops.
     """
 
@@ -101,22 +103,27 @@ class reference_equations:  # noqa: N801 - a context manager, named as torch.no_
             raise TypeError(f"reference_equations takes True or False, got {on!r}")
         self.on = on
         self.stacks: list[list] = []  # the stacks its open entries are on, in the order entered
+        self.lock = threading.RLock()  # one object shared by threads: their enters and exits one at a time
+        # (re-entrant: a signal handler may open this block while its thread is inside it)
 
     def __enter__(self) -> None:
         stack = _local.__dict__.setdefault("stack", [])
-        self.stacks.append(stack)
-        stack.append((self.on, self))  # this block's entry; one step, so an interrupt leaves it there or not at all
+        with self.lock:
+            self.stacks.append(stack)
+            stack.append((self.on, self))  # the entry; one step, so an interrupt leaves it there or not at all
 
     def __exit__(self, *exc) -> None:
         # the entry on this thread's stack if it has one (one object may be open in several threads); else on the
         # stack it was put on (a generator whose block opened in one thread and closed in another)
         mine = _local.__dict__.get("stack")
-        for stack in ([mine] if any(s is mine for s in self.stacks) else []) + self.stacks[::-1]:  # by identity:
-            for i in range(len(stack) - 1, -1, -1):  # two threads' stacks may hold equal entries
-                if stack[i][1] is self:
-                    del stack[i]
-                    del self.stacks[next(j for j, s in enumerate(self.stacks) if s is stack)]
-                    return
+        with self.lock:
+            for k in sorted(range(len(self.stacks)), key=lambda k: (self.stacks[k] is not mine, -k)):
+                stack = self.stacks[k]  # (by identity: two threads' stacks may hold equal entries)
+                for i in range(len(stack) - 1, -1, -1):
+                    if stack[i][1] is self:
+                        del stack[i]
+                        del self.stacks[k]
+                        return
 
     def __call__(self, fn):
         """As a decorator: ``fn`` runs inside a block. A generator or coroutine function is refused: its body runs
@@ -141,7 +148,10 @@ def reference_asked() -> bool:
     (~0.1 µs)."""
     stack = _local.__dict__.get("stack")
     if stack:
-        return stack[-1][0]
+        try:
+            return stack[-1][0]
+        except IndexError:  # emptied meanwhile by a generator's block closing in another thread
+            pass
     if len(_default) < 2 and not compiling():  # read, and a bad value warned about, outside torch.compile, whose
         _default[:] = [switch("TORCH_TANHNET_REFERENCE"), True]  # graph cannot hold a warning (fullgraph=True)
     elif not _default:  # first read under compile: silently, warned at the first eager call

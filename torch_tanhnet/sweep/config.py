@@ -53,7 +53,8 @@ class SweepConfig:
         self.seeds = space.check_seeds(self.seeds)
         if self.random is not None and self.random < 1:
             bad("random", f"must be a positive integer, got {self.random}")
-        if not 0 <= self.random_seed < 2**32:  # Python's Random took -1 as 1: two seeds drew alike
+        if not self.resume and not 0 <= self.random_seed < 2**32:  # Python's Random took -1 as 1: two seeds drew
+            # alike (a sweep started with one before this check resumes: its draws are made from the saved value)
             bad("random_seed", f"must be an integer in [0, 2**32), as a run's seed is, got {self.random_seed}")
         self.values = space.check_values(self.values, self.random)
         settings = space.count(self.values)

@@ -377,8 +377,9 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                  "groups": {g: r.as_dict() for g, r in groups.items()}, "complete": True, "seconds": found["seconds"]}
         check()
         checkpoints.save(final, logdir)
-    except OSError:  # renamed while a write ran (the pictures take a while): a file not found under the old name
-        check()  # says so (FolderMoved), rather than "nothing was kept" of a folder whose checkpoint went with it
+    except OSError as e:  # renamed while a write ran (the pictures take a while): a file not found under the old
+        if not isinstance(e, writer_lock.FolderMoved):  # name says so (FolderMoved), rather than "nothing was kept"
+            check()  # of a folder whose checkpoint went with it
         raise
     for p in logdir.glob(SHARES):  # the processes' checkpoints, now in checkpoint.pt
         p.unlink(missing_ok=True)

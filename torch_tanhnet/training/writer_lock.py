@@ -85,8 +85,12 @@ class Watch:
         if now == self.identity:
             return
         if _identity(Path(self.absolute)) == self.identity:  # the folder is where it was: the process moved
+            try:
+                cwd = repr(os.getcwd())
+            except OSError:  # the new working directory was removed
+                cwd = "a folder since removed"
             raise FolderMoved(errno.ENOENT, f"{str(self.folder)!r} names another folder now: the working directory "
-                                            f"changed while it ran (to {os.getcwd()!r}); nothing more was written by "
+                                            f"changed while it ran (to {cwd}); nothing more was written by "
                                             f"that name; it is {self.absolute!r}: give an absolute folder, or change "
                                             "back before starting")
         there = "nothing stands at that name now" if now is None else "another folder stands at that name now"
