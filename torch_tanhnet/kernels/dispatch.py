@@ -94,8 +94,8 @@ class reference_equations:  # noqa: N801 - a context manager, named as torch.no_
     does not inherit it, nor do the threads torch's autograd engine runs a CUDA backward on: a forward that
     ``torch.utils.checkpoint`` recomputes there runs the kernels); ``TORCH_TANHNET_REFERENCE=1`` in the
     environment turns it on for every thread from the start (for the scripts: ``TORCH_TANHNET_REFERENCE=1 python
-    scripts/train.py``). ``reference_equations(False)`` turns it off within a block. Blocks may close in any order (generators): each takes away only its own. Slower:
-    the reference composes torch's ops.
+    scripts/train.py``). ``reference_equations(False)`` turns it off within a block. Blocks may close in any
+    order (generators): each takes away only its own. Slower: the reference composes torch's ops.
     """
 
     def __init__(self, on: bool = True) -> None:
