@@ -266,7 +266,12 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         given = given_settings(argv)
         if launched_by_torchrun():
             with torchrun_world(config.device, config.dist_timeout) as (world, device, gather):
-                return report(config, given, world, device, gather)
+                try:
+                    return report(config, given, world, device, gather)
+                except (ConfigError, DataError, CheckpointError) as e:  # said and recorded before the process group
+                    # goes: the others then fail on it, and torchrun's report names this one (it named a consequence
+                    # once, when the other process recorded first)
+                    return fail(e.for_command_line(), 2)
         return report(config, given, World(), None, None)
     except (ConfigError, DataError, CheckpointError) as e:  # in the command line's words (training.wording)
         return fail(e.for_command_line(), 2)
