@@ -95,7 +95,9 @@ class reference_equations:  # noqa: N801 - a context manager, named as torch.no_
     ``torch.utils.checkpoint`` recomputes there runs the kernels); ``TORCH_TANHNET_REFERENCE=1`` in the
     environment turns it on for every thread from the start (for the scripts: ``TORCH_TANHNET_REFERENCE=1 python
     scripts/train.py``). ``reference_equations(False)`` turns it off within a block. Blocks may close in any
-    order (generators): each takes away only its own. Slower: the reference composes torch's ops.
+    order (generators): each takes away only its own. Slower: the reference composes torch's ops. Under
+    ``torch.compile`` the reference runs anyway: open a block outside the compiled function (inside, it is a graph
+    break, which ``fullgraph=True`` refuses).
     """
 
     def __init__(self, on: bool = True) -> None:
