@@ -86,7 +86,9 @@ def layout(small: bool) -> dict:
 class Logger:
     """TensorBoard output of the main process; every method is a no-op elsewhere."""
 
-    def __init__(self, logdir: Path, enabled: bool, purge_step: int | None, model: TanhNet) -> None:
+    def __init__(self, logdir: Path, enabled: bool, purge_step: int | None, model: TanhNet,
+                 watch: Watch | None = None) -> None:
+        """``watch``: the run's own watch of its folder (:class:`~.writer_lock.Watch`); one of its own if None."""
         self.writer = None
         self.file: _Guarded | None = None  # the events file, as TensorBoard's writer thread writes it
         self.reported = False  # whether its error has been raised
@@ -96,7 +98,7 @@ class Logger:
             from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
             self.writer = _writer_sorted_last(SummaryWriter, logdir, purge_step)
-            self.file = _Guarded.around(self.writer, Watch(logdir))
+            self.file = _Guarded.around(self.writer, watch or Watch(logdir))
             self.writer.add_custom_scalars(layout(self.small))
             self.check()
 

@@ -123,7 +123,6 @@ class Run:
         self.steps_this_run, self.epoch_ended = 0, False
         self.saved = False  # a checkpoint written by this run: from then on an error leaves the folder resumable
         self.watch: writer_lock.Watch | None = None  # the folder as open() found it
-        self.lock: Path | None = None  # its absolute name when open() took it
         self.moved_away = False  # its folder was renamed while it ran (found when it stopped)
         self._order: tuple[int, Tensor | None] | None = None  # (epoch, its sample order)
         self._stepping, self._since_log = 0.0, 0  # seconds in train_step since the last log, and its steps
@@ -161,7 +160,7 @@ class Run:
             try:
                 run = cls._build(config, world, given, wrap, device, logdir, claim)
             except BaseException:
-                writer_lock.release(Path(os.path.abspath(logdir)))
+                writer_lock.release(logdir)
                 raise
             run.scratch, run.claim = scratch, claim and world.is_main
             try:
@@ -200,7 +199,7 @@ class Run:
                     raise
                 unwritable = e
             if os.path.isdir(logdir):  # a run still writing there (a --resume started too soon) refuses this one
-                writer_lock.hold(Path(os.path.abspath(logdir)), shown=logdir)
+                writer_lock.hold(logdir)
             if not config.resume:
                 check_new_logdir(logdir)
         check_data_source(config, given)
@@ -250,8 +249,7 @@ class Run:
         else:
             self.made = missing_folders(logdir)
             logdir.mkdir(parents=True, exist_ok=True)
-        self.lock = Path(os.path.abspath(logdir))  # the name it is let go by, whatever os.chdir does meanwhile
-        writer_lock.hold(self.lock, shown=logdir)  # held from _build on, unless the folder was new
+        writer_lock.hold(logdir)  # held from _build on, unless the folder was new
         self.watch = writer_lock.Watch(logdir)  # renamed while the run goes on: it stops, not making the name again
         checkpoint.remove_stale_temporaries(logdir / "checkpoint.pt")
         if not self.resumed:
@@ -271,7 +269,8 @@ class Run:
         hparams.write_session(logdir, settings, hparams.group_name(settings))
         before = set(logdir.glob("events.out.tfevents.*"))
         try:
-            self.logger = Logger(logdir, True, purge_step=self.step + 1 if self.resumed else None, model=self.model)
+            self.logger = Logger(logdir, True, purge_step=self.step + 1 if self.resumed else None, model=self.model,
+                                 watch=self.watch)
         finally:
             self.created += sorted(set(logdir.glob("events.out.tfevents.*")) - before - set(self.created))
         if not self.resumed:
@@ -459,7 +458,8 @@ class Run:
             try:
                 self.logger.close()  # raises what writing the events met (a full disk), once
             finally:
-                writer_lock.release(self.lock if self.lock is not None else self.logdir)
+                # by the absolute name it was taken by, whatever os.chdir did meanwhile
+                writer_lock.release(Path(self.watch.absolute) if self.watch is not None else self.logdir)
                 if self.scratch is not None:
                     self.scratch.cleanup()
 

@@ -22,9 +22,8 @@ except ImportError:  # not a POSIX system (Windows): no lock, as on a file syste
 _held: dict[str, int] = {}  # folder -> the open descriptor that holds its lock (this process's own)
 
 
-def hold(folder: Path, shown: Path | None = None) -> None:
-    """Lock ``folder`` for this process, or raise ConfigError (naming it ``shown``, the name the user gave, where
-    ``folder`` is its absolute name) if another process holds it (a run or a sweep: the
+def hold(folder: Path) -> None:
+    """Lock ``folder`` for this process, or raise ConfigError if another process holds it (a run or a sweep: the
     lock does not say which). This process may hold it already. Where the file system has no flock (some network
     file systems), nothing is held and the run goes on, as before."""
     key = _key(folder)
@@ -35,7 +34,7 @@ def hold(folder: Path, shown: Path | None = None) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise ConfigError("logdir", f"{str(shown or folder)!r} is being written by a run or sweep that is still "
+        raise ConfigError("logdir", f"{str(folder)!r} is being written by a run or sweep that is still "
                                     "running; wait for it to end (or stop it: Ctrl-C saves its checkpoint), then "
                                     "start this one again") from None
     except OSError:
