@@ -79,12 +79,10 @@ class _EnsembleOptimizer(Optimizer):
         ``fused``, and those of :attr:`RUNS` at the value they run), so that code written for torch.optim runs;
         another value is refused in one line, as in a param group (:meth:`_settings`)."""
         options = dict(options or {})
-        for key, value in list(options.items()):
+        for key in options:
             if key not in self.RUNS and key not in self.IGNORED:
                 raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {key!r}")
-            if key in self.IGNORED:  # not kept in the groups (_drop_ignored)
-                del options[key]
-                _check_ignored(key, value, "")
+        _drop_ignored(options, "")  # not kept in the groups
         self._held: dict[int, tuple] = {}  # id(group) -> what it held when last checked (_hold)
         super().__init__(params, {**defaults, **options})
 
@@ -420,17 +418,14 @@ class EnsembleAdam(_EnsembleOptimizer):
         _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
 
 
-def _check_ignored(key: str, value, where: str) -> None:
-    if value is not None and not isinstance(value, bool):
-        raise ValueError(f"{key} must be True, False or None{where}, got {value!r}")
-
-
 def _drop_ignored(group: dict, where: str) -> None:
-    """Take torch.optim's foreach and fused out of ``group``, once checked: torch's load_state_dict reads a group's
-    'fused' and then moved Adam's step to float32 on the parameter's device (it stops counting at 2^24)."""
+    """Take torch.optim's foreach and fused out of ``group`` (a param group, or the constructor's options), once
+    checked: torch's load_state_dict reads a group's 'fused' and then moved Adam's step to float32 on the
+    parameter's device (it stops counting at 2^24)."""
     for key in _EnsembleOptimizer.IGNORED:
         if key in group:
-            _check_ignored(key, group[key], where)
+            if group[key] is not None and not isinstance(group[key], bool):  # refused: the group left as it was
+                raise ValueError(f"{key} must be True, False or None{where}, got {group[key]!r}")
             del group[key]
 
 
