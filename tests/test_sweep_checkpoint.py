@@ -232,3 +232,24 @@ def test_a_ctrl_c_while_a_groups_data_are_drawn_stops_there_and_resumes_to_the_s
     resumed = runner.sweep(dataclasses.replace(stopped, resume=True))
     for g in whole.groups:
         assert torch.equal(resumed.groups[g].params["U"], whole.groups[g].params["U"])
+
+
+def test_a_resumed_sweeps_noise_is_compared_by_what_it_means(saved):
+    """--noise 0.05 on a resumed xor sweep (saved with the data set's own noise, None) was refused as differing
+    from [None]; train.py's --resume compares by meaning. Per data set: None is not 0.05 for moons (0.1)."""
+    import copy
+
+    _, state = saved["done"]
+    for noise in ([0.05], [None]):
+        merged = checkpoints.resume_settings(config("x", resume=True, values={**VALUES, "noise": noise}), state,
+                                             {"values"})
+        assert merged.values.get("noise", [None]) == [None]  # the saved values are kept
+    for noise in ([0.06], [0.05, 0.1], [None, 0.05]):
+        with pytest.raises(ConfigError, match=r"^noise: .* differs from the checkpoint's \[None\]"):
+            checkpoints.resume_settings(config("x", resume=True, values={**VALUES, "noise": noise}), state,
+                                        {"values"})
+    both = copy.deepcopy(state)
+    both["config"]["values"]["dataset"] = ["xor", "moons"]
+    values = {**VALUES, "dataset": ["xor", "moons"], "noise": [0.05]}  # 0.05 is xor's own noise, not moons'
+    with pytest.raises(ConfigError, match=r"^noise: \[0.05\] differs"):
+        checkpoints.resume_settings(config("x", resume=True, values=values), both, {"values"})

@@ -16,6 +16,7 @@ from ..checks import short
 from ..training import checkpoint
 from ..training.checkpoint import CheckpointError
 from ..training.config import ConfigError
+from ..training.data import DEFAULT_NOISE
 from ..training.wording import entry
 from .config import RESUMABLE, SweepConfig
 from .space import DEFAULTS
@@ -188,6 +189,12 @@ def _listed(value) -> str:
     return repr(value)
 
 
+def _noises(values: list, saved: dict) -> list:
+    """What the noise values mean for each of the saved sweep's data sets, in order: None is the data set's own."""
+    datasets = saved["values"].get("dataset", [DEFAULTS["dataset"]])
+    return [[DEFAULT_NOISE.get(d) if v is None else v for v in values] for d in datasets]
+
+
 def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepConfig:
     """The sweep's saved settings, with the resumable ones the user gave; a change to any other is refused."""
     saved = SweepConfig.from_dict(state["config"])
@@ -200,6 +207,8 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
                 saved_values = theirs["values"].get(field, [DEFAULTS[field]])  # not given: train.py's default
                 if field == "data" and hashed and len(values) == len(state["data"]) and None not in values:
                     continue  # the same files named another way (/abs/a.csv for a.csv): runner.check_data decides
+                if field == "noise" and _noises(values, theirs) == _noises(saved_values, theirs):
+                    continue  # by what they mean: moons' noise None is 0.1, as train.py's --resume compares
                 if values != saved_values:
                     raise ConfigError(field, f"{_listed(values)} differs from the checkpoint's "
                                              f"{_listed(saved_values)}; a resumed sweep keeps its settings")
