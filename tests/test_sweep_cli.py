@@ -244,6 +244,18 @@ def test_a_dry_runs_folder_is_not_resumed_as_a_real_sweep_nor_a_real_one_as_a_dr
                                          "False; a resumed sweep keeps its settings"), err
 
 
+
+def test_resume_with_a_setting_that_only_a_new_sweep_could_check_names_the_checkpoint(tmp_path, monkeypatch, capsys):
+    """`--resume --random 2` on a grid sweep of one setting said "2 draws, but the values make 1 different setting"
+    (the values it meant were the defaults of a new sweep), not that the saved sweep drew nothing."""
+    code, out, err = main("--seeds", "1", "--epochs", "3", "--n-samples", "20", "--gallery", "0", "--logdir", "grid",
+                          cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    code, out, err = main("--logdir", "grid", "--resume", "--random", "2", cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)
+    assert code == 2 and err.strip() == ("sweep.py: error: argument --random: 2 differs from the checkpoint's "
+                                         "None; a resumed sweep keeps its settings"), err
+
 def test_a_reader_that_closes_stdout_early_gets_no_error_message(tmp_path):
     """`sweep.py ... | head -1`: the rest of the output met a closed pipe, which the sweep blamed on the disk
     ("cannot write (Broken pipe); what was checkpointed before is kept: continue with --resume")."""

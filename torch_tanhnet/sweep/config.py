@@ -58,7 +58,8 @@ class SweepConfig:
             bad("random_seed", f"must be an integer in [0, 2**32), as a run's seed is, got {self.random_seed}")
         self.values = space.check_values(self.values, self.random)
         settings = space.count(self.values)
-        if self.random is not None and self.random > settings:  # drawn again until they differ: it would not end
+        if not self.resume and self.random is not None and self.random > settings:  # drawn again until they
+            # differ: it would not end (on --resume the values given are compared with the saved sweep's instead)
             bad("random", f"{self.random} draws, but the values make {counted(int(settings), 'different setting')}; "
                           f"draw at most that many, or leave out {setting('random')} for the grid of them all")
         runs = (self.random if self.random is not None else settings) * len(self.seeds)
