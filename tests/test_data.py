@@ -53,6 +53,9 @@ def test_csv_with_and_without_header(tmp_path):
     ("a,b,c\n", "has no data rows"),
     ("1,2,0\n1,2\n", r"d.csv:2: expected 3 columns \(x1, x2, label\), got 2"),
     ("1,2,0\n1,x,1\n", r"d.csv:2: expected numbers, got '1,x,1'"),
+    ("1,2,0\n1_000,2,1\n", r"d.csv:2: expected numbers, got '1_000,2,1'"),  # Python's float read 1000
+    ("1,2,0\n\uff11,2,1\n", r"d.csv:2: expected numbers, got '\uff11,2,1'"),  # a fullwidth 1, read as 1
+    ("1,2,0\n1,2,\u0661\n", r"d.csv:2: expected numbers, got '1,2,\u0661'"),  # an Arabic-Indic 1: a label 1
     ("1,2,0\n1,2,0\n3,4,2\n", r"d.csv:3: label must be 0 or 1, got 2"),
     ("1,2,0.5\n", r"d.csv:1: label must be 0 or 1, got 0.5"),
     ("1,nan,0\n", r"d.csv:1: features must be finite, got 1, nan"),

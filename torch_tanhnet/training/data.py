@@ -117,6 +117,10 @@ def make_dataset(name: str, n_samples: int, noise: float | None = None, seed: in
 
 
 def _number(s: str) -> float | None:
+    """A CSV number, or None: Python's float also reads ``1_000`` and other scripts' digits (``１``, ``٣``),
+    which no spreadsheet writes as a number and numpy.loadtxt refuses."""
+    if not s.isascii() or "_" in s:
+        return None
     try:
         return float(s)
     except ValueError:
