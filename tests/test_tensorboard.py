@@ -216,6 +216,31 @@ def test_train_py_names_the_setting_as_its_flag_in_the_warning(tmp_path, monkeyp
     assert err.endswith("; --standardize trains on (x - mean)/std\n") and err.count("\n") == 1, err
 
 
+def test_labels_of_one_class_are_pointed_out_once_by_a_run_and_by_a_sweep(tmp_path):
+    """A file whose labels are all 0 trained to 'accuracy 1.000' without a word (and a sweep of it called every run
+    solved): the cost falls by saying 0 everywhere, and no boundary is learned."""
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.sweep.runner import sweep
+    from torch_tanhnet.training.data import DataLabelWarning
+
+    for label in (0, 1):
+        csv = tmp_path / f"all{label}.csv"
+        csv.write_text("x1,x2,label\n" + "".join(f"{i % 7 / 3},{i % 5 / 2},{label}\n" for i in range(20)))
+        with pytest.warns(DataLabelWarning, match=rf"^every label of the training set is {label}: ") as caught:
+            train(tiny(tmp_path / f"run{label}", data=str(csv)))
+        assert [w.filename for w in caught if w.category is DataLabelWarning] == [__file__]  # at the train() call
+        with pytest.warns(DataLabelWarning, match=rf"^every label in '.*all{label}.csv' is {label}: ") as caught:
+            sweep(SweepConfig(values={"data": [str(csv)], "epochs": [2]}, seeds=[0], logdir=str(tmp_path / f"s{label}"),
+                              progress=False, gallery=0))
+        assert [w.filename for w in caught if w.category is DataLabelWarning] == [__file__]
+    both = tmp_path / "both.csv"
+    both.write_text("".join(f"{i % 7 / 3},{i % 5 / 2},{i % 2}\n" for i in range(20)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataLabelWarning)
+        train(tiny(tmp_path / "both", data=str(both)))
+        sweep(SweepConfig(values={"data": [str(both)], "epochs": [2]}, seeds=[0], logdir=str(tmp_path / "sboth"),
+                          progress=False, gallery=0))
+
 @pytest.mark.parametrize("scale, flagged", [(1.0, False), (2.4, False), (8.0, True), (1e-3, True)])
 def test_scale_advice_flags_what_tanh_cannot_use(scale, flagged):
     X = torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=torch.float64) * scale

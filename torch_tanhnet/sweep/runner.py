@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import torch
 from ..training import checkpoint, setup, signals, writer_lock
 from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sweep_hint
 from ..training.config import ConfigError
-from ..training.data import DataError
+from ..training.data import DataError, label_advice
 from ..training.distributed import DistributedError
 from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
 from ..training.signals import StopRequested, stop_on_signals
@@ -135,6 +136,9 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
             found = checkpoints.new(config, world.rank, world.size)
         plan = make_plan(config, device)
         check_data(plan, found, world)
+        for path, (_, y) in plan.files.items() if world.is_main else ():
+            if advice := label_advice(y, f"in {path!r}"):
+                warnings.warn(advice, stacklevel=3)  # at the caller of sweep()
     except BaseException:
         writer_lock.release(logdir)
         if logdir in _temporary:  # a refused dry run's temporary folder, made above: nothing left behind

@@ -32,6 +32,10 @@ class DataScaleWarning(Worded, UserWarning):
     the setting as Python (``standardize=True``) or the command line (``--standardize``) does."""
 
 
+class DataLabelWarning(Worded, UserWarning):
+    """Labels of one class only: the cost falls by saying that class everywhere, and accuracy says nothing."""
+
+
 # the built-in data sets lie within about ±2.5, where tanh units with their initial weights (|u| < 0.71) respond
 LARGE, SMALL = 5.0, 0.01
 
@@ -213,6 +217,17 @@ def scale_advice(X: Tensor) -> DataScaleWarning | None:
     why = "tanh units saturate and gradients vanish" if (reach > LARGE).any() else "they barely move the tanh units"
     return DataScaleWarning(f"the features lie far from the network's scale ({ranges}; the built-in data sets lie "
                             f"within about ±2.5): {why}; {setting('standardize')} trains on (x - mean)/std")
+
+
+def label_advice(y: Tensor, where: str) -> DataLabelWarning | None:
+    """A one-line warning when every label in ``y`` is the same, else None. The cost
+    ε = −mean(y log σ(z) + (1 − y) log(1 − σ(z))) then falls by pushing σ(z) towards that label at every point:
+    the network learns no boundary, and an accuracy of 100% says nothing."""
+    if y.numel() == 0 or bool((y != y.flatten()[0]).any()):
+        return None
+    label = f"{float(y.flatten()[0]):g}"
+    return DataLabelWarning(f"every label {where} is {label}: the network can only learn to say {label} "
+                            "everywhere, and its accuracy says nothing; a boundary needs points of both labels")
 
 
 @dataclass

@@ -37,7 +37,7 @@ from ..module import TanhNet
 from . import checkpoint, hparams, writer_lock
 from .checkpoint import CheckpointError, SaveError
 from .config import ConfigError, TrainConfig
-from .data import DataError, Split, scale_advice, unstandardised
+from .data import DataError, Split, label_advice, scale_advice, unstandardised
 from .logger import Logger
 from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
 from .setup import (
@@ -225,6 +225,8 @@ class Run:
                                             f"(of {n} training samples); a resumed run keeps its settings")
         if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
             warnings.warn(advice, stacklevel=4)  # at the caller of train()
+        if world.is_main and (advice := label_advice(data.y_train, "of the training set")):
+            warnings.warn(advice, stacklevel=4)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
         scale_initial_weights(model, config.init_scale)
