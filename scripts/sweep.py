@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except DistributedError as e:
         return fail(e.for_command_line(), 1, consequence=isinstance(e, PeerFailed))
     except FolderMoved as e:  # renamed while the sweep ran: it stopped rather than make the old name again
-        return fail(f"the sweep's folder {e.strerror}", 1)
+        return fail(f"the sweep's folder {e.for_command_line()}", 1)
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
         from torch_tanhnet.sweep.state import holds_sweep
 

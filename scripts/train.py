@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except (TrainingDiverged, DistributedError, OutOfMemory) as e:
         return fail(f"{parser.prog}: error: {e.for_command_line()}", 1, consequence=isinstance(e, PeerFailed))
     except SaveError as e:
-        return fail(f"{parser.prog}: error: {e}", 1)
+        return fail(f"{parser.prog}: error: {e.for_command_line()}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the run was being set up, before its loop
         # under torchrun, often its SIGTERM after another process failed: not the root cause its report should name
         return fail(f"{parser.prog}: interrupted before training began; nothing was saved", 130, consequence=True)

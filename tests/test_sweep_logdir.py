@@ -398,9 +398,10 @@ def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by
     assert sorted(os.listdir(folder)) == ["results.csv", "sweep.json"]  # another sweep's: not removed, not written
     assert all((folder / name).read_text() == "theirs\n" for name in os.listdir(folder))
     saved = when != "before the first checkpoint"
-    assert str(e.value.strerror) == ("'exp/s' was renamed, moved or removed while it ran (another folder stands at "
-                                     "that name now); nothing more was written by that name; it is now "
-                                     "'exp-old/s'" + (": continue it there with --resume" if saved else ""))
+    line = ("'exp/s' was renamed, moved or removed while it ran (another folder stands at that name now); nothing "
+            "more was written by that name; it is now 'exp-old/s'" + (": continue it there with {}" if saved else ""))
+    assert str(e.value) == line.format("resume=True")  # Python's words from Python, the flag from sweep.py
+    assert e.value.for_command_line() == line.format("--resume")
     assert (moved / "s" / "checkpoint.pt").is_file() == saved
     if not saved:
         return

@@ -431,3 +431,26 @@ def test_the_watch_names_a_working_directory_since_removed(tmp_path, monkeypatch
     (tmp_path / "gone").rmdir()  # os.getcwd() raises FileNotFoundError now
     with pytest.raises(FolderMoved, match=r"the working directory changed while it ran \(to a folder since removed\)"):
         watch.check()
+
+
+def test_a_run_renamed_while_it_trained_from_python_says_resume_in_pythons_words(tmp_path, monkeypatch):
+    """train() said "continue it there with --resume" to a Python caller, whose setting is resume=True."""
+    from torch_tanhnet.training import logger
+    from torch_tanhnet.training.checkpoint import SaveError
+    from torch_tanhnet.training.loop import train
+
+    monkeypatch.chdir(tmp_path)
+    scalars = logger.Logger.scalars
+
+    def rename_at_step_30(self, values, step, *args, **kwargs):
+        if step >= 30 and not Path("exp-old").exists():
+            Path("exp").rename("exp-old")
+        return scalars(self, values, step, *args, **kwargs)
+
+    monkeypatch.setattr(logger.Logger, "scalars", rename_at_step_30)
+    with pytest.raises(SaveError) as e:
+        train(small(tmp_path, logdir="exp/r", epochs=200, checkpoint_interval=20))
+    assert str(e.value).endswith("it is now 'exp-old/r': continue it there with resume=True (the moved folder is "
+                                 "left as it was)"), str(e.value)
+    assert e.value.for_command_line().endswith(": continue it there with --resume (the moved folder is left as it "
+                                               "was)")

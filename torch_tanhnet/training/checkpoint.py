@@ -23,8 +23,9 @@ class CheckpointError(Worded, ValueError):
     """A checkpoint that cannot be read or does not fit the run; one line for the user."""
 
 
-class SaveError(RuntimeError):
-    """The run's folder could not be written (a full disk, say); the previous checkpoint is whole. One line."""
+class SaveError(Worded, RuntimeError):
+    """The run's folder could not be written (a full disk, say); the previous checkpoint is whole. One line (settings
+    named as :class:`.wording.Worded` errors name them)."""
 
 
 def _fsync_dir(path: Path) -> None:

@@ -173,7 +173,7 @@ class Run:
                 scratch.cleanup()
             where = os.fsdecode(e.filename) if e.filename else str(logdir)
             kept = "its folder is as it was before" if config.resume else "nothing of it was kept"
-            raise SaveError(f"cannot save the run's files in {where!r}: {e.strerror or e} ({kept})") from None
+            raise SaveError(f"cannot save the run's files in {where!r}: {_why(e)} ({kept})") from None
         except (MemoryError, RuntimeError) as e:
             if scratch is not None:
                 scratch.cleanup()
@@ -448,7 +448,7 @@ class Run:
                     "std": self.data.std, "metrics": self.metrics,
                 }, path)
             except OSError as e:
-                raise SaveError(f"cannot save the checkpoint {str(path)!r}: {e.strerror or e} ({_kept(self)})"
+                raise SaveError(f"cannot save the checkpoint {str(path)!r}: {_why(e)} ({_kept(self)})"
                                 ) from None
         self.world.wait()
         self.saved = True
@@ -464,6 +464,11 @@ class Run:
                 writer_lock.release(Path(self.watch.absolute) if self.watch is not None else self.logdir)
                 if self.scratch is not None:
                     self.scratch.cleanup()
+
+
+def _why(e: OSError) -> str:
+    """An OSError's reason, within a SaveError's text (a moved folder's names settings, as SaveError does)."""
+    return e.text if isinstance(e, writer_lock.FolderMoved) else str(e.strerror or e)
 
 
 def _kept(run: Run) -> str:
@@ -523,7 +528,7 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
         raise TrainingDiverged(f"{e.text}; {advice} ({kept})") from None
     except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
         where = os.fsdecode(e.filename) if e.filename else str(run.logdir)  # bytes from TensorBoard's writer
-        raise SaveError(f"cannot save TensorBoard's events in {where!r}: {e.strerror or e} ({_kept(run)})") from None
+        raise SaveError(f"cannot save TensorBoard's events in {where!r}: {_why(e)} ({_kept(run)})") from None
     except (MemoryError, RuntimeError) as e:
         if (short := out_of_memory(e)) is not None:
             raise short from None

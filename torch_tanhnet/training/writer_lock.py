@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from .config import ConfigError
+from .wording import setting, words
 
 try:
     import fcntl
@@ -61,7 +62,18 @@ def _key(folder: Path) -> str:
 class FolderMoved(OSError):
     """The folder a run or sweep writes was renamed, moved or removed while it ran: writing on by its name would make
     a new folder there, or write into another run's (a sweep renamed away rebuilt its old path, and its results
-    replaced those of a new sweep started there). One line for the user."""
+    replaced those of a new sweep started there). One line for the user: str() in Python's words, and
+    for_command_line() in the command line's, as :class:`.wording.Worded` errors are (``resume=True``, ``--resume``)."""
+
+    def __init__(self, text: str, folder: Path) -> None:
+        super().__init__(errno.ENOENT, words(text, command_line=False), str(folder))
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.strerror  # the line, which names the folder already
+
+    def for_command_line(self) -> str:
+        return words(self.text, command_line=True)
 
 
 class Watch:
@@ -88,18 +100,17 @@ class Watch:
                 cwd = repr(os.getcwd())
             except OSError:  # the new working directory was removed
                 cwd = "a folder since removed"
-            raise FolderMoved(errno.ENOENT, f"{str(self.folder)!r} names another folder now: the working directory "
-                                            f"changed while it ran (to {cwd}); nothing more was written by "
-                                            f"that name; it is {self.absolute!r}: give an absolute folder, or change "
-                                            "back before starting")
+            raise FolderMoved(f"{str(self.folder)!r} names another folder now: the working directory changed while "
+                              f"it ran (to {cwd}); nothing more was written by that name; it is {self.absolute!r}: "
+                              "give an absolute folder, or change back before starting", self.folder)
         there = "nothing stands at that name now" if now is None else "another folder stands at that name now"
         moved = _held_path(self.absolute)
         where = ""
         if moved and _identity(Path(moved)) == self.identity:
             saved = any(Path(moved).glob("checkpoint*.pt"))  # a run's or sweep's, or a torchrun sweep's shares
-            where = f"; it is now {moved!r}" + (": continue it there with --resume" if saved else "")
-        raise FolderMoved(errno.ENOENT, f"{str(self.folder)!r} was renamed, moved or removed while it ran ({there}); "
-                                        f"nothing more was written by that name{where}")
+            where = f"; it is now {moved!r}" + (f": continue it there with {setting('resume')}" if saved else "")
+        raise FolderMoved(f"{str(self.folder)!r} was renamed, moved or removed while it ran ({there}); "
+                          f"nothing more was written by that name{where}", self.folder)
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
