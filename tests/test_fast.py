@@ -412,6 +412,32 @@ def test_the_cache_folder_expands_a_tilde_and_ignores_a_relative_xdg_cache_home(
     assert extension.cache_dir() == tmp_path / "xdg" / "torch_tanhnet"
 
 
+def test_builders_started_together_build_once_and_all_load_it(fresh_extension, monkeypatch):
+    """Three processes started together on a fresh cache (torchrun's, pytest-xdist's workers) each compiled the
+    kernels; one builds now while the others wait on its lock file, then load what it built. Two builders (threads
+    here: flock conflicts between a process's own open files too) around a build made slow."""
+    import threading
+    import time
+
+    builds, loaded = [], []
+
+    def build(cc, flags, double, target):
+        builds.append(target)
+        time.sleep(0.5)  # the others check the cache meanwhile
+        target.write_bytes(b"library")
+        (target.parent / (target.name + ".sha256")).write_bytes(extension._checksum_line(b"library", target))
+        return None, False
+
+    monkeypatch.setattr(extension, "_build", build)
+    monkeypatch.setattr(extension, "_load", lambda target: f"loaded {target.name}")
+    threads = [threading.Thread(target=lambda: loaded.append(extension._build_or_load("cc", "float32")))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and len(loaded) == 3 and len(set(loaded)) == 1 and loaded[0][1] is None, (builds, loaded)
+
 def test_a_failing_build_falls_back_and_is_not_retried(fresh_extension, monkeypatch):
     monkeypatch.setattr(extension, "_compiler", lambda: "false")  # a "compiler" that always fails
     with pytest.warns(RuntimeWarning, match="unavailable"):

@@ -10,6 +10,7 @@ Each library is written whole (a temporary file, fsynced, renamed onto it) and i
 (``<library>.sha256``, in ``sha256sum`` format). A library is loaded only if it matches: a cached one that
 was cut short or damaged (a crash before its data reached the disk, a full disk, a bad copy), or one
 without a checksum (caches made before checksums), is built again in its place, as a missing one is.
+Processes that start together build once: the others wait on ``<library>.lock`` (flock), then load it.
 
 They need glibc's vector maths library (libmvec with tanh, exp and log1p: glibc ≥ 2.35 on
 x86-64). Where no compiler or no libmvec is found, where the cache folder cannot be created or
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..console import say
@@ -228,6 +230,56 @@ def kernels(precision: str) -> ctypes.CDLL | None:
         return lib
 
 
+@contextmanager
+def _one_builder(target: Path):
+    """Hold an flock on ``<target>.lock`` while ``target`` is checked and built: other processes (torchrun's,
+    pytest-xdist's workers, two notebooks) wait for the one build and load it, instead of each compiling its own
+    (three processes started together compiled three times, on a machine of two cores). The compile's time limit
+    bounds the wait; a process killed while building lets go with its file descriptors. Where no lock can be had
+    (a read-only cache, a file system without locks), everyone goes on as before: each build is whole anyway."""
+    try:
+        import fcntl
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # ENOLCK (NFS without locks): build as if alone
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
+def _build_checked(cc: str, flags: list[str], precision: str, target: Path) -> str | None:
+    """Build ``target`` unless another process has meanwhile (waited for under :func:`_one_builder`); None when
+    it is there and matches its checksum, else why not."""
+    with _one_builder(target):
+        if _verified(target):  # another process built it while this one waited
+            return None
+        # a build the compiler refused here is not retried with the same compiler, flags and C library
+        failed = target.with_name(f"{target.stem}.{_toolchain_key(cc, flags)}.failed")
+        if failed.is_file():
+            return failed.read_text(errors="replace").strip() or "build failed"
+        if target.exists():
+            say(f"torch-tanhnet: {target} does not match its checksum (or has none); building it again")
+        why, lasting = _build(cc, flags, precision == "float64", target)
+        if why is not None:
+            if lasting:
+                try:
+                    failed.write_text(why + "\n")
+                except OSError:  # an unwritable cache: nothing to remember the failure in
+                    pass
+            return why
+        if not _verified(target):  # replaced meanwhile by something else; never loaded unchecked
+            return f"{target} does not match its checksum after a build"
+        return None
+
+
 def _build_or_load(cc: str, precision: str) -> tuple[ctypes.CDLL | None, str | None]:
     """The cached library for ``precision``, built first if missing or not matching its checksum (loading a
     damaged one can kill the process with SIGBUS); else None and why."""
@@ -235,23 +287,8 @@ def _build_or_load(cc: str, precision: str) -> tuple[ctypes.CDLL | None, str | N
     for level, flags in enumerate(ATTEMPTS):
         target = cache_dir() / f"tanhnet_{precision}_{_machine_key()}_{level}.so"
         if not _verified(target):
-            # a build the compiler refused here is not retried with the same compiler, flags and C library
-            failed = target.with_name(f"{target.stem}.{_toolchain_key(cc, flags)}.failed")
-            if failed.is_file():
-                why = failed.read_text(errors="replace").strip() or "build failed"
-                continue
-            if target.exists():
-                say(f"torch-tanhnet: {target} does not match its checksum (or has none); building it again")
-            why, lasting = _build(cc, flags, precision == "float64", target)
+            why = _build_checked(cc, flags, precision, target)
             if why is not None:
-                if lasting:
-                    try:
-                        failed.write_text(why + "\n")
-                    except OSError:  # an unwritable cache: nothing to remember the failure in
-                        pass
-                continue
-            if not _verified(target):  # replaced meanwhile by something else; never loaded unchecked
-                why = f"{target} does not match its checksum after a build"
                 continue
         try:
             return _load(target), None
