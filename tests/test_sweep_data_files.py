@@ -97,3 +97,12 @@ def test_processes_that_read_different_data_refuse_it(folder):
     other = World(0, 2, all_reduce=lambda t: t.add_(torch.ones_like(t)))
     with pytest.raises(DataError, match="^the 2 processes read different data from data a.csv "):
         runner.prepare(config(folder / "bad"), other)
+
+
+def test_a_files_runs_leave_the_built_in_data_sets_settings_empty_in_results_csv(folder):
+    """results.csv said dataset=moons, n_samples=500 for every run of a --data sweep (TrainConfig's defaults, which
+    train.py refuses beside --data): a reader filtering by dataset got the file's runs as moons'."""
+    runner.sweep(config(folder / "out"))
+    rows = list(csv.DictReader(open(folder / "out" / "results.csv")))
+    assert len(rows) == 2 and all(r["data"] == "a.csv" for r in rows)
+    assert all((r["dataset"], r["n_samples"], r["noise"]) == ("", "", "") for r in rows), rows

@@ -110,6 +110,8 @@ def row(plan: Plan, run, final: list[float], ends: list[float], solve: int, dive
     c = run.config
     out = {"run": run.index, "setting": plan.names[run.setting]}
     out.update({name: getattr(c, name) for name in SWEEPABLE})
+    if c.data is not None:  # the built-in data sets' settings mean nothing for a file: empty cells, not moons, 500
+        out.update(dataset=None, n_samples=None, noise=None)
     out["seed"] = run.seed
     values = dict(zip(METRICS, final))
     out.update({m: values[m] for m in FINAL})
