@@ -4,7 +4,9 @@ The parameters are stacked tensors whose first dimension is the network (``TanhN
 U (K, H, D), b (K, H), W (K, 1, H), c (K, 1)). A setting is a number (the same for every
 network) or K numbers (a sequence or a tensor (K,)); network k's trajectory is then what
 ``torch.optim.SGD`` / ``torch.optim.Adam`` with network k's settings would give on network k
-alone (tested, float64, 100 steps). A step updates all networks in a few ``torch._foreach_*``
+alone (tested, float64, 100 steps): bit for bit for SGD, and for Adam whose betas are one number for all
+networks (the bias corrections 1 − βᵗ are then Python's floats, as torch's are; K betas take a tensor's pow,
+a last bit apart from Python's at some steps). A step updates all networks in a few ``torch._foreach_*``
 calls over the stacked tensors (SGD: 1 to 4, Adam: 9 to 10), whatever K is.
 
 Both are ``torch.optim.Optimizer`` subclasses, so ``state_dict``/``load_state_dict`` and
@@ -414,8 +416,8 @@ class EnsembleAdam(_EnsembleOptimizer):
         denom = torch._foreach_sqrt(v)  #                          √v
         _divide_(denom, _factor(bc2_sqrt, params))  #              √v / √(1 − β2ᵗ)
         _plus_(denom, _factor(group["eps"], params))  #            + ε
-        ratio = torch._foreach_div(m, denom)  #                    m / (√v / √(1 − β2ᵗ) + ε)
-        _axpy_(params, ratio, _factor(-step_size, params))  #      θ ← θ − η/(1 − β1ᵗ) · ratio
+        step = _scaled(m, _factor(-step_size, params))  #          −η/(1 − β1ᵗ) · m
+        torch._foreach_addcdiv_(params, step, denom)  #           θ ← θ − η/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)
 
 
 def _drop_ignored(group: dict, where: str) -> None:
