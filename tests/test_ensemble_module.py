@@ -64,8 +64,42 @@ def test_indexing_gives_copies_and_len_counts_networks():
     assert torch.equal(ens.U[2], nets[2].U)  # the ensemble is unchanged
     with pytest.raises(IndexError, match="network 3 is out of range for an ensemble of 3"):
         ens[3]
-    with pytest.raises(TypeError, match="indexed by an int"):
-        ens[0:2]
+
+
+@pytest.mark.parametrize("key, chosen", [
+    (slice(1, 3), [1, 2]), (slice(None, None, -1), [2, 1, 0]), (slice(-2, None), [1, 2]), ([2, 0], [2, 0]),
+    ((1, 1), [1, 1]), (torch.tensor([0, 2]), [0, 2]), (torch.tensor([-1]), [2]), (np.array([1]), [1]),
+    (torch.tensor([True, False, True]), [0, 2]), (np.array([False, True, False]), [1]), ([True, True, False], [0, 1]),
+])
+def test_a_slice_list_or_mask_selects_networks_as_a_new_ensemble_of_copies(key, chosen):
+    """ens[0:2] and ens[solved] (a bool mask) were refused: only an int indexed an ensemble."""
+    nets, ens = nets_and_ensemble(K=3)
+    ens.seeds = [10, 11, 12]
+    picked = ens[key]
+    assert isinstance(picked, TanhNetEnsemble) and len(picked) == len(chosen) and picked.seeds == [10 + k for k in
+                                                                                                     chosen]
+    for name in "UbWc":
+        assert torch.equal(getattr(picked, name), getattr(ens, name)[chosen])
+    with torch.no_grad():
+        picked.U.add_(1.0)
+    assert torch.equal(ens.U[2], nets[2].U)  # copies: the ensemble is unchanged
+
+
+@pytest.mark.parametrize("key, error, message", [
+    (slice(2, 2), IndexError, "slice 2:2:None selects no network of the 3; an ensemble holds at least one"),
+    ([], IndexError, "list [] selects no network of the 3; an ensemble holds at least one"),
+    ([0, 3], IndexError, "network 3 is out of range for an ensemble of 3"),
+    (torch.tensor([-4]), IndexError, "network -4 is out of range for an ensemble of 3"),
+    (torch.tensor([True, False]), IndexError, "a mask selects networks with one bool a network, shape (3,), got "
+                                              "shape (2,)"),
+    (torch.tensor(True), IndexError, "a mask selects networks with one bool a network, shape (3,), got shape ()"),
+    ([0, "1"], TypeError, "an ensemble is indexed by network numbers, got str '1' in a list"),
+    ([0, 1.0], TypeError, "an ensemble is indexed by network numbers, got float 1.0 in a list"),
+])
+def test_a_selection_that_names_no_network_or_a_wrong_one_is_refused_in_one_line(key, error, message):
+    _, ens = nets_and_ensemble(K=3)
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        ens[key]
 
 
 @pytest.mark.parametrize("key", [np.int64(1), np.int32(-2), torch.tensor(1), torch.tensor(-2, dtype=torch.int32)])
@@ -75,13 +109,16 @@ def test_indexing_takes_what_stands_for_an_int(key):
     assert torch.equal(ens[key].U, nets[int(key)].U)
 
 
-@pytest.mark.parametrize("key, came", [(True, "bool"), (1.0, "float"), (np.float64(1), "float64"), ("1", "str"),
-                                       (None, "NoneType"), (torch.tensor(True), "a torch.bool tensor of shape ()"),
+@pytest.mark.parametrize("key, came", [(True, "bool"), (1.0, "float"), (np.float64(1), "float64"),
+                                       (np.array([0.5]), "an array of float64 of shape (1,)"),
+                                       ("1", "str"), (None, "NoneType"),
                                        (torch.tensor(1.0), "a torch.float32 tensor of shape ()"),
-                                       (torch.tensor([1, 2]), "a torch.int64 tensor of shape (2,)")])
-def test_indexing_refuses_what_is_not_an_int_in_one_line(key, came):
+                                       (torch.tensor([1.0, 2.0]), "a torch.float32 tensor of shape (2,)"),
+                                       (torch.ones(2, 2, dtype=torch.long), "a torch.int64 tensor of shape (2, 2)")])
+def test_indexing_refuses_what_is_not_a_network_number_in_one_line(key, came):
     _, ens = nets_and_ensemble(K=3)
-    with pytest.raises(TypeError, match=f"^an ensemble is indexed by an int network number, got {re.escape(came)}$"):
+    with pytest.raises(TypeError, match=f"^an ensemble is indexed by network numbers: an int, a slice, ints or a "
+                                        rf"bool mask \(3,\), got {re.escape(came)}$"):
         ens[key]
 
 

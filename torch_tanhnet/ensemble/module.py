@@ -178,16 +178,13 @@ class TanhNetEnsemble(nn.Module):
     def __len__(self) -> int:
         return self.models
 
-    def __getitem__(self, key: int) -> TanhNet:
-        """Network k as a plain :class:`TanhNet` (a copy: training it leaves the ensemble unchanged)."""
-        try:  # an int or what stands for one (a NumPy integer, a one-element integer tensor); a bool is not one
-            k = None if isinstance(key, bool) or getattr(key, "dtype", None) == torch.bool else operator.index(key)
-        except (TypeError, RuntimeError):  # not an integer (RuntimeError: a tensor of several elements)
-            k = None
+    def __getitem__(self, key) -> "TanhNet | TanhNetEnsemble":
+        """Network k as a plain :class:`TanhNet` (a copy: training it leaves the ensemble unchanged). A slice, a
+        list of network numbers, an integer tensor of them or a bool mask (K,) (``ensemble[solved]``) selects
+        networks as a new ensemble of copies, in the order given (with their seeds, where the ensemble has them)."""
+        k = _network_number(key)
         if k is None:
-            came = f"a {key.dtype} tensor of shape {_format(key.shape)}" if isinstance(key, Tensor) else \
-                type(key).__name__
-            raise TypeError(f"an ensemble is indexed by an int network number, got {came}")
+            return self._selected(self._networks(key))
         if not -self.models <= k < self.models:
             raise IndexError(f"network {k} is out of range for an ensemble of {self.models}")
         weights = self._weights()  # checked: a replaced parameter of another shape would be re-read silently
@@ -198,6 +195,54 @@ class TanhNetEnsemble(nn.Module):
             for name, w in zip(("U", "b", "W", "c"), weights):
                 getattr(net, name).copy_(w[k].view_as(getattr(net, name)))
         return net
+
+    def _networks(self, key) -> list[int]:
+        """The network numbers a slice, a sequence of ints, an integer tensor (M,) or a bool mask (K,) selects."""
+        K = self.models
+        if isinstance(key, slice):
+            chosen = list(range(K)[key])
+        elif (isinstance(key, Tensor) and key.dtype == torch.bool or str(getattr(key, "dtype", "")) == "bool"
+              or isinstance(key, (list, tuple)) and key and all(isinstance(v, bool) for v in key)):
+            mask = torch.as_tensor(key)
+            if mask.shape != (K,):
+                raise IndexError(f"a mask selects networks with one bool a network, shape ({K},), got shape "
+                                 f"{_format(mask.shape)}")
+            chosen = mask.nonzero().flatten().tolist()
+        elif isinstance(key, Tensor) or hasattr(key, "dtype") and hasattr(key, "shape"):  # a tensor or an array
+            index = torch.as_tensor(key)
+            if index.dim() != 1 or index.is_floating_point() or index.is_complex():
+                came = f"a {key.dtype} tensor of shape {_format(key.shape)}" if isinstance(key, Tensor) else (
+                    type(key).__name__ if not key.shape else f"an array of {key.dtype} of shape {_format(key.shape)}")
+                raise TypeError(f"an ensemble is indexed by network numbers: an int, a slice, ints or a bool mask "
+                                f"({K},), got {came}")
+            chosen = index.tolist()
+        elif isinstance(key, (list, tuple)):
+            numbers = [_network_number(v) for v in key]
+            if any(n is None for n in numbers):
+                bad = next(v for v, n in zip(key, numbers) if n is None)
+                raise TypeError(f"an ensemble is indexed by network numbers, got {type(bad).__name__} {bad!r} in a "
+                                f"{type(key).__name__}")
+            chosen = numbers
+        else:
+            raise TypeError(f"an ensemble is indexed by network numbers: an int, a slice, ints or a bool mask "
+                            f"({K},), got {type(key).__name__}")
+        out = [k for k in chosen if not -K <= k < K]
+        if out:
+            raise IndexError(f"network {out[0]} is out of range for an ensemble of {K}")
+        if not chosen:
+            raise IndexError(f"{_short(key)} selects no network of the {K}; an ensemble holds at least one")
+        return [k % K for k in chosen]
+
+    def _selected(self, networks: list[int]) -> "TanhNetEnsemble":
+        weights = self._weights()
+        ens = nn.utils.skip_init(TanhNetEnsemble, len(networks), self.in_features, self.hidden_features,
+                                 device=weights[0].device, dtype=weights[0].dtype)
+        index = torch.tensor(networks, device=weights[0].device)
+        with torch.no_grad():
+            for name, w in zip(("U", "b", "W", "c"), weights):
+                getattr(ens, name).copy_(w.index_select(0, index))
+        ens.seeds = None if self.seeds is None else [self.seeds[k] for k in networks]
+        return ens
 
     def to_modules(self) -> list[TanhNet]:
         """All K networks as plain TanhNets (copies)."""
@@ -230,6 +275,21 @@ class TanhNetEnsemble(nn.Module):
 
     def extra_repr(self) -> str:
         return f"models={self.models}, in_features={self.in_features}, hidden_features={self.hidden_features}"
+
+
+def _network_number(key) -> int | None:
+    """An int or what stands for one (a NumPy integer, a 0-d integer tensor or array), else None; a bool is none,
+    and a tensor of one dimension selects networks (``ensemble[torch.tensor([4])]``, as torch and NumPy index)."""
+    if isinstance(key, bool) or getattr(key, "dtype", None) in (torch.bool, bool) or len(getattr(key, "shape", ())):
+        return None
+    try:
+        return operator.index(key)
+    except (TypeError, RuntimeError):  # not an integer (RuntimeError: a tensor of several elements)
+        return None
+
+
+def _short(key) -> str:
+    return f"slice {key.start}:{key.stop}:{key.step}" if isinstance(key, slice) else f"{type(key).__name__} {key!r}"
 
 
 def _describe(net: TanhNet) -> str:
