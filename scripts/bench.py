@@ -149,22 +149,24 @@ def check_memory(args, device, sizes: list[int]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from torch_tanhnet.numbers import integer, real
+
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", metavar="N",
+    p.add_argument("--sizes", type=integer, nargs="+", metavar="N",
                    help="numbers of samples (default: 256 10000 1000000, and 10000000 on cuda; with --ensemble: "
                         "256 10000)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
-    p.add_argument("--rounds", type=int, default=9, metavar="R", help="interleaved timing rounds (default: 9)")
-    p.add_argument("--min-time", type=float, default=0.02, metavar="S",
+    p.add_argument("--rounds", type=integer, default=9, metavar="R", help="interleaved timing rounds (default: 9)")
+    p.add_argument("--min-time", type=real, default=0.02, metavar="S",
                    help="seconds each timing sample lasts at least (default: 0.02)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile case (default: run it)")
     p.add_argument("--no-jax", action="store_true", help="skip the JAX case (default: run it when installed)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (default: measure)")
     p.add_argument("--ensemble", action="store_true",
                    help="time K networks trained at once instead of one (default: one network)")
-    p.add_argument("--models", type=int, nargs="+", metavar="K",
+    p.add_argument("--models", type=integer, nargs="+", metavar="K",
                    help="with --ensemble: numbers of networks (default: 1 64 1024)")
-    p.add_argument("--single-n", type=int, default=None, metavar="N",
+    p.add_argument("--single-n", type=integer, default=None, metavar="N",
                    help="with --ensemble: samples of the single-network step whose rate is compared (default: 1000000)")
     p.add_argument("--no-loop", action="store_true", help="with --ensemble: skip the Python loop (default: run it)")
     p.add_argument("--json", metavar="FILE",

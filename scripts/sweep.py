@@ -41,6 +41,7 @@ SETTINGS = {
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
+    from torch_tanhnet.numbers import integer, real
     from torch_tanhnet.sweep.config import SweepConfig
     from torch_tanhnet.sweep.space import DEFAULTS
 
@@ -62,13 +63,13 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help="scale features to zero mean, unit variance: on, off, or both (bare: on; default: off)")
     arg("--seeds", nargs="+", default=None, metavar="N",
         help="N: seeds 0 to N-1; several numbers: those seeds; A:B: seeds A to B-1 (default: 10)")
-    arg("--random", type=int, default=d.random, metavar="N",
+    arg("--random", type=integer, default=d.random, metavar="N",
         help="draw N settings from the values and ranges instead of the grid (default: the grid)")
-    arg("--random-seed", type=int, default=d.random_seed, metavar="S", help=f"seed of --random's draws "
+    arg("--random-seed", type=integer, default=d.random_seed, metavar="S", help=f"seed of --random's draws "
         f"(default: {d.random_seed})")
-    arg("--solved-at", type=float, default=d.solved_at, metavar="A",
+    arg("--solved-at", type=real, default=d.solved_at, metavar="A",
         help=f"a run is solved when its final test accuracy reaches A (default: {d.solved_at})")
-    arg("--gallery", type=int, default=d.gallery, metavar="N",
+    arg("--gallery", type=integer, default=d.gallery, metavar="N",
         help=f"solved and failed runs drawn per setting (default: {d.gallery})")
     arg("--sessions", choices=("auto", "runs", "settings"), default=d.sessions,
         help="HParams lists every run (runs) or every setting (settings); auto: every run while TensorBoard would "
@@ -77,18 +78,18 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help=f"where to train; auto picks cuda when present (default: {d.device})")
     arg("--logdir", default=d.logdir, metavar="DIR",
         help="results, TensorBoard logs and the checkpoint go here (default: sweeps/<MMDD-HHMMSS>-<dataset>)")
-    arg("--log-interval", type=int, default=d.log_interval, metavar="K",
+    arg("--log-interval", type=integer, default=d.log_interval, metavar="K",
         help=f"steps between the metrics of every run: the curves and steps to solve (default: {d.log_interval})")
-    arg("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="E",
+    arg("--checkpoint-interval", type=integer, default=d.checkpoint_interval, metavar="E",
         help=f"epochs between checkpoints of the sweep; one is also written after each group "
              f"(default: {d.checkpoint_interval})")
-    arg("--checkpoint-seconds", type=float, default=d.checkpoint_seconds, metavar="S",
+    arg("--checkpoint-seconds", type=real, default=d.checkpoint_seconds, metavar="S",
         help=f"but none inside a group sooner than S seconds after the last (default: {d.checkpoint_seconds:g})")
     arg("--resume", action="store_true", default=d.resume,
         help="continue the sweep in --logdir from its checkpoint (default: off)")
     arg("--dry-run", action="store_true", default=d.dry_run,
         help="5 steps of each group, for smoke tests; writes nothing without --logdir (default: off)")
-    arg("--dist-timeout", type=float, default=d.dist_timeout, metavar="S",
+    arg("--dist-timeout", type=real, default=d.dist_timeout, metavar="S",
         help=f"under torchrun, seconds to wait for the other processes (default: {d.dist_timeout:g})")
     arg("--no-progress", dest="progress", action="store_false", default=d.progress,
         help="no progress bar (default: a bar on a terminal)")
@@ -97,6 +98,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 
 def parse_value(name: str, text: str):
     """One value of a setting flag, as train.py's type, or a Range ``LOW:HIGH[:log]`` of a number setting."""
+    from torch_tanhnet.numbers import integer, real
     from torch_tanhnet.sweep.space import INTEGER, NUMBER, Range
     from torch_tanhnet.training.config import ConfigError
 
@@ -106,7 +108,7 @@ def parse_value(name: str, text: str):
         try:
             if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
                 raise ValueError
-            return Range(float(parts[0]), float(parts[1]), len(parts) == 3)
+            return Range(real(parts[0]), real(parts[1]), len(parts) == 3)
         except ValueError:
             raise ConfigError(f"argument {flag}: a range is LOW:HIGH or LOW:HIGH:log, got {text!r}") from None
     if name == "batch_size" and text == "full":
@@ -115,9 +117,9 @@ def parse_value(name: str, text: str):
         return None
     try:
         if name in INTEGER:
-            return int(text)
+            return integer(text)
         if name in NUMBER:
-            return float(text)
+            return real(text)
     except ValueError:
         kind = "an integer" if name in INTEGER else "a number"
         raise ConfigError(f"argument {flag}: expected {kind}, got {text!r}") from None
@@ -126,6 +128,7 @@ def parse_value(name: str, text: str):
 
 def parse_seeds(texts: list[str] | None) -> list[int]:
     """``N``: 0..N-1; ``A:B``: A..B-1; several integers: those (checked by SweepConfig.validate)."""
+    from torch_tanhnet.numbers import integer
     from torch_tanhnet.sweep.config import MAX_RUNS  # a seed is one run at least
     from torch_tanhnet.training.config import ConfigError
 
@@ -133,10 +136,10 @@ def parse_seeds(texts: list[str] | None) -> list[int]:
         return list(range(10))
     try:
         if len(texts) == 1 and ":" in texts[0]:
-            a, b = (int(t) for t in texts[0].split(":"))
+            a, b = (integer(t) for t in texts[0].split(":"))
             first, count = a, b - a
         else:
-            numbers = [int(t) for t in texts]
+            numbers = [integer(t) for t in texts]
             if len(numbers) > 1:
                 return numbers
             first, count = 0, numbers[0]

@@ -41,6 +41,7 @@ def unraisable(info) -> None:
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
+    from torch_tanhnet.numbers import integer, real
     from torch_tanhnet.training.config import TrainConfig
     from torch_tanhnet.training.data import DEFAULT_NOISE, GENERATORS
 
@@ -56,28 +57,28 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help=f"built-in data set: {', '.join(GENERATORS)} (default: {d.dataset})")
     arg("--data", default=d.data, metavar="FILE.csv",
         help="read x1,x2,label rows (0/1 labels, header optional) instead of a built-in data set (default: none)")
-    arg("--n-samples", type=int, default=d.n_samples, metavar="N",
+    arg("--n-samples", type=integer, default=d.n_samples, metavar="N",
         help=f"samples drawn from the built-in data set (default: {d.n_samples})")
-    arg("--noise", type=float, default=d.noise, metavar="STD",
+    arg("--noise", type=real, default=d.noise, metavar="STD",
         help=f"noise of the built-in data set (default: {noise})")
-    arg("--test-fraction", type=float, default=d.test_fraction, metavar="F",
+    arg("--test-fraction", type=real, default=d.test_fraction, metavar="F",
         help=f"share of the samples held out for testing (default: {d.test_fraction})")
     arg("--standardize", action="store_true", default=d.standardize,
         help="scale features to zero mean and unit variance, fitted on the training part (default: off)")
-    arg("--hidden", type=int, default=d.hidden, metavar="H", help=f"hidden tanh units (default: {d.hidden})")
-    arg("--init-scale", type=float, default=d.init_scale, metavar="S",
+    arg("--hidden", type=integer, default=d.hidden, metavar="H", help=f"hidden tanh units (default: {d.hidden})")
+    arg("--init-scale", type=real, default=d.init_scale, metavar="S",
         help=f"multiply the initial weights U and W by S (default: {d.init_scale:g}, TanhNet's own draw)")
     arg("--optimizer", choices=("sgd", "adam"), default=d.optimizer, help=f"optimizer (default: {d.optimizer})")
-    arg("--lr", type=float, default=d.lr, metavar="LR", help=f"learning rate (default: {d.lr})")
-    arg("--momentum", type=float, default=d.momentum, metavar="M",
+    arg("--lr", type=real, default=d.lr, metavar="LR", help=f"learning rate (default: {d.lr})")
+    arg("--momentum", type=real, default=d.momentum, metavar="M",
         help=f"SGD momentum, ignored by adam (default: {d.momentum})")
-    arg("--weight-decay", type=float, default=d.weight_decay, metavar="WD",
+    arg("--weight-decay", type=real, default=d.weight_decay, metavar="WD",
         help=f"L2 weight decay (default: {d.weight_decay})")
-    arg("--epochs", type=int, default=d.epochs, metavar="E",
+    arg("--epochs", type=integer, default=d.epochs, metavar="E",
         help=f"total epochs to reach; a resumed run continues up to it (default: {d.epochs})")
-    arg("--batch-size", type=int, default=d.batch_size, metavar="B",
+    arg("--batch-size", type=integer, default=d.batch_size, metavar="B",
         help="samples per step (default: the whole training set, the handout's full-batch ε)")
-    arg("--seed", type=int, default=d.seed, metavar="S",
+    arg("--seed", type=integer, default=d.seed, metavar="S",
         help=f"seed of the data, the split, the initialisation and the batch order (default: {d.seed})")
     arg("--dtype", choices=("float32", "float64"), default=d.dtype,
         help=f"precision of the model and the data (default: {d.dtype})")
@@ -85,18 +86,18 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help=f"where to train; auto picks cuda when present (default: {d.device})")
     arg("--logdir", default=d.logdir, metavar="DIR",
         help="TensorBoard logs and checkpoint.pt go here (default: runs/<MMDD-HHMMSS>-<data set>-<changed settings>)")
-    arg("--log-interval", type=int, default=d.log_interval, metavar="K",
+    arg("--log-interval", type=integer, default=d.log_interval, metavar="K",
         help=f"steps between scalar logs (default: {d.log_interval})")
-    arg("--image-interval", type=int, default=d.image_interval, metavar="K",
+    arg("--image-interval", type=integer, default=d.image_interval, metavar="K",
         help=f"steps between pictures and histograms, after steps 0, 10, 20, 50, ... below K "
              f"(default: {d.image_interval})")
-    arg("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="E",
+    arg("--checkpoint-interval", type=integer, default=d.checkpoint_interval, metavar="E",
         help=f"epochs between checkpoints; one is also written at the end (default: {d.checkpoint_interval})")
     arg("--resume", action="store_true", default=d.resume,
         help="continue the run in --logdir from its checkpoint up to --epochs (default: off)")
     arg("--dry-run", action="store_true", default=d.dry_run,
         help="run 5 steps only, for smoke tests; without --logdir nothing is kept (default: off)")
-    arg("--dist-timeout", type=float, default=d.dist_timeout, metavar="S",
+    arg("--dist-timeout", type=real, default=d.dist_timeout, metavar="S",
         help=f"under torchrun, seconds to wait for the other processes before failing (default: {d.dist_timeout:g})")
     arg("--no-progress", dest="progress", action="store_false", default=d.progress,
         help="no progress bar (default: a bar on a terminal)")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .. import console
+from ..numbers import real
 from .wording import Worded, entry, setting
 
 Tensor = torch.Tensor
@@ -121,12 +122,9 @@ def make_dataset(name: str, n_samples: int, noise: float | None = None, seed: in
 
 
 def _number(s: str) -> float | None:
-    """A CSV number, or None: Python's float also reads ``1_000`` and other scripts' digits (``１``, ``٣``),
-    which no spreadsheet writes as a number and numpy.loadtxt refuses."""
-    if not s.isascii() or "_" in s:
-        return None
+    """A CSV number (:func:`..numbers.real`: not ``1_000`` nor other scripts' digits), or None."""
     try:
-        return float(s)
+        return real(s)
     except ValueError:
         return None
 

@@ -1,0 +1,60 @@
+"""A number is written in ASCII without underscores, on every script's command line as in a CSV file: Python's int
+and float read `0_5` as 5 (a slip for 0.5 trained at ten times the rate) and other scripts' digits as digits."""
+
+import pytest
+from conftest import load_script
+
+from torch_tanhnet.numbers import integer, real
+from torch_tanhnet.sweep.space import INTEGER, NUMBER
+from torch_tanhnet.training.config import ConfigError
+
+SLIPS = ["1_0", "0_5", "\u0661", "\uff15", "\u0660.\u0665", "1e1_0"]  # underscores; Arabic-Indic, fullwidth digits
+
+
+@pytest.mark.parametrize("text", SLIPS)
+def test_what_pythons_int_and_float_read_and_a_person_does_not_write_is_no_number(text):
+    with pytest.raises(ValueError):
+        real(text)
+    if "." not in text and "e" not in text:
+        with pytest.raises(ValueError):
+            integer(text)
+
+
+def test_numbers_as_written_are_read_as_python_reads_them():
+    assert [real(t) for t in ("0.5", "-1e-3", " 2 ", "+.5", "1E3")] == [0.5, -1e-3, 2.0, 0.5, 1000.0]
+    assert [integer(t) for t in ("10", "-3", " 7 ", "+4")] == [10, -3, 7, 4]
+
+
+@pytest.mark.parametrize("script", ["train", "sweep", "check_gradients"])
+def test_every_number_flag_of_the_scripts_refuses_them_in_one_line(script, capsys):
+    parser = load_script(script).build_parser()
+    flags = [a for a in parser._actions if a.type in (integer, real)]
+    assert flags, script
+    for action in flags:
+        for text in ("1_0", "\uff15"):
+            with pytest.raises(SystemExit) as e:
+                parser.parse_args([action.option_strings[0], text])
+            assert e.value.code == 2
+            err = capsys.readouterr().err.strip().splitlines()[-1]
+            kind = "int" if action.type is integer else "float"
+            assert err == f"{parser.prog}: error: argument {action.option_strings[0]}: invalid {kind} value: {text!r}"
+
+
+@pytest.mark.parametrize("name", sorted(INTEGER | NUMBER))
+def test_every_setting_value_and_range_of_sweep_py_refuses_them(name):
+    sweep = load_script("sweep")
+    for text in ("1_0", "\uff15", "0.1:1_0"):
+        if ":" in text and name not in NUMBER:
+            continue
+        with pytest.raises(ConfigError, match=f"^argument --{name.replace('_', '-')}: "):
+            sweep.parse_value(name, text)
+
+
+def test_sweep_py_seeds_and_bench_py_refuse_them(capsys):
+    for seeds in (["1_0"], ["0:1_0"], ["\uff13"], ["1", "2_0"]):
+        with pytest.raises(ConfigError, match="^argument --seeds: expected N, A:B or several integers, got "):
+            load_script("sweep").parse_seeds(seeds)
+    with pytest.raises(SystemExit) as e:
+        load_script("bench").main(["--sizes", "2_56"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("error: argument --sizes: invalid int value: '2_56'")

@@ -1,0 +1,28 @@
+"""Numbers as a person writes them, on a command line or in a CSV file.
+
+Python's ``int`` and ``float`` read more than that: ``0_5`` is 5 (a slip for 0.5 trained at ten times the
+learning rate), and other scripts' digits count (``٠.٥``, a fullwidth ``５``). No spreadsheet writes those and
+numpy refuses them; here they are not numbers either, so a typo is an error rather than a value.
+"""
+
+from __future__ import annotations
+
+
+def _plain(text: str) -> str:
+    if not text.isascii() or "_" in text:
+        raise ValueError(f"not a number as written on a command line or in a CSV file: {text!r}")
+    return text
+
+
+def integer(text: str) -> int:
+    """``int(text)`` for ASCII digits (and sign, spaces) without underscores; ValueError otherwise."""
+    return int(_plain(text))
+
+
+def real(text: str) -> float:
+    """``float(text)`` for ASCII text without underscores (``1e-3``, ``inf``, ``nan`` too); ValueError otherwise."""
+    return float(_plain(text))
+
+
+# argparse names the type in its error: "argument --lr: invalid float value: '0_5'", as for any other typo
+integer.__name__, real.__name__ = "int", "float"
