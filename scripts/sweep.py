@@ -98,7 +98,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 
 def parse_value(name: str, text: str):
     """One value of a setting flag, as train.py's type, or a Range ``LOW:HIGH[:log]`` of a number setting."""
-    from torch_tanhnet.numbers import integer, real
+    from torch_tanhnet.numbers import OutOfRange, integer, real
     from torch_tanhnet.sweep.space import INTEGER, NUMBER, Range
     from torch_tanhnet.training.config import ConfigError
 
@@ -120,6 +120,8 @@ def parse_value(name: str, text: str):
             return integer(text)
         if name in NUMBER:
             return real(text)
+    except OutOfRange as e:
+        raise ConfigError(f"argument {flag}: {e}") from None
     except ValueError:
         kind = "an integer" if name in INTEGER else "a number"
         raise ConfigError(f"argument {flag}: expected {kind}, got {text!r}") from None

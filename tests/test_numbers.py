@@ -58,3 +58,50 @@ def test_sweep_py_seeds_and_bench_py_refuse_them(capsys):
         load_script("bench").main(["--sizes", "2_56"])
     assert e.value.code == 2
     assert capsys.readouterr().err.strip().endswith("error: argument --sizes: invalid int value: '2_56'")
+
+
+HUGE = 10**400  # past a float: memory estimates, math.isfinite and TensorBoard's float() overflowed on it
+
+
+@pytest.mark.parametrize("text, digits", [(str(HUGE), 401), ("-" + str(HUGE), 401),
+                                          ("1" * 5000, 5000)])  # past int()'s own limit of 4300 digits
+def test_an_integer_past_a_float_is_refused_naming_its_size_not_its_digits(text, digits):
+    from torch_tanhnet.numbers import OutOfRange
+
+    with pytest.raises(OutOfRange, match=rf"^must be within ±2\*\*63, got an integer of {digits} digits$"):
+        integer(text)
+    assert integer(str(2**64)) == 2**64  # the setting's own check refuses it, naming its own range
+
+
+@pytest.mark.parametrize("script, argv", [("train", ["--hidden"]), ("check_gradients", ["--n"]),
+                                          ("bench", ["--sizes"]), ("bench", ["--ensemble", "--models"])])
+def test_the_scripts_refuse_an_integer_past_an_int64_in_one_line(script, argv, capsys):
+    module = load_script(script)
+    with pytest.raises(SystemExit) as e:
+        (module.main if script == "bench" else lambda a: module.build_parser().parse_args(a))([*argv, str(HUGE)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        f"error: argument {argv[-1]}: must be within ±2**63, got an integer of 401 digits")
+    with pytest.raises(ConfigError, match=r"^argument --epochs: must be within ±2\*\*63, got an integer of 401 "):
+        load_script("sweep").parse_value("epochs", str(HUGE))
+
+
+@pytest.mark.parametrize("name", ["lr", "hidden", "epochs", "noise", "n_samples", "batch_size", "seed"])
+def test_a_setting_past_an_int64_from_python_is_one_config_error(name):
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.sweep.space import Range
+    from torch_tanhnet.training import TrainConfig
+
+    for value in (HUGE, -HUGE):
+        with pytest.raises(ConfigError, match=r"^seed: must be an integer in \[0, 2\*\*32\)" if name == "seed" else
+                           rf"^{name}: must be within ±2\*\*63, got an integer of 401 digits$"):
+            TrainConfig(**{name: value}).validate()
+        if name == "seed":  # a sweep's seeds: the range of a run's seed, the value cut short
+            with pytest.raises(ConfigError, match=r"^seeds: each seed must be an integer in \[0, 2\*\*32\), got "
+                                                  r"-?10+\.\.\.$"):
+                SweepConfig(seeds=[value]).validate()
+            continue
+        with pytest.raises(ConfigError, match=rf"^{name}: must be within ±2\*\*63"):
+            SweepConfig(values={name: [value]}).validate()
+    with pytest.raises(ConfigError, match=r"^lr: a range's ends must be within ±2\*\*63, got an integer of 401 "):
+        SweepConfig(values={"lr": [Range(1e-3, HUGE)]}, random=2).validate()

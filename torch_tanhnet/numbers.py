@@ -7,6 +7,8 @@ numpy refuses them; here they are not numbers either, so a typo is an error rath
 
 from __future__ import annotations
 
+import argparse
+
 
 def _plain(text: str) -> str:
     if not text.isascii() or "_" in text:
@@ -14,9 +16,18 @@ def _plain(text: str) -> str:
     return text
 
 
+class OutOfRange(argparse.ArgumentTypeError, ValueError):
+    """An integer past an int64: argparse writes its message as it is (``argument --n: must be within ...``)."""
+
+
 def integer(text: str) -> int:
-    """``int(text)`` for ASCII digits (and sign, spaces) without underscores; ValueError otherwise."""
-    return int(_plain(text))
+    """``int(text)`` for ASCII digits (and sign, spaces) without underscores; ValueError otherwise, and
+    :class:`OutOfRange` for an integer past a float's range (10**400 overflowed the scripts' memory estimates; a
+    smaller one past what a setting takes is the setting's own error, such as a seed's range)."""
+    digits = _plain(text).strip().lstrip("+-").lstrip("0")
+    if digits.isdigit() and len(digits) > 300:  # also spares int() its limit of 4300 digits
+        raise OutOfRange(f"must be within ±2**63, got an integer of {len(digits)} digits")
+    return int(text)
 
 
 def real(text: str) -> float:

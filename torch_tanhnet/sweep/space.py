@@ -19,7 +19,7 @@ import random as _random
 from dataclasses import dataclass, fields
 
 from ..checks import short
-from ..training.config import ConfigError, TrainConfig, _is, plain
+from ..training.config import ConfigError, TrainConfig, _is, beyond_int64, plain
 from ..training.setup import GENERATOR
 from ..training.wording import setting
 
@@ -130,7 +130,9 @@ def plain_range(name: str, r: Range) -> Range:
     """``r`` with plain Python ends (np.float32 ends as floats), or ConfigError for ends that are not numbers."""
     low, high, log = plain(r.low, ["float"]), plain(r.high, ["float"]), plain(r.log, ["bool"])
     if not (_is(low, "float") and _is(high, "float") and isinstance(log, bool)):
-        raise ConfigError(name, f"a range needs two numbers and log True or False, got {r!r}")
+        raise ConfigError(name, f"a range needs two numbers and log True or False, got {short(r)}")
+    if (why := beyond_int64(low) or beyond_int64(high)) is not None:
+        raise ConfigError(name, f"a range's ends {why}")
     return Range(low, high, log)
 
 
@@ -293,7 +295,7 @@ def check_seeds(seeds) -> list[int]:
     if not (plain_ints and 0 <= min(seeds) and max(seeds) < 2**32):
         bad = [s for s in seeds if not _is(s, "int") or not 0 <= s < 2**32]
         if bad:
-            raise ConfigError("seeds", f"each seed must be an integer in [0, 2**32), got {bad[0]!r}")
+            raise ConfigError("seeds", f"each seed must be an integer in [0, 2**32), got {short(bad[0])}")
     if len(set(seeds)) != len(seeds):
         seen: set[int] = set()
         twice = next(s for s in seeds if s in seen or seen.add(s))

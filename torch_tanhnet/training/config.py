@@ -7,6 +7,7 @@ import numbers
 import os
 from dataclasses import dataclass, fields
 
+from ..checks import short
 from .data import GENERATORS
 from .wording import Worded, flag, setting, words
 
@@ -25,6 +26,14 @@ def _is(value, kind: str) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, {"int": int, "float": (int, float), "str": str}.get(kind, ()))
+
+
+def beyond_int64(value) -> str | None:
+    """Why an int is too large for a setting (every count, size, seed and rate here fits in an int64, and one past
+    a float's range overflowed the checks and TensorBoard's), or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        return f"must be within ±2**63, got an integer of {len(str(abs(value)))} digits"
+    return None
 
 
 def plain(value, kinds: list[str]):
@@ -113,6 +122,8 @@ class TrainConfig:
             setattr(self, f.name, value)
             if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
                 bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
+            if f.name != "seed" and (why := beyond_int64(value)) is not None:  # a seed's own range says more  # 10**400: math.isfinite and TensorBoard's float() overflowed
+                bad(f.name, why)
         if self.data is None and self.dataset not in GENERATORS:
             bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(GENERATORS)}")
         for field, value in (("n_samples", self.n_samples), ("hidden", self.hidden), ("epochs", self.epochs),
@@ -121,7 +132,7 @@ class TrainConfig:
             if value < 1:
                 bad(field, f"must be a positive integer, got {value}")
         if not 0 <= self.seed < 2**32:
-            bad("seed", f"must be an integer in [0, 2**32), got {self.seed}")
+            bad("seed", f"must be an integer in [0, 2**32), got {short(self.seed)}")
         if self.batch_size is not None and self.batch_size < 1:
             bad("batch_size", f"must be a positive integer, got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):
