@@ -122,7 +122,8 @@ class TrainConfig:
             setattr(self, f.name, value)
             if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
                 bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
-            if f.name != "seed" and (why := beyond_int64(value)) is not None:  # a seed's own range says more  # 10**400: math.isfinite and TensorBoard's float() overflowed
+            # 10**400: math.isfinite and TensorBoard's float() overflowed (a seed's own range says more)
+            if f.name != "seed" and (why := beyond_int64(value)) is not None:
                 bad(f.name, why)
         if self.data is None and self.dataset not in GENERATORS:
             bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(GENERATORS)}")
