@@ -984,3 +984,27 @@ def test_fused_in_a_group_or_a_saved_state_dict_is_checked_and_dropped(where):
     bad["param_groups"][0]["foreach"] = "yes"
     with pytest.raises(ValueError, match=r"^foreach must be True, False or None in the state_dict's param group 0"):
         again.load_state_dict(bad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: EnsembleSGD(p, lr=1e39), lambda p: EnsembleSGD(p, lr=0.1, momentum=0.9, weight_decay=1e39),
+    lambda p: EnsembleAdam(p, lr=1e39), lambda p: EnsembleAdam(p, lr=0.1, weight_decay=1e39),
+], ids=["sgd lr", "sgd decay", "adam lr", "adam decay"])
+def test_a_setting_past_float32_diverges_the_networks_as_torchs_fused_update_does(make):
+    """sweep.py --lr 1e39 (one number, float32) ended in a traceback: torch's foreach ops refuse an alpha past the
+    tensors' dtype ("value cannot be converted to type float without overflow"), where train.py's fused update makes
+    it infinite and reports the divergence."""
+    torch.manual_seed(0)
+    ens = TanhNetEnsemble(3)
+    X, y = make_data(10, 2, dtype=torch.float32)
+    opt = make(ens.parameters())
+    for _ in range(2):
+        opt.zero_grad()
+        ens.loss(X, y.round()).sum().backward()
+        opt.step()
+    assert not torch.isfinite(ens.U).all()
+    net = TanhNet()
+    single = torch.optim.SGD(net.parameters(), lr=1e39, fused=True)  # train.py's optimizer
+    net.loss(X, y.round()).backward()
+    single.step()
+    assert not torch.isfinite(net.U).all()

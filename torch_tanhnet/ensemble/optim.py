@@ -62,9 +62,13 @@ def _networks(params: list[Tensor]) -> int:
 
 def _factor(value, like: list[Tensor]):
     """A setting as a factor for each tensor in ``like``: the float itself, or per-network tensors shaped
-    (K, 1, ..., 1) in each tensor's dtype and device, so that they broadcast over network k's rows."""
+    (K, 1, ..., 1) in each tensor's dtype and device, so that they broadcast over network k's rows. A float past
+    a tensor's dtype (lr 1e39 in float32: torch's foreach ops refuse it as an alpha, "value cannot be converted")
+    becomes that dtype's infinity, as torch's fused update computes it: the networks diverge, the step goes on."""
     if not isinstance(value, Tensor):
-        return value
+        if abs(value) <= 65504.0 or all(abs(value) <= torch.finfo(p.dtype).max for p in like):  # float16's max
+            return value
+        return [torch.tensor(value, dtype=p.dtype, device=p.device) for p in like]
     return [value.to(p.device, p.dtype).view(-1, *([1] * (p.dim() - 1))) for p in like]
 
 
