@@ -59,7 +59,20 @@ def test_a_dry_run_deletes_only_the_folder_it_made(tmp_path, monkeypatch, capsys
     assert (theirs / "results.csv").exists()  # the dry run wrote where it was told, and left it there
     code, _, err = main("--dry-run", *QUICK, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
-    assert [p.name for p in tmp.iterdir()] == [theirs.name]  # its own temporary folder is gone, the user's kept
+    # its own temporary folder is gone, the user's kept (torch may make its own cache folders there on first use)
+    assert [p.name for p in tmp.iterdir() if p.name.startswith(runner.DRY)] == [theirs.name]
+
+
+def test_a_dry_run_that_fails_while_it_trains_leaves_no_folder(tmp_path, monkeypatch):
+    """A dry run that ended in an error after its plan (a bug, an optimizer's refusal) left its temporary folder,
+    with whatever it had written, in the temporary directory."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(runner.GroupTrainer, "result", lambda self: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        runner.sweep(SweepConfig(values={"epochs": [3], "n_samples": [20]}, seeds=[0], dry_run=True, progress=False))
+    assert [p.name for p in tmp.iterdir() if p.name.startswith(runner.DRY)] == []
 
 
 def test_the_default_folder_leads_with_the_time_and_is_not_train_pys_runs(tmp_path, monkeypatch, capsys):

@@ -196,6 +196,7 @@ def sweep(config: SweepConfig, world: World | None = None, given: set[str] | Non
         return _sweep(plan, logdir, found, world, gather, on_group)
     finally:
         writer_lock.release(held)  # held by rank 0 since prepare
+        remove_if_dry_run(plan, logdir)  # however it ended: a dry run keeps nothing (a failure left its folder)
 
 
 def _sweep(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather | None,
