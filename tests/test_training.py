@@ -242,6 +242,18 @@ def test_a_divergence_under_weight_decay_names_it_beside_the_learning_rate(tmp_p
     assert not (tmp_path / "run").exists()
 
 
+def test_a_dry_run_that_diverges_says_nothing_was_kept_not_that_its_folder_moved(tmp_path, monkeypatch):
+    """A dry run writes into a temporary folder that closing it removes: its divergence said "the moved folder is
+    left as it was" (the removed folder read as moved away)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(TrainingDiverged, match=r"; try a smaller lr \(it had no checkpoint yet: nothing of it was "
+                                               r"kept\)$"):
+        train(TrainConfig(dry_run=True, lr=1e39, progress=False))
+    assert [p for p in tmp_path.iterdir() if not p.name.startswith("torchinductor")] == []
+
+
 def test_an_infinite_gradient_is_named(tmp_path, monkeypatch):
     from torch_tanhnet.training import loop as training
 

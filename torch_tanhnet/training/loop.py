@@ -283,11 +283,12 @@ class Run:
         HParams files a resumed run replaced, and remove the folders it made, if empty. Nothing that was there
         before is removed; what cannot be undone (a full disk, say) stays. A folder renamed while the run went on
         is left as it is: its names now lead to another folder, whose files they would remove."""
-        try:
+        moved = self.moved_away or (self.watch is not None and self.watch.moved())  # before close() removes a dry
+        try:  # run's temporary folder, which would then read as moved away
             self.close()
         except OSError:
             pass
-        if self.moved_away or (self.watch is not None and self.watch.moved()):
+        if moved:
             self.moved_away = True
             return
         for path in self.created:
