@@ -449,6 +449,8 @@ class Run:
                     "std": self.data.std, "metrics": self.metrics,
                 }, path)
             except OSError as e:
+                # found here before TensorBoard's writer met it (either may, by timing): what is kept is the same
+                self.moved_away = self.moved_away or isinstance(e, writer_lock.FolderMoved)
                 raise SaveError(f"cannot save the checkpoint {str(path)!r}: {_why(e)} ({_kept(self)})"
                                 ) from None
         self.world.wait()
