@@ -27,7 +27,8 @@ def points(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("name", ["plain", "with space", "-dash", "it's", NAME, os.fsdecode(b"\xff'\\x")])
+@pytest.mark.parametrize("name", ["plain", "with space", "-dash", "it's", NAME, os.fsdecode(b"\xff'\\x"), "we\nird",
+                                  "tab\tand\x1bescape"])
 def test_a_printed_name_gives_its_own_bytes_back_in_a_shell(name):
     r = subprocess.run(["bash", "-c", f"printf %s {shell(name)}"], capture_output=True, timeout=30)
     assert r.stdout == os.fsencode(("./" if name.startswith("-") else "") + name)
@@ -49,6 +50,22 @@ def test_a_sweep_on_a_data_file_named_in_bytes_that_are_not_utf8(points, capsys)
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and {r["data"] for r in rows} == {"pts\\xe9.csv"}
     assert "--data $'pts\\xe9.csv'" in out  # the command that trains run 0 alone, on that very file
+
+
+def test_a_sweep_over_files_one_named_with_a_newline_finishes_its_pictures_and_lines(points, capsys):
+    """Two --data files, one named 'we\\nird.csv': the heat map's label stopped the sweep after training (Pillow
+    measures one line), every --resume again; the summary table and the printed command split over two lines."""
+    (points / "we\nird.csv").write_bytes(open(os.fsencode(NAME), "rb").read())
+    (points / "base.csv").write_bytes(open(os.fsencode(NAME), "rb").read())
+    assert load_script("sweep").main(["--data", "we\nird.csv", "base.csv", "--seeds", "2", "--epochs", "2",
+                                      "--logdir", "sw", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert (points / "sw" / "pictures" / "solved.png").is_file()
+    assert len(list((points / "sw" / "pictures").glob("gallery-*.png"))) == 2
+    assert re.search(r"^we\\nird\.csv +2 ", out, re.M), out  # the table's row, on one line
+    assert "--data $'we\\x0aird.csv' --epochs 2 --seed 0" in out  # run 0 alone, on one line
+    assert load_script("train").main(["--data", "we\nird.csv", "--epochs", "2", "--no-progress"]) == 0
+    assert [p.name.split("-", 2)[2] for p in (points / "runs").iterdir()] == ["we\\nird-e2"]
 
 
 def test_a_run_folder_named_in_bytes_that_are_not_utf8_is_one_line(tmp_path, monkeypatch, capsys):

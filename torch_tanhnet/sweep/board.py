@@ -43,6 +43,7 @@ from ..training import hparams
 from ..training.data import unstandardised
 from ..training.render import decision_boundary_image
 from ..training.setup import load_split
+from ..training.wording import printable
 from .config import TENSORBOARD_RUNS
 from .group import GroupResult
 from .metrics import METRICS
@@ -115,10 +116,10 @@ def data_labels(paths: list[str]) -> dict[str, str]:
     tell them all apart."""
     parts = {p: Path(p).parts or (p,) for p in paths}
     for k in range(1, max(map(len, parts.values()), default=1) + 1):
-        labels = {p: "/".join(q[-k:]) for p, q in parts.items()}
+        labels = {p: printable("/".join(q[-k:])) for p, q in parts.items()}
         if len(set(labels.values())) == len(labels):
             return labels
-    return {p: p for p in paths}
+    return {p: printable(p) for p in paths}
 
 
 def framed(event: Event) -> bytes:

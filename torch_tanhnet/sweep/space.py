@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from ..checks import short
 from ..training.config import ConfigError, TrainConfig, _is, beyond_int64, plain
 from ..training.setup import GENERATOR
-from ..training.wording import setting
+from ..training.wording import printable, setting
 
 # the settings of train.py that a sweep may vary, in the grid's order; the others are the sweep's own
 SWEEPABLE = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "hidden", "init_scale",
@@ -220,7 +220,7 @@ def value_text(v) -> str:
         return "on" if v else "off"
     if isinstance(v, float):
         return f"{v:.4g}"
-    return str(v)
+    return printable(str(v))  # a data file's name may hold a newline
 
 
 def setting_name(setting: dict, names: list[str]) -> str:

@@ -17,7 +17,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
 from .data import DEFAULT_NOISE, Split, check_representable, load_csv, make_dataset, split
-from .wording import Worded, entry, setting, utf8, words
+from .wording import Worded, entry, printable, setting, words
 
 Tensor = torch.Tensor
 
@@ -42,7 +42,7 @@ def run_name(config: TrainConfig, now: datetime | None = None) -> str:
     the time (month, day, hour, minute, second), then the data and the settings that differ from
     the defaults, e.g. ``1130-000300-moons`` or ``1130-000535-spiral-h16-adam-lr0.02-e5000``."""
     default = TrainConfig()
-    stem = utf8(Path(config.data).stem) if config.data else config.dataset  # a folder TensorBoard can write
+    stem = printable(Path(config.data).stem) if config.data else config.dataset  # a folder TensorBoard can write
     parts = [(now or datetime.now()).strftime("%m%d-%H%M%S"), cut(stem)]  # a folder name: at most 255 bytes
     parts += [form.format(getattr(config, k)) for k, form in NAMED if getattr(config, k) != getattr(default, k)
               and not _same_run(config, k)]

@@ -87,13 +87,22 @@ def utf8(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def printable(text: str) -> str:
+    """``text`` for a line of output, a folder name or a picture's label: each character that is not printable (a
+    newline, a tab, an escape; a file name may hold any of them) as Python writes it in a string (``\\n``), and
+    bytes that are not UTF-8 as :func:`utf8` writes them. A newline in a label stopped the sweep's pictures
+    (Pillow measures one line) and split its printed table."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in utf8(text))
+
+
 def shell(path) -> str:
     """A path as a printed command writes it: quoted where a shell would split it (``'runs/with space'``), and
     ``./`` before one that starts with ``-``, which a program would take for an option (quoting does not help).
-    A name whose bytes are not UTF-8 is written in bash's ``$'pts\\xe9.csv'``, which gives those bytes back."""
+    A name whose bytes are not UTF-8, or that holds a character not printable (a newline), is written in bash's
+    ``$'pts\\xe9.csv'``, which gives those bytes back on one line."""
     text = str(path)
     text = "./" + text if text.startswith("-") else text
-    if utf8(text) != text:
+    if utf8(text) != text or not text.isprintable():
         raw = text.encode("utf-8", "surrogateescape")
         return "$'" + "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in raw) + "'"
     return shlex.quote(text)
