@@ -207,3 +207,16 @@ def test_features_near_float64s_limit_are_standardised_unless_a_test_value_lies_
     with pytest.raises(DataError, match=r"^feature x1 cannot be standardised: with values up to 1e\+308 "
                                         r"standardising it overflows float64; rescale the data$"):
         split(X, y, 0.25, seed=0, standardize=True)  # it tests
+
+
+@pytest.mark.parametrize("noise, dtype", [(1e39, "float32"), (1e308, "float64"), (1e308, "float32")])
+def test_a_noise_that_puts_a_built_in_sets_points_past_the_dtype_names_the_noise(noise, dtype):
+    """--noise 1e308 said "feature x1 has the value -inf ...; rescale the data, or use --standardize or a --dtype of
+    float64" to a float64 run on a built-in data set: the noise is what to change."""
+    from torch_tanhnet.training.config import ConfigError, TrainConfig
+    from torch_tanhnet.training.setup import load_split
+
+    with pytest.raises(ConfigError, match=rf"^noise: {noise:g} puts the xor points out to .*, beyond {dtype}'s range "
+                                          r"\(±.*\); choose a smaller noise$"):
+        load_split(TrainConfig(dataset="xor", noise=noise, dtype=dtype))
+    load_split(TrainConfig(dataset="xor", noise=1e30, dtype="float32"))  # far out, but representable: taken

@@ -16,7 +16,7 @@ from ..checks import cut, short
 from . import checkpoint
 from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
-from .data import DEFAULT_NOISE, Split, check_representable, load_csv, make_dataset, split
+from .data import DEFAULT_NOISE, DataError, Split, check_representable, load_csv, make_dataset, split
 from .wording import Worded, entry, printable, setting, words
 
 Tensor = torch.Tensor
@@ -276,7 +276,15 @@ def load_split(config: TrainConfig, read: tuple[Tensor, Tensor] | None = None) -
     else:
         X, y = make_dataset(config.dataset, config.n_samples, config.noise, config.seed)
     data = split(X, y, config.test_fraction, config.seed, config.standardize)
-    check_representable(data, getattr(torch, config.dtype))
+    try:
+        check_representable(data, getattr(torch, config.dtype))
+    except DataError:
+        if config.data is not None or config.noise is None:  # a file's values (the built-in sets lie within ±2.5)
+            raise
+        reach = X.abs().max().item()  # a built-in set's points are where its noise put them: that is the setting
+        raise ConfigError("noise", f"{config.noise:g} puts the {config.dataset} points out to {reach:.3g}, beyond "
+                                   f"{config.dtype}'s range (±{torch.finfo(getattr(torch, config.dtype)).max:.4g}); "
+                                   f"choose a smaller {setting('noise')}") from None
     return data
 
 
