@@ -1,5 +1,7 @@
 """Data: seeded generators, a user's CSV with line-numbered errors, the seeded split."""
 
+import re
+
 import pytest
 import torch
 from hypothesis import given
@@ -216,7 +218,8 @@ def test_a_noise_that_puts_a_built_in_sets_points_past_the_dtype_names_the_noise
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.setup import load_split
 
-    with pytest.raises(ConfigError, match=rf"^noise: {noise:g} puts the xor points out to .*, beyond {dtype}'s range "
+    given = re.escape(f"{noise:g}")
+    with pytest.raises(ConfigError, match=rf"^noise: {given} puts the xor points out to .*, beyond {dtype}'s range "
                                           r"\(±.*\); choose a smaller noise$"):
         load_split(TrainConfig(dataset="xor", noise=noise, dtype=dtype))
     load_split(TrainConfig(dataset="xor", noise=1e30, dtype="float32"))  # far out, but representable: taken
