@@ -136,9 +136,12 @@ def check_memory(args, device, sizes: list[int]) -> None:
         K, n = max(args.models), max(sizes)
         activations = BYTES_PER_NETWORK_SAMPLE * K * n  # on the GPU with --device cuda
         why = memory_shortfall(BYTES_PER_NETWORK * K + (0 if gpu else activations), device, activations)
-        if why:
-            flag = "--models" if BYTES_PER_NETWORK >= BYTES_PER_NETWORK_SAMPLE * n else "--sizes"
-            raise Refused(f"argument {flag}: {K} networks at N = {n} would need {why}; choose fewer")
+        if why:  # K networks times what one needs at N: --models alone when K would not fit at N = 1 either
+            alone = memory_shortfall(BYTES_PER_NETWORK * K + (0 if gpu else BYTES_PER_NETWORK_SAMPLE * K), device,
+                                     BYTES_PER_NETWORK_SAMPLE * K)
+            flags, fewer = ("argument --models", "networks") if alone else ("arguments --models and --sizes",
+                                                                             "networks or samples")
+            raise Refused(f"{flags}: {K} networks at N = {n} would need {why}; choose fewer {fewer}")
         checks = [("--single-n", args.single_n)]
     else:
         checks = [("--sizes", max(sizes))]

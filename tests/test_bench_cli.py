@@ -158,6 +158,8 @@ def test_an_ensemble_flag_without_ensemble_is_refused_not_ignored(capsys, flag):
                                    "more than the "),
     (["--ensemble", "--models", "1000000000", "--sizes", "16", "--single-n", "64"],
      "argument --models: 1000000000 networks at N = 16 would need at least 8.96 TB of memory, more than the "),
+    (["--ensemble", "--models", "2000000", "--sizes", "10000000", "--single-n", "64"],  # it blamed --sizes alone
+     "arguments --models and --sizes: 2000000 networks at N = 10000000 would need at least "),
     (["--ensemble", "--models", "2", "--sizes", "16", "--single-n", "1000000000000"],
      "argument --single-n: N = 1000000000000 would need at least 100 TB of memory, more than the "),
 ])
