@@ -260,6 +260,16 @@ def test_the_audit_from_python_checks_its_inputs_in_one_line(bad, match):
         values(*seed_problem(4), rows=0)
 
 
+@pytest.mark.parametrize("seed, error, match", [
+    ("a", TypeError, r"^tangent_seed must be an integer, got 'a'$"),  # str + int inside the audit
+    (1.5, TypeError, r"^tangent_seed must be an integer, got 1.5$"), (True, TypeError, r"got True$"),
+    (2**64, ValueError, r"^tangent_seed must be an integer in \[-2\*\*63 - 1, 2\*\*64 - 1\), got 1844"),  # overflow
+])
+def test_the_audits_tangent_seed_is_checked_in_one_line(seed, error, match):
+    with pytest.raises(error, match=match):
+        audit(*seed_problem(4), tangent_seed=seed)
+
+
 def test_the_audit_refuses_values_that_would_disagree_alone_and_takes_an_expanded_X():
     X, U, b, W, c, y = seed_problem(4)
     for bad in (float("nan"), float("inf")):

@@ -14,13 +14,14 @@ plain-ops graph: one row each for Ġ, Ḣ, ż and ε̇.
 
 from __future__ import annotations
 
+import operator
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
-from ..checks import check_labels, check_network_inputs, check_size
+from ..checks import check_labels, check_network_inputs, check_size, short
 from ..cost import BCEWithLogitsFunction
 from ..network import TanhNetFunction
 from .reference import cost_reference, network_reference
@@ -143,6 +144,20 @@ def autograd_adjoints(X, U, b, W, c, y) -> dict[str, Tensor]:
     Xl, Ul, bl, Wl, cl = leaves
     return {"eps_bar": eps.grad, "z_bar": z.grad, "W_bar": Wl.grad, "c_bar": cl.grad, "H_bar": H.grad,
             "G_bar": G.grad, "U_bar": Ul.grad, "b_bar": bl.grad, "X_bar": Xl.grad}
+
+
+def _generator_seed(seed) -> int:
+    """``seed`` as an int whose successor a torch.Generator takes (seed_tangents draws from seed + 1), or a one-line
+    ValueError/TypeError ('a' met str + int; 2**64 "Overflow when unpacking long long")."""
+    try:
+        value = None if isinstance(seed, bool) else operator.index(seed)
+    except TypeError:
+        value = None
+    if value is None:
+        raise TypeError(f"tangent_seed must be an integer, got {short(seed)}")
+    if not -2**63 - 1 <= value < 2**64 - 1:
+        raise ValueError(f"tangent_seed must be an integer in [-2**63 - 1, 2**64 - 1), got {short(value)}")
+    return value
 
 
 def seed_tangents(X, U, b, W, c, y, seed: int = 0) -> tuple[Tensor, ...]:
@@ -289,6 +304,7 @@ def audit(X, U, b, W, c, y, *, scalar: bool = False, checks: bool = True,
     every tangent of the hand-written jvp with forward-mode autograd's along random directions. The inputs are
     checked as :func:`torch_tanhnet.tanhnet_loss` checks them (one-line errors)."""
     check_audit_inputs(X, U, b, W, c, y)
+    tangent_seed = _generator_seed(tangent_seed)
     with torch.inference_mode(False), torch.enable_grad():  # called under no_grad: autograd's side needs its graph
         return _audit(X, U, b, W, c, y, scalar, checks, network_backward, cost_backward, network_tangents,
                       cost_tangents, tangent_seed)
