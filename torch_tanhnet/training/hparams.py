@@ -52,7 +52,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from ..files import replacing
 from .config import DTYPES, OPTIMIZERS, TrainConfig
 from .data import DEFAULT_NOISE
-from .wording import utf8
+from .wording import printable
 
 __all__ = ["CONFIG_FILE", "HPARAMS", "LEADING", "METRICS", "SESSION_FILE", "group_name", "values", "write_config",
            "write_session"]
@@ -126,7 +126,7 @@ def values(config: TrainConfig, batch_size: int | None = None) -> dict[str, bool
         "hidden", "init_scale", "optimizer", "lr", "epochs", "weight_decay", "seed", "test_fraction", "standardize",
         "dtype")}
     if config.data is not None:
-        v["dataset"] = utf8(Path(config.data).name)  # a name that is not UTF-8: TensorBoard's writer refused it
+        v["dataset"] = printable(Path(config.data).name)  # not UTF-8: TensorBoard's writer refused it; a newline
     else:
         v["dataset"] = config.dataset
         v["n_samples"] = config.n_samples
