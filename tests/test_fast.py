@@ -438,6 +438,33 @@ def test_builders_started_together_build_once_and_all_load_it(fresh_extension, m
         t.join()
     assert len(builds) == 1 and len(loaded) == 3 and len(set(loaded)) == 1 and loaded[0][1] is None, (builds, loaded)
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_child_forked_while_the_build_lock_is_held_gets_it_once_the_parent_lets_go(tmp_path):
+    """An flock belongs to the open file, which a forked child shares: a child forked while a thread built (a
+    DataLoader worker, a multiprocessing pool) waited on the lock held by its own copy, for ever."""
+    import signal
+    import time
+
+    target = tmp_path / "library.so"
+    with extension._one_builder(target):  # held, as a thread that builds holds it
+        pid = os.fork()
+        if pid == 0:  # the child: waits for the parent's build, then takes the lock
+            code = 1
+            try:
+                with extension._one_builder(target):
+                    code = 0
+            finally:
+                os._exit(code)
+        time.sleep(0.3)  # the child is waiting by now
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child still waits on the lock its own copy holds")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+
 def test_a_failing_build_falls_back_and_is_not_retried(fresh_extension, monkeypatch):
     monkeypatch.setattr(extension, "_compiler", lambda: "false")  # a "compiler" that always fails
     with pytest.warns(RuntimeWarning, match="unavailable"):

@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,11 +45,23 @@ _cache: dict[str, object] = {}
 _warned = False
 
 
+_lock_files: set[int] = set()  # descriptors of the build lock files this process holds (:func:`_one_builder`)
+WAIT_S = 180.0  # the longest wait for another process's build (its compile is cut off at 120 s), then build alone
+
+
 def _after_fork() -> None:
     """A child forked while another thread built the kernels holding ``_lock`` would wait on it for ever (that
-    thread is not in the child): a fresh lock; the child builds, or loads from the cache, on its first call."""
+    thread is not in the child): a fresh lock; the child builds, or loads from the cache, on its first call. The
+    build lock file's descriptor is closed in the child: an flock belongs to the open file, which the child shares,
+    so a child that waited on the lock would hold it itself, for ever."""
     global _lock
     _lock = threading.Lock()
+    for fd in list(_lock_files):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _lock_files.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -234,9 +247,10 @@ def kernels(precision: str) -> ctypes.CDLL | None:
 def _one_builder(target: Path):
     """Hold an flock on ``<target>.lock`` while ``target`` is checked and built: other processes (torchrun's,
     pytest-xdist's workers, two notebooks) wait for the one build and load it, instead of each compiling its own
-    (three processes started together compiled three times, on a machine of two cores). The compile's time limit
-    bounds the wait; a process killed while building lets go with its file descriptors. Where no lock can be had
-    (a read-only cache, a file system without locks), everyone goes on as before: each build is whole anyway."""
+    (three processes started together compiled three times, on a machine of two cores). A process killed while
+    building lets go with its file descriptors; one that neither ends nor finishes (stopped with Ctrl-Z) is waited
+    for at most WAIT_S, then each builds as before. Where no lock can be had (a read-only cache, a file system
+    without locks), everyone goes on as before too: each build is whole anyway."""
     try:
         import fcntl
 
@@ -245,14 +259,24 @@ def _one_builder(target: Path):
     except (ImportError, OSError):
         yield
         return
+    _lock_files.add(fd)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # ENOLCK (NFS without locks): build as if alone
-            pass
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # another process builds
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            except OSError:  # ENOLCK (NFS without locks): build as if alone
+                break
         yield
     finally:
-        os.close(fd)
+        if fd in _lock_files:  # not closed by a fork's child handler (this is the parent, or no fork happened)
+            _lock_files.discard(fd)
+            os.close(fd)
 
 
 def _build_checked(cc: str, flags: list[str], precision: str, target: Path) -> str | None:
