@@ -1008,3 +1008,19 @@ def test_a_setting_past_float32_diverges_the_networks_as_torchs_fused_update_doe
     net.loss(X, y.round()).backward()
     single.step()
     assert not torch.isfinite(net.U).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_adam_on_half_parameters_takes_a_step_size_past_their_range_as_torch_does(dtype):
+    """η/(1 − β1ᵗ) = 1e5 at step 1 (lr 1, β1 0.99999) is past float16's range: torch's addcdiv takes it in float32,
+    where a float16 factor made the update infinite (and, before that, torch's "cannot be converted to Half")."""
+    torch.manual_seed(0)
+    p = torch.randn(2, 3, dtype=dtype).requires_grad_()
+    alone = p[0].detach().clone().requires_grad_()
+    ours = EnsembleAdam([p], lr=1.0, betas=(0.99999, 0.999))
+    theirs = torch.optim.Adam([alone], lr=1.0, betas=(0.99999, 0.999))
+    g = torch.randn(2, 3, dtype=dtype)
+    p.grad, alone.grad = g.clone(), g[0].clone()
+    ours.step()
+    theirs.step()
+    assert torch.isfinite(p).all() and torch.equal(p[0].detach(), alone.detach())

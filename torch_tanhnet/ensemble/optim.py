@@ -4,9 +4,9 @@ The parameters are stacked tensors whose first dimension is the network (``TanhN
 U (K, H, D), b (K, H), W (K, 1, H), c (K, 1)). A setting is a number (the same for every
 network) or K numbers (a sequence or a tensor (K,)); network k's trajectory is then what
 ``torch.optim.SGD`` / ``torch.optim.Adam`` with network k's settings would give on network k
-alone (tested, float64, 100 steps): bit for bit for SGD, and for Adam whose betas are one number for all
-networks (the bias corrections 1 − βᵗ are then Python's floats, as torch's are; K betas take a tensor's pow,
-a last bit apart from Python's at some steps). A step updates all networks in a few ``torch._foreach_*``
+alone (tested, float64, 100 steps): on the CPU in float32 and float64 bit for bit for SGD, and for Adam whose
+betas are one number for all networks (the bias corrections 1 − βᵗ are then Python's floats, as torch's are; K
+betas take a tensor's pow, a last bit apart from Python's at some steps). A step updates all networks in a few ``torch._foreach_*``
 calls over the stacked tensors (SGD: 1 to 4, Adam: 9 to 10), whatever K is.
 
 Both are ``torch.optim.Optimizer`` subclasses, so ``state_dict``/``load_state_dict`` and
@@ -58,6 +58,9 @@ def _networks(params: list[Tensor]) -> int:
     if len(counts) != 1:
         raise ValueError(f"every parameter of a group must have the same first dimension K (networks), got {counts}")
     return counts[0]
+
+
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def _factor(value, like: list[Tensor]):
@@ -420,8 +423,12 @@ class EnsembleAdam(_EnsembleOptimizer):
         denom = torch._foreach_sqrt(v)  #                          √v
         _divide_(denom, _factor(bc2_sqrt, params))  #              √v / √(1 − β2ᵗ)
         _plus_(denom, _factor(group["eps"], params))  #            + ε
-        step = _scaled(m, _factor(-step_size, params))  #          −η/(1 − β1ᵗ) · m
-        torch._foreach_addcdiv_(params, step, denom)  #           θ ← θ − η/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)
+        if not isinstance(step_size, Tensor) and abs(step_size) <= FLOAT32_MAX:  # torch.optim.Adam's own call, the
+            # same kernel on every device (its value in float32 or wider, also for half parameters)
+            torch._foreach_addcdiv_(params, m, denom, value=-step_size)  # θ ← θ − η/(1 − β1ᵗ) · m / (√v/√(1 − β2ᵗ) + ε)
+        else:  # K rates: −η/(1 − β1ᵗ) · m first, as the CPU's addcdiv rounds (value · m) / d (a rate past float32:
+            step = _scaled(m, _factor(-step_size, params))  # its infinity, so that the networks diverge)
+            torch._foreach_addcdiv_(params, step, denom)
 
 
 def _drop_ignored(group: dict, where: str) -> None:
