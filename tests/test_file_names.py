@@ -170,3 +170,19 @@ def test_messages_name_settings_with_setting_not_braces():
                   and not (n.args and isinstance(n.args[0], ast.Constant)
                            and n.args[0].value in wording.fields())]
     assert found == []
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("データ\u3000セット.csv", "データ\u3000セット.csv"), ("my\xa0pts.csv", "my\xa0pts.csv"),  # spaces: kept
+    ("\U0001f468\u200d\U0001f469.csv", "\U0001f468\u200d\U0001f469.csv"),  # an emoji's joiner: kept
+    ("we\nird.csv", "we\\nird.csv"), ("a\u2028b", "a\\u2028b"), ("t\tx\x1b", "t\\tx\\x1b"),  # line breaks, controls
+])
+def test_only_control_characters_and_line_breaks_are_escaped_in_labels(name, shown):
+    """str.isprintable() is False for every space but ' ' and for format characters: a Japanese file name's
+    ideographic space was shown as \\u3000, and its sweep's folders changed name."""
+    from torch_tanhnet.sweep.space import folder_names
+
+    assert wording.printable(name) == shown
+    assert (shell(name).startswith("$'")) == (name != shown)
+    if name == shown:  # the folder a sweep gives it is what it was before labels were escaped
+        assert folder_names([f"data={wording.printable(name)}"]) == folder_names([f"data={name}"])

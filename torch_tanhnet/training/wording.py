@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import stat
+import unicodedata
 from pathlib import Path
 
 SWITCHES = {"resume": True, "dry_run": True, "standardize": True, "progress": False}  # as a user turns each one
@@ -88,11 +89,16 @@ def utf8(text: str) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` for a line of output, a folder name or a picture's label: each character that is not printable (a
-    newline, a tab, an escape; a file name may hold any of them) as Python writes it in a string (``\\n``), and
-    bytes that are not UTF-8 as :func:`utf8` writes them. A newline in a label stopped the sweep's pictures
+    """``text`` for a line of output, a folder name or a picture's label: each control character and line or
+    paragraph separator (a newline, a tab, an escape; a file name may hold any of them) as Python writes it in a
+    string (``\\n``), and bytes that are not UTF-8 as :func:`utf8` writes them; every other character as it is
+    (an ideographic space, a no-break space, an emoji's joiner). A newline in a label stopped the sweep's pictures
     (Pillow measures one line) and split its printed table."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in utf8(text))
+    return "".join(repr(c)[1:-1] if _breaks(c) else c for c in utf8(text))
+
+
+def _breaks(c: str) -> bool:
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp")
 
 
 def shell(path) -> str:
@@ -102,7 +108,7 @@ def shell(path) -> str:
     ``$'pts\\xe9.csv'``, which gives those bytes back on one line."""
     text = str(path)
     text = "./" + text if text.startswith("-") else text
-    if utf8(text) != text or not text.isprintable():
+    if utf8(text) != text or any(map(_breaks, text)):
         raw = text.encode("utf-8", "surrogateescape")
         return "$'" + "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in raw) + "'"
     return shlex.quote(text)
