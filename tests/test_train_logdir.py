@@ -454,3 +454,17 @@ def test_a_run_renamed_while_it_trained_from_python_says_resume_in_pythons_words
                                  "left as it was)"), str(e.value)
     assert e.value.for_command_line().endswith(": continue it there with --resume (the moved folder is left as it "
                                                "was)")
+
+
+def test_a_moved_folders_error_pickles_and_copies_as_it_was():
+    """sweep() raises FolderMoved to its caller: from a process pool it is pickled, which its (text, folder)
+    constructor broke (OSError pickles (errno, strerror, filename))."""
+    import copy
+    import pickle
+
+    from torch_tanhnet.training.writer_lock import FolderMoved
+
+    e = FolderMoved("'exp' was renamed, moved or removed while it ran", Path("exp"))
+    for again in (pickle.loads(pickle.dumps(e)), copy.copy(e)):
+        assert type(again) is FolderMoved and str(again) == str(e) and again.filename == "exp"
+        assert again.for_command_line() == e.for_command_line() and again.errno == e.errno

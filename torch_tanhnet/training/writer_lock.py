@@ -72,6 +72,9 @@ class FolderMoved(OSError):
     def __str__(self) -> str:
         return self.strerror  # the line, which names the folder already
 
+    def __reduce__(self):  # OSError's own pickles (errno, strerror, filename), which this __init__ does not take
+        return type(self), (self.text, self.filename)
+
     def for_command_line(self) -> str:
         return words(self.text, command_line=True)
 
