@@ -58,6 +58,8 @@ def test_csv_with_and_without_header(tmp_path):
     ("1,2,0\n1_000,2,1\n", r"d.csv:2: expected numbers, got '1_000,2,1'"),  # Python's float read 1000
     ("1,2,0\n\uff11,2,1\n", r"d.csv:2: expected numbers, got '\uff11,2,1'"),  # a fullwidth 1, read as 1
     ("1,2,0\n1,2,\u0661\n", r"d.csv:2: expected numbers, got '1,2,\u0661'"),  # an Arabic-Indic 1: a label 1
+    ("\uff11,\uff12,\uff11\n1,2,0\n", r"d.csv:1: expected numbers, got '\uff11,\uff12,\uff11'"),  # no header
+    ("1_0,2_0,1\n1,2,0\n", r"d.csv:1: expected numbers, got '1_0,2_0,1'"),  # a typo'd first row, not a header
     ("1,2,0\n1,2,0\n3,4,2\n", r"d.csv:3: label must be 0 or 1, got 2"),
     ("1,2,0.5\n", r"d.csv:1: label must be 0 or 1, got 0.5"),
     ("1,nan,0\n", r"d.csv:1: features must be finite, got 1, nan"),

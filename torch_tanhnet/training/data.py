@@ -129,6 +129,15 @@ def _number(s: str) -> float | None:
         return None
 
 
+def _lenient_number(s: str) -> bool:
+    """Whether Python's float reads ``s`` (``1_000``, ``１`` too): such a first line is a typo'd row, not a header."""
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
 def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
     """Read ``x1,x2,label`` rows, UTF-8 (a byte-order mark is allowed); labels must be 0 or 1.
 
@@ -178,9 +187,9 @@ def _rows(path: Path, reader) -> array:
             if first or None in numbers:
                 if any("\0" in c for c in cells):
                     raise DataError(f"{_at(path, lineno)}: NUL bytes: a binary or UTF-16 file? save it as CSV in UTF-8")
-                if first and len(cells) == 3 and all(n is None for n in numbers):
+                if first and len(cells) == 3 and not any(map(_lenient_number, cells)):
                     first = False
-                    continue  # a header line: three names, no number
+                    continue  # a header line: three names, none a number even to Python (１,２,１ is data, refused)
             first = False
             if len(cells) != 3:
                 sep = next((f" (separated by {c!r}? use commas)" for c in ";\t|" if len(cells) == 1 and c in cells[0]),
