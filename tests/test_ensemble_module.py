@@ -68,7 +68,8 @@ def test_indexing_gives_copies_and_len_counts_networks():
 
 @pytest.mark.parametrize("key, chosen", [
     (slice(1, 3), [1, 2]), (slice(None, None, -1), [2, 1, 0]), (slice(-2, None), [1, 2]), ([2, 0], [2, 0]),
-    ((1, 1), [1, 1]), (torch.tensor([0, 2]), [0, 2]), (torch.tensor([-1]), [2]), (np.array([1]), [1]),
+    ([1, 1], [1, 1]), (torch.tensor([0, 2]), [0, 2]), (np.where([True, False, True]), [0, 2]),
+    (torch.where(torch.tensor([False, True, True])), [1, 2]), (torch.tensor([-1]), [2]), (np.array([1]), [1]),
     (torch.tensor([True, False, True]), [0, 2]), (np.array([False, True, False]), [1]), ([True, True, False], [0, 1]),
 ])
 def test_a_slice_list_or_mask_selects_networks_as_a_new_ensemble_of_copies(key, chosen):
@@ -95,6 +96,13 @@ def test_a_slice_list_or_mask_selects_networks_as_a_new_ensemble_of_copies(key, 
     (torch.tensor(True), IndexError, "a mask selects networks with one bool a network, shape (3,), got shape ()"),
     ([0, "1"], TypeError, "an ensemble is indexed by network numbers, got str '1' in a list"),
     ([0, 1.0], TypeError, "an ensemble is indexed by network numbers, got float 1.0 in a list"),
+    ((1, 2), IndexError, "an ensemble has one dimension, its networks; got an index of 2 (a tuple): select several "
+                         "networks with a list, [1, 2]"),
+    (torch.tensor([1, 0, 1], dtype=torch.uint8), TypeError, "an ensemble is indexed by network numbers or a bool "
+     "mask; a uint8 tensor reads as either (torch took it as a mask, NumPy as numbers): convert it with .bool() or "
+     ".long()"),
+    (np.array([1, 0, 1], dtype=np.uint8), TypeError, "an ensemble is indexed by network numbers or a bool mask; a "
+     "uint8 tensor reads as either (torch took it as a mask, NumPy as numbers): convert it with .bool() or .long()"),
 ])
 def test_a_selection_that_names_no_network_or_a_wrong_one_is_refused_in_one_line(key, error, message):
     _, ens = nets_and_ensemble(K=3)

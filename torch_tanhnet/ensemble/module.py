@@ -199,10 +199,18 @@ class TanhNetEnsemble(nn.Module):
     def _networks(self, key) -> list[int]:
         """The network numbers a slice, a sequence of ints, an integer tensor (M,) or a bool mask (K,) selects."""
         K = self.models
+        if isinstance(key, tuple) and len(key) == 1 and hasattr(key[0], "shape"):  # np.where(mask), torch.where(m)
+            key = key[0]
+        if isinstance(key, tuple):  # ens[1, 2]: NumPy's index of two dimensions, not a list of networks
+            raise IndexError(f"an ensemble has one dimension, its networks; got an index of {len(key)} (a tuple): "
+                             "select several networks with a list, [1, 2]")
+        if getattr(key, "dtype", None) == torch.uint8 or str(getattr(key, "dtype", "")) == "uint8":
+            raise TypeError("an ensemble is indexed by network numbers or a bool mask; a uint8 tensor reads as "
+                            "either (torch took it as a mask, NumPy as numbers): convert it with .bool() or .long()")
         if isinstance(key, slice):
             chosen = list(range(K)[key])
         elif (isinstance(key, Tensor) and key.dtype == torch.bool or str(getattr(key, "dtype", "")) == "bool"
-              or isinstance(key, (list, tuple)) and key and all(isinstance(v, bool) for v in key)):
+              or isinstance(key, list) and key and all(isinstance(v, bool) for v in key)):
             mask = torch.as_tensor(key)
             if mask.shape != (K,):
                 raise IndexError(f"a mask selects networks with one bool a network, shape ({K},), got shape "
@@ -216,7 +224,7 @@ class TanhNetEnsemble(nn.Module):
                 raise TypeError(f"an ensemble is indexed by network numbers: an int, a slice, ints or a bool mask "
                                 f"({K},), got {came}")
             chosen = index.tolist()
-        elif isinstance(key, (list, tuple)):
+        elif isinstance(key, list):
             numbers = [_network_number(v) for v in key]
             if any(n is None for n in numbers):
                 bad = next(v for v, n in zip(key, numbers) if n is None)
