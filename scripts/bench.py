@@ -129,6 +129,7 @@ def write_json(path: str, text: str) -> None:
 
 def check_memory(args, device, sizes: list[int]) -> None:
     """Refuse sizes whose data and steps could not fit, before anything is allocated (``--sizes 10**12``)."""
+    from torch_tanhnet.checks import short
     from torch_tanhnet.training.setup import memory_shortfall
 
     gpu = device.type == "cuda"
@@ -136,19 +137,22 @@ def check_memory(args, device, sizes: list[int]) -> None:
         K, n = max(args.models), max(sizes)
         activations = BYTES_PER_NETWORK_SAMPLE * K * n  # on the GPU with --device cuda
         why = memory_shortfall(BYTES_PER_NETWORK * K + (0 if gpu else activations), device, activations)
-        if why:  # K networks times what one needs at N: --models alone when K would not fit at N = 1 either
-            alone = memory_shortfall(BYTES_PER_NETWORK * K + (0 if gpu else BYTES_PER_NETWORK_SAMPLE * K), device,
-                                     BYTES_PER_NETWORK_SAMPLE * K)
-            flags, fewer = ("argument --models", "networks") if alone else ("arguments --models and --sizes",
-                                                                             "networks or samples")
-            raise Refused(f"{flags}: {K} networks at N = {n} would need {why}; choose fewer {fewer}")
+        if why:  # K networks times what one needs at N: the flag that alone cannot fit, else both
+            def fits(k: int, m: int) -> bool:
+                need = BYTES_PER_NETWORK_SAMPLE * k * m
+                return memory_shortfall(BYTES_PER_NETWORK * k + (0 if gpu else need), device, need) is None
+
+            flags, fewer = (("argument --models", "networks") if not fits(K, 1) else
+                            ("argument --sizes", "samples") if not fits(1, n) else
+                            ("arguments --models and --sizes", "networks or samples"))
+            raise Refused(f"{flags}: {short(K)} networks at N = {short(n)} would need {why}; choose fewer {fewer}")
         checks = [("--single-n", args.single_n)]
     else:
         checks = [("--sizes", max(sizes))]
     for flag, n in checks:
         why = memory_shortfall((24 if gpu else BYTES_PER_SAMPLE) * n, device, GPU_BYTES_PER_SAMPLE * n)
         if why:
-            raise Refused(f"argument {flag}: N = {n} would need {why}; choose fewer samples")
+            raise Refused(f"argument {flag}: N = {short(n)} would need {why}; choose fewer samples")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.n < 1:
-        return fail(f"argument --n: must be a positive integer, got {args.n}", 2)
-    if not 0 <= args.seed < 2**32:
-        return fail(f"argument --seed: must be an integer in [0, 2**32), got {args.seed}", 2)
+    if args.n < 1 or not 0 <= args.seed < 2**32:
+        from torch_tanhnet.checks import short  # a value of 300 digits, cut short
+
+        if args.n < 1:
+            return fail(f"argument --n: must be a positive integer, got {short(args.n)}", 2)
+        return fail(f"argument --seed: must be an integer in [0, 2**32), got {short(args.seed)}", 2)
 
     import torch
 

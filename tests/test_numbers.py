@@ -105,3 +105,24 @@ def test_a_setting_past_an_int64_from_python_is_one_config_error(name):
             SweepConfig(values={name: [value]}).validate()
     with pytest.raises(ConfigError, match=r"^lr: a range's ends must be within ±2\*\*63, got an integer of 401 "):
         SweepConfig(values={"lr": [Range(1e-3, HUGE)]}, random=2).validate()
+
+
+def test_the_same_class_elsewhere_dist_timeout_sweep_settings_and_long_values(capsys):
+    """From a review: --dist-timeout 1e14 overflowed timedelta under torchrun (a traceback); the sweep's own integer
+    settings had no int64 bound; a random seed, check_gradients.py's seed and bench.py's N of 300 digits were
+    printed whole; bench.py blamed --models and --sizes where --sizes alone could not fit."""
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.training import TrainConfig
+
+    for config in (TrainConfig(dist_timeout=1e14), SweepConfig(dist_timeout=1e14)):
+        with pytest.raises(ConfigError, match=r"^dist_timeout: must be a positive number of seconds, at most 1e9 "):
+            config.validate()
+    with pytest.raises(ConfigError, match=r"^gallery: must be within ±2\*\*63, got an integer of 20 digits$"):
+        SweepConfig(gallery=2**64).validate()
+    with pytest.raises(ConfigError, match=r"^random_seed: .*, got 10+\.\.\.$"):
+        SweepConfig(random_seed=10**200).validate()
+    assert load_script("check_gradients").main(["--seed", str(10**200)]) == 2
+    assert capsys.readouterr().err.strip().endswith("got 1000000000000000000000000000000000000...")
+    assert load_script("bench").main(["--ensemble", "--models", "1", "--sizes", str(10**200)]) == 2
+    assert "error: argument --sizes: 1 networks at N = 1000000000000000000000000000000000000... would need" in \
+        capsys.readouterr().err

@@ -22,8 +22,9 @@ class OutOfRange(argparse.ArgumentTypeError, ValueError):
 
 def integer(text: str) -> int:
     """``int(text)`` for ASCII digits (and sign, spaces) without underscores; ValueError otherwise, and
-    :class:`OutOfRange` for an integer past a float's range (10**400 overflowed the scripts' memory estimates; a
-    smaller one past what a setting takes is the setting's own error, such as a seed's range)."""
+    :class:`OutOfRange` for an integer of more than 300 digits, near a float's range (10**400 overflowed the
+    scripts' memory estimates; a smaller one past what a setting takes is the setting's own error, such as a seed's
+    range or ±2**63)."""
     digits = _plain(text).strip().lstrip("+-").lstrip("0")
     if digits.isdigit() and len(digits) > 300:  # also spares int() its limit of 4300 digits
         raise OutOfRange(f"must be within ±2**63, got an integer of {len(digits)} digits")

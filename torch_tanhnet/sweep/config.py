@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
+from ..checks import short
 from ..console import counted
 from ..training import wording
-from ..training.config import DEVICES, KIND_WORDS, ConfigError, TrainConfig, _is, plain
+from ..training.config import DEVICES, KIND_WORDS, MAX_DIST_TIMEOUT, ConfigError, TrainConfig, _is, beyond_int64, plain
 from ..training.wording import setting
 from . import space
 from .space import Range
@@ -49,13 +50,15 @@ class SweepConfig:
             value = plain(getattr(self, f.name), kinds)
             if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
                 bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
+            if f.name != "random_seed" and (why := beyond_int64(value)) is not None:  # as TrainConfig's settings
+                bad(f.name, why)
             setattr(self, f.name, value)
         self.seeds = space.check_seeds(self.seeds)
         if self.random is not None and self.random < 1:
             bad("random", f"must be a positive integer, got {self.random}")
         if not self.resume and not 0 <= self.random_seed < 2**32:  # Python's Random took -1 as 1: two seeds drew
             # alike (a sweep started with one before this check resumes: its draws are made from the saved value)
-            bad("random_seed", f"must be an integer in [0, 2**32), as a run's seed is, got {self.random_seed}")
+            bad("random_seed", f"must be an integer in [0, 2**32), as a run's seed is, got {short(self.random_seed)}")
         self.values = space.check_values(self.values, self.random)
         settings = space.count(self.values)
         if not self.resume and self.random is not None and self.random > settings:  # drawn again until they
@@ -79,8 +82,9 @@ class SweepConfig:
             bad("gallery", f"must be an integer ≥ 0, got {self.gallery}")
         if not (math.isfinite(self.solved_at) and 0 < self.solved_at <= 1):
             bad("solved_at", f"must be an accuracy in (0, 1], got {self.solved_at}")
-        if not (math.isfinite(self.dist_timeout) and self.dist_timeout > 0):
-            bad("dist_timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
+        if not (math.isfinite(self.dist_timeout) and 0 < self.dist_timeout <= MAX_DIST_TIMEOUT):  # timedelta's
+            bad("dist_timeout", f"must be a positive number of seconds, at most 1e9 (31 years), got "  # own limit
+                                f"{self.dist_timeout:g}")  # overflowed: 1e14 s was a traceback under torchrun
         if self.device not in DEVICES:
             bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.logdir == "":  # a shell variable that was not set: it named no folder
