@@ -82,22 +82,62 @@ def test_adam_with_one_setting_for_all_equals_torch_adam():
     assert_same_networks(nets, ens, tol=0)
 
 
+BIT_FOR_BIT = {  # network k's torch.optim optimizer, and the ensemble's, over 300 steps
+    "adam, K rates, decays, eps": (
+        lambda n, k: torch.optim.Adam(n.parameters(), lr=[0.05, 0.02, 0.005, 0.03][k], betas=(0.5, 0.999),
+                                      eps=[1e-8, 1e-6, 1e-3, 0.0][k], weight_decay=[0.0, 0.01, 0.0, 0.1][k]),
+        lambda p: EnsembleAdam(p, lr=[0.05, 0.02, 0.005, 0.03], betas=(0.5, 0.999), eps=[1e-8, 1e-6, 1e-3, 0.0],
+                               weight_decay=[0.0, 0.01, 0.0, 0.1])),
+    "adam, one setting": (lambda n, k: torch.optim.Adam(n.parameters(), lr=0.05, betas=(0.5, 0.999)),
+                          lambda p: EnsembleAdam(p, lr=0.05, betas=(0.5, 0.999))),
+    "sgd, K settings": (lambda n, k: torch.optim.SGD(n.parameters(), lr=LR[k], momentum=MOMENTUM[k],
+                                                     weight_decay=DECAY[k]),
+                        lambda p: EnsembleSGD(p, lr=LR, momentum=MOMENTUM, weight_decay=DECAY)),
+    "sgd, one setting": (lambda n, k: torch.optim.SGD(n.parameters(), lr=0.3, momentum=0.9),
+                         lambda p: EnsembleSGD(p, lr=0.3, momentum=0.9)),
+}
+
+
+@pytest.mark.parametrize("case", list(BIT_FOR_BIT))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_adam_with_per_network_rates_decays_and_eps_follows_torch_adam_bit_for_bit(dtype):
+def test_each_network_follows_torch_optim_bit_for_bit_for_300_steps(dtype, case):
     """The update was θ + (−η/(1 − β1ᵗ))·(m/d), torch's is addcdiv's θ + (−η/(1 − β1ᵗ))·m/d: one rounding apart, a
     last bit that grew to 1e-3 in 300 steps at lr 0.05, β1 0.5 (a newcomer's per-network check). Betas of one value
     for all networks: the bias corrections are Python's floats, as torch's are, and every step matches exactly."""
+    make_torch, make_ensemble = BIT_FOR_BIT[case]
     torch.manual_seed(0)
     nets = [TanhNet(2, 3, dtype=dtype) for _ in range(K)]
     ens = TanhNetEnsemble.from_modules(nets)
     X, y = make_data(40, 2, dtype=dtype)
     y = (y > 0.5).to(dtype)
-    lr, decay, eps = [0.05, 0.02, 0.005, 0.03], [0.0, 0.01, 0.0, 0.1], [1e-8, 1e-6, 1e-3, 0.0]
-    opts = [torch.optim.Adam(n.parameters(), lr=lr[k], betas=(0.5, 0.999), eps=eps[k], weight_decay=decay[k])
-            for k, n in enumerate(nets)]
-    opt = EnsembleAdam(ens.parameters(), lr=lr, betas=(0.5, 0.999), eps=eps, weight_decay=decay)
-    train(nets, opts, ens, opt, X, y, steps=300)
+    train(nets, [make_torch(n, k) for k, n in enumerate(nets)], ens, make_ensemble(ens.parameters()), X, y,
+          steps=300)
     assert_same_networks(nets, ens, tol=0)
+
+
+def test_adam_with_one_rate_and_k_betas_takes_its_first_steps_as_torch_does():
+    """lr / (1 − β1ᵗ) with one lr and K betas was torch's float-over-tensor division, a reciprocal times the float:
+    a last bit off from Python's division (torch's) in about 1 step in 5, from the first step on."""
+    nets, ens, X, y = setup()
+    betas1 = [0.9, 0.5, 0.3, 0.8]
+    opts = [torch.optim.Adam(n.parameters(), lr=0.01, betas=(betas1[k], 0.999)) for k, n in enumerate(nets)]
+    train(nets, opts, ens, EnsembleAdam(ens.parameters(), lr=0.01, betas=(betas1, 0.999)), X, y, steps=3)
+    assert_same_networks(nets, ens, tol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_sgd_on_half_parameters_takes_a_rate_past_their_range_as_torchs_fused_sgd(dtype):
+    """lr 1e5 on float16 parameters: torch's fused SGD takes it in float32 (a finite step); a float16 factor made
+    every parameter infinite (and torch's foreach SGD refuses it: "cannot be converted to type c10::Half")."""
+    torch.manual_seed(0)
+    p = torch.randn(2, 3, dtype=dtype).requires_grad_()
+    alone = p[0].detach().clone().requires_grad_()
+    g = torch.randn(2, 3, dtype=dtype) * 1e-3
+    p.grad, alone.grad = g.clone(), g[0].clone()
+    EnsembleSGD([p], lr=1e5).step()
+    torch.optim.SGD([alone], lr=1e5, fused=True).step()
+    assert torch.isfinite(p).all()
+    torch.testing.assert_close(p[0].detach(), alone.detach(), rtol=2**-7, atol=0)  # bfloat16: a last bit apart
 
 
 @pytest.mark.parametrize("make", [

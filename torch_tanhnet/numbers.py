@@ -2,7 +2,7 @@
 
 Python's ``int`` and ``float`` read more than that: ``0_5`` is 5 (a slip for 0.5 trained at ten times the
 learning rate), and other scripts' digits count (``٠.٥``, a fullwidth ``５``). No spreadsheet writes those and
-numpy refuses them; here they are not numbers either, so a typo is an error rather than a value.
+numpy's ``loadtxt`` refuses them; here they are not numbers either, so a typo is an error rather than a value.
 """
 
 from __future__ import annotations

@@ -104,8 +104,9 @@ def _breaks(c: str) -> bool:
 def shell(path) -> str:
     """A path as a printed command writes it: quoted where a shell would split it (``'runs/with space'``), and
     ``./`` before one that starts with ``-``, which a program would take for an option (quoting does not help).
-    A name whose bytes are not UTF-8, or that holds a character not printable (a newline), is written in bash's
-    ``$'pts\\xe9.csv'``, which gives those bytes back on one line."""
+    A name whose bytes are not UTF-8, or that holds a control character or a line or paragraph separator (a
+    newline, as :func:`printable` escapes), is written in bash's ``$'pts\\xe9.csv'``, which gives those bytes
+    back on one line."""
     text = str(path)
     text = "./" + text if text.startswith("-") else text
     if utf8(text) != text or any(map(_breaks, text)):
