@@ -126,3 +126,20 @@ def test_the_same_class_elsewhere_dist_timeout_sweep_settings_and_long_values(ca
     assert load_script("bench").main(["--ensemble", "--models", "1", "--sizes", str(10**200)]) == 2
     assert "error: argument --sizes: 1 networks at N = 1000000000000000000000000000000000000... would need" in \
         capsys.readouterr().err
+
+
+def test_a_finite_number_past_a_float_is_named_as_written_not_as_inf(capsys):
+    """--lr 1e400 (or 400 digits) said "must be a positive number, got inf": float() made an infinity the user did
+    not write. In a CSV file it is still a number, which the features' finite check names."""
+    from torch_tanhnet.numbers import OutOfRange
+
+    for text in ("1e400", "-1e400", "1" + "0" * 400):
+        with pytest.raises(OutOfRange, match=r"^must be within a float's range \(±1\.8e308\), got -?1"):
+            real(text)
+    assert real("inf") == float("inf") and real("-Infinity") == float("-inf")
+    with pytest.raises(SystemExit):
+        load_script("train").build_parser().parse_args(["--lr", "1e400"])
+    assert capsys.readouterr().err.strip().endswith("argument --lr: must be within a float's range (±1.8e308), "
+                                                    "got 1e400")
+    with pytest.raises(ConfigError, match=r"^argument --lr: must be within a float's range"):
+        load_script("sweep").parse_value("lr", "1e400")

@@ -8,6 +8,11 @@ numpy's ``loadtxt`` refuses them; here they are not numbers either, so a typo is
 from __future__ import annotations
 
 import argparse
+import math
+
+
+def cut(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _plain(text: str) -> str:
@@ -32,8 +37,13 @@ def integer(text: str) -> int:
 
 
 def real(text: str) -> float:
-    """``float(text)`` for ASCII text without underscores (``1e-3``, ``inf``, ``nan`` too); ValueError otherwise."""
-    return float(_plain(text))
+    """``float(text)`` for ASCII text without underscores (``1e-3``, ``inf``, ``nan`` too); ValueError otherwise,
+    and :class:`OutOfRange` for a finite number past a float's range (``1e400``, 400 digits), which float() makes
+    an infinity the user did not write ("must be a positive number, got inf")."""
+    value = float(_plain(text))
+    if math.isinf(value) and "inf" not in text.lower():
+        raise OutOfRange(f"must be within a float's range (±1.8e308), got {cut(text.strip())}")
+    return value
 
 
 # argparse names the type in its error: "argument --lr: invalid float value: '0_5'", as for any other typo

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .. import console
-from ..numbers import real
+from ..numbers import OutOfRange, real
 from .wording import Worded, entry, setting
 
 Tensor = torch.Tensor
@@ -125,6 +125,8 @@ def _number(s: str) -> float | None:
     """A CSV number (:func:`..numbers.real`: not ``1_000`` nor other scripts' digits), or None."""
     try:
         return real(s)
+    except OutOfRange:  # 1e400: a number, past a float (the finite check names it)
+        return math.inf
     except ValueError:
         return None
 
