@@ -106,3 +106,13 @@ def test_a_files_runs_leave_the_built_in_data_sets_settings_empty_in_results_csv
     rows = list(csv.DictReader(open(folder / "out" / "results.csv")))
     assert len(rows) == 2 and all(r["data"] == "a.csv" for r in rows)
     assert all((r["dataset"], r["n_samples"], r["noise"]) == ("", "", "") for r in rows), rows
+
+
+def test_a_random_sweep_that_draws_no_setting_of_a_file_trains_what_it_drew(folder):
+    """--random 1 over two files: the data check hashed every file given, the plan had read only the drawn one
+    (KeyError)."""
+    write(folder / "b.csv", 1)
+    result = runner.sweep(config(folder / "out", data=("a.csv", "b.csv"), random=1))
+    assert [r["data"] for r in result.results.rows] == ["b.csv"]  # one setting drawn, of one seed
+    resumed = runner.sweep(config(folder / "out", data=("a.csv", "b.csv"), random=1, resume=True))
+    assert resumed.already_complete

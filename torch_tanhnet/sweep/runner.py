@@ -158,7 +158,8 @@ def check_data(plan: Plan, found: dict, world: World) -> None:
     """Hash each --data file as the sweep read it (:attr:`Plan.files`) into ``found["data"]``; refuse, in one line,
     data that differ between the processes of a torchrun launch, or from a resumed checkpoint's (a checkpoint older
     than these hashes was compared by the files' names, as before)."""
-    given = [p for p in plan.config.values.get("data") or [] if p is not None]
+    given = [p for p in plan.config.values.get("data") or [] if p is not None and p in plan.files]  # read: a random
+    # sweep may draw no setting of a file given
     data = [[p, setup.data_fingerprint(*plan.files[p])] for p in given]
     if data and not world.agree(hashlib.sha256("".join(h for _, h in data).encode()).hexdigest()):
         raise DataError(f"the {world.size} processes read different data from {setting('data')} {' '.join(given)} "
