@@ -143,3 +143,32 @@ def test_a_finite_number_past_a_float_is_named_as_written_not_as_inf(capsys):
                                                     "got 1e400")
     with pytest.raises(ConfigError, match=r"^argument --lr: must be within a float's range"):
         load_script("sweep").parse_value("lr", "1e400")
+
+
+def test_a_fraction_past_a_float_and_a_nul_in_a_name_are_one_config_error():
+    """From Python (re-probe): Fraction(10**400) overflowed float() in the settings' conversion (OverflowError), and
+    a NUL in logdir or data reached open() ("embedded null byte", naming no setting)."""
+    from fractions import Fraction
+
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.sweep.space import Range
+    from torch_tanhnet.training import TrainConfig
+
+    huge = r"must be within a float's range \(±1\.8e308\), got a number too large for a float$"
+    for name in ("lr", "init_scale", "noise"):
+        with pytest.raises(ConfigError, match=rf"^{name}: {huge}"):
+            TrainConfig(**{name: Fraction(HUGE, 3)}).validate()
+    with pytest.raises(ConfigError, match=rf"^lr: {huge}"):
+        SweepConfig(values={"lr": [Fraction(HUGE)]}).validate()
+    with pytest.raises(ConfigError, match=rf"^lr: a range's ends {huge}"):
+        SweepConfig(values={"lr": [Range(Fraction(1, 10), Fraction(HUGE))]}, random=2).validate()
+    with pytest.raises(ConfigError, match=rf"^solved_at: {huge}"):
+        SweepConfig(solved_at=Fraction(HUGE)).validate()
+    with pytest.raises(ConfigError, match=r"^hidden: must be an integer, got Fraction\(3, 1\)$"):
+        TrainConfig(hidden=Fraction(3)).validate()  # a Fraction that fits is still of the wrong kind
+    assert TrainConfig(lr=Fraction(1, 4)).validate() is None
+    nul = r"holds a NUL character, which no file or folder name can: "
+    for config, name in ((TrainConfig(logdir="a\0b"), "logdir"), (TrainConfig(data="d\0.csv"), "data"),
+                         (SweepConfig(logdir="s\0x"), "logdir"), (SweepConfig(values={"data": ["d\0"]}), "data")):
+        with pytest.raises(ConfigError, match=rf"^{name}: {nul}"):
+            config.validate()

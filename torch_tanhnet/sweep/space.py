@@ -129,10 +129,10 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
 def plain_range(name: str, r: Range) -> Range:
     """``r`` with plain Python ends (np.float32 ends as floats), or ConfigError for ends that are not numbers."""
     low, high, log = plain(r.low, ["float"]), plain(r.high, ["float"]), plain(r.log, ["bool"])
-    if not (_is(low, "float") and _is(high, "float") and isinstance(log, bool)):
-        raise ConfigError(name, f"a range needs two numbers and log True or False, got {short(r)}")
     if (why := beyond_int64(low) or beyond_int64(high)) is not None:
         raise ConfigError(name, f"a range's ends {why}")
+    if not (_is(low, "float") and _is(high, "float") and isinstance(log, bool)):
+        raise ConfigError(name, f"a range needs two numbers and log True or False, got {short(r)}")
     return Range(low, high, log)
 
 

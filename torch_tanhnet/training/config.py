@@ -31,10 +31,15 @@ def _is(value, kind: str) -> bool:
 
 
 def beyond_int64(value) -> str | None:
-    """Why an int is too large for a setting (every count, size, seed and rate here fits in an int64, and one past
+    """Why a number is too large for a setting (every count, size, seed and rate here fits in an int64, and one past
     a float's range overflowed the checks and TensorBoard's), or None."""
     if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
         return f"must be within ±2**63, got an integer of {len(str(abs(value)))} digits"
+    if isinstance(value, numbers.Real) and not isinstance(value, (int, float)):  # Fraction(10**400)
+        try:
+            float(value)
+        except OverflowError:
+            return "must be within a float's range (±1.8e308), got a number too large for a float"
     return None
 
 
@@ -55,7 +60,10 @@ def plain(value, kinds: list[str]):
     if isinstance(value, numbers.Integral) and ("int" in kinds or "float" in kinds):
         return int(value)
     if isinstance(value, numbers.Real) and "float" in kinds:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # Fraction(10**400): left as it is, for beyond_int64 to name
+            return value
     if "str" in kinds and isinstance(value, (str, os.PathLike)):
         value = os.fspath(value)
         return str.__str__(value) if isinstance(value, str) else value
@@ -122,11 +130,13 @@ class TrainConfig:
             kinds = [k.strip() for k in f.type.split("|")]  # Python: np.float64(0.5) becomes 0.5, Path("x") "x"
             value = plain(getattr(self, f.name), kinds)
             setattr(self, f.name, value)
-            if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
-                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
             # 10**400: math.isfinite and TensorBoard's float() overflowed (a seed's own range says more)
             if f.name != "seed" and (why := beyond_int64(value)) is not None:
                 bad(f.name, why)
+            if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
+                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
+            if isinstance(value, str) and "\0" in value:  # open() and os.stat say "embedded null byte", naming nothing
+                bad(f.name, f"holds a NUL character, which no file or folder name can: {short(value)}")
         if self.data is None and self.dataset not in GENERATORS:
             bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(GENERATORS)}")
         for field, value in (("n_samples", self.n_samples), ("hidden", self.hidden), ("epochs", self.epochs),
