@@ -183,6 +183,7 @@ def given_settings(argv: list[str]) -> set[str]:
 
 def describe(plan, seconds: float) -> str:
     from torch_tanhnet.console import counted
+    from torch_tanhnet.training.wording import printable
 
     c = plan.config
     if not plan.swept:  # one setting, however it was reached ("random draws over )" said nothing)
@@ -201,10 +202,11 @@ def describe(plan, seconds: float) -> str:
     lines += [f"  {g.describe()}" for g in plan.groups]
     if c.dry_run:  # the groups' lines give the sweep's steps: say what this run trains of them
         lines.append(f"dry run: {dry_run_steps(plan)}, a smoke test (nothing is kept without --logdir); "
-                     f"logs: {c.logdir}")
+                     f"logs: {printable(c.logdir)}")
         return "\n".join(lines)
     estimate = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
-    lines.append(f"estimated training time: {estimate} (from a few timed steps of each group); logs: {c.logdir}")
+    lines.append(f"estimated training time: {estimate} (from a few timed steps of each group); "
+                 f"logs: {printable(c.logdir)}")
     return "\n".join(lines)
 
 
@@ -299,11 +301,13 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
         from torch_tanhnet.sweep.state import holds_sweep
         from torch_tanhnet.training.checkpoint import sweep_hint
+        from torch_tanhnet.training.wording import printable
 
         folder = getattr(locals().get("config"), "logdir", None)
         if folder and holds_sweep(Path(folder)):  # while the results were being written, or under torchrun another
             # process had saved its share: continue, where every process did (sweep_hint says which)
-            return fail(f"interrupted; the sweep's checkpoints in {folder} are kept: {sweep_hint(Path(folder))}",
+            return fail(f"interrupted; the sweep's checkpoints in {printable(folder)} are kept: "
+                        f"{sweep_hint(Path(folder))}",
                         130, consequence=True)  # under torchrun, often its SIGTERM after another process failed
         line = f"{parser.prog}: interrupted before the sweep began; nothing was trained"
         say(line)
@@ -332,7 +336,7 @@ def report(config, given, world, device, gather) -> int:
     from torch_tanhnet.sweep.plan import estimate_seconds
     from torch_tanhnet.sweep.results import table, train_command, write_csv
     from torch_tanhnet.sweep.runner import prepare, sweep
-    from torch_tanhnet.training.wording import script, shell
+    from torch_tanhnet.training.wording import printable, script, shell
 
     prepared = prepare(config, world, given, device)
     plan, logdir, found = prepared
@@ -344,13 +348,14 @@ def report(config, given, world, device, gather) -> int:
         return 0
     if result.interrupted:
         if world.is_main:
-            print(f"interrupted; checkpoint saved in {logdir}\ncontinue with: {resume_command(logdir, world.size)}")
+            print(f"interrupted; checkpoint saved in {printable(str(logdir))}\ncontinue with: "
+                  f"{resume_command(logdir, world.size)}")
         return 130
     if not world.is_main:  # a finished sweep resumed: every process holds its results, rank 0 alone prints them
         return 0
     if result.already_complete:
         dry = f" (a dry run's: {dry_run_steps(plan)})" if plan.config.dry_run else ""
-        print(f"the sweep in {logdir} is complete; its results{dry}:")
+        print(f"the sweep in {printable(str(logdir))} is complete; its results{dry}:")
     print(table(plan, result.results.summaries))
     first = result.results.rows[0]
     # the checkpoint adds up every start's training time (a complete sweep resumed trained nothing now)
@@ -366,7 +371,7 @@ def report(config, given, world, device, gather) -> int:
             write_csv(result.results.rows, csv_path)
             again = " (written again: it was not there)"
         gone = "" if pictures.exists() else " (not there: removed since the sweep wrote them)"
-        print(f"results: {csv_path}{again}, pictures: {pictures}{gone}")
+        print(f"results: {printable(str(csv_path))}{again}, pictures: {printable(str(pictures))}{gone}")
         if result.already_complete:
             for line in as_written(found["config"], plan.config, given):
                 print(line)

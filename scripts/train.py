@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
     from torch_tanhnet.training.setup import OutOfMemory
-    from torch_tanhnet.training.wording import script, shell
+    from torch_tanhnet.training.wording import printable, script, shell
     from torch_tanhnet.training import TrainingDiverged, train
 
     from torch_tanhnet.training.distributed import DistributedError, PeerFailed, launched_by_torchrun, train_distributed
@@ -174,12 +174,13 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         return 0
     if result.already_done:
         asked = f"--epochs {args.epochs}" if "epochs" in given else "its --epochs"
-        print(f"the run in {result.logdir} is already at epoch {result.epoch} (step {result.global_step}); {asked} "
-              "asks for no more: nothing changed (a larger --epochs continues it)")
+        print(f"the run in {printable(str(result.logdir))} is already at epoch {result.epoch} (step "
+              f"{result.global_step}); {asked} asks for no more: nothing changed (a larger --epochs continues it)")
         return 0
     m = result.metrics
     if result.interrupted and result.kept:
-        print(f"interrupted at step {result.global_step}; checkpoint saved in {result.logdir}/checkpoint.pt\n"
+        print(f"interrupted at step {result.global_step}; checkpoint saved in "
+              f"{printable(str(result.logdir))}/checkpoint.pt\n"
               f"continue with: python {script(__file__, 'train.py')} --logdir {shell(result.logdir)} --resume")
     elif result.interrupted:
         print(f"interrupted at step {result.global_step}")

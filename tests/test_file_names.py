@@ -186,3 +186,19 @@ def test_only_control_characters_and_line_breaks_are_escaped_in_labels(name, sho
     assert (shell(name).startswith("$'")) == (name != shown)
     if name == shown:  # the folder a sweep gives it is what it was before labels were escaped
         assert folder_names([f"data={wording.printable(name)}"]) == folder_names([f"data={name}"])
+
+
+def test_the_scripts_lines_name_a_folder_holding_a_newline_on_one_line(points, capsys):
+    """--logdir $'s\\nw': the plan's, the results' and a finished sweep's lines split in two (re-probe); train.py's
+    'already at epoch' and 'interrupted ... checkpoint saved in' lines as well."""
+    sweep = load_script("sweep")
+    argv = ["--data", NAME, "--seeds", "1", "--epochs", "2", "--gallery", "0", "--logdir", "s\nw", "--no-progress"]
+    assert sweep.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "logs: s\\nw\n" in out and "results: s\\nw/results.csv, pictures: s\\nw/pictures\n" in out, out
+    assert sweep.main(["--logdir", "s\nw", "--resume", "--no-progress"]) == 0
+    assert "the sweep in s\\nw is complete" in capsys.readouterr().out
+    train = load_script("train")
+    for again in ([], ["--resume"]):
+        assert train.main(["--data", NAME, "--epochs", "2", "--logdir", "t\nr", "--no-progress", *again]) == 0
+    assert "the run in t\\nr is already at epoch 2" in capsys.readouterr().out
