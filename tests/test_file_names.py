@@ -176,6 +176,7 @@ def test_messages_name_settings_with_setting_not_braces():
     ("データ\u3000セット.csv", "データ\u3000セット.csv"), ("my\xa0pts.csv", "my\xa0pts.csv"),  # spaces: kept
     ("\U0001f468\u200d\U0001f469.csv", "\U0001f468\u200d\U0001f469.csv"),  # an emoji's joiner: kept
     ("we\nird.csv", "we\\nird.csv"), ("a\u2028b", "a\\u2028b"), ("t\tx\x1b", "t\\tx\\x1b"),  # line breaks, controls
+    ("rtl\u202eVSC.csv", "rtl\\u202eVSC.csv"), ("a\u2066b\u2069", "a\\u2066b\\u2069"),  # bidi: reversed the line
 ])
 def test_only_control_characters_and_line_breaks_are_escaped_in_labels(name, shown):
     """str.isprintable() is False for every space but ' ' and for format characters: a Japanese file name's

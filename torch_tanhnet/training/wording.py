@@ -89,16 +89,21 @@ def utf8(text: str) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` for a line of output, a folder name or a picture's label: each control character and line or
-    paragraph separator (a newline, a tab, an escape; a file name may hold any of them) as Python writes it in a
+    """``text`` for a line of output, a folder name or a picture's label: each control character, line or
+    paragraph separator and bidirectional control (a newline, a tab, an escape, a right-to-left override; a file
+    name may hold any of them) as Python writes it in a
     string (``\\n``), and bytes that are not UTF-8 as :func:`utf8` writes them; every other character as it is
     (an ideographic space, a no-break space, an emoji's joiner). A newline in a label stopped the sweep's pictures
     (Pillow measures one line) and split its printed table."""
     return "".join(repr(c)[1:-1] if _breaks(c) else c for c in utf8(text))
 
 
+# the bidirectional controls: a right-to-left override in a file name showed the rest of a printed line reversed
+BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _breaks(c: str) -> bool:
-    return unicodedata.category(c) in ("Cc", "Zl", "Zp")
+    return c in BIDI or unicodedata.category(c) in ("Cc", "Zl", "Zp")
 
 
 def shell(path) -> str:
