@@ -172,3 +172,26 @@ def test_a_fraction_past_a_float_and_a_nul_in_a_name_are_one_config_error():
                          (SweepConfig(logdir="s\0x"), "logdir"), (SweepConfig(values={"data": ["d\0"]}), "data")):
         with pytest.raises(ConfigError, match=rf"^{name}: {nul}"):
             config.validate()
+
+
+def test_a_number_below_a_float_and_a_negative_zero_are_named_as_written(capsys):
+    """--lr 1e-400 said "must be a positive number, got 0.0"; a file of -0 labels warned "every label ... is -0";
+    --noise -0 named a run's folder "...-noise-0" and saved -0.0 (re-probe)."""
+    import math
+
+    import torch
+
+    from torch_tanhnet.numbers import OutOfRange
+    from torch_tanhnet.training import TrainConfig
+    from torch_tanhnet.training.data import label_advice
+
+    with pytest.raises(OutOfRange, match=r"^must be 0 or at least a float's smallest \(5e-324\), got 1e-400, "):
+        real("1e-400")
+    assert real("0e-5") == 0.0 and real("-0.0") == 0.0 and real("5e-324") > 0
+    with pytest.raises(ConfigError, match=r"^argument --lr: must be 0 or at least a float's smallest"):
+        load_script("sweep").parse_value("lr", "1e-400")
+    assert str(label_advice(torch.full((5, 1), -0.0), "of the training set")).startswith(
+        "every label of the training set is 0: the network can only learn to say 0 everywhere")
+    config = TrainConfig(noise=-0.0, weight_decay=-0.0)
+    config.validate()
+    assert math.copysign(1, config.noise) == 1 and math.copysign(1, config.weight_decay) == 1

@@ -8,6 +8,7 @@ numpy's ``loadtxt`` refuses them; here they are not numbers either, so a typo is
 from __future__ import annotations
 
 import argparse
+import decimal
 import math
 
 
@@ -39,10 +40,13 @@ def integer(text: str) -> int:
 def real(text: str) -> float:
     """``float(text)`` for ASCII text without underscores (``1e-3``, ``inf``, ``nan`` too); ValueError otherwise,
     and :class:`OutOfRange` for a finite number past a float's range (``1e400``, 400 digits), which float() makes
-    an infinity the user did not write ("must be a positive number, got inf")."""
+    an infinity the user did not write ("must be a positive number, got inf"), or below it (``1e-400``, made 0)."""
     value = float(_plain(text))
     if math.isinf(value) and "inf" not in text.lower():
         raise OutOfRange(f"must be within a float's range (±1.8e308), got {cut(text.strip())}")
+    if value == 0 and decimal.Decimal(text.strip()) != 0:  # 1e-400: "must be a positive number, got 0.0"
+        raise OutOfRange(f"must be 0 or at least a float's smallest (5e-324), got {cut(text.strip())}, which "
+                         "rounds to 0")
     return value
 
 

@@ -61,7 +61,7 @@ def plain(value, kinds: list[str]):
         return int(value)
     if isinstance(value, numbers.Real) and "float" in kinds:
         try:
-            return float(value)
+            return float(value) + 0.0  # -0.0 as 0.0: --noise -0 named a folder "noise-0" and saved -0.0
         except OverflowError:  # Fraction(10**400): left as it is, for beyond_int64 to name
             return value
     if "str" in kinds and isinstance(value, (str, os.PathLike)):

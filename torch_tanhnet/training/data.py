@@ -125,8 +125,8 @@ def _number(s: str) -> float | None:
     """A CSV number (:func:`..numbers.real`: not ``1_000`` nor other scripts' digits), or None."""
     try:
         return real(s)
-    except OutOfRange:  # 1e400: a number, past a float (the finite check names it)
-        return math.inf
+    except OutOfRange:  # 1e400 or 1e-400: a number, past a float (the finite check names an infinite one)
+        return float(s)
     except ValueError:
         return None
 
@@ -234,7 +234,7 @@ def label_advice(y: Tensor, where: str) -> DataLabelWarning | None:
     the network learns no boundary, and an accuracy of 100% says nothing."""
     if y.numel() == 0 or bool((y != y.flatten()[0]).any()):
         return None
-    label = f"{float(y.flatten()[0]):g}"
+    label = f"{float(y.flatten()[0]) + 0.0:g}"  # a file's -0 labels: 0
     return DataLabelWarning(f"every label {where} is {label}: the network can only learn to say {label} "
                             "everywhere, and its accuracy says nothing; a boundary needs points of both labels")
 
