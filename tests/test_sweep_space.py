@@ -226,8 +226,9 @@ def test_a_value_given_twice_in_another_type_is_refused(name, values):
 @pytest.mark.parametrize("name,values", [("weight_decay", [0.0, -0.0]), ("momentum", [-0.0, 0]),
                                          ("noise", [0.0, np.float64(-0.0)]), ("lr", [2, 2.0])])
 def test_a_value_equal_to_another_is_refused_whatever_its_sign_of_zero(name, values):
-    """0.0 and -0.0 are the same setting (train.py trains them alike): given both, it would be trained twice."""
-    with pytest.raises(ConfigError, match=f"^{name}: .* is given twice \\(as "):
+    """0.0 and -0.0 are the same setting (train.py trains them alike, and both are taken as 0.0): given both, it
+    would be trained twice."""
+    with pytest.raises(ConfigError, match=f"^{name}: .* is given twice"):
         SweepConfig(values={name: values}).validate()
 
 

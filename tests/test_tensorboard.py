@@ -241,6 +241,26 @@ def test_labels_of_one_class_are_pointed_out_once_by_a_run_and_by_a_sweep(tmp_pa
         sweep(SweepConfig(values={"data": [str(both)], "epochs": [2]}, seeds=[0], logdir=str(tmp_path / "sboth"),
                           progress=False, gallery=0))
 
+def test_a_split_of_one_label_is_pointed_out_once_per_run_and_per_sweep(tmp_path):
+    """A lopsided file (39 labels 1, one 0): the sweep checked the file alone, so the seeds whose training or test
+    split held one label trained, and counted as solved at test accuracy 1.000, without a word (re-probe)."""
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.sweep.runner import sweep
+    from torch_tanhnet.training.data import DataLabelWarning
+
+    csv = tmp_path / "lopsided.csv"
+    csv.write_text("".join(f"{i / 10},{(i % 7) / 3},{1 if i else 0}\n" for i in range(40)))
+    with pytest.warns(DataLabelWarning) as caught:
+        sweep(SweepConfig(values={"data": [str(csv)], "epochs": [2]}, seeds=list(range(5)),
+                          logdir=str(tmp_path / "s"), progress=False, gallery=0))
+    lines = [str(w.message) for w in caught if w.category is DataLabelWarning]
+    assert lines == ["1 run trained on one label only and 4 runs tested on one label only (run 2: seed 2): such a "
+                     "run can reach an accuracy of 1.000, and count as solved, by saying that label everywhere; more "
+                     "samples or another test_fraction give each split both labels"], lines
+    with pytest.warns(DataLabelWarning, match=r"^every label of the test set is 1: a network that says 1 everywhere "
+                                              r"scores 1\.000 on it"):
+        train(tiny(tmp_path / "run", data=str(csv), seed=1))
+
 @pytest.mark.parametrize("scale, flagged", [(1.0, False), (2.4, False), (8.0, True), (1e-3, True)])
 def test_scale_advice_flags_what_tanh_cannot_use(scale, flagged):
     X = torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=torch.float64) * scale

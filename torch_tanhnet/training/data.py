@@ -228,13 +228,18 @@ def scale_advice(X: Tensor) -> DataScaleWarning | None:
                             f"within about ±2.5): {why}; {setting('standardize')} trains on (x - mean)/std")
 
 
-def label_advice(y: Tensor, where: str) -> DataLabelWarning | None:
-    """A one-line warning when every label in ``y`` is the same, else None. The cost
+def label_advice(y: Tensor, where: str, tested: bool = False) -> DataLabelWarning | None:
+    """A one-line warning when every label in ``y`` is the same, else None. Trained on (``tested`` False), the cost
     ε = −mean(y log σ(z) + (1 − y) log(1 − σ(z))) then falls by pushing σ(z) towards that label at every point:
-    the network learns no boundary, and an accuracy of 100% says nothing."""
+    the network learns no boundary, and an accuracy of 100% says nothing. Tested on, a network that says that
+    label everywhere scores 100%, boundary or not."""
     if y.numel() == 0 or bool((y != y.flatten()[0]).any()):
         return None
     label = f"{float(y.flatten()[0]) + 0.0:g}"  # a file's -0 labels: 0
+    if tested:
+        return DataLabelWarning(f"every label {where} is {label}: a network that says {label} everywhere scores "
+                                f"1.000 on it, so its test accuracy says nothing of a boundary; more samples or a "
+                                f"larger {setting('test_fraction')} give it both labels")
     return DataLabelWarning(f"every label {where} is {label}: the network can only learn to say {label} "
                             "everywhere, and its accuracy says nothing; a boundary needs points of both labels")
 

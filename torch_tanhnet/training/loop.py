@@ -225,7 +225,8 @@ class Run:
                                             f"(of {n} training samples); a resumed run keeps its settings")
         if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
             warnings.warn(advice, stacklevel=4)  # at the caller of train()
-        if world.is_main and (advice := label_advice(data.y_train, "of the training set")):
+        if world.is_main and (advice := label_advice(data.y_train, "of the training set")
+                              or label_advice(data.y_test, "of the test set", tested=True)):
             warnings.warn(advice, stacklevel=4)
         torch.manual_seed(config.seed)
         model = TanhNet(2, config.hidden, device=device, dtype=getattr(torch, config.dtype))
