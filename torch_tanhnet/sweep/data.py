@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..console import counted
 from ..training.config import TrainConfig
-from ..training.data import Split, load_csv
+from ..training.data import DataLabelWarning, Split, label_advice, load_csv
 from ..training.setup import load_split
+from ..training.wording import setting
 
 Tensor = torch.Tensor
 DATA_FIELDS = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "seed")
@@ -70,3 +72,33 @@ def stack(configs: list[TrainConfig], device: torch.device, splits: SplitCache |
     X = torch.cat([X_train, put([s.X_test for s in found])], 1)
     y = torch.cat([y_train, put([s.y_test for s in found])], 1)
     return GroupData(X_train, y_train, X, y, X_train.shape[1])
+
+
+def one_label_runs(runs: list, data: GroupData, files: dict, found: dict[str, list]) -> None:
+    """Add to ``found`` the runs of a group whose training or test split holds one label only (a seed's split of
+    a small or lopsided data set); a file of one label (``files``: path -> points, labels) is warned about as a
+    whole (:func:`.runner.prepare`)."""
+    parts = {"trained": data.y_train, "tested": data.y[:, data.n_train:]}
+    for part, y in parts.items():
+        if y.shape[1] == 0:
+            continue
+        alike = (y.amin(1) == y.amax(1)).flatten().tolist()
+        for run, one in zip(runs, alike):
+            c = run.config
+            if one and not (c.data is not None and label_advice(files[c.data][1], "") is not None):
+                found[part].append(run)
+
+
+def one_label_advice(found: dict[str, list]) -> DataLabelWarning | None:
+    """One warning line for the runs :func:`one_label_runs` found, or None."""
+    trained = found["trained"]
+    seen = {r.index for r in trained}
+    tested = [r for r in found["tested"] if r.index not in seen]
+    if not (trained or tested):
+        return None
+    first = (trained or tested)[0]
+    parts = [f"{counted(len(trained), 'run')} trained on one label only"] if trained else []
+    parts += [f"{counted(len(tested), 'run')} tested on one label only"] if tested else []
+    return DataLabelWarning(f"{' and '.join(parts)} (run {first.index}: seed {first.seed}): such a run can reach an "
+                            "accuracy of 1.000, and count as solved, by saying that label everywhere; more samples or "
+                            f"another {setting('test_fraction')} give each split both labels")

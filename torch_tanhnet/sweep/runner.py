@@ -34,11 +34,10 @@ from pathlib import Path
 
 import torch
 
-from ..console import counted
 from ..training import checkpoint, setup, signals, writer_lock
 from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sweep_hint
 from ..training.config import ConfigError
-from ..training.data import DataError, DataLabelWarning, label_advice
+from ..training.data import DataError, label_advice
 from ..training.distributed import DistributedError
 from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
 from ..training.signals import StopRequested, stop_on_signals
@@ -46,6 +45,7 @@ from ..training.wording import setting
 from ..training.world import World
 from . import state as checkpoints
 from .config import SweepConfig
+from .data import one_label_advice, one_label_runs
 from .group import GroupResult, GroupTrainer
 from .plan import Group, Plan, make_plan
 from .results import Results, collect, write_csv, write_json
@@ -287,7 +287,7 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                 except StopRequested:  # while a large group's data were drawn: the checkpoint as it stood
                     save(found["current"])
                     return SweepResult(plan, logdir, None, found["seconds"], interrupted=True)
-                one_label_runs(plan, runs, trainer, one_label)
+                one_label_runs(runs, trainer.data, plan.files, one_label)
                 if current is not None:
                     try:
                         trainer.load_state_dict(current)
@@ -317,34 +317,6 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     if world.is_main and (advice := one_label_advice(one_label)):
         warnings.warn(advice, stacklevel=4)  # at the caller of sweep()
     return finish(plan, logdir, found, world, gather, watch)
-
-
-def one_label_runs(plan: Plan, runs: list, trainer: GroupTrainer, found: dict[str, list]) -> None:
-    """Add to ``found`` the runs of a group whose training or test split holds one label only (a seed's split of
-    a small or lopsided data set); a file of one label is warned about as a whole (:func:`prepare`)."""
-    data = trainer.data
-    parts = {"trained": data.y_train, "tested": data.y[:, data.n_train:]}
-    for part, y in parts.items():
-        if y.shape[1] == 0:
-            continue
-        alike = (y.amin(1) == y.amax(1)).flatten().tolist()
-        for run, one in zip(runs, alike):
-            c = run.config
-            if one and not (c.data is not None and label_advice(plan.files[c.data][1], "") is not None):
-                found[part].append(run)
-
-
-def one_label_advice(found: dict[str, list]) -> DataLabelWarning | None:
-    """One warning line for the runs :func:`one_label_runs` found, or None."""
-    trained, tested = found["trained"], [r for r in found["tested"] if r not in found["trained"]]
-    if not (trained or tested):
-        return None
-    first = (trained or tested)[0]
-    parts = [f"{counted(len(trained), 'run')} trained on one label only"] if trained else []
-    parts += [f"{counted(len(tested), 'run')} tested on one label only"] if tested else []
-    return DataLabelWarning(f"{' and '.join(parts)} (run {first.index}: seed {first.seed}): such a run can reach an "
-                            "accuracy of 1.000, and count as solved, by saying that label everywhere; more samples or "
-                            f"another {setting('test_fraction')} give each split both labels")
 
 
 def _bar(plan: Plan, mine: list, found: dict, show: bool):
