@@ -116,3 +116,26 @@ def test_a_random_sweep_that_draws_no_setting_of_a_file_trains_what_it_drew(fold
     assert [r["data"] for r in result.results.rows] == ["b.csv"]  # one setting drawn, of one seed
     resumed = runner.sweep(config(folder / "out", data=("a.csv", "b.csv"), random=1, resume=True))
     assert resumed.already_complete
+
+
+def test_a_random_sweep_resumed_with_part_of_its_files_renamed_is_refused_and_keeps_all_of_them(folder):
+    """After the draw fix the checkpoint hashed only the drawn files: a resume naming just the drawn file another way
+    (./b.csv) matched their count, the saved list shrank to it, the draws changed, and group 0's networks were
+    reported under other settings without a word (review)."""
+    write(folder / "b.csv", 1)
+    values = {"data": ["a.csv", "b.csv"], "hidden": [2, 3], "lr": [0.1, 0.2, 0.3, 0.4, 0.5], "epochs": [2]}
+    start = dict(seeds=[0], progress=False, gallery=0, random=4, random_seed=80)
+    whole = runner.sweep(SweepConfig(values=values, logdir=str(folder / "ref"), **start))
+    assert runner.sweep(SweepConfig(values=values, logdir=str(folder / "sw"), **start),
+                        on_group=stop_before_second_group).interrupted
+    given = {"values", "resume", "logdir"}
+    with pytest.raises(ConfigError, match=r"^data: \['./b.csv'\] differs from the checkpoint's \['a.csv', 'b.csv'\]"):
+        runner.sweep(SweepConfig(values={"data": ["./b.csv"]}, resume=True, logdir=str(folder / "sw"),
+                                 progress=False), given=given)
+    resumed = runner.sweep(SweepConfig(values={"data": ["./a.csv", "./b.csv"]}, resume=True, logdir=str(folder / "sw"),
+                                       progress=False), given=given)
+    keys = ("hidden", "lr", "loss/test")
+    assert [tuple(r[k] for k in keys) for r in resumed.results.rows] == [tuple(r[k] for k in keys)
+                                                                          for r in whole.results.rows]
+    saved = checkpoint.load(folder / "sw" / "checkpoint.pt")["config"]["values"]["data"]
+    assert saved == ["./a.csv", "./b.csv"]  # every file, as named now

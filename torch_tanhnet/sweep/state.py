@@ -205,7 +205,8 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
         if name == "values":
             for field, values in mine["values"].items():
                 saved_values = theirs["values"].get(field, [DEFAULTS[field]])  # not given: train.py's default
-                if field == "data" and hashed and len(values) == len(state["data"]) and None not in values:
+                # the saved list of files, not its hashes: a random sweep hashes only the files it drew
+                if field == "data" and hashed and len(values) == len(saved_values) and None not in values:
                     continue  # the same files named another way (/abs/a.csv for a.csv): runner.check_data decides
                 if field == "noise" and _noises(values, theirs) == _noises(saved_values, theirs):
                     continue  # by what they mean: moons' noise None is 0.1, as train.py's --resume compares
