@@ -188,6 +188,9 @@ def test_a_number_below_a_float_and_a_negative_zero_are_named_as_written(capsys)
     with pytest.raises(OutOfRange, match=r"^must be 0 or at least a float's smallest \(5e-324\), got 1e-400, "):
         real("1e-400")
     assert real("0e-5") == 0.0 and real("-0.0") == 0.0 and real("5e-324") > 0
+    assert real("0e-99999999999999999999") == 0.0  # a zero whose exponent Decimal refused (InvalidOperation)
+    with pytest.raises(OutOfRange, match="rounds to 0"):
+        real("1e-99999999999999999999")
     with pytest.raises(ConfigError, match=r"^argument --lr: must be 0 or at least a float's smallest"):
         load_script("sweep").parse_value("lr", "1e-400")
     assert str(label_advice(torch.full((5, 1), -0.0), "of the training set")).startswith(
