@@ -134,8 +134,12 @@ def test_sgd_on_half_parameters_takes_a_rate_past_their_range_as_torchs_fused_sg
     alone = p[0].detach().clone().requires_grad_()
     g = torch.randn(2, 3, dtype=dtype) * 1e-3
     p.grad, alone.grad = g.clone(), g[0].clone()
+    twin = p.detach().clone().requires_grad_()  # the same with K rates (review: they were cast to float16: inf)
+    twin.grad = g.clone()
     EnsembleSGD([p], lr=1e5).step()
+    EnsembleSGD([twin], lr=[1e5, 1e5]).step()
     torch.optim.SGD([alone], lr=1e5, fused=True).step()
+    assert torch.equal(twin.detach(), p.detach())
     assert torch.isfinite(p).all()
     torch.testing.assert_close(p[0].detach(), alone.detach(), rtol=2**-7, atol=0)  # bfloat16: a last bit apart
 

@@ -77,7 +77,15 @@ def _factor(value, like: list[Tensor]):
         # (torch.tensor, not torch.full: full refuses a value past the dtype, tensor makes it infinite)
         return [torch.tensor(value, dtype=torch.float32 if p.dtype in HALF else p.dtype,
                              device=p.device).reshape((1,) * p.dim()) for p in like]
-    return [value.to(p.device, p.dtype).view(-1, *([1] * (p.dim() - 1))) for p in like]
+    return [value.to(p.device, _held(value, p.dtype)).view(-1, *([1] * (p.dim() - 1))) for p in like]
+
+
+def _held(value: Tensor, dtype: torch.dtype) -> torch.dtype:
+    """The dtype K settings are applied in: the parameters', or float32 for half parameters where a setting is past
+    their range (K rates of 1e5 in float16 made every network infinite, where torch's fused update steps)."""
+    if dtype in HALF and bool((value.abs() > torch.finfo(dtype).max).any()):
+        return torch.float32
+    return dtype
 
 
 class _EnsembleOptimizer(Optimizer):
@@ -574,8 +582,11 @@ def _plus_(xs: list[Tensor], f) -> None:
 
 
 def _axpy(ys: list[Tensor], xs: list[Tensor], f) -> list[Tensor]:
-    """y + f x, new tensors (torch's ``y.add(x, alpha=f)``)."""
-    return torch._foreach_addcmul(ys, xs, f) if isinstance(f, list) else torch._foreach_add(ys, xs, alpha=f)
+    """y + f x, new tensors (torch's ``y.add(x, alpha=f)``), in y's dtype (a float32 factor of half parameters
+    would make them float32, which lerp then refuses beside half tensors)."""
+    if not isinstance(f, list):
+        return torch._foreach_add(ys, xs, alpha=f)
+    return [z if z.dtype == y.dtype else z.to(y.dtype) for z, y in zip(torch._foreach_addcmul(ys, xs, f), ys)]
 
 
 def _axpy_(ys: list[Tensor], xs: list[Tensor], f) -> None:
