@@ -254,9 +254,9 @@ def test_a_split_of_one_label_is_pointed_out_once_per_run_and_per_sweep(tmp_path
         sweep(SweepConfig(values={"data": [str(csv)], "epochs": [2]}, seeds=list(range(5)),
                           logdir=str(tmp_path / "s"), progress=False, gallery=0))
     lines = [str(w.message) for w in caught if w.category is DataLabelWarning]
-    assert lines == ["1 run trained on one label only and 4 runs tested on one label only (run 2: seed 2): such a "
-                     "run can reach an accuracy of 1.000, and count as solved, by saying that label everywhere; more "
-                     "samples or another test_fraction give each split both labels"], lines
+    assert lines == ["of the 5 runs trained in this start, 1 trained on one label only and 4 tested on one label only "
+                     "(run 2: seed 2): such a run can reach an accuracy of 1.000, and count as solved, by saying that "
+                     "label everywhere; more samples or another test_fraction give each split both labels"], lines
     with pytest.warns(DataLabelWarning, match=r"^every label of the test set is 1: a network that says 1 everywhere "
                                               r"scores 1\.000 on it"):
         train(tiny(tmp_path / "run", data=str(csv), seed=1))

@@ -78,6 +78,8 @@ def one_label_runs(runs: list, data: GroupData, files: dict, found: dict[str, li
     """Add to ``found`` the runs of a group whose training or test split holds one label only (a seed's split of
     a small or lopsided data set); a file of one label (``files``: path -> points, labels) is warned about as a
     whole (:func:`.runner.prepare`)."""
+    found["checked"] = found.get("checked", 0) + len(runs)
+    whole = {p: label_advice(labels, "") is not None for p, (_, labels) in files.items()}  # once per file
     parts = {"trained": data.y_train, "tested": data.y[:, data.n_train:]}
     for part, y in parts.items():
         if y.shape[1] == 0:
@@ -85,20 +87,23 @@ def one_label_runs(runs: list, data: GroupData, files: dict, found: dict[str, li
         alike = (y.amin(1) == y.amax(1)).flatten().tolist()
         for run, one in zip(runs, alike):
             c = run.config
-            if one and not (c.data is not None and label_advice(files[c.data][1], "") is not None):
+            if one and not (c.data is not None and whole[c.data]):
                 found[part].append(run)
 
 
-def one_label_advice(found: dict[str, list]) -> DataLabelWarning | None:
-    """One warning line for the runs :func:`one_label_runs` found, or None."""
+def one_label_advice(found: dict[str, list], share: bool = False) -> DataLabelWarning | None:
+    """One warning line for the runs :func:`one_label_runs` found, or None. It counts the runs this start trained
+    (``share``: this process's share of them, under torchrun), not those a resumed sweep had trained before."""
     trained = found["trained"]
     seen = {r.index for r in trained}
     tested = [r for r in found["tested"] if r.index not in seen]
     if not (trained or tested):
         return None
     first = (trained or tested)[0]
-    parts = [f"{counted(len(trained), 'run')} trained on one label only"] if trained else []
-    parts += [f"{counted(len(tested), 'run')} tested on one label only"] if tested else []
-    return DataLabelWarning(f"{' and '.join(parts)} (run {first.index}: seed {first.seed}): such a run can reach an "
+    parts = [f"{len(trained)} trained on one label only"] if trained else []
+    parts += [f"{len(tested)} tested on one label only"] if tested else []
+    whose = "this process trained" if share else "trained in this start"
+    return DataLabelWarning(f"of the {counted(found['checked'], 'run')} {whose}, {' and '.join(parts)} (run "
+                            f"{first.index}: seed {first.seed}): such a run can reach an "
                             "accuracy of 1.000, and count as solved, by saying that label everywhere; more samples or "
                             f"another {setting('test_fraction')} give each split both labels")

@@ -261,7 +261,7 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     config = plan.config
     mine = [(g, share(g, world)) for g in plan.groups]
     bar = _bar(plan, mine, found, config.progress and world.is_main)
-    one_label: dict[str, list] = {"trained": [], "tested": []}  # runs whose split holds one label (one_label_runs)
+    one_label: dict = {"trained": [], "tested": [], "checked": 0}  # runs whose split holds one label (one_label_runs)
 
     def save(current: dict | None) -> None:
         found["current"], found["seconds"] = current, before + time.perf_counter() - started
@@ -316,7 +316,7 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                 save(None)
     finally:
         bar.close()
-    if world.is_main and (advice := one_label_advice(one_label)):
+    if world.is_main and (advice := one_label_advice(one_label, share=world.size > 1)):
         warnings.warn(advice, stacklevel=4)  # at the caller of sweep()
     return finish(plan, logdir, found, world, gather, watch)
 
