@@ -66,10 +66,14 @@ def torchrun_environment() -> tuple[int, int, int]:
     return rank, size, local_rank
 
 
+MAX_TIMEOUT_S = 1e9
+
+
 def init_process_group(backend: str, rank: int, size: int, timeout: float) -> None:
     """torch's init_process_group, its failure to meet the other processes as a DistributedError in one line."""
-    try:
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    try:  # at most 1e9 s (31 years: no wait longer means more): past about 8.6e13 s timedelta overflows (a
+        # traceback for --dist-timeout 1e14), and past 9.2e9 s a clock in int64 nanoseconds
+        dist.init_process_group(backend, timeout=timedelta(seconds=min(timeout, MAX_TIMEOUT_S)))
     except (RuntimeError, ValueError) as e:  # DistStoreError, DistNetworkError: a peer or the store never answered
         if not _communication_failure(e) and not isinstance(e, getattr(dist, "DistError", ())):
             raise
