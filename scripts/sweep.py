@@ -109,6 +109,8 @@ def parse_value(name: str, text: str):
             if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
                 raise ValueError
             return Range(real(parts[0]), real(parts[1]), len(parts) == 3)
+        except OutOfRange as e:  # an end past a float: say so, not that the range is malformed
+            raise ConfigError(f"argument {flag}: a range's ends {e}") from None
         except ValueError:
             raise ConfigError(f"argument {flag}: a range is LOW:HIGH or LOW:HIGH:log, got {text!r}") from None
     if name == "batch_size" and text == "full":

@@ -210,3 +210,10 @@ def test_a_number_below_a_float_and_a_negative_zero_are_named_as_written(capsys)
     config = TrainConfig(noise=-0.0, weight_decay=-0.0)
     config.validate()
     assert math.copysign(1, config.noise) == 1 and math.copysign(1, config.weight_decay) == 1
+
+
+def test_a_range_whose_end_is_past_a_float_says_so():
+    """sweep.py --lr 1e-400:0.1 said "a range is LOW:HIGH or LOW:HIGH:log" (review)."""
+    for text, why in (("1e-400:0.1", "must be 0 or at least a float's smallest"), ("0.1:1e400", "must be within")):
+        with pytest.raises(ConfigError, match=rf"^argument --lr: a range's ends {why}"):
+            load_script("sweep").parse_value("lr", text)
