@@ -217,3 +217,16 @@ def test_a_range_whose_end_is_past_a_float_says_so():
     for text, why in (("1e-400:0.1", "must be 0 or at least a float's smallest"), ("0.1:1e400", "must be within")):
         with pytest.raises(ConfigError, match=rf"^argument --lr: a range's ends {why}"):
             load_script("sweep").parse_value("lr", text)
+
+
+def test_a_setting_of_the_wrong_kind_is_named_cut_short():
+    """TrainConfig(seed=Fraction(10**400)) gave a line of 445 characters (review)."""
+    from fractions import Fraction
+
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.training import TrainConfig
+
+    for config, name in ((TrainConfig(seed=Fraction(HUGE)), "seed"), (SweepConfig(random_seed=Fraction(HUGE)),
+                                                                       "random_seed")):
+        with pytest.raises(ConfigError, match=rf"^{name}: must be an integer, got Fraction\(1000+\.\.\.$"):
+            config.validate()

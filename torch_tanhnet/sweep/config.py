@@ -51,7 +51,7 @@ class SweepConfig:
             if f.name != "random_seed" and (why := beyond_int64(value)) is not None:  # as TrainConfig's settings
                 bad(f.name, why)
             if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
-                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
+                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {short(value)}")
             if isinstance(value, str) and "\0" in value:  # open() says "embedded null byte", naming nothing
                 bad(f.name, f"holds a NUL character, which no file or folder name can: {short(value)}")
             setattr(self, f.name, value)

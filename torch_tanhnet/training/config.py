@@ -132,7 +132,7 @@ class TrainConfig:
             if f.name != "seed" and (why := beyond_int64(value)) is not None:
                 bad(f.name, why)
             if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
-                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {value!r}")
+                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {short(value)}")
             if isinstance(value, str) and "\0" in value:  # open() and os.stat say "embedded null byte", naming nothing
                 bad(f.name, f"holds a NUL character, which no file or folder name can: {short(value)}")
         if self.data is None and self.dataset not in GENERATORS:
