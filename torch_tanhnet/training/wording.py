@@ -90,8 +90,8 @@ def utf8(text: str) -> str:
 
 def printable(text: str) -> str:
     """``text`` for a line of output, a folder name or a picture's label: each control character, line or
-    paragraph separator and bidirectional control (a newline, a tab, an escape, a right-to-left override; a file
-    name may hold any of them) as Python writes it in a
+    paragraph separator, bidirectional control and invisible format character (:func:`_breaks`: a newline, a
+    tab, a right-to-left override, a zero-width space; a file name may hold any of them) as Python writes it in a
     string (``\\n``), and bytes that are not UTF-8 as :func:`utf8` writes them; every other character as it is
     (an ideographic space, a no-break space, an emoji's joiner). A newline in a label stopped the sweep's pictures
     (Pillow measures one line) and split its printed table."""
@@ -103,7 +103,12 @@ BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u
 
 
 def _breaks(c: str) -> bool:
-    return c in BIDI or unicodedata.category(c) in ("Cc", "Zl", "Zp")
+    """Whether ``c`` is escaped: a control character, a line or paragraph separator, a bidirectional control, or
+    an invisible format character (a zero-width space, a soft hyphen, a byte-order mark: 'a\u200b.csv' showed as
+    'a.csv'), but not the joiners and tag characters that emoji are written with."""
+    category = unicodedata.category(c)
+    return (c in BIDI or category in ("Cc", "Zl", "Zp")
+            or category == "Cf" and c not in "\u200c\u200d" and not "\U000e0020" <= c <= "\U000e007f")
 
 
 def shell(path) -> str:
