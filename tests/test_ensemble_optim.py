@@ -1068,3 +1068,20 @@ def test_adam_on_half_parameters_takes_a_step_size_past_their_range_as_torch_doe
     ours.step()
     theirs.step()
     assert torch.isfinite(p).all() and torch.equal(p[0].detach(), alone.detach())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_on_half_parameters_one_networks_setting_leaves_the_others_numbers_alone(dtype):
+    """K settings were applied in float32 only where one of them was past float16's range: network 1's numbers then
+    changed with network 0's rate (review). Now always in float32 for half parameters, as torch's fused updates."""
+    torch.manual_seed(0)
+    start, grad = torch.randn(2, 50, dtype=dtype), torch.randn(2, 50, dtype=dtype) * 1e-3
+    after = []
+    for lr in ([0.3, 0.3], [1e5, 0.3]):
+        for make in (lambda p: EnsembleSGD([p], lr=lr, momentum=[0.5, 0.9]),
+                     lambda p: EnsembleAdam([p], lr=lr, betas=(torch.tensor([0.9, 0.5]), 0.999))):
+            p = start.clone().requires_grad_()
+            p.grad = grad.clone()
+            make(p).step()
+            after.append(p.detach()[1])
+    assert torch.equal(after[0], after[2]) and torch.equal(after[1], after[3])

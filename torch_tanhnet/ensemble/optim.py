@@ -64,12 +64,15 @@ FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 HALF = (torch.float16, torch.bfloat16)  # their arithmetic with a number is float32's in torch's fused updates
 
 
-def _factor(value, like: list[Tensor]):
+def _factor(value, like: list[Tensor], own_dtype: bool = False):
     """A setting as a factor for each tensor in ``like``: the float itself, or per-network tensors shaped
-    (K, 1, ..., 1) in each tensor's dtype and device, so that they broadcast over network k's rows. A float past
-    a tensor's dtype (lr 1e39 in float32, 1e5 in float16: torch's foreach ops refuse it as an alpha, "value cannot
-    be converted") is taken as torch's fused update takes it: in float32 for half parameters (a finite step where
-    it fits), else as the dtype's infinity, so that the networks diverge and the step goes on."""
+    (K, 1, ..., 1) in each tensor's dtype and device, so that they broadcast over network k's rows; for half
+    parameters in float32 (unless ``own_dtype``: lerp's weight), as torch's fused updates apply a setting (K rates
+    of 1e5 cast to float16 made every network infinite; a float32 factor only where one was past the range made
+    one network's setting change the others' numbers). A float past a tensor's dtype (lr 1e39 in float32, 1e5 in
+    float16: torch's foreach ops refuse it as an alpha, "value cannot be converted") is taken the same way: in
+    float32 for half parameters (a finite step where it fits), else as the dtype's infinity, so that the networks
+    diverge and the step goes on."""
     if not isinstance(value, Tensor):
         if abs(value) <= 65504.0 or all(abs(value) <= torch.finfo(p.dtype).max for p in like):  # float16's max
             return value
@@ -77,15 +80,8 @@ def _factor(value, like: list[Tensor]):
         # (torch.tensor, not torch.full: full refuses a value past the dtype, tensor makes it infinite)
         return [torch.tensor(value, dtype=torch.float32 if p.dtype in HALF else p.dtype,
                              device=p.device).reshape((1,) * p.dim()) for p in like]
-    return [value.to(p.device, _held(value, p.dtype)).view(-1, *([1] * (p.dim() - 1))) for p in like]
-
-
-def _held(value: Tensor, dtype: torch.dtype) -> torch.dtype:
-    """The dtype K settings are applied in: the parameters', or float32 for half parameters where a setting is past
-    their range (K rates of 1e5 in float16 made every network infinite, where torch's fused update steps)."""
-    if dtype in HALF and bool((value.abs() > torch.finfo(dtype).max).any()):
-        return torch.float32
-    return dtype
+    return [value.to(p.device, p.dtype if own_dtype or p.dtype not in HALF else torch.float32)
+            .view(-1, *([1] * (p.dim() - 1))) for p in like]
 
 
 class _EnsembleOptimizer(Optimizer):
@@ -430,7 +426,7 @@ class EnsembleAdam(_EnsembleOptimizer):
         v = [s["exp_avg_sq"] for s in state]
         if _nonzero(group["weight_decay"]):
             grads = _axpy(grads, params, _factor(group["weight_decay"], params))  # d = g + λ θ
-        _lerp_(m, grads, _factor(1 - beta1, params))  #           m = lerp(m, d, 1 − β1)
+        _lerp_(m, grads, _factor(1 - beta1, params, own_dtype=True))  # m = lerp(m, d, 1 − β1)
         _scale_(v, _factor(beta2, params))  #                      v = β2 v
         torch._foreach_addcmul_(v, _scaled(grads, _factor(1 - beta2, params)), grads)  # v += (1 − β2) d d
         denom = torch._foreach_sqrt(v)  #                          √v
