@@ -1075,10 +1075,10 @@ def test_on_half_parameters_one_networks_setting_leaves_the_others_numbers_alone
     """K settings were applied in float32 only where one of them was past float16's range: network 1's numbers then
     changed with network 0's rate (review). Now always in float32 for half parameters, as torch's fused updates."""
     torch.manual_seed(0)
-    start, grad = torch.randn(2, 50, dtype=dtype), torch.randn(2, 50, dtype=dtype) * 1e-3
+    start, grad = torch.randn(2, 200, dtype=dtype), torch.randn(2, 200, dtype=dtype)
     after = []
     for lr in ([0.3, 0.3], [1e5, 0.3]):
-        for make in (lambda p: EnsembleSGD([p], lr=lr, momentum=[0.5, 0.9]),
+        for make in (lambda p: EnsembleSGD([p], lr=lr, momentum=[0.5, 0.9], weight_decay=[0.01, 0.02]),
                      lambda p: EnsembleAdam([p], lr=lr, betas=(torch.tensor([0.9, 0.5]), 0.999))):
             p = start.clone().requires_grad_()
             p.grad = grad.clone()
