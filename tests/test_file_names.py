@@ -177,7 +177,9 @@ def test_messages_name_settings_with_setting_not_braces():
     ("\U0001f468\u200d\U0001f469.csv", "\U0001f468\u200d\U0001f469.csv"),  # an emoji's joiner: kept
     ("we\nird.csv", "we\\nird.csv"), ("a\u2028b", "a\\u2028b"), ("t\tx\x1b", "t\\tx\\x1b"),  # line breaks, controls
     ("rtl\u202eVSC.csv", "rtl\\u202eVSC.csv"), ("a\u2066b\u2069", "a\\u2066b\\u2069"),  # bidi: reversed the line
-    ("a\u200b.csv", "a\\u200b.csv"), ("\ufeffa.csv", "\\ufeffa.csv"), ("so\xadft", "so\\xadft"),  # invisible
+    ("\ufeffa.csv", "\\ufeffa.csv"), ("a\u2060b", "a\\u2060b"),  # invisible, in no script's words
+    ("\u0e20\u0e32\u0e29\u0e32\u200b\u0e44\u0e17\u0e22",) * 2,  # Thai's word space: kept
+    ("\u0600\u0661\u0662.csv", "\u0600\u0661\u0662.csv"), ("so\xadft", "so\xadft"),  # an Arabic sign: it shows
     ("\U0001f3f4\U000e0067\U000e0062\U000e007f", "\U0001f3f4\U000e0067\U000e0062\U000e007f"),  # a flag's tags: kept
 ])
 def test_only_control_characters_and_line_breaks_are_escaped_in_labels(name, shown):

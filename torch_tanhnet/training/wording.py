@@ -91,7 +91,7 @@ def utf8(text: str) -> str:
 def printable(text: str) -> str:
     """``text`` for a line of output, a folder name or a picture's label: each control character, line or
     paragraph separator, bidirectional control and invisible format character (:func:`_breaks`: a newline, a
-    tab, a right-to-left override, a zero-width space; a file name may hold any of them) as Python writes it in a
+    tab, a right-to-left override, a byte-order mark; a file name may hold any of them) as Python writes it in a
     string (``\\n``), and bytes that are not UTF-8 as :func:`utf8` writes them; every other character as it is
     (an ideographic space, a no-break space, an emoji's joiner). A newline in a label stopped the sweep's pictures
     (Pillow measures one line) and split its printed table."""
@@ -102,13 +102,18 @@ def printable(text: str) -> str:
 BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+# format characters that no script writes between its letters and that show nothing: a byte-order mark, the word
+# joiner and invisible operators, the deprecated shaping controls, interlinear annotation marks, the language tag
+# (the zero-width space and soft hyphen stay: Thai and Khmer write the one between words, and the Arabic number
+# signs and the like are format characters that show)
+INVISIBLE = frozenset("\ufeff\u2060\u2061\u2062\u2063\u2064\u206a\u206b\u206c\u206d\u206e\u206f\ufff9\ufffa\ufffb"
+                      "\U000e0001")
+
+
 def _breaks(c: str) -> bool:
     """Whether ``c`` is escaped: a control character, a line or paragraph separator, a bidirectional control, or
-    an invisible format character (a zero-width space, a soft hyphen, a byte-order mark: 'a\u200b.csv' showed as
-    'a.csv'), but not the joiners and tag characters that emoji are written with."""
-    category = unicodedata.category(c)
-    return (c in BIDI or category in ("Cc", "Zl", "Zp")
-            or category == "Cf" and c not in "\u200c\u200d" and not "\U000e0020" <= c <= "\U000e007f")
+    one of the INVISIBLE format characters."""
+    return c in BIDI or c in INVISIBLE or unicodedata.category(c) in ("Cc", "Zl", "Zp")
 
 
 def shell(path) -> str:
