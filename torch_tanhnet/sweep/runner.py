@@ -175,9 +175,8 @@ def check_data(plan: Plan, found: dict, world: World) -> None:
                 named = "" if path == before else f" ({before!r})"
                 raise ConfigError("data", f"the data in {path!r} differ from the checkpoint's{named}; a resumed "
                                           "sweep keeps its data")
-        if given != [p for p, _ in saved]:  # the same files, named another way: saved as named now (the whole list,
-            # also the files a random sweep did not draw)
-            named = list(plan.config.values["data"])
+        named = list(plan.config.values["data"])  # the whole list, also the files a random sweep did not draw
+        if named != found["config"]["values"].get("data"):  # the same files, named another way: saved as named now
             found["config"] = {**found["config"], "values": {**found["config"]["values"], "data": named}}
     found["data"] = data
 
