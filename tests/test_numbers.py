@@ -112,12 +112,10 @@ def test_the_same_class_elsewhere_dist_timeout_sweep_settings_and_long_values(ca
     torch takes it, the setting itself any positive number); the sweep's own integer
     settings had no int64 bound; a random seed, check_gradients.py's seed and bench.py's N of 300 digits were
     printed whole; bench.py blamed --models and --sizes where --sizes alone could not fit."""
-    from torch_tanhnet.sweep.config import SweepConfig
-    from torch_tanhnet.training import TrainConfig
-
     from datetime import timedelta
 
-    from torch_tanhnet.training import distributed
+    from torch_tanhnet.sweep.config import SweepConfig
+    from torch_tanhnet.training import TrainConfig, distributed
 
     for config in (TrainConfig(dist_timeout=1e14), SweepConfig(dist_timeout=1e14)):
         config.validate()  # "never": taken (a cap refused sweeps saved with one), and bounded where torch takes it
