@@ -349,7 +349,9 @@ def report(config, given, world, device, gather) -> int:
     if result is None:
         return 0
     if result.interrupted:
-        if world.is_main:
+        if world.is_main and not logdir.exists():  # a dry run's temporary folder, removed: it keeps nothing
+            print("interrupted; a dry run keeps nothing without --logdir")
+        elif world.is_main:
             print(f"interrupted; checkpoint saved in {printable(str(logdir))}\ncontinue with: "
                   f"{resume_command(logdir, world.size)}")
         return 130

@@ -63,6 +63,25 @@ def test_a_dry_run_deletes_only_the_folder_it_made(tmp_path, monkeypatch, capsys
     assert [p.name for p in tmp.iterdir() if p.name.startswith(runner.DRY)] == [theirs.name]
 
 
+def test_an_interrupted_dry_run_keeps_nothing_and_says_so(tmp_path, monkeypatch, capsys):
+    """Its temporary folder is removed however the dry run ends: a Ctrl-C must not point at a checkpoint there."""
+    import signal
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    step = runner.GroupTrainer.train_step
+
+    def interrupted(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return step(self)
+
+    monkeypatch.setattr(runner.GroupTrainer, "train_step", interrupted)
+    code, out, err = main("--dry-run", *QUICK, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 130 and out.strip().endswith("interrupted; a dry run keeps nothing without --logdir"), out + err
+    assert [p.name for p in tmp.iterdir() if p.name.startswith(runner.DRY)] == []
+
+
 def test_a_dry_run_that_fails_while_it_trains_leaves_no_folder(tmp_path, monkeypatch):
     """A dry run that ended in an error after its plan (a bug, an optimizer's refusal) left its temporary folder,
     with whatever it had written, in the temporary directory."""
