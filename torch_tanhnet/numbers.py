@@ -12,6 +12,8 @@ import math
 
 
 def cut(text: str) -> str:
+    """``text`` for a one-line message, at most 40 characters (as :func:`torch_tanhnet.checks.cut`, which this
+    module does not import: the scripts read their flags before torch is loaded)."""
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -22,7 +24,8 @@ def _plain(text: str) -> str:
 
 
 class OutOfRange(argparse.ArgumentTypeError, ValueError):
-    """An integer past an int64: argparse writes its message as it is (``argument --n: must be within ...``)."""
+    """A number as written that a float or the scripts' integers cannot hold (``1e400``, ``1e-400``, 10**400):
+    argparse writes its message as it is (``argument --lr: must be within a float's range ...``)."""
 
 
 def integer(text: str) -> int:
