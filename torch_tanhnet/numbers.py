@@ -10,11 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 
-
-def cut(text: str) -> str:
-    """``text`` for a one-line message, at most 40 characters (as :func:`torch_tanhnet.checks.cut`, which this
-    module does not import: the scripts read their flags before torch is loaded)."""
-    return text if len(text) <= 40 else text[:37] + "..."
+from .checks import cut
 
 
 def _plain(text: str) -> str:
