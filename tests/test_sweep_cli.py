@@ -256,6 +256,23 @@ def test_resume_with_a_setting_that_only_a_new_sweep_could_check_names_the_check
     assert code == 2 and err.strip() == ("sweep.py: error: argument --random: 2 differs from the checkpoint's "
                                          "None; a resumed sweep keeps its settings"), err
 
+
+def test_resume_compares_batch_sizes_by_what_they_mean(tmp_path, monkeypatch, capsys):
+    """--resume --batch-size 400 on a sweep saved at full batch over 400 training samples was refused ([400] vs
+    [None]); train.py's --resume compares by meaning (re-probe). 100 still differs; so does a list of another length."""
+    code, out, err = main("--seeds", "1", "--epochs", "3", "--n-samples", "50", "--gallery", "0", "--logdir", "bs",
+                          cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "40 training samples, full batch" in out, out + err
+    for same in (["40"], ["64"], ["full"]):
+        code, out, err = main("--logdir", "bs", "--resume", "--batch-size", *same, cwd=tmp_path,
+                              monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err
+    for other, why in ((["10"], "[10] differs from the checkpoint's [None] (of 40 training samples)"),
+                       (["40", "10"], "[40, 10] differs from the checkpoint's [None]; ")):
+        code, out, err = main("--logdir", "bs", "--resume", "--batch-size", *other, cwd=tmp_path,
+                              monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 2 and f"argument --batch-size: {why}" in err, err
+
 def test_a_reader_that_closes_stdout_early_gets_no_error_message(tmp_path):
     """`sweep.py ... | head -1`: the rest of the output met a closed pipe, which the sweep blamed on the disk
     ("cannot write (Broken pipe); what was checkpointed before is kept: continue with --resume")."""

@@ -128,14 +128,17 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     try:
         if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race it
             check_new_logdir(logdir)
+        asked = None
         if config.resume:
             found = checkpoints.load(logdir, world.rank, world.size)
             given = {"values", *(f for f in config.as_dict() if f != "values")} if given is None else given
+            asked = config.values.get("batch_size") if "values" in given else None
             config = checkpoints.resume_settings(config, found, given)
             config.validate()
         else:
             found = checkpoints.new(config, world.rank, world.size)
         plan = make_plan(config, device)
+        checkpoints.check_batch_sizes(plan, asked, config.values.get("batch_size", [None]))  # None: train.py's
         check_data(plan, found, world)
         for path, (_, y) in plan.files.items() if world.is_main else ():
             if advice := label_advice(y, f"in {path!r}"):

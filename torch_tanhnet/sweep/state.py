@@ -195,6 +195,27 @@ def _noises(values: list, saved: dict) -> list:
     return [[DEFAULT_NOISE.get(d) if v is None else v for v in values] for d in datasets]
 
 
+def _full_or_same(values: list, saved: list) -> bool:
+    """Whether two lists of batch sizes differ only where one says the full batch (None) and the other a number,
+    which may mean the same (:func:`check_batch_sizes` compares them against the training sets' sizes)."""
+    return len(values) == len(saved) and all(a == b or (a is None) != (b is None) for a, b in zip(values, saved))
+
+
+def check_batch_sizes(plan, asked: list | None, saved: list | None) -> None:
+    """Refuse, as train.py's --resume does, batch sizes given on --resume that do not mean the saved ones: each
+    setting's batch is min(B or n, n) of its n training samples (the plan knows n; the comparison of the lists
+    alone took 400 for the full batch of 400 samples as another setting)."""
+    if asked is None or saved is None or asked == saved:
+        return
+    for mine, theirs in zip(asked, saved):
+        for g in plan.groups:
+            n = g.n_train
+            if any(plan.settings[s]["batch_size"] == theirs for s in g.settings) and \
+                    min(mine or n, n) != min(theirs or n, n):
+                raise ConfigError("batch_size", f"{_listed(asked)} differs from the checkpoint's {_listed(saved)} "
+                                                f"(of {n} training samples); a resumed sweep keeps its settings")
+
+
 def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepConfig:
     """The sweep's saved settings, with the resumable ones the user gave; a change to any other is refused."""
     saved = SweepConfig.from_dict(state["config"])
@@ -210,6 +231,8 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
                     continue  # the same files named another way (/abs/a.csv for a.csv): runner.check_data decides
                 if field == "noise" and _noises(values, theirs) == _noises(saved_values, theirs):
                     continue  # by what they mean: moons' noise None is 0.1, as train.py's --resume compares
+                if field == "batch_size" and _full_or_same(values, saved_values):
+                    continue  # 400 may be the full batch (None) of 400 training samples: check_batch_sizes decides
                 if values != saved_values:
                     raise ConfigError(field, f"{_listed(values)} differs from the checkpoint's "
                                              f"{_listed(saved_values)}; a resumed sweep keeps its settings")
