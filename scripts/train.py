@@ -156,20 +156,30 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
 
     config = TrainConfig(**vars(args))
     warnings_as_lines(parser.prog)
+
+    def answer(e: BaseException) -> int | None:
+        """Say (and under torchrun record) ``e`` in one line; its exit code, or None for an error not ours."""
+        if isinstance(e, (ConfigError, DataError, CheckpointError)):  # a bad value or file in a well-formed command
+            return fail(f"{parser.prog}: error: {e.for_command_line()}", 2)  # line (usage: a malformed one)
+        if isinstance(e, (TrainingDiverged, DistributedError, OutOfMemory, SaveError)):
+            return fail(f"{parser.prog}: error: {e.for_command_line()}", 1, consequence=isinstance(e, PeerFailed))
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C or SIGTERM while the run was being set up, before its loop;
+            # under torchrun, often its SIGTERM after another process failed: not the root cause its report names
+            return fail(f"{parser.prog}: interrupted before training began; nothing was saved", 130,
+                        consequence=True)
+        return None
+
+    answered: dict[int, int | None] = {}  # said under torchrun before its process group went (sweep.py does too)
     try:
         if launched_by_torchrun():
-            result = train_distributed(config, given)
+            result = train_distributed(config, given, on_error=lambda e: answered.setdefault(id(e), answer(e)))
         else:
             result = train(config, given=given)
-    except (ConfigError, DataError, CheckpointError) as e:  # a bad value or file in a well-formed command line:
-        return fail(f"{parser.prog}: error: {e.for_command_line()}", 2)  # one line (usage: a malformed one)
-    except (TrainingDiverged, DistributedError, OutOfMemory) as e:
-        return fail(f"{parser.prog}: error: {e.for_command_line()}", 1, consequence=isinstance(e, PeerFailed))
-    except SaveError as e:
-        return fail(f"{parser.prog}: error: {e.for_command_line()}", 1)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the run was being set up, before its loop
-        # under torchrun, often its SIGTERM after another process failed: not the root cause its report should name
-        return fail(f"{parser.prog}: interrupted before training began; nothing was saved", 130, consequence=True)
+    except BaseException as e:
+        code = answered[id(e)] if id(e) in answered else answer(e)
+        if code is None:
+            raise
+        return code
     if result is None:  # a process other than rank 0
         return 0
     if result.already_done:

@@ -66,3 +66,30 @@ def test_device_cuda_without_cuda_under_torchrun_is_the_one_line_it_is_without(m
         with pytest.raises(ConfigError) as e:
             distributed.train_distributed(TrainConfig(device="cuda"))
     assert e.value.for_command_line() == "argument --device: cuda is not available on this machine"
+
+
+def test_train_distributed_hands_an_error_over_before_its_process_group_goes(monkeypatch):
+    """train.py said and recorded its error after train_distributed destroyed the process group: the other process,
+    failing as soon as it went, could record first and be named torchrun's root cause (as sweep.py's once was)."""
+    import socket
+
+    from torch_tanhnet.training import TrainConfig
+    from torch_tanhnet.training.data import DataError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, v in {**ENV, "WORLD_SIZE": "1", "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(key, v)
+    order = []
+
+    def fails(*args, **kwargs):
+        raise DataError("cannot read 'x.csv'")
+
+    destroy = dist.destroy_process_group
+    monkeypatch.setattr(distributed, "train", fails)
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: (order.append("group gone"), destroy()))
+    with pytest.raises(DataError):
+        distributed.train_distributed(TrainConfig(progress=False), on_error=lambda e: order.append(str(e)))
+    assert order == ["cannot read 'x.csv'", "group gone"]
+    assert not dist.is_initialized()

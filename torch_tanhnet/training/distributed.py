@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from datetime import timedelta
+from collections.abc import Callable
 from typing import NoReturn
 
 import torch
@@ -152,8 +153,11 @@ def stopped_answering(e: RuntimeError, rank: int, size: int, waited: str) -> Pee
                       f"{waited} ({first})")
 
 
-def train_distributed(config: TrainConfig, given: set[str] | None = None) -> TrainResult | None:
-    """Train as one process of a torchrun launch; returns the result on rank 0, None elsewhere."""
+def train_distributed(config: TrainConfig, given: set[str] | None = None,
+                      on_error: Callable[[BaseException], None] | None = None) -> TrainResult | None:
+    """Train as one process of a torchrun launch; returns the result on rank 0, None elsewhere. ``on_error`` is
+    called with an error before the process group goes (then the error is raised): the other processes fail once
+    it goes, and a script that says and records its line there is the first in torchrun's report, not after them."""
     rank, size, local_rank = torchrun_environment()
     config.validate()
     device = resolve_device(config.device)
@@ -177,5 +181,9 @@ def train_distributed(config: TrainConfig, given: set[str] | None = None) -> Tra
                 raise
             raise error from None
         return result if rank == 0 else None
+    except BaseException as e:
+        if on_error is not None:
+            on_error(e)
+        raise
     finally:
         dist.destroy_process_group()
