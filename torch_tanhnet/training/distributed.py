@@ -16,8 +16,8 @@ import json
 import os
 import sys
 import time
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import NoReturn
 
 import torch
