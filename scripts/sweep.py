@@ -333,7 +333,7 @@ def resume_command(logdir, size: int) -> str:
 
 def report(config, given, world, device, gather) -> int:
     """Plan, print the plan (rank 0), sweep, print the table; the exit code."""
-    from torch_tanhnet.kernels.dispatch import reference_asked
+    from torch_tanhnet.console import through_reference
     from torch_tanhnet.sweep.board import selection_hint
     from torch_tanhnet.sweep.plan import estimate_seconds
     from torch_tanhnet.sweep.results import table, train_command, write_csv
@@ -364,8 +364,8 @@ def report(config, given, world, device, gather) -> int:
     first = result.results.rows[0]
     # the checkpoint adds up every start's training time (a complete sweep resumed trained nothing now)
     starts = " (this start and the earlier ones)" if plan.config.resume and not result.already_complete else ""
-    lines = ", through the handout's own lines (TORCH_TANHNET_REFERENCE)" if reference_asked() else ""
-    print(f"{plan.n_runs} runs trained in {result.seconds:.1f} s{starts}{lines}")  # two lines: an 80-column terminal
+    # two lines: an 80-column terminal
+    print(f"{plan.n_runs} runs trained in {result.seconds:.1f} s{starts}{through_reference()}")
     print(f"solved: final test accuracy ≥ {plan.config.solved_at:g}; steps to solve: the solved runs' median first "
           "logged step at it")
     if logdir.exists():  # a dry run without --logdir leaves nothing

@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     args = parser.parse_args(argv)
     given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
 
-    from torch_tanhnet.console import counted, figure, warnings_as_lines
-    from torch_tanhnet.kernels.dispatch import reference_asked
+    from torch_tanhnet.console import counted, figure, through_reference, warnings_as_lines
     from torch_tanhnet.training.checkpoint import CheckpointError, SaveError
     from torch_tanhnet.training.config import ConfigError, TrainConfig
     from torch_tanhnet.training.data import DataError
@@ -200,9 +199,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
           f"test loss {figure(m.get('loss/test', float('nan')), 4)}, "
           f"accuracy {m.get('accuracy/test', float('nan')):.3f}")
     print(curvature_line(result))
-    lines = ", through the handout's own lines (TORCH_TANHNET_REFERENCE)" if reference_asked() else ""
     print(f"{counted(result.steps_this_run, 'step')} in {result.seconds:.2f} s ({result.steps_per_second:.0f} "
-          f"steps/s{lines})")
+          f"steps/s{through_reference()})")
     if result.kept:
         # TensorBoard keeps 10 pictures of a tag unless told: past 2000 steps it dropped step 0's, the untrained net
         print(f"view it with: tensorboard --logdir {shell(result.logdir)} --samples_per_plugin images=1000")

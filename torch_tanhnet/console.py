@@ -41,6 +41,14 @@ def figure(value: float, places: int) -> str:
     return f"{value:.{places}f}" if not abs(value) >= 1e6 else f"{value:.{places}e}"
 
 
+def through_reference() -> str:
+    """The end of the scripts' timing line when they trained through the handout's own lines (the reference
+    Functions, TORCH_TANHNET_REFERENCE), else nothing."""
+    from .kernels.dispatch import reference_asked
+
+    return ", through the handout's own lines (TORCH_TANHNET_REFERENCE)" if reference_asked() else ""
+
+
 def counted(n: int, word: str) -> str:
     """``3 runs``, ``1 run``."""
     return f"{n} {word}{'s' * (n != 1)}"
