@@ -74,12 +74,16 @@ def stack(configs: list[TrainConfig], device: torch.device, splits: SplitCache |
     return GroupData(X_train, y_train, X, y, X_train.shape[1])
 
 
-def one_label_runs(runs: list, data: GroupData, files: dict, found: dict[str, list]) -> None:
+def one_label_files(files: dict) -> set[str]:
+    """The --data files (path -> points, labels) whose labels are all one value: :func:`.runner.prepare` warns
+    about each as a whole, so :func:`one_label_runs` leaves their runs out."""
+    return {path for path, (_, labels) in files.items() if label_advice(labels, "") is not None}
+
+
+def one_label_runs(runs: list, data: GroupData, whole: set[str], found: dict[str, list]) -> None:
     """Add to ``found`` the runs of a group whose training or test split holds one label only (a seed's split of
-    a small or lopsided data set); a file of one label (``files``: path -> points, labels) is warned about as a
-    whole (:func:`.runner.prepare`)."""
+    a small or lopsided data set), but not those of the ``whole`` files of one label (:func:`one_label_files`)."""
     found["checked"] = found.get("checked", 0) + len(runs)
-    whole = {p: label_advice(labels, "") is not None for p, (_, labels) in files.items()}  # once per file
     parts = {"trained": data.y_train, "tested": data.y[:, data.n_train:]}
     for part, y in parts.items():
         if y.shape[1] == 0:
@@ -87,7 +91,7 @@ def one_label_runs(runs: list, data: GroupData, files: dict, found: dict[str, li
         alike = (y.amin(1) == y.amax(1)).flatten().tolist()
         for run, one in zip(runs, alike):
             c = run.config
-            if one and not (c.data is not None and whole[c.data]):
+            if one and c.data not in whole:
                 found[part].append(run)
 
 

@@ -45,7 +45,7 @@ from ..training.wording import setting
 from ..training.world import World
 from . import state as checkpoints
 from .config import SweepConfig
-from .data import one_label_advice, one_label_runs
+from .data import one_label_advice, one_label_files, one_label_runs
 from .group import GroupResult, GroupTrainer
 from .plan import Group, Plan, make_plan
 from .results import Results, collect, write_csv, write_json
@@ -264,6 +264,7 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
     mine = [(g, share(g, world)) for g in plan.groups]
     bar = _bar(plan, mine, found, config.progress and world.is_main)
     one_label: dict = {"trained": [], "tested": [], "checked": 0}  # runs whose split holds one label (one_label_runs)
+    whole = one_label_files(plan.files)  # once, not at every group
 
     def save(current: dict | None) -> None:
         found["current"], found["seconds"] = current, before + time.perf_counter() - started
@@ -291,7 +292,7 @@ def _train(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
                 except StopRequested:  # while a large group's data were drawn: the checkpoint as it stood
                     save(found["current"])
                     return SweepResult(plan, logdir, None, found["seconds"], interrupted=True)
-                one_label_runs(runs, trainer.data, plan.files, one_label)
+                one_label_runs(runs, trainer.data, whole, one_label)
                 if current is not None:
                     try:
                         trainer.load_state_dict(current)

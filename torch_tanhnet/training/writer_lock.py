@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from .config import ConfigError
-from .wording import setting, words
+from .wording import Worded, setting, words
 
 try:
     import fcntl
@@ -75,8 +75,7 @@ class FolderMoved(OSError):
     def __reduce__(self):  # OSError's own pickles (errno, strerror, filename), which this __init__ does not take
         return type(self), (self.text, self.filename)
 
-    def for_command_line(self) -> str:
-        return words(self.text, command_line=True)
+    for_command_line = Worded.for_command_line  # the same words from self.text (an OSError, so not a Worded)
 
 
 class Watch:
