@@ -369,6 +369,7 @@ def test_a_run_whose_folder_is_renamed_while_it_runs_stops_and_leaves_the_folder
     def rename_at_step_30(self, values, step, *args, **kwargs):
         calls.append(step)
         if step >= 30 and not Path("exp-old").exists():
+            self.writer.flush()  # TensorBoard's writer thread idle: it checks no folder between these two lines
             Path("exp").rename("exp-old")
             Path("exp/r").mkdir(parents=True)
             for name in ("events.out.tfevents.0000000000.hparams-config", "notes.txt"):  # another run's, a user's
