@@ -13,6 +13,16 @@ import math
 from .checks import cut
 
 
+def past_int64(digits: int) -> str:
+    """The words for an integer of ``digits`` digits past what the settings take (flags and Python alike)."""
+    return f"must be within ±2**63, got an integer of {digits} digits"
+
+
+def past_float(what: str) -> str:
+    """The words for a number past a float's range, ``what`` naming it as it came."""
+    return f"must be within a float's range (±1.8e308), got {what}"
+
+
 def _plain(text: str) -> str:
     if not text.isascii() or "_" in text:
         raise ValueError(f"not a number as written on a command line or in a CSV file: {text!r}")
@@ -31,7 +41,7 @@ def integer(text: str) -> int:
     range or ±2**63)."""
     digits = _plain(text).strip().lstrip("+-").lstrip("0")
     if digits.isdigit() and len(digits) > 300:  # also spares int() its limit of 4300 digits
-        raise OutOfRange(f"must be within ±2**63, got an integer of {len(digits)} digits")
+        raise OutOfRange(past_int64(len(digits)))
     return int(text)
 
 
@@ -41,7 +51,7 @@ def real(text: str) -> float:
     an infinity the user did not write ("must be a positive number, got inf"), or below it (``1e-400``, made 0)."""
     value = float(_plain(text))
     if math.isinf(value) and "inf" not in text.lower():
-        raise OutOfRange(f"must be within a float's range (±1.8e308), got {cut(text.strip())}")
+        raise OutOfRange(past_float(cut(text.strip())))
     if value == 0 and any(c in "123456789" for c in text.lower().split("e")[0]):  # 1e-400: "must be a positive
         # number, got 0.0" (a digit other than 0 before the exponent: not a zero)
         raise OutOfRange(f"must be 0 or at least a float's smallest (5e-324), got {cut(text.strip())}, which "

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, fields
 
 from ..checks import short
+from ..numbers import past_float, past_int64
 from .data import GENERATORS
 from .wording import Worded, flag, setting, words
 
@@ -32,12 +33,12 @@ def beyond_int64(value) -> str | None:
     """Why a number is too large for a setting (every count, size, seed and rate here fits in an int64, and one past
     a float's range overflowed the checks and TensorBoard's), or None."""
     if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
-        return f"must be within ±2**63, got an integer of {len(str(abs(value)))} digits"
+        return past_int64(len(str(abs(value))))
     if isinstance(value, numbers.Real) and not isinstance(value, (int, float)):  # Fraction(10**400)
         try:
             float(value)
         except OverflowError:
-            return "must be within a float's range (±1.8e308), got a number too large for a float"
+            return past_float("a number too large for a float")
     return None
 
 
