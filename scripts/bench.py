@@ -155,8 +155,8 @@ def check_memory(args, device, sizes: list[int]) -> None:
             raise Refused(f"argument {flag}: N = {short(n)} would need {why}; choose fewer samples")
 
 
-def main(argv: list[str] | None = None) -> int:
-    from torch_tanhnet.numbers import integer, real
+def build_parser() -> argparse.ArgumentParser:
+    from torch_tanhnet.numbers import integer, real, take_negatives
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=integer, nargs="+", metavar="N",
@@ -178,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-loop", action="store_true", help="with --ensemble: skip the Python loop (default: run it)")
     p.add_argument("--json", metavar="FILE",
                    help="also write the results as JSON to FILE, which must not exist yet (default: none)")
+    return take_negatives(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if (args.models or args.no_loop or args.single_n is not None) and not args.ensemble:
         p.error("--models, --single-n and --no-loop go with --ensemble")

@@ -34,7 +34,7 @@ def fail(message: str, code: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from torch_tanhnet.numbers import integer
+    from torch_tanhnet.numbers import integer, take_negatives
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=integer, default=8, metavar="N", help="number of data points (default: 8)")
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", action="store_true",
                    help="first print every quantity's numbers (inputs, forward, backward), to follow a calculation "
                         "by hand; matrices show their first 10 rows (default: off)")
-    return p
+    return take_negatives(p)
 
 
 def main(argv: list[str] | None = None) -> int:

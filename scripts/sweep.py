@@ -41,7 +41,7 @@ SETTINGS = {
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
-    from torch_tanhnet.numbers import integer, real
+    from torch_tanhnet.numbers import integer, real, take_negatives
     from torch_tanhnet.sweep.config import SweepConfig
     from torch_tanhnet.sweep.space import DEFAULTS
 
@@ -93,7 +93,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help=f"under torchrun, seconds to wait for the other processes (default: {d.dist_timeout:g})")
     arg("--no-progress", dest="progress", action="store_false", default=d.progress,
         help="no progress bar (default: a bar on a terminal)")
-    return p
+    return take_negatives(p)
 
 
 def parse_value(name: str, text: str):

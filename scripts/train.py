@@ -41,7 +41,7 @@ def unraisable(info) -> None:
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
-    from torch_tanhnet.numbers import integer, real
+    from torch_tanhnet.numbers import integer, real, take_negatives
     from torch_tanhnet.training.config import TrainConfig
     from torch_tanhnet.training.data import DEFAULT_NOISE, GENERATORS
 
@@ -101,7 +101,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help=f"under torchrun, seconds to wait for the other processes before failing (default: {d.dist_timeout:g})")
     arg("--no-progress", dest="progress", action="store_false", default=d.progress,
         help="no progress bar (default: a bar on a terminal)")
-    return p
+    return take_negatives(p)
 
 
 def curvature_line(result) -> str:

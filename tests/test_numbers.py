@@ -40,6 +40,32 @@ def test_every_number_flag_of_the_scripts_refuses_them_in_one_line(script, capsy
             assert err == f"{parser.prog}: error: argument {action.option_strings[0]}: invalid {kind} value: {text!r}"
 
 
+NEGATIVES = ["-1e-3", "-1E3", "-.5e1", "-inf", "-Infinity", "-nan", "-0.5", "-2"]
+
+
+@pytest.mark.parametrize("script", ["train", "sweep", "check_gradients", "bench"])
+def test_a_negative_number_after_any_flag_is_that_flags_value_not_an_unknown_option(script, capsys):
+    """argparse took a word after a flag for a value only when it looked like -1 or -.5: `--lr -1e-3` and
+    `--lr -inf` said "expected one argument" (`--lr 0.1 -inf` in a sweep: "unrecognized arguments")."""
+    parser = load_script(script).build_parser()
+    flags = [a for a in parser._actions if a.option_strings and a.nargs != 0 and a.option_strings[0] != "-h"]
+    assert len(flags) >= 4, script
+    for action in flags:
+        flag = action.option_strings[0]
+        for text in NEGATIVES:
+            argv = [flag, text] if action.nargs != "+" else [flag, "1", text]
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as e:
+                err = capsys.readouterr().err.strip().splitlines()
+                assert e.code == 2 and err[-1].startswith(f"{parser.prog}: error: argument {flag}"), (argv, err[-1:])
+                assert "expected" not in err[-1] and "unrecognized" not in err[-1], (argv, err[-1])
+            else:
+                value = getattr(args, action.dest)
+                value = value[-1] if isinstance(value, list) else value
+                assert value == text or str(value) == str(action.type(text)), (argv, value)
+
+
 @pytest.mark.parametrize("name", sorted(INTEGER | NUMBER))
 def test_every_setting_value_and_range_of_sweep_py_refuses_them(name):
     sweep = load_script("sweep")
@@ -228,3 +254,14 @@ def test_a_setting_of_the_wrong_kind_is_named_cut_short():
                                                                        "random_seed")):
         with pytest.raises(ConfigError, match=rf"^{name}: must be an integer, got Fraction\(1000+\.\.\.$"):
             config.validate()
+
+
+def test_take_negatives_refuses_a_parser_with_an_option_a_negative_number_would_shadow():
+    import argparse
+
+    from torch_tanhnet.numbers import take_negatives
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-1", dest="one", action="store_true")
+    with pytest.raises(ValueError, match=r"options \['-1'\] read as negative numbers"):
+        take_negatives(parser)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 from .checks import cut
 
@@ -61,3 +62,24 @@ def real(text: str) -> float:
 
 # argparse names the type in its error: "argument --lr: invalid float value: '0_5'", as for any other typo
 integer.__name__, real.__name__ = "int", "float"
+
+
+# A word that starts as a number does: -1e-3, -.5, -inf, -nan (argparse's own test is ^-\d+$|^-\d*\.\d+$).
+_NEGATIVE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def take_negatives(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Let ``parser`` read ``--lr -1e-3`` and ``--lr -inf`` as a flag and its value, as it reads ``--lr -0.5``.
+
+    argparse takes a word after a flag for a value only when it looks like ``-1`` or ``-.5``; other numbers it
+    reads as an unknown option: ``--lr -1e-3`` said "expected one argument" rather than the flag's own check
+    ("must be a positive number, got -0.001"). Call it after the last ``add_argument``; an option that such a
+    word would shadow is refused. The pattern is a private attribute of argparse's parser: where a Python lacks
+    it, nothing changes (``--lr=-1e-3`` works everywhere).
+    """
+    if hasattr(parser, "_negative_number_matcher"):
+        clash = [s for a in parser._actions for s in a.option_strings if _NEGATIVE.match(s)]
+        if clash:
+            raise ValueError(f"options {clash} read as negative numbers")
+        parser._negative_number_matcher = _NEGATIVE
+    return parser
