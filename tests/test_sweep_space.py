@@ -159,6 +159,7 @@ BAD = [
     (dict(values={"test_fraction": [1.5]}), "argument --test-fraction: must be between 0 and 1"),
     (dict(values={"lr": []}), "argument --lr: the grid is empty: no values given"),
     (dict(values={"lr": [0.1, 0.1]}), "argument --lr: 0.1 is given twice"),
+    (dict(values={"standardize": [True, False, True]}), "argument --standardize: on (True) is given twice"),
     (dict(values={"lr": [Range(0.1, 1.0)]}), "argument --lr: a range (0.1:1) needs --random N"),
     (dict(values={"lr": [Range(1.0, 0.1)]}, random=5), "argument --lr: a range needs LOW ≤ HIGH"),
     (dict(values={"lr": [Range(0.0, 1.0, True)]}, random=5), "argument --lr: a log range needs LOW > 0"),

@@ -115,7 +115,8 @@ def check_values(values: dict[str, list], random: int | None) -> dict[str, list]
                        file_identity(v) if name == "data" and isinstance(v, str) else v)
                 if key in seen:
                     first = "" if repr(seen[key]) == repr(v) else f" (as {seen[key]!r})"
-                    raise ConfigError(name, f"{v!r} is given twice{first}")
+                    shown = f"{value_text(v)} ({v!r})" if isinstance(v, bool) else repr(v)  # on, as typed
+                    raise ConfigError(name, f"{shown} is given twice{first}")
                 seen[key] = v
             out[name].append(v)
     files = [v for v in out.get("data", []) if v is not None]
