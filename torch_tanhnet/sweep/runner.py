@@ -39,7 +39,15 @@ from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sw
 from ..training.config import ConfigError
 from ..training.data import DataError, label_advice
 from ..training.distributed import DistributedError
-from ..training.setup import check_empty_logdir, check_logdir, claim_logdir, missing_folders, resolve_device, take
+from ..training.setup import (
+    check_empty_logdir,
+    check_logdir,
+    check_utf8_name,
+    claim_logdir,
+    missing_folders,
+    resolve_device,
+    take,
+)
 from ..training.signals import StopRequested, stop_on_signals
 from ..training.wording import setting
 from ..training.world import World
@@ -126,6 +134,8 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     if world.is_main and not claim and os.path.isdir(logdir):  # a sweep still writing there (a --resume started too
         writer_lock.hold(logdir)  # soon) refuses this one; rank 0 holds it for the sweep, sweep() lets go
     try:
+        check_utf8_name(logdir, " (a dry run's temporary folder: TMPDIR)" if logdir in _temporary else "",
+                        config.resume)
         if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race it
             check_new_logdir(logdir)
         asked = None

@@ -46,6 +46,7 @@ from .setup import (
     check_logdir,
     check_memory,
     check_new_logdir,
+    check_utf8_name,
     claim_logdir,
     default_logdir,
     epoch_order,
@@ -61,7 +62,7 @@ from .setup import (
     take,
 )
 from .signals import StopFlag, check_received, stop_on_signals
-from .wording import setting, utf8
+from .wording import setting
 from .world import World
 
 Tensor = torch.Tensor
@@ -152,11 +153,8 @@ class Run:
         else:  # claimed (made under a name no other run holds) by open(), once the run is known to start
             logdir, claim = default_logdir(config), True
         try:
-            if utf8(str(logdir)) != str(logdir):  # TensorBoard's writer encodes the name as UTF-8: a traceback later
-                where = " (a dry run's temporary folder: TMPDIR)" if scratch is not None else ""
-                raise ConfigError("logdir", f"'{utf8(str(logdir))}'{where}: its name is not UTF-8 text, and "
-                                            "TensorBoard writes its events only into a folder whose name is; choose "
-                                            f"another {setting('logdir')}")
+            check_utf8_name(logdir, " (a dry run's temporary folder: TMPDIR)" if scratch is not None else "",
+                            config.resume)
             try:
                 run = cls._build(config, world, given, wrap, device, logdir, claim)
             except BaseException:

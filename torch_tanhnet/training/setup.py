@@ -17,7 +17,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .config import PER_INVOCATION, RESUMABLE, ConfigError, TrainConfig
 from .data import DEFAULT_NOISE, DataError, Split, check_representable, load_csv, make_dataset, split
-from .wording import Worded, entry, printable, setting, words
+from .wording import Worded, entry, printable, setting, utf8, words
 
 Tensor = torch.Tensor
 
@@ -123,6 +123,17 @@ def check_empty_logdir(logdir: Path, writer: str = "a new run") -> None:
         raise ConfigError("logdir", f"{str(logdir)!r} is not empty ({shown}); {writer} writes only into a new or "
                                     "empty folder, so that nothing there is overwritten: choose another "
                                     + setting("logdir"))
+
+
+def check_utf8_name(logdir: Path, where: str = "", resume: bool = False) -> None:
+    """Raise ConfigError unless ``logdir``'s name is UTF-8 text: TensorBoard's writer encodes it as UTF-8 (a
+    traceback at the first event), and ``tensorboard --logdir`` too (a traceback before it serves anything).
+    ``where`` says where a name came from that the user did not type (a dry run's TMPDIR)."""
+    if utf8(str(logdir)) != str(logdir):
+        fix = (f"rename the folder to a UTF-8 name and {setting('resume')} there" if resume else
+               f"give a {setting('logdir')} or another TMPDIR" if where else f"choose another {setting('logdir')}")
+        raise ConfigError("logdir", f"'{utf8(str(logdir))}'{where}: its name is not UTF-8 text, and TensorBoard "
+                                    f"writes and reads its events only in a folder whose name is; {fix}")
 
 
 def check_logdir(logdir: Path) -> None:
