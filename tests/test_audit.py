@@ -10,6 +10,7 @@ import torch
 
 from torch_tanhnet import BCEWithLogitsFunction, TanhNetFunction
 from torch_tanhnet.audit import FORWARD, QUANTITIES, TANGENTS, audit, seed_problem, values
+from torch_tanhnet.audit.scalar import SCALAR_EQUATIONS
 from torch_tanhnet.network import Adjoints, Tangents
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_gradients.py"
@@ -88,6 +89,27 @@ def test_a_cost_gradient_missing_one_over_n_fails_at_z_bar():
     assert [r.name for r in report.rows if not r.close][0] == "z̄"
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("key, name", [("z_bar", "z̄"), ("H_bar", "H̄"), ("G_bar", "Ḡ"), ("X_bar", "X̄")])
+def test_a_per_sample_adjoint_off_by_a_part_in_a_thousand_fails_at_any_n(dtype, key, name):
+    """z̄, H̄, Ḡ and X̄ carry the mean's 1/N: compared at atol, a slip of a part in a thousand passed at N = 2·10^4
+    (each entry's error below atol), and a float32 audit of 10^5 samples passed an X̄ twice its value ("allclose
+    yes"). Compared at atol/N, the slip is its row's failure; the right adjoints agree."""
+    problem = seed_problem(2 * 10**4, seed=2, dtype=dtype)
+    assert audit(*problem, checks=False).ok
+
+    def off(backward, *args):
+        out = backward(*args)
+        if key == "z_bar":
+            return out[0] * (1 + 1e-3), out[1]
+        return out._replace(**{key: getattr(out, key) * (1 + 1e-3)})
+
+    cost, network = BCEWithLogitsFunction.backward_equations, TanhNetFunction.backward_equations
+    report = audit(*problem, checks=False, **({"cost_backward": lambda *a: off(cost, *a)} if key == "z_bar" else
+                                              {"network_backward": lambda *a: off(network, *a)}))
+    assert [r.name for r in report.rows if not r.close][:1] == [name] and not report.ok
+
+
 def test_weights_are_not_trivial():
     X, U, b, W, c, y = seed_problem(50, seed=2)
     for t in (U, b, W, c):
@@ -100,6 +122,31 @@ def test_table_lists_each_quantity_with_its_equation():
     for _, name, equation in QUANTITIES + TANGENTS:
         assert equation in text
     assert "scalar-form loops" in text and "\nall agree" in text
+
+
+def test_the_scalar_table_shows_the_lines_its_loops_compute_and_the_checks_their_conditions():
+    """The --scalar table showed the vector form (G = X Uᵀ + b) under "the handout's scalar-form loops"; the
+    gradchecks' lines did not say they run in float64 on the first 6 samples whatever --dtype and --n said."""
+    report = audit(*seed_problem(9, dtype=torch.float32), scalar=True)
+    table = report.format().split("scalar-form loops")[1].split("\n\n")[0]
+    for key, name, _ in FORWARD + QUANTITIES:
+        assert f"\n{name} " in table and SCALAR_EQUATIONS[key] in table
+    assert "G = X Uᵀ + b" not in table and "ū_jk = Σ_i ḡ_ij x_ik" in table
+    assert "(float64 on the CPU, the first 6 samples)\ngradcheck(TanhNetFunction) " in report.format()
+    assert "the first 1 sample)" in audit(*seed_problem(1)).format()
+    last = report.format().splitlines()[-1]
+    worst = max(r.max_abs_diff for r in report.rows + report.scalar_rows + report.tangent_rows if not r.exact)
+    assert last.startswith("all agree within tolerance (where exact says no, the last bits differ, by "
+                           f"{worst:.2e} at most")
+
+
+def test_values_show_float32_to_its_own_digits():
+    text = values(*seed_problem(2, seed=3, dtype=torch.float32))
+    numbers = [w for line in text.splitlines() if line.startswith("    ") for w in line.split()]
+    assert numbers and max(len(w.lstrip("-").replace(".", "").lstrip("0")) for w in numbers) <= 7
+    assert any(len(w.lstrip("-").replace(".", "").lstrip("0")) == 10
+               for line in values(*seed_problem(2, seed=3)).splitlines() if line.startswith("    ")
+               for w in line.split())
 
 
 def test_cli_exit_code_0_when_all_agree():

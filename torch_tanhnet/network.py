@@ -59,9 +59,9 @@ class TanhNetFunction(torch.autograd.Function):
     @staticmethod
     def forward_equations(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> Forward:
         """The handout's forward equations (vector form), G kept beside H and z for the gradient audit."""
-        G = torch.addmm(b, X, U.t())  # g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j        (N, H)
+        G = torch.addmm(b, X, U.t())  # g_ij = u_j1 x_i1 + u_j2 x_i2 + b_j        (N, H); D = 2 written out
         H = torch.tanh(G)  #            h_ij = tanh(g_ij)                          (N, H)
-        z = torch.addmm(c, H, W.t())  # z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c   (N, 1)
+        z = torch.addmm(c, H, W.t())  # z_i = w_1 h_i1 + w_2 h_i2 + w_3 h_i3 + c   (N, 1); H = 3 written out
         return Forward(G, H, z)
 
     @staticmethod

@@ -25,7 +25,7 @@ from ..checks import check_labels, check_network_inputs, check_size, short
 from ..cost import BCEWithLogitsFunction
 from ..network import TanhNetFunction
 from .reference import cost_reference, network_reference
-from .scalar import scalar_forward_backward
+from .scalar import SCALAR_EQUATIONS, scalar_forward_backward
 
 Tensor = torch.Tensor
 
@@ -33,7 +33,7 @@ Tensor = torch.Tensor
 QUANTITIES = [
     ("eps_bar", "ε̄", "ε̄ = 1"),
     ("z_bar", "z̄", "z̄ = (o − y)/N"),
-    ("W_bar", "W̄", "W̄ = z̄ᵀH"),
+    ("W_bar", "W̄", "W̄ = z̄ᵀH (the handout's Hᵀz̄, a row as W is)"),
     ("c_bar", "c̄", "c̄ = z̄ᵀ1"),
     ("H_bar", "H̄", "H̄ = z̄W"),
     ("G_bar", "Ḡ", "Ḡ = H̄ ⊙ (1 − tanh²(G))"),
@@ -47,7 +47,7 @@ FORWARD = [
     ("H", "H", "H = tanh(G)"),
     ("z", "z", "z = H Wᵀ + c"),
     ("o", "o", "o = σ(z)"),
-    ("eps", "ε", "ε = (1/N) Σᵢ L(zᵢ, yᵢ)"),
+    ("eps", "ε", "ε = (1/N) Σᵢ L(zᵢ, yᵢ), L = y log(1 + e⁻ᶻ) + (1 − y) log(1 + eᶻ)"),  # the handout's 2nd line
 ]
 # the same for forward mode: tangents of the outputs from tangents Ẋ, U̇, ḃ, Ẇ, ċ, ẏ of every input
 TANGENTS = [
@@ -56,6 +56,11 @@ TANGENTS = [
     ("z_dot", "ż", "ż = Ḣ Wᵀ + H Ẇᵀ + ċ"),
     ("eps_dot", "ε̇", "ε̇ = (1/N) Σᵢ [(oᵢ − yᵢ) żᵢ − zᵢ ẏᵢ]"),
 ]
+
+
+# the adjoints of one sample each, which carry the mean's 1/N: compared at atol/N, one sample's scale (at atol, a
+# float32 audit of 10^5 samples passed an X̄ twice its value: every entry was below atol)
+PER_SAMPLE = {"z_bar", "H_bar", "G_bar", "X_bar"}
 
 
 def tolerance(dtype: torch.dtype) -> tuple[float, float]:
@@ -212,14 +217,18 @@ def compare(hand: dict[str, Tensor], other: dict[str, Tensor], dtype: torch.dtyp
         a, b = hand[key], other[key].to(device=hand[key].device, dtype=hand[key].dtype)
         same_shape = a.shape == b.shape
         diff = (a.double() - b.double()).abs().max().item() if same_shape and a.numel() else float("inf")
-        close = same_shape and torch.allclose(a, b, rtol=rtol, atol=atol)
+        scale = 1 / a.shape[0] if key in PER_SAMPLE and a.dim() else 1.0  # z̄ = (o − y)/N: atol/N
+        close = same_shape and torch.allclose(a, b, rtol=rtol, atol=atol * scale)
         rows.append(Row(name, tuple(a.shape), same_shape and torch.equal(a, b), close, diff, equation))
     return rows
 
 
+CHECKED = 6  # samples of gradcheck's finite differences: every entry of every input is perturbed
+
+
 def function_checks(X, U, b, W, c, y) -> list[tuple[str, bool]]:
     """gradcheck and gradgradcheck of both Functions, and gradcheck of their jvp (forward mode, batched
-    tangents too), in float64 on the CPU, on up to 6 samples."""
+    tangents too), in float64 on the CPU, on up to CHECKED samples."""
     from torch.autograd import gradcheck, gradgradcheck
 
     def forward_ad_gradcheck(fn, inputs, raise_exception):  # the jvp alone, single and batched tangents
@@ -232,8 +241,8 @@ def function_checks(X, U, b, W, c, y) -> list[tuple[str, bool]]:
     def leaf(t):
         return t.detach().double().cpu().requires_grad_(True)
 
-    net = tuple(leaf(t) for t in (X[:6], U, b, W, c))
-    cost = (leaf(TanhNetFunction.apply(*net)[0]), leaf(y[:6]))
+    net = tuple(leaf(t) for t in (X[:CHECKED], U, b, W, c))
+    cost = (leaf(TanhNetFunction.apply(*net)[0]), leaf(y[:CHECKED]))
     out = []
     for label, fn, inputs in (("TanhNetFunction", TanhNetFunction.apply, net),
                               ("BCEWithLogitsFunction", BCEWithLogitsFunction.apply, cost)):
@@ -253,6 +262,7 @@ class AuditReport:
     scalar_rows: list[Row] | None = None  # hand vs the handout's scalar-form loops
     checks: list[tuple[str, bool]] = field(default_factory=list)
     tangent_rows: list[Row] | None = None  # hand-written jvp vs torch.func.jvp
+    checked_samples: int = 0  # the checks' samples: the first 6 at most
 
     @property
     def ok(self) -> bool:
@@ -261,19 +271,24 @@ class AuditReport:
 
     def format(self) -> str:
         rtol, atol = tolerance(self.dtype)
-        parts = [f"hand-written backward vs autograd ({self.dtype}, allclose rtol={rtol:g}, atol={atol:g})",
-                 _table(self.rows)]
+        parts = [f"hand-written backward vs autograd ({self.dtype}, allclose rtol={rtol:g}, atol={atol:g}; "
+                 "atol/N for z̄, H̄, Ḡ, X̄, which carry the mean's 1/N)", _table(self.rows)]
         if self.scalar_rows is not None:
-            parts += ["", "hand-written forward and backward (vector form) vs the handout's scalar-form loops",
-                      _table(self.scalar_rows)]
+            parts += ["", "hand-written forward and backward (vector form) vs the handout's scalar-form loops, each "
+                          "row's equation as the loop computes it", _table(self.scalar_rows)]
         if self.tangent_rows is not None:
             parts += ["", "hand-written tangents (jvp, forward mode) vs torch.func.jvp", _table(self.tangent_rows)]
         if self.checks:
             width = max(40, *(len(name) + 1 for name, _ in self.checks))
-            parts += [""] + [f"{name:<{width}} {'pass' if ok else 'FAIL'}" for name, ok in self.checks]
-        rounding = not all(r.exact for r in self.rows + (self.scalar_rows or []) + (self.tangent_rows or []))
-        agree = "all agree" + (" (exact no: equal to rounding, the two sides computed in another order or form)"
-                               if rounding else "")
+            n = self.checked_samples
+            parts += ["", f"autograd's own checks of both Functions (float64 on the CPU, the first {n} "
+                          f"sample{'s' if n != 1 else ''})"]
+            parts += [f"{name:<{width}} {'pass' if ok else 'FAIL'}" for name, ok in self.checks]
+        rows = self.rows + (self.scalar_rows or []) + (self.tangent_rows or [])
+        inexact = [r.max_abs_diff for r in rows if not r.exact]
+        agree = "all agree within tolerance" + (
+            f" (where exact says no, the last bits differ, by {max(inexact):.2e} at most: the two sides compute in "
+            "another order or form)" if inexact else ", bit for bit")
         parts += ["", agree if self.ok else "DISAGREEMENT: see the rows whose allclose says no and the checks marked "
                                             "FAIL"]
         return "\n".join(parts)
@@ -321,9 +336,10 @@ def _audit(X, U, b, W, c, y, scalar, checks, network_backward, cost_backward, ne
     if scalar:
         cpu = [t.detach().double().cpu() for t in (X, U, b, W, c, y)]
         mine = {**hand_forward(X, U, b, W, c, y), **hand}
-        report.scalar_rows = compare(mine, scalar_forward_backward(*cpu), X.dtype, FORWARD + QUANTITIES)
+        report.scalar_rows = compare(mine, scalar_forward_backward(*cpu), X.dtype,
+                                     [(key, name, SCALAR_EQUATIONS[key]) for key, name, _ in FORWARD + QUANTITIES])
     if checks:
-        report.checks = function_checks(X, U, b, W, c, y)
+        report.checks, report.checked_samples = function_checks(X, U, b, W, c, y), min(X.shape[0], CHECKED)
     return report
 
 
@@ -350,7 +366,8 @@ def values(X, U, b, W, c, y, rows: int = 10) -> str:
 def _numbers(name: str, equation: str, t: Tensor, rows: int) -> str:
     head = f"{name} {tuple(t.shape)}" + (f"  {equation}" if equation and equation != name else "")
     m = t.detach().double().cpu().reshape(1, -1) if t.dim() < 2 else t.detach().double().cpu()
-    cells = [[f"{v:.10g}" for v in row] for row in m[:rows].tolist()]
+    digits = 10 if t.dtype == torch.float64 else 7  # float32 holds about 7 significant digits
+    cells = [[f"{v:.{digits}g}" for v in row] for row in m[:rows].tolist()]
     width = max(len(x) for row in cells for x in row) if m.numel() else 0
     lines = [head] + ["    " + "  ".join(x.rjust(width) for x in row) for row in cells]
     if m.shape[0] > rows:

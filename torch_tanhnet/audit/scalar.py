@@ -1,7 +1,10 @@
 """The handout's scalar-form equations, one explicit loop per equation over i, j, k.
 
 Slow on purpose: this is the derivation read literally, index by index, to check
-the vector-form code against. Values are Python floats taken from the tensors.
+the vector-form code against. Values are Python floats taken from the tensors. Three
+lines are not the handout's exp definitions letter for letter: tanh is ``math.tanh``,
+and σ and log(1 + e^t) are written in forms that do not overflow (e^t past t ≈ 709),
+equal in value.
 """
 
 from __future__ import annotations
@@ -11,6 +14,25 @@ import math
 import torch
 
 Tensor = torch.Tensor
+
+
+# each quantity's line as the loops below compute it, for the audit's table (``--scalar``)
+SCALAR_EQUATIONS = {
+    "G": "g_ij = Σ_k u_jk x_ik + b_j",
+    "H": "h_ij = tanh(g_ij)",
+    "z": "z_i = Σ_j w_j h_ij + c",
+    "o": "o_i = σ(z_i)",
+    "eps": "ε = (1/N) Σ_i [y_i log(1 + e^−z_i) + (1 − y_i) log(1 + e^z_i)]",
+    "eps_bar": "ε̄ = 1",
+    "z_bar": "z̄_i = (o_i − y_i)/N",
+    "W_bar": "w̄_j = Σ_i z̄_i h_ij",
+    "c_bar": "c̄ = Σ_i z̄_i",
+    "H_bar": "h̄_ij = z̄_i w_j",
+    "G_bar": "ḡ_ij = h̄_ij (1 − tanh² g_ij)",
+    "U_bar": "ū_jk = Σ_i ḡ_ij x_ik",
+    "b_bar": "b̄_j = Σ_i ḡ_ij",
+    "X_bar": "x̄_ik = Σ_j ḡ_ij u_jk (not in the handout)",
+}
 
 
 def _sigma(x: float) -> float:

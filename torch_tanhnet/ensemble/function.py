@@ -1,5 +1,8 @@
 """The handout's network and cost for K networks at once, with a network index k: the ensemble's reference.
 
+Letters: here k indexes the networks (k ∈ {1…K}) and d the input features, which the handout calls k
+(its ū_jk is ū_kjd here, network k's); i and j are the handout's (samples, hidden units).
+
 Forward, for each network k (vector form of the course handout's equations, ``docs/derivation.md``)::
 
     G_k = X_k U_kᵀ + b_k      H_k = tanh(G_k)      z_k = H_k W_kᵀ + c_k
