@@ -4,7 +4,7 @@ The tags are named so that TensorBoard, which sorts groups (the part before the 
 ``/``) by name and opens the first two in Time Series, leads with learning::
 
     accuracy/train, accuracy/test, loss/train, loss/test      the two open groups
-    loss_hessian/min_eigenvalue, …/max_eigenvalue             at the picture steps
+    loss_hessian/min_eigenvalue, …/max_eigenvalue             at every log (N·P² ≤ 2·10⁶), else the picture steps
     maps/decision_boundary, maps/hidden_units                 pictures, on a log-like schedule
     norm/grad/U … /total, norm/param/U …                      ‖Ū‖ … and ‖U‖ …
     param/U/u11 … param/c/c                                   each parameter (4H + 1 ≤ 64)

@@ -7,7 +7,8 @@ The loop, as :func:`train` reads::
         loss = run.train_step()          # ε on the next batch, backward, the optimiser's step
         stop = run.stop_requested(flag)  # Ctrl-C / SIGTERM, agreed by all processes
         if stop or run.log_due(): run.log()
-        if run.draw_due(): run.draw()    # pictures at 0, 10, 20, 50, … then every image_interval; the Hessian
+        if run.draw_due(): run.draw()    # pictures at 0, 10, 20, 50, … then every image_interval (and the
+        # Hessian's eigenvalues, unless cheap enough for every log)
         if run.save_due(): run.save()
         if stop: break
     run.save()
@@ -39,7 +40,7 @@ from .checkpoint import CheckpointError, SaveError
 from .config import ConfigError, TrainConfig
 from .data import DataError, Split, label_advice, scale_advice, unstandardised
 from .logger import Logger
-from .metrics import TrainingDiverged, accuracies, check_finite, curvature, measure
+from .metrics import TrainingDiverged, accuracies, check_finite, curvature, curvature_at_every_log, measure
 from .setup import (
     check_data_source,
     check_initial_weights,
@@ -103,6 +104,8 @@ class Run:
         n = self.n_train = self.dev.X_train.shape[0]
         self.batch_size = min(config.batch_size or n, n)
         self.steps_per_epoch = math.ceil(n / self.batch_size)
+        # the Hessian's eigenvalues at every scalar log where that is cheap, else at the picture steps
+        self.curvature_every_log = curvature_at_every_log(n, sum(p.numel() for p in model.parameters()))
         # position: optimiser steps taken, epochs finished, batches taken of the current epoch
         self.step, self.epoch, self.next_batch = 0, 0, 0
         self.metrics: dict[str, float] = {}
@@ -413,6 +416,8 @@ class Run:
         step_seconds = self._stepping / self._since_log if self._since_log else None
         self._stepping, self._since_log = 0.0, 0
         self.metrics = measure(self.model, self.dev, self.world, self.optimizer.param_groups[0]["lr"], step_seconds)
+        if self.curvature_every_log and self.world.is_main:
+            self.metrics.update(curvature(self.model, self.dev.X_train, self.dev.y_train))
         self.logger.scalars(self.metrics, self.step, model=self.model)
         self.history.append({"step": self.step, **self.metrics})
         self.bar.set_postfix(loss=f"{self.metrics['loss/train']:.4f}", acc=f"{self.metrics['accuracy/train']:.3f}",
@@ -428,7 +433,8 @@ class Run:
         title = f"step {self.step}" + (" (untrained)" if self.step == 0 else "")
         self.logger.pictures(self.model, self.data, self.X_raw, self.step, title,
                              f"accuracy  train {train_acc:.3f}  test {test_acc:.3f}")
-        if self.world.is_main:  # the Hessian of ε on the training set: its extreme eigenvalues
+        logged = self.curvature_every_log and self.history and self.history[-1]["step"] == self.step
+        if self.world.is_main and not logged:  # the Hessian of ε on the training set: its extreme eigenvalues
             values = curvature(self.model, self.dev.X_train, self.dev.y_train)
             self.logger.scalars(values, self.step)
             self.metrics.update(values)
