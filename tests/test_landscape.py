@@ -271,3 +271,16 @@ def test_the_hessian_under_warnings_as_errors():
             "X = torch.randn(20, 2); print(hessian_eigenvalues(TanhNet(), X, (X[:, :1] > 0).float()).shape)")
     r = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout == "torch.Size([13])\n", r.stderr[-500:]
+
+
+@pytest.mark.parametrize("entries", [13, 50, 2**19])  # a sample a batch, a few, all at once
+def test_the_runs_closed_form_hessian_in_batches_of_samples_equals_torch_funcs(entries, monkeypatch):
+    monkeypatch.setattr(metrics, "HESSIAN_ENTRIES", entries)
+    for n, hidden, dtype in ((37, 3, torch.float32), (5, 8, torch.float64)):
+        torch.manual_seed(n)
+        model = TanhNet(2, hidden).to(dtype)
+        X, y = torch.randn(n, 2, dtype=dtype) * 2, (torch.rand(n, 1) < 0.5).to(dtype)
+        eigenvalues = hessian_eigenvalues(model, X, y)
+        got = metrics.curvature(model, X, y)
+        assert got["loss_hessian/min_eigenvalue"] == pytest.approx(eigenvalues[0].item(), rel=1e-10, abs=1e-14)
+        assert got["loss_hessian/max_eigenvalue"] == pytest.approx(eigenvalues[-1].item(), rel=1e-10)
