@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard_reader import hparams_tab
+from tensorboard_reader import hparams_tab, ticked_by_default
 
 from torch_tanhnet.sweep.config import SweepConfig
 from torch_tanhnet.sweep.results import FINAL, table
@@ -66,8 +66,10 @@ def test_hparams_lists_every_run_grouped_by_setting_with_averaged_metrics(finish
     experiment, groups = hparams_tab(logdir)
     names = {h["name"] for h in experiment["hparamInfos"]}
     assert {"hidden", "lr", "init_scale", "dataset"} <= names and "seed" not in names
-    differs = {h["name"] for h in experiment["hparamInfos"] if h.get("differs")}
-    assert {"hidden", "lr"} <= differs
+    # the swept ones, then the settings a run is read by, five in all: the tab's unasked columns
+    assert ticked_by_default(experiment) == ["dataset", "epochs", "hidden", "lr", "optimizer"]
+    metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+    assert metrics[:2] == ["session/solved", "session/steps_to_solve"]  # the tab ticks the first five
     assert sorted(g["name"] for g in groups) == sorted(s.name for s in result.results.summaries)
     rows = {(r["setting"], r["seed"]): r for r in result.results.rows}
     for group in groups:
