@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from .. import console
 from ..numbers import OutOfRange, real
-from .wording import Worded, entry, setting
+from .wording import Worded, entry, printable, setting
 
 Tensor = torch.Tensor
 
@@ -190,6 +191,7 @@ def _rows(path: Path, reader) -> array:
                 if any("\0" in c for c in cells):
                     raise DataError(f"{_at(path, lineno)}: NUL bytes: a binary or UTF-16 file? save it as CSV in UTF-8")
                 if first and len(cells) == 3 and not any(map(_lenient_number, cells)):
+                    _check_header(path, lineno, cells)
                     first = False
                     continue  # a header line: three names, none a number even to Python (１,２,１ is data, refused)
             first = False
@@ -208,6 +210,23 @@ def _rows(path: Path, reader) -> array:
     except csv.Error as e:  # a field over csv's limit (131072 characters), a stray quote
         raise DataError(f"{_at(path, reader.line_num)}: not a CSV row ({e})") from None
     return rows
+
+
+LABEL_NAMES = {"label", "labels", "y", "target", "class", "classes", "category", "output"}
+
+
+def _check_header(path: Path, lineno: int, cells: list[str]) -> None:
+    """A header is read for its place, not its names: the columns are x1, x2, label in that order. A header that
+    names them in another order (``label,x1,x2``; ``x2,x1,label``) is refused: read by position, the file trained
+    a network to predict x2 from the label and x1 and reported accuracy 1.000."""
+    names = [re.sub(r"[\s_\-]", "", cell.lower()) for cell in cells]
+    where = None if names[2] in LABEL_NAMES else next((k for k in (0, 1) if names[k] in LABEL_NAMES), None)  # x,y,label
+    if where is None and names[:2] != ["x2", "x1"]:
+        return
+    what = f"its column {where + 1} is {cells[where]!r}" if where is not None else "x2 comes before x1"
+    raise DataError(f"{_at(path, lineno)}: the header {printable(','.join(cells))!r} names the columns in another "
+                    f"order ({what}); the columns are read as x1, x2, label in that order, whatever a header says: "
+                    "reorder them")
 
 
 def scale_advice(X: Tensor) -> DataScaleWarning | None:
