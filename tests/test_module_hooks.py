@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from torch_tanhnet import TanhNet, TanhNetEnsemble
+from torch_tanhnet import TanhNet, TanhNetEnsemble, hessian
 
 N = 48
 
@@ -188,3 +188,46 @@ def test_a_forward_hook_that_changes_the_logits_is_named_in_one_line(how):
             message = str(e.value)
             assert "\n" not in message and ("forward hook" in message or "z" in message or "logits" in message), message
             assert "parameters' dtype" not in message  # it is the logits' dtype that differs from y's
+
+
+class Scaled(TanhNet):  # a subclass with its own forward
+    def forward(self, X):
+        return super().forward(X / 10)
+
+
+class Shifted(TanhNet):  # or its own forward_with_hidden, which forward calls
+    def forward_with_hidden(self, X):
+        return super().forward_with_hidden(X + 1)
+
+
+class ScaledEnsemble(TanhNetEnsemble):
+    def forward(self, X):
+        return super().forward(X / 10)
+
+
+@pytest.mark.parametrize("cls", [Scaled, Shifted])
+def test_a_subclass_with_its_own_forward_trains_the_function_it_predicts_with(cls):
+    """loss() ran the fused pass of TanhNet's equations on X, while model(X) predicted through the subclass's
+    forward: training optimised another function than the one it was judged by (hostile campaign)."""
+    torch.manual_seed(0)
+    model, X = cls().double(), torch.randn(64, 2, dtype=torch.float64) * 10
+    y = (X[:, :1] > 0).double()
+    eps = model.loss(X, y)
+    reference = F.binary_cross_entropy_with_logits(model(X), y)
+    assert torch.allclose(eps, reference, rtol=1e-12, atol=0)
+    grads = torch.autograd.grad(eps, list(model.parameters()))
+    expected = torch.autograd.grad(reference, list(model.parameters()))
+    assert all(torch.allclose(a, b, rtol=1e-12, atol=1e-15) for a, b in zip(grads, expected))
+    with pytest.raises(ValueError, match=f"^{cls.__name__} computes its logits with its own forward"):
+        hessian(model, X, y)
+
+
+def test_an_ensemble_subclass_with_its_own_forward_trains_the_function_it_predicts_with():
+    torch.manual_seed(0)
+    ensemble, X = ScaledEnsemble(3).double(), torch.randn(64, 2, dtype=torch.float64) * 10
+    y = (X[:, :1] > 0).double()
+    reference = F.binary_cross_entropy_with_logits(ensemble(X), y.expand(3, 64, 1), reduction="none").mean((1, 2))
+    assert torch.allclose(ensemble.loss(X, y), reference, rtol=1e-12, atol=0)
+    expected = torch.autograd.grad(reference.sum(), list(ensemble.parameters()))
+    assert torch.allclose(ensemble.loss_and_grad(X, y), reference, rtol=1e-12, atol=0)
+    assert all(torch.allclose(p.grad, g, rtol=1e-12, atol=1e-15) for p, g in zip(ensemble.parameters(), expected))

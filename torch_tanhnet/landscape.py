@@ -29,7 +29,7 @@ import torch
 from .amp import off
 from .checks import check_features, check_labels
 from .functional import bce_with_logits, tanhnet
-from .module import TanhNet, hooked
+from .module import TanhNet, hooked, overrides_forward
 
 Tensor = torch.Tensor
 ORDER = ("U", "b", "W", "c")  # the flattening order of the parameters
@@ -55,6 +55,9 @@ def _check_model_and_dtype(model: TanhNet, dtype: torch.dtype | None) -> None:
         raise ValueError("this TanhNet has hooks (forward or backward hooks, or spectral_norm, weight_norm or prune, "
                          "which set a weight in one), which the Hessian of the network's equations would not run; "
                          "remove them, or take torch.func.hessian over torch.func.functional_call(model, ...)")
+    if overrides_forward(model, TanhNet):
+        raise ValueError(f"{type(model).__name__} computes its logits with its own forward, and this Hessian is of "
+                         "TanhNet's equations; take torch.func.hessian over torch.func.functional_call(model, ...)")
     model._weights()  # its parameters of the shapes it was built with (one-line errors)
     if dtype is not None and dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32, torch.float64 or None (the model's), got {dtype!r}")

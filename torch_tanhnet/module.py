@@ -93,11 +93,12 @@ class TanhNet(nn.Module):
 
         Under ``torch.autocast`` z comes in its dtype and ε in float32, as ``BCEWithLogitsLoss()(model(X), y)``
         gives them; with hooks on the module (forward or backward hooks, ``torch.nn.utils.spectral_norm``,
-        ``prune``) it is that composition, through ``model(X)``, so that they run.
+        ``prune``), and in a subclass with its own ``forward``, it is that composition, through ``model(X)``, so
+        that they run.
         """
         check_features(X, self.in_features)
         low = autocast_dtype(X)
-        if low is not None or not torch.is_grad_enabled() or hooked(self):
+        if low is not None or not torch.is_grad_enabled() or hooked(self) or overrides_forward(self, TanhNet):
             z = self(X)
             if not isinstance(z, Tensor):
                 raise TypeError(f"{self._get_name()}(X) gave {type(z).__name__} where a tensor of logits was expected "
@@ -202,6 +203,18 @@ def hooked(module: nn.Module) -> bool:
     """
     return bool(module._forward_pre_hooks or module._forward_hooks or module._backward_hooks
                 or module._backward_pre_hooks or _global_hooks())
+
+
+FORWARDS = ("forward", "forward_with_hidden", "_forward_with_hidden")
+
+
+def overrides_forward(module: nn.Module, base: type) -> bool:
+    """Whether ``module``'s class computes its logits otherwise than ``base`` (a subclass's own ``forward`` or
+    ``forward_with_hidden``): the fused pass runs ``base``'s equations, so its loss goes through ``module(X)``
+    (a ``Scaled(TanhNet)`` dividing X by 10 trained on the undivided X, and ``model(X)`` predicted with another
+    function)."""
+    cls = type(module)
+    return cls is not base and any(getattr(cls, name, None) is not getattr(base, name, None) for name in FORWARDS)
 
 
 def _global_hooks() -> bool:

@@ -17,7 +17,7 @@ from ..checks import (
     check_size,
 )
 from ..kernels.dispatch import ensemble_fused_implementation
-from ..module import TanhNet, hooked
+from ..module import TanhNet, hooked, overrides_forward
 from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
 from .function import ensemble_cost, ensemble_network
 from .fused import _ensemble_loss, ensemble_loss_value
@@ -100,10 +100,11 @@ class TanhNetEnsemble(nn.Module):
         gradients (exact to second order under ``create_graph=True``, where the backward recomputes
         them through the reference's equations); under ``torch.no_grad()`` it only evaluates ε. Under
         ``torch.autocast``, and with hooks on the module, it is the composition through ``self(X)``, as for
-        :meth:`TanhNet.loss`: z in autocast's dtype, ε in float32; the hooks run.
+        :meth:`TanhNet.loss`: z in autocast's dtype, ε in float32; the hooks run. So too in a subclass with its own
+        ``forward``.
         """
         low = autocast_dtype(X)
-        if low is not None or hooked(self):
+        if low is not None or hooked(self) or overrides_forward(self, TanhNetEnsemble):
             z = self(X)
             if not isinstance(z, Tensor) or z.dim() != 3 or z.shape[0] != self.models or z.shape[2] != 1:
                 got = _format(tuple(z.shape)) if isinstance(z, Tensor) else type(z).__name__
@@ -143,7 +144,7 @@ class TanhNetEnsemble(nn.Module):
         # which takes what loss() takes (a hook's or autocast's X of another dtype) and checks it
         impl = None
         if (isinstance(X, Tensor) and not X.requires_grad and autocast_dtype(X) is None and not hooked(self)
-                and all(p.is_leaf for p in params)):
+                and not overrides_forward(self, TanhNetEnsemble) and all(p.is_leaf for p in params)):
             N = check_ensemble_data(X, self.models, self.in_features, params[0].dtype, params[0].device)
             check_ensemble_labels(y, self.models, N, params[0].dtype, params[0].device)
             impl = ensemble_fused_implementation(X, *params, y)
