@@ -1,5 +1,7 @@
 """TanhNet: a drop-in for Sequential(Linear, Tanh, Linear), both directions, outputs and gradients."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -86,6 +88,68 @@ def test_from_sequential_rejects_other_architectures():
         TanhNet.from_sequential(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2)))
     with pytest.raises(ValueError, match="bias=False"):
         TanhNet.from_sequential(nn.Sequential(nn.Linear(2, 3, bias=False), nn.Tanh(), nn.Linear(3, 1)))
+
+
+class DoubledTanh(nn.Tanh):
+    def forward(self, x):
+        return torch.tanh(2 * x)
+
+
+class ScaledLinear(nn.Linear):
+    def forward(self, x):
+        return super().forward(x) * 3
+
+
+class Doubling(nn.Sequential):
+    def forward(self, x):
+        return super().forward(2 * x)
+
+
+def _changed(where, kind):
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+    module = seq if where == "the Sequential" else seq[int(where[1])]
+    if kind == "forward_hook":
+        module.register_forward_hook(lambda m, args, out: out * 2)
+    elif kind == "forward_pre_hook":
+        module.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+    elif kind == "backward_hook":
+        module.register_full_backward_hook(lambda m, gin, gout: None)
+    return seq
+
+
+@pytest.mark.parametrize("seq, message", [
+    (nn.Sequential(nn.Linear(2, 3), DoubledTanh(), nn.Linear(3, 1)),
+     r"^\[1\] is a DoubledTanh with its own forward, which TanhNet's equations would not compute; expected a plain "
+     r"Tanh$"),
+    (nn.Sequential(ScaledLinear(2, 3), nn.Tanh(), nn.Linear(3, 1)), r"^\[0\] is a ScaledLinear with its own forward"),
+    (nn.Sequential(nn.Linear(2, 3), nn.Tanh(), ScaledLinear(3, 1)), r"^\[2\] is a ScaledLinear with its own forward"),
+    (Doubling(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)), r"^the Sequential is a Doubling with its own forward"),
+    (nn.Sequential(nn.LazyLinear(3), nn.Tanh(), nn.Linear(3, 1)),
+     r"^\[0\] is an uninitialised LazyLinear: run the Sequential on a batch first"),
+    *[(_changed(where, kind), f"^{re.escape(where)} has hooks") for where in ("the Sequential", "[0]", "[1]", "[2]")
+      for kind in ("forward_hook", "forward_pre_hook", "backward_hook")],
+])
+def test_from_sequential_refuses_layers_that_compute_something_else(seq, message):
+    """A Tanh computing tanh(2x), a Linear or Sequential subclass with its own forward, a hook: accepted, the copy's
+    outputs differed from seq(X) (hostile campaign). A parametrized or initialised lazy Linear is copied."""
+    with pytest.raises(ValueError, match=message):
+        TanhNet.from_sequential(seq)
+
+
+def test_from_sequential_copies_a_parametrized_or_initialised_lazy_linear():
+    from torch.nn.utils import parametrize
+
+    class Symmetric(nn.Module):
+        def forward(self, W):
+            return W.triu() + W.triu(1).mT
+
+    seq = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 1))
+    parametrize.register_parametrization(seq[0], "weight", Symmetric())
+    lazy = nn.Sequential(nn.LazyLinear(3), nn.Tanh(), nn.Linear(3, 1))
+    lazy(torch.randn(4, 3))
+    X = torch.randn(5, 3)
+    for s in (seq, lazy):
+        assert torch.allclose(TanhNet.from_sequential(s)(X), s(X))
 
 
 @pytest.mark.parametrize("layer, part", [(0, "weight"), (0, "bias"), (2, "weight"), (2, "bias")])

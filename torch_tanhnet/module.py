@@ -151,6 +151,7 @@ class TanhNet(nn.Module):
             or not isinstance(layers[2], nn.Linear)
         ):
             raise ValueError(f"expected Sequential(Linear(D, H), Tanh(), Linear(H, 1)), got {kinds}")
+        _check_plain_layers(seq, layers)
         first, _, last = layers
         if last.in_features != first.out_features or last.out_features != 1:
             raise ValueError(
@@ -191,6 +192,23 @@ class TanhNet(nn.Module):
             seq[2].weight.copy_(W)
             seq[2].bias.copy_(c)
         return seq
+
+
+def _check_plain_layers(seq: nn.Sequential, layers: list[nn.Module]) -> None:
+    """One-line errors for a Sequential that computes something else than its layers' kinds say: a subclass with its
+    own ``forward`` (a Tanh computing tanh(2x)), hooks on a layer or on the Sequential, or an uninitialised
+    LazyLinear, which a copy into TanhNet's equations would drop (the copy's outputs differed from ``seq(X)``)."""
+    for where, module, base in (("the Sequential", seq, nn.Sequential), ("[0]", layers[0], nn.Linear),
+                                ("[1]", layers[1], nn.Tanh), ("[2]", layers[2], nn.Linear)):
+        if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+            raise ValueError(f"{where} is an uninitialised {type(module).__name__}: run the Sequential on a batch "
+                             "first, so that its shapes are known")
+        if type(module).forward is not base.forward:
+            raise ValueError(f"{where} is a {type(module).__name__} with its own forward, which TanhNet's equations "
+                             f"would not compute; expected a plain {base.__name__}")
+        if module._forward_pre_hooks or module._forward_hooks or module._backward_hooks or module._backward_pre_hooks:
+            raise ValueError(f"{where} has hooks (forward or backward hooks, spectral_norm, weight_norm or prune), "
+                             "which TanhNet's equations would not run; remove them first")
 
 
 def hooked(module: nn.Module) -> bool:
