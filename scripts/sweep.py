@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
 
         if STARTUP_SIGNALS:  # one came during the imports, and Python may have dropped its KeyboardInterrupt
             raise KeyboardInterrupt
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals.SIGNALS:
             if signal.getsignal(sig) not in (signal.SIG_IGN, None):
                 signal.signal(sig, signals.interrupt)  # remembered even if dropped: the sweep's loop stops on it
 
@@ -396,7 +396,7 @@ if __name__ == "__main__":
     # until main installs the package's handler, Ctrl-C and SIGTERM end the process at once, and are remembered
     # where Python drops the KeyboardInterrupt (during an import): main checks the list once the imports are done
     STARTUP_SIGNALS = train_script.SIGNALLED
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in train_script.STOP_SIGNALS:
         if signal.getsignal(sig) not in (signal.SIG_IGN, None):
             signal.signal(sig, train_script.interrupt)
     sys.unraisablehook = train_script.unraisable

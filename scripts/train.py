@@ -21,6 +21,8 @@ import sys
 
 SUPPRESS = argparse.SUPPRESS
 SIGNALLED: list[int] = []  # Ctrl-C or SIGTERM that came before the package's handler was in place
+# Ctrl-C, SIGTERM and a closed terminal (SIGHUP): training.signals.SIGNALS, named here before torch is imported
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def interrupt(sig, frame) -> None:
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
 
         if SIGNALLED:  # one came during the imports, and Python dropped its KeyboardInterrupt
             raise KeyboardInterrupt
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             if signal.getsignal(sig) not in (signal.SIG_IGN, None):
                 signal.signal(sig, signals.interrupt)  # remembered even if dropped; absorbed after the loop
 
@@ -221,13 +223,13 @@ def fail(line: str, code: int, consequence: bool = False) -> int:
 
 
 def ignore_signals() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
     # until the loop takes over (training.signals), Ctrl-C and SIGTERM end the process at once: one line, exit 130
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         if signal.getsignal(sig) not in (signal.SIG_IGN, None):
             signal.signal(sig, interrupt)
     sys.unraisablehook = unraisable

@@ -48,8 +48,10 @@ def wait_until(condition, proc, timeout=60.0):
         time.sleep(0.005)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
 def test_a_burst_of_signals_while_saving_still_saves_and_exits_130(tmp_path, sig):
+    # SIGHUP (a closed terminal, a dropped ssh session) killed the run without a save: before its first checkpoint
+    # the folder was then refused by the same command and by --resume alike
     # a checkpoint every step: most of the loop's time is spent saving, where a burst of signals lands
     proc = launch(tmp_path, "--epochs", "1000000", "--checkpoint-interval", "1", "--log-interval", "1000",
                   "--image-interval", "1000000", "--logdir", "run", "--no-progress")
@@ -65,6 +67,29 @@ def test_a_burst_of_signals_while_saving_still_saves_and_exits_130(tmp_path, sig
     state = checkpoint.load(ckpt)  # whole, and it is the interrupted run's last step
     assert f"interrupted at step {state['global_step']};" in out
     assert not list(ckpt.parent.glob(".checkpoint.pt.*.tmp"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGINT], ids=["nohup", "background"])
+def test_a_signal_ignored_when_the_run_began_stays_ignored(tmp_path, sig):
+    """nohup ignores SIGHUP so that a run outlives its terminal, and a shell starts `train.py &` with SIGINT ignored;
+    the loop took them over (a background run stopped on a Ctrl-C meant for the foreground)."""
+    def start():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_IGN)
+
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--epochs", "1000000", "--checkpoint-interval", "1",
+                             "--log-interval", "1000", "--image-interval", "1000000", "--logdir", "run",
+                             "--no-progress"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=start)
+    wait_until((tmp_path / "run" / "checkpoint.pt").exists, proc)
+    for _ in range(20):
+        os.kill(proc.pid, sig)
+        time.sleep(0.02)
+    time.sleep(0.5)
+    assert proc.poll() is None  # still training
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted at step" in out, err
 
 
 def torch_loaded(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM as a request to stop: the loop saves a checkpoint and returns, the process exits 130.
+"""Ctrl-C, SIGTERM and SIGHUP as a request to stop: the loop saves a checkpoint and returns, the process exits 130.
 
 - :func:`stop_on_signals`: while inside, either signal only sets a flag, however many come;
   :func:`~torch_tanhnet.training.loop.train` runs its loop, its final save and its clean-up inside.
@@ -18,7 +18,9 @@ import signal
 from contextlib import contextmanager
 from typing import Callable
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)  # torchrun passes a Ctrl-C on to its workers as SIGTERM, hence both
+# torchrun passes a Ctrl-C on to its workers as SIGTERM; SIGHUP is a closed terminal or a dropped ssh session (it
+# killed a run without a save, and before its first checkpoint left a folder neither a new run nor --resume took)
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class StopRequested(Exception):
@@ -65,13 +67,17 @@ def check_received() -> None:
 
 
 def _install(handler: Callable) -> dict:
-    """Put ``handler`` on SIGINT and SIGTERM; the handlers it replaced (none outside the main thread)."""
+    """Put ``handler`` on SIGINT, SIGTERM and SIGHUP; the handlers it replaced (none outside the main thread).
+
+    A signal ignored when the process began stays ignored, as Unix programs keep it: ``nohup`` ignores SIGHUP so
+    that a run outlives its terminal, and a shell starts a background job (``train.py &``) with SIGINT ignored so
+    that a Ctrl-C meant for the foreground does not reach it (the loop once took them over)."""
     previous = {}
     try:
         for sig in SIGNALS:
             old = signal.getsignal(sig)
-            if old is None:  # installed outside Python: it could not be put back, so leave it
-                continue
+            if old is None or old == signal.SIG_IGN:  # installed outside Python (it could not be put back), or
+                continue  # ignored by whoever started the process: leave it
             previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave the signals alone
         pass
