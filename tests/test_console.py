@@ -247,3 +247,21 @@ def test_a_script_run_before_the_install_says_so_in_one_line(tmp_path, name):
     assert r.returncode == 1 and r.stdout == "", r
     assert r.stderr == (f"{name}: error: No module named 'torch_tanhnet': install the project first, as README.md "
                         "says (pip install -e . in its folder)\n")
+
+
+@pytest.mark.parametrize("name, args, env, code, line", [
+    ("check_gradients", ["--n", "3"], {}, 0, None),  # torch's first jvp warned of its own torch.jit.script
+    ("train", ["--n-samples", "5", "--dry-run", "--epochs", "2", "--no-progress"], {}, 1,
+     "train.py: error: every label of the test set is "),
+    ("train", ["--dry-run", "--epochs", "2", "--no-progress"], {"TORCH_TANHNET_REFERENCE": "maybe"}, 1,
+     "train.py: error: TORCH_TANHNET_REFERENCE='maybe' is neither on"),
+])
+def test_a_warning_made_an_error_by_pythonwarnings_is_one_line(tmp_path, name, args, env, code, line):
+    """PYTHONWARNINGS=error (or -W error, as CI jobs set it): the scripts ended in a traceback, check_gradients.py
+    at every run (torch's own DeprecationWarning, raised in its first forward-mode call)."""
+    r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "error", **env})
+    assert r.returncode == code and "Traceback" not in r.stderr, r.stderr
+    if line:
+        (said,) = r.stderr.splitlines()
+        assert said.startswith(line) and said.endswith(" (a warning, raised as an error by -W error or PYTHONWARNINGS)")

@@ -122,6 +122,10 @@ class Output:
             if not isinstance(e.code, (int, type(None))):
                 raise
             code = e.code or 0
+        except Warning as w:  # -W error or PYTHONWARNINGS=error raised one (ours or torch's): one line, not a traceback
+            text = w.for_command_line() if hasattr(w, "for_command_line") else str(w)
+            say(f"{self._prog}: error: {text} (a warning, raised as an error by -W error or PYTHONWARNINGS)")
+            code = 1
         self.flush()
         if self.lost is None:
             return code

@@ -89,11 +89,11 @@ def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None =
 
 
 @functools.cache
-def _forward_mode_ready() -> None:
+def forward_mode_ready() -> None:
     """PyTorch's first forward-mode call imports ``torch._decomp.decompositions_for_jvp``, which calls the deprecated
     ``torch.jit.script``: under ``-W error`` (``PYTHONWARNINGS=error``, pytest's ``filterwarnings = error``) that
-    DeprecationWarning, PyTorch's own, was raised out of :func:`hessian` (and train.py's first picture). Imported
-    here once with it silenced; a PyTorch without that module needs nothing."""
+    DeprecationWarning, PyTorch's own, was raised out of :func:`hessian` (and train.py's first picture, and the
+    gradient audit's jvp). Imported here once with it silenced; a PyTorch without that module needs nothing."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
@@ -103,7 +103,7 @@ def _forward_mode_ready() -> None:
 
 
 def _hessian(model: TanhNet, X: Tensor, y: Tensor, dtype: torch.dtype | None) -> Tensor:
-    _forward_mode_ready()
+    forward_mode_ready()
     dtype = dtype or model.U.dtype
     theta = flat_parameters(model).to(dtype)
     X = X.detach().reshape(-1, model.in_features).to(dtype)

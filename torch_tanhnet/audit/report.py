@@ -23,6 +23,7 @@ import torch
 
 from ..checks import check_labels, check_network_inputs, check_size, short
 from ..cost import BCEWithLogitsFunction
+from ..landscape import forward_mode_ready
 from ..network import TanhNetFunction
 from .reference import cost_reference, network_reference
 from .scalar import SCALAR_EQUATIONS, scalar_forward_backward
@@ -327,6 +328,7 @@ def audit(X, U, b, W, c, y, *, scalar: bool = False, checks: bool = True,
 
 def _audit(X, U, b, W, c, y, scalar, checks, network_backward, cost_backward, network_tangents, cost_tangents,
            tangent_seed) -> AuditReport:
+    forward_mode_ready()  # torch's first jvp warns of its own deprecated torch.jit.script: not under -W error
     X, U, b, W, c, y = (t.contiguous() for t in (X, U, b, W, c, y))  # an expanded X: torch.func.jvp writes into it
     hand = hand_adjoints(X, U, b, W, c, y, network_backward, cost_backward)
     report = AuditReport(X.dtype, compare(hand, autograd_adjoints(X, U, b, W, c, y), X.dtype))
