@@ -1085,3 +1085,20 @@ def test_on_half_parameters_one_networks_setting_leaves_the_others_numbers_alone
             make(p).step()
             after.append(p.detach()[1])
     assert torch.equal(after[0], after[2]) and torch.equal(after[1], after[3])
+
+
+@pytest.mark.parametrize("opt", [EnsembleSGD, EnsembleAdam])
+def test_a_sparse_setting_is_read_as_its_numbers_and_a_sparse_gradient_is_one_line(opt):
+    """lr as a sparse tensor and a sparse .grad: torch's "Could not run 'aten::aminmax' / 'aten::lerp_.Scalar' with
+    arguments from the 'SparseCPU' backend", many lines (hostile campaign)."""
+    ensemble = TanhNetEnsemble(4)
+    lr = torch.tensor([0.1, 0.0, 0.2, 0.3]).to_sparse()
+    assert torch.equal(opt(ensemble.parameters(), lr=lr).param_groups[0]["lr"], lr.to_dense().double())
+    optimizer = opt(ensemble.parameters(), lr=0.1)
+    for p in ensemble.parameters():
+        p.grad = torch.ones_like(p).to_sparse()
+    before = [p.detach().clone() for p in ensemble.parameters()]
+    with pytest.raises(RuntimeError, match=rf"^{opt.__name__} does not take sparse gradients, and parameter 0 in "
+                                           r"param group 0 has one \(torch.sparse_coo\); make it dense"):
+        optimizer.step()
+    assert all(torch.equal(a, p) for a, p in zip(before, ensemble.parameters()))  # nothing moved

@@ -187,6 +187,12 @@ def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | No
             raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
         if t.is_meta:  # a shape without numbers: torch's own error is "Cannot copy out of meta tensor; no data!"
             raise ValueError(f"{name} must hold numbers, got a tensor on the meta device (a shape, no values)")
+        if t.layout is not torch.strided:  # sparse: its numbers, dense (aminmax has no sparse kernel)
+            try:
+                t = t.to_dense()
+            except (RuntimeError, NotImplementedError):
+                raise TypeError(f"{name} must be a number or {K} numbers (one per network), got a tensor of "
+                                f"layout {t.layout}") from None
         if t.dim() == 0:
             t = t.expand(K)
         if tuple(t.shape) != (K,):

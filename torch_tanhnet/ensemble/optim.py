@@ -157,6 +157,11 @@ class _EnsembleOptimizer(Optimizer):
         for i, group in enumerate(self.param_groups):
             self._check(group, i)
             for j, p in enumerate(group["params"]):
+                if p.grad is not None and p.grad.layout is not torch.strided:  # torch's kernels: "Could not run
+                    # 'aten::lerp_.Scalar' with arguments from the 'SparseCPU' backend", many lines
+                    raise RuntimeError(f"{type(self).__name__} does not take sparse gradients, and parameter {j} in "
+                                       f"param group {i} has one ({p.grad.layout}); make it dense with "
+                                       ".to_dense() first")
                 for name, value in self.state.get(p, {}).items():
                     if name in self.KEPT_APART or not isinstance(value, Tensor):
                         continue
