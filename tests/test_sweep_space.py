@@ -382,3 +382,29 @@ def test_a_sweep_started_with_a_negative_random_seed_before_the_check_resumes():
     SweepConfig(random_seed=-1, resume=True, logdir="somewhere").validate()
     with pytest.raises(ConfigError, match="random_seed: must be an integer in"):
         SweepConfig(random_seed=-1).validate()
+
+
+def test_names_carry_the_digits_that_tell_typed_values_apart_and_number_the_rest():
+    """--lr 0.123456 0.123457: the table printed two rows both reading 0.1235 (hostile campaign); names and table
+    now give them six digits. Draws alike even to six (a random sweep) are numbered, the table showing the number."""
+    from torch_tanhnet.sweep.space import field_digits, unique_names
+
+    typed = [{"lr": 0.123456, "hidden": 3}, {"lr": 0.123457, "hidden": 3}]
+    assert field_digits(typed, "lr") == 6 and unique_names(typed, ["lr"]) == ["lr=0.123456", "lr=0.123457"]
+    plain = [{"lr": 0.1}, {"lr": 0.5}, {"lr": 1.0}]
+    assert field_digits(plain, "lr") == 4 and unique_names(plain, ["lr"]) == ["lr=0.1", "lr=0.5", "lr=1"]
+    drawn = [{"lr": 0.1234560001}, {"lr": 0.1234560002}]
+    assert unique_names(drawn, ["lr"]) == ["0:lr=0.1235", "1:lr=0.1235"]
+
+
+def test_the_table_shows_each_settings_own_digits_or_number(tmp_path):
+    from torch_tanhnet.sweep.results import table
+    from torch_tanhnet.sweep.runner import sweep
+
+    for values, random, first in (({"lr": [0.123456, 0.123457]}, None, ["0.123456", "0.123457"]),
+                                  ({"lr": [Range(0.1234560, 0.1234562)]}, 2, ["0", "1"])):
+        result = sweep(SweepConfig(values={**values, "epochs": [2]}, random=random, seeds=[0],
+                                   logdir=str(tmp_path / str(random)), progress=False, gallery=0))
+        rows = table(result.plan, result.results.summaries).splitlines()
+        assert rows[0].split()[0] == ("#" if random else "lr")
+        assert [re.split(r"\s+", r)[0] for r in rows[1:]] == first

@@ -50,7 +50,7 @@ from .metrics import METRICS
 from .pictures import gallery, heat_map
 from .plan import Plan
 from .results import Results
-from .space import SHORT, value_text
+from .space import SHORT, field_digits, value_text
 
 RUN_LIST = 40  # Custom Scalars and Images select no run by default past this many (their run list's limit)
 SETTINGS_ONLY = "%5E%28%3F%21seeds%2F%29"  # ^(?!seeds/) in a URL: every run but the per-run sessions
@@ -239,8 +239,9 @@ def heat_map_picture(plan: Plan, results: Results) -> np.ndarray:
     pooled = [f for f in plan.swept if f not in axes]
     title = f"share solved (test accuracy >= {plan.config.solved_at:g})" + (
         f", pooled over {', '.join(pooled)}" if pooled else "")
-    return heat_map(share, runs, [value_text(v) for v in rows] if axes else ["all"],
-                    [value_text(v) for v in cols] if len(axes) > 1 else [""], names[0], names[1], title)
+    digits = [field_digits(plan.settings, f) for f in axes] + [4, 4]  # the names' digits: 0.123456, 0.123457
+    return heat_map(share, runs, [value_text(v, digits[0]) for v in rows] if axes else ["all"],
+                    [value_text(v, digits[1]) for v in cols] if len(axes) > 1 else [""], names[0], names[1], title)
 
 
 def _sort_key(v):

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +26,13 @@ from ..training.wording import flag, shell, utf8
 from .group import GroupResult
 from .metrics import CURVATURE, METRICS
 from .plan import Plan
-from .space import SWEEPABLE, value_text
+from .space import SWEEPABLE, field_digits, value_text
 
 Tensor = torch.Tensor
 
 FINAL = ("loss/test", "accuracy/test", "loss/train", "accuracy/train")  # results.csv's order of the metrics
 QUANTILES = (0.1, 0.5, 0.9)
+NUMBERED = re.compile(r"^(\d+):")  # a setting's name numbered where its values print alike (space.unique_names)
 
 
 @dataclass
@@ -176,8 +178,11 @@ def train_command(row: dict, script: str = "scripts/train.py") -> str:
 def table(plan: Plan, summaries: list[SettingSummary]) -> str:
     """The final table: one line per setting."""
     fields = plan.swept
-    head = [*(flag(f)[2:] for f in fields), "runs", "solved", "test loss: median [10%, 90%]",
-            "test accuracy: median [10%, 90%]", "steps to solve"]
+    digits = {f: field_digits(plan.settings, f) for f in fields}  # 0.123456 and 0.123457 both read 0.1235
+    numbered = any(NUMBERED.match(s.name) for s in summaries)  # values alike even so: the names' numbers
+    head = [*(["#"] if numbered else []), *(flag(f)[2:] for f in fields), "runs", "solved",
+            "test loss: median [10%, 90%]", "test accuracy: median [10%, 90%]", "steps to solve"]
+    fields_at = int(numbered) + len(fields)  # the columns left of the numbers
     any_diverged = any(s.diverged for s in summaries)
     if any_diverged:
         head.append("diverged")
@@ -185,7 +190,8 @@ def table(plan: Plan, summaries: list[SettingSummary]) -> str:
     for s in summaries:
         lo, med, hi = s.quantiles["loss/test"]
         alo, amed, ahi = s.quantiles["accuracy/test"]
-        cells = [*(value_text(plan.settings[s.setting][f]) for f in fields), str(s.runs),
+        number = [NUMBERED.match(s.name).group(1)] if numbered else []
+        cells = [*number, *(value_text(plan.settings[s.setting][f], digits[f]) for f in fields), str(s.runs),
                  f"{100 * s.share:.0f}% ({s.solved})", f"{figure(med, 3)} [{figure(lo, 3)}, {figure(hi, 3)}]",
                  f"{amed:.3f} [{alo:.3f}, {ahi:.3f}]",
                  "-" if math.isnan(s.steps_to_solve) else f"{s.steps_to_solve:.0f}"]
@@ -195,6 +201,6 @@ def table(plan: Plan, summaries: list[SettingSummary]) -> str:
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
 
     def fmt(r: list[str]) -> str:  # the settings to the left, the numbers to the right
-        return "  ".join(c.rjust(w) if i >= len(fields) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        return "  ".join(c.rjust(w) if i >= fields_at else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
 
     return "\n".join(fmt(r).rstrip() for r in [head, *lines])

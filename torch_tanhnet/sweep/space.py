@@ -214,26 +214,36 @@ def swept(settings: list[dict]) -> list[str]:
     return [n for n in SWEEPABLE if len({repr(s[n]) for s in settings}) > 1]
 
 
-def value_text(v) -> str:
+def value_text(v, digits: int = 4) -> str:
     if v is None:
         return "default"
     if isinstance(v, bool):
         return "on" if v else "off"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:.{digits}g}"
     return printable(str(v))  # a data file's name may hold a newline
 
 
-def setting_name(setting: dict, names: list[str]) -> str:
-    """``hidden=2,lr=0.5``: the swept values, short; ``all`` when nothing is swept."""
+def field_digits(settings: list[dict], field: str) -> int:
+    """Significant digits that tell ``field``'s float values apart, 4 to 6 (``--lr 0.123456 0.123457``: 6); 4 where
+    even 6 do not (random draws: then the names are numbered, :func:`unique_names`)."""
+    floats = {s[field] for s in settings if isinstance(s[field], float)}
+    return next((d for d in range(4, 7) if len({f"{v:.{d}g}" for v in floats}) == len(floats)), 4)
+
+
+def setting_name(setting: dict, names: list[str], digits: dict[str, int] | None = None) -> str:
+    """``hidden=2,lr=0.5``: the swept values, short (``digits`` significant digits a field, 4 unless given);
+    ``all`` when nothing is swept."""
     if not names:
         return "all"
-    return ",".join(f"{SHORT.get(n, n)}={value_text(setting[n])}" for n in names)
+    digits = digits or {}
+    return ",".join(f"{SHORT.get(n, n)}={value_text(setting[n], digits.get(n, 4))}" for n in names)
 
 
 def unique_names(settings: list[dict], names: list[str]) -> list[str]:
-    """Setting names, numbered where rounding made two alike (random sweeps)."""
-    found = [setting_name(s, names) for s in settings]
+    """Setting names, with the digits that tell each field's values apart (:func:`field_digits`), numbered where
+    rounding still made two alike (random sweeps)."""
+    found = [setting_name(s, names, {n: field_digits(settings, n) for n in names}) for s in settings]
     if len(set(found)) == len(found):
         return found
     width = len(str(len(found) - 1))
