@@ -288,3 +288,24 @@ def test_a_resumed_runs_events_file_sorts_after_the_ones_it_continues(tmp_path):
     logger.close()
     files = sorted(f.name for f in tmp_path.glob("events.out.tfevents.*"))
     assert files[-1] != last.name and files.index(last.name) < files.index(files[-1])
+
+
+def test_a_run_resumed_on_a_clock_set_back_still_ends_its_curves_with_its_own_steps(tmp_path):
+    """The folder's events file named a second later than this clock reads (a run resumed on another machine, a
+    clock corrected): the resumed run's file sorted first, and TensorBoard, reading the stopped run's file after it,
+    ended the curves with the old steps and purged the resumed ones (hostile campaign). Its file is now renamed to
+    sort last, and written there."""
+    config = TrainConfig(n_samples=60, epochs=30, log_interval=5, image_interval=10**6, checkpoint_interval=10,
+                         logdir=str(tmp_path / "run"), progress=False)
+    train(config)
+    (old,) = (tmp_path / "run").glob("events.out.tfevents.1*")
+    parts = old.name.split(".")
+    parts[3] = f"{int(parts[3]) + 86400:010d}"  # opened "tomorrow", as this clock reads
+    old.rename(old.with_name(".".join(parts)))
+    train(TrainConfig(**{**vars(config), "epochs": 60, "resume": True}))
+    files = sorted(f.name for f in (tmp_path / "run").glob("events.out.tfevents.1*"))
+    assert len(files) == 2 and files[0] == ".".join(parts)
+    ea = EventAccumulator(str(tmp_path / "run"), size_guidance={"scalars": 0})
+    ea.Reload()
+    steps = [e.step for e in ea.Scalars("loss/train")]
+    assert steps[-1] == 60 and len(steps) == len(set(steps)) == 13  # 0, 5, ..., 60

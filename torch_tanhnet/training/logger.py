@@ -21,6 +21,7 @@ loop calls them unconditionally.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -244,4 +245,25 @@ def _writer_sorted_last(SummaryWriter, logdir: Path, purge_step: int | None):
         while int(time.time()) <= opened:
             time.sleep(0.05)
         writer = SummaryWriter(str(logdir), purge_step=purge_step)
+        new = names() - before
+        if new and max(names()) not in new:  # still first: the clock reads earlier than the last file's second
+            _name_after(writer, max(before))
     return writer
+
+
+def _name_after(writer, last: str) -> None:
+    """Rename ``writer``'s new events file to sort after ``last``, the folder's last: a clock set back since that
+    file was opened (a run resumed on another machine, a clock corrected) named the resumed run's file earlier,
+    and TensorBoard, reading the older file after it, showed the stopped run's steps as the curve's end (its
+    tail past the checkpoint, the resumed steps purged). The name's second becomes ``last``'s + 1; the rest (host,
+    process, counter) stays. TensorBoard's file appends by name at each write: the writer is pointed at the new
+    name before it writes again."""
+    events = writer._get_file_writer().event_writer
+    old = Path(events._file_name)
+    parts = old.name.split(".")  # events, out, tfevents, <seconds>, <host ...>, <pid>, <n>
+    parts[3] = f"{int(last.split('.')[3]) + 1:010d}"
+    writer.flush()
+    new = old.with_name(".".join(parts))
+    os.rename(old, new)
+    events._file_name = str(new)
+    events._general_file_writer.filename = os.fsencode(new)
