@@ -338,8 +338,10 @@ def report(config, given, world, device, gather) -> int:
     from torch_tanhnet.sweep.plan import estimate_seconds
     from torch_tanhnet.sweep.results import table, train_command, write_csv
     from torch_tanhnet.sweep.runner import prepare, sweep
+    from torch_tanhnet.training import signals
     from torch_tanhnet.training.wording import printable, script, shell
 
+    signals.late.requested = False  # of this sweep (an earlier one's in this process says nothing of it)
     prepared = prepare(config, world, given, device)
     plan, logdir, found = prepared
     config.logdir = str(logdir)  # for main's Ctrl-C message (prepare leaves its caller's config as it was)
@@ -363,7 +365,8 @@ def report(config, given, world, device, gather) -> int:
     print(table(plan, result.results.summaries))
     first = result.results.rows[0]
     # the checkpoint adds up every start's training time (a complete sweep resumed trained nothing now)
-    starts = " (this start and the earlier ones)" if plan.config.resume and not result.already_complete else ""
+    starts = (" (when it ran)" if result.already_complete else
+              " (this start and the earlier ones)" if plan.config.resume else "")
     # two lines: an 80-column terminal
     print(f"{plan.n_runs} runs trained in {result.seconds:.1f} s{starts}{through_reference()}")
     print(f"solved: final test accuracy ≥ {plan.config.solved_at:g}; steps to solve: the solved runs' median first "
@@ -384,6 +387,8 @@ def report(config, given, world, device, gather) -> int:
         print(f"view it with: tensorboard --logdir {shell(logdir)}")
         if (hint := selection_hint(plan)) is not None:
             print(hint)
+    if signals.late.requested:  # absorbed while the results were written, which takes a second or more
+        print("a stop came while the results were being written; they were finished first")
     return 0
 
 

@@ -328,3 +328,28 @@ def test_a_sweep_past_tensorboards_run_list_says_how_to_see_its_curves(tmp_path,
                         monkeypatch=monkeypatch, capsys=capsys)
     last = out.rstrip("\n").splitlines()[-1]
     assert code == 0 and (last == hint if hint else last.startswith("view it with: tensorboard --logdir sw"))
+
+
+def test_a_stop_while_the_results_are_written_is_said_and_a_finished_sweep_says_when_it_trained(tmp_path, monkeypatch,
+                                                                                                  capsys):
+    """A Ctrl-C while a sweep wrote its results and pictures was absorbed without a word (exit 0 a second later);
+    resuming a finished sweep said '2 runs trained in 0.0 s' as if now (hostile campaign)."""
+    from torch_tanhnet.sweep import board
+    from torch_tanhnet.training import signals
+
+    write_board = board.write_board
+
+    def stopped_while_writing(*args, **kw):
+        signals.late.set()  # what training.signals.interrupt does with a signal after the loop
+        return write_board(*args, **kw)
+
+    monkeypatch.setattr(board, "write_board", stopped_while_writing)
+    code, out, err = main("--seeds", "2", "--epochs", "2", "--n-samples", "20", "--logdir", "s", "--gallery", "0",
+                          cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "a stop came while the results were being written; they were finished first"
+    assert (tmp_path / "s" / "results.csv").exists()
+    monkeypatch.setattr(board, "write_board", write_board)
+    code, out, err = main("--logdir", "s", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and " runs trained in " in out and "s (when it ran)\n" in out, err
+    assert "a stop came" not in out
