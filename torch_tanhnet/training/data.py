@@ -197,7 +197,7 @@ def _rows(path: Path, reader) -> array:
             first = False
             if len(cells) != 3:
                 sep = next((f" (separated by {c!r}? use commas)" for c in ";\t|" if len(cells) == 1 and c in cells[0]),
-                           "")
+                           " (a comment? the file holds rows alone: remove it)" if cells[0].startswith("#") else "")
                 raise DataError(f"{_at(path, lineno)}: expected 3 columns (x1, x2, label), got {len(cells)}{sep}")
             if None in numbers:
                 raise DataError(f"{_at(path, lineno)}: expected numbers, got {','.join(cells)!r}")
