@@ -307,17 +307,18 @@ def test_a_finished_sweep_resumed_with_another_solved_at_says_what_its_files_hol
 
 @pytest.mark.parametrize("args,hint", [
     (["--seeds", "5"], None),
-    (["--seeds", "41"], "TensorBoard holds 43 runs, more than its Custom Scalars and Images tabs select (40): open "
-                        "them with the settings' runs alone selected, "
-                        "http://localhost:6006/#custom_scalars&regexInput=%5E%28%3F%21seeds%2F%29 and "
-                        "http://localhost:6006/#images&regexInput=%5E%28%3F%21seeds%2F%29 (6006: TensorBoard's own "
+    (["--seeds", "41"], "TensorBoard holds 43 runs, more than its Scalars, Custom Scalars and Images tabs select (40): "
+                        "open them with the settings' runs alone selected, "
+                        "http://localhost:6006/#custom_scalars&regexInput=%5E%28%3F%21seeds%2F%29, "
+                        "http://localhost:6006/#images&regexInput=%5E%28%3F%21seeds%2F%29 and "
+                        "http://localhost:6006/#scalars&regexInput=%5E%28%3F%21seeds%2F%29 (6006: TensorBoard's own "
                         "port)"),
     (["--seeds", "1", "--sessions", "settings", "--lr", *[str(0.01 * (i + 1)) for i in range(40)]],
-     "TensorBoard holds 41 runs, more than its Custom Scalars and Images tabs select (40): press 'toggle all runs' "
-     "there"),
+     "TensorBoard holds 41 runs, more than its Scalars, Custom Scalars and Images tabs select (40): press 'toggle "
+     "all runs' there"),
     (["--seeds", "2", "--lr", *[str(0.01 * (i + 1)) for i in range(40)]],  # the settings alone are past 40 too
-     "TensorBoard holds 121 runs, more than its Custom Scalars and Images tabs select (40): write ^(?!seeds/) in "
-     "their runs filter, then press 'toggle all runs' there"),
+     "TensorBoard holds 121 runs, more than its Scalars, Custom Scalars and Images tabs select (40): write "
+     "^(?!seeds/) in their runs filter, then press 'toggle all runs' there"),
 ])
 def test_a_sweep_past_tensorboards_run_list_says_how_to_see_its_curves(tmp_path, monkeypatch, capsys, args, hint):
     """Past 40 runs, Custom Scalars and Images open empty (a student saw five charts of 'Matches (0)'): the sweep's

@@ -140,8 +140,8 @@ def per_run_sessions(plan: Plan) -> bool:
 
 
 def selection_hint(plan: Plan) -> str | None:
-    """How to see the curves and pictures where TensorBoard shows none at first: its Custom Scalars and Images
-    select no run by default past ``RUN_LIST`` runs (Time Series and HParams show them all); None below that.
+    """How to see the curves and pictures where TensorBoard shows none at first: its Scalars, Custom Scalars and
+    Images select no run by default past ``RUN_LIST`` runs (Time Series and HParams show them all); None below that.
 
     TensorBoard 2.21 selects the runs a filter leaves when they are ``RUN_LIST`` or fewer (drawing their
     checkboxes unticked), and 'toggle all runs' then unselects them: so with the sessions filtered out the line
@@ -152,11 +152,12 @@ def selection_hint(plan: Plan) -> str | None:
     runs = (plan.n_runs if per_run else 0) + shown  # with every run's session
     if runs <= RUN_LIST:
         return None
-    head = f"TensorBoard holds {runs} runs, more than its Custom Scalars and Images tabs select ({RUN_LIST}):"
+    head = f"TensorBoard holds {runs} runs, more than its Scalars, Custom Scalars and Images tabs select ({RUN_LIST}):"
     if per_run and shown <= RUN_LIST:
         return (f"{head} open them with the settings' runs alone selected, "
-                f"http://localhost:6006/#custom_scalars&regexInput={SETTINGS_ONLY} and "
-                f"http://localhost:6006/#images&regexInput={SETTINGS_ONLY} (6006: TensorBoard's own port)")
+                f"http://localhost:6006/#custom_scalars&regexInput={SETTINGS_ONLY}, "
+                f"http://localhost:6006/#images&regexInput={SETTINGS_ONLY} and "
+                f"http://localhost:6006/#scalars&regexInput={SETTINGS_ONLY} (6006: TensorBoard's own port)")
     sessions = "write ^(?!seeds/) in their runs filter, then " if per_run else ""
     return f"{head} {sessions}press 'toggle all runs' there"
 
