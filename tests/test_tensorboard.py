@@ -83,12 +83,29 @@ def test_a_small_network_logs_each_parameter_as_a_curve(tmp_path):
     assert final["param/c/c"] == pytest.approx(result.model.c.item())
 
 
+def test_a_small_network_logs_each_gradient_entry_as_a_curve(tmp_path):
+    """ū11 … c̄ of the last step, as the parameters are (a student sees the backward's numbers, not their norms
+    alone): from the first log after a step, each tensor's entries agreeing with its norm/grad curve."""
+    train(tiny(tmp_path / "run"))
+    ea = events(tmp_path / "run")
+    names = [t.replace("param/", "param_grad/", 1) for t in parameter_tags(3)]
+    assert set(names) <= set(ea.Tags()["scalars"])
+    assert [e.step for e in ea.Scalars("param_grad/W/w2")] == [2, 4, 6]  # none at step 0: no step yet
+    for tensor in "UbWc":
+        entries = [ea.Scalars(t)[-1].value for t in names if t.startswith(f"param_grad/{tensor}/")]
+        norm = ea.Scalars(f"norm/grad/{tensor}")[-1].value
+        assert sum(v * v for v in entries) ** 0.5 == pytest.approx(norm, rel=1e-5)
+    charts = {c["title"]: [ch["title"] for ch in c["chart"]] for c in custom_scalars_layout(tmp_path)["category"]}
+    assert charts["gradients"][0] == "U-bar: u-bar_jk = sum_i g-bar_ij x_ik"
+
+
 def test_a_wide_network_gets_histograms_instead(tmp_path):
     train(tiny(tmp_path / "run", hidden=16, image_interval=3))  # 81 parameters
     tags = events(tmp_path / "run").Tags()
     assert {f"param/{n}" for n in "UbWc"} | {f"param_grad/{n}" for n in "UbWc"} <= set(tags["histograms"])
     assert not any(t.startswith("param/") for t in tags["scalars"])
-    assert "parameters" not in [c["title"] for c in custom_scalars_layout(tmp_path)["category"]]
+    assert not any(t.startswith("param_grad/") for t in tags["scalars"])
+    assert not {"parameters", "gradients"} & {c["title"] for c in custom_scalars_layout(tmp_path)["category"]}
 
 
 def test_parameter_names_stay_apart_from_ten_units():

@@ -8,12 +8,13 @@ The tags are named so that TensorBoard, which sorts groups (the part before the 
     maps/decision_boundary, maps/hidden_units                 pictures, on a log-like schedule
     norm/grad/U … /total, norm/param/U …                      ‖Ū‖ … and ‖U‖ …
     param/U/u11 … param/c/c                                   each parameter (4H + 1 ≤ 64)
+    param_grad/U/u11 … param_grad/c/c                         its gradient ū11 … c̄ at the last step, likewise
     param/U, param_grad/U …  (histograms)                     wider networks, instead
     run/lr, run/step_ms, run/world_size, tanh/saturation      housekeeping, last
 
 and the Custom Scalars tab gets a curated layout (:func:`layout`): loss train and test on
 one chart, accuracy on one, the gradient norms on one, the parameter norms on one, the
-Hessian's extreme eigenvalues on one, and a chart per parameter tensor for small networks.
+Hessian's extreme eigenvalues on one, and a chart per parameter tensor and one per gradient for small networks.
 
 Only the main process writes (rank 0 under torchrun); elsewhere every method is a no-op, so a
 loop calls them unconditionally.
@@ -52,8 +53,9 @@ def parameter_tags(hidden: int) -> list[str]:
             + [f"param/W/w{j}" for j in units] + ["param/c/c"])
 
 
-def layout(small: bool) -> dict:
-    """The Custom Scalars tab's charts (``SummaryWriter.add_custom_scalars``): category → title → regexes."""
+def layout(small: bool, sparse_hessian: bool = False) -> dict:
+    """The Custom Scalars tab's charts (``SummaryWriter.add_custom_scalars``): category → title → regexes.
+    ``sparse_hessian``: the Hessian's eigenvalues are logged at the picture steps alone (a large run)."""
     charts = {
         "learning": {
             "loss: train and test": ["Multiline", [r"^loss/(train|test)$"]],
@@ -64,17 +66,22 @@ def layout(small: bool) -> dict:
             "parameter norms |U|, |b|, |W|, |c|": ["Multiline", [r"^norm/param/"]],
         },
     }
-    # one chart each: on one axis the greatest (~1) flattened the least (~1e-4) to a line, its sign unreadable; and
-    # logged at the picture steps only, a few points, which TensorBoard's default smoothing (0.6) drags towards step
-    # 0's value: a least eigenvalue of +8.8e-5 read as -0.0095 (a minimum as a saddle), hence the title's advice
+    # one chart each: on one axis the greatest (~1) flattened the least (~1e-4) to a line, its sign unreadable. Logged
+    # at the picture steps only (a large run), a few points, which TensorBoard's default smoothing (0.6) drags towards
+    # step 0's value (a least eigenvalue of +4.9e-5 read as -0.0095, a minimum as a saddle): the title's advice
+    sparse = "; few points: read with smoothing 0" if sparse_hessian else ""
     charts["landscape"] = {
-        "Hessian's least eigenvalue (below 0 where the gradient is ~0: a saddle; few points: read with smoothing 0)":
+        f"Hessian's least eigenvalue (below 0 where the gradient is ~0: a saddle{sparse})":
             ["Multiline", [r"^loss_hessian/min_eigenvalue$"]],
         "Hessian's greatest eigenvalue (the sharpest curvature)": ["Multiline", [r"^loss_hessian/max_eigenvalue$"]],
     }
     if small:
         charts["parameters"] = {f"{name}: {what}": ["Multiline", [rf"^param/{name}/"]] for name, what in (
             ("U", "u_jk, input k into unit j"), ("b", "b_j"), ("W", "w_j, unit j into z"), ("c", "c"))}
+        # the handout's adjoints, entry by entry: what the backward equations computed at the last step
+        charts["gradients"] = {f"{bar}: {what}": ["Multiline", [rf"^param_grad/{name}/"]] for name, bar, what in (
+            ("U", "U-bar", "u-bar_jk = sum_i g-bar_ij x_ik"), ("b", "b-bar", "b-bar_j = sum_i g-bar_ij"),
+            ("W", "W-bar", "w-bar_j = sum_i z-bar_i h_ij"), ("c", "c-bar", "c-bar = sum_i z-bar_i"))}
     charts["run"] = {
         "learning rate": ["Multiline", [r"^run/lr$"]],
         "share of saturated tanh units (|h| > 0.97)": ["Multiline", [r"^tanh/saturation$"]],
@@ -88,19 +95,21 @@ class Logger:
     """TensorBoard output of the main process; every method is a no-op elsewhere."""
 
     def __init__(self, logdir: Path, enabled: bool, purge_step: int | None, model: TanhNet,
-                 watch: Watch | None = None) -> None:
-        """``watch``: the run's own watch of its folder (:class:`~.writer_lock.Watch`); one of its own if None."""
+                 watch: Watch | None = None, sparse_hessian: bool = False) -> None:
+        """``watch``: the run's own watch of its folder (:class:`~.writer_lock.Watch`); one of its own if None.
+        ``sparse_hessian``: the Hessian's eigenvalues come at the picture steps alone (the layout's advice)."""
         self.writer = None
         self.file: _Guarded | None = None  # the events file, as TensorBoard's writer thread writes it
         self.reported = False  # whether its error has been raised
         self.small = is_small(model)
         self.param_tags = parameter_tags(model.U.shape[0]) if self.small else []
+        self.grad_tags = [t.replace("param/", "param_grad/", 1) for t in self.param_tags]  # param_grad/U/u11, …
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
             self.writer = _writer_sorted_last(SummaryWriter, logdir, purge_step)
             self.file = _Guarded.around(self.writer, watch or Watch(logdir))
-            self.writer.add_custom_scalars(layout(self.small))
+            self.writer.add_custom_scalars(layout(self.small, sparse_hessian))
             self.check()
 
     def check(self) -> None:
@@ -119,6 +128,10 @@ class Logger:
         if model is not None and self.small:
             numbers = torch.cat([getattr(model, n).detach().reshape(-1) for n in PARAMS]).double().cpu().tolist()
             values = {**values, **dict(zip(self.param_tags, numbers))}
+            grads = [getattr(model, n).grad for n in PARAMS]
+            if all(g is not None for g in grads):  # the last step's ∂ε/∂θ, entry by entry (none before the first)
+                numbers = torch.cat([g.detach().reshape(-1) for g in grads]).double().cpu().tolist()
+                values.update(zip(self.grad_tags, numbers))
         merged = Summary(value=[Summary.Value(tag=tag, simple_value=float(x)) for tag, x in values.items()])
         self.writer._get_file_writer().add_summary(merged, step)
         self.check()

@@ -274,7 +274,7 @@ class Run:
         before = set(logdir.glob("events.out.tfevents.*"))
         try:
             self.logger = Logger(logdir, True, purge_step=self.step + 1 if self.resumed else None, model=self.model,
-                                 watch=self.watch)
+                                 watch=self.watch, sparse_hessian=not self.curvature_every_log)
         finally:
             self.created += sorted(set(logdir.glob("events.out.tfevents.*")) - before - set(self.created))
         if not self.resumed:
