@@ -52,7 +52,7 @@ from .plan import Plan
 from .results import Results
 from .space import SHORT, field_digits, value_text
 
-RUN_LIST = 40  # Custom Scalars and Images select no run by default past this many (their run list's limit)
+RUN_LIST = 40  # Scalars, Custom Scalars and Images select no run by default past this many (their run list's limit)
 SETTINGS_ONLY = "%5E%28%3F%21seeds%2F%29"  # ^(?!seeds/) in a URL: every run but the per-run sessions
 EVENTS = "events.out.tfevents.0000000001.sweep"  # sorts after the hparams files, before a SummaryWriter's
 BAND = ("p10", "median", "p90")
