@@ -56,9 +56,10 @@ RUN_LIST = 40  # Scalars, Custom Scalars and Images select no run by default pas
 SETTINGS_ONLY = "%5E%28%3F%21seeds%2F%29"  # ^(?!seeds/) in a URL: every run but the per-run sessions
 EVENTS = "events.out.tfevents.0000000001.sweep"  # sorts after the hparams files, before a SummaryWriter's
 BAND = ("p10", "median", "p90")
+SOLVED = {True: "solved (1 or 0; a group's mean: its share)", False: "solved (its seeds' share)"}  # by per-run sessions
 FINAL_METRICS = (  # the HParams tab's columns: each run's final values (tags in its session folder); the tab
     # ticks the first five, so what a sweep asks comes first (steps to solve, sixth, was never shown unasked)
-    hp.Metric("session/solved", display_name="solved (1 or 0; a group's mean: its share)"),
+    hp.Metric("session/solved", display_name=SOLVED[True]),
     hp.Metric("session/steps_to_solve", display_name="steps to solve"),
     hp.Metric("session/accuracy/test", display_name="test accuracy", dataset_type=hp.Metric.VALIDATION),
     hp.Metric("session/loss/test", display_name="test loss", dataset_type=hp.Metric.VALIDATION),
@@ -193,7 +194,8 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
     # the swept settings, then what a student reads a run by while there is room (three constant columns, batch
     # size, dataset and dtype by name, were ticked after two swept ones)
     fill = [name for name in FILL if name not in swept][:max(0, TICKED - len(swept))]
-    hparams.write_config(logdir, differs=swept | set(fill), hparams=declared, metrics=FINAL_METRICS)
+    solved = hp.Metric("session/solved", display_name=SOLVED[per_run_sessions(plan)])  # a session a setting: a share
+    hparams.write_config(logdir, differs=swept | set(fill), hparams=declared, metrics=(solved, *FINAL_METRICS[1:]))
     labels = data_labels(sorted({s["data"] for s in plan.settings if s.get("data")})) if "data" in plan.swept else {}
     now = time.time()
     batch = {r.index: g.batch_size for g in plan.groups for r in g.runs}

@@ -140,7 +140,7 @@ def values(config: TrainConfig, batch_size: int | None = None) -> dict[str, bool
 
 def group_name(settings: TrainConfig | dict, ignore: Iterable[str] = ("seed",)) -> str:
     """The session group of a run: its data set and a hash of its hparam values without ``ignore``,
-    e.g. ``moons-8c6fb5fac9b6`` (runs differing only in seed share a group, and the HParams tab
+    e.g. ``moons-1590969f57b5`` (runs differing only in seed share a group, and the HParams tab
     shows the group as one row, its "Trial ID", with its runs' metrics averaged)."""
     v = values(settings) if isinstance(settings, TrainConfig) else dict(settings)
     kept = {k: x for k, x in v.items() if k not in set(ignore)}
