@@ -77,7 +77,8 @@ def layout(small: bool, sparse_hessian: bool = False) -> dict:
     }
     if small:
         charts["parameters"] = {f"{name}: {what}": ["Multiline", [rf"^param/{name}/"]] for name, what in (
-            ("U", "u_jk, input k into unit j"), ("b", "b_j"), ("W", "w_j, unit j into z"), ("c", "c"))}
+            ("U", "u_jk, input k into unit j"), ("b", "b_j, unit j's bias"), ("W", "w_j, unit j into z"),
+            ("c", "the bias of z"))}
         # the handout's adjoints, entry by entry: what the backward equations computed at the last step
         charts["gradients"] = {f"{bar}: {what}": ["Multiline", [rf"^param_grad/{name}/"]] for name, bar, what in (
             ("U", "U-bar", "u-bar_jk = sum_i g-bar_ij x_ik"), ("b", "b-bar", "b-bar_j = sum_i g-bar_ij"),
