@@ -229,8 +229,8 @@ def test_a_noise_that_puts_a_built_in_sets_points_past_the_dtype_names_the_noise
     load_split(TrainConfig(dataset="xor", noise=1e30, dtype="float32"))  # far out, but representable: taken
 
 
-@pytest.mark.parametrize("header", ["label,x1,x2", "x1,Label,x2", "y,a,b", " Target , x , z", "class,x1,x2",
-                                    "x2,x1,label", "X_2,x 1,y"])
+@pytest.mark.parametrize("header", ["label,x1,x2", "x1,Label,x2", "y,x1,x2", " Target , x , x2", "class,x1,x2",
+                                    "x2,x1,label", "X_2,x 1,y", "label,feature 1,feature 2", "y,x,f2"])
 def test_a_header_that_names_the_columns_in_another_order_is_refused(tmp_path, header):
     """The reader takes x1, x2, label by place: `label,x1,x2` trained a network to predict x2 from the label and x1,
     and reported accuracy 1.000 on the wrong problem."""
@@ -239,7 +239,8 @@ def test_a_header_that_names_the_columns_in_another_order_is_refused(tmp_path, h
         load_csv(write(tmp_path, f"{header}\n0.5,1,0\n-2,0.3,1\n", "h.csv"))
 
 
-@pytest.mark.parametrize("header", ["x1,x2,label", "a,b,c", "x,y,label", "feature 1,feature 2,class", "lon,lat,y"])
+@pytest.mark.parametrize("header", ["x1,x2,label", "a,b,c", "x,y,label", "feature 1,feature 2,class", "lon,lat,y",
+                                    "x,y,z", "x,y,value", "X,Y,is_positive", "x,y,etiqueta", "x,y,Klasse", "y,a,b"])
 def test_a_header_in_the_readers_order_or_naming_no_order_is_read(tmp_path, header):
     X, y = load_csv(write(tmp_path, f"{header}\n0.5,1,0\n-2,0.3,1\n", "h.csv"))
     assert X.tolist() == [[0.5, 1.0], [-2.0, 0.3]] and y.flatten().tolist() == [0.0, 1.0]

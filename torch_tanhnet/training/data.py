@@ -213,14 +213,17 @@ def _rows(path: Path, reader) -> array:
 
 
 LABEL_NAMES = {"label", "labels", "y", "target", "class", "classes", "category", "output"}
+FEATURE = re.compile(r"(x|feature|f)\d*$")  # x, x1, x2, feature1, f2: a feature's name (lower case, no spaces)
 
 
 def _check_header(path: Path, lineno: int, cells: list[str]) -> None:
     """A header is read for its place, not its names: the columns are x1, x2, label in that order. A header that
-    names them in another order (``label,x1,x2``; ``x2,x1,label``) is refused: read by position, the file trained
-    a network to predict x2 from the label and x1 and reported accuracy 1.000."""
+    names them in another order (``label,x1,x2``; ``x1,class,x2``; ``x2,x1,label``) is refused: read by position,
+    the file trained a network to predict x2 from the label and x1 and reported accuracy 1.000."""
     names = [re.sub(r"[\s_\-]", "", cell.lower()) for cell in cells]
-    where = None if names[2] in LABEL_NAMES else next((k for k in (0, 1) if names[k] in LABEL_NAMES), None)  # x,y,label
+    # refused on evidence alone: a label's name first or second with a feature's name third (x,y,z and x,y,etiqueta,
+    # where y is a coordinate, are read as ever), or x2 before x1
+    where = next((k for k in (0, 1) if names[k] in LABEL_NAMES), None) if FEATURE.match(names[2]) else None
     if where is None and names[:2] != ["x2", "x1"]:
         return
     what = f"its column {where + 1} is {cells[where]!r}" if where is not None else "x2 comes before x1"
