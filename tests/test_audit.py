@@ -348,3 +348,24 @@ def test_values_takes_inference_tensors_and_numpy_row_counts():
     with torch.inference_mode():
         made_there = seed_problem(12)
     assert "… 9 more rows" in values(*made_there, rows=np.int64(3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale", [0.1, 10, 30])
+def test_correct_code_agrees_at_weights_far_from_the_seed_problems(dtype, scale):
+    """A sum that cancels (X̄ = ḠU, z = HWᵀ + c) rounds at its terms' scale: at weights ×10 a float32 audit read
+    correct X̄ and ż as disagreeing (a review). Each row's atol is at least 16·rtol times its largest entry."""
+    for n, seed in ((1, 0), (7, 1), (100, 2), (2000, 3)):
+        X, U, b, W, c, y = seed_problem(n, seed=seed, dtype=dtype)
+        report = audit(X, U * scale, b * scale, W * scale, c, y, checks=False, scalar=n <= 100)
+        assert report.ok, [r.name for r in report.rows + report.tangent_rows + (report.scalar_rows or [])
+                           if not r.close]
+
+
+def test_a_slip_of_a_part_in_ten_thousand_in_a_summed_adjoint_is_caught():
+    def off(*args):
+        out = TanhNetFunction.backward_equations(*args)
+        return out._replace(U_bar=out.U_bar * (1 + 1e-4))
+
+    report = audit(*seed_problem(50, seed=4), network_backward=off, checks=False)
+    assert [r.name for r in report.rows if not r.close] == ["Ū"]
