@@ -284,3 +284,17 @@ def test_the_runs_closed_form_hessian_in_batches_of_samples_equals_torch_funcs(e
         got = metrics.curvature(model, X, y)
         assert got["loss_hessian/min_eigenvalue"] == pytest.approx(eigenvalues[0].item(), rel=1e-10, abs=1e-14)
         assert got["loss_hessian/max_eigenvalue"] == pytest.approx(eigenvalues[-1].item(), rel=1e-10)
+
+
+def test_the_runs_hessian_of_a_parametrized_network_and_none_for_a_hooked_one():
+    """P was counted over model.parameters(): a weight_norm'd U (its g and v) made a Hessian of the wrong size, a
+    RuntimeError; a hooked network's Hessian is not its equations', so none is logged (as hessian() refuses it)."""
+    torch.manual_seed(0)
+    model = torch.nn.utils.parametrizations.weight_norm(TanhNet().double(), "U")
+    X, y = torch.randn(40, 2, dtype=torch.float64), (torch.rand(40, 1) < 0.5).double()
+    got = metrics.curvature(model, X, y)
+    eigenvalues = hessian_eigenvalues(model, X, y)
+    assert got["loss_hessian/min_eigenvalue"] == pytest.approx(eigenvalues[0].item(), rel=1e-10, abs=1e-14)
+    hooked = TanhNet().double()
+    hooked.register_forward_hook(lambda m, args, out: out * 2)
+    assert metrics.curvature(hooked, X, y) == {}

@@ -206,7 +206,7 @@ def _check_plain_layers(seq: nn.Sequential, layers: list[nn.Module]) -> None:
         if type(module).forward is not base.forward:
             raise ValueError(f"{where} is a {type(module).__name__} with its own forward, which TanhNet's equations "
                              f"would not compute; expected a plain {base.__name__}")
-        if module._forward_pre_hooks or module._forward_hooks or module._backward_hooks or module._backward_pre_hooks:
+        if _own_hooks(module):
             raise ValueError(f"{where} has hooks (forward or backward hooks, spectral_norm, weight_norm or prune), "
                              "which TanhNet's equations would not run; remove them first")
 
@@ -219,8 +219,12 @@ def hooked(module: nn.Module) -> bool:
     forward pre-hook, and the fused pass read it stale (spectral norm: U never trained; prune: torch's "backward
     through the graph a second time" at the second step). Five dict lookups, ~0.2 µs.
     """
+    return _own_hooks(module) or _global_hooks()
+
+
+def _own_hooks(module: nn.Module) -> bool:
     return bool(module._forward_pre_hooks or module._forward_hooks or module._backward_hooks
-                or module._backward_pre_hooks or _global_hooks())
+                or module._backward_pre_hooks)
 
 
 FORWARDS = ("forward", "forward_with_hidden", "_forward_with_hidden")

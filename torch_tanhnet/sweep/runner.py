@@ -134,8 +134,7 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     if world.is_main and not claim and os.path.isdir(logdir):  # a sweep still writing there (a --resume started too
         writer_lock.hold(logdir)  # soon) refuses this one; rank 0 holds it for the sweep, sweep() lets go
     try:
-        check_utf8_name(logdir, " (a dry run's temporary folder: TMPDIR)" if logdir in _temporary else "",
-                        config.resume)
+        check_utf8_name(logdir, logdir in _temporary, config.resume)
         if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race it
             check_new_logdir(logdir)
         asked = None

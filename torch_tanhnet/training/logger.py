@@ -4,7 +4,7 @@ The tags are named so that TensorBoard, which sorts groups (the part before the 
 ``/``) by name and opens the first two in Time Series, leads with learning::
 
     accuracy/train, accuracy/test, loss/train, loss/test      the two open groups
-    loss_hessian/min_eigenvalue, …/max_eigenvalue             at every log (N·P² ≤ 2·10⁶), else the picture steps
+    loss_hessian/min_eigenvalue, …/max_eigenvalue             at every log (N·P² ≤ 10⁶), else the picture steps
     maps/decision_boundary, maps/hidden_units                 pictures, on a log-like schedule
     norm/grad/U … /total, norm/param/U …                      ‖Ū‖ … and ‖U‖ …
     param/U/u11 … param/c/c                                   each parameter (4H + 1 ≤ 64)
@@ -252,17 +252,24 @@ def _writer_sorted_last(SummaryWriter, logdir: Path, purge_step: int | None):
     writer = SummaryWriter(str(logdir), purge_step=purge_step)
     new = names() - before
     if before and new and max(names()) not in new:
-        opened = int(max(new).split(".")[3])
+        opened, last = int(max(new).split(".")[3]), max(before)
+        if opened < _second(last):  # the clock reads earlier than the last file's second: no wait helps
+            _name_after(writer, last)
+            return writer
         writer.close()
         for name in new:
             (logdir / name).unlink(missing_ok=True)
         while int(time.time()) <= opened:
             time.sleep(0.05)
         writer = SummaryWriter(str(logdir), purge_step=purge_step)
-        new = names() - before
-        if new and max(names()) not in new:  # still first: the clock reads earlier than the last file's second
-            _name_after(writer, max(before))
     return writer
+
+
+def _second(name: str) -> int:
+    """The second an events file's name begins with (``events.out.tfevents.<seconds>.…``); 0 for a name without
+    one (a file of another writer's making)."""
+    part = name.split(".")[3] if name.count(".") >= 3 else ""
+    return int(part) if part.isdigit() else 0
 
 
 def _name_after(writer, last: str) -> None:
@@ -275,7 +282,7 @@ def _name_after(writer, last: str) -> None:
     events = writer._get_file_writer().event_writer
     old = Path(events._file_name)
     parts = old.name.split(".")  # events, out, tfevents, <seconds>, <host ...>, <pid>, <n>
-    parts[3] = f"{int(last.split('.')[3]) + 1:010d}"
+    parts[3] = f"{_second(last) + 1:010d}"
     writer.flush()
     new = old.with_name(".".join(parts))
     os.rename(old, new)

@@ -156,8 +156,7 @@ class Run:
         else:  # claimed (made under a name no other run holds) by open(), once the run is known to start
             logdir, claim = default_logdir(config), True
         try:
-            check_utf8_name(logdir, " (a dry run's temporary folder: TMPDIR)" if scratch is not None else "",
-                            config.resume)
+            check_utf8_name(logdir, scratch is not None, config.resume)
             try:
                 run = cls._build(config, world, given, wrap, device, logdir, claim)
             except BaseException:

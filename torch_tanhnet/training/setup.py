@@ -125,10 +125,11 @@ def check_empty_logdir(logdir: Path, writer: str = "a new run") -> None:
                                     + setting("logdir"))
 
 
-def check_utf8_name(logdir: Path, where: str = "", resume: bool = False) -> None:
+def check_utf8_name(logdir: Path, scratch: bool = False, resume: bool = False) -> None:
     """Raise ConfigError unless ``logdir``'s name is UTF-8 text: TensorBoard's writer encodes it as UTF-8 (a
     traceback at the first event), and ``tensorboard --logdir`` too (a traceback before it serves anything).
-    ``where`` says where a name came from that the user did not type (a dry run's TMPDIR)."""
+    ``scratch``: a dry run's temporary folder, named after TMPDIR, not by the user."""
+    where = " (a dry run's temporary folder: TMPDIR)" if scratch else ""
     if utf8(str(logdir)) != str(logdir):
         fix = (f"rename the folder to a UTF-8 name and {setting('resume')} there" if resume else
                f"give a {setting('logdir')} or another TMPDIR" if where else f"choose another {setting('logdir')}")

@@ -1,10 +1,10 @@
 """Ctrl-C, SIGTERM and SIGHUP as a request to stop: the loop saves a checkpoint and returns, the process exits 130.
 
-- :func:`stop_on_signals`: while inside, either signal only sets a flag, however many come;
+- :func:`stop_on_signals`: while inside, any of them only sets a flag, however many come;
   :func:`~torch_tanhnet.training.loop.train` runs its loop, its final save and its clean-up inside.
 - :func:`interrupt`: a script's handler outside the loop: an immediate KeyboardInterrupt before
   it, remembered in case Python drops it; nothing after it.
-- :func:`deferred_signals`: while inside, either signal waits and is delivered on leaving, to
+- :func:`deferred_signals`: while inside, any of them waits and is delivered on leaving, to
   whatever handled it before; :func:`~torch_tanhnet.training.checkpoint.save_atomic` writes inside,
   so that no signal cuts a save in two, whoever calls it.
 
@@ -91,7 +91,8 @@ def _restore(previous: dict) -> None:
 
 @contextmanager
 def stop_on_signals():
-    """While inside, Ctrl-C (SIGINT) or SIGTERM sets the yielded flag instead of killing; the loop saves and returns.
+    """While inside, Ctrl-C (SIGINT), SIGTERM or SIGHUP sets the yielded flag instead of killing; the loop saves and
+    returns.
 
     Every further signal is absorbed the same way until the block ends: a second Ctrl-C during
     the final save cannot cut it short.
@@ -110,7 +111,7 @@ def stop_on_signals():
 
 @contextmanager
 def deferred_signals():
-    """While inside, SIGINT and SIGTERM wait; on leaving, each one that came is handed to the handler it
+    """While inside, SIGINT, SIGTERM and SIGHUP wait; on leaving, each one that came is handed to the handler it
     would have met (a flag of :func:`stop_on_signals`, Python's KeyboardInterrupt, or the default action)."""
     came: list[int] = []
     previous = _install(lambda sig, frame: came.append(sig))
