@@ -15,6 +15,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_as_they_were():
+    """A script run as __main__ in this process ignores Ctrl-C, SIGTERM and SIGHUP once its work is over: left so, the
+    next test's subprocess began with them ignored and kept them so (as nohup's SIGHUP is kept), and a burst of
+    SIGHUPs never stopped it (a CI run hung 60 s). Each test leaves the handlers as it found them."""
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    yield
+    for sig, handler in before.items():
+        if handler is not None and signal.getsignal(sig) != handler:
+            signal.signal(sig, handler)
+
+
 @pytest.fixture(autouse=True)
 def _no_process_outlives_its_test(monkeypatch):
     """A script a test started and did not see end (an assertion failed first) is killed with the test: a failed

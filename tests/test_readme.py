@@ -120,9 +120,9 @@ def run_script(argv: list[str]) -> None:
     assert argv[0] == "python" and argv[1].startswith("scripts/"), f"not a script of this project: {argv}"
     script = ROOT / argv[1]
     saved = sys.argv
-    # a script that runs as __main__ owns its process: scripts/train.py takes over Ctrl-C and SIGTERM and ignores
+    # a script that runs as __main__ owns its process: scripts/train.py takes over Ctrl-C, SIGTERM, SIGHUP and ignores
     # them once its run is over; put them back for this process's next test
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     unraisable = sys.unraisablehook
     sys.argv = [str(script), *argv[2:]]
     path = list(sys.path)

@@ -22,11 +22,17 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 linux_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
 
 
+def at_default():
+    """SIGINT, SIGTERM and SIGHUP at their defaults in the child: the scripts keep a signal ignored that was ignored
+    when they began (nohup's SIGHUP, a background job's SIGINT), and the test runner may have ignored them."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def launch(tmp_path, *args):
-    """scripts/train.py in its own session (signals sent to it reach no one else), SIGINT at its default."""
+    """scripts/train.py in its own session (signals sent to it reach no one else), the signals at their defaults."""
     return subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=at_default)
 
 
 def caught(pid: int, sig: int) -> bool:
@@ -74,7 +80,7 @@ def test_a_signal_ignored_when_the_run_began_stays_ignored(tmp_path, sig):
     """nohup ignores SIGHUP so that a run outlives its terminal, and a shell starts `train.py &` with SIGINT ignored;
     the loop took them over (a background run stopped on a Ctrl-C meant for the foreground)."""
     def start():
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        at_default()
         signal.signal(sig, signal.SIG_IGN)
 
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--epochs", "1000000", "--checkpoint-interval", "1",

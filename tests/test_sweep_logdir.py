@@ -241,7 +241,7 @@ def test_a_signal_during_the_imports_stops_the_sweep_before_anything(tmp_path, m
 
     from test_sweep_cli import cli
 
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     monkeypatch.setattr(cli, "STARTUP_SIGNALS", [signal.SIGINT])
     monkeypatch.chdir(tmp_path)
     try:
