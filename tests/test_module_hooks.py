@@ -231,3 +231,26 @@ def test_an_ensemble_subclass_with_its_own_forward_trains_the_function_it_predic
     expected = torch.autograd.grad(reference.sum(), list(ensemble.parameters()))
     assert torch.allclose(ensemble.loss_and_grad(X, y), reference, rtol=1e-12, atol=0)
     assert all(torch.allclose(p.grad, g, rtol=1e-12, atol=1e-15) for p, g in zip(ensemble.parameters(), expected))
+
+
+def test_a_forward_set_on_the_instance_is_what_loss_and_from_sequential_see():
+    """model.forward = ... (a monkeypatch, as accelerate wraps forward) went past the subclass check: loss ran the
+    fused pass of TanhNet's equations and from_sequential copied a Tanh computing tanh(2x) (a re-probe)."""
+    torch.manual_seed(0)
+    X = torch.randn(32, 2, dtype=torch.float64) * 5
+    y = (X[:, :1] > 0).double()
+    model = TanhNet().double()
+    inner = model.forward
+    model.forward = lambda X: inner(X / 10)
+    assert torch.allclose(model.loss(X, y), F.binary_cross_entropy_with_logits(model(X), y), rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="^TanhNet computes its logits with its own forward"):
+        hessian(model, X, y)
+    ensemble = TanhNetEnsemble(3).double()
+    outer = ensemble.forward
+    ensemble.forward = lambda X: outer(X / 10)
+    expected = F.binary_cross_entropy_with_logits(ensemble(X), y.expand(3, 32, 1), reduction="none").mean((1, 2))
+    assert torch.allclose(ensemble.loss(X, y), expected, rtol=1e-12, atol=0)
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+    seq[1].forward = lambda x: torch.tanh(2 * x)
+    with pytest.raises(ValueError, match=r"^\[1\] is a Tanh with its own forward"):
+        TanhNet.from_sequential(seq)

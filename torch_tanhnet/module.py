@@ -203,7 +203,7 @@ def _check_plain_layers(seq: nn.Sequential, layers: list[nn.Module]) -> None:
         if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
             raise ValueError(f"{where} is an uninitialised {type(module).__name__}: run the Sequential on a batch "
                              "first, so that its shapes are known")
-        if type(module).forward is not base.forward:
+        if type(module).forward is not base.forward or "forward" in vars(module):  # a subclass's, or one set on it
             raise ValueError(f"{where} is a {type(module).__name__} with its own forward, which TanhNet's equations "
                              f"would not compute; expected a plain {base.__name__}")
         if _own_hooks(module):
@@ -231,11 +231,13 @@ FORWARDS = ("forward", "forward_with_hidden", "_forward_with_hidden")
 
 
 def overrides_forward(module: nn.Module, base: type) -> bool:
-    """Whether ``module``'s class computes its logits otherwise than ``base`` (a subclass's own ``forward`` or
-    ``forward_with_hidden``): the fused pass runs ``base``'s equations, so its loss goes through ``module(X)``
+    """Whether ``module`` computes its logits otherwise than ``base`` (a subclass's own ``forward`` or
+    ``forward_with_hidden``, or one set on the instance): the fused pass runs ``base``'s equations, so its loss goes through ``module(X)``
     (a ``Scaled(TanhNet)`` dividing X by 10 trained on the undivided X, and ``model(X)`` predicted with another
     function)."""
     cls = type(module)
+    if any(name in vars(module) for name in FORWARDS):  # replaced on the instance: model.forward = ... (accelerate)
+        return True
     return cls is not base and any(getattr(cls, name, None) is not getattr(base, name, None) for name in FORWARDS)
 
 
