@@ -251,6 +251,8 @@ def test_a_script_run_before_the_install_says_so_in_one_line(tmp_path, name):
 
 @pytest.mark.parametrize("name, args, env, code, line", [
     ("check_gradients", ["--n", "3"], {}, 0, None),  # torch's first jvp warned of its own torch.jit.script
+    ("bench", ["--sizes", "64", "--rounds", "1", "--min-time", "0.001", "--no-compile", "--no-jax", "--no-memory"], {},
+     0, None),  # torch.compile, called though --no-compile, imported inductor and its deprecation
     ("train", ["--n-samples", "5", "--dry-run", "--epochs", "2", "--no-progress"], {}, 1,
      "train.py: error: every label of the test set is "),
     ("train", ["--dry-run", "--epochs", "2", "--no-progress"], {"TORCH_TANHNET_REFERENCE": "maybe"}, 1,

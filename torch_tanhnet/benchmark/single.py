@@ -110,11 +110,15 @@ def torch_steps(X, y, seq, net) -> dict[str, Callable[[], object]]:
         net.zero_grad(set_to_none=True)
         _Nothing.apply(ones, net.U, net.b, net.W, net.c).backward()
 
-    compiled_loss = torch.compile(lambda X, y: F.binary_cross_entropy_with_logits(seq(X), y), dynamic=False)
+    compiled_loss = []  # made at its first call: torch.compile imports inductor, which --no-compile never needs (under
+    # -W error its import's own DeprecationWarning stopped bench.py --no-compile)
 
     def compiled():
+        if not compiled_loss:
+            compiled_loss.append(torch.compile(lambda X, y: F.binary_cross_entropy_with_logits(seq(X), y),
+                                               dynamic=False))
         seq.zero_grad(set_to_none=True)
-        compiled_loss(X, y).backward()
+        compiled_loss[0](X, y).backward()
 
     return {"fused": fused, "composed": composed, "eager": eager, "compiled": compiled, "floor": floor}
 
