@@ -54,8 +54,11 @@ def test_csv_with_and_without_header(tmp_path):
     ("", "has no data rows"),
     ("a,b,c\n", "has no data rows"),
     ("1,2,0\n1,2\n", r"d.csv:2: expected 3 columns \(x1, x2, label\), got 2"),
-    ("# my points\n1,2,0\n", r"d.csv:1: expected 3 columns \(x1, x2, label\), got 1 \(a comment\? the file holds "
-                               r"rows alone: remove it\)$"),
+    ("# my points\n1,2,0\n", r"d.csv:1: '# my points' looks like a comment, and the file holds a header line and "
+                               r"rows of x1, x2, label only: remove it$"),
+    ("# made by gen.py, seed 3, n=200\nx1,x2,label\n1,2,0\n", r"d.csv:1: '# made by gen.py,seed 3,n=200' looks like a "
+                                                           r"comment"),  # three fields: read as a header once
+    ("1,2,0\n# a note\n", r"d.csv:2: '# a note' looks like a comment"),
     ("1,2,0\n1,x,1\n", r"d.csv:2: expected numbers, got '1,x,1'"),
     ("1,2,0\n1_000,2,1\n", r"d.csv:2: expected numbers, got '1_000,2,1'"),  # Python's float read 1000
     ("1,2,0\n\uff11,2,1\n", r"d.csv:2: expected numbers, got '\uff11,2,1'"),  # a fullwidth 1, read as 1

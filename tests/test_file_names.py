@@ -80,6 +80,8 @@ def test_a_folder_named_in_bytes_that_are_not_utf8_is_one_line(script, tmp_path,
     assert main(["--logdir", folder, "--epochs", "2", "--no-progress"]) == 2
     assert capsys.readouterr().err == f"{prog}'bad\\xe9name': {why}; choose another --logdir\n"
     assert list(tmp_path.iterdir()) == []
+    assert main(["--logdir", folder, "--resume", "--no-progress"]) == 2  # no such folder: nothing to rename
+    assert capsys.readouterr().err == f"{prog}'bad\\xe9name': {why}; choose another --logdir\n"
     os.mkdir(folder)  # a folder of an older version's making, or renamed
     assert main(["--logdir", folder, "--resume", "--no-progress"]) == 2
     assert capsys.readouterr().err == (f"{prog}'bad\\xe9name': {why}; rename the folder to a UTF-8 name and "

@@ -190,6 +190,9 @@ def _rows(path: Path, reader) -> array:
             if first or None in numbers:
                 if any("\0" in c for c in cells):
                     raise DataError(f"{_at(path, lineno)}: NUL bytes: a binary or UTF-16 file? save it as CSV in UTF-8")
+                if cells[0].startswith("#"):  # read as a header when it held three words: the error fell on line 2
+                    raise DataError(f"{_at(path, lineno)}: {printable(','.join(cells))!r} looks like a comment, and "
+                                    "the file holds a header line and rows of x1, x2, label only: remove it")
                 if first and len(cells) == 3 and not any(map(_lenient_number, cells)):
                     _check_header(path, lineno, cells)
                     first = False
@@ -197,7 +200,7 @@ def _rows(path: Path, reader) -> array:
             first = False
             if len(cells) != 3:
                 sep = next((f" (separated by {c!r}? use commas)" for c in ";\t|" if len(cells) == 1 and c in cells[0]),
-                           " (a comment? the file holds rows alone: remove it)" if cells[0].startswith("#") else "")
+                           "")
                 raise DataError(f"{_at(path, lineno)}: expected 3 columns (x1, x2, label), got {len(cells)}{sep}")
             if None in numbers:
                 raise DataError(f"{_at(path, lineno)}: expected numbers, got {','.join(cells)!r}")
