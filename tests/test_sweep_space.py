@@ -420,3 +420,11 @@ def test_names_find_each_fields_digits_once_not_once_a_setting(monkeypatch):
     settings = [{"lr": 0.001 * (i + 1), "momentum": 0.5} for i in range(300)]
     assert len(set(space.unique_names(settings, ["lr", "momentum"]))) == 300
     assert sorted(calls) == ["lr", "momentum"]
+
+
+def test_the_heat_maps_labels_tell_values_apart():
+    from torch_tanhnet.sweep.board import axis_labels
+
+    assert axis_labels([0.1, 0.5], 4) == ["0.1", "0.5"]
+    assert axis_labels([0.123456, 0.123457], 6) == ["0.123456", "0.123457"]
+    assert axis_labels([0.1234567, 0.1234568, 0.5], 6) == ["0.123457 [1]", "0.123457 [2]", "0.5 [3]"]

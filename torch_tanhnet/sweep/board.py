@@ -243,8 +243,17 @@ def heat_map_picture(plan: Plan, results: Results) -> np.ndarray:
     title = f"share solved (test accuracy >= {plan.config.solved_at:g})" + (
         f", pooled over {', '.join(pooled)}" if pooled else "")
     digits = [field_digits(plan.settings, f) for f in axes] + [4, 4]  # the names' digits: 0.123456, 0.123457
-    return heat_map(share, runs, [value_text(v, digits[0]) for v in rows] if axes else ["all"],
-                    [value_text(v, digits[1]) for v in cols] if len(axes) > 1 else [""], names[0], names[1], title)
+    return heat_map(share, runs, axis_labels(rows, digits[0]) if axes else ["all"],
+                    axis_labels(cols, digits[1]) if len(axes) > 1 else [""], names[0], names[1], title)
+
+
+def axis_labels(values: list, digits: int) -> list[str]:
+    """The heat map's labels of an axis's values; numbered where they print alike even at six digits (random
+    draws: 0.1235 [1], 0.1235 [2]), as the table numbers such settings."""
+    texts = [value_text(v, digits) for v in values]
+    if len(set(texts)) == len(texts):
+        return texts
+    return [f"{t} [{i + 1}]" for i, t in enumerate(texts)]
 
 
 def _sort_key(v):
