@@ -64,7 +64,7 @@ TANGENTS = [
 PER_SAMPLE = {"z_bar", "H_bar", "G_bar", "X_bar"}
 ROW = 16  # and every row at least at rtol × ROW × its largest entry: a sum that cancels (X̄ = ḠU, z = HWᵀ + c) rounds
 # at the scale of its terms, which grows with the weights (a float32 audit at weights ×10 read X̄ and ż as
-# disagreeing, correct code); a slip of 2·10⁻⁵ of the row's size is still caught (1.6·10⁻⁶ in float64)
+# disagreeing, correct code); a slip of 2·10⁻⁵ of a row's size is caught where its largest entry passes atol/(16·rtol)
 
 def tolerance(dtype: torch.dtype) -> tuple[float, float]:
     """(rtol, atol): torch.testing.assert_close's defaults for the dtype."""

@@ -19,8 +19,8 @@ PARAMS = ("U", "b", "W", "c")
 MAX_HESSIAN_PARAMETERS = 129  # wider networks (--hidden above 32) skip the (P, P) Hessian (as a sweep does)
 HESSIAN_ENTRIES = 2**19  # entries of ∂z/∂θ (samples × parameters) a batch of the Hessian's samples holds: 4 MiB
 EVERY_LOG = 10**6  # a training set of N samples and P parameters with N·P² at most this has its Hessian at every
-# scalar log, not only at the picture steps: 0.43 ms a log at the default run's 320 training samples and 13
-# parameters, 0.64 ms at 49, 1.4 ms at the bound (closed form, quiet 2-core machine), where 10 points under
+# scalar log, not only at the picture steps: 0.44-0.46 ms a log at the default run's 400 training samples and 13
+# parameters, 0.65 ms at 49, 1.4 ms at the bound (closed form, quiet 2-core machine), where 10 points under
 # TensorBoard's default smoothing showed a minimum as a saddle. A default run: 1.34-1.39 s against 1.21-1.24 s
 # (4 rounds, interleaved, quiet)
 
