@@ -1102,3 +1102,18 @@ def test_a_sparse_setting_is_read_as_its_numbers_and_a_sparse_gradient_is_one_li
                                            r"param group 0 has one \(torch.sparse_coo\); make it dense"):
         optimizer.step()
     assert all(torch.equal(a, p) for a, p in zip(before, ensemble.parameters()))  # nothing moved
+
+
+def test_betas_as_a_tensor_of_two_rows_and_a_wrong_one_in_one_line():
+    """A (2, K) tensor of betas was refused with its repr over several lines (a re-probe); its rows are β1 and β2."""
+    ensemble = TanhNetEnsemble(3)
+    group = EnsembleAdam(ensemble.parameters(), betas=torch.tensor([[0.9] * 3, [0.99] * 3], dtype=torch.float64)
+                         ).param_groups[0]
+    assert torch.equal(group["beta1"], torch.full((3,), 0.9, dtype=torch.float64))
+    assert torch.equal(group["beta2"], torch.full((3,), 0.99, dtype=torch.float64))
+    for betas, got in ((torch.ones(3, 3), "a tensor of shape (3, 3)"), (torch.tensor(0.9), "a tensor of shape ()"),
+                       (list(range(100)), "[0, 1, 2, ")):
+        with pytest.raises(ValueError, match=re.escape(f"betas must be a pair (β1, β2), each a number or K numbers "
+                                                       f"(β1 of each network, β2 of each), got {got}")) as e:
+            EnsembleAdam(ensemble.parameters(), betas=betas)
+        assert "\n" not in str(e.value)

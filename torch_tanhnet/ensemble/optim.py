@@ -30,7 +30,7 @@ import operator
 import torch
 from torch.optim import Optimizer
 
-from ..checks import _format, _shape
+from ..checks import _format, _shape, short
 from .checks import per_network
 from .step_hooks import profiled, with_step_hooks
 
@@ -387,9 +387,12 @@ class EnsembleAdam(_EnsembleOptimizer):
     STATE = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **options) -> None:
+        if isinstance(betas, Tensor) and betas.dim() >= 1 and betas.shape[0] == 2:  # (2,) or (2, K): its two rows
+            betas = (betas[0], betas[1])
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            got = f"a tensor of shape {_shape(betas)}" if isinstance(betas, Tensor) else short(betas)
             raise ValueError(f"betas must be a pair (β1, β2), each a number or K numbers (β1 of each network, β2 of "
-                             f"each), got {betas!r}")
+                             f"each), got {got}")
         if not isinstance(params, Tensor):  # a tensor: torch's own error ("params argument ... iterable")
             params = [{**g, "params": _listed(g.get("params"))} if isinstance(g, dict) else g for g in params]
         if _two_ways(betas) and 2 in _counts(params):
