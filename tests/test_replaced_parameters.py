@@ -92,3 +92,24 @@ def test_parameters_replaced_by_others_of_the_same_shape_are_used():
     model.U = other.U
     X = torch.randn(5, D)
     torch.testing.assert_close(model(X), torch.tanh(X @ other.U.T + model.b) @ model.W.T + model.c)
+
+
+def test_a_run_whose_wrap_parametrizes_a_weight_trains_and_logs_what_it_has(tmp_path):
+    """train(wrap=...) putting weight_norm on U: the step's finiteness check read U.grad (None: U is computed) and
+    ended the run with an AttributeError; the gradient norms likewise (a re-probe). The check reads the leaves (g and
+    v), and the logs give the norms of the gradients held, b, W and c."""
+    import warnings
+
+    from torch_tanhnet.training import TrainConfig, train
+
+    def wrap(model):
+        torch.nn.utils.parametrizations.weight_norm(model, "U")
+        return model.loss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "the .grad attribute of a non-leaf Tensor" either
+        result = train(TrainConfig(n_samples=60, epochs=20, log_interval=10, logdir=str(tmp_path / "r"),
+                                   progress=False), wrap=wrap)
+    assert {"norm/grad/b", "norm/grad/W", "norm/grad/c"} <= set(result.metrics)
+    assert "norm/grad/U" not in result.metrics and "norm/grad/total" not in result.metrics
+    assert "loss_hessian/min_eigenvalue" in result.metrics

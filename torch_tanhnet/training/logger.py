@@ -30,6 +30,7 @@ import torch
 
 from ..module import TanhNet
 from .data import Split
+from .metrics import leaf_grad
 from .writer_lock import FolderMoved, Watch
 
 Tensor = torch.Tensor
@@ -129,7 +130,7 @@ class Logger:
         if model is not None and self.small:
             numbers = torch.cat([getattr(model, n).detach().reshape(-1) for n in PARAMS]).double().cpu().tolist()
             values = {**values, **dict(zip(self.param_tags, numbers))}
-            grads = [getattr(model, n).grad for n in PARAMS]
+            grads = [leaf_grad(model, n) for n in PARAMS]
             if all(g is not None for g in grads):  # the last step's ∂ε/∂θ, entry by entry (none before the first)
                 numbers = torch.cat([g.detach().reshape(-1) for g in grads]).double().cpu().tolist()
                 values.update(zip(self.grad_tags, numbers))

@@ -46,6 +46,13 @@ def evaluate(model: TanhNet, X: Tensor, y: Tensor, world: World) -> Tensor:
     return world.sum(sums.double())
 
 
+def leaf_grad(model: TanhNet, name: str) -> Tensor | None:
+    """``model.<name>.grad``, or None where that weight is computed (a parametrization's), which holds no gradient
+    (reading it warns)."""
+    weight = getattr(model, name)
+    return weight.grad if weight.is_leaf else None
+
+
 def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float | None) -> dict[str, float]:
     """The scalars of one log: losses and accuracies on the whole training and test sets (all processes'
     shares summed), the norms of the step's gradients and of the parameters, saturation, timing. Before the
@@ -56,9 +63,12 @@ def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float |
     p = torch.stack([getattr(model, n).detach().norm() for n in PARAMS]).double().cpu().tolist()
     gradients = {}
     if step_seconds is not None:  # a step was taken: its gradients
-        g = torch.stack([getattr(model, n).grad.norm() for n in PARAMS]).double().cpu().tolist()
-        gradients = {**{f"norm/grad/{n}": v for n, v in zip(PARAMS, g)},
-                     "norm/grad/total": math.sqrt(sum(v * v for v in g))}
+        grads = {n: grad for n in PARAMS if (grad := leaf_grad(model, n)) is not None}  # a parametrized U (wrap=)
+        held = list(grads)  # holds none: its gradient is its parametrization's own parameters'
+        g = torch.stack([grads[n].norm() for n in held]).double().cpu().tolist() if held else []
+        gradients = {**{f"norm/grad/{n}": v for n, v in zip(held, g)}}
+        if len(held) == len(PARAMS):
+            gradients["norm/grad/total"] = math.sqrt(sum(v * v for v in g))
     return {
         "loss/train": tl / tn, "loss/test": vl / vn, "accuracy/train": tc / tn, "accuracy/test": vc / vn,
         **gradients,
@@ -109,8 +119,9 @@ def check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:
 
     Under torchrun the verdict is summed over the processes, so that all of them stop together.
     """
-    grads = [getattr(model, n).grad for n in PARAMS]
-    params = [getattr(model, n).detach() for n in PARAMS]
+    named = list(model.named_parameters())  # the leaves: a parametrized U's own (weight_norm's g and v), not U
+    grads = [p.grad for _, p in named if p.grad is not None]
+    params = [p.detach() for _, p in named]
     tensors = [loss.detach()] + grads + params
     if world.size == 1:
         if bool(torch.isfinite(torch.cat([t.reshape(-1) for t in tensors])).all()):
@@ -121,5 +132,6 @@ def check_finite(loss: Tensor, model: TanhNet, step: int, world: World) -> None:
         bad = [v > 0 for v in world.sum(flags).tolist()]
         if not any(bad):
             return
-    names = ["the loss"] + [f"the gradient of {n}" for n in PARAMS] + [f"the parameter {n}" for n in PARAMS]
+    names = (["the loss"] + [f"the gradient of {n}" for n, p in named if p.grad is not None]
+             + [f"the parameter {n}" for n, _ in named])
     raise TrainingDiverged(f"{names[bad.index(True)]} became NaN or infinite at step {step}")
