@@ -232,9 +232,9 @@ FORWARDS = ("forward", "forward_with_hidden", "_forward_with_hidden")
 
 def overrides_forward(module: nn.Module, base: type) -> bool:
     """Whether ``module`` computes its logits otherwise than ``base`` (a subclass's own ``forward`` or
-    ``forward_with_hidden``, or one set on the instance): the fused pass runs ``base``'s equations, so its loss goes through ``module(X)``
-    (a ``Scaled(TanhNet)`` dividing X by 10 trained on the undivided X, and ``model(X)`` predicted with another
-    function)."""
+    ``forward_with_hidden``, or one set on the instance): the fused pass runs ``base``'s equations, so its loss
+    goes through ``module(X)`` (a ``Scaled(TanhNet)`` dividing X by 10 trained on the undivided X, and ``model(X)``
+    predicted with another function)."""
     cls = type(module)
     if any(name in vars(module) for name in FORWARDS):  # replaced on the instance: model.forward = ... (accelerate)
         return True
