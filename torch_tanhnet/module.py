@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
@@ -240,13 +238,7 @@ def overrides_forward(module: nn.Module, base: type) -> bool:
     own = module.__dict__
     if "forward" in own or "forward_with_hidden" in own or "_forward_with_hidden" in own:  # set on the instance
         return True  # (model.forward = ..., as accelerate wraps it)
-    return _class_overrides(type(module), base)
-
-
-@functools.lru_cache(maxsize=256)  # bounded: parametrize makes a class for each module it parametrizes
-def _class_overrides(cls: type, base: type) -> bool:
-    """Whether ``cls`` defines any of FORWARDS otherwise than ``base``: once a class (0.6 µs a call of a 100 µs
-    step, read at every loss)."""
+    cls = type(module)  # the class itself first: 0.2 µs a loss call where the whole test took 0.6 (of a 99 µs step)
     return cls is not base and any(getattr(cls, name, None) is not getattr(base, name, None) for name in FORWARDS)
 
 
