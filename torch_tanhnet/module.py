@@ -203,7 +203,7 @@ def _check_plain_layers(seq: nn.Sequential, layers: list[nn.Module]) -> None:
         if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
             raise ValueError(f"{where} is an uninitialised {type(module).__name__}: run the Sequential on a batch "
                              "first, so that its shapes are known")
-        if type(module).forward is not base.forward or "forward" in vars(module):  # a subclass's, or one set on it
+        if overrides_forward(module, base):  # a subclass's, or one set on it
             raise ValueError(f"{where} is a {type(module).__name__} with its own forward, which TanhNet's equations "
                              f"would not compute; expected a plain {base.__name__}")
         if _own_hooks(module):

@@ -66,6 +66,7 @@ ROW = 16  # and every row at least at rtol × ROW × its largest entry: a sum th
 # at the scale of its terms, which grows with the weights (a float32 audit at weights ×10 read X̄ and ż as
 # disagreeing, correct code); a slip of 2·10⁻⁵ of a row's size is caught where its largest entry passes atol/(16·rtol)
 
+
 def tolerance(dtype: torch.dtype) -> tuple[float, float]:
     """(rtol, atol): torch.testing.assert_close's defaults for the dtype."""
     return {torch.float64: (1e-7, 1e-7), torch.float32: (1.3e-6, 1e-5)}[dtype]  # the audit takes no other

@@ -57,9 +57,9 @@ SETTINGS_ONLY = "%5E%28%3F%21seeds%2F%29"  # ^(?!seeds/) in a URL: every run but
 EVENTS = "events.out.tfevents.0000000001.sweep"  # sorts after the hparams files, before a SummaryWriter's
 BAND = ("p10", "median", "p90")
 SOLVED = {True: "solved (1 or 0; a group's mean: its share)", False: "solved (its seeds' share)"}  # by per-run sessions
-FINAL_METRICS = (  # the HParams tab's columns: each run's final values (tags in its session folder); the tab
-    # ticks the first five, so what a sweep asks comes first (steps to solve, sixth, was never shown unasked)
-    hp.Metric("session/solved", display_name=SOLVED[True]),
+FINAL_METRICS = (  # the HParams tab's columns after session/solved (named by SOLVED): each run's final values (tags
+    # in its session folder); the tab ticks the first five, so what a sweep asks comes first (steps to solve, sixth,
+    # was never shown unasked)
     hp.Metric("session/steps_to_solve", display_name="steps to solve"),
     hp.Metric("session/accuracy/test", display_name="test accuracy", dataset_type=hp.Metric.VALIDATION),
     hp.Metric("session/loss/test", display_name="test loss", dataset_type=hp.Metric.VALIDATION),
@@ -195,7 +195,7 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
     # size, dataset and dtype by name, were ticked after two swept ones)
     fill = [name for name in FILL if name not in swept][:max(0, TICKED - len(swept))]
     solved = hp.Metric("session/solved", display_name=SOLVED[per_run_sessions(plan)])  # a session a setting: a share
-    hparams.write_config(logdir, differs=swept | set(fill), hparams=declared, metrics=(solved, *FINAL_METRICS[1:]))
+    hparams.write_config(logdir, differs=swept | set(fill), hparams=declared, metrics=(solved, *FINAL_METRICS))
     labels = data_labels(sorted({s["data"] for s in plan.settings if s.get("data")})) if "data" in plan.swept else {}
     now = time.time()
     batch = {r.index: g.batch_size for g in plan.groups for r in g.runs}

@@ -105,7 +105,7 @@ class Run:
         self.batch_size = min(config.batch_size or n, n)
         self.steps_per_epoch = math.ceil(n / self.batch_size)
         # the Hessian's eigenvalues at every scalar log where that is cheap, else at the picture steps
-        self.curvature_every_log = curvature_at_every_log(n, sum(p.numel() for p in model.parameters()))
+        self.curvature_every_log = curvature_at_every_log(n, model)
         # position: optimiser steps taken, epochs finished, batches taken of the current epoch
         self.step, self.epoch, self.next_batch = 0, 0, 0
         self.metrics: dict[str, float] = {}
@@ -425,15 +425,16 @@ class Run:
     def draw(self) -> None:
         """The pictures of this step, captioned with its accuracies (measured afresh when not logged at it),
         and the Hessian's extreme eigenvalues."""
-        if self.history and self.history[-1]["step"] == self.step:
+        logged = bool(self.history) and self.history[-1]["step"] == self.step
+        if logged:
             train_acc, test_acc = self.metrics["accuracy/train"], self.metrics["accuracy/test"]
         else:
             train_acc, test_acc = accuracies(self.model, self.dev, self.world)
         title = f"step {self.step}" + (" (untrained)" if self.step == 0 else "")
         self.logger.pictures(self.model, self.data, self.X_raw, self.step, title,
                              f"accuracy  train {train_acc:.3f}  test {test_acc:.3f}")
-        logged = self.curvature_every_log and self.history and self.history[-1]["step"] == self.step
-        if self.world.is_main and not logged:  # the Hessian of ε on the training set: its extreme eigenvalues
+        if self.world.is_main and not (logged and self.curvature_every_log):  # the Hessian of ε on the training
+            # set: its extreme eigenvalues (log() gave them at this step where they are cheap)
             values = curvature(self.model, self.dev.X_train, self.dev.y_train)
             self.logger.scalars(values, self.step)
             self.metrics.update(values)

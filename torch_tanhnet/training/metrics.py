@@ -25,9 +25,15 @@ EVERY_LOG = 10**6  # a training set of N samples and P parameters with N·P² at
 # (4 rounds, interleaved, quiet)
 
 
-def curvature_at_every_log(n_samples: int, parameters: int) -> bool:
+def hessian_size(model: TanhNet) -> int:
+    """P, the Hessian's side: the numbers of U, b, W and c (a parametrized weight's own parameters are others)."""
+    return sum(getattr(model, name).numel() for name in PARAMS)
+
+
+def curvature_at_every_log(n_samples: int, model: TanhNet) -> bool:
     """Whether the Hessian's eigenvalues are cheap enough to log at every scalar log (:data:`EVERY_LOG`)."""
-    return parameters <= MAX_HESSIAN_PARAMETERS and n_samples * parameters**2 <= EVERY_LOG
+    P = hessian_size(model)
+    return P <= MAX_HESSIAN_PARAMETERS and n_samples * P**2 <= EVERY_LOG
 
 
 class TrainingDiverged(Worded, RuntimeError):
@@ -63,11 +69,11 @@ def measure(model: TanhNet, data, world: World, lr: float, step_seconds: float |
     p = torch.stack([getattr(model, n).detach().norm() for n in PARAMS]).double().cpu().tolist()
     gradients = {}
     if step_seconds is not None:  # a step was taken: its gradients
-        grads = {n: grad for n in PARAMS if (grad := leaf_grad(model, n)) is not None}  # a parametrized U (wrap=)
-        held = list(grads)  # holds none: its gradient is its parametrization's own parameters'
-        g = torch.stack([grads[n].norm() for n in held]).double().cpu().tolist() if held else []
-        gradients = {**{f"norm/grad/{n}": v for n, v in zip(held, g)}}
-        if len(held) == len(PARAMS):
+        # a parametrized U (wrap=) holds none: its gradient is its parametrization's own parameters'
+        grads = {n: grad for n in PARAMS if (grad := leaf_grad(model, n)) is not None}
+        g = torch.stack([t.norm() for t in grads.values()]).double().cpu().tolist() if grads else []
+        gradients = {f"norm/grad/{n}": v for n, v in zip(grads, g)}
+        if len(grads) == len(PARAMS):
             gradients["norm/grad/total"] = math.sqrt(sum(v * v for v in g))
     return {
         "loss/train": tl / tn, "loss/test": vl / vn, "accuracy/train": tc / tn, "accuracy/test": vc / vn,
@@ -97,7 +103,7 @@ def curvature(model: TanhNet, X: Tensor, y: Tensor) -> dict[str, float]:
     :func:`torch_tanhnet.landscape.hessian`, ≤ 1e-10), in float64, summed over batches of samples: 0.5 ms at
     N = 400 where torch.func's column-by-column form took 10-20 ms.
     """
-    P = sum(getattr(model, name).numel() for name in PARAMS)  # a parametrized weight's own parameters are others
+    P = hessian_size(model)
     if P > MAX_HESSIAN_PARAMETERS or hooked(model) or overrides_forward(model, TanhNet):  # not TanhNet's equations
         return {}
     with torch.no_grad():

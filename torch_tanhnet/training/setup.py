@@ -132,7 +132,7 @@ def check_utf8_name(logdir: Path, scratch: bool = False, resume: bool = False) -
     where = " (a dry run's temporary folder: TMPDIR)" if scratch else ""
     if utf8(str(logdir)) != str(logdir):
         fix = (f"rename the folder to a UTF-8 name and {setting('resume')} there" if resume and logdir.exists() else
-               f"give a {setting('logdir')} or another TMPDIR" if where else f"choose another {setting('logdir')}")
+               f"give a {setting('logdir')} or another TMPDIR" if scratch else f"choose another {setting('logdir')}")
         raise ConfigError("logdir", f"'{utf8(str(logdir))}'{where}: its name is not UTF-8 text, and TensorBoard "
                                     f"writes and reads its events only in a folder whose name is; {fix}")
 
