@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from .function_limits import refuse_nested_forward
+
 Tensor = torch.Tensor
 
 
@@ -64,6 +66,7 @@ class BCEWithLogitsFunction(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, z_dot: Tensor | None, y_dot: Tensor | None) -> Tensor:
+        refuse_nested_forward("BCEWithLogitsFunction")  # a jvp of this jvp would be silently wrong (PyTorch's)
         z, y = ctx.saved_tensors  # what setup_context saved for forward
         return BCEWithLogitsFunction.tangent_equations(z_dot, y_dot, z, y)
 

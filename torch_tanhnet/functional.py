@@ -4,7 +4,10 @@
 the reference Functions (``TanhNetFunction``, ``BCEWithLogitsFunction``) under ``torch.compile``,
 ``torch.func`` transforms and forward-mode AD, the fast ones (:mod:`torch_tanhnet.kernels.functions`)
 everywhere else. Under ``torch.compile`` the reference runs as its twin without the jvp
-(``TanhNetFunctionForCompile``): Dynamo does not trace a Function with a custom jvp. They compute the same equations and are tested against each other.
+(``TanhNetFunctionForCompile``): Dynamo does not trace a Function with a custom jvp. Under forward mode inside
+forward mode (``jacfwd(jacfwd(f))``) and under torch.func transforms inside torch.compile, where PyTorch cannot run
+a custom Function right, the reference's forward runs as plain torch ops (:mod:`torch_tanhnet.function_limits`).
+They compute the same equations and are tested against each other.
 The underscored functions are the same calls without the checks, for callers that made them.
 Under ``torch.autocast`` the public ones follow it as ``F.linear`` and ``F.binary_cross_entropy_with_logits`` do
 (:mod:`torch_tanhnet.amp`): the network in autocast's dtype, the cost in float32.
@@ -17,6 +20,7 @@ import torch
 from .amp import autocast_dtype, cast, off
 from .checks import check_cost_inputs, check_labels, check_network_inputs
 from .cost import BCEWithLogitsFunction, BCEWithLogitsFunctionForCompile
+from .function_limits import apply_reference
 from .kernels.dispatch import compiling, fused_implementation, implementation
 from .kernels.functions import FastBCEWithLogitsFunction, FastTanhNetFunction, FusedLossFunction
 from .network import TanhNetFunction, TanhNetFunctionForCompile
@@ -85,14 +89,14 @@ def tanhnet_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tenso
 def _tanhnet_with_hidden(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     impl = implementation(X, U, b, W, c)
     if impl is None:
-        return (TanhNetFunctionForCompile if compiling() else TanhNetFunction).apply(X, U, b, W, c)
+        return apply_reference(TanhNetFunctionForCompile if compiling() else TanhNetFunction, X, U, b, W, c)
     return FastTanhNetFunction.apply(impl, X, U, b, W, c)
 
 
 def _bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
     impl = implementation(z, y)
     if impl is None:
-        return (BCEWithLogitsFunctionForCompile if compiling() else BCEWithLogitsFunction).apply(z, y)
+        return apply_reference(BCEWithLogitsFunctionForCompile if compiling() else BCEWithLogitsFunction, z, y)
     return FastBCEWithLogitsFunction.apply(impl, z, y)
 
 

@@ -39,6 +39,7 @@ from typing import NamedTuple
 import torch
 
 from . import amp
+from .function_limits import refuse_nested_forward
 
 Tensor = torch.Tensor
 
@@ -91,6 +92,7 @@ class TanhNetFunction(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, X_dot: Tensor | None, U_dot: Tensor | None, b_dot: Tensor | None, W_dot: Tensor | None,
             c_dot: Tensor | None) -> tuple[Tensor, Tensor]:
+        refuse_nested_forward("TanhNetFunction")  # a jvp of this jvp would be silently wrong (PyTorch's)
         X, U, W, H = ctx.saved_tensors  # what setup_context saved for forward
         tan = TanhNetFunction.tangent_equations(X_dot, U_dot, b_dot, W_dot, c_dot, X, U, W, H)
         return tan.z_dot, tan.H_dot
@@ -101,7 +103,8 @@ class TanhNetFunction(torch.autograd.Function):
         """The forward-mode (tangent) equations (vector form), every tangent kept for the gradient audit.
 
         A tangent given as None counts as zero (its term is left out). Written in differentiable
-        torch ops, so a tangent can itself be differentiated (forward over reverse and back).
+        torch ops, so a tangent can itself be differentiated in reverse mode (forward over reverse and back); an
+        outer forward mode does not reach it (PyTorch's; :mod:`torch_tanhnet.function_limits`).
         """
         X_dot_Ut = X_dot.mm(U.t()) if X_dot is not None else None  # Ẋ Uᵀ                              (N, H)
         X_U_dot_t = X.mm(U_dot.t()) if U_dot is not None else None  # X U̇ᵀ                             (N, H)

@@ -28,6 +28,7 @@ import torch
 
 from .. import amp
 from ..cost import sample_costs
+from ..function_limits import apply_reference, refuse_nested_forward
 from ..kernels.dispatch import compiling as _compiling
 from .checks import check_ensemble_inputs, check_ensemble_labels, check_ensemble_loss_inputs
 
@@ -97,6 +98,7 @@ class EnsembleFunction(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, X_dot, U_dot, b_dot, W_dot, c_dot):
         """Forward mode: (ż, Ḣ) from the inputs' tangents (None: no tangent)."""
+        refuse_nested_forward("EnsembleFunction")
         X, U, W, H = ctx.saved_tensors
         K = U.shape[0]
         G_dot = torch.zeros_like(H)
@@ -155,6 +157,7 @@ class EnsembleBCEFunction(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, z_dot, y_dot):
+        refuse_nested_forward("EnsembleBCEFunction")
         z, y = ctx.saved_tensors
         eps_dot = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
         if z_dot is not None:
@@ -179,7 +182,7 @@ class _CompiledEnsembleBCEFunction(EnsembleBCEFunction):
 
 def ensemble_network(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """(z, H) = EnsembleFunction.apply(X, U, b, W, c), or its jvp-free twin under torch.compile."""
-    return (_CompiledEnsembleFunction if _compiling() else EnsembleFunction).apply(X, U, b, W, c)
+    return apply_reference(_CompiledEnsembleFunction if _compiling() else EnsembleFunction, X, U, b, W, c)
 
 
 def ensemble_reference_loss(X: Tensor, U: Tensor, b: Tensor, W: Tensor, c: Tensor, y: Tensor) -> Tensor:
@@ -209,4 +212,4 @@ def ensemble_cost(z: Tensor, y: Tensor) -> Tensor:
     """ε (K,) of the logits z (K, N, 1) against y (N, 1) shared or (K, N, 1), through the reference cost Function
     (its jvp-free twin under torch.compile); unchecked."""
     cost = _CompiledEnsembleBCEFunction if _compiling() else EnsembleBCEFunction
-    return cost.apply(z, y.expand_as(z) if y.dim() == 2 else y)
+    return apply_reference(cost, z, y.expand_as(z) if y.dim() == 2 else y)

@@ -1,0 +1,236 @@
+"""Forward mode inside forward mode (jacfwd(jacfwd), jvp of a jvp): every public path equals nn.Sequential.
+
+PyTorch drops a custom Function's tangents of tangents (pytorch/pytorch#197867): jacfwd(jacfwd) of the network
+read 0. The public paths run the reference's forward as torch ops there; the Functions' own jvp refuses it.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import make_data
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.func import functional_call, hessian, jacfwd, jacrev, jvp, vmap
+
+from torch_tanhnet import (
+    BCEWithLogitsFunction,
+    TanhNet,
+    TanhNetEnsemble,
+    TanhNetFunction,
+    bce_with_logits,
+    reference_equations,
+    tanhnet,
+    tanhnet_loss,
+)
+from torch_tanhnet.ensemble import EnsembleBCEFunction, EnsembleFunction
+from torch_tanhnet.function_limits import nested_forward
+
+SEQ = {"U": "0.weight", "b": "0.bias", "W": "2.weight", "c": "2.bias"}  # TanhNet's names in the Sequential
+
+
+def problem(N, D, H, seed=0):
+    """A float64 TanhNet with nonzero biases, its nn.Sequential twin, data and soft labels."""
+    torch.manual_seed(seed)
+    model = TanhNet(D, H, dtype=torch.float64)
+    with torch.no_grad():
+        model.b.normal_()
+        model.c.normal_()
+    X, y = make_data(N, D, seed=seed + 1)
+    return model, model.to_sequential(), X, y
+
+
+def same(mine, theirs):
+    leaves = torch.utils._pytree.tree_leaves
+    for a, b in zip(leaves(mine), leaves(theirs), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def second(f, args, t1, t2):
+    """The second directional derivative d²f[t1, t2] as a jvp of a jvp."""
+    return jvp(lambda *a: jvp(f, a, t1)[1], args, t2)[1]
+
+
+def randoms(tensors, seed):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(t.shape, generator=g, dtype=t.dtype) for t in tensors)
+
+
+def plain_network(X, U, b, W, c):
+    return torch.tanh(X @ U.t() + b) @ W.t() + c
+
+
+@pytest.mark.parametrize("N,D,H", [(1, 2, 3), (5, 2, 3), (4, 3, 5)])
+def test_input_hessian_by_jacfwd_of_jacfwd_equals_the_sequential(N, D, H):
+    model, seq, X, _ = problem(N, D, H)
+    x = X[0]
+    mine = jacfwd(jacfwd(lambda x: model(x).squeeze(-1)))(x)
+    assert mine.abs().max() > 1e-3  # what PyTorch's bug gave was 0
+    same(mine, jacfwd(jacfwd(lambda x: seq(x).squeeze(-1)))(x))
+    same(mine, jacrev(jacrev(lambda x: model(x).squeeze(-1)))(x))
+
+
+def test_a_laplacian_over_a_batch_equals_the_sequential():
+    """A PINN's Δz at each sample: vmap of the trace of jacfwd(jacfwd)."""
+    model, seq, X, _ = problem(6, 2, 3)
+
+    def laplacian(f):
+        return vmap(lambda x: torch.diagonal(jacfwd(jacfwd(f))(x)).sum())(X)
+
+    mine = laplacian(lambda x: model(x).squeeze(-1))
+    assert mine.abs().max() > 1e-3
+    same(mine, laplacian(lambda x: seq(x).squeeze(-1)))
+
+
+@settings(max_examples=8, deadline=None)
+@given(N=st.integers(1, 5), D=st.integers(1, 3), H=st.integers(1, 4), seed=st.integers(0, 99))
+def test_second_directional_derivatives_of_each_public_function(N, D, H, seed):
+    """jvp of jvp in random directions of every input (X and the parameters; z and y for the cost)."""
+    model, _, X, y = problem(N, D, H, seed)
+    args = (X, *(p.detach() for p in model.parameters()))
+    t1, t2 = randoms(args, seed + 1), randoms(args, seed + 2)
+    same(second(tanhnet, args, t1, t2), second(plain_network, args, t1, t2))
+    want = second(lambda *a: F.binary_cross_entropy_with_logits(plain_network(*a), y), args, t1, t2)
+    same(second(lambda *a: tanhnet_loss(*a, y), args, t1, t2), want)
+    same(second(lambda *a: bce_with_logits(tanhnet(*a), y), args, t1, t2), want)
+    z = plain_network(*args).detach()
+    zy, s1, s2 = (z, y), randoms((z, y), seed + 3), randoms((z, y), seed + 4)
+    same(second(bce_with_logits, zy, s1, s2), second(F.binary_cross_entropy_with_logits, zy, s1, s2))
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_the_parameter_hessian_by_forward_over_forward_equals_the_sequential(reference):
+    model, seq, X, y = problem(5, 2, 3)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_mine(p):  # the training path, model.loss
+        return _loss(model, p, X, y)
+
+    def loss_seq(p):
+        return F.binary_cross_entropy_with_logits(functional_call(seq, {SEQ[k]: v for k, v in p.items()}, (X,)), y)
+
+    with reference_equations(reference):
+        mine = jacfwd(jacfwd(loss_mine))(params)
+    same(mine, jacfwd(jacfwd(loss_seq))(params))
+    same(mine, hessian(loss_seq)(params))
+
+
+def _loss(model, p, X, y):
+    return functional_call(_Loss(model), {f"model.{k}": v for k, v in p.items()}, (X, y))
+
+
+class _Loss(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, X, y):
+        return self.model.loss(X, y)
+
+
+def test_torch_bce_after_the_model_under_jacfwd_of_jacfwd():
+    """F.binary_cross_entropy_with_logits after the model: the dropped term had torch raise 'ZeroTensors are
+    immutable' here."""
+    model, seq, X, y = problem(4, 2, 3)
+    x = X[0]
+
+    def cost(f):
+        return lambda x: F.binary_cross_entropy_with_logits(f(x), y[0])
+
+    same(jacfwd(jacfwd(cost(model)))(x), jacfwd(jacfwd(cost(seq)))(x))
+
+
+def test_third_derivatives_by_forward_mode():
+    model, seq, X, _ = problem(3, 2, 3)
+    x = X[1]
+    mine = jacfwd(jacfwd(jacfwd(lambda x: model(x).squeeze(-1))))(x)
+    same(mine, jacfwd(jacfwd(jacfwd(lambda x: seq(x).squeeze(-1))))(x))
+    same(mine, jacrev(jacfwd(jacrev(lambda x: model(x).squeeze(-1))))(x))
+
+
+def test_the_ensemble_under_jacfwd_of_jacfwd_equals_each_network():
+    torch.manual_seed(0)
+    ens = TanhNetEnsemble(3, 2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        ens.b.normal_()
+        ens.c.normal_()
+    X, y = make_data(5, 2)
+    x = X[2]
+    z = jacfwd(jacfwd(lambda x: ens(x.unsqueeze(0)).reshape(-1)))(x)  # (K, D, D)
+    params = {k: v.detach() for k, v in ens.named_parameters()}
+    eps = jacfwd(jacfwd(lambda p: _loss(ens, p, X, y)))(params)  # each network's ∂²ε_k/∂θ∂θ'
+    for k, net in enumerate(ens.to_modules()):
+        seq = net.to_sequential()
+        same(z[k], jacfwd(jacfwd(lambda x, seq=seq: seq(x).squeeze(-1)))(x))
+        p = {n: v.detach() for n, v in net.named_parameters()}
+
+        def loss_seq(p, seq=seq):
+            return F.binary_cross_entropy_with_logits(functional_call(seq, {SEQ[n]: v for n, v in p.items()}, (X,)),
+                                                      y)
+
+        want = hessian(loss_seq)(p)
+        for a in p:
+            for b in p:
+                block = eps[a][b][k].select(0, k).select(params[a].dim() - 1, k)  # network k's own parameters
+                same(block, want[a][b])
+
+
+def test_one_forward_level_still_runs_the_hand_written_jvp(monkeypatch):
+    """Only nesting goes round the Function: a single jvp is the handout's tangent equations."""
+    model, _, X, _ = problem(4, 2, 3)
+    calls = []
+    original = TanhNetFunction.tangent_equations
+
+    def counted(*args):
+        calls.append(nested_forward())
+        return original(*args)
+
+    monkeypatch.setattr(TanhNetFunction, "tangent_equations", staticmethod(counted))
+    jvp(model, (X,), randoms([X], 1))
+    jacfwd(lambda x: model(x).squeeze(-1))(X[0])
+    jacfwd(jacrev(lambda x: model(x).squeeze(-1)))(X[0])  # forward over reverse: one forward level
+    assert calls and not any(calls)
+    calls.clear()
+    jacfwd(jacfwd(lambda x: model(x).squeeze(-1)))(X[0])
+    assert calls == []  # nested: the forward's torch ops, not the Function
+
+
+@pytest.mark.parametrize("name", ["network", "cost", "ensemble", "ensemble cost"])
+def test_the_functions_themselves_refuse_forward_over_forward(name):
+    """Called directly (not through the public functions), the Functions would answer wrong: one line instead."""
+    model, _, X, y = problem(3, 2, 3)
+    args = (X, *(p.detach() for p in model.parameters()))
+    cases = {
+        "network": (lambda *a: TanhNetFunction.apply(*a)[0], args),
+        "cost": (BCEWithLogitsFunction.apply, (plain_network(*args).detach(), y)),
+        "ensemble": (lambda X, *p: EnsembleFunction.apply(X, *(t.unsqueeze(0) for t in p))[0], args),
+        "ensemble cost": (EnsembleBCEFunction.apply, (plain_network(*args).detach()[None], y[None])),
+    }
+    f, a = cases[name]
+    jvp(f, a, randoms(a, 1))  # one level: fine
+    with pytest.raises(RuntimeError, match=r"pytorch/pytorch#197867") as e:
+        second(f, a, randoms(a, 1), randoms(a, 2))
+    assert "\n" not in str(e.value)
+
+
+def test_torch_func_transforms_inside_torch_compile():
+    """torch.compile(vmap(model)) and the transforms built on vmap (jacfwd, hessian) ended in Dynamo's
+    InternalTorchDynamoError (it cannot vmap a captured Function, pytorch/pytorch#129845): they run the forward's
+    ops there, under fullgraph=True, equal to the Sequential in eager."""
+    model, seq, X, _ = problem(5, 2, 3)
+    x = X[0]
+    ens = TanhNetEnsemble.from_modules([model, model])
+
+    def scalar(f):
+        return lambda x: f(x).squeeze(-1)
+
+    cases = {
+        "vmap over samples": (lambda f: vmap(f)(X), model, seq),
+        "jacfwd": (lambda f: jacfwd(scalar(f))(x), model, seq),
+        "hessian": (lambda f: hessian(scalar(f))(x), model, seq),
+        "jacfwd of jacfwd": (lambda f: jacfwd(jacfwd(scalar(f)))(x), model, seq),
+        "the ensemble under vmap": (lambda f: vmap(f)(X.unsqueeze(1)).squeeze(), ens, lambda x: seq(x).expand(2, 1)),
+    }
+    for name, (transform, mine, theirs) in cases.items():
+        torch._dynamo.reset()
+        got = torch.compile(lambda: transform(mine), fullgraph=True, backend="eager")()
+        same(got, transform(theirs))
