@@ -16,6 +16,7 @@ from .checks import (
     check_size,
 )
 from .functional import _bce_with_logits, _tanhnet_loss, _tanhnet_with_hidden
+from .scripting import ScriptableTanhNet, quietly_traced, scriptable
 
 Tensor = torch.Tensor
 
@@ -134,6 +135,13 @@ class TanhNet(nn.Module):
         D, H = self.in_features, self.hidden_features
         check_module_weights(self, weights, ((H, D), (H,), (1, H), (1,)), one_dtype=True)
         return weights
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """What ``torch.jit.script`` scripts: a twin on these parameters (:mod:`torch_tanhnet.scripting`)."""
+        return scriptable(self, TanhNet, ScriptableTanhNet)
+
+    def _slow_forward(self, *args, **kwargs):  # nn.Module's forward under torch.jit.trace
+        return quietly_traced(super()._slow_forward, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, hidden_features={self.hidden_features}"

@@ -18,6 +18,7 @@ from ..checks import (
 )
 from ..kernels.dispatch import ensemble_fused_implementation
 from ..module import TanhNet, hooked, overrides_forward
+from ..scripting import ScriptableTanhNetEnsemble, quietly_traced, scriptable
 from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
 from .function import ensemble_cost, ensemble_network
 from .fused import _ensemble_loss, ensemble_loss_value
@@ -281,6 +282,13 @@ class TanhNetEnsemble(nn.Module):
                 stacked = torch.stack([getattr(m, name) for m in modules])
                 getattr(ens, name).copy_(stacked.view_as(getattr(ens, name)))
         return ens
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """What ``torch.jit.script`` scripts: a twin on these parameters (:mod:`torch_tanhnet.scripting`)."""
+        return scriptable(self, TanhNetEnsemble, ScriptableTanhNetEnsemble)
+
+    def _slow_forward(self, *args, **kwargs):  # nn.Module's forward under torch.jit.trace
+        return quietly_traced(super()._slow_forward, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"models={self.models}, in_features={self.in_features}, hidden_features={self.hidden_features}"

@@ -165,7 +165,9 @@ def reference_only() -> bool:
     """Whether this call must run the reference Functions: asked for (:func:`reference_equations`), or under
     torch.compile, a torch.func transform, forward-mode AD (dual tensors), a dispatch mode, or torch.jit.trace
     (whose graph of a kernel's Function, which takes the implementation, a Python object, as an argument, crashed
-    the process with a segfault)."""
+    the process with a segfault). Where PyTorch cannot run a Function right (nested forward mode, transforms inside
+    torch.compile, torch.jit.trace), the reference's forward then runs as torch ops
+    (:mod:`torch_tanhnet.function_limits`)."""
     return (reference_asked() or compiling() or transforms_active() or forward_ad_active() or dispatch_mode_active()
             or _tracing())
 
