@@ -253,3 +253,19 @@ def test_a_resumed_sweeps_noise_is_compared_by_what_it_means(saved):
     values = {**VALUES, "dataset": ["xor", "moons"], "noise": [0.05]}  # 0.05 is xor's own noise, not moons'
     with pytest.raises(ConfigError, match=r"^noise: \[0.05\] differs"):
         checkpoints.resume_settings(config("x", resume=True, values=values), both, {"values"})
+
+
+def test_a_run_number_as_pandas_or_torch_hold_it(saved):
+    """results.csv read by pandas gives run numbers as NumPy integers: network() takes them, and 0-d integer
+    tensors, as ints; a bool, a float, a string are refused in one line."""
+    import numpy as np
+
+    folder = saved["done"][0]
+    want = checkpoints.network(folder, 1)
+    for run in (np.int64(1), np.int32(1), torch.tensor(1)):
+        got = checkpoints.network(folder, run)
+        for name in "UbWc":
+            assert torch.equal(getattr(got, name), getattr(want, name))
+    for run in (True, np.bool_(True), torch.tensor(True), 1.0, np.float64(1.0), "1", torch.tensor([1])):
+        with pytest.raises(CheckpointError, match=r"^run must be an integer, got "):
+            checkpoints.network(folder, run)

@@ -187,6 +187,7 @@ class TanhNet(nn.Module):
 
     def to_sequential(self) -> nn.Sequential:
         """The same network as ``Sequential(Linear(D, H), Tanh(), Linear(H, 1))``, weights copied."""
+        check_copyable(self, TanhNet, "to_sequential")
         U, b, W, c = self._weights()  # checked: copy_ would broadcast a replaced parameter of another shape
         kw = {"device": U.device, "dtype": U.dtype}
         seq = nn.Sequential(  # skip_init: a copy draws nothing from torch's generator
@@ -217,6 +218,21 @@ def _check_plain_layers(seq: nn.Sequential, layers: list[nn.Module]) -> None:
         if _own_hooks(module):
             raise ValueError(f"{where} has hooks (forward or backward hooks, spectral_norm, weight_norm or prune), "
                              "which TanhNet's equations would not run; remove them first")
+
+
+def check_copyable(module: nn.Module, base: type, copy: str) -> None:
+    """One-line errors where a copy of ``module``'s weights into plain networks (``copy``: to_sequential,
+    from_modules, ensemble[k]) would compute something else than ``module(X)``: its own hooks (a forward hook's
+    change; the hook-based spectral_norm, weight_norm and prune set the weight in a pre-hook, so after an
+    optimizer step it is one step behind until the next call: a copy's logits were 0.3 off) or its own forward."""
+    if _own_hooks(module):
+        raise ValueError(f"{copy}: this {type(module).__name__} has hooks (forward or backward hooks, or the "
+                         "hook-based spectral_norm, weight_norm or prune, whose weight is a step behind until the "
+                         "next call), which a copy of its weights would not run; remove them first (torch.nn.utils."
+                         "parametrizations' weight_norm and spectral_norm copy as they compute)")
+    if overrides_forward(module, base):
+        raise ValueError(f"{copy}: {type(module).__name__} computes its logits with its own forward, which a copy "
+                         f"of its weights into plain networks would not")
 
 
 def hooked(module: nn.Module) -> bool:

@@ -17,7 +17,7 @@ from ..checks import (
     check_size,
 )
 from ..kernels.dispatch import ensemble_fused_implementation
-from ..module import TanhNet, hooked, overrides_forward
+from ..module import TanhNet, check_copyable, hooked, overrides_forward
 from ..scripting import ScriptableTanhNetEnsemble, quietly_traced, scriptable
 from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
 from .function import ensemble_cost, ensemble_network
@@ -184,6 +184,7 @@ class TanhNetEnsemble(nn.Module):
         """Network k as a plain :class:`TanhNet` (a copy: training it leaves the ensemble unchanged). A slice, a
         list of network numbers, an integer tensor of them or a bool mask (K,) (``ensemble[solved]``) selects
         networks as a new ensemble of copies, in the order given (with their seeds, where the ensemble has them)."""
+        check_copyable(self, TanhNetEnsemble, "ensemble[k]")
         k = _network_number(key)
         if k is None:
             return self._selected(self._networks(key))
@@ -268,6 +269,7 @@ class TanhNetEnsemble(nn.Module):
             if not isinstance(m, TanhNet):
                 raise TypeError(f"from_modules takes TanhNets, got {type(m).__name__} at position {i}")
         for i, m in enumerate(modules):
+            check_copyable(m, TanhNet, f"from_modules, network {i}")
             check_module_parameters(i, m.in_features, m.hidden_features, m.U, m.b, m.W, m.c)
         first = modules[0]
         key = lambda m: (m.in_features, m.hidden_features, m.U.dtype, m.U.device)  # noqa: E731

@@ -8,6 +8,7 @@ One file per process: ``checkpoint.pt`` for a one-process sweep (and for any fin
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
 import torch
@@ -248,6 +249,7 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
 
 def network(logdir: str | Path, run: int):
     """Run ``run`` of the finished sweep in ``logdir``, its trained weights as a TanhNet."""
+    given = run
     from .group import GroupResult
 
     state = checkpoint.load(Path(logdir) / FINISHED)
@@ -256,8 +258,13 @@ def network(logdir: str | Path, run: int):
     check(state, Path(logdir) / FINISHED)
     if not state["complete"]:
         raise CheckpointError(f"{str(logdir)!r} holds no finished sweep")
-    if isinstance(run, bool) or not isinstance(run, int):
-        raise CheckpointError(f"run must be an integer, got {run!r}")
+    try:  # a NumPy integer too (pandas.read_csv(results.csv).run[i]), or a 0-d integer tensor; not a bool
+        bad = isinstance(run, bool) or isinstance(run, torch.Tensor) and (run.dtype == torch.bool or run.dim() != 0)
+        run = None if bad else operator.index(run)
+    except TypeError:
+        run = None
+    if run is None:
+        raise CheckpointError(f"run must be an integer, got {given!r}")
     for found in state["groups"].values():
         if run in found["runs"]:
             return GroupResult.from_dict(found).model()[found["runs"].index(run)]
