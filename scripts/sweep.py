@@ -300,6 +300,19 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                         f"was kept: start it again once {when}", 1)
         return fail(f"cannot write{where} ({e.strerror or e}); what was checkpointed before is kept: continue "
                     f"with --resume once {when}", 1)
+    except (MemoryError, RuntimeError) as e:  # an allocation failed: the estimate before training was short of it
+        from torch_tanhnet.sweep.state import holds_sweep
+        from torch_tanhnet.training.setup import out_of_memory
+        from torch_tanhnet.training.wording import setting
+
+        short = out_of_memory(e, f"use fewer {setting('seeds')} or settings at once, or a smaller "
+                                 f"{setting('n_samples')} or {setting('hidden')}")
+        if short is None:
+            raise
+        folder = getattr(locals().get("config"), "logdir", None)
+        kept = ("what was checkpointed before is kept (--resume continues it where there is more memory)"
+                if folder and holds_sweep(Path(folder)) else "nothing was kept")
+        return fail(f"{short.for_command_line()} ({kept})", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
         from torch_tanhnet.sweep.state import holds_sweep
         from torch_tanhnet.training.checkpoint import sweep_hint

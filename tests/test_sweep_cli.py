@@ -354,3 +354,34 @@ def test_a_stop_while_the_results_are_written_is_said_and_a_finished_sweep_says_
     code, out, err = main("--logdir", "s", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and " runs trained in " in out and "s (when it ran)\n" in out, err
     assert "a stop came" not in out
+
+
+@pytest.mark.parametrize("failing_group, kept", [(0, "nothing was kept"), (1, "what was checkpointed before is kept")])
+def test_out_of_memory_is_one_line_and_keeps_what_was_checkpointed(tmp_path, monkeypatch, capsys, failing_group,
+                                                                    kept):
+    """An allocation that fails past the estimate (the curvature at a group's end once took 7x it) was a 15-frame
+    traceback: one line naming the flags that size a sweep, exit 1, and --resume continues where it was saved."""
+    from torch_tanhnet.sweep import group, metrics
+
+    groups = []
+
+    def curvature(model, X, y):
+        groups.append(model)
+        if len(groups) - 1 == failing_group:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 7679999999 bytes. Error code 12 (Cannot allocate memory)")
+        return metrics.curvature(model, X, y)
+
+    args = ("--hidden", "2", "3", "--seeds", "2", "--epochs", "2", "--n-samples", "40", "--gallery", "0",
+            "--logdir", "oom")
+    with monkeypatch.context() as m:
+        m.setattr(group, "curvature", curvature)
+        code, out, err = main(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("sweep.py: error: out of memory (data. DefaultCPUAllocator: can't allocate memory: you tried to "
+                          "allocate 7679999999 bytes"), err
+    assert "use fewer --seeds or settings at once, or a smaller --n-samples or --hidden" in err and kept in err, err
+    if failing_group:
+        code, out, err = main(*args, "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err
+        assert len(rows(tmp_path / "oom" / "results.csv")) == 4

@@ -23,6 +23,7 @@ from ..kernels.dispatch import ensemble_evaluate_implementation
 from ..training.metrics import MAX_HESSIAN_PARAMETERS
 
 Tensor = torch.Tensor
+D_IN = 2  # the data sets' features
 METRICS = ("loss/train", "accuracy/train", "loss/test", "accuracy/test")  # the columns of measure's answer
 CURVATURE = ("norm/grad/total", "loss_hessian/min_eigenvalue", "loss_hessian/max_eigenvalue")  # curvature's columns
 CHUNK = {"cpu": 2**19, "cuda": 2**24}  # entries of ∂z/∂θ (networks × samples × parameters) per batch of networks:
@@ -69,21 +70,39 @@ def curvature(model: TanhNetEnsemble, X: Tensor, y: Tensor) -> Tensor:
     """
     K, H, D = model.U.shape
     P = H * D + 2 * H + 1
-    params = [p.detach().double() for p in (model.U, model.b, model.W, model.c)]
-    X, y = X.double(), y.double()
+    params = [p.detach() for p in (model.U, model.b, model.W, model.c)]
     out = torch.full((K, 3), float("nan"), dtype=torch.float64, device=X.device)
-    if P > MAX_HESSIAN_PARAMETERS:
-        out[:, 0] = ensemble_gradient(X, *params, y).norm(dim=1)
-        return _finite_only(out, params)
-    step = max(1, CHUNK.get(X.device.type, CHUNK["cuda"]) // (X.shape[1] * P))
-    for start in range(0, K, step):
-        part = slice(start, start + step)
-        grad, hessian = ensemble_gradient_and_hessian(X[part], *(p[part] for p in params), y[part])
+    step = networks_at_once(X.shape[1], H, X.device.type)
+    for start in range(0, K, step):  # in float64 a batch at a time: a copy of all of X in float64 took more memory
+        part = slice(start, start + step)  # than the group's training
+        args = [t[part].double() for t in (X, *params, y)]
+        if P > MAX_HESSIAN_PARAMETERS:  # the gradient alone, as train.py logs it
+            out[part, 0] = ensemble_gradient(*args).norm(dim=1)
+            continue
+        grad, hessian = ensemble_gradient_and_hessian(*args)
         finite = torch.isfinite(hessian).flatten(1).all(1)
         eigenvalues = torch.linalg.eigvalsh(torch.where(finite[:, None, None], hessian, 0))  # ascending   (k, P)
         out[part, 0] = grad.norm(dim=1)
         out[part, 1:] = torch.where(finite[:, None], eigenvalues[:, [0, -1]], float("nan"))
     return _finite_only(out, params)
+
+
+def networks_at_once(N: int, H: int, device_type: str) -> int:
+    """How many networks :func:`curvature` takes in one batch: ∂z/∂θ (networks × samples × parameters) within
+    :data:`CHUNK`'s entries, at least one network."""
+    P = H * D_IN + 2 * H + 1
+    return max(1, CHUNK.get(device_type, CHUNK["cuda"]) // (N * P))
+
+
+def curvature_bytes(N: int, H: int, device_type: str) -> int:
+    """The most :func:`curvature` holds at once for networks of H hidden units on N samples: a batch's float64
+    copies of its data and weights, a few (k, N, H) arrays (the hidden layer, its derivative, Ḡ), and where the
+    Hessian is taken (P ≤ MAX_HESSIAN_PARAMETERS) ∂z/∂θ (k, N, P) with its weighted copy and the (k, P, P) Hessian
+    with its eigensolver's copy; for :func:`~torch_tanhnet.sweep.plan.group_bytes`."""
+    P = H * D_IN + 2 * H + 1
+    k = networks_at_once(N, H, device_type)
+    hessian = 3 * N * P + 2 * P * P if P <= MAX_HESSIAN_PARAMETERS else 0
+    return 8 * k * (N * (D_IN + 1) + P + 4 * N * H + hessian)
 
 
 def _finite_only(out: Tensor, params: list[Tensor]) -> Tensor:

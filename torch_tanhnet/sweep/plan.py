@@ -22,10 +22,11 @@ from ..console import counted
 from ..module import TanhNet
 from ..training.config import ConfigError, TrainConfig
 from ..training.data import load_csv
-from ..training.setup import check_initial_weights, load_split, scale_initial_weights
+from ..training.setup import check_initial_weights, least, limit_headroom, load_split, scale_initial_weights
 from ..training.wording import setting
 from .config import SweepConfig
 from .data import data_key
+from .metrics import curvature_bytes
 from .space import Run, folder_names, runs, swept, unique_names
 
 D = 2  # the data sets are 2-D
@@ -167,8 +168,10 @@ def check_initial_scales(configs: list[TrainConfig], seeds: list[int], files: di
 
 # ---- memory ----------------------------------------------------------------------------------------
 
-def group_bytes(K: int, H: int, n_train: int, n_test: int, batch: int, itemsize: int, logs: int) -> int:
-    """What training one group holds at once, from its sizes (see docs/sweep.md)."""
+def group_bytes(K: int, H: int, n_train: int, n_test: int, batch: int, itemsize: int, logs: int,
+                device_type: str = "cpu") -> int:
+    """What training one group holds at once, from its sizes, and what its curvature at the end adds (see
+    docs/sweep.md)."""
     N = n_train + n_test
     P = H * D + 2 * H + 1  # one network's parameters
     data = K * (n_train + N) * (D + 1) * itemsize  # the training set, and training + test sets side by side
@@ -176,13 +179,19 @@ def group_bytes(K: int, H: int, n_train: int, n_test: int, batch: int, itemsize:
     model = K * P * (itemsize * 4 + 8)  # parameters, gradients, two optimiser states; the kernel's double sums
     history = logs * K * 4 * 8  # four metrics at each log step, float64
     torch_ops = K * N * (H + 4) * itemsize  # the evaluation's hidden layer where it runs as torch ops
-    return data + batches + model + history + torch_ops
+    curvature = curvature_bytes(n_train, H, device_type)  # at the end, a batch of networks in float64
+    return data + batches + model + history + max(torch_ops, curvature)
 
 
 def free_memory(device: torch.device) -> int | None:
-    """Bytes free for the sweep: the device's free memory on CUDA, MemAvailable on Linux; None when unknown."""
+    """Bytes free for the sweep: the device's free memory on CUDA; on Linux MemAvailable, or less where the
+    process's limits (``ulimit -v``, its cgroup's) leave less; None when unknown."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    return least(_mem_available(), limit_headroom())
+
+
+def _mem_available() -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -208,7 +217,7 @@ def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device
         steps = epochs * math.ceil(n_train / batch)
         logs = math.ceil(min(steps, DRY_RUN_STEPS if plan.config.dry_run else steps) / plan.config.log_interval) + 1
         itemsize = torch.empty((), dtype=getattr(torch, dtype)).element_size()
-        need = group_bytes(K, hidden, n_train, n_test, batch, itemsize, logs)
+        need = group_bytes(K, hidden, n_train, n_test, batch, itemsize, logs, device.type)
         kept += logs * K * 4 * 8 + K * (hidden * D + 2 * hidden + 1) * itemsize  # its history and final weights
         if need > largest:
             largest, worst = need, (hidden, K, n_train + n_test)

@@ -222,7 +222,12 @@ def out_of_memory(e: BaseException, advice: str | None = None) -> OutOfMemory | 
 
 
 def available_memory() -> int | None:
-    """Bytes this process could still get: available memory and free swap (Linux), else the physical memory."""
+    """Bytes this process could still get: available memory and free swap (Linux), else the physical memory; less
+    where the process's own limits leave less (:func:`limit_headroom`)."""
+    return least(_machine_memory(), limit_headroom())
+
+
+def _machine_memory() -> int | None:
     try:
         info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
         return sum(int(info[k].split()[0]) * 1024 for k in ("MemAvailable", "SwapFree") if k in info) or None
@@ -232,6 +237,51 @@ def available_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def least(*sizes: int | None) -> int | None:
+    known = [s for s in sizes if s is not None]
+    return min(known) if known else None
+
+
+UNLIMITED = 2**62  # a cgroup's "no limit" reads as 2**63 less a page (v1) or "max" (v2)
+
+
+def limit_headroom(proc: str = "/proc/self", cgroups: str = "/sys/fs/cgroup") -> int | None:
+    """Bytes this process may still take under its own limits, where it has any (None: none, or unknown): its
+    address-space limit (``ulimit -v``, RLIMIT_AS) less what it has mapped, and its cgroup's memory limit (a
+    container's, systemd's: v2 ``memory.max``, v1 ``memory.limit_in_bytes``) less the group's use. MemAvailable
+    sees neither: a sweep under ``ulimit -v`` passed its check and ended in the allocator's traceback."""
+    found = []
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            status = Path(proc, "status").read_text()
+            mapped = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:"))
+            found.append(max(0, soft - mapped))
+    except (ImportError, OSError, ValueError, StopIteration):
+        pass
+    try:
+        lines = Path(proc, "cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if hierarchy == "0" and controllers == "":  # v2
+            files = (f"{cgroups}{path}/memory.max", f"{cgroups}{path}/memory.current")
+        elif "memory" in controllers.split(","):  # v1
+            files = (f"{cgroups}/memory{path}/memory.limit_in_bytes", f"{cgroups}/memory{path}/memory.usage_in_bytes")
+        else:
+            continue
+        try:
+            limit, used = (Path(f).read_text().strip() for f in files)
+            if limit != "max" and int(limit) < UNLIMITED:
+                found.append(max(0, int(limit) - int(used)))
+        except (OSError, ValueError):
+            pass
+    return min(found) if found else None
 
 
 def _size(n: float) -> str:

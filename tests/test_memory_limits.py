@@ -1,0 +1,70 @@
+"""The memory checks see the process's own limits (ulimit -v, a cgroup's), not only the machine's free memory:
+under `ulimit -v` a sweep passed its check and ended in the allocator's traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from torch_tanhnet.training.setup import limit_headroom
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def fake_proc(tmp_path, cgroup_lines, vm_kib=1000):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text("\n".join(cgroup_lines) + "\n")
+    (proc / "status").write_text(f"Name:\tpython\nVmSize:\t{vm_kib} kB\n")
+    return str(proc)
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_cgroups_limit_less_its_use(tmp_path, version):
+    root = tmp_path / "cgroup"
+    if version == "v2":
+        proc = fake_proc(tmp_path, ["0::/user.slice/job"])
+        write(root / "user.slice/job/memory.max", str(3 * 2**30))
+        write(root / "user.slice/job/memory.current", str(2**30))
+    else:
+        proc = fake_proc(tmp_path, ["5:cpu,cpuacct:/", "4:memory:/docker/abc"])
+        write(root / "memory/docker/abc/memory.limit_in_bytes", str(3 * 2**30))
+        write(root / "memory/docker/abc/memory.usage_in_bytes", str(2**30))
+    assert limit_headroom(proc, str(root)) == 2 * 2**30
+
+
+@pytest.mark.parametrize("limit", ["max", str(2**63 - 4096)])
+def test_an_unlimited_or_unreadable_cgroup_sets_no_bound(tmp_path, limit):
+    root = tmp_path / "cgroup"
+    proc = fake_proc(tmp_path, ["0::/a", "4:memory:/b", "3:pids:/c"])
+    write(root / "a/memory.max", limit)
+    write(root / "a/memory.current", "100")
+    # v1's files are missing: skipped
+    assert limit_headroom(proc, str(root)) is None
+    assert limit_headroom(str(tmp_path / "nowhere"), str(root)) is None
+
+
+def test_ulimit_v_bounds_what_the_checks_see_and_a_sweep_is_refused_in_one_line(tmp_path):
+    """In a process under RLIMIT_AS: the headroom is below the limit, and sweep.py refuses a grid that fits the
+    machine's memory but not the limit, before anything is allocated (it was a traceback from the allocator)."""
+    code = f"""
+import resource, runpy, sys
+limit = 3 * 2**30
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from torch_tanhnet.training.setup import available_memory, limit_headroom
+headroom = limit_headroom()
+assert headroom is not None and 0 < headroom < limit, headroom
+assert available_memory() <= headroom, (available_memory(), headroom)
+sys.argv = ["sweep.py", "--seeds", "40", "--n-samples", "2000000", "--dry-run", "--no-progress", "--logdir", "s"]
+runpy.run_path({str(SCRIPTS / "sweep.py")!r}, run_name="__main__")
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.startswith("sweep.py: error: the sweep would need about ") and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "s").exists()
