@@ -385,3 +385,26 @@ def test_out_of_memory_is_one_line_and_keeps_what_was_checkpointed(tmp_path, mon
         code, out, err = main(*args, "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
         assert code == 0, err
         assert len(rows(tmp_path / "oom" / "results.csv")) == 4
+
+
+def test_a_data_file_far_from_the_networks_scale_is_warned_of_as_train_py_does(tmp_path, monkeypatch, capsys,
+                                                                                recwarn):
+    """train.py warns of features far from tanh's scale and names --standardize; sweep.py trained them in silence
+    and reported 0% solved. Each file is named; a sweep whose runs all standardize is not warned."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    for name, scale, labels in (("huge.csv", 1e30, (X[:, 0] > 0).long()), ("flat.csv", 1e30, torch.zeros(40))):
+        (tmp_path / name).write_text("".join(f"{a * scale!r},{b * scale!r},{int(c)}\n"
+                                             for (a, b), c in zip(X.tolist(), labels.tolist())))
+    common = ("--seeds", "1", "--epochs", "1", "--gallery", "0", "--dry-run", "--no-progress")
+    code, out, err = main("--data", "huge.csv", "flat.csv", *common, cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)
+    lines = [str(w.message.for_command_line()) for w in recwarn if hasattr(w.message, "for_command_line")]
+    assert code == 0 and len(lines) == 3, (err, lines)  # both files far out, and flat.csv's one label
+    assert lines[0].startswith("the features in 'huge.csv' lie far from the network's scale (x1 in [") and lines[
+        0].endswith("--standardize trains on (x - mean)/std"), lines
+    assert "the features in 'flat.csv' lie far" in lines[1] and "every label in 'flat.csv' is 0" in lines[2], lines
+    recwarn.clear()
+    code, out, err = main("--data", "huge.csv", "--standardize", "on", *common, cwd=tmp_path, monkeypatch=monkeypatch,
+                          capsys=capsys)
+    assert code == 0 and not [w for w in recwarn if hasattr(w.message, "for_command_line")], err

@@ -37,7 +37,7 @@ import torch
 from ..training import checkpoint, setup, signals, writer_lock
 from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sweep_hint
 from ..training.config import ConfigError
-from ..training.data import DataError, label_advice
+from ..training.data import DataError, label_advice, scale_advice
 from ..training.distributed import DistributedError
 from ..training.setup import (
     check_empty_logdir,
@@ -149,9 +149,11 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
         plan = make_plan(config, device)
         checkpoints.check_batch_sizes(plan, asked, config.values.get("batch_size", [None]))  # None: train.py's
         check_data(plan, found, world)
-        for path, (_, y) in plan.files.items() if world.is_main else ():
-            if advice := label_advice(y, f"in {path!r}"):
-                warnings.warn(advice, stacklevel=3)  # at the caller of sweep()
+        unscaled = False in config.values.get("standardize", [False])  # some runs train on the file's numbers
+        for path, (X, y) in plan.files.items() if world.is_main else ():
+            for advice in (unscaled and scale_advice(X, f"in {path!r}"), label_advice(y, f"in {path!r}")):
+                if advice:
+                    warnings.warn(advice, stacklevel=3)  # at the caller of sweep(), as train.py warns
     except BaseException:
         writer_lock.release(logdir)
         if logdir in _temporary:  # a refused dry run's temporary folder, made above: nothing left behind

@@ -235,9 +235,10 @@ def _check_header(path: Path, lineno: int, cells: list[str]) -> None:
                     "reorder them")
 
 
-def scale_advice(X: Tensor) -> DataScaleWarning | None:
+def scale_advice(X: Tensor, where: str = "") -> DataScaleWarning | None:
     """A one-line warning when a feature of X (N, 2) reaches beyond ±5 or stays within ±0.01, else None (a warning,
-    not its text: the text names ``standardize`` as its reader does, Python or the command line).
+    not its text: the text names ``standardize`` as its reader does, Python or the command line); ``where`` names
+    the data (a sweep's file).
 
     Far out, g = u_j1 x_i1 + u_j2 x_i2 + b_j is large from the first step, tanh saturates
     (tanh' = 1 − h² ≈ 0) and gradients vanish; very close in, the features barely move g.
@@ -249,7 +250,8 @@ def scale_advice(X: Tensor) -> DataScaleWarning | None:
     ranges = ", ".join(f"x{k + 1} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in
                        enumerate(zip(X.amin(0).tolist(), X.amax(0).tolist())))
     why = "tanh units saturate and gradients vanish" if (reach > LARGE).any() else "they barely move the tanh units"
-    return DataScaleWarning(f"the features lie far from the network's scale ({ranges}; the built-in data sets lie "
+    return DataScaleWarning(f"the features{where and ' ' + where} lie far from the network's scale ({ranges}; the "
+                            f"built-in data sets lie "
                             f"within about ±2.5): {why}; {setting('standardize')} trains on (x - mean)/std")
 
 
