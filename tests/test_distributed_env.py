@@ -93,3 +93,40 @@ def test_train_distributed_hands_an_error_over_before_its_process_group_goes(mon
         distributed.train_distributed(TrainConfig(progress=False), on_error=lambda e: order.append(str(e)))
     assert order == ["cannot read 'x.csv'", "group gone"]
     assert not dist.is_initialized()
+
+
+@pytest.mark.skipif(not hasattr(dist, "DistNetworkError"), reason="torch without DistNetworkError")
+@pytest.mark.parametrize("case", ["port in use", "no such machine", "one process"])
+def test_a_rendezvous_that_fails_says_why_not_that_the_others_were_late(monkeypatch, case):
+    """Every rendezvous failure read as a timeout of the other processes: a port in use said "the other 0
+    process(es) of WORLD_SIZE=1 did not all join within --dist-timeout 30 s", 1.5 s after the start."""
+    import socket
+
+    for key, v in {**ENV, "WORLD_SIZE": "1", "MASTER_PORT": "29517"}.items():
+        monkeypatch.setenv(key, v)
+    text = {"port in use": "The server socket has failed to listen on any local network address. port: 29517, "
+                           "useIpv6: false, code: -98, name: EADDRINUSE, message: address already in use",
+            "no such machine": "The client socket has timed out after 5000ms while trying to connect to (x, 29517).",
+            "one process": "Ping failed, invalid value returned from server."}[case]
+
+    def fails(*args, **kwargs):
+        raise dist.DistNetworkError(text)
+
+    def unknown(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(dist, "init_process_group", fails)
+    if case == "no such machine":
+        monkeypatch.setenv("MASTER_ADDR", "no-such-host.invalid")
+        monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    with pytest.raises(distributed.DistributedError) as e:
+        distributed.init_process_group("gloo", 0, 1, 30.0)
+    line = e.value.for_command_line()
+    why = {"port in use": "MASTER_PORT 29517 is already in use on this machine: choose another (torchrun's "
+                          "--master-port) or stop what holds it",
+           "no such machine": "MASTER_ADDR 'no-such-host.invalid' names no machine that can be found (Name or "
+                              "service not known)",
+           "one process": "the rendezvous could not be opened"}[case]
+    where = "no-such-host.invalid" if case == "no such machine" else ENV["MASTER_ADDR"]
+    assert line == (f"process 0 of 1 could not start: at the rendezvous {where}:29517 (MASTER_ADDR:MASTER_PORT) "
+                    f"{why} ({text})")

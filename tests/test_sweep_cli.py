@@ -378,8 +378,8 @@ def test_out_of_memory_is_one_line_and_keeps_what_was_checkpointed(tmp_path, mon
         m.setattr(group, "curvature", curvature)
         code, out, err = main(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 1 and err.count("\n") == 1, err
-    assert err.startswith("sweep.py: error: out of memory (data. DefaultCPUAllocator: can't allocate memory: you tried to "
-                          "allocate 7679999999 bytes"), err
+    assert err.startswith("sweep.py: error: out of memory (data. DefaultCPUAllocator: can't allocate memory: you "
+                          "tried to allocate 7679999999 bytes"), err
     assert "use fewer --seeds or settings at once, or a smaller --n-samples or --hidden" in err and kept in err, err
     if failing_group:
         code, out, err = main(*args, "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)

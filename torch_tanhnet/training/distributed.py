@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -78,13 +79,32 @@ def init_process_group(backend: str, rank: int, size: int, timeout: float) -> No
     except (RuntimeError, ValueError) as e:  # DistStoreError, DistNetworkError: a peer or the store never answered
         if not _communication_failure(e) and not isinstance(e, getattr(dist, "DistError", ())):
             raise
-        where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+        address, port = os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"]
         first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
-        whom = (f"the other {size - 1} process(es) of WORLD_SIZE={size} did not all join" if rank == 0
-                else "rank 0 did not answer")
-        raise DistributedError(f"process {rank} of {size} could not start: at the rendezvous {where} (MASTER_ADDR:"
-                               f"MASTER_PORT) {whom} within {setting('dist_timeout')} {timeout:g} s "
+        raise DistributedError(f"process {rank} of {size} could not start: at the rendezvous {address}:{port} "
+                               f"(MASTER_ADDR:MASTER_PORT) {_why(str(e), rank, size, address, port, timeout)} "
                                f"({first})") from None
+
+
+def _why(text: str, rank: int, size: int, address: str, port: str, timeout: float) -> str:
+    """What failed at the rendezvous, in words: a port already taken, an address that names no machine, else the
+    processes that did not meet within the timeout (every failure read as that once: "the other 0 process(es) of
+    WORLD_SIZE=1 did not all join within 30 s" for a port in use, 1.5 s after the start)."""
+    if "EADDRINUSE" in text or "address already in use" in text.lower():
+        return (f"MASTER_PORT {port} is already in use on this machine: choose another (torchrun's --master-port) "
+                "or stop what holds it")
+    try:
+        socket.getaddrinfo(address, None)  # asked only now, after the failure: a lookup may take a while
+    except (socket.gaierror, UnicodeError) as e:
+        return f"MASTER_ADDR {address!r} names no machine that can be found ({e.strerror or e})"
+    except OSError:
+        pass
+    if rank != 0:
+        return f"rank 0 did not answer within {setting('dist_timeout')} {timeout:g} s"
+    if size == 1:
+        return "the rendezvous could not be opened"
+    return (f"the other {size - 1} process(es) of WORLD_SIZE={size} did not all join within "
+            f"{setting('dist_timeout')} {timeout:g} s")
 
 
 class LossModule(nn.Module):
