@@ -439,3 +439,26 @@ def test_a_sweep_whose_folder_is_renamed_while_it_runs_stops_and_never_writes_by
         return
     resumed = runner.sweep(dataclasses.replace(config, logdir="exp-old/s", resume=True))  # as the line says
     assert [r["hidden"] for r in resumed.results.rows] == [2, 2, 3, 3]
+
+
+def test_a_logdir_too_long_for_the_deepest_file_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    """A --logdir of about 4000 characters: the sweep trained, wrote results.csv, then failed on
+    seeds/<setting>/seed=<s>/<session file> with advice to --resume that could never pass. Refused first, and
+    nothing is left behind; a logdir a little shorter, whose deepest file fits, trains."""
+    limit = os.pathconf(tmp_path, "PC_PATH_MAX")
+    deep = "seeds/all/seed=1/events.out.tfevents.0000000000.hparams-session"
+    parts = [str(tmp_path)] + ["d" * 200] * ((limit - len(deep) - len(str(tmp_path))) // 201)
+    longest = "/".join(parts)  # absolute: check_logdir's probe file is named from the absolute path
+    too_long = longest + "/" + "e" * (limit - 45 - len(longest) - 1)  # room for check_logdir's probe, not for deep
+    assert len(too_long) + 1 + len(deep) > limit > len(too_long) + 40
+    code, out, err = main("--seeds", "2", "--epochs", "1", "--gallery", "0", "--logdir", too_long, cwd=tmp_path,
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("sweep.py: error: argument --logdir: '") and err.rstrip().endswith(
+        "is too long for the files a sweep writes in it (the deepest, " + deep + f", makes a name of "
+        f"{len(too_long) + 1 + len(deep)} bytes, past what this system takes); choose a shorter --logdir"), err
+    assert os.listdir(tmp_path) == []
+    fits = "/".join(parts[:-1])
+    code, out, err = main("--seeds", "2", "--epochs", "1", "--gallery", "0", "--logdir", fits, cwd=tmp_path,
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err

@@ -19,6 +19,7 @@ end and writes everything; the results equal a one-process sweep's.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import shutil
@@ -39,6 +40,7 @@ from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sw
 from ..training.config import ConfigError
 from ..training.data import DataError, label_advice, scale_advice
 from ..training.distributed import DistributedError
+from ..training.hparams import SESSION_FILE
 from ..training.setup import (
     check_empty_logdir,
     check_logdir,
@@ -106,6 +108,38 @@ def check_new_logdir(logdir: Path) -> None:
     check_empty_logdir(logdir, "a sweep")
 
 
+def check_deepest(plan: Plan, logdir: Path) -> None:
+    """Refuse a ``logdir`` under which the sweep's deepest file cannot be named (seeds/<setting>/seed=<s>/ and an
+    HParams session file: a path past the system's limit). With a --logdir of 4000 characters a sweep trained,
+    wrote its results, then failed on that file with advice to --resume that could never pass. Tried on the file
+    system itself, with a file of that name's length, in folders made for it and removed again."""
+    folder = max(plan.folders, key=lambda name: len(os.fsencode(name)))
+    deepest = logdir / "seeds" / folder / f"seed={max(plan.config.seeds)}" / SESSION_FILE
+    made = []
+    probe = deepest.parent / ("." + "x" * (len(SESSION_FILE) - 1))  # not a name TensorBoard reads
+    try:
+        parent = deepest.parent
+        while not os.path.isdir(parent):
+            made.append(parent)
+            parent = parent.parent
+        deepest.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        made.insert(0, probe)
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise ConfigError("logdir", f"{str(logdir)!r} is too long for the files a sweep writes in it (the "
+                                        f"deepest, {deepest.relative_to(logdir)}, makes a name of "
+                                        f"{len(os.fsencode(deepest))} bytes, past what this system takes); choose "
+                                        f"a shorter {setting('logdir')}") from None
+        # anything else: check_logdir's, or the first write's, to say
+    finally:
+        for path in made:  # the probe, then the folders made for it, deepest first
+            try:
+                path.unlink() if path == probe else path.rmdir()
+            except OSError:
+                break
+
+
 def holds_a_run(logdir: Path) -> bool:
     """Whether ``logdir``'s checkpoint.pt is a train.py run's: no sweep's files beside it, and not of a sweep's kind
     (sweep.json may have been removed)."""
@@ -147,6 +181,8 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
         else:
             found = checkpoints.new(config, world.rank, world.size)
         plan = make_plan(config, device)
+        if world.is_main and not claim:
+            check_deepest(plan, logdir)
         checkpoints.check_batch_sizes(plan, asked, config.values.get("batch_size", [None]))  # None: train.py's
         check_data(plan, found, world)
         unscaled = False in config.values.get("standardize", [False])  # some runs train on the file's numbers
