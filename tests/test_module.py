@@ -58,6 +58,36 @@ def test_state_dict_maps_one_to_one():
     torch.testing.assert_close(net.to_sequential().state_dict(), seq.state_dict())
 
 
+def test_a_sequentials_state_dict_loads_as_it_is_alone_and_inside_a_larger_model():
+    """A checkpoint saved before the Sequential was swapped for a TanhNet loads into it: its keys are U, b, W, c."""
+    seq = sequential()
+    net = TanhNet(dtype=torch.float64)
+    loaded = net.load_state_dict(seq.state_dict())
+    assert not loaded.missing_keys and not loaded.unexpected_keys
+    torch.testing.assert_close(net.to_sequential().state_dict(), seq.state_dict())
+    front = nn.Linear(4, 2).double()
+    old = nn.Sequential(front, seq)
+    new = nn.Sequential(nn.Linear(4, 2).double(), TanhNet(dtype=torch.float64))
+    new.load_state_dict(old.state_dict())  # keys 1.0.weight ... as 1.U ...
+    X = torch.randn(8, 4, dtype=torch.float64)
+    torch.testing.assert_close(new(X), old(X), rtol=1e-12, atol=1e-15)
+    assert set(new.state_dict()) == {"0.weight", "0.bias", "1.U", "1.b", "1.W", "1.c"}
+
+
+def test_a_state_dict_that_is_neither_layout_is_torchs_error():
+    """Only all four of a Sequential's keys, and none of TanhNet's, are read so: anything else is torch's own
+    error, naming the keys (a partial Sequential is not mixed with U, b, W, c)."""
+    seq = sequential().state_dict()
+    partial = {k: v for k, v in seq.items() if k != "2.bias"}
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "U", "b", "W", "c"'):
+        TanhNet(dtype=torch.float64).load_state_dict(partial)
+    mixed = {**seq, "U": seq["0.weight"]}
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "0.weight"'):
+        TanhNet(dtype=torch.float64).load_state_dict(mixed)
+    with pytest.raises(RuntimeError, match=r"size mismatch for U"):
+        TanhNet(2, 4, dtype=torch.float64).load_state_dict(seq)
+
+
 def test_swaps_in_for_sequential_inside_a_larger_model():
     torch.manual_seed(0)
     front = nn.Linear(4, 2).double()

@@ -140,6 +140,19 @@ class TanhNet(nn.Module):
         """What ``torch.jit.script`` scripts: a twin on these parameters (:mod:`torch_tanhnet.scripting`)."""
         return scriptable(self, TanhNet, ScriptableTanhNet)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        """A ``Sequential(Linear(D, H), Tanh(), Linear(H, 1))``'s state dict loads too: its keys ``0.weight``,
+        ``0.bias``, ``2.weight``, ``2.bias`` are U, b, W, c (the same shapes), so a checkpoint saved before the
+        Sequential was swapped for a TanhNet loads into it (as BatchNorm reads its older layouts here). Only a
+        state dict that holds all four of them and none of U, b, W, c is read so."""
+        for ours, theirs in SEQUENTIAL_KEYS.items():
+            if prefix + ours in state_dict or prefix + theirs not in state_dict:
+                break
+        else:
+            for ours, theirs in SEQUENTIAL_KEYS.items():
+                state_dict[prefix + ours] = state_dict.pop(prefix + theirs)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def _slow_forward(self, *args, **kwargs):  # nn.Module's forward under torch.jit.trace
         return quietly_traced(super()._slow_forward, *args, **kwargs)
 
@@ -201,6 +214,9 @@ class TanhNet(nn.Module):
             seq[2].weight.copy_(W)
             seq[2].bias.copy_(c)
         return seq
+
+
+SEQUENTIAL_KEYS = {"U": "0.weight", "b": "0.bias", "W": "2.weight", "c": "2.bias"}  # TanhNet's names in a Sequential
 
 
 def _check_plain_layers(seq: nn.Sequential, layers: list[nn.Module]) -> None:
