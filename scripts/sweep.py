@@ -270,6 +270,15 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         record_error(line, consequence)  # under torchrun: its closing report ends with this line, as train.py's
         return code
 
+    config = None
+
+    def checkpointed() -> Path | None:
+        """The sweep's folder where it holds a checkpoint (an error after the first save), else None."""
+        from torch_tanhnet.sweep.state import holds_sweep
+
+        folder = getattr(config, "logdir", None)
+        return Path(folder) if folder and holds_sweep(Path(folder)) else None
+
     try:
         config = make_config(args)
         given = given_settings(argv)
@@ -289,19 +298,16 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except FolderMoved as e:  # renamed while the sweep ran: it stopped rather than make the old name again
         return fail(f"the sweep's folder {e.for_command_line()}", 1)
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
-        from torch_tanhnet.sweep.state import holds_sweep
-
         where = f" {e.filename!s}" if e.filename else ""
         full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # room is what lacked (not a name)
         when = "there is room" if full else "it can be written"
-        folder = getattr(locals().get("config"), "logdir", None)
-        if not (folder and holds_sweep(Path(folder))):  # failed before its first checkpoint: its folder was removed
+        if checkpointed() is None:  # failed before its first checkpoint: its folder was removed
             return fail(f"cannot write{where} ({e.strerror or e}) before the sweep's first checkpoint, so nothing "
                         f"was kept: start it again once {when}", 1)
         return fail(f"cannot write{where} ({e.strerror or e}); what was checkpointed before is kept: continue "
                     f"with --resume once {when}", 1)
     except (MemoryError, RuntimeError) as e:  # an allocation failed: the estimate before training was short of it
-        from torch_tanhnet.sweep.state import holds_sweep
+        from torch_tanhnet.training.checkpoint import sweep_hint
         from torch_tanhnet.training.setup import out_of_memory
         from torch_tanhnet.training.wording import setting
 
@@ -309,20 +315,18 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                                  f"{setting('n_samples')} or {setting('hidden')}")
         if short is None:
             raise
-        folder = getattr(locals().get("config"), "logdir", None)
-        kept = ("what was checkpointed before is kept (--resume continues it where there is more memory)"
-                if folder and holds_sweep(Path(folder)) else "nothing was kept")
-        return fail(f"{short.for_command_line()} ({kept})", 1)
+        folder = checkpointed()
+        kept = f"what was checkpointed before is kept: {sweep_hint(folder)}" if folder else "nothing was kept"
+        return fail(f"{short.for_command_line()}; {kept}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
-        from torch_tanhnet.sweep.state import holds_sweep
         from torch_tanhnet.training.checkpoint import sweep_hint
         from torch_tanhnet.training.wording import printable
 
-        folder = getattr(locals().get("config"), "logdir", None)
-        if folder and holds_sweep(Path(folder)):  # while the results were being written, or under torchrun another
+        folder = checkpointed()
+        if folder:  # while the results were being written, or under torchrun another
             # process had saved its share: continue, where every process did (sweep_hint says which)
-            return fail(f"interrupted; the sweep's checkpoints in {printable(folder)} are kept: "
-                        f"{sweep_hint(Path(folder))}",
+            return fail(f"interrupted; the sweep's checkpoints in {printable(str(folder))} are kept: "
+                        f"{sweep_hint(folder)}",
                         130, consequence=True)  # under torchrun, often its SIGTERM after another process failed
         line = f"{parser.prog}: interrupted before the sweep began; nothing was trained"
         say(line)

@@ -234,3 +234,51 @@ def test_torch_func_transforms_inside_torch_compile():
         torch._dynamo.reset()
         got = torch.compile(lambda: transform(mine), fullgraph=True, backend="eager")()
         same(got, transform(theirs))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning", "ignore::torch.jit.TracerWarning")
+def test_at_z_zero_exactly_every_route_differentiates_the_cost_right():
+    """z = 0 exactly (b = c = 0 at initialisation and a sample at the origin): where torch differentiates the cost's
+    line itself (nested forward mode, transforms under compile, jit.trace), abs(z) and max(z, 0) put their kinks
+    there and autograd read ∂L/∂z = 1 − y for σ(0) − y = 1/2 − y, ∂²L/∂z² = 0 for 1/4."""
+    y = torch.tensor([[1.0], [0.0], [1.0], [0.0]], dtype=torch.float64)
+    z = torch.zeros(4, 1, dtype=torch.float64)
+    N = len(y)
+    first = (0.5 - y) / N  # ∂ε/∂z_i = (σ(0) − y_i)/N
+    second = torch.diag(torch.full((N,), 0.25 / N, dtype=torch.float64))  # ∂²ε/∂z_i∂z_j = σ'(0)/N on the diagonal
+    from torch_tanhnet.cost import sample_costs
+
+    leaf = z.clone().requires_grad_(True)
+    torch.testing.assert_close(torch.autograd.grad(sample_costs(leaf, y).mean(), leaf)[0], first)
+    same(jacfwd(lambda z: bce_with_logits(z, y))(z), first)
+    same(jacfwd(jacfwd(lambda z: bce_with_logits(z, y)))(z).reshape(N, N), second)
+    same(jacrev(jacrev(lambda z: bce_with_logits(z, y)))(z).reshape(N, N), second)
+    traced = torch.jit.trace(lambda z: bce_with_logits(z, y), (z,))
+    leaf = z.clone().requires_grad_(True)
+    torch.testing.assert_close(torch.autograd.grad(traced(leaf), leaf)[0], first)
+    torch._dynamo.reset()
+    compiled = torch.compile(torch.func.grad(lambda z: bce_with_logits(z, y)), fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(z), first)
+
+
+def test_a_network_at_its_initial_zero_biases_with_a_sample_at_the_origin():
+    """TanhNet starts with b = c = 0, so a sample at the origin has z = 0 exactly: ∂ε/∂c and ∂²ε/∂c² through
+    forward over forward and compiled grad equal the Sequential's."""
+    torch.manual_seed(0)
+    model = TanhNet(2, 3, dtype=torch.float64)
+    seq = model.to_sequential()
+    X = torch.tensor([[0.0, 0.0], [0.5, -1.0], [0.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([[1.0], [0.0], [0.0]], dtype=torch.float64)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_mine(p):
+        return _loss(model, p, X, y)
+
+    def loss_seq(p):
+        return F.binary_cross_entropy_with_logits(functional_call(seq, {SEQ[k]: v for k, v in p.items()}, (X,)), y)
+
+    same(jacfwd(jacfwd(loss_mine))(params), hessian(loss_seq)(params))
+    torch._dynamo.reset()
+    compiled = torch.compile(torch.func.grad(lambda p: tanhnet_loss(X, p["U"], p["b"], p["W"], p["c"], y)),
+                             fullgraph=True, backend="aot_eager")
+    same(compiled(params), torch.func.grad(loss_seq)(params))

@@ -1,6 +1,7 @@
 """The memory checks see the process's own limits (ulimit -v, a cgroup's), not only the machine's free memory:
 under `ulimit -v` a sweep passed its check and ended in the allocator's traceback."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,4 +68,17 @@ runpy.run_path({str(SCRIPTS / "sweep.py")!r}, run_name="__main__")
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.startswith("sweep.py: error: the sweep would need about ") and r.stderr.count("\n") == 1, r.stderr
+    free = re.search(r"but ([0-9.]+) (GiB|MiB) is free", r.stderr)
+    gib = float(free[1]) / (1 if free[2] == "GiB" else 1024) if free else None
+    assert gib is not None and gib < 3, r.stderr  # the limit's room, not the machine's
     assert not (tmp_path / "s").exists()
+
+
+def test_a_parent_cgroups_limit_binds_the_groups_below_it(tmp_path):
+    root = tmp_path / "cgroup"
+    proc = fake_proc(tmp_path, ["0::/user.slice/job/step"])
+    write(root / "user.slice/memory.max", str(2 * 2**30))  # the parent's: tighter
+    write(root / "user.slice/memory.current", str(2**29))
+    write(root / "user.slice/job/step/memory.max", "max")
+    write(root / "user.slice/job/step/memory.current", str(2**20))
+    assert limit_headroom(proc, str(root)) == 2 * 2**30 - 2**29

@@ -356,7 +356,8 @@ def test_a_stop_while_the_results_are_written_is_said_and_a_finished_sweep_says_
     assert "a stop came" not in out
 
 
-@pytest.mark.parametrize("failing_group, kept", [(0, "nothing was kept"), (1, "what was checkpointed before is kept")])
+@pytest.mark.parametrize("failing_group, kept", [(0, "; nothing was kept"),
+                                                 (1, "; what was checkpointed before is kept: continue it with ")])
 def test_out_of_memory_is_one_line_and_keeps_what_was_checkpointed(tmp_path, monkeypatch, capsys, failing_group,
                                                                     kept):
     """An allocation that fails past the estimate (the curvature at a group's end once took 7x it) was a 15-frame
@@ -380,7 +381,7 @@ def test_out_of_memory_is_one_line_and_keeps_what_was_checkpointed(tmp_path, mon
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith("sweep.py: error: out of memory (data. DefaultCPUAllocator: can't allocate memory: you "
                           "tried to allocate 7679999999 bytes"), err
-    assert "use fewer --seeds or settings at once, or a smaller --n-samples or --hidden" in err and kept in err, err
+    assert "use fewer --seeds or settings at once, or a smaller --n-samples or --hidden; " in err and kept in err, err
     if failing_group:
         code, out, err = main(*args, "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
         assert code == 0, err

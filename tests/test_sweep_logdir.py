@@ -462,3 +462,17 @@ def test_a_logdir_too_long_for_the_deepest_file_is_refused_before_training(tmp_p
     code, out, err = main("--seeds", "2", "--epochs", "1", "--gallery", "0", "--logdir", fits, cwd=tmp_path,
                           monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
+
+
+def test_the_deepest_file_is_the_one_the_sweep_will_write(tmp_path, monkeypatch, capsys):
+    """With a session a setting (--sessions settings) there is no seeds/<setting>/seed=<s>/ folder: a logdir long
+    enough for <setting>/<session file> trains, though one run a session would not fit."""
+    limit = os.pathconf(tmp_path, "PC_PATH_MAX")
+    parts = [str(tmp_path)] + ["d" * 200] * ((limit - 100 - len(str(tmp_path))) // 201)
+    longest = "/".join(parts)
+    logdir = longest + "/" + "e" * (limit - 56 - len(longest) - 1)  # all/<session>: 51 bytes more; seeds/...: 65
+    common = ("--seeds", "2", "--epochs", "1", "--gallery", "0", "--logdir", logdir)
+    code, out, err = main(*common, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "is too long for the files a sweep writes in it" in err, err
+    code, out, err = main(*common, "--sessions", "settings", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err

@@ -8,10 +8,13 @@
 - **torch.jit.trace**: the graph holds the Function as a Python op, which ``torch.jit.save`` cannot write
   ("Could not export Python function call"), and a traced model is mostly made to be saved.
 - **torch.func transforms inside torch.compile** (``torch.compile(vmap(model))``, ``jacfwd``, ``hessian``):
-  Dynamo cannot vmap the Function it captures (pytorch/pytorch#129845, open): an InternalTorchDynamoError.
+  Dynamo cannot vmap the Function it captures (pytorch/pytorch#129845, open): an InternalTorchDynamoError. Dynamo
+  cannot read the interpreter stack either, to tell these from ``grad`` and ``jacrev``, so every transform in
+  compiled code runs the torch ops (and autograd's backward of them, not the hand-written one).
 
 There the public functions run a reference Function's forward as plain torch ops (:func:`apply_reference`), the
-same equations, which torch differentiates to every order; the Functions' own ``jvp`` refuses the first case
+same equations, which torch differentiates to every order (the cost's line is written so that its derivative is
+right at z = 0 too: :func:`torch_tanhnet.cost.sample_costs`); the Functions' own ``jvp`` refuses the first case
 (:func:`refuse_nested_forward`) rather than give a wrong number to a caller of ``.apply``.
 """
 
@@ -34,7 +37,9 @@ def nested_forward() -> bool:
     elsewhere."""
     if not _transforms_active():
         return False
-    stack = _interpreters() or ()
+    stack = _interpreters()
+    if stack is None:  # a torch that does not show its levels: assume nested, where the torch ops are right anyway
+        return True
     return sum(1 for level in stack if level.key() == _JVP) >= 2
 
 

@@ -16,7 +16,7 @@ from .checks import (
     check_size,
 )
 from .functional import _bce_with_logits, _tanhnet_loss, _tanhnet_with_hidden
-from .scripting import ScriptableTanhNet, quietly_traced, scriptable
+from .scripting import network_equations, quietly_traced
 
 Tensor = torch.Tensor
 
@@ -77,6 +77,8 @@ class TanhNet(nn.Module):
 
     def forward(self, X: Tensor) -> Tensor:
         """X (*, D) -> logits z (*, 1), like ``nn.Linear``."""
+        if torch.jit.is_scripting():  # what torch.jit.script compiles, alone (torch_tanhnet.scripting)
+            return network_equations(X, self.U, self.b, self.W, self.c)
         return self.forward_with_hidden(X)[0]
 
     def predict_proba(self, X: Tensor) -> Tensor:
@@ -135,10 +137,6 @@ class TanhNet(nn.Module):
         D, H = self.in_features, self.hidden_features
         check_module_weights(self, weights, ((H, D), (H,), (1, H), (1,)), one_dtype=True)
         return weights
-
-    def __prepare_scriptable__(self) -> nn.Module:
-        """What ``torch.jit.script`` scripts: a twin on these parameters (:mod:`torch_tanhnet.scripting`)."""
-        return scriptable(self, TanhNet, ScriptableTanhNet)
 
     def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
         """A ``Sequential(Linear(D, H), Tanh(), Linear(H, 1))``'s state dict loads too: its keys ``0.weight``,

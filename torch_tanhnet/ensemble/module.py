@@ -18,7 +18,7 @@ from ..checks import (
 )
 from ..kernels.dispatch import ensemble_fused_implementation
 from ..module import TanhNet, check_copyable, hooked, overrides_forward
-from ..scripting import ScriptableTanhNetEnsemble, quietly_traced, scriptable
+from ..scripting import ensemble_equations, quietly_traced
 from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
 from .function import ensemble_cost, ensemble_network
 from .fused import _ensemble_loss, ensemble_loss_value
@@ -88,6 +88,8 @@ class TanhNetEnsemble(nn.Module):
 
     def forward(self, X: Tensor) -> Tensor:
         """X (N, D) shared by all networks or (K, N, D) one set each -> logits z (K, N, 1)."""
+        if torch.jit.is_scripting():  # what torch.jit.script compiles, alone (torch_tanhnet.scripting)
+            return ensemble_equations(X, self.U, self.b, self.W, self.c)
         return self.forward_with_hidden(X)[0]
 
     def predict_proba(self, X: Tensor) -> Tensor:
@@ -284,10 +286,6 @@ class TanhNetEnsemble(nn.Module):
                 stacked = torch.stack([getattr(m, name) for m in modules])
                 getattr(ens, name).copy_(stacked.view_as(getattr(ens, name)))
         return ens
-
-    def __prepare_scriptable__(self) -> nn.Module:
-        """What ``torch.jit.script`` scripts: a twin on these parameters (:mod:`torch_tanhnet.scripting`)."""
-        return scriptable(self, TanhNetEnsemble, ScriptableTanhNetEnsemble)
 
     def _slow_forward(self, *args, **kwargs):  # nn.Module's forward under torch.jit.trace
         return quietly_traced(super()._slow_forward, *args, **kwargs)

@@ -10,11 +10,9 @@ typical sweep a group is a width; groups train one after the other, narrowest fi
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import torch
 
@@ -22,7 +20,14 @@ from ..console import counted
 from ..module import TanhNet
 from ..training.config import ConfigError, TrainConfig
 from ..training.data import load_csv
-from ..training.setup import check_initial_weights, least, limit_headroom, load_split, scale_initial_weights
+from ..training.setup import (
+    check_initial_weights,
+    least,
+    limit_headroom,
+    load_split,
+    machine_memory,
+    scale_initial_weights,
+)
 from ..training.wording import setting
 from .config import SweepConfig
 from .data import data_key
@@ -188,20 +193,7 @@ def free_memory(device: torch.device) -> int | None:
     process's limits (``ulimit -v``, its cgroup's) leave less; None when unknown."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    return least(_mem_available(), limit_headroom())
-
-
-def _mem_available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    return least(machine_memory(swap=False), limit_headroom())
 
 
 def gib(n: float) -> str:

@@ -109,12 +109,18 @@ def check_new_logdir(logdir: Path) -> None:
 
 
 def check_deepest(plan: Plan, logdir: Path) -> None:
-    """Refuse a ``logdir`` under which the sweep's deepest file cannot be named (seeds/<setting>/seed=<s>/ and an
-    HParams session file: a path past the system's limit). With a --logdir of 4000 characters a sweep trained,
-    wrote its results, then failed on that file with advice to --resume that could never pass. Tried on the file
-    system itself, with a file of that name's length, in folders made for it and removed again."""
+    """Refuse a ``logdir`` under which the sweep's deepest file cannot be named (an HParams session file in
+    seeds/<setting>/seed=<s>/, or in <setting>/ for a session a setting: a path past the system's limit). With a
+    --logdir of 4000 characters a sweep trained, wrote its results, then failed on that file with advice to
+    --resume that could never pass. Tried on the file system itself, with a file of that name's length, in folders
+    made for it and removed again."""
+    from .board import per_run_sessions  # (board imports TensorBoard: here, once a plan is made)
+
     folder = max(plan.folders, key=lambda name: len(os.fsencode(name)))
-    deepest = logdir / "seeds" / folder / f"seed={max(plan.config.seeds)}" / SESSION_FILE
+    if per_run_sessions(plan):
+        deepest = logdir / "seeds" / folder / f"seed={max(plan.config.seeds)}" / SESSION_FILE
+    else:
+        deepest = logdir / folder / SESSION_FILE
     made = []
     probe = deepest.parent / ("." + "x" * (len(SESSION_FILE) - 1))  # not a name TensorBoard reads
     try:
@@ -136,6 +142,8 @@ def check_deepest(plan: Plan, logdir: Path) -> None:
         for path in made:  # the probe, then the folders made for it, deepest first
             try:
                 path.unlink() if path == probe else path.rmdir()
+            except FileNotFoundError:  # not made: mkdir stopped above it
+                continue
             except OSError:
                 break
 

@@ -224,17 +224,20 @@ def out_of_memory(e: BaseException, advice: str | None = None) -> OutOfMemory | 
 def available_memory() -> int | None:
     """Bytes this process could still get: available memory and free swap (Linux), else the physical memory; less
     where the process's own limits leave less (:func:`limit_headroom`)."""
-    return least(_machine_memory(), limit_headroom())
+    return least(machine_memory(swap=True), limit_headroom())
 
 
-def _machine_memory() -> int | None:
+def machine_memory(swap: bool) -> int | None:
+    """The machine's MemAvailable (and its free swap, with ``swap``) on Linux; elsewhere its physical memory (with
+    ``swap``: what a run may page into) or its free pages; None when unknown."""
+    keys = ("MemAvailable", "SwapFree") if swap else ("MemAvailable",)
     try:
         info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
-        return sum(int(info[k].split()[0]) * 1024 for k in ("MemAvailable", "SwapFree") if k in info) or None
+        return sum(int(info[k].split()[0]) * 1024 for k in keys if k in info) or None
     except (OSError, ValueError):
         pass
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES" if swap else "SC_AVPHYS_PAGES")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -270,17 +273,21 @@ def limit_headroom(proc: str = "/proc/self", cgroups: str = "/sys/fs/cgroup") ->
     for line in lines:
         hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
         if hierarchy == "0" and controllers == "":  # v2
-            files = (f"{cgroups}{path}/memory.max", f"{cgroups}{path}/memory.current")
+            root, names = Path(cgroups), ("memory.max", "memory.current")
         elif "memory" in controllers.split(","):  # v1
-            files = (f"{cgroups}/memory{path}/memory.limit_in_bytes", f"{cgroups}/memory{path}/memory.usage_in_bytes")
+            root, names = Path(cgroups, "memory"), ("memory.limit_in_bytes", "memory.usage_in_bytes")
         else:
             continue
-        try:
-            limit, used = (Path(f).read_text().strip() for f in files)
-            if limit != "max" and int(limit) < UNLIMITED:
-                found.append(max(0, int(limit) - int(used)))
-        except (OSError, ValueError):
-            pass
+        group = root.joinpath(*Path(path).parts[1:])
+        for folder in (group, *group.parents):  # a parent's limit binds the groups below it too
+            try:
+                limit, used = (Path(folder, name).read_text().strip() for name in names)
+                if limit != "max" and int(limit) < UNLIMITED:
+                    found.append(max(0, int(limit) - int(used)))
+            except (OSError, ValueError):
+                pass
+            if folder == root:
+                break
     return min(found) if found else None
 
 
