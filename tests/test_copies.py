@@ -92,10 +92,11 @@ def test_an_ensemble_that_computes_otherwise_is_not_copied():
     with pytest.warns(FutureWarning):
         normed = nn.utils.weight_norm(TanhNetEnsemble(3), "W")
     for ens in (hooked, EnsembleOwnForward(3), trained(normed, X, y)):
-        for copy in (lambda e: e[1], lambda e: e[[0, 2]], lambda e: e[1:], lambda e: e.to_modules()):
+        for copy, name in ((lambda e: e[1], "ensemble[k]"), (lambda e: e[[0, 2]], "ensemble[k]"),
+                           (lambda e: e[1:], "ensemble[k]"), (lambda e: e.to_modules(), "to_modules")):
             with pytest.raises(ValueError) as e:
                 copy(ens)
-            one_line(e, "ensemble[k]: ")
+            one_line(e, f"{name}: ")
 
 
 def test_parametrized_weights_copy_as_they_compute():
@@ -114,3 +115,36 @@ def test_parametrized_weights_copy_as_they_compute():
         for k, net in enumerate(ens.to_modules()):
             torch.testing.assert_close(net(X), want[k])
         torch.testing.assert_close(ens[[2, 0]](X), want[[2, 0]])
+
+
+class OwnCall(TanhNet):
+    def __call__(self, X):
+        return super().__call__(X) + 1
+
+
+class OwnWeights(TanhNet):
+    def _weights(self):
+        U, b, W, c = super()._weights()
+        return U * 2, b, W, c
+
+
+def test_other_ways_to_compute_otherwise_are_refused_or_copied_as_computed():
+    """A subclass's own __call__ (or _call_impl set on the instance) is refused as its own forward is; a subclass
+    that computes its weights (_weights) is copied with the weights it computes, by from_modules as by
+    to_sequential. to_modules names itself."""
+    X, y = data(10)
+    impl = TanhNet()
+    plain = impl._call_impl
+    impl._call_impl = lambda *a, **k: plain(*a, **k) * 2
+    for net in (OwnCall(), impl):
+        with pytest.raises(ValueError, match="its own forward"):
+            net.to_sequential()
+        assert torch.allclose(net.loss(X, y), nn.functional.binary_cross_entropy_with_logits(net(X), y))
+    doubled = OwnWeights()
+    with torch.no_grad():
+        torch.testing.assert_close(TanhNetEnsemble.from_modules([doubled])(X)[0], doubled.to_sequential()(X))
+        torch.testing.assert_close(TanhNetEnsemble.from_modules([doubled])(X)[0], doubled(X))
+    hooked = TanhNetEnsemble(2)
+    hooked.register_forward_hook(lambda mod, i, out: out + 5)
+    with pytest.raises(ValueError, match=r"^to_modules: "):
+        hooked.to_modules()

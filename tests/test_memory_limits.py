@@ -82,3 +82,18 @@ def test_a_parent_cgroups_limit_binds_the_groups_below_it(tmp_path):
     write(root / "user.slice/job/step/memory.max", "max")
     write(root / "user.slice/job/step/memory.current", str(2**20))
     assert limit_headroom(proc, str(root)) == 2 * 2**30 - 2**29
+
+
+def test_the_benchmarks_skip_jax_where_the_address_space_left_would_abort_it(monkeypatch):
+    """bench.py with JAX installed ended in SIGABRT (std::bad_alloc, a thread XLA could not start) under
+    `ulimit -v 2000000`: JAX is skipped, saying why, below the room it needs; the limit alone (a cgroup's, which
+    reserves no address space) does not skip it."""
+    import torch
+
+    from torch_tanhnet.benchmark import jax_case
+
+    monkeypatch.setattr(jax_case, "address_space_headroom", lambda: 2**30)
+    jax, jnp, why = jax_case.jax_for(torch.device("cpu"))
+    assert jax is None and jnp is None
+    assert why == ("jax skipped: 1.0 GiB of address space is left under this process's limit (ulimit -v), and XLA "
+                   "aborted the process below about 1.5 GiB")

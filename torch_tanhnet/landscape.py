@@ -28,6 +28,7 @@ import torch
 
 from .amp import off
 from .checks import check_features, check_labels
+from .function_limits import differentiating
 from .functional import bce_with_logits, tanhnet
 from .module import TanhNet, hooked, overrides_forward
 
@@ -81,6 +82,10 @@ def hessian(model: TanhNet, X: Tensor, y: Tensor, *, dtype: torch.dtype | None =
     the signs of small eigenvalues can be trusted; None keeps the model's dtype). Only the cost ε:
     an optimiser's weight decay λ would add λ·I.
     """
+    if differentiating():  # it detaches its inputs: an outer jacrev or jacfwd read its derivative as 0
+        raise RuntimeError("hessian() gives the Hessian at a point and is not differentiated itself (under "
+                           "torch.func.jacrev or jacfwd its derivative would read 0); for derivatives of the "
+                           "Hessian take torch.func.hessian of the cost over torch.func.functional_call(model, ...)")
     _check_model_and_dtype(model, dtype)
     check_features(X, model.in_features)
     check_labels(y, (*X.shape[:-1], 1), X.dtype, X.device)

@@ -239,10 +239,10 @@ def check_copyable(module: nn.Module, base: type, copy: str) -> None:
     from_modules, ensemble[k]) would compute something else than ``module(X)``: its own hooks (a forward hook's
     change; the hook-based spectral_norm, weight_norm and prune set the weight in a pre-hook, so after an
     optimizer step it is one step behind until the next call: a copy's logits were 0.3 off) or its own forward."""
-    if _own_hooks(module):
+    if _own_hooks(module):  # a backward hook too, as from_sequential refuses one: it may change the gradients
         raise ValueError(f"{copy}: this {type(module).__name__} has hooks (forward or backward hooks, or the "
                          "hook-based spectral_norm, weight_norm or prune, whose weight is a step behind until the "
-                         "next call), which a copy of its weights would not run; remove them first (torch.nn.utils."
+                         "next call), which a copy of its weights would not carry; remove them first (torch.nn.utils."
                          "parametrizations' weight_norm and spectral_norm copy as they compute)")
     if overrides_forward(module, base):
         raise ValueError(f"{copy}: {type(module).__name__} computes its logits with its own forward, which a copy "
@@ -265,17 +265,17 @@ def _own_hooks(module: nn.Module) -> bool:
                 or module._backward_pre_hooks)
 
 
-FORWARDS = ("forward", "forward_with_hidden", "_forward_with_hidden")
+FORWARDS = ("forward", "forward_with_hidden", "_forward_with_hidden", "__call__", "_call_impl")
 
 
 def overrides_forward(module: nn.Module, base: type) -> bool:
-    """Whether ``module`` computes its logits otherwise than ``base`` (a subclass's own ``forward`` or
-    ``forward_with_hidden``, or one set on the instance): the fused pass runs ``base``'s equations, so its loss
+    """Whether ``module`` computes its logits otherwise than ``base`` (a subclass's own ``forward``,
+    ``forward_with_hidden`` or ``__call__``, or one set on the instance): the fused pass runs ``base``'s equations, so its loss
     goes through ``module(X)`` (a ``Scaled(TanhNet)`` dividing X by 10 trained on the undivided X, and ``model(X)``
     predicted with another function)."""
     own = module.__dict__
-    if "forward" in own or "forward_with_hidden" in own or "_forward_with_hidden" in own:  # set on the instance
-        return True  # (model.forward = ..., as accelerate wraps it)
+    if "forward" in own or "forward_with_hidden" in own or "_forward_with_hidden" in own or "_call_impl" in own:
+        return True  # set on the instance (model.forward = ..., as accelerate wraps it)
     cls = type(module)  # the class itself first: 0.2 µs a loss call where the whole test took 0.6 (of a 99 µs step)
     return cls is not base and any(getattr(cls, name, None) is not getattr(base, name, None) for name in FORWARDS)
 

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import os
 
+from ..training.setup import address_space_headroom
+
+JAX_ROOM = 3 * 2**29  # address space XLA needs beyond the benchmark's (ulimit -v 2 GB, 1.0 GiB left when JAX would
+# start: std::bad_alloc, the process aborted; 3 GB, 1.9 GiB left: it ran; the 2-core development machine)
+
 
 def jax_for(device):
     """(jax, jax.numpy, "") where JAX can run on ``device``'s kind, else (None, None, why not)."""
     # on a GPU, JAX would otherwise take 75% of its memory at import, which torch's cases then lack
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    room = address_space_headroom()
+    if room is not None and room < JAX_ROOM:  # XLA's threads and buffers then fail to allocate: it aborts the process
+        return None, None, (f"jax skipped: {room / 2**30:.1f} GiB of address space is left under this process's "
+                            f"limit (ulimit -v), and XLA aborted the process below about {JAX_ROOM / 2**30:.1f} GiB")
     try:
         import jax
         import jax.numpy as jnp

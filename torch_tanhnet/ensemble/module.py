@@ -259,6 +259,7 @@ class TanhNetEnsemble(nn.Module):
 
     def to_modules(self) -> list[TanhNet]:
         """All K networks as plain TanhNets (copies)."""
+        check_copyable(self, TanhNetEnsemble, "to_modules")
         return [self[k] for k in range(self.models)]
 
     @classmethod
@@ -282,8 +283,9 @@ class TanhNetEnsemble(nn.Module):
         ens = nn.utils.skip_init(cls, len(modules), first.in_features, first.hidden_features, device=first.U.device,
                                  dtype=first.U.dtype)  # drawing nothing from torch's generator (K networks' worth)
         with torch.no_grad():
-            for name in ("U", "b", "W", "c"):
-                stacked = torch.stack([getattr(m, name) for m in modules])
+            weights = [m._weights() for m in modules]  # as each computes them (and checked), as to_sequential reads
+            for i, name in enumerate(("U", "b", "W", "c")):
+                stacked = torch.stack([w[i] for w in weights])
                 getattr(ens, name).copy_(stacked.view_as(getattr(ens, name)))
         return ens
 

@@ -220,7 +220,8 @@ def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device
         where = "on the GPU" if device.type == "cuda" else "in memory"
         raise SweepTooLarge(
             f"the sweep would need about {gib(need)} {where} (its largest group: hidden {hidden}, {K} runs of {N} "
-            f"samples), but {gib(free)} is free; use fewer {setting('seeds')} or settings, a smaller "
+            f"samples), but {gib(free)} is free, of which a sweep takes at most 80 %; use fewer {setting('seeds')} or "
+            f"settings, a smaller "
             f"{setting('n_samples')}, or a larger {setting('log_interval')}")
 
 

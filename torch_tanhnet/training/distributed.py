@@ -65,6 +65,10 @@ def torchrun_environment() -> tuple[int, int, int]:
     rank = integer("RANK", f"an integer in [0, WORLD_SIZE={size})", 0, size)
     local_rank = integer("LOCAL_RANK", "an integer ≥ 0", 0)
     integer("MASTER_PORT", "a port number in [1, 65535]", 1, 65536)
+    if not os.environ["MASTER_ADDR"].strip():  # set but empty: torch's 32-line traceback
+        raise ConfigError(f"environment variable MASTER_ADDR: expected the name or address of rank 0's machine, got "
+                          f"{os.environ['MASTER_ADDR']!r} (torchrun sets it; start the script with torchrun, or set "
+                          "it as torchrun does)")
     return rank, size, local_rank
 
 
@@ -72,14 +76,22 @@ MAX_TIMEOUT_S = 1e9
 
 
 def init_process_group(backend: str, rank: int, size: int, timeout: float) -> None:
-    """torch's init_process_group, its failure to meet the other processes as a DistributedError in one line."""
+    """torch's init_process_group, its failure to meet the other processes as a DistributedError in one line.
+    MASTER_ADDR is looked up first: one that names no machine was said after 46 lines of torch's connection logs."""
+    address, port = os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"]
+    try:
+        socket.getaddrinfo(address, None)
+    except (socket.gaierror, UnicodeError) as e:
+        raise DistributedError(f"process {rank} of {size} could not start: MASTER_ADDR {address!r} names no machine "
+                               f"that can be found ({getattr(e, 'strerror', None) or e})") from None
+    except OSError:
+        pass  # torch's own attempt says what it is
     try:  # at most 1e9 s (31 years: no wait longer means more): past about 8.6e13 s timedelta overflows (a
         # traceback for --dist-timeout 1e14), and past 9.2e9 s a clock in int64 nanoseconds
         dist.init_process_group(backend, timeout=timedelta(seconds=min(timeout, MAX_TIMEOUT_S)))
     except (RuntimeError, ValueError) as e:  # DistStoreError, DistNetworkError: a peer or the store never answered
         if not _communication_failure(e) and not isinstance(e, getattr(dist, "DistError", ())):
             raise
-        address, port = os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"]
         first = (str(e).strip().splitlines() or ["no detail"])[0].split("] ", 1)[-1]
         raise DistributedError(f"process {rank} of {size} could not start: at the rendezvous {address}:{port} "
                                f"(MASTER_ADDR:MASTER_PORT) {_why(str(e), rank, size, address, port, timeout)} "
@@ -87,18 +99,12 @@ def init_process_group(backend: str, rank: int, size: int, timeout: float) -> No
 
 
 def _why(text: str, rank: int, size: int, address: str, port: str, timeout: float) -> str:
-    """What failed at the rendezvous, in words: a port already taken, an address that names no machine, else the
-    processes that did not meet within the timeout (every failure read as that once: "the other 0 process(es) of
-    WORLD_SIZE=1 did not all join within 30 s" for a port in use, 1.5 s after the start)."""
+    """What failed at the rendezvous, in words: a port already taken, else the processes that did not meet within
+    the timeout (every failure read as that once: "the other 0 process(es) of WORLD_SIZE=1 did not all join within
+    30 s" for a port in use, 1.5 s after the start)."""
     if "EADDRINUSE" in text or "address already in use" in text.lower():
         return (f"MASTER_PORT {port} is already in use on this machine: choose another (torchrun's --master-port) "
                 "or stop what holds it")
-    try:
-        socket.getaddrinfo(address, None)  # asked only now, after the failure: a lookup may take a while
-    except (socket.gaierror, UnicodeError) as e:
-        return f"MASTER_ADDR {address!r} names no machine that can be found ({e.strerror or e})"
-    except OSError:
-        pass
     if rank != 0:
         return f"rank 0 did not answer within {setting('dist_timeout')} {timeout:g} s"
     if size == 1:

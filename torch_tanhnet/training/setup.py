@@ -252,20 +252,32 @@ UNLIMITED = 2**62  # a cgroup's "no limit" reads as 2**63 less a page (v1) or "m
 
 def limit_headroom(proc: str = "/proc/self", cgroups: str = "/sys/fs/cgroup") -> int | None:
     """Bytes this process may still take under its own limits, where it has any (None: none, or unknown): its
-    address-space limit (``ulimit -v``, RLIMIT_AS) less what it has mapped, and its cgroup's memory limit (a
-    container's, systemd's: v2 ``memory.max``, v1 ``memory.limit_in_bytes``) less the group's use. MemAvailable
-    sees neither: a sweep under ``ulimit -v`` passed its check and ended in the allocator's traceback."""
-    found = []
+    address-space limit (``ulimit -v``, :func:`address_space_headroom`) and its cgroup's memory limit (a
+    container's, systemd's: v2 ``memory.max``, v1 ``memory.limit_in_bytes``, less the group's use; a parent's binds
+    too). MemAvailable sees neither: a sweep under ``ulimit -v`` passed its check and ended in the allocator's
+    traceback."""
+    found = [room for room in (address_space_headroom(proc), _cgroup_headroom(proc, cgroups)) if room is not None]
+    return min(found) if found else None
+
+
+def address_space_headroom(proc: str = "/proc/self") -> int | None:
+    """Bytes of address space left under RLIMIT_AS (``ulimit -v``) after what this process has mapped; None without
+    such a limit."""
     try:
         import resource
 
         soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if soft != resource.RLIM_INFINITY:
-            status = Path(proc, "status").read_text()
-            mapped = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:"))
-            found.append(max(0, soft - mapped))
+        if soft == resource.RLIM_INFINITY:
+            return None
+        status = Path(proc, "status").read_text()
+        mapped = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:"))
+        return max(0, soft - mapped)
     except (ImportError, OSError, ValueError, StopIteration):
-        pass
+        return None
+
+
+def _cgroup_headroom(proc: str, cgroups: str) -> int | None:
+    found = []
     try:
         lines = Path(proc, "cgroup").read_text().splitlines()
     except OSError:
