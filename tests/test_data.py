@@ -247,3 +247,16 @@ def test_a_header_that_names_the_columns_in_another_order_is_refused(tmp_path, h
 def test_a_header_in_the_readers_order_or_naming_no_order_is_read(tmp_path, header):
     X, y = load_csv(write(tmp_path, f"{header}\n0.5,1,0\n-2,0.3,1\n", "h.csv"))
     assert X.tolist() == [[0.5, 1.0], [-2.0, 0.3]] and y.flatten().tolist() == [0.0, 1.0]
+
+
+def test_the_scale_warning_shows_a_features_spread():
+    """Features of 1e5 ± 3 read "x1 in [1e+05, 1e+05]" at three digits, hiding the spread that --standardize
+    would use: as many digits as show it."""
+    from torch_tanhnet.training.data import scale_advice
+
+    X = torch.tensor([[1e5 - 3, 0.5], [1e5 + 3, 0.7]], dtype=torch.float64)
+    assert "(x1 in [99997, 100003], x2 in [0.5, 0.7];" in str(scale_advice(X))
+    X = torch.tensor([[50.0, 0.5], [56.0, 0.7]], dtype=torch.float64)
+    assert "(x1 in [50, 56], x2 in [0.5, 0.7];" in str(scale_advice(X))
+    X = torch.tensor([[7.0, 0.5], [7.0, 0.7]], dtype=torch.float64)  # one value: as it is
+    assert "(x1 in [7, 7]," in str(scale_advice(X))

@@ -247,12 +247,22 @@ def scale_advice(X: Tensor, where: str = "") -> DataScaleWarning | None:
     reach = X.abs().amax(0)
     if not ((reach > LARGE).any() or (reach < SMALL).any()):
         return None
-    ranges = ", ".join(f"x{k + 1} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in
+    ranges = ", ".join(f"x{k + 1} in [{_apart(lo, hi)}]" for k, (lo, hi) in
                        enumerate(zip(X.amin(0).tolist(), X.amax(0).tolist())))
     why = "tanh units saturate and gradients vanish" if (reach > LARGE).any() else "they barely move the tanh units"
     return DataScaleWarning(f"the features{where and ' ' + where} lie far from the network's scale ({ranges}; the "
                             f"built-in data sets lie "
                             f"within about ±2.5): {why}; {setting('standardize')} trains on (x - mean)/std")
+
+
+def _apart(lo: float, hi: float) -> str:
+    """"lo, hi" at three significant digits, or where they print alike there, at enough (up to 12) to show their
+    spread: features of 1e5 ± 3 read [1e+05, 1e+05] at three, hiding it."""
+    a, b = f"{lo:.3g}", f"{hi:.3g}"
+    if a == b and hi > lo and math.isfinite(hi - lo):
+        digits = min(12, math.ceil(math.log10(max(abs(lo), abs(hi)) / (hi - lo))) + 2)
+        a, b = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
+    return f"{a}, {b}"
 
 
 def label_advice(y: Tensor, where: str, tested: bool = False) -> DataLabelWarning | None:
