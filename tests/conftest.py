@@ -82,6 +82,23 @@ def make_data(N: int, D: int, *, dtype=torch.float64, device="cpu", seed: int = 
     return X.requires_grad_(requires_grad), y
 
 
+def loss_with(model, params: dict, X, y):
+    """``model.loss(X, y)`` with ``params`` (name -> tensor) in place of its parameters, through
+    ``torch.func.functional_call``: the training path under torch.func's transforms and dual numbers."""
+    return torch.func.functional_call(_LossForward(model), {f"model.{k}": v for k, v in params.items()}, (X, y))
+
+
+class _LossForward(torch.nn.Module):
+    """``model.loss`` as a forward, so that functional_call can swap the parameters in."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, X, y):
+        return self.model.loss(X, y)
+
+
 def load_script(name: str):
     """scripts/<name>.py as a fresh module, for calling its main in this process (a subprocess costs ~2 s of
     imports); its ``__main__`` part does not run."""

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import make_data
+from conftest import loss_with, make_data
 
 from torch_tanhnet import TanhNet, TanhNetEnsemble, bce_with_logits
 from torch_tanhnet.ensemble import ensemble_reference_loss
@@ -261,21 +261,12 @@ def test_torch_func_grad_over_the_loss_runs_the_reference_and_equals_autograd():
     params = {n: p.detach() for n, p in ens.named_parameters()}
 
     def total(p):  # functional_call runs forward(); the loss method is reached through a wrapper module
-        return torch.func.functional_call(_Loss(ens), {f"ens.{n}": v for n, v in p.items()}, (X, y)).sum()
+        return loss_with(ens, p, X, y).sum()
 
     mine = torch.func.grad(total)(params)
     ens.loss(X, y).sum().backward()
     for n in "UbWc":
         torch.testing.assert_close(mine[n], getattr(ens, n).grad, **EXACT)
-
-
-class _Loss(torch.nn.Module):
-    def __init__(self, ens):
-        super().__init__()
-        self.ens = ens
-
-    def forward(self, X, y):
-        return self.ens.loss(X, y)
 
 
 def test_compiled_loss_matches_eager():

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
-from conftest import make_data, make_params
+from conftest import loss_with, make_data, make_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.autograd import gradcheck
@@ -42,17 +42,6 @@ def problem(N, D, H, seed=0):
         model.c.normal_()  # TanhNet starts b, c at 0: nonzero values exercise their terms
     X, y = make_data(N, D, seed=seed + 1)
     return model, model.to_sequential(), X, y
-
-
-class Loss(torch.nn.Module):
-    """``model.loss`` as a forward, so that functional_call can swap the parameters in."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, X, y):
-        return self.model.loss(X, y)
 
 
 # -- gradcheck of the jvp (float64, every input with a tangent, single and batched tangents) --
@@ -110,8 +99,7 @@ def check_transforms_match_sequential(N, D, H):
         return functional_call(seq, seq_params(p), (X,))
 
     def loss_mine(p):  # the cost as a user writes it, and TanhNet.loss (the training path)
-        return bce_with_logits(z_mine(p, X), y), functional_call(Loss(model), {f"model.{k}": v for k, v in p.items()},
-                                                                 (X, y))
+        return bce_with_logits(z_mine(p, X), y), loss_with(model, p, X, y)
 
     def loss_seq(p):
         loss = F.binary_cross_entropy_with_logits(z_seq(p, X), y)
@@ -167,7 +155,7 @@ def dual_tangents(model, X, y, grad_enabled):
         duals = {k: fwAD.make_dual(p.detach(), tangents[k]) for k, p in params.items()}
         Xd = fwAD.make_dual(X, X_dot)
         z = functional_call(model, duals, (Xd,))
-        loss = functional_call(Loss(model), {f"model.{k}": v for k, v in duals.items()}, (Xd, y))
+        loss = loss_with(model, duals, Xd, y)
         return fwAD.unpack_dual(z).tangent, fwAD.unpack_dual(loss).tangent, tangents, X_dot
 
 
@@ -209,7 +197,7 @@ def test_the_ensemble_carries_dual_numbers_through_forward_and_loss():
         duals = {k: fwAD.make_dual(p.detach(), tangents[k]) for k, p in params.items()}
         Xd = fwAD.make_dual(X, X_dot)
         z_dot = fwAD.unpack_dual(functional_call(ens, duals, (Xd,))).tangent  # (K, N, 1)
-        loss = functional_call(Loss(ens), {f"model.{k}": v for k, v in duals.items()}, (Xd, y))
+        loss = loss_with(ens, duals, Xd, y)
         eps_dot = fwAD.unpack_dual(loss).tangent  # (K,)
     assert type(loss.grad_fn).__name__ != "EnsembleLossFunctionBackward"
     for k, net in enumerate(ens.to_modules()):

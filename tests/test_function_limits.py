@@ -7,7 +7,7 @@ read 0. The public paths run the reference's forward as torch ops there; the Fun
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_data
+from conftest import loss_with, make_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call, hessian, jacfwd, jacrev, jvp, vmap
@@ -103,7 +103,7 @@ def test_the_parameter_hessian_by_forward_over_forward_equals_the_sequential(ref
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def loss_mine(p):  # the training path, model.loss
-        return _loss(model, p, X, y)
+        return loss_with(model, p, X, y)
 
     def loss_seq(p):
         return F.binary_cross_entropy_with_logits(functional_call(seq, {SEQ[k]: v for k, v in p.items()}, (X,)), y)
@@ -112,19 +112,6 @@ def test_the_parameter_hessian_by_forward_over_forward_equals_the_sequential(ref
         mine = jacfwd(jacfwd(loss_mine))(params)
     same(mine, jacfwd(jacfwd(loss_seq))(params))
     same(mine, hessian(loss_seq)(params))
-
-
-def _loss(model, p, X, y):
-    return functional_call(_Loss(model), {f"model.{k}": v for k, v in p.items()}, (X, y))
-
-
-class _Loss(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, X, y):
-        return self.model.loss(X, y)
 
 
 def test_torch_bce_after_the_model_under_jacfwd_of_jacfwd():
@@ -157,7 +144,7 @@ def test_the_ensemble_under_jacfwd_of_jacfwd_equals_each_network():
     x = X[2]
     z = jacfwd(jacfwd(lambda x: ens(x.unsqueeze(0)).reshape(-1)))(x)  # (K, D, D)
     params = {k: v.detach() for k, v in ens.named_parameters()}
-    eps = jacfwd(jacfwd(lambda p: _loss(ens, p, X, y)))(params)  # each network's ∂²ε_k/∂θ∂θ'
+    eps = jacfwd(jacfwd(lambda p: loss_with(ens, p, X, y)))(params)  # each network's ∂²ε_k/∂θ∂θ'
     for k, net in enumerate(ens.to_modules()):
         seq = net.to_sequential()
         same(z[k], jacfwd(jacfwd(lambda x, seq=seq: seq(x).squeeze(-1)))(x))
@@ -272,7 +259,7 @@ def test_a_network_at_its_initial_zero_biases_with_a_sample_at_the_origin():
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def loss_mine(p):
-        return _loss(model, p, X, y)
+        return loss_with(model, p, X, y)
 
     def loss_seq(p):
         return F.binary_cross_entropy_with_logits(functional_call(seq, {SEQ[k]: v for k, v in p.items()}, (X,)), y)
