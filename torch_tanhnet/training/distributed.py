@@ -78,9 +78,10 @@ MAX_TIMEOUT_S = 1e9
 def init_process_group(backend: str, rank: int, size: int, timeout: float) -> None:
     """torch's init_process_group, its failure to meet the other processes as a DistributedError in one line.
     MASTER_ADDR is looked up first: one that names no machine was said after 46 lines of torch's connection logs."""
-    address, port = os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"]
+    address, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")  # (read by torch again)
     try:
-        socket.getaddrinfo(address, None)
+        if address:
+            socket.getaddrinfo(address, None)
     except (socket.gaierror, UnicodeError) as e:
         raise DistributedError(f"process {rank} of {size} could not start: MASTER_ADDR {address!r} names no machine "
                                f"that can be found ({getattr(e, 'strerror', None) or e})") from None
