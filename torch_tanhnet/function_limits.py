@@ -22,43 +22,18 @@ from __future__ import annotations
 
 import torch
 
+from .context import compiling, differentiating, nested_forward, tracing, transforms_active
+
 Tensor = torch.Tensor
-
-_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
-_interpreters = getattr(torch._C._functorch, "get_interpreter_stack", lambda: None)
-_JVP = torch._C._functorch.TransformType.Jvp
-_DIFFERENTIATING = (torch._C._functorch.TransformType.Grad, _JVP)
-_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
-_tracing = torch._C._is_tracing
-
-
-def nested_forward() -> bool:
-    """Inside a forward-mode transform inside another: two or more of torch.func's Jvp levels (jvp, jacfwd; a
-    ``torch.autograd.forward_ad.dual_level`` cannot hold one, nor nest). About 1 µs under transforms, 0.05 µs
-    elsewhere."""
-    if not _transforms_active():
-        return False
-    stack = _interpreters()
-    if stack is None:  # a torch that does not show its levels: assume nested, where the torch ops are right anyway
-        return True
-    return sum(1 for level in stack if level.key() == _JVP) >= 2
-
-
-def differentiating() -> bool:
-    """Inside a torch.func transform that takes a derivative (grad, vjp, jacrev, jvp, jacfwd), not vmap alone; also
-    where the stack cannot be read. About 1 µs under transforms."""
-    if not _transforms_active():
-        return False
-    stack = _interpreters()
-    return stack is None or any(level.key() in _DIFFERENTIATING for level in stack)
+__all__ = ["apply_reference", "differentiating", "nested_forward", "plain_ops_needed", "refuse_nested_forward"]
 
 
 def plain_ops_needed() -> bool:
     """Whether a reference Function must give way to its forward's torch ops here: forward mode inside forward mode,
     any torch.func transform while torch.compile traces, or torch.jit.trace. About 0.1 µs outside transforms."""
-    if _compiling():  # (first: Dynamo cannot trace the interpreter stack that nested_forward reads)
-        return _transforms_active()
-    return _tracing() or (_transforms_active() and nested_forward())
+    if compiling():  # (first: Dynamo cannot trace the interpreter stack that nested_forward reads)
+        return transforms_active()
+    return tracing() or nested_forward()
 
 
 def apply_reference(function: type[torch.autograd.Function], *inputs: Tensor):

@@ -27,8 +27,8 @@ from __future__ import annotations
 import threading
 
 import torch
-from torch.autograd import forward_ad as _forward_ad
 
+from ..context import compiling, dispatch_mode_active, forward_ad_active, tracing, transforms_active
 from ..switches import switch
 from . import cpu, torch_ops
 from .c_kernels import CKernels
@@ -38,39 +38,6 @@ _PRECISION = {torch.float32: "float32", torch.float64: "float64"}
 _wrapped: dict[object, CKernels] = {}  # one wrapper per loaded library
 
 
-def compiling() -> bool:
-    is_compiling = getattr(torch.compiler, "is_compiling", None)
-    return bool(is_compiling and is_compiling())
-
-
-def transforms_active() -> bool:
-    active = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(active and active())
-
-
-def forward_ad_active() -> bool:
-    """Inside a ``torch.autograd.forward_ad.dual_level``: only there can an input be a dual tensor.
-
-    ``dual_level`` is not a ``torch.func`` transform (:func:`transforms_active` is False under it);
-    the level it enters is ``forward_ad._current_level`` (−1 outside, where ``make_dual`` refuses
-    to run). One module attribute read, about 10 ns, where asking each input for its tangent
-    (``forward_ad.unpack_dual``) would cost µs.
-    """
-    return _forward_ad._current_level >= 0
-
-
-_dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
-
-
-def dispatch_mode_active() -> bool:
-    """Inside a ``TorchDispatchMode`` (``make_fx``'s tracing, ``FakeTensorMode``, ``FlopCounterMode``, a logging
-    mode): every op must pass through the mode, and the kernels, reading memory directly, would go round it
-    (make_fx recorded only their empty outputs, so its graph replayed uninitialised memory; under FakeTensorMode
-    ``contiguous()`` handed them a fake tensor without memory: a crash). About 0.07 µs."""
-    return _dispatch_modes() > 0
-
-
-_tracing = torch._C._is_tracing  # torch.jit.trace's; about 0.05 µs
 
 
 _default: list[bool] = []  # [TORCH_TANHNET_REFERENCE, read outside compile]: on for every thread; read at the first
@@ -169,7 +136,7 @@ def reference_only() -> bool:
     torch.compile, torch.jit.trace), the reference's forward then runs as torch ops
     (:mod:`torch_tanhnet.function_limits`)."""
     return (reference_asked() or compiling() or transforms_active() or forward_ad_active() or dispatch_mode_active()
-            or _tracing())
+            or tracing())
 
 
 _PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))
@@ -189,7 +156,7 @@ def readable(g: Tensor) -> bool:
     not one batched by a vmap (``torch.autograd.grad(..., is_grads_batched=True)``, ``jacobian(...,
     vectorize=True)``, gradcheck's batched check), which has no storage, nor one met inside a dispatch mode
     (:func:`dispatch_mode_active`). About 0.25 µs."""
-    return type(g) in _PLAIN_TYPES and _has_storage(g) and not _dispatch_modes()
+    return type(g) in _PLAIN_TYPES and _has_storage(g) and not dispatch_mode_active()
 
 
 def c_kernels(dtype: torch.dtype) -> CKernels | None:
