@@ -156,9 +156,10 @@ def check_memory(args, device, sizes: list[int]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from torch_tanhnet.console import Parser
     from torch_tanhnet.numbers import integer, real, take_negatives
 
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=integer, nargs="+", metavar="N",
                    help="numbers of samples (default: 256 10000 1000000, and 10000000 on cuda; with --ensemble: "
                         "256 10000)")

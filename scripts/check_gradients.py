@@ -37,9 +37,10 @@ def fail(message: str, code: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from torch_tanhnet.console import Parser
     from torch_tanhnet.numbers import integer, take_negatives
 
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=integer, default=8, metavar="N", help="number of data points (default: 8)")
     p.add_argument("--seed", type=integer, default=0, metavar="S", help="seed of weights, data, labels (default: 0)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",

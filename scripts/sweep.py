@@ -39,18 +39,31 @@ SETTINGS = {
 }
 
 
+def _next(value: str) -> str:
+    """The seed after ``value`` as the user wrote it, or S+1 where it is not a whole number."""
+    return str(int(value) + 1) if value.isdigit() else "S+1"
+
+
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
+    from torch_tanhnet.console import Parser
     from torch_tanhnet.numbers import integer, real, take_negatives
     from torch_tanhnet.sweep.config import SweepConfig
     from torch_tanhnet.sweep.space import DEFAULTS
 
     d = SweepConfig()
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="sweep.py", argument_default=SUPPRESS if suppress_defaults else None,
         description="Train a grid (or random draws) of train.py's settings times seeds, as ensembles; report the "
                     "share solved per setting. Each setting flag takes one or more values; with --random, a number "
                     "setting also takes a range LOW:HIGH (uniform) or LOW:HIGH:log (log-uniform).")
+
+    class NotSeeds(argparse.Action):  # train.py's --seed: "sweep.py --seed 3" trained seeds 0, 1 and 2
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"argument --seed: sweep.py takes --seeds: a count N (seeds 0 to N-1), a list, or A:B; "
+                         f"train.py's --seed {values} is --seeds {values}:{_next(values)} here")
+
+    p.add_argument("--seed", action=NotSeeds, default=SUPPRESS, help=SUPPRESS)
 
     def arg(*flags, default, **kw):
         p.add_argument(*flags, **kw, **({} if suppress_defaults else {"default": default}))

@@ -43,13 +43,15 @@ def unraisable(info) -> None:
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with suppress_defaults, only flags given explicitly appear in the result."""
+    from torch_tanhnet.console import Parser
     from torch_tanhnet.numbers import integer, real, take_negatives
     from torch_tanhnet.training.config import TrainConfig
     from torch_tanhnet.training.data import DEFAULT_NOISE, GENERATORS
 
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="train.py", description="Train TanhNet on 2-D data, logging to TensorBoard.",
-                                argument_default=SUPPRESS if suppress_defaults else None)
+    p = Parser(prog="train.py", description="Train TanhNet on 2-D data, logging to TensorBoard.",
+               one_value="; scripts/sweep.py trains several",
+               argument_default=SUPPRESS if suppress_defaults else None)
 
     def arg(*flags, default, **kw):
         p.add_argument(*flags, **kw, **({} if suppress_defaults else {"default": default}))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 from test_data import hostile_files
 
 from torch_tanhnet.training import checkpoint
@@ -107,11 +108,31 @@ def test_training_with_an_unwritable_kernel_cache_runs_on_torch_ops(tmp_path, mo
     assert len([w for w in seen if "kernel cache" in str(w.message)]) == 1
 
 
-# errors: a malformed command line gets argparse's usage; a bad value or file gets one line ---------------
+# errors: a malformed command line, a bad value or a bad file: one line each ----------------------------
 
-def test_a_malformed_command_line_shows_the_usage(capsys):
-    code, out, err = cli(capsys, "--epochs", "many")
-    assert code == 2 and err.startswith("usage: train.py") and "invalid int value: 'many'" in err
+@pytest.mark.parametrize("script, argv, line", [
+    ("train", ["--epochs", "many"], "train.py: error: argument --epochs: invalid int value: 'many'"),
+    ("train", ["--epochs", "1e3"], "train.py: error: argument --epochs: invalid int value: '1e3'"),
+    ("train", ["--lr", "0.1", "0.5"], "train.py: error: unrecognized arguments: 0.5 (each flag takes one value; "
+                                      "scripts/sweep.py trains several)"),
+    ("train", ["--learning-rate", "0.1"], "train.py: error: unrecognized arguments: --learning-rate 0.1 (train.py "
+                                          "--help lists its flags)"),
+    ("train", ["--epoch", "5"], "train.py: error: unrecognized arguments: --epoch 5 (train.py --help lists its "
+                                "flags)"),  # never read as --epochs
+    ("sweep", ["--seed", "3"], "sweep.py: error: argument --seed: sweep.py takes --seeds: a count N (seeds 0 to N-1), "
+                               "a list, or A:B; train.py's --seed 3 is --seeds 3:4 here"),
+    ("sweep", ["--hid", "3"], "sweep.py: error: unrecognized arguments: --hid 3 (sweep.py --help lists its flags)"),
+    ("check_gradients", ["--nn", "3"], "check_gradients.py: error: unrecognized arguments: --nn 3 "
+                                       "(check_gradients.py --help lists its flags)"),
+    ("bench", ["--size", "3"], "bench.py: error: unrecognized arguments: --size 3 (bench.py --help lists its flags)"),
+])
+def test_a_malformed_command_line_is_one_line_and_no_flag_is_abbreviated(capsys, script, argv, line):
+    """argparse printed its usage block above the error (8 lines for --epochs 1e3 in train.py), and took a flag's
+    abbreviation: sweep.py --seed 3 was --seeds 3, and trained seeds 0, 1 and 2 (an error audit)."""
+    with pytest.raises(SystemExit) as e:
+        load_script(script).main(argv)
+    assert e.value.code == 2
+    assert capsys.readouterr().err == line + "\n"
 
 
 @pytest.mark.parametrize("argv", [["--lr", "-1"], ["--dataset", "blobs"], ["--data", "missing.csv"],

@@ -9,6 +9,7 @@ interleaves writes to a pipe of up to 4096 bytes).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -64,6 +65,25 @@ def say(line: str) -> None:
         sys.stderr.flush()
     except OSError:
         pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser for the scripts: an error is one line, ``prog: error: message``, not the usage block and
+    the error (``--epochs 1e3`` printed 8 lines in train.py; ``--help`` still shows the usage); and a flag is taken
+    only as written, never abbreviated (``sweep.py --seed 3`` was read as ``--seeds 3``: three seeds, 0 to 2)."""
+
+    def __init__(self, one_value: str = "", **kwargs) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+        self.one_value = one_value  # said when a flag was given more values than it takes (train.py: sweep.py's)
+
+    def error(self, message: str):
+        hint = ""
+        if message.startswith("unrecognized arguments: "):
+            extra = message.removeprefix("unrecognized arguments: ").split()
+            hint = (f" (each flag takes one value{self.one_value})" if extra and not extra[0].startswith("-")
+                    else f" ({self.prog} --help lists its flags)")
+        say(f"{self.prog}: error: {message}{hint}")
+        raise SystemExit(2)
 
 
 def warnings_as_lines(prog: str) -> None:
