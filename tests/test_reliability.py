@@ -691,14 +691,3 @@ def test_memory_running_out_anyway_is_one_line_and_exit_1(tmp_path, monkeypatch,
     assert code == 1
     line = one_error_line(err)
     assert line.startswith("train.py: error: out of memory (") and "--n-samples, --hidden or --batch-size" in line
-
-
-def test_a_dry_run_of_a_resume_is_refused_before_it_touches_the_saved_run(tmp_path, capsys):
-    """--resume --dry-run trained the saved run 5 steps on and kept them (and the new --epochs), saying nothing
-    (an error audit): refused in one line, the folder as it was."""
-    train(TrainConfig(epochs=20, logdir=str(tmp_path / "run"), progress=False, image_interval=10**6))
-    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
-    code, out, err = cli(capsys, "--resume", "--dry-run", "--epochs", "40", "--logdir", str(tmp_path / "run"))
-    assert code == 2 and err == ("train.py: error: argument --dry-run: with --resume it would train the saved run 5 "
-                                 "more steps and keep them; resume without it, or try it on a copy of the folder\n")
-    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before

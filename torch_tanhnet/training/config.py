@@ -174,9 +174,6 @@ class TrainConfig:
             bad("data", "got '', which names no file")
         if self.resume and self.logdir is None:
             bad("resume", f"needs {setting('logdir')}, the folder of the run to continue")
-        if self.resume and self.dry_run:  # it trained the saved run 5 steps on and kept them, saying nothing
-            bad("dry_run", f"with {setting('resume')} it would train the saved run 5 more steps and keep them; "
-                           f"resume without it, or try it on a copy of the folder")
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
