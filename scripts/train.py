@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     print(curvature_line(result))
     print(f"{counted(result.steps_this_run, 'step')} in {result.seconds:.2f} s ({result.steps_per_second:.0f} "
           f"steps/s{through_reference()})")
+    if result.kept and config.dry_run and config.resume and result.steps_this_run:  # said: it changed a saved run
+        print(f"dry run: its {counted(result.steps_this_run, 'step')} were kept in {printable(str(result.logdir))} "
+              f"(a dry run with --logdir is a run: its checkpoint is at step {result.global_step} now)")
     if result.kept:
         # TensorBoard keeps 10 pictures of a tag unless told: past 2000 steps it dropped step 0's, the untrained net
         print(f"view it with: tensorboard --logdir {shell(result.logdir)} --samples_per_plugin images=1000")

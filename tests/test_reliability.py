@@ -691,3 +691,15 @@ def test_memory_running_out_anyway_is_one_line_and_exit_1(tmp_path, monkeypatch,
     assert code == 1
     line = one_error_line(err)
     assert line.startswith("train.py: error: out of memory (") and "--n-samples, --hidden or --batch-size" in line
+
+
+def test_a_dry_run_of_a_resume_says_that_its_steps_were_kept(tmp_path, capsys):
+    """--resume --dry-run trains the saved run 5 steps on and keeps them (a dry run with --logdir is a run, as the
+    docs say), and said nothing of it (an error audit): it says so, with the step the checkpoint is at."""
+    train(TrainConfig(epochs=20, logdir=str(tmp_path / "run"), progress=False, image_interval=10**6))
+    code, out, err = cli(capsys, "--resume", "--dry-run", "--epochs", "40", "--logdir", str(tmp_path / "run"),
+                         "--no-progress")
+    assert code == 0, err
+    assert f"dry run: its 5 steps were kept in {tmp_path / 'run'} (a dry run with --logdir is a run: its checkpoint " \
+           "is at step 25 now)\n" in out
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] == 25
