@@ -189,7 +189,9 @@ def test_a_parameter_without_gradient_is_left_alone():
     (dict(lr=[0.1, 0.2]), ValueError, r"lr must be a number or 4 numbers \(one per network\), got shape \(2,\)"),
     (dict(lr=torch.ones(4, 1)), ValueError, r"lr must be a number or 4 numbers .* got shape \(4, 1\)"),
     (dict(lr=0.1, momentum=[0.9] * 5), ValueError, r"momentum must be .*4 numbers .* got shape \(5,\)"),
-    (dict(lr=-0.1), ValueError, r"lr must be finite and ≥ 0.0 for every network, got -0.1 for network 0"),
+    (dict(lr=-0.1), ValueError, r"^lr must be finite and ≥ 0.0, got -0.1$"),  # one number: no network named
+    (dict(lr=[0.1, -0.1, 0.2, 0.3]), ValueError, r"lr must be finite and ≥ 0.0 for every network, got -0.1 for "
+                                                  r"network 1"),
     (dict(lr=[0.1, float("nan"), 0.1, 0.1]), ValueError, r"lr must be finite .* got nan for network 1"),
     (dict(lr="fast"), TypeError, r"lr must be a number or 4 numbers \(one per network\), got str"),
     (dict(lr=[0.1, "a", 0.1, 0.1]), TypeError, r"lr must be a number or 4 numbers"),
@@ -312,7 +314,7 @@ def leaf(*shape, grad=True):
     (lambda: {"params": [leaf(5, 3)]}, ValueError,
      r"^lr must be a number or 5 numbers \(one per network\), got shape \(4,\)$"),
     (lambda: {"params": [leaf(4, 3)], "lr": -1.0}, ValueError,
-     r"^lr must be finite and ≥ 0.0 for every network, got -1.0 for network 0$"),
+     r"^lr must be finite and ≥ 0.0, got -1.0$"),
     (lambda: {"params": [leaf(4, 3)], "momentum": "high"}, TypeError,
      r"^momentum must be a number or 4 numbers \(one per network\), got str$"),
     (lambda: {"params": [leaf(4, 3), leaf(5, 3)]}, ValueError,
@@ -498,7 +500,7 @@ def test_a_setting_written_into_a_group_counts_per_network_as_in_the_constructor
     ([0.1, 0.2], ValueError, r"^{} in param group 0 must be a number or 4 numbers \(one per network\), got shape "
                              r"\(2,\)$"),
     ([0.1, "a", 0.1, 0.1], TypeError, r"^{} in param group 0 must be a number or 4 numbers"),
-    (-1.0, ValueError, r"^{} in param group 0 must be finite and .* got -1.0 for network 0$"),
+    (-1.0, ValueError, r"^{} in param group 0 must be finite and .* got -1.0$"),
     ([0.1, float("nan"), 0.1, 0.1], ValueError, r"^{} in param group 0 must be finite .* got nan for network 1$"),
     ("fast", TypeError, r"^{} in param group 0 must be a number or 4 numbers \(one per network\), got str$"),
     (True, TypeError, r"^{} in param group 0 must be a number or 4 numbers"),

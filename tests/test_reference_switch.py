@@ -302,3 +302,37 @@ def test_one_block_object_shared_by_threads_opens_and_closes_cleanly_in_each():
     finally:
         sys.setswitchinterval(interval)
     assert errors == [] and left == [0, 0, 0, 0] and shared.stacks == []
+
+
+def test_a_block_written_wrongly_says_how_to_write_it():
+    """reference_equations() alone on a line did nothing, silently (the kernels ran on: a student's changed equation
+    had no effect); `with reference_equations:` and `@reference_equations` gave Python's or an unclear error."""
+    import warnings
+
+    import torch_tanhnet as tt
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tt.reference_equations()
+        with tt.reference_equations():  # entered, made and kept for later, decorating: no warning
+            pass
+        block = tt.reference_equations(False)
+        with block:
+            pass
+        del block
+
+        @tt.reference_equations()
+        def f():
+            return 1
+
+        assert f() == 1
+    assert [str(w.message) for w in caught] == [
+        "reference_equations() was made but never entered, so it changed nothing: open a block, with "
+        "torch_tanhnet.reference_equations(): ..."]
+    with pytest.raises(TypeError, match=r"^reference_equations opens a block with parentheses: with "
+                                        r"torch_tanhnet.reference_equations\(\):$"):
+        with tt.reference_equations:
+            pass
+    with pytest.raises(TypeError, match=r"^reference_equations decorates with parentheses: "
+                                        r"@torch_tanhnet.reference_equations\(\)$"):
+        tt.reference_equations(f)

@@ -208,5 +208,7 @@ def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | No
         bad = ~torch.isfinite(values) | (values < low) | (values >= (math.inf if below is None else below))
         k = int(bad.nonzero()[0])  # the first bad value, for the message
         bound = f"in [{low}, {below})" if below is not None else f"≥ {low}"
+        if isinstance(value, numbers.Real) or getattr(value, "ndim", None) == 0:  # one number, for every network
+            raise ValueError(f"{name} must be finite and {bound}, got {float(values[k])}")
         raise ValueError(f"{name} must be finite and {bound} for every network, got {float(values[k])} for network {k}")
     return values

@@ -101,6 +101,7 @@ class _EnsembleOptimizer(Optimizer):
             if key not in self.RUNS and key not in self.IGNORED:
                 raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {key!r}")
         _drop_ignored(options, "")  # not kept in the groups
+        _not_a_module(type(self).__name__, params)
         self._held: dict[int, tuple] = {}  # id(group) -> what it held when last checked (_hold)
         super().__init__(params, {**defaults, **options})
 
@@ -387,6 +388,7 @@ class EnsembleAdam(_EnsembleOptimizer):
     STATE = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **options) -> None:
+        _not_a_module(type(self).__name__, params)
         if isinstance(betas, Tensor) and betas.dim() >= 1 and betas.shape[0] == 2:  # (2,) or (2, K): its two rows
             betas = (betas[0], betas[1])
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -446,6 +448,14 @@ class EnsembleAdam(_EnsembleOptimizer):
         else:  # K rates: −η/(1 − β1ᵗ) · m first, as the CPU's addcdiv rounds (value · m) / d (a rate past float32:
             step = _scaled(m, _factor(-step_size, params))  # its infinity, so that the networks diverge)
             torch._foreach_addcdiv_(params, step, denom)
+
+
+def _not_a_module(optimizer: str, params) -> None:
+    """The module given where its parameters go: torch's own words named a TanhNet (iterating an ensemble yields
+    copies of its networks)."""
+    if isinstance(params, torch.nn.Module):
+        raise TypeError(f"{optimizer} takes the networks' parameters, got the module itself: pass "
+                        f"{type(params).__name__.lower().removeprefix('tanhnet') or 'model'}.parameters()")
 
 
 def _drop_ignored(group: dict, where: str) -> None:

@@ -25,6 +25,7 @@ the same equations and is tested against the reference.
 from __future__ import annotations
 
 import threading
+import warnings
 
 import torch
 
@@ -48,7 +49,18 @@ _local = threading.local()  # .stack: this thread's open reference_equations blo
 # while another thread held it
 
 
-class reference_equations:  # noqa: N801 - a context manager, named as torch.no_grad is
+class _WithParentheses(type):
+    """``with reference_equations:`` (the class, not a block) said "'type' object does not support the context
+    manager protocol": one line saying what to write."""
+
+    def __enter__(cls):
+        raise TypeError(f"{cls.__name__} opens a block with parentheses: with torch_tanhnet.{cls.__name__}():")
+
+    def __exit__(cls, *exc):  # never reached: __enter__ raised
+        return False
+
+
+class reference_equations(metaclass=_WithParentheses):  # noqa: N801 - a context manager, named as torch.no_grad is
     """Run every call inside the block through the reference Functions: the handout's equations, line for line
     (:mod:`torch_tanhnet.network`, :mod:`torch_tanhnet.cost`, :mod:`torch_tanhnet.ensemble.function`), where the
     kernels would otherwise serve. For a class: change a line of a backward there and watch training change.
@@ -68,14 +80,23 @@ class reference_equations:  # noqa: N801 - a context manager, named as torch.no_
     """
 
     def __init__(self, on: bool = True) -> None:
+        if callable(on):  # @reference_equations, without parentheses
+            raise TypeError("reference_equations decorates with parentheses: @torch_tanhnet.reference_equations()")
         if not isinstance(on, bool):  # "off" would read as True
             raise TypeError(f"reference_equations takes True or False, got {on!r}")
         self.on = on
+        self.used = False  # entered or decorating: a block made and dropped did nothing (__del__ says so)
         self.stacks: list[list] = []  # the stacks its open entries are on, in the order entered
         self.lock = threading.RLock()  # one object shared by threads: their enters and exits one at a time
         # (re-entrant: a signal handler may open this block while its thread is inside it)
 
+    def __del__(self) -> None:
+        if not getattr(self, "used", True):  # reference_equations() alone on a line: the kernels ran on, silently
+            warnings.warn("reference_equations() was made but never entered, so it changed nothing: open a block, "
+                          "with torch_tanhnet.reference_equations(): ...", RuntimeWarning, stacklevel=2)
+
     def __enter__(self) -> None:
+        self.used = True
         stack = _local.__dict__.setdefault("stack", [])
         with self.lock:
             self.stacks.append(stack)
@@ -100,6 +121,7 @@ class reference_equations:  # noqa: N801 - a context manager, named as torch.no_
         import functools
         import inspect
 
+        self.used = True
         if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
             raise TypeError(f"reference_equations decorates plain functions; {fn.__qualname__} is a generator or "
                             "coroutine function, whose body runs after the call: open the block inside it")

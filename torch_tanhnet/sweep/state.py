@@ -9,6 +9,7 @@ One file per process: ``checkpoint.pt`` for a one-process sweep (and for any fin
 from __future__ import annotations
 
 import operator
+import os
 from pathlib import Path
 
 import torch
@@ -250,6 +251,9 @@ def resume_settings(config: SweepConfig, state: dict, given: set[str]) -> SweepC
 def network(logdir: str | Path, run: int):
     """Run ``run`` of the finished sweep in ``logdir``, its trained weights as a TanhNet."""
     given = run
+    if not isinstance(logdir, (str, os.PathLike)):  # network(0, logdir) said "expected str, bytes or os.PathLike"
+        raise TypeError(f"network(logdir, run): logdir must be the sweep's folder, got {type(logdir).__name__} "
+                        f"{short(logdir)}")
     from .group import GroupResult
 
     state = checkpoint.load(Path(logdir) / FINISHED)

@@ -133,11 +133,14 @@ class TrainConfig:
             if f.name != "seed" and (why := beyond_int64(value)) is not None:
                 bad(f.name, why)
             if not (value is None and "None" in kinds or any(_is(value, k) for k in kinds)):
-                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {short(value)}")
+                hint = f" (write '{str(value).removeprefix('torch.')}')" if f.name == "dtype" and str(value) in (
+                    "torch.float32", "torch.float64") else ""  # the modules' form: a setting's is its name
+                bad(f.name, f"must be {' or '.join(KIND_WORDS[k] for k in kinds)}, got {short(value)}{hint}")
             if isinstance(value, str) and "\0" in value:  # open() and os.stat say "embedded null byte", naming nothing
                 bad(f.name, f"holds a NUL character, which no file or folder name can: {short(value)}")
         if self.data is None and self.dataset not in GENERATORS:
-            bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(GENERATORS)}")
+            hint = f" (a file: {setting('data')} {self.dataset})" if self.dataset.lower().endswith(".csv") else ""
+            bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(GENERATORS)}{hint}")
         for field, value in (("n_samples", self.n_samples), ("hidden", self.hidden), ("epochs", self.epochs),
                              ("log_interval", self.log_interval), ("image_interval", self.image_interval),
                              ("checkpoint_interval", self.checkpoint_interval)):

@@ -154,7 +154,10 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
     path = Path(path)
     if not path.exists():
         there = entry(path)  # a link to nothing, or to itself
-        raise DataError(f"data file {str(path)!r} does not exist" + (f" ({there})" if there != "nothing" else ""))
+        built_in = f" ({str(path)!r} is a built-in data set: {setting('dataset')} {path})" if str(
+            path) in GENERATORS else ""
+        raise DataError(f"data file {str(path)!r} does not exist" + (f" ({there})" if there != "nothing" else "")
+                        + built_in)
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} is not a regular file ({entry(path)})")
     try:

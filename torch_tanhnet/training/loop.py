@@ -515,6 +515,9 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     when the loss or a gradient stops being finite, SaveError when the run's folder cannot be
     written (the previous checkpoint stays whole), OutOfMemory when memory runs out.
     """
+    if not isinstance(config, TrainConfig):  # a dict said "'dict' object has no attribute 'validate'"
+        raise TypeError(f"train takes a TrainConfig, got {type(config).__name__}"
+                        + (" (TrainConfig(**settings) makes one)" if isinstance(config, dict) else ""))
     run = Run.start(config, world, given, wrap, device)
     try:
         try:

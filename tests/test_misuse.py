@@ -1,0 +1,40 @@
+"""A student's or a PyTorch user's likely slips get one line that says what to write (an error audit of 308 of
+them): the other form of a dtype, a file given as a data set and a data set as a file, a dict for a TrainConfig,
+swapped arguments, the module where its parameters go."""
+
+import pytest
+import torch
+
+from torch_tanhnet import TanhNet, TanhNetEnsemble
+from torch_tanhnet.ensemble import EnsembleAdam, EnsembleSGD
+from torch_tanhnet.sweep.state import network
+from torch_tanhnet.training import TrainConfig, train
+from torch_tanhnet.training.config import ConfigError
+from torch_tanhnet.training.data import DataError, load_csv
+
+
+@pytest.mark.parametrize("call, error, line", [
+    (lambda: TanhNet(dtype="float64"), TypeError, "dtype must be a real floating-point dtype (torch.float16, "
+     "torch.bfloat16, torch.float32 or torch.float64), got 'float64' (write dtype=torch.float64)"),
+    (lambda: TanhNetEnsemble(3, dtype="float32"), TypeError, "dtype must be a real floating-point dtype "
+     "(torch.float16, torch.bfloat16, torch.float32 or torch.float64), got 'float32' (write dtype=torch.float32)"),
+    (lambda: TrainConfig(dtype=torch.float64).validate(), ConfigError, "dtype: must be a string, got torch.float64 "
+     "(write 'float64')"),
+    (lambda: TrainConfig(dataset="points.csv").validate(), ConfigError, "dataset: unknown dataset 'points.csv'; "
+     "choose from moons, circles, xor, spiral, gauss (a file: data points.csv)"),
+    (lambda: load_csv("moons"), DataError, "data file 'moons' does not exist ('moons' is a built-in data set: "
+     "dataset moons)"),
+    (lambda: train({"epochs": 3}), TypeError, "train takes a TrainConfig, got dict (TrainConfig(**settings) makes "
+     "one)"),
+    (lambda: network(0, "sweeps/x"), TypeError, "network(logdir, run): logdir must be the sweep's folder, got int 0"),
+    (lambda: EnsembleSGD(TanhNetEnsemble(3), lr=0.1), TypeError, "EnsembleSGD takes the networks' parameters, got "
+     "the module itself: pass ensemble.parameters()"),
+    (lambda: EnsembleAdam(TanhNetEnsemble(3)), TypeError, "EnsembleAdam takes the networks' parameters, got the "
+     "module itself: pass ensemble.parameters()"),
+])
+def test_a_likely_slip_is_one_line_saying_what_to_write(call, error, line, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error) as e:
+        call()
+    said = e.value.for_python() if hasattr(e.value, "for_python") else str(e.value)
+    assert said == line
