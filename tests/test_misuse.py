@@ -38,3 +38,15 @@ def test_a_likely_slip_is_one_line_saying_what_to_write(call, error, line, tmp_p
         call()
     said = e.value.for_python() if hasattr(e.value, "for_python") else str(e.value)
     assert said == line
+
+
+def test_a_train_py_checkpoint_loaded_as_a_state_dict_says_to_load_its_model(tmp_path):
+    """The likeliest load_state_dict slip: torch's error listed the checkpoint's 12 keys over three lines."""
+    from torch_tanhnet.training import checkpoint
+
+    train(TrainConfig(epochs=3, logdir=str(tmp_path / "run"), progress=False, image_interval=10**6))
+    state = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"^this is a train.py checkpoint, not a model's state dict: load its "
+                                         r"model, model.load_state_dict\(checkpoint\['model'\]\)$"):
+        TanhNet().load_state_dict(state)
+    TanhNet().load_state_dict(state["model"])

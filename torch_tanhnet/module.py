@@ -143,6 +143,9 @@ class TanhNet(nn.Module):
         ``0.bias``, ``2.weight``, ``2.bias`` are U, b, W, c (the same shapes), so a checkpoint saved before the
         Sequential was swapped for a TanhNet loads into it (as BatchNorm reads its older layouts here). Only a
         state dict that holds all four of them and none of U, b, W, c is read so."""
+        if not prefix and "model" in state_dict and "optimizer" in state_dict and "U" not in state_dict:
+            raise ValueError("this is a train.py checkpoint, not a model's state dict: load its model, "
+                             "model.load_state_dict(checkpoint['model'])")  # torch listed its 12 keys on 3 lines
         for ours, theirs in SEQUENTIAL_KEYS.items():
             if prefix + ours in state_dict or prefix + theirs not in state_dict:
                 break
