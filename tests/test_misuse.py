@@ -50,3 +50,39 @@ def test_a_train_py_checkpoint_loaded_as_a_state_dict_says_to_load_its_model(tmp
                                          r"model, model.load_state_dict\(checkpoint\['model'\]\)$"):
         TanhNet().load_state_dict(state)
     TanhNet().load_state_dict(state["model"])
+
+
+def test_resuming_a_folder_that_does_not_exist_says_so(tmp_path, monkeypatch, capsys):
+    """A typo in --logdir with --resume said "no checkpoint at 'runs_typo/demo/checkpoint.pt'" (train.py) and
+    "no sweep checkpoint in 'sw_typo' (expected checkpoint.pt)" (sweep.py)."""
+    from conftest import load_script
+
+    monkeypatch.chdir(tmp_path)
+    for script, what in (("train", "run"), ("sweep", "sweep")):
+        assert load_script(script).main(["--resume", "--logdir", "typo/demo"]) == 2
+        assert capsys.readouterr().err == (f"{script}.py: error: 'typo/demo' does not exist: --resume continues a "
+                                           f"{what} in an existing folder (check the path, or leave out --resume to "
+                                           "start one there)\n")
+
+
+def test_a_momentum_given_with_adam_is_refused_or_warned_of(tmp_path, monkeypatch, capsys):
+    """--optimizer adam --momentum 0.5 trained Adam, which reads no momentum, without a word: refused on the command
+    line, as --noise with --data is; from Python a momentum other than the default is warned of."""
+    from conftest import load_script
+
+    monkeypatch.chdir(tmp_path)
+    assert load_script("train").main(["--optimizer", "adam", "--momentum", "0.5", "--dry-run"]) == 2
+    assert capsys.readouterr().err == ("train.py: error: argument --momentum: applies to --optimizer sgd, not to "
+                                       "adam; leave it out\n")
+    with pytest.warns(UserWarning, match=r"^momentum=0.5 applies to optimizer sgd, not to adam: it is ignored$"):
+        train(TrainConfig(optimizer="adam", momentum=0.5, dry_run=True, progress=False))
+    from torch_tanhnet.sweep.results import train_command
+
+    row = {"optimizer": "adam", "momentum": 0.5, "seed": 3}
+    assert "--momentum" not in train_command({**_defaults(), **row})  # a sweep's printed command stays pastable
+
+
+def _defaults():
+    from torch_tanhnet.sweep.space import DEFAULTS
+
+    return dict(DEFAULTS)

@@ -124,7 +124,8 @@ BAD = [
     (["--data", "missing.csv"], "data file 'missing.csv' does not exist"),
     (["--n-samples", "100000000", "--hidden", "512", "--seeds", "5000"], "the sweep would need about"),
     (["--resume"], "argument --resume: needs --logdir"),
-    (["--logdir", "nothing-here", "--resume"], "no sweep checkpoint in 'nothing-here'"),
+    (["--logdir", "nothing-here", "--resume"], "'nothing-here' does not exist: --resume continues a sweep in an "
+                                                "existing folder"),
 ]
 
 

@@ -95,7 +95,8 @@ BAD_INPUTS = [
     (lambda p: ["--test-fraction", "1.5"], "argument --test-fraction: must be between 0 and 1"),
     (lambda p: ["--noise", "nan"], "argument --noise: must be a number ≥ 0, got nan"),
     (lambda p: ["--resume"], "argument --resume: needs --logdir"),
-    (lambda p: ["--logdir", "nothing-here", "--resume"], "no checkpoint at 'nothing-here/checkpoint.pt'"),
+    (lambda p: ["--logdir", "nothing-here", "--resume"], "'nothing-here' does not exist: --resume continues a run in "
+                                                         "an existing folder"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUTS.append((lambda p: ["--device", "cuda"], "argument --device: cuda is not available on this machine"))

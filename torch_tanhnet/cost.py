@@ -33,9 +33,10 @@ Tensor = torch.Tensor
 def sample_costs(z: Tensor, y: Tensor) -> Tensor:
     """L(z, y) = softplus(z) − y z elementwise, as (max(z, 0) − y z) + log1p(e^(−|z|)): the order that keeps a
     confidently right answer's small cost (see above). −|z| is written −z where z ≥ 0, else z (the same values up
-    to the sign of −0, whose e^(·) is 1 either way: the cost bit for bit, ±inf and NaN included), so that torch's own derivative of this line is right at z = 0 too, where it runs
-    instead of the hand-written backward (:mod:`torch_tanhnet.function_limits`): max(z, 0) counts z = 0 on its
-    z ≥ 0 side, abs on neither (sgn(0) = 0), and autograd read ∂L/∂z = 1 − y for σ(0) − y, ∂²L/∂z² = 0 for 1/4."""
+    to the sign of −0, whose e^(·) is 1 either way: the cost bit for bit, ±inf and NaN included), so that torch's
+    own derivative of this line is right at z = 0 too, where it runs instead of the hand-written backward
+    (:mod:`torch_tanhnet.function_limits`): max(z, 0) counts z = 0 on its z ≥ 0 side, abs on neither
+    (sgn(0) = 0), and autograd read ∂L/∂z = 1 − y for σ(0) − y, ∂²L/∂z² = 0 for 1/4."""
     minus_abs = torch.where(z >= 0, -z, z)  # −|z|, on max(z, 0)'s side at z = 0
     return (torch.clamp_min(z, 0) - y * z) + torch.log1p(torch.exp(minus_abs))
 

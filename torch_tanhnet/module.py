@@ -273,9 +273,9 @@ FORWARDS = ("forward", "forward_with_hidden", "_forward_with_hidden", "__call__"
 
 def overrides_forward(module: nn.Module, base: type) -> bool:
     """Whether ``module`` computes its logits otherwise than ``base`` (a subclass's own ``forward``,
-    ``forward_with_hidden`` or ``__call__``, or one set on the instance): the fused pass runs ``base``'s equations, so its loss
-    goes through ``module(X)`` (a ``Scaled(TanhNet)`` dividing X by 10 trained on the undivided X, and ``model(X)``
-    predicted with another function)."""
+    ``forward_with_hidden`` or ``__call__``, or one set on the instance): the fused pass runs ``base``'s equations,
+    so its loss goes through ``module(X)`` (a ``Scaled(TanhNet)`` dividing X by 10 trained on the undivided X,
+    and ``model(X)`` predicted with another function)."""
     own = module.__dict__
     if "forward" in own or "forward_with_hidden" in own or "_forward_with_hidden" in own or "_call_impl" in own:
         return True  # set on the instance (model.forward = ..., as accelerate wraps it)

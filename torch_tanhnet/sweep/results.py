@@ -165,8 +165,8 @@ def train_command(row: dict, script: str = "scripts/train.py") -> str:
     parts = [f"python {script}"]
     for name in SWEEPABLE:
         v = row[name]
-        if v == DEFAULTS[name] or v is None:
-            continue
+        if v == DEFAULTS[name] or v is None or name == "momentum" and row.get("optimizer") != "sgd":
+            continue  # (train.py refuses a momentum given with Adam, which reads none)
         if isinstance(v, bool):
             parts.append(flag(name))
         else:

@@ -45,6 +45,8 @@ def save(state: dict, logdir: Path) -> None:
 def load(logdir: Path, rank: int, size: int) -> dict:
     """This process's checkpoint, or the finished sweep's; CheckpointError when neither is there or fits."""
     mine, finished = path(logdir, rank, size), logdir / FINISHED
+    if not os.path.lexists(logdir):
+        raise CheckpointError(checkpoint.missing_folder(logdir, "sweep"))
     for p in (mine, finished):
         if p.is_file():
             state = checkpoint.load(p)

@@ -14,7 +14,7 @@ import torch
 from ..checks import short
 from ..files import replacing
 from .signals import deferred_signals
-from .wording import Worded, entry, project_script, shell
+from .wording import Worded, entry, project_script, setting, shell
 
 FORMAT = "torch-tanhnet/checkpoint/1"
 
@@ -172,10 +172,18 @@ def _load_numpy_numbers(path: Path) -> Any:
     return plain(state)
 
 
+def missing_folder(folder: Path, what: str = "run") -> str:
+    """The words for resuming a folder that does not exist (a typo in --logdir, as often as not)."""
+    return (f"{str(folder)!r} does not exist: {setting('resume')} continues a {what} in an existing folder (check "
+            f"the path, or leave out {setting('resume')} to start one there)")
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain data only: weights_only)."""
     path = Path(path)
     if not path.is_file():
+        if not os.path.lexists(path.parent):  # a typo in --logdir said "no checkpoint at '.../checkpoint.pt'"
+            raise CheckpointError(missing_folder(path.parent))
         if holds_sweep_files(path.parent):
             raise CheckpointError(f"no checkpoint at {str(path)!r}: the folder holds a sweep's; "
                                   f"{sweep_hint(path.parent)}")

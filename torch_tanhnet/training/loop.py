@@ -47,6 +47,7 @@ from .setup import (
     check_logdir,
     check_memory,
     check_new_logdir,
+    check_optimizer_settings,
     check_utf8_name,
     claim_logdir,
     default_logdir,
@@ -203,6 +204,7 @@ class Run:
             if not config.resume:
                 check_new_logdir(logdir)
         check_data_source(config, given)
+        check_optimizer_settings(config, given)
         state, asked = None, config
         if config.resume:
             typed = given

@@ -506,6 +506,19 @@ def check_data_source(config: TrainConfig, given: set[str] | None) -> None:
                           UserWarning, stacklevel=5)  # the caller of train()
 
 
+def check_optimizer_settings(config: TrainConfig, given: set[str] | None) -> None:
+    """SGD's momentum given with Adam, which has none, is refused (the command line), or, from Python, ignored with a
+    warning when it differs from its default: ``--optimizer adam --momentum 0.5`` trained without a word of it."""
+    if config.optimizer == "sgd":
+        return
+    why = f"applies to {setting('optimizer')} sgd, not to {config.optimizer}"
+    if given is not None and "momentum" in given:
+        raise ConfigError("momentum", why + "; leave it out")
+    if given is None and config.momentum != TrainConfig().momentum:
+        warnings.warn(f"momentum={config.momentum!r} {words(why, command_line=False)}: it is ignored", UserWarning,
+                      stacklevel=5)  # the caller of train()
+
+
 def effective(name: str, value, run: TrainConfig):
     """What a setting means in ``run``: a noise of None is the data set's default (and means nothing with a file)."""
     if name == "noise":
