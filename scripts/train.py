@@ -80,8 +80,12 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help=f"L2 weight decay (default: {d.weight_decay})")
     arg("--epochs", type=integer, default=d.epochs, metavar="E",
         help=f"total epochs to reach; a resumed run continues up to it (default: {d.epochs})")
-    arg("--batch-size", type=integer, default=d.batch_size, metavar="B",
-        help="samples per step (default: the whole training set, the handout's full-batch ε)")
+    def batch_size(text: str) -> int | None:  # 'full' as sweep.py takes it (and prints it in a run's settings)
+        return None if text == "full" else integer(text)
+
+    batch_size.__name__ = "int"  # argparse's "invalid int value: 'x'" for anything else, as before
+    arg("--batch-size", type=batch_size, default=d.batch_size, metavar="B",
+        help="samples per step, or 'full' (default: the whole training set, the handout's full-batch ε)")
     arg("--seed", type=integer, default=d.seed, metavar="S",
         help=f"seed of the data, the split, the initialisation and the batch order (default: {d.seed})")
     arg("--dtype", choices=("float32", "float64"), default=d.dtype,

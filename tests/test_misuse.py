@@ -86,3 +86,15 @@ def _defaults():
     from torch_tanhnet.sweep.space import DEFAULTS
 
     return dict(DEFAULTS)
+
+
+def test_train_py_takes_full_as_a_batch_size_as_sweep_py_does(tmp_path, monkeypatch, capsys):
+    """sweep.py takes and prints --batch-size full; train.py refused it ("invalid int value: 'full'")."""
+    from conftest import load_script
+
+    monkeypatch.chdir(tmp_path)
+    assert load_script("train").main(["--batch-size", "full", "--epochs", "3", "--logdir", "run", "--no-progress"]) \
+        == 0, capsys.readouterr().err
+    from torch_tanhnet.training import checkpoint
+
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["config"]["batch_size"] is None
