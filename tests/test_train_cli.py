@@ -1,8 +1,8 @@
 """scripts/train.py as a user runs it: a subprocess, exit codes, messages, signals."""
 
 import importlib.util
-import shlex
 import re
+import shlex
 import signal
 import subprocess
 import sys
