@@ -456,7 +456,8 @@ def test_a_logdir_too_long_for_the_deepest_file_is_refused_before_training(tmp_p
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("sweep.py: error: argument --logdir: '") and err.rstrip().endswith(
         "is too long for the files a sweep writes in it (the deepest, " + deep + f", makes a name of "
-        f"{len(too_long) + 1 + len(deep)} bytes, past what this system takes); choose a shorter --logdir"), err
+        f"{len(too_long) + 1 + len(deep)} bytes, past the {limit - 1} this system takes); choose a shorter "
+        "--logdir"), err
     assert os.listdir(tmp_path) == []
     fits = "/".join(parts[:-1])
     code, out, err = main("--seeds", "2", "--epochs", "1", "--gallery", "0", "--logdir", fits, cwd=tmp_path,

@@ -19,7 +19,6 @@ end and writes everything; the results equal a one-process sweep's.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import os
 import shutil
@@ -110,10 +109,10 @@ def check_new_logdir(logdir: Path) -> None:
 
 def check_deepest(plan: Plan, logdir: Path) -> None:
     """Refuse a ``logdir`` under which the sweep's deepest file cannot be named (an HParams session file in
-    seeds/<setting>/seed=<s>/, or in <setting>/ for a session a setting: a path past the system's limit). With a
+    seeds/<setting>/seed=<s>/, or in <setting>/ for a session a setting: a name past the system's PATH_MAX). With a
     --logdir of 4000 characters a sweep trained, wrote its results, then failed on that file with advice to
-    --resume that could never pass. Tried on the file system itself, with a file of that name's length, in folders
-    made for it and removed again."""
+    --resume that could never pass. Reckoned from the names alone: a probe made and removed on the file system
+    raced the other processes of a torchrun sweep, which took the folder for one moved away."""
     from .board import per_run_sessions  # (board imports TensorBoard: here, once a plan is made)
 
     folder = max(plan.folders, key=lambda name: len(os.fsencode(name)))
@@ -121,31 +120,18 @@ def check_deepest(plan: Plan, logdir: Path) -> None:
         deepest = logdir / "seeds" / folder / f"seed={max(plan.config.seeds)}" / SESSION_FILE
     else:
         deepest = logdir / folder / SESSION_FILE
-    made = []
-    probe = deepest.parent / ("." + "x" * (len(SESSION_FILE) - 1))  # not a name TensorBoard reads
+    there = Path(os.path.abspath(logdir))
+    while not os.path.isdir(there) and there != there.parent:  # the file system the names will be on
+        there = there.parent
     try:
-        parent = deepest.parent
-        while not os.path.isdir(parent):
-            made.append(parent)
-            parent = parent.parent
-        deepest.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        made.insert(0, probe)
-    except OSError as e:
-        if e.errno == errno.ENAMETOOLONG:
-            raise ConfigError("logdir", f"{str(logdir)!r} is too long for the files a sweep writes in it (the "
-                                        f"deepest, {deepest.relative_to(logdir)}, makes a name of "
-                                        f"{len(os.fsencode(deepest))} bytes, past what this system takes); choose "
-                                        f"a shorter {setting('logdir')}") from None
-        # anything else: check_logdir's, or the first write's, to say
-    finally:
-        for path in made:  # the probe, then the folders made for it, deepest first
-            try:
-                path.unlink() if path == probe else path.rmdir()
-            except FileNotFoundError:  # not made: mkdir stopped above it
-                continue
-            except OSError:
-                break
+        limit = os.pathconf(there, "PC_PATH_MAX")  # bytes, with the closing NUL
+    except (OSError, ValueError):
+        return
+    if len(os.fsencode(deepest)) >= limit:
+        raise ConfigError("logdir", f"{str(logdir)!r} is too long for the files a sweep writes in it (the deepest, "
+                                    f"{deepest.relative_to(logdir)}, makes a name of {len(os.fsencode(deepest))} "
+                                    f"bytes, past the {limit - 1} this system takes); choose a shorter "
+                                    f"{setting('logdir')}")
 
 
 def holds_a_run(logdir: Path) -> bool:
