@@ -28,7 +28,8 @@ def test_runs_equal_train_py_runs_with_the_same_settings_and_seed(tmp_path, case
                                gallery=0))
     rows = result.results.rows
     for row in [rows[i] for i in sorted({*range(0, len(rows), 5), len(rows) - 1})]:  # several runs, every group
-        config = TrainConfig(**{k: row[k] for k in values}, seed=row["seed"], logdir=str(tmp_path / f"run{row['run']}"),
+        given = {k: row[k] for k in values if not (k == "momentum" and row["optimizer"] == "adam")}  # Adam reads
+        config = TrainConfig(**given, seed=row["seed"], logdir=str(tmp_path / f"run{row['run']}"),  # no momentum
                              progress=False, image_interval=10**6)
         alone = train(config)
         net = network(tmp_path / "sweep", row["run"])
