@@ -22,8 +22,8 @@ from torch_tanhnet import (
     tanhnet,
     tanhnet_loss,
 )
+from torch_tanhnet.context import nested_forward
 from torch_tanhnet.ensemble import EnsembleBCEFunction, EnsembleFunction
-from torch_tanhnet.function_limits import nested_forward
 
 SEQ = {"U": "0.weight", "b": "0.bias", "W": "2.weight", "c": "2.bias"}  # TanhNet's names in the Sequential
 

@@ -184,6 +184,6 @@ def check_parameter_dtype(dtype) -> None:
     """A constructor's ``dtype=``: None (torch's default dtype), a real floating-point dtype, or Python's float
     (which torch reads as torch.float64)."""
     if dtype is not None and dtype is not float and not any(dtype is d for d in PARAMETER_DTYPES):
-        names = ("float16", "bfloat16", "float32", "float64")  # TrainConfig's form: the torch.dtype is what goes here
-        hint = f" (write dtype=torch.{dtype})" if isinstance(dtype, str) and dtype in names else ""
+        named = isinstance(dtype, str) and any(getattr(torch, dtype, None) is d for d in PARAMETER_DTYPES)
+        hint = f" (write dtype=torch.{dtype})" if named else ""  # TrainConfig's form: the torch.dtype goes here
         raise TypeError(f"dtype must be a real floating-point dtype ({PARAMETER_DTYPE_NAMES}), got {dtype!r}{hint}")

@@ -46,8 +46,6 @@ def dispatch_mode_active() -> bool:
     return _dispatch_modes() > 0
 
 
-
-
 tracing = torch._C._is_tracing  # inside torch.jit.trace; about 0.05 µs (torch's own function: no call around it)
 
 

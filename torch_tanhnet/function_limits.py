@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import torch
 
-from .context import compiling, differentiating, forward_ad_active, nested_forward, tracing, transforms_active
+from .context import compiling, forward_ad_active, nested_forward, tracing, transforms_active
 
 Tensor = torch.Tensor
-__all__ = ["apply_reference", "differentiating", "nested_forward", "plain_ops_needed", "refuse_nested_forward"]
 
 
 def plain_ops_needed() -> bool:

@@ -28,7 +28,7 @@ import torch
 
 from .amp import off
 from .checks import check_features, check_labels
-from .function_limits import differentiating
+from .context import differentiating
 from .functional import bce_with_logits, tanhnet
 from .module import TanhNet, hooked, overrides_forward
 

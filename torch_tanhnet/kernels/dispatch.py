@@ -39,8 +39,6 @@ _PRECISION = {torch.float32: "float32", torch.float64: "float64"}
 _wrapped: dict[object, CKernels] = {}  # one wrapper per loaded library
 
 
-
-
 _default: list[bool] = []  # [TORCH_TANHNET_REFERENCE, read outside compile]: on for every thread; read at the first
 # call (a warning for an unreadable value then reaches the scripts' one-line warnings, set up after the import)
 _local = threading.local()  # .stack: this thread's open reference_equations blocks, innermost last. Its own thread

@@ -23,7 +23,7 @@ from ..kernels.dispatch import ensemble_evaluate_implementation
 from ..training.metrics import MAX_HESSIAN_PARAMETERS
 
 Tensor = torch.Tensor
-D_IN = 2  # the data sets' features
+D_IN = 2  # the data sets' features (plan.py's D)
 METRICS = ("loss/train", "accuracy/train", "loss/test", "accuracy/test")  # the columns of measure's answer
 CURVATURE = ("norm/grad/total", "loss_hessian/min_eigenvalue", "loss_hessian/max_eigenvalue")  # curvature's columns
 CHUNK = {"cpu": 2**19, "cuda": 2**24}  # entries of ∂z/∂θ (networks × samples × parameters) per batch of networks:
@@ -69,7 +69,7 @@ def curvature(model: TanhNetEnsemble, X: Tensor, y: Tensor) -> Tensor:
     eigenvalues NaN for networks of more than ``MAX_HESSIAN_PARAMETERS`` parameters (as train.py skips them).
     """
     K, H, D = model.U.shape
-    P = H * D + 2 * H + 1
+    P = network_parameters(H, D)
     params = [p.detach() for p in (model.U, model.b, model.W, model.c)]
     out = torch.full((K, 3), float("nan"), dtype=torch.float64, device=X.device)
     step = networks_at_once(X.shape[1], H, X.device.type)
@@ -87,10 +87,15 @@ def curvature(model: TanhNetEnsemble, X: Tensor, y: Tensor) -> Tensor:
     return _finite_only(out, params)
 
 
+def network_parameters(H: int, D: int = D_IN) -> int:
+    """P = H·D + 2H + 1: one network's U (H, D), b (H,), W (1, H) and c (1,)."""
+    return H * D + 2 * H + 1
+
+
 def networks_at_once(N: int, H: int, device_type: str) -> int:
     """How many networks :func:`curvature` takes in one batch: ∂z/∂θ (networks × samples × parameters) within
     :data:`CHUNK`'s entries, at least one network."""
-    P = H * D_IN + 2 * H + 1
+    P = network_parameters(H)
     return max(1, CHUNK.get(device_type, CHUNK["cuda"]) // (N * P))
 
 
@@ -99,7 +104,7 @@ def curvature_bytes(N: int, H: int, device_type: str) -> int:
     copies of its data and weights, a few (k, N, H) arrays (the hidden layer, its derivative, Ḡ), and where the
     Hessian is taken (P ≤ MAX_HESSIAN_PARAMETERS) ∂z/∂θ (k, N, P) with its weighted copy and the (k, P, P) Hessian
     with its eigensolver's copy; for :func:`~torch_tanhnet.sweep.plan.group_bytes`."""
-    P = H * D_IN + 2 * H + 1
+    P = network_parameters(H)
     k = networks_at_once(N, H, device_type)
     hessian = 3 * N * P + 2 * P * P if P <= MAX_HESSIAN_PARAMETERS else 0
     return 8 * k * (N * (D_IN + 1) + P + 4 * N * H + hessian)

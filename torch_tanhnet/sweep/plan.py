@@ -31,10 +31,10 @@ from ..training.setup import (
 from ..training.wording import setting
 from .config import SweepConfig
 from .data import data_key
-from .metrics import curvature_bytes
+from .metrics import D_IN, curvature_bytes, network_parameters
 from .space import Run, folder_names, runs, swept, unique_names
 
-D = 2  # the data sets are 2-D
+D = D_IN  # the data sets are 2-D
 DRY_RUN_STEPS = 5  # --dry-run: each group trains at most this many steps
 
 
@@ -178,7 +178,7 @@ def group_bytes(K: int, H: int, n_train: int, n_test: int, batch: int, itemsize:
     """What training one group holds at once, from its sizes, and what its curvature at the end adds (see
     docs/sweep.md)."""
     N = n_train + n_test
-    P = H * D + 2 * H + 1  # one network's parameters
+    P = network_parameters(H)
     data = K * (n_train + N) * (D + 1) * itemsize  # the training set, and training + test sets side by side
     batches = K * batch * (D + 1) * itemsize * (batch < n_train)  # a mini-batch gathered each step
     model = K * P * (itemsize * 4 + 8)  # parameters, gradients, two optimiser states; the kernel's double sums
@@ -210,7 +210,7 @@ def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device
         logs = math.ceil(min(steps, DRY_RUN_STEPS if plan.config.dry_run else steps) / plan.config.log_interval) + 1
         itemsize = torch.empty((), dtype=getattr(torch, dtype)).element_size()
         need = group_bytes(K, hidden, n_train, n_test, batch, itemsize, logs, device.type)
-        kept += logs * K * 4 * 8 + K * (hidden * D + 2 * hidden + 1) * itemsize  # its history and final weights
+        kept += logs * K * 4 * 8 + K * network_parameters(hidden) * itemsize  # its history and final weights
         if need > largest:
             largest, worst = need, (hidden, K, n_train + n_test)
     need = largest + kept

@@ -7,6 +7,7 @@ import hashlib
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -494,29 +495,28 @@ def check_data_source(config: TrainConfig, given: set[str] | None) -> None:
     """A built-in data set's setting given with ``data`` is refused (the command line: ``given`` names what the
     user typed), or, from Python (``given`` None: a setting that differs from its default), ignored with a
     warning: the points come from the file, and a setting silently ignored is a surprise."""
-    if config.data is None:
-        return
-    defaults = TrainConfig()
-    for name in GENERATOR:
-        why = f"applies to the built-in data sets, not to {setting('data')} {config.data!r}"
-        if given is not None and name in given:
-            raise ConfigError(name, why + "; leave it out")
-        if given is None and getattr(config, name) != getattr(defaults, name):
-            warnings.warn(f"{name}={getattr(config, name)!r} {words(why, command_line=False)}: it is ignored",
-                          UserWarning, stacklevel=5)  # the caller of train()
+    if config.data is not None:
+        _not_applying(config, given, GENERATOR, f"applies to the built-in data sets, not to {setting('data')} "
+                                                f"{config.data!r}")
 
 
 def check_optimizer_settings(config: TrainConfig, given: set[str] | None) -> None:
     """SGD's momentum given with Adam, which has none, is refused (the command line), or, from Python, ignored with a
     warning when it differs from its default: ``--optimizer adam --momentum 0.5`` trained without a word of it."""
-    if config.optimizer == "sgd":
-        return
-    why = f"applies to {setting('optimizer')} sgd, not to {config.optimizer}"
-    if given is not None and "momentum" in given:
-        raise ConfigError("momentum", why + "; leave it out")
-    if given is None and config.momentum != TrainConfig().momentum:
-        warnings.warn(f"momentum={config.momentum!r} {words(why, command_line=False)}: it is ignored", UserWarning,
-                      stacklevel=5)  # the caller of train()
+    if config.optimizer != "sgd":
+        _not_applying(config, given, ("momentum",), f"applies to {setting('optimizer')} sgd, not to {config.optimizer}")
+
+
+def _not_applying(config: TrainConfig, given: set[str] | None, names: Iterable[str], why: str) -> None:
+    """Settings that do not apply to this run: each one the user typed (``given``) is refused; from Python
+    (``given`` None), each that differs from its default is warned of as ignored."""
+    defaults = TrainConfig()
+    for name in names:
+        if given is not None and name in given:
+            raise ConfigError(name, why + "; leave it out")
+        if given is None and getattr(config, name) != getattr(defaults, name):
+            warnings.warn(f"{name}={getattr(config, name)!r} {words(why, command_line=False)}: it is ignored",
+                          UserWarning, stacklevel=6)  # the caller of train()
 
 
 def effective(name: str, value, run: TrainConfig):
