@@ -149,10 +149,10 @@ def test_values_show_float32_to_its_own_digits():
                for w in line.split())
 
 
-def test_cli_exit_code_0_when_all_agree():
-    r = subprocess.run([sys.executable, str(SCRIPT), "--scalar", "--n", "5"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "gradgradcheck(TanhNetFunction)" in r.stdout and "all agree" in r.stdout
+def test_cli_exit_code_0_when_all_agree(capsys):
+    assert script().main(["--scalar", "--n", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "gradgradcheck(TanhNetFunction)" in out and "all agree" in out
 
 
 def script():
@@ -206,11 +206,12 @@ def test_cost_backward_equations_is_what_the_function_uses():
     torch.testing.assert_close(g, want, rtol=0, atol=0)
 
 
-def test_cli_refuses_an_n_that_cannot_fit_in_memory():
-    r = subprocess.run([sys.executable, str(SCRIPT), "--n", "100000000000"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.startswith("check_gradients.py: error: argument --n: 100000000000 data points would need at least "
-                               "20 TB of memory, more than the ") and len(r.stderr.strip().splitlines()) == 1
+def test_cli_refuses_an_n_that_cannot_fit_in_memory(capsys):
+    assert script().main(["--n", "100000000000"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err, err
+    assert err.startswith("check_gradients.py: error: argument --n: 100000000000 data points would need at least "
+                          "20 TB of memory, more than the ") and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("error", [

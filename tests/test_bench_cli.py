@@ -4,8 +4,6 @@ file of the user's overwritten. The benchmark itself is replaced by a stub where
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,10 +20,6 @@ def bench_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def script(*args, timeout=60):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
 
 
 def call(argv, capsys, out=None):
@@ -57,13 +51,14 @@ def one_error_line(err: str, text: str) -> None:
     assert "Traceback" not in err and not any(line.startswith("bench.py: error") for line in lines[:-1]), err
 
 
-def test_an_existing_json_file_is_refused_before_benchmarking_and_kept(tmp_path):
+def test_an_existing_json_file_is_refused_before_benchmarking_and_kept(tmp_path, capsys):
     saved = tmp_path / "bench.json"
     saved.write_text("the user's own results\n")
-    r = script(*TINY, "--json", str(saved))
-    assert r.returncode == 2 and r.stdout == "", r.stderr
-    one_error_line(r.stderr, f"--json {saved} already exists; choose another path")
-    assert "N = 64" not in r.stderr  # refused before the benchmark began
+    out = []
+    code, err = call([*TINY, "--json", str(saved)], capsys, out)
+    assert code == 2 and out == [""], err
+    one_error_line(err, f"--json {saved} already exists; choose another path")
+    assert "N = 64" not in err  # refused before the benchmark began
     assert saved.read_text() == "the user's own results\n"
 
 

@@ -152,8 +152,12 @@ GONE = [
 ]
 
 
-@pytest.mark.parametrize("stdout", ["reader gone", "full disk"])
-@pytest.mark.parametrize("name, args, kept", GONE, ids=[g[0] for g in GONE])
+# both losses for train.py and sweep.py; one each for the others, which print through the same console.Output
+LOST = [(*g, stdout) for g in GONE[:2] for stdout in ("reader gone", "full disk")] + [
+    (*GONE[2], "reader gone"), (*GONE[3], "full disk")]
+
+
+@pytest.mark.parametrize("name, args, kept, stdout", LOST, ids=[f"{g[0]}-{g[3]}" for g in LOST])
 def test_a_stdout_lost_before_anything_was_said_stops_no_work(tmp_path, name, args, kept, stdout):
     """`script.py ... | head -1` where the reader went away before the script said anything (with stdout
     unbuffered, the plan's text and its newline are two writes): the sweep once stopped before it trained, a

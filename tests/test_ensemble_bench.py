@@ -29,12 +29,6 @@ def test_bench_ensemble_mode_smoke(tmp_path):
             assert abs(row["samples_per_s"] - K * 16 / (row["median_ms"] / 1e3)) <= 1e-6 * row["samples_per_s"]
 
 
-def test_bench_ensemble_options_need_the_mode():
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
-    r = subprocess.run([sys.executable, str(script), "--models", "4"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "--models, --single-n and --no-loop go with --ensemble" in r.stderr
-
-
 def test_the_docs_example_runs():
     page = (Path(__file__).resolve().parents[1] / "docs" / "ensemble.md").read_text()
     example = page.split("```python\n", 1)[1].split("```", 1)[0]

@@ -104,12 +104,20 @@ def test_training_runs_through_them_inside_the_block(calls, tmp_path):
 
 
 @pytest.mark.parametrize("value, on", [("1", True), ("0", False), ("", False)])
-def test_the_environment_variable_turns_it_on_for_a_script(value, on):
+def test_the_environment_variable_turns_it_on_for_the_process(monkeypatch, value, on):
+    monkeypatch.setenv("TORCH_TANHNET_REFERENCE", value)
+    monkeypatch.setattr(dispatch, "_default", [])  # as in a process that has not read it yet
+    assert dispatch.reference_only() is on
+    monkeypatch.setenv("TORCH_TANHNET_REFERENCE", "0" if on else "1")
+    assert dispatch.reference_only() is on  # read once: the process's setting
+
+
+def test_the_environment_variable_turns_it_on_for_a_script():
     code = "import torch_tanhnet.kernels.dispatch as d; print(d.reference_only())"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "TORCH_TANHNET_REFERENCE": value})
+                       env={**os.environ, "TORCH_TANHNET_REFERENCE": "1"})
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(on)
+    assert r.stdout.strip() == "True"
 
 
 def test_it_is_public():

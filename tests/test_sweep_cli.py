@@ -47,11 +47,10 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-def test_smoke_sweep_prints_plan_table_and_where_things_are(tmp_path):
-    r = run("--hidden", "2", "3", "--lr", "0.5", "1", "--seeds", "3", "--epochs", "50", "--n-samples", "100",
-            "--logdir", "out", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    out = r.stdout
+def test_smoke_sweep_prints_plan_table_and_where_things_are(tmp_path, monkeypatch, capsys):
+    code, out, err = main("--hidden", "2", "3", "--lr", "0.5", "1", "--seeds", "3", "--epochs", "50", "--n-samples",
+                          "100", "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
     assert "sweep: 12 runs = 4 settings (grid over hidden, lr) × 3 seeds 0..2, in 2 groups:" in out
     assert "hidden 2, sgd, float32: 6 runs × 50 steps (80 training samples, full batch)" in out
     assert "estimated training time" in out

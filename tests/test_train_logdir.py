@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -324,19 +323,18 @@ def test_tensorboards_writer_failing_is_one_line_and_keeps_the_checkpoint(tmp_pa
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] >= 5
 
 
-def test_a_real_full_disk_is_one_line(tmp_path):
+def test_a_real_full_disk_is_one_line(tmp_path, capsys):
     disk = tmp_path / "disk"
     disk.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
                                            capture_output=True).returncode != 0:
         pytest.skip("needs root and tmpfs to fill a real disk")
     try:
-        r = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "train.py"),
-                            "--logdir", str(disk / "run"), "--epochs", "40", "--checkpoint-interval", "5",
-                            "--hidden", "40", *SMALL], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 1, r.stderr
-        lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("train.py: error: cannot save "), r.stderr
+        code, _, err = cli(capsys, "--logdir", disk / "run", "--epochs", "40", "--checkpoint-interval", "5",
+                           "--hidden", "40", *SMALL)
+        assert code == 1, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("train.py: error: cannot save "), err
         assert "No space left on device" in lines[0]
     finally:
         subprocess.run(["umount", str(disk)], check=False)
