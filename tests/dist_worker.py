@@ -41,7 +41,8 @@ def run(size: int, config_kwargs: dict, fail_rank: int | None = None, timeout: f
     ``per_rank[r]``, if given, are settings of process r alone (each its own --data, say).
     ``meanwhile(procs)``, if given, runs while they train (to signal one, say).
     """
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")  # a fresh process, as torchrun starts one, made from a server that has
+    ctx.set_forkserver_preload(["dist_worker", "torch_tanhnet.training.distributed"])  # imported torch once
     errors = ctx.Queue()
     port = free_port()
     procs = [ctx.Process(target=worker, args=(r, size, port, config_kwargs, fail_rank, errors, per_rank))

@@ -36,9 +36,8 @@ def assert_same(a, b, tol):
         torch.testing.assert_close(a[k], b[k], rtol=tol, atol=tol, msg=k)
 
 
-# full batch, float32: the logs' test; full batch, float64: the resume's
+# full batch, float32: the logs' test; full batch, float64, unequal shards: the resume's
 CASES = {
-    "unequal shards float64": (dict(n_samples=101, dtype="float64"), 1e-12),  # 81 training samples: 41 and 40
     "mini-batches, uneven last batch, adam": (dict(n_samples=101, batch_size=30, epochs=5, optimizer="adam",
                                                    lr=0.05, dtype="float64"), 1e-12),
 }
@@ -82,10 +81,11 @@ def test_logs_of_two_processes_have_the_same_tags_written_once(tmp_path):
 
 
 def test_resume_under_two_processes_equals_an_uninterrupted_run(tmp_path):
-    single = train(TrainConfig(**settings(tmp_path / "one", dtype="float64")))
-    codes, _ = run(2, settings(tmp_path / "two", epochs=10, dtype="float64"))
+    """Full batch, float64, on unequal shards (81 training samples: 41 and 40)."""
+    single = train(TrainConfig(**settings(tmp_path / "one", n_samples=101, dtype="float64")))
+    codes, _ = run(2, settings(tmp_path / "two", n_samples=101, epochs=10, dtype="float64"))
     assert codes == [0, 0]
-    codes, errors = run(2, settings(tmp_path / "two", epochs=20, dtype="float64", resume=True))
+    codes, errors = run(2, settings(tmp_path / "two", n_samples=101, epochs=20, dtype="float64", resume=True))
     assert codes == [0, 0], errors
     assert_same(final_params(tmp_path / "two"), {k: v.cpu() for k, v in single.model.state_dict().items()}, 1e-12)
     assert [e.step for e in scalars(tmp_path / "two").Scalars("loss/train")] == list(range(0, 21))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_data, make_params
+from conftest import load_script, make_data, make_params
 from torch.autograd import gradcheck, gradgradcheck
 
 from torch_tanhnet import TanhNet, bce_with_logits, tanhnet, tanhnet_loss
@@ -632,13 +632,12 @@ def test_opting_out_with_the_environment(fresh_extension, monkeypatch):
         assert extension.kernels("float32") is None
 
 
-def test_bench_script_smoke(tmp_path):
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+def test_bench_script_smoke(tmp_path, capsys):
+    # in this process (tests/test_console.py runs bench.py as a process); one size: compiling is slow
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, str(script), "--sizes", "64", "--rounds", "1", "--min-time", "0.001",
-                        "--json", str(out)], capture_output=True, text=True, timeout=300)  # one size: compiling is slow
-    assert r.returncode == 0, r.stderr
-    assert "vs eager" in r.stdout and "torch " + torch.__version__ in r.stdout
+    assert load_script("bench").main(["--sizes", "64", "--rounds", "1", "--min-time", "0.001", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "vs eager" in printed and "torch " + torch.__version__ in printed
     data = json.loads(out.read_text())
     cases = {(row["n"], row["case"]) for row in data["results"]}
     assert {(64, c) for c in ("fused", "composed", "eager", "compiled", "jax", "floor")} <= cases

@@ -150,7 +150,7 @@ def start(tmp_path, *extra, logdir="run"):
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_sigkill_at_any_moment_leaves_a_whole_checkpoint(tmp_path):
+def test_sigkill_at_any_moment_leaves_a_whole_checkpoint(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "run" / "checkpoint.pt"
     steps = []
     for i, delay in enumerate([0.0, 0.13, 0.37]):
@@ -167,8 +167,9 @@ def test_sigkill_at_any_moment_leaves_a_whole_checkpoint(tmp_path):
         steps.append(state["global_step"])
     assert steps == sorted(steps) and steps[-1] > steps[0]
     # a later run tidies temporary files a kill left behind, and resumes from the checkpoint
-    r = run("--logdir", "run", "--resume", "--epochs", str(steps[-1] + 3), "--no-progress", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    code, err = in_process(["--logdir", "run", "--resume", "--epochs", str(steps[-1] + 3), "--no-progress"], tmp_path,
+                           monkeypatch, capsys)
+    assert code == 0, err
     assert not list((tmp_path / "run").glob(".checkpoint.pt.*.tmp"))
 
 
