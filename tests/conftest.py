@@ -14,6 +14,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
+# The tests start about a hundred Python processes (the scripts as a user runs them). Where the environment says not
+# to write bytecode (PYTHONDONTWRITEBYTECODE=1, as some containers and CI images set), each compiled the package anew,
+# ~0.4 s a process; they may keep it (in __pycache__, which git ignores).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
