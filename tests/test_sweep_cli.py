@@ -83,7 +83,8 @@ def test_a_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert "dry run: at most 5 steps of each group" in out and "estimated training time" not in out
 
 
-@pytest.mark.parametrize("refused", [["--n-samples", "2"], ["--seeds", "10000000"], ["--data", "missing.csv"]],
+@pytest.mark.parametrize("refused", [["--n-samples", "2"], ["--seeds", "100000", "--n-samples", "1000000"],
+                                     ["--data", "missing.csv"]],
                          ids=["too-few-samples", "too-large", "no-data-file"])
 def test_a_refused_dry_run_without_logdir_leaves_nothing(tmp_path, monkeypatch, capsys, refused):
     """Its temporary folder was made before the checks, and left behind, empty, by each refusal."""
