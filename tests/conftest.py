@@ -2,6 +2,7 @@ import importlib.util
 import os
 import signal
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,15 @@ def _signal_handlers_as_they_were():
     for sig, handler in before.items():
         if handler is not None and signal.getsignal(sig) != handler:
             signal.signal(sig, handler)
+
+
+@pytest.fixture(autouse=True)
+def _warnings_shown_as_they_were():
+    """A script's main() called in this process shows warnings in the script's own form from then on
+    (console.warnings_as_lines); each test leaves Python's form as it found it."""
+    before = warnings.formatwarning
+    yield
+    warnings.formatwarning = before
 
 
 @pytest.fixture(autouse=True)
