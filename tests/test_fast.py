@@ -1,6 +1,7 @@
 """The fast paths equal the reference Functions: values and gradients, shapes, dtypes, devices, subsets."""
 
 import hashlib
+import importlib.util
 import itertools
 import json
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script, make_data, make_params
+from conftest import SCRIPTS, load_script, make_data, make_params
 from torch.autograd import gradcheck, gradgradcheck
 
 from torch_tanhnet import TanhNet, bce_with_logits, tanhnet, tanhnet_loss
@@ -632,15 +633,19 @@ def test_opting_out_with_the_environment(fresh_extension, monkeypatch):
         assert extension.kernels("float32") is None
 
 
+BENCH_TINY = ["--sizes", "64", "--rounds", "1", "--min-time", "0.001"]  # one size: compiling is slow
+
+
 def test_bench_script_smoke(tmp_path, capsys):
-    # in this process (tests/test_console.py runs bench.py as a process); one size: compiling is slow
+    # in this process (tests/test_console.py runs bench.py as a process); JAX, which would stay imported in this
+    # process and warn at the later tests' forks, in a process of its own below
     out = tmp_path / "bench.json"
-    assert load_script("bench").main(["--sizes", "64", "--rounds", "1", "--min-time", "0.001", "--json", str(out)]) == 0
+    assert load_script("bench").main([*BENCH_TINY, "--no-jax", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "vs eager" in printed and "torch " + torch.__version__ in printed
     data = json.loads(out.read_text())
     cases = {(row["n"], row["case"]) for row in data["results"]}
-    assert {(64, c) for c in ("fused", "composed", "eager", "compiled", "jax", "floor")} <= cases
+    assert {(64, c) for c in ("fused", "composed", "eager", "compiled", "floor")} <= cases
     eager = [row for row in data["results"] if row["case"] == "eager"]
     assert all(row["ratio"] == 1.0 and row["median_ms"] > 0 for row in eager)
     assert all(len(row["samples_ms"]) == 1 for row in data["results"] if row["median_ms"] is not None)  # --rounds 1
@@ -648,6 +653,16 @@ def test_bench_script_smoke(tmp_path, capsys):
     # references to its float32 inputs: X (n, 2) and y (n, 1), 12 bytes a sample, and U, b, W, c (52 bytes);
     # beyond them only the 13 gradient numbers (52 bytes): nothing of size N is computed for backward
     assert all(row["saved_bytes"] <= 12 * row["n"] + 52 + 52 for row in fused)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (pip install -e .[bench])")
+def test_bench_script_times_jax_beside_torch(tmp_path):
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), *BENCH_TINY, "--no-compile", "--no-memory",
+                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {row["case"]: row for row in json.loads(out.read_text())["results"]}
+    assert rows["jax"]["median_ms"] > 0 and rows["eager"]["ratio"] == 1.0
 
 
 def test_bench_table_marks_figures_from_widely_spread_repeats():

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -96,7 +95,6 @@ def main_here(argv, cwd, monkeypatch):
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     monkeypatch.chdir(cwd)
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main sets the script's own form
     try:
         return cli.main(list(argv))
     except SystemExit as e:  # argparse's own errors
