@@ -98,9 +98,11 @@ def test_signals_ignored_when_the_run_began_stay_ignored(tmp_path):
         time.sleep(0.02)
     time.sleep(0.5)
     assert proc.poll() is None  # still training
-    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGTERM)  # the one signal left to it: saves and stops, as Ctrl-C does
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted at step" in out, err
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    state = checkpoint.load(tmp_path / "run" / "checkpoint.pt")  # whole, at the step it says
+    assert f"interrupted at step {state['global_step']};" in out and "--resume" in out
 
 
 def torch_loaded(pid: int) -> bool:

@@ -164,6 +164,14 @@ def wait_for(path, proc, seconds=60):
         time.sleep(0.01)
 
 
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """LONG's sweep run without a stop, once for the tests that stop one."""
+    logdir = tmp_path_factory.mktemp("uninterrupted") / "whole"
+    uninterrupted(logdir)
+    return logdir
+
+
 def assert_same_sweep(a, b):
     ra, rb = rows(a / "results.csv"), rows(b / "results.csv")
     assert ra == rb  # every metric, exactly
@@ -174,7 +182,7 @@ def assert_same_sweep(a, b):
         assert torch.equal(pa["groups"][g]["history"], pb["groups"][g]["history"])
 
 
-def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
+def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys, whole):
     proc = start(*LONG, "--logdir", "killed", cwd=tmp_path)
     wait_for(tmp_path / "killed" / "checkpoint.pt", proc)
     proc.kill()  # SIGKILL: no handler runs
@@ -183,11 +191,10 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_pat
     assert not state["complete"]
     code, _, err = main("--logdir", "killed", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
-    uninterrupted(tmp_path / "whole")
-    assert_same_sweep(tmp_path / "killed", tmp_path / "whole")
+    assert_same_sweep(tmp_path / "killed", whole)
 
 
-def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, capsys, whole):
     proc = start(*LONG, "--logdir", "stopped", cwd=tmp_path)
     wait_for(tmp_path / "stopped" / "checkpoint.pt", proc)
     code, out, err = main("--logdir", "stopped", "--resume", "--epochs", "1", cwd=tmp_path, monkeypatch=monkeypatch,
@@ -205,8 +212,7 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, ca
                           capsys=capsys)  # lr 0.5 is the saved (default) value: allowed
     assert code == 0, err
     assert "trained in" in out and "(this start and the earlier ones)" in out  # the time is the checkpoint's sum
-    uninterrupted(tmp_path / "whole")
-    assert_same_sweep(tmp_path / "stopped", tmp_path / "whole")
+    assert_same_sweep(tmp_path / "stopped", whole)
     code, out, err = main("--logdir", "stopped", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and "is complete; its results:" in out
     assert "results: stopped/results.csv, pictures: stopped/pictures\n" in out
