@@ -1,32 +1,24 @@
 """scripts/bench.py on bad input: one line naming the flag and the value, before any benchmarking, and never a
 file of the user's overwritten. The benchmark itself is replaced by a stub where only the command line is tested."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 import torch_tanhnet.benchmark
 from torch_tanhnet.benchmark import Report, Result
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 TINY = ["--sizes", "64", "--rounds", "1", "--min-time", "0.001", "--no-compile", "--no-jax", "--no-memory"]
-
-
-def bench_module():
-    spec = importlib.util.spec_from_file_location("bench_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def call(argv, capsys, out=None):
     """bench.main(argv) in this process (a subprocess costs ~2 s of imports): its exit code and stderr; what it
     printed on stdout is appended to ``out``."""
     try:
-        code = bench_module().main(argv)
+        code = load_script("bench").main(argv)
     except SystemExit as e:
         code = e.code
     captured = capsys.readouterr()

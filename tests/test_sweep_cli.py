@@ -1,7 +1,6 @@
 """scripts/sweep.py as a user runs it: the smoke sweep, one-line errors, Ctrl-C, SIGKILL and --resume."""
 
 import csv
-import importlib.util
 import shlex
 import shutil
 import signal
@@ -13,15 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from torch_tanhnet.sweep.config import SweepConfig
 from torch_tanhnet.sweep.runner import sweep
 from torch_tanhnet.training import checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
-_spec = importlib.util.spec_from_file_location("sweep_cli", SCRIPT)
-cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli)
+cli = load_script("sweep")
 
 
 def main(*args, cwd, monkeypatch, capsys):

@@ -1,6 +1,5 @@
 """scripts/train.py as a user runs it: a subprocess, exit codes, messages, signals."""
 
-import importlib.util
 import re
 import shlex
 import signal
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from torch_tanhnet.training import checkpoint
 
@@ -91,9 +91,7 @@ if not torch.cuda.is_available():
 def main_here(argv, cwd, monkeypatch):
     """train.py's main(argv) in this process (each subprocess costs ~2 s of imports): its exit code. What the
     process itself adds (streams, signals, the exit status) is tested with real processes below."""
-    spec = importlib.util.spec_from_file_location("train_cli", SCRIPT)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script("train")
     monkeypatch.chdir(cwd)
     try:
         return cli.main(list(argv))
