@@ -1,7 +1,9 @@
 import importlib.util
 import os
+import runpy
 import signal
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -121,3 +123,30 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_as_main(name: str, argv: list[str], *, stdout, stderr) -> int:
+    """``python scripts/<name>.py ARGV`` in this process, its ``__main__`` part too (the Output over stdout, the
+    signal handlers, the exit code), with ``stdout`` and ``stderr`` the process's streams (None: closed, as Python
+    leaves them after ``>&-``); the exit code. What a script changes of its process is put back: sys.argv, sys.path
+    (scripts/ first, as ``python scripts/x.py`` starts: sweep.py imports train.py beside it), the streams,
+    sys.unraisablehook and the stop signals' handlers."""
+    script = SCRIPTS / f"{name}.py"
+    saved = sys.argv, list(sys.path), sys.stdout, sys.stderr, sys.unraisablehook
+    handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    sys.argv, sys.stdout, sys.stderr = [str(script), *argv], stdout, stderr
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv, sys.path[:], sys.stdout, sys.stderr, sys.unraisablehook = saved
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if isinstance(code, str):  # sys.exit("message"): Python writes it to stderr and exits 1
+        if stderr is not None:
+            stderr.write(code + "\n")
+        return 1
+    return code or 0

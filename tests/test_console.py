@@ -3,12 +3,14 @@ one stderr, and with Python's stderr unbuffered (PYTHONUNBUFFERED=1, as CI and m
 writes, the text and its newline, interleaved two processes' errors into one line. And a stdout lost (its reader
 gone, its disk full) costs the output, never the work."""
 
+import io
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
-from conftest import SCRIPTS, load_script
+from conftest import SCRIPTS, load_script, run_as_main
 
 from torch_tanhnet.console import say
 
@@ -152,14 +154,38 @@ GONE = [
 ]
 
 
-# both losses for train.py, sweep.py and check_gradients.py (whose imports could set SIGPIPE back to its default);
-# bench.py's reader gone: all print through the same console.Output
-LOST = [(*g, stdout) for g in GONE[:2] for stdout in ("reader gone", "full disk")] + [
-    (*GONE[2], "reader gone"), (*GONE[3], "reader gone"), (*GONE[3], "full disk")]
+# Each stream a script may meet, in a real process once (Python itself sets the streams up: None for a closed one,
+# the encoding PYTHONIOENCODING names, SIGPIPE ignored), and for each script in this process through its own
+# __main__ part (conftest.run_as_main): a Python process costs 2-6 s of imports, and the handling is console.Output
+# and each script's wiring of it, which run the same in either. check_gradients.py's reader gone is a real process:
+# its imports are the ones that could set SIGPIPE back to its default.
+IN_A_PROCESS = {("check_gradients", "reader gone"), ("train", "full disk"),  # the lost stdouts
+                ("train", "stderr closed"), ("sweep", "stdout closed"), ("sweep", "stdout in ASCII"),  # closed, narrow
+                ("train", "--help"), ("bench", "-I"), ("sweep", "-I")}  # help lost; and python -I (its point)
+
+LOST = [(*g, stdout) for g in GONE for stdout in ("reader gone", "full disk")]
 
 
-@pytest.mark.parametrize("name, args, kept, stdout", LOST, ids=[f"{g[0]}-{g[3]}" for g in LOST])
-def test_a_stdout_lost_before_anything_was_said_stops_no_work(tmp_path, name, args, kept, stdout):
+def where(name: str, case: str) -> str:
+    return "process" if (name, case) in IN_A_PROCESS else "this process"
+
+
+def unbuffered(fd: int) -> io.TextIOWrapper:
+    """A stdout on ``fd`` as Python makes it under PYTHONUNBUFFERED=1 or -u (as CI sets): each write goes out."""
+    return io.TextIOWrapper(io.FileIO(fd, "w"), encoding="utf-8", write_through=True)
+
+
+def lost_stdout(kind: str) -> int:
+    """A file descriptor whose writes fail: a pipe whose reader has gone, or the full disk /dev/full."""
+    if kind == "full disk":
+        return os.open("/dev/full", os.O_WRONLY)
+    read, write = os.pipe()
+    os.close(read)  # before anything was written
+    return write
+
+
+@pytest.mark.parametrize("name, args, kept, stdout", LOST, ids=[f"{g[0]}-{g[3]}-{where(g[0], g[3])}" for g in LOST])
+def test_a_stdout_lost_before_anything_was_said_stops_no_work(tmp_path, monkeypatch, name, args, kept, stdout):
     """`script.py ... | head -1` where the reader went away before the script said anything (with stdout
     unbuffered, the plan's text and its newline are two writes): the sweep once stopped before it trained, a
     benchmark did not write its --json file, check_gradients.py ended in a traceback. A stdout sent to a full disk
@@ -168,15 +194,19 @@ def test_a_stdout_lost_before_anything_was_said_stops_no_work(tmp_path, name, ar
     line saying what was lost, exit 1."""
     if stdout == "full disk" and not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
-    target = subprocess.PIPE if stdout == "reader gone" else open("/dev/full", "w")
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, stdout=target,
-                            stderr=subprocess.PIPE, text=True)
-    if stdout == "reader gone":
-        proc.stdout.close()  # before the process has written anything
+    if where(name, stdout) == "process":
+        fd = lost_stdout(stdout)
+        proc = subprocess.Popen([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, stdout=fd,
+                                stderr=subprocess.PIPE, text=True)
+        os.close(fd)
+        err = proc.stderr.read()
+        code = proc.wait(timeout=120)
     else:
-        target.close()
-    err = proc.stderr.read()
-    code = proc.wait(timeout=120)
+        monkeypatch.chdir(tmp_path)
+        out, said = unbuffered(lost_stdout(stdout)), io.StringIO()
+        code = run_as_main(name, args, stdout=out, stderr=said)
+        out.close()
+        err = said.getvalue()
     assert "Traceback" not in err, err
     if stdout == "reader gone":
         assert code == 141 and "error" not in err, err
@@ -187,21 +217,34 @@ def test_a_stdout_lost_before_anything_was_said_stops_no_work(tmp_path, name, ar
     kept(tmp_path)
 
 
-@pytest.mark.parametrize("stream", ["stdout closed", "stdout in ASCII", "stderr closed"])
-@pytest.mark.parametrize("name, args, kept", GONE[:2], ids=["train", "sweep"])
-def test_a_closed_or_narrow_stream_stops_no_work(tmp_path, name, args, kept, stream):
+STREAMS = [(*g, stream) for g in GONE[:2] for stream in ("stdout closed", "stdout in ASCII", "stderr closed")]
+
+
+@pytest.mark.parametrize("name, args, kept, stream", STREAMS,
+                         ids=[f"{g[0]}-{g[3]}-{where(g[0], g[3])}" for g in STREAMS])
+def test_a_closed_or_narrow_stream_stops_no_work(tmp_path, monkeypatch, name, args, kept, stream):
     """`>&-` left sys.stdout None and every script crashed on its first line (the sweep before it trained);
     PYTHONIOENCODING=ascii met the ε, × and ≥ they print with a UnicodeEncodeError (the sweep's in its plan);
     `2>&-` stopped the progress bar's run before training, silently, exit 1. All three now do the work."""
     args = [a for a in args if a != "--no-progress"]  # the progress bar is what met a closed stderr
-    env = {**os.environ, "PYTHONIOENCODING": "ascii"} if stream == "stdout in ASCII" else None
-    closed = 1 if stream == "stdout closed" else 2 if stream == "stderr closed" else None
-    r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, capture_output=True,
-                       text=True, env=env, timeout=120, preexec_fn=(lambda: os.close(closed)) if closed else None)
-    assert r.returncode == 0, r.stderr
-    assert "Traceback" not in r.stderr and "error" not in r.stderr, r.stderr
+    if where(name, stream) == "process":
+        env = {**os.environ, "PYTHONIOENCODING": "ascii"} if stream == "stdout in ASCII" else None
+        closed = 1 if stream == "stdout closed" else 2 if stream == "stderr closed" else None
+        r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, capture_output=True,
+                           text=True, env=env, timeout=120, preexec_fn=(lambda: os.close(closed)) if closed else None)
+        code, out, err = r.returncode, r.stdout, r.stderr
+    else:
+        monkeypatch.chdir(tmp_path)
+        ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii", write_through=True)  # strict, as Python's
+        stdout = None if stream == "stdout closed" else ascii_out if stream == "stdout in ASCII" else io.StringIO()
+        stderr = None if stream == "stderr closed" else io.StringIO()
+        code = run_as_main(name, args, stdout=stdout, stderr=stderr)
+        out = ascii_out.buffer.getvalue().decode("ascii") if stdout is ascii_out else ""
+        err = stderr.getvalue() if stderr is not None else ""
+    assert code == 0, err
+    assert "Traceback" not in err and "error" not in err, err
     if stream == "stdout in ASCII":
-        assert r.stdout.isascii() and ("\\u03b5" in r.stdout or "\\xd7" in r.stdout), r.stdout  # ε, ×
+        assert out.isascii() and ("\\u03b5" in out or "\\xd7" in out), out  # ε, ×
     kept(tmp_path)
 
 
@@ -210,7 +253,8 @@ def test_a_warning_is_the_scripts_own_line_even_under_python_isolated(tmp_path, 
     """Without the fused kernels (a cache folder under a file), sweep.py and bench.py showed Python's two-line
     warning (the package's file and source line); train.py alone set its own form (check_gradients.py too now,
     though its audit does not use the kernels). And sweep.py
-    under `python -I` (or -P) could not import train.py beside it: a traceback."""
+    under `python -I` (or -P) could not import train.py beside it: a traceback. (Real processes: the kernels load
+    once a process, and -I is an interpreter's flag.)"""
     (tmp_path / "a-file").write_text("")
     env = {**os.environ, "TORCH_TANHNET_CACHE": str(tmp_path / "a-file" / "cache")}
     r = subprocess.run([sys.executable, "-I", str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, env=env,
@@ -222,16 +266,26 @@ def test_a_warning_is_the_scripts_own_line_even_under_python_isolated(tmp_path, 
     assert "Traceback" not in r.stderr and ".py:" not in r.stderr.replace(f"{name}.py:", ""), r.stderr
 
 
-@pytest.mark.parametrize("name", ["train", "sweep", "bench", "check_gradients"])
-def test_help_that_cannot_be_written_says_so(tmp_path, name):
+HELP = ["train", "sweep", "bench", "check_gradients"]
+
+
+@pytest.mark.parametrize("name", HELP, ids=[f"{n}-{where(n, '--help')}" for n in HELP])
+def test_help_that_cannot_be_written_says_so(tmp_path, monkeypatch, name):
     """argparse's exit after --help went past the stdout's check: `--help > /dev/full` lost the help and exited 0."""
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
-    with open("/dev/full", "w") as full:
-        r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), "--help"], cwd=tmp_path, stdout=full,
-                           stderr=subprocess.PIPE, text=True, timeout=120)
-    assert r.returncode == 1 and r.stderr.startswith(f"{name}.py: error: cannot write to stdout (No space left on "
-                                                     "device)"), r.stderr
+    if where(name, "--help") == "process":
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), "--help"], cwd=tmp_path, stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=120)
+        code, err = r.returncode, r.stderr
+    else:
+        monkeypatch.chdir(tmp_path)
+        out, said = unbuffered(lost_stdout("full disk")), io.StringIO()
+        code = run_as_main(name, ["--help"], stdout=out, stderr=said)
+        out.close()
+        err = said.getvalue()
+    assert code == 1 and err.startswith(f"{name}.py: error: cannot write to stdout (No space left on device)"), err
 
 
 def test_a_huge_loss_prints_in_exponent_form_and_others_as_before():
@@ -262,13 +316,28 @@ def test_a_script_run_before_the_install_says_so_in_one_line(tmp_path, name):
      "train.py: error: every label of the test set is "),
     ("train", ["--dry-run", "--epochs", "2", "--no-progress"], {"TORCH_TANHNET_REFERENCE": "maybe"}, 1,
      "train.py: error: TORCH_TANHNET_REFERENCE='maybe' is neither on"),
-])
-def test_a_warning_made_an_error_by_pythonwarnings_is_one_line(tmp_path, name, args, env, code, line):
+], ids=["check_gradients-process", "bench-process", "train-labels-this process", "train-environment-this process"])
+def test_a_warning_made_an_error_by_pythonwarnings_is_one_line(tmp_path, monkeypatch, name, args, env, code, line):
     """PYTHONWARNINGS=error (or -W error, as CI jobs set it): the scripts ended in a traceback, check_gradients.py
-    at every run (torch's own DeprecationWarning, raised in its first forward-mode call)."""
-    r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "error", **env})
-    assert r.returncode == code and "Traceback" not in r.stderr, r.stderr
+    at every run (torch's own DeprecationWarning, raised in its first forward-mode call). Torch's warnings come once
+    a process, in a fresh one; the package's own warnings are raised here, in this process, as -W error raises them."""
+    if name != "train":
+        r = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "error", **env})
+        got, err = r.returncode, r.stderr
+    else:
+        from torch_tanhnet.kernels import dispatch
+
+        monkeypatch.chdir(tmp_path)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(dispatch, "_default", [])  # as in a process that has not read the environment yet
+        said = io.StringIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = run_as_main(name, args, stdout=io.StringIO(), stderr=said)
+        err = said.getvalue()
+    assert got == code and "Traceback" not in err, err
     if line:
-        (said,) = r.stderr.splitlines()
+        (said,) = err.splitlines()
         assert said.startswith(line) and said.endswith(" (a warning, raised as an error by -W error or PYTHONWARNINGS)")

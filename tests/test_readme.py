@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import importlib
 import re
-import runpy
 import shlex
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import run_as_main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -117,26 +116,11 @@ def run_python(block: Block) -> None:
 
 def run_script(argv: list[str]) -> None:
     """``python scripts/x.py ARGS`` in this process, as the shell would run it; fails on a non-zero exit."""
-    assert argv[0] == "python" and argv[1].startswith("scripts/"), f"not a script of this project: {argv}"
-    script = ROOT / argv[1]
-    saved = sys.argv
-    # a script that runs as __main__ owns its process: scripts/train.py takes over Ctrl-C, SIGTERM, SIGHUP and ignores
-    # them once its run is over; put them back for this process's next test
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    unraisable = sys.unraisablehook
-    sys.argv = [str(script), *argv[2:]]
-    path = list(sys.path)
-    sys.path.insert(0, str(script.parent))  # as `python scripts/x.py` starts: its folder first (sweep.py imports train)
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    except SystemExit as e:
-        assert e.code in (0, None), f"{shlex.join(argv)} exited with {e.code}"
-    finally:
-        sys.argv = saved
-        sys.path[:] = path
-        sys.unraisablehook = unraisable
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    assert argv[0] == "python" and argv[1].startswith("scripts/") and argv[1].endswith(".py"), (
+        f"not a script of this project: {argv}")
+    code = run_as_main(argv[1].removeprefix("scripts/").removesuffix(".py"), argv[2:], stdout=sys.stdout,
+                       stderr=sys.stderr)
+    assert code == 0, f"{shlex.join(argv)} exited with {code}"
 
 
 PYTHON_BLOCKS = all_blocks("python")
