@@ -77,7 +77,8 @@ def _no_process_outlives_its_test(monkeypatch):
 
 def pytest_generate_tests(metafunc):
     if "device" in metafunc.fixturenames:
-        params = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+        cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+        params = ["cpu", pytest.param("cuda", marks=cuda)]
         metafunc.parametrize("device", params)
 
 
@@ -125,11 +126,12 @@ def load_script(name: str):
     return module
 
 
-def run_as_main(name: str, argv: list[str], *, stdout, stderr) -> int:
+def run_as_main(name: str, argv: list[str], *, stdout, stderr, at_exit=None) -> int:
     """``python scripts/<name>.py ARGV`` in this process, its ``__main__`` part too (the Output over stdout, the
     signal handlers, the exit code), with ``stdout`` and ``stderr`` the process's streams (None: closed, as Python
-    leaves them after ``>&-``); the exit code. What a script changes of its process is put back: sys.argv, sys.path
-    (scripts/ first, as ``python scripts/x.py`` starts: sweep.py imports train.py beside it), the streams,
+    leaves them after ``>&-``); the exit code. ``at_exit()``, if given, runs as the script's end leaves the process,
+    as an atexit function of its interpreter would. What a script changes of its process is put back: sys.argv,
+    sys.path (scripts/ first, as ``python scripts/x.py`` starts: sweep.py imports train.py beside it), the streams,
     sys.unraisablehook and the stop signals' handlers."""
     script = SCRIPTS / f"{name}.py"
     saved = sys.argv, list(sys.path), sys.stdout, sys.stderr, sys.unraisablehook
@@ -142,6 +144,8 @@ def run_as_main(name: str, argv: list[str], *, stdout, stderr) -> int:
     except SystemExit as e:
         code = e.code
     finally:
+        if at_exit is not None:
+            at_exit()
         sys.argv, sys.path[:], sys.stdout, sys.stderr, sys.unraisablehook = saved
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
