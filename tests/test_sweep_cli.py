@@ -1,6 +1,8 @@
 """scripts/sweep.py as a user runs it: the smoke sweep, one-line errors, Ctrl-C, SIGKILL and --resume."""
 
 import csv
+import io
+import os
 import shlex
 import shutil
 import signal
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script
+from conftest import load_script, run_as_main
 
 from torch_tanhnet.sweep.config import SweepConfig
 from torch_tanhnet.sweep.runner import sweep
@@ -278,15 +280,39 @@ def test_resume_compares_batch_sizes_by_what_they_mean(tmp_path, monkeypatch, ca
                               monkeypatch=monkeypatch, capsys=capsys)
         assert code == 2 and f"argument --batch-size: {why}" in err, err
 
-def test_a_reader_that_closes_stdout_early_gets_no_error_message(tmp_path):
+class HeadOne(io.TextIOBase):
+    """A stdout read by ``head -1``: its first line goes through; every write after it meets the pipe head closed."""
+
+    def __init__(self):
+        self.text = ""
+        self._fd = os.open(os.devnull, os.O_WRONLY)  # what console.Output points at os.devnull once it is cut off
+
+    def write(self, text):
+        if "\n" in self.text:  # head has its line (the write that held it went whole into the pipe) and has gone
+            raise BrokenPipeError(32, "Broken pipe")
+        self.text += text
+        return len(text)
+
+    def fileno(self):
+        return self._fd
+
+    def close(self):
+        os.close(self._fd)
+        super().close()
+
+
+def test_a_reader_that_closes_stdout_early_gets_no_error_message(tmp_path, monkeypatch):
     """`sweep.py ... | head -1`: the rest of the output met a closed pipe, which the sweep blamed on the disk
-    ("cannot write (Broken pipe); what was checkpointed before is kept: continue with --resume")."""
-    proc = start("--seeds", "2", "--epochs", "3", "--n-samples", "20", "--gallery", "0", "--logdir", "out",
-                 cwd=tmp_path)
-    proc.stdout.readline()
-    proc.stdout.close()  # as head does after its line
-    err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 141 and err == "", err
+    ("cannot write (Broken pipe); what was checkpointed before is kept: continue with --resume"). Through sweep.py's
+    __main__ in this process (a pipe whose reader goes before anything is written: a real process in
+    tests/test_console.py)."""
+    monkeypatch.chdir(tmp_path)
+    out, err = HeadOne(), io.StringIO()
+    code = run_as_main("sweep", ["--seeds", "2", "--epochs", "3", "--n-samples", "20", "--gallery", "0", "--logdir",
+                                 "out"], stdout=out, stderr=err)
+    out.close()
+    assert code == 141 and err.getvalue() == "", err.getvalue()
+    assert out.text.startswith("sweep: 2 runs = 1 setting"), out.text  # the plan, written whole, then the pipe shut
     assert rows(tmp_path / "out" / "results.csv")  # the sweep itself finished
 
 
