@@ -1,5 +1,7 @@
 """Bad input to the ensemble: one-line ValueError/TypeError naming what was expected and what came."""
 
+import warnings
+
 import pytest
 import torch
 from hypothesis import assume, given
@@ -305,21 +307,85 @@ def test_the_public_ensemble_functions_check_their_arguments(f, X, U, b, W, c, y
     one_line(info)
 
 
-def test_numbers_given_as_meta_tensors_are_one_line():
-    """A meta tensor has a shape and no values: as seeds or as an optimizer's K settings it was torch's
-    "Cannot copy out of meta tensor; no data!" from deep inside."""
+def _no_plain_values(kind: str, values: list, dtype: torch.dtype) -> torch.Tensor:
+    t = torch.tensor(values, dtype=dtype)
+    if kind == "meta":
+        return t.to("meta")
+    with warnings.catch_warnings():  # torch's: nested tensors are a prototype, quantized ones deprecated
+        warnings.simplefilter("ignore")
+        if kind == "nested":
+            return torch.nested.nested_tensor([t[:1], t[1:]])
+        return torch.quantize_per_tensor(t.float(), 0.1, 0, torch.qint32)
+
+
+def _places():
+    """Where the package takes numbers as a tensor: (what it expects, the numbers, their dtype, the call)."""
     from torch_tanhnet.ensemble import EnsembleAdam, EnsembleSGD
 
-    with pytest.raises(ValueError) as info:
-        TanhNetEnsemble(3, seeds=torch.tensor([1, 2, 3], device="meta"))
-    assert one_line(info) == "seeds must be 3 ints, got a tensor on the meta device (a shape, no values)"
     ens = TanhNetEnsemble(3)
-    for make in (lambda v: EnsembleSGD(ens.parameters(), lr=0.1, momentum=v),
-                 lambda v: EnsembleAdam(ens.parameters(), weight_decay=v)):
-        for value in (torch.tensor([0.1, 0.2, 0.3], device="meta"), torch.tensor(0.1, device="meta")):
-            with pytest.raises(ValueError) as info:
-                make(value)
-            assert one_line(info).endswith("must hold numbers, got a tensor on the meta device (a shape, no values)")
+    return {
+        "seeds": ("seeds must be 3 ints", [1, 2, 3], torch.int64, lambda v: TanhNetEnsemble(3, seeds=v)),
+        "momentum": ("momentum must hold numbers", [0.1, 0.2, 0.3], torch.float64,
+                     lambda v: EnsembleSGD(ens.parameters(), lr=0.1, momentum=v)),
+        "weight decay": ("weight_decay must hold numbers", [0.1, 0.2, 0.3], torch.float64,
+                         lambda v: EnsembleAdam(ens.parameters(), weight_decay=v)),
+        "betas": ("betas must be a pair (β1, β2) of numbers", [0.9, 0.999], torch.float64,
+                  lambda v: EnsembleAdam(ens.parameters(), betas=v)),
+        "beta1": ("beta1 must hold numbers", [0.9, 0.8, 0.7], torch.float64,
+                  lambda v: EnsembleAdam(ens.parameters(), betas=(v, 0.999))),
+        "index": ("an ensemble is indexed by network numbers", [0, 2], torch.int64, lambda v: ens[v]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["meta", "nested", "quantized"])
+@pytest.mark.parametrize("place", list(_places()))
+def test_a_tensor_without_plain_values_given_for_numbers_is_one_line(place, kind):
+    """A meta tensor has a shape and no values, a nested one no single shape, a quantized one integers and a scale:
+    as seeds, an optimizer's settings or network numbers they met torch's errors from deep inside ("Cannot copy out
+    of meta tensor; no data!", "NestedTensorImpl doesn't support sizes. Please file an issue.", "load_scalar:
+    invalid type"); one line now, what was expected and what came."""
+    expected, values, dtype, call = _places()[place]
+    came = {"meta": "a tensor on the meta device (a shape, no values)", "nested": "a nested tensor",
+            "quantized": "a quantized tensor"}[kind]
+    with pytest.raises(ValueError if kind == "meta" else TypeError) as info:
+        call(_no_plain_values(kind, values, dtype))
+    assert one_line(info) == f"{expected}, got {came}"
+
+
+@pytest.mark.parametrize("place", list(_places()))
+def test_a_sparse_tensor_given_for_numbers_reads_as_its_dense_values(place):
+    expected, values, dtype, call = _places()[place]
+    sparse, dense = call(torch.tensor(values, dtype=dtype).to_sparse()), call(torch.tensor(values, dtype=dtype))
+    if isinstance(dense, torch.optim.Optimizer):
+        sparse, dense = sparse.param_groups[0], dense.param_groups[0]
+        assert all(torch.equal(torch.as_tensor(sparse[k]), torch.as_tensor(dense[k])) for k in dense if k != "params")
+    elif place == "seeds":
+        assert sparse.seeds == dense.seeds
+    else:
+        assert len(sparse) == len(dense) and torch.equal(sparse.U, dense.U)
+
+
+def test_numpy_betas_and_a_range_of_networks_are_taken_as_torch_and_python_take_them():
+    """torch.optim.Adam takes betas as a NumPy array (it unpacks the pair); a range is a sequence of network
+    numbers. Both were refused ("got array([0.9 , 0.99])", "got range")."""
+    import numpy as np
+
+    from torch_tanhnet.ensemble import EnsembleAdam
+
+    ens = TanhNetEnsemble(4)
+    for betas in (np.array([0.5, 0.99]), np.array([[0.5, 0.6, 0.7, 0.8], [0.99, 0.98, 0.97, 0.96]])):
+        group = EnsembleAdam(ens.parameters(), betas=betas).param_groups[0]
+        want = EnsembleAdam(ens.parameters(), betas=tuple(torch.as_tensor(betas))).param_groups[0]
+        assert all(torch.equal(torch.as_tensor(group[k]), torch.as_tensor(want[k])) for k in ("beta1", "beta2"))
+    assert torch.equal(ens[range(1, 4, 2)].U, ens[[1, 3]].U)
+
+
+@pytest.mark.parametrize("modules, came", [(TanhNet(), "one TanhNet: from_modules([net]) holds it alone"),
+                                           (torch.nn.Linear(2, 3), "Linear"), (5, "int"), (None, "NoneType")])
+def test_from_modules_given_no_sequence_is_one_line(modules, came):
+    with pytest.raises(TypeError) as info:
+        TanhNetEnsemble.from_modules(modules)
+    assert one_line(info) == f"from_modules takes a sequence of TanhNets, got {came}"
 
 
 def test_what_stays_off_autocast_runs_on_the_meta_device():

@@ -117,10 +117,28 @@ def check_module_parameters(k: int, D: int, H: int, U, b, W, c) -> None:
                              f"{U.device}; a network's four parameters must share one device")
 
 
+def readable(t: Tensor, expected: str) -> Tensor:
+    """``t``, a tensor given for numbers (seeds, a setting per network, network numbers), as one whose numbers can be
+    read: a sparse tensor's dense; else a one-line error, ``expected`` and what came. A meta tensor has a shape and no
+    values, a nested one no single shape, a quantized one integers and a scale: torch's own errors came from deep
+    inside ("Cannot copy out of meta tensor; no data!", "NestedTensorImpl doesn't support sizes. Please file an
+    issue.", "load_scalar: invalid type")."""
+    if t.is_meta:
+        raise ValueError(f"{expected}, got a tensor on the meta device (a shape, no values)")
+    if t.is_nested or t.is_quantized:
+        raise TypeError(f"{expected}, got a {'nested' if t.is_nested else 'quantized'} tensor")
+    if t.layout is not torch.strided:  # sparse: its numbers, dense (a sparse tensor has no data pointer to read)
+        try:
+            return t.to_dense()
+        except (RuntimeError, NotImplementedError):
+            raise TypeError(f"{expected}, got a tensor of layout {t.layout}") from None
+    return t
+
+
 def check_seeds(seeds, models: int) -> list[int]:
     """``seeds``: one int per network, each in torch.manual_seed's range [-2**63, 2**64 - 1]; returns a list."""
-    if isinstance(seeds, torch.Tensor) and seeds.is_meta:  # torch's own error: "Cannot copy out of meta tensor"
-        raise ValueError(f"seeds must be {models} ints, got a tensor on the meta device (a shape, no values)")
+    if isinstance(seeds, torch.Tensor):
+        seeds = readable(seeds, f"seeds must be {models} ints")
     if isinstance(seeds, torch.Tensor) or type(seeds).__module__ == "numpy":  # an array of integers: its numbers
         seeds = seeds.tolist() if getattr(seeds, "ndim", 1) == 1 else seeds
     if (isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes, dict, list, set, frozenset))
@@ -183,16 +201,9 @@ def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | No
             except OverflowError:
                 raise ValueError(f"{name} must be finite for every network, got a number too large for a "
                                  "float") from None
+        t = readable(t, f"{name} must hold numbers")  # sparse: dense (aminmax has no sparse kernel)
         if t.is_complex() or t.dtype == torch.bool:
             raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
-        if t.is_meta:  # a shape without numbers: torch's own error is "Cannot copy out of meta tensor; no data!"
-            raise ValueError(f"{name} must hold numbers, got a tensor on the meta device (a shape, no values)")
-        if t.layout is not torch.strided:  # sparse: its numbers, dense (aminmax has no sparse kernel)
-            try:
-                t = t.to_dense()
-            except (RuntimeError, NotImplementedError):
-                raise TypeError(f"{name} must be a number or {K} numbers (one per network), got a tensor of "
-                                f"layout {t.layout}") from None
         if t.dim() == 0:
             t = t.expand(K)
         if tuple(t.shape) != (K,):

@@ -19,7 +19,7 @@ from ..checks import (
 from ..kernels.dispatch import ensemble_fused_implementation
 from ..module import TanhNet, check_copyable, hooked, overrides_forward
 from ..scripting import ensemble_equations, quietly_traced
-from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds
+from .checks import check_ensemble_data, check_ensemble_labels, check_module_parameters, check_seeds, readable
 from .function import ensemble_cost, ensemble_network
 from .fused import _ensemble_loss, ensemble_loss_value
 
@@ -187,6 +187,8 @@ class TanhNetEnsemble(nn.Module):
         list of network numbers, an integer tensor of them or a bool mask (K,) (``ensemble[solved]``) selects
         networks as a new ensemble of copies, in the order given (with their seeds, where the ensemble has them)."""
         check_copyable(self, TanhNetEnsemble, "ensemble[k]")
+        if isinstance(key, Tensor):  # a meta, nested or quantized one refused in one line, a sparse one made dense
+            key = readable(key, "an ensemble is indexed by network numbers")
         k = _network_number(key)
         if k is None:
             return self._selected(self._networks(key))
@@ -206,6 +208,8 @@ class TanhNetEnsemble(nn.Module):
         K = self.models
         if isinstance(key, tuple) and len(key) == 1 and hasattr(key[0], "shape"):  # np.where(mask), torch.where(m)
             key = key[0]
+        if isinstance(key, range):  # as a list of its ints
+            key = list(key)
         if isinstance(key, tuple):  # ens[1, 2]: NumPy's index of two dimensions, not a list of networks
             raise IndexError(f"an ensemble has one dimension, its networks; got an index of {len(key)} (a tuple): "
                              "select several networks with a list, [1, 2]")
@@ -265,7 +269,13 @@ class TanhNetEnsemble(nn.Module):
     @classmethod
     def from_modules(cls, modules: Sequence[TanhNet]) -> "TanhNetEnsemble":
         """An ensemble holding copies of K TanhNets of one shape, dtype and device."""
-        modules = list(modules)
+        if isinstance(modules, TanhNet):
+            raise TypeError("from_modules takes a sequence of TanhNets, got one TanhNet: from_modules([net]) holds it "
+                            "alone")
+        try:
+            modules = list(modules)
+        except TypeError:  # not iterable: Python's "'Linear' object is not iterable"
+            raise TypeError(f"from_modules takes a sequence of TanhNets, got {type(modules).__name__}") from None
         if not modules:
             raise ValueError("from_modules needs at least one TanhNet, got none")
         for i, m in enumerate(modules):

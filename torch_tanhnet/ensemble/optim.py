@@ -31,7 +31,7 @@ import torch
 from torch.optim import Optimizer
 
 from ..checks import _format, _shape, short
-from .checks import per_network
+from .checks import per_network, readable
 from .step_hooks import profiled, with_step_hooks
 
 Tensor = torch.Tensor
@@ -389,6 +389,13 @@ class EnsembleAdam(_EnsembleOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **options) -> None:
         _not_a_module(type(self).__name__, params)
+        if type(betas).__module__ == "numpy" and getattr(betas, "ndim", 0) >= 1:  # an array, as torch.optim.Adam takes
+            try:
+                betas = torch.as_tensor(betas)
+            except (TypeError, RuntimeError, ValueError):  # of objects, say: refused below, as it came
+                pass
+        if isinstance(betas, Tensor):
+            betas = readable(betas, "betas must be a pair (β1, β2) of numbers")
         if isinstance(betas, Tensor) and betas.dim() >= 1 and betas.shape[0] == 2:  # (2,) or (2, K): its two rows
             betas = (betas[0], betas[1])
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
