@@ -98,3 +98,40 @@ def test_train_py_takes_full_as_a_batch_size_as_sweep_py_does(tmp_path, monkeypa
     from torch_tanhnet.training import checkpoint
 
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["config"]["batch_size"] is None
+
+
+class _Rows:
+    """A value whose repr spans lines, as a tensor's or an array's of several rows does."""
+
+    def __repr__(self):
+        return "_Rows(\n    1,\n    2,\n)"
+
+
+def _given_anything():
+    import torch_tanhnet
+
+    ens = TanhNetEnsemble(3)
+    return {
+        "in_features": lambda v: TanhNet(v),
+        "dtype": lambda v: TanhNet(dtype=v),
+        "models": lambda v: TanhNetEnsemble(v),
+        "seeds": lambda v: TanhNetEnsemble(3, seeds=v),
+        "ensemble[[0, v]]": lambda v: ens[[0, v]],
+        "nesterov": lambda v: EnsembleSGD(ens.parameters(), lr=0.1, nesterov=v),
+        "foreach": lambda v: EnsembleSGD(ens.parameters(), lr=0.1, foreach=v),
+        "amsgrad": lambda v: EnsembleAdam(ens.parameters(), amsgrad=v),
+        "betas": lambda v: EnsembleAdam(ens.parameters(), betas=v),
+        "reference_equations": lambda v: torch_tanhnet.reference_equations(v),
+        "hessian's dtype": lambda v: torch_tanhnet.hessian(TanhNet(), torch.zeros(4, 2), torch.ones(4, 1), dtype=v),
+    }
+
+
+@pytest.mark.parametrize("value", [torch.ones(4, 4), _Rows()], ids=["a 2-D tensor", "a repr of lines"])
+@pytest.mark.parametrize("where", list(_given_anything()))
+def test_a_value_whose_repr_spans_lines_is_shown_on_the_messages_one_line(where, value):
+    """The messages showed what came as repr writes it: a tensor or array of several rows (or anything whose repr
+    has lines) made the one-line error several lines."""
+    with pytest.raises((TypeError, ValueError)) as info:
+        _given_anything()[where](value)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 300, message

@@ -24,12 +24,14 @@ def _shape(t: Tensor) -> str:
 
 
 def cut(text: str) -> str:
-    """``text`` for a one-line message: at most 40 characters, a longer one cut with ``...``."""
+    """``text`` for a one-line message: its lines joined by spaces (a tensor's or an array's repr of several rows
+    spans lines), at most 40 characters, a longer one cut with ``...``."""
+    text = " ".join(line.strip() for line in text.splitlines()) if "\n" in text or "\r" in text else text
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def short(value) -> str:
-    """``value`` as repr writes it, :func:`cut`."""
+    """``value`` as repr writes it, :func:`cut`: what a one-line message shows of a value it was given."""
     return cut(repr(value))
 
 
@@ -168,7 +170,7 @@ def check_size(name: str, value, *, at_most: int | None = None) -> int:
     """A constructor's size argument: a positive integer (a Python or NumPy int, not a bool), at most ``at_most`` if
     given; returns it as a Python int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ValueError(f"{name} must be a positive int, got {short(value)}")
     if at_most is not None and value > at_most:
         raise ValueError(f"{name} must be at most {at_most}, got {value}")
     return int(value)
@@ -186,4 +188,5 @@ def check_parameter_dtype(dtype) -> None:
     if dtype is not None and dtype is not float and not any(dtype is d for d in PARAMETER_DTYPES):
         named = isinstance(dtype, str) and any(getattr(torch, dtype, None) is d for d in PARAMETER_DTYPES)
         hint = f" (write dtype=torch.{dtype})" if named else ""  # TrainConfig's form: the torch.dtype goes here
-        raise TypeError(f"dtype must be a real floating-point dtype ({PARAMETER_DTYPE_NAMES}), got {dtype!r}{hint}")
+        raise TypeError(f"dtype must be a real floating-point dtype ({PARAMETER_DTYPE_NAMES}), got "
+                        f"{short(dtype)}{hint}")

@@ -27,7 +27,7 @@ import warnings
 import torch
 
 from .amp import off
-from .checks import check_features, check_labels
+from .checks import check_features, check_labels, short
 from .context import differentiating
 from .functional import bce_with_logits, tanhnet
 from .module import TanhNet, hooked, overrides_forward
@@ -61,7 +61,7 @@ def _check_model_and_dtype(model: TanhNet, dtype: torch.dtype | None) -> None:
                          "TanhNet's equations; take torch.func.hessian over torch.func.functional_call(model, ...)")
     model._weights()  # its parameters of the shapes it was built with (one-line errors)
     if dtype is not None and dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"dtype must be torch.float32, torch.float64 or None (the model's), got {dtype!r}")
+        raise TypeError(f"dtype must be torch.float32, torch.float64 or None (the model's), got {short(dtype)}")
     if dtype is None and model.U.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"the Hessian is computed in float32 or float64, and this model is {model.U.dtype}: "
                         "pass dtype=torch.float64 (the default)")

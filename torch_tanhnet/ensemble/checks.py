@@ -167,8 +167,9 @@ _REPR.maxother = 60
 
 
 def _short(value) -> str:
-    """``value`` as repr writes it, long ones cut (a list of a million settings in a message would be megabytes)."""
-    return _REPR.repr(value)
+    """``value`` as repr writes it, long ones cut (a list of a million settings in a message would be megabytes),
+    on one line."""
+    return " ".join(line.strip() for line in _REPR.repr(value).splitlines())
 
 
 def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | None = None) -> Tensor:
@@ -184,7 +185,7 @@ def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | No
                              f"{_format(value.shape)}")
         value = value.tolist()
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number or {K} numbers (one per network), got {value!r}")
+        raise TypeError(f"{name} must be a number or {K} numbers (one per network), got {_short(value)}")
     if isinstance(value, numbers.Real):
         try:
             values = torch.full((K,), float(value), dtype=torch.float64)

@@ -15,6 +15,7 @@ from ..checks import (
     check_parameter_count,
     check_parameter_dtype,
     check_size,
+    short,
 )
 from ..kernels.dispatch import ensemble_fused_implementation
 from ..module import TanhNet, check_copyable, hooked, overrides_forward
@@ -237,8 +238,8 @@ class TanhNetEnsemble(nn.Module):
             numbers = [_network_number(v) for v in key]
             if any(n is None for n in numbers):
                 bad = next(v for v, n in zip(key, numbers) if n is None)
-                raise TypeError(f"an ensemble is indexed by network numbers, got {type(bad).__name__} {bad!r} in a "
-                                f"{type(key).__name__}")
+                raise TypeError(f"an ensemble is indexed by network numbers, got {type(bad).__name__} {short(bad)} "
+                                f"in a {type(key).__name__}")
             chosen = numbers
         else:
             raise TypeError(f"an ensemble is indexed by network numbers: an int, a slice, ints or a bool mask "
@@ -318,7 +319,9 @@ def _network_number(key) -> int | None:
 
 
 def _short(key) -> str:
-    return f"slice {key.start}:{key.stop}:{key.step}" if isinstance(key, slice) else f"{type(key).__name__} {key!r}"
+    if isinstance(key, slice):
+        return f"slice {key.start}:{key.stop}:{key.step}"
+    return f"{type(key).__name__} {short(key)}"
 
 
 def _describe(net: TanhNet) -> str:

@@ -202,13 +202,13 @@ class _EnsembleOptimizer(Optimizer):
             K, keys = _networks(group["params"]), None
         for key, instead in self.RENAMED.items():
             if key in saved and (keys is None or key in keys):
-                raise ValueError(f"{type(self).__name__} does not read {key}{where} (got {saved[key]!r}): set "
+                raise ValueError(f"{type(self).__name__} does not read {key}{where} (got {short(saved[key])}): set "
                                  f"{instead} instead")
         for key, value in self.RUNS.items():
             if key in saved and (keys is None or key in keys) and not (
                     isinstance(saved[key], numbers.Real) and saved[key] == value):
                 runs = ", ".join(f"{k}={v!r}" for k, v in self.RUNS.items())
-                raise ValueError(f"{type(self).__name__} cannot honour {key}={saved[key]!r}{where}: it runs only "
+                raise ValueError(f"{type(self).__name__} cannot honour {key}={short(saved[key])}{where}: it runs only "
                                  f"{runs}")
         settings = {name: _setting(name + where, saved[name], K, **bounds) for name, bounds in self.SETTINGS.items()
                     if keys is None or name in keys}
@@ -472,7 +472,7 @@ def _drop_ignored(group: dict, where: str) -> None:
     for key in _EnsembleOptimizer.IGNORED:
         if key in group:
             if group[key] is not None and not isinstance(group[key], bool):  # refused: the group left as it was
-                raise ValueError(f"{key} must be True, False or None{where}, got {group[key]!r}")
+                raise ValueError(f"{key} must be True, False or None{where}, got {short(group[key])}")
             del group[key]
 
 

@@ -29,6 +29,7 @@ import warnings
 
 import torch
 
+from ..checks import short
 from ..context import compiling, dispatch_mode_active, forward_ad_active, tracing, transforms_active
 from ..switches import switch
 from . import cpu, torch_ops
@@ -81,7 +82,7 @@ class reference_equations(metaclass=_WithParentheses):  # noqa: N801 - a context
         if callable(on):  # @reference_equations, without parentheses
             raise TypeError("reference_equations decorates with parentheses: @torch_tanhnet.reference_equations()")
         if not isinstance(on, bool):  # "off" would read as True
-            raise TypeError(f"reference_equations takes True or False, got {on!r}")
+            raise TypeError(f"reference_equations takes True or False, got {short(on)}")
         self.on = on
         self.used = False  # entered or decorating: a block made and dropped did nothing (__del__ says so)
         self.stacks: list[list] = []  # the stacks its open entries are on, in the order entered
