@@ -203,6 +203,20 @@ def test_any_finite_features_are_kept_in_the_dtype_or_refused(points, standardiz
         assert not ((t.to(dtype) == 0).all(0) & (t != 0).any(0)).any()  # no feature lost to underflow
 
 
+@given(st.integers(-300, 300), st.integers(0, 2**16))
+def test_standardised_features_are_the_same_at_any_scale(exponent, seed):
+    """--standardize on a feature of 1e-170s: the squares of its deviations vanished (below float64's normal
+    numbers), its deviation read 0, and the feature was taken as constant: only centred, the network saw 1e-170s and
+    learnt nothing (test accuracy 0.45 where the same data at scale 1 reached 0.95), silently."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    y = (X[:, :1] > 0).double()
+    scaled = X * torch.tensor([10.0 ** exponent, 1.0], dtype=torch.float64)
+    a, b = split(X, y, 0.25, seed=0, standardize=True), split(scaled, y, 0.25, seed=0, standardize=True)
+    for p, q in ((a.X_train, b.X_train), (a.X_test, b.X_test)):
+        torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-12)
+
+
 def test_features_near_float64s_limit_are_standardised_unless_a_test_value_lies_beyond_it():
     """Their squares overflow (the mean and deviation come from the feature scaled to ±1; an all-zero feature beside
     gave 0/0 there), and x − mean of values of both signs (halves then); refused only where the standardised value

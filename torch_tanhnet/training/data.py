@@ -333,11 +333,15 @@ def moments(X: Tensor) -> tuple[Tensor, Tensor]:
     """Each feature's mean and standard deviation (1 for a constant feature, which is then only centred)."""
     mean = X.mean(0)
     std = X.std(0, unbiased=False)
+    scale = X.abs().amax(0)
     if not (mean.isfinite().all() and std.isfinite().all()):  # the squares (or the sum) past float64's range,
-        scale = X.abs().amax(0)  # beyond about 1e154: the same, on the features scaled to ±1 first
+        redo = torch.ones_like(scale, dtype=torch.bool)  # beyond about 1e154: every feature, scaled to ±1 first
+    else:  # squares below float64's normal numbers (features under about 1e-154) lose their digits, then vanish:
+        redo = (scale > 0) & (scale < 1e-140)  # a feature of 1e-170s read as constant (std 1), only centred
+    if redo.any():  # those features' moments on the features scaled to ±1 first
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # (an all-zero feature beside: 0/0)
-        mean = (X / scale).mean(0) * scale
-        std = (X / scale).std(0, unbiased=False) * scale
+        mean = torch.where(redo, (X / scale).mean(0) * scale, mean)
+        std = torch.where(redo, (X / scale).std(0, unbiased=False) * scale, std)
     return mean, torch.where(std > 0, std, torch.ones_like(std))
 
 
