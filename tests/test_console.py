@@ -347,3 +347,28 @@ def test_a_warning_made_an_error_by_pythonwarnings_is_one_line(tmp_path, monkeyp
     if line:
         (said,) = err.splitlines()
         assert said.startswith(line) and said.endswith(" (a warning, raised as an error by -W error or PYTHONWARNINGS)")
+
+
+@pytest.mark.parametrize("name, argv, line", [
+    ("sweep", ["--lr", "0.1", "--lr", "0.5"], "argument --lr: given twice, and only the last would count; give all "
+     "its values after one --lr (--lr A B ...)"),
+    ("sweep", ["--seeds", "2", "--seeds=3"], "argument --seeds: given twice, and only the last would count; give all "
+     "its values after one --seeds (--seeds A B ...)"),
+    ("train", ["--logdir", "a", "--lr", "0.1", "--logdir=b"], "argument --logdir: given twice, and only the last "
+     "would count; give it once"),
+    ("bench", ["--sizes", "64", "--sizes", "128"], "argument --sizes: given twice, and only the last would count; "
+     "give all its values after one --sizes (--sizes A B ...)"),
+    ("check_gradients", ["--n", "3", "--n", "4"], "argument --n: given twice, and only the last would count; give it "
+     "once"),
+])
+def test_a_flag_given_twice_is_refused_not_cut_to_its_last(tmp_path, monkeypatch, capsys, name, argv, line):
+    """argparse keeps a repeated flag's last value: `sweep.py --lr 0.1 --lr 0.5` swept one rate of the two meant,
+    `train.py --logdir a --logdir b` wrote to b, silently. (A switch given twice, --dry-run --dry-run, is the same
+    switch: taken.)"""
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = load_script(name).main(argv)
+    except SystemExit as e:
+        code = e.code
+    assert (code, capsys.readouterr().err) == (2, f"{name}.py: error: {line}\n")
+    assert not list(tmp_path.iterdir())  # refused before anything was made

@@ -76,6 +76,28 @@ class Parser(argparse.ArgumentParser):
         super().__init__(allow_abbrev=False, **kwargs)
         self.one_value = one_value  # said when a flag was given more values than it takes (train.py: sweep.py's)
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._refuse_repeats(sys.argv[1:] if args is None else list(args))
+        return super().parse_known_args(args, namespace)
+
+    def _refuse_repeats(self, argv: list[str]) -> None:
+        """A flag that takes values given twice: argparse kept the last silently (``sweep.py --lr 0.1 --lr 0.5``
+        swept one rate, ``train.py --logdir a --logdir b`` wrote to b). A switch (``--dry-run``) twice is the same."""
+        seen: dict[argparse.Action, str] = {}
+        for token in argv:
+            if token == "--":  # what follows is values
+                break
+            action = self._option_string_actions.get(token.split("=", 1)[0]) if token.startswith("-") else None
+            if action is None or action.nargs == 0:
+                continue
+            flag = token.split("=", 1)[0]
+            if action in seen:
+                both = f" ({seen[action]} and {flag})" if seen[action] != flag else ""  # two spellings of it
+                self.error(f"argument {'/'.join(action.option_strings)}: given twice{both}, and only the last would "
+                           "count; " + (f"give all its values after one {flag} ({flag} A B ...)"
+                                        if action.nargs in ("+", "*") else "give it once"))
+            seen[action] = flag
+
     def error(self, message: str):
         hint = ""
         if message.startswith("unrecognized arguments: "):
