@@ -274,3 +274,10 @@ def test_the_scale_warning_shows_a_features_spread():
     assert "(x1 in [50, 56], x2 in [0.5, 0.7];" in str(scale_advice(X))
     X = torch.tensor([[7.0, 0.5], [7.0, 0.7]], dtype=torch.float64)  # one value: as it is
     assert "(x1 in [7, 7]," in str(scale_advice(X))
+
+
+def test_a_data_file_name_too_long_for_the_system_is_a_data_error(tmp_path):
+    """Path.exists raises for a name past the system's limit (ENAMETOOLONG): train.py blamed saving its run's files
+    ('cannot save the run's files in ...', exit 1), sweep.py its first checkpoint."""
+    with pytest.raises(DataError, match=r"^data file '.*a{300}\.csv' cannot be read \(File name too long\)$"):
+        load_csv(tmp_path / ("a" * 300 + ".csv"))

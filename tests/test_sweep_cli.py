@@ -440,3 +440,17 @@ def test_a_data_file_far_from_the_networks_scale_is_warned_of_as_train_py_does(t
     code, out, err = main("--data", "huge.csv", "--standardize", "on", *common, cwd=tmp_path, monkeypatch=monkeypatch,
                           capsys=capsys)
     assert code == 0 and not [w for w in recwarn if hasattr(w.message, "for_command_line")], err
+
+
+def test_a_data_error_of_one_setting_among_several_names_that_setting(tmp_path, monkeypatch, capsys):
+    """A feature's or a split's error named no file of several --data files, nor which --n-samples."""
+    rows = [(i / 20 - 1, (i * 7 % 20) / 10 - 1, i % 2) for i in range(40)]
+    (tmp_path / "good.csv").write_text("".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    (tmp_path / "tiny.csv").write_text("".join(f"{a * 1e-50},{b},{c}\n" for a, b, c in rows))
+    code, out, err = main("--data", "good.csv", "tiny.csv", "--seeds", "2", "--epochs", "3", "--dry-run",
+                          "--no-progress", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and err.startswith("sweep.py: error: with --data tiny.csv: feature x1 has values no larger "
+                                        "than "), err
+    code, out, err = main("--n-samples", "2", "100", "--seeds", "2", "--epochs", "3", "--dry-run", "--no-progress",
+                          cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and err.startswith("sweep.py: error: with --n-samples 2: too few samples for the split"), err

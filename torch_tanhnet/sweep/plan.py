@@ -19,7 +19,7 @@ import torch
 from ..console import counted
 from ..module import TanhNet
 from ..training.config import ConfigError, TrainConfig
-from ..training.data import load_csv
+from ..training.data import DataError, load_csv
 from ..training.setup import (
     check_initial_weights,
     least,
@@ -30,9 +30,9 @@ from ..training.setup import (
 )
 from ..training.wording import setting
 from .config import SweepConfig
-from .data import data_key
+from .data import DATA_FIELDS, data_key
 from .metrics import D_IN, curvature_bytes, network_parameters
-from .space import Run, folder_names, runs, swept, unique_names
+from .space import Run, folder_names, runs, swept, unique_names, value_text
 
 D = D_IN  # the data sets are 2-D
 DRY_RUN_STEPS = 5  # --dry-run: each group trains at most this many steps
@@ -138,7 +138,14 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
     drawn = set()
     for cfg in configs:  # the data settings' errors (DataError, in train.py's words) before any training
         if data_key(cfg) not in drawn:
-            load_split(cfg, files.get(cfg.data))
+            try:
+                load_split(cfg, files.get(cfg.data))
+            except DataError as e:  # where the data settings vary, which of them: a feature's or a split's error
+                data_varied = [f for f in varied if f in DATA_FIELDS]  # named no file of several, nor which N
+                if not data_varied:
+                    raise
+                which = ", ".join(f"{setting(f)} {value_text(getattr(cfg, f))}" for f in data_varied)
+                raise DataError(f"with {which}: {e.text}") from None
             drawn.add(data_key(cfg))
     check_initial_scales(configs, config.seeds, files, rows)
     every = runs(settings, config.seeds, base)

@@ -152,7 +152,11 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
     0/1, a NaN or infinite feature, or a field longer than Python's csv allows.
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as e:  # a name past the system's limit (ENAMETOOLONG), say: Path.exists raises, not False
+        raise DataError(f"data file {str(path)!r} cannot be read ({e.strerror or e})") from None
+    if not exists:
         there = entry(path)  # a link to nothing, or to itself
         built_in = f" ({str(path)!r} is a built-in data set: {setting('dataset')} {path})" if str(
             path) in GENERATORS else ""
