@@ -265,3 +265,17 @@ def test_take_negatives_refuses_a_parser_with_an_option_a_negative_number_would_
     parser.add_argument("-1", dest="one", action="store_true")
     with pytest.raises(ValueError, match=r"options \['-1'\] read as negative numbers"):
         take_negatives(parser)
+
+
+@pytest.mark.parametrize("field, value, dtype", [("lr", 1e-320, "float32"), ("lr", 1e-40, "float32"),
+                                                 ("init_scale", 1e-300, "float32"), ("lr", 1e-310, "float64"),
+                                                 ("init_scale", 5e-324, "float64")])
+def test_a_rate_or_scale_that_is_zero_in_the_runs_dtype_is_refused(field, value, dtype):
+    """--lr 1e-320 trained 50 steps and left the weights bit for bit as drawn; --init-scale 1e-300 made them all ±0, a
+    saddle no step leaves: exit 0, silently. Below the dtype's smallest normal number they are refused (1e-30 is
+    taken, in either dtype)."""
+    from torch_tanhnet.training import TrainConfig
+
+    with pytest.raises(ConfigError, match=rf"^{field}: {value:g} is below {dtype}'s smallest normal number \("):
+        TrainConfig(**{field: value, "dtype": dtype}).validate()
+    TrainConfig(**{field: 1e-30, "dtype": dtype}).validate()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from dataclasses import dataclass, fields
 
 from ..checks import short
 from ..numbers import past_float, past_int64
 from .data import GENERATORS
 from .wording import Worded, flag, setting, words
+
+SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": sys.float_info.min}  # torch.finfo(dtype).tiny
 
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
@@ -166,6 +169,11 @@ class TrainConfig:
             bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.dtype not in DTYPES:
             bad("dtype", f"must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        smallest = SMALLEST_NORMAL[self.dtype]  # a rate or scale below it is 0 (or a few bits) in the run's dtype:
+        for field, value, what in (("lr", self.lr, "its updates"), ("init_scale", self.init_scale, "its weights")):
+            if value < smallest:  # lr 1e-320 left the weights as drawn, init_scale 1e-300 all ±0 (a saddle), silently
+                bad(field, f"{value:g} is below {self.dtype}'s smallest normal number ({smallest:.4g}): {what} "
+                           "would be 0 in it, and the network would not train")
         if not (math.isfinite(self.dist_timeout) and self.dist_timeout > 0):
             bad("dist_timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
         if self.device not in DEVICES:
