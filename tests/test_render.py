@@ -5,11 +5,13 @@ import torch
 
 from torch_tanhnet import TanhNet
 from torch_tanhnet.training.render import (
+    MOST_UNITS,
     decision_boundary_image,
     hidden_units_image,
     plane_extent,
     plane_grid,
     save_png,
+    shown_units,
 )
 
 
@@ -110,3 +112,17 @@ def test_tick_labels_tell_neighbours_apart():
     labels = tick_labels([1234567.0, 1234568.0, 1234569.0])  # %g: 1.23457e+06 three times
     assert labels == ["1234567", "1234568", "1234569"]
     assert len(set(tick_labels([1e17 - 1e5, 1e17, 1e17 + 1e5]))) == 3
+
+
+def test_a_wide_networks_picture_shows_the_units_of_largest_weight_at_a_bounded_size():
+    """--hidden 10000: a dry run drew one tile per unit, 12690 × 10616 pixels, and ran past a minute and 9 GB before
+    its first step. Past MOST_UNITS, the units of largest |w_j| (NaN first), in order, said under the colour bar."""
+    w = torch.zeros(200, dtype=torch.float64)
+    big = torch.randperm(200, generator=torch.Generator().manual_seed(0))[:MOST_UNITS]
+    w[big] = torch.linspace(1, 2, MOST_UNITS, dtype=torch.float64) * torch.where(big % 2 == 0, 1.0, -1.0)
+    w[big[0]] = float("nan")
+    assert shown_units(w) == sorted(big.tolist()) and shown_units(w[:5]) == [0, 1, 2, 3, 4]
+    X = torch.randn(30, 2, generator=torch.Generator().manual_seed(1))
+    wide = hidden_units_image(TanhNet(2, 1000), X, torch.zeros(2), torch.ones(2), tile=32)
+    full = hidden_units_image(TanhNet(2, MOST_UNITS), X, torch.zeros(2), torch.ones(2), tile=32)
+    assert wide.shape[1] == full.shape[1] and full.shape[0] < wide.shape[0] <= full.shape[0] + 32  # + its note

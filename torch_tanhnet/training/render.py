@@ -233,10 +233,22 @@ def decision_boundary_card(
     return np.asarray(canvas)
 
 
+MOST_UNITS = 64  # a hidden-unit picture shows at most this many units (8 x 8)
+
+
+def shown_units(weights: torch.Tensor) -> list[int]:
+    """The hidden units a picture shows, in order: all, or of more than :data:`MOST_UNITS` those of largest |w_j|
+    (a NaN's first). 10⁴ units drew a picture of 12690 × 10616 pixels: minutes and gigabytes, each picture."""
+    if weights.numel() <= MOST_UNITS:
+        return list(range(weights.numel()))
+    return sorted(weights.abs().nan_to_num(math.inf).topk(MOST_UNITS).indices.tolist())
+
+
 def hidden_units_image(
     model: TanhNet, X_raw: Tensor, mean: Tensor, std: Tensor, tile: int = 128, per_row: int | None = None
 ) -> np.ndarray:
-    """One tile per hidden unit: h_j = tanh(g_j) over the data's plane, titled with w_j, above a colour bar.
+    """One tile per hidden unit: h_j = tanh(g_j) over the data's plane, titled with w_j, above a colour bar; of a
+    network wider than :data:`MOST_UNITS`, the units of largest |w_j| (those that move z most), said under the bar.
 
     ``per_row`` None: all in a row up to four units, else a near-square grid (4 x 4 at 16 units),
     so that the titles stay readable when TensorBoard shrinks the picture to its card.
@@ -244,18 +256,21 @@ def hidden_units_image(
     extent = plane_extent(X_raw)
     coarse = max(16, tile // 2)
     _, H = _evaluate(model, plane_grid(extent, coarse), mean, std)
-    n = H.shape[1]
+    weights = model.W.detach().double().cpu().reshape(-1)
+    units = shown_units(weights)
+    n = len(units)
     per_row = per_row or (n if n <= 4 else math.ceil(math.sqrt(n)))
     cols, rows = min(n, per_row), -(-n // per_row)
     text = font(max(11, round(tile * 0.16)))
     title, gap, legend = round(tile * 0.22), max(4, tile // 16), round(tile * 0.42)
+    note = title if n < H.shape[1] else 0  # the line that says which units are shown
     width = max(cols * (tile + gap) + gap, 3 * tile // 2 + 2 * gap)
-    canvas = Image.new("RGB", (width, rows * (tile + title + gap) + gap + legend), (255, 255, 255))
+    canvas = Image.new("RGB", (width, rows * (tile + title + gap) + gap + legend + note), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    weights = model.W.detach().double().cpu().reshape(-1).tolist()
-    for j in range(n):
-        x0 = gap + (j % per_row) * (tile + gap)
-        y0 = gap + (j // per_row) * (tile + title + gap)
+    weights = weights.tolist()
+    for i, j in enumerate(units):
+        x0 = gap + (i % per_row) * (tile + gap)
+        y0 = gap + (i // per_row) * (tile + title + gap)
         label = f"h{j + 1}  w={weights[j]:+.3g}"
         size = text.size
         while draw.textlength(label, font=font(size)) > tile and size > 9:  # a large weight: smaller type
@@ -266,13 +281,16 @@ def hidden_units_image(
         rgb[~np.isfinite(h)] = 215.0  # no h where g is NaN (inputs whose products overflow, a diverged network)
         canvas.paste(_to_pixels(rgb), (x0, y0 + title))
     # the colour bar, lying down: h = -1 (blue) on the left to +1 (orange) on the right
-    y0, bar_h, bar_w = canvas.height - legend + gap, max(6, legend // 4), tile
+    y0, bar_h, bar_w = canvas.height - legend - note + gap, max(6, legend // 4), tile
     bar = colour_bar(bar_w, bar_h, -1.0, 1.0).transpose(Image.Transpose.ROTATE_270)  # +1 to the right
     x0 = (width - bar_w) // 2
     canvas.paste(bar, (x0, y0))
     draw.text((x0 - 6, y0 + bar_h / 2), "h = -1", fill=INK, font=text, anchor="rm")
     draw.text((x0 + bar_w + 6, y0 + bar_h / 2), "+1", fill=INK, font=text, anchor="lm")
     draw.text((width / 2, y0 + bar_h + 3), "h = tanh(g)", fill=GREY, font=text, anchor="ma")
+    if note:
+        draw.text((width / 2, canvas.height - note), f"{n} of the {H.shape[1]} units: those of largest |w|",
+                  fill=GREY, font=text, anchor="ma")
     return np.asarray(canvas)
 
 
