@@ -311,7 +311,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     except FolderMoved as e:  # renamed while the sweep ran: it stopped rather than make the old name again
         return fail(f"the sweep's folder {e.for_command_line()}", 1)
     except OSError as e:  # the disk filled up, the folder was removed or made read-only while the sweep ran
-        where = f" {e.filename!s}" if e.filename else ""
+        folder = getattr(config, "logdir", None)  # a write that names no file (TensorBoard's events): in the folder
+        where = f" {e.filename!s}" if e.filename else f" in {folder}" if folder else ""
         full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # room is what lacked (not a name)
         when = "there is room" if full else "it can be written"
         if checkpointed() is None:  # failed before its first checkpoint: its folder was removed

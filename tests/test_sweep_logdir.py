@@ -169,6 +169,20 @@ def test_a_write_failing_in_the_file_itself_names_the_file(tmp_path, monkeypatch
     assert f"cannot write out/{target} (No space left on device)" in err, err
 
 
+def test_a_write_that_names_no_file_names_the_sweeps_folder(tmp_path, monkeypatch, capsys):
+    """TensorBoard's event writer fails naming no file: "cannot write (No space left on device)" said nothing of
+    where (a hostile-input campaign, a sweep on a full tmpfs)."""
+    from torch_tanhnet.sweep import board
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(board, "write_events", full)
+    code, _, err = main(*QUICK, "--logdir", "out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "cannot write in out (No space left on device)" in err, err
+
+
 @pytest.mark.parametrize("code, then", [("ENOSPC", "once there is room"), ("EDQUOT", "once there is room"),
                                         ("ENOENT", "once it can be written"), ("EACCES", "once it can be written"),
                                         ("ENAMETOOLONG", "once it can be written")])
@@ -455,9 +469,9 @@ def test_a_logdir_too_long_for_the_deepest_file_is_refused_before_training(tmp_p
                           monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("sweep.py: error: argument --logdir: '") and err.rstrip().endswith(
-        "is too long for the files a sweep writes in it (the deepest, " + deep + f", makes a name of "
-        f"{len(too_long) + 1 + len(deep)} bytes, past the {limit - 1} this system takes); choose a shorter "
-        "--logdir"), err
+        "is too long for the files a sweep writes in it (the deepest, " + deep + ", written first under a temporary "
+        f"name, makes a name of {len(too_long) + 1 + len(deep) + 18} bytes, past the {limit - 1} this system takes); "
+        "choose a shorter --logdir"), err
     assert os.listdir(tmp_path) == []
     fits = "/".join(parts[:-1])
     code, out, err = main("--seeds", "2", "--epochs", "1", "--gallery", "0", "--logdir", fits, cwd=tmp_path,
@@ -471,7 +485,8 @@ def test_the_deepest_file_is_the_one_the_sweep_will_write(tmp_path, monkeypatch,
     limit = os.pathconf(tmp_path, "PC_PATH_MAX")
     parts = [str(tmp_path)] + ["d" * 200] * ((limit - 100 - len(str(tmp_path))) // 201)
     longest = "/".join(parts)
-    logdir = longest + "/" + "e" * (limit - 56 - len(longest) - 1)  # all/<session>: 51 bytes more; seeds/...: 65
+    # all/<session>, written first as all/.<session>.<12 hex>.tmp: 69 bytes more; seeds/...: 83
+    logdir = longest + "/" + "e" * (limit - 74 - len(longest) - 1)
     common = ("--seeds", "2", "--epochs", "1", "--gallery", "0", "--logdir", logdir)
     code, out, err = main(*common, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and "is too long for the files a sweep writes in it" in err, err

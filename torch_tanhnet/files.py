@@ -11,6 +11,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+NAME_MAX = 255  # bytes in a file's name: Linux's, macOS's and Windows' file systems
+
 
 @contextmanager
 def replacing(path: Path, prefix: str | None = None, sync: bool = True):
@@ -36,9 +38,9 @@ def replacing(path: Path, prefix: str | None = None, sync: bool = True):
         raise
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
+def write_atomic(path: str | Path, data: bytes, sync: bool = True) -> None:
     """``data`` into ``path`` whole or not at all, as :func:`replacing` writes it."""
-    with replacing(Path(path)) as f:
+    with replacing(Path(path), sync=sync) as f:
         f.write(data)
 
 
@@ -46,6 +48,9 @@ def new_file(folder: Path | str, prefix: str) -> tuple[int, str]:
     """A new file ``<prefix><random>.tmp`` in ``folder``, opened for writing: as ``tempfile.mkstemp`` makes one, but
     with a new file's permissions. mkstemp's are 0600 whatever the umask, and the rename kept them: checkpoints,
     HParams files and sweep.json that another user, or a TensorBoard service, could not read."""
+    room = NAME_MAX - len("0123456789ab.tmp")  # a name at the file system's limit keeps its temporary one within it
+    if len(os.fsencode(prefix)) > room:
+        prefix = os.fsdecode(os.fsencode(prefix)[:room])  # (a cut byte of a UTF-8 character: kept as its escape)
     for _ in range(100):
         path = os.path.join(folder, f"{prefix}{os.urandom(6).hex()}.tmp")
         try:

@@ -38,7 +38,7 @@ from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard.summary import custom_scalars
 
-from ..files import replacing
+from ..files import replacing, write_atomic
 from ..training import hparams
 from ..training.data import unstandardised
 from ..training.render import decision_boundary_image
@@ -204,9 +204,10 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
             run = plan.runs[s.setting * len(plan.config.seeds)]
             medians = {m: s.quantiles[m][1] for m in ("accuracy/test", "loss/test", "accuracy/train", "loss/train")}
             steps = plan.total_steps(next(g for g in plan.groups if s.setting in g.settings))
-            (logdir / plan.folders[s.setting] / hparams.SESSION_FILE).write_bytes(
-                session_start(run.config, batch[run.index], s.name, now, labels)
-                + final_metrics(steps, now, {**medians, "solved": s.share, "steps_to_solve": s.steps_to_solve}))
+            final = {**medians, "solved": s.share, "steps_to_solve": s.steps_to_solve}
+            write_atomic(logdir / plan.folders[s.setting] / hparams.SESSION_FILE,
+                         session_start(run.config, batch[run.index], s.name, now, labels)
+                         + final_metrics(steps, now, final), sync=False)
         return
     start: dict[int, bytes] = {}
     for row in results.rows:
@@ -220,7 +221,8 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
         values.update(solved=float(row["solved"]), steps_to_solve=row["steps_to_solve"] if row["solved"] else None)
         folder = logdir / "seeds" / plan.folders[run.setting] / f"seed={run.seed}"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / hparams.SESSION_FILE).write_bytes(start[run.setting] + final_metrics(row["steps"], now, values))
+        write_atomic(folder / hparams.SESSION_FILE, start[run.setting] + final_metrics(row["steps"], now, values),
+                     sync=False)
 
 
 def heat_map_picture(plan: Plan, results: Results) -> np.ndarray:
@@ -287,7 +289,7 @@ def png(picture: np.ndarray, path: Path, tag: str) -> Summary:
     """Save ``picture`` as a PNG file and return it as TensorBoard's image summary (encoded once, for both)."""
     buf = io.BytesIO()
     Image.fromarray(picture, mode="RGB").save(buf, format="PNG", compress_level=1)
-    path.write_bytes(buf.getvalue())
+    write_atomic(path, buf.getvalue(), sync=False)  # a disk that fills mid-picture leaves no cut PNG (and names it)
     h, w = picture.shape[:2]
     return Summary(value=[Summary.Value(tag=tag, image=Summary.Image(height=h, width=w, colorspace=3,
                                                                         encoded_image_string=buf.getvalue()))])

@@ -144,7 +144,10 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
                 data_varied = [f for f in varied if f in DATA_FIELDS]  # named no file of several, nor which N
                 if not data_varied:
                     raise
-                which = ", ".join(f"{setting(f)} {value_text(getattr(cfg, f))}" for f in data_varied)
+                named = {"dataset": setting("dataset"), "data": setting("data"), "n_samples": setting("n_samples"),
+                         "noise": setting("noise"), "test_fraction": setting("test_fraction"),
+                         "standardize": setting("standardize"), "seed": setting("seed")}  # DATA_FIELDS
+                which = ", ".join(f"{named[f]} {value_text(getattr(cfg, f))}" for f in data_varied)
                 raise DataError(f"with {which}: {e.text}") from None
             drawn.add(data_key(cfg))
     check_initial_scales(configs, config.seeds, files, rows)

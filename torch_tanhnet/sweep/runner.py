@@ -127,11 +127,12 @@ def check_deepest(plan: Plan, logdir: Path) -> None:
         limit = os.pathconf(there, "PC_PATH_MAX")  # bytes, with the closing NUL
     except (OSError, ValueError):
         return
-    if len(os.fsencode(deepest)) >= limit:
+    written = deepest.with_name(f".{deepest.name}.{'0' * 12}.tmp")  # first under its temporary name (files.replacing)
+    if len(os.fsencode(written)) >= limit:
         raise ConfigError("logdir", f"{str(logdir)!r} is too long for the files a sweep writes in it (the deepest, "
-                                    f"{deepest.relative_to(logdir)}, makes a name of {len(os.fsencode(deepest))} "
-                                    f"bytes, past the {limit - 1} this system takes); choose a shorter "
-                                    f"{setting('logdir')}")
+                                    f"{deepest.relative_to(logdir)}, written first under a temporary name, makes a "
+                                    f"name of {len(os.fsencode(written))} bytes, past the {limit - 1} this system "
+                                    f"takes); choose a shorter {setting('logdir')}")
 
 
 def holds_a_run(logdir: Path) -> bool:
