@@ -154,3 +154,15 @@ def run_as_main(name: str, argv: list[str], *, stdout, stderr, at_exit=None) -> 
             stderr.write(code + "\n")
         return 1
     return code or 0
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real file system of 64 kB (tmpfs), to be filled: a folder, unmounted after the test; skipped without root."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and tmpfs to fill a real disk")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)

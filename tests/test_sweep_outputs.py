@@ -247,24 +247,13 @@ def test_a_gallerys_long_title_fits_its_picture():
     assert short.shape[1] == 10 + 3 * (160 + 10)  # as wide as its tiles
 
 
-def test_a_picture_cut_short_by_a_full_disk_is_not_left_and_its_error_names_it(tmp_path):
+def test_a_picture_cut_short_by_a_full_disk_is_not_left_and_its_error_names_it(full_disk):
     """A sweep that filled its disk left pictures/solved.png cut at 4096 bytes of 9163, and said "cannot write (No
     space left on device)", naming nothing: the write of bytes names no file."""
-    import os
-    import subprocess
-
     from torch_tanhnet.sweep.board import png
 
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("needs root and tmpfs to fill a real disk")
-    try:
-        noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)  # ~120 kB of PNG
-        with pytest.raises(OSError) as info:
-            png(noise, disk / "solved.png", "answer/solved_share")
-        assert info.value.filename == str(disk / "solved.png") and "No space left" in str(info.value)
-        assert list(disk.iterdir()) == []  # neither the cut picture nor its temporary file
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)  # ~120 kB of PNG
+    with pytest.raises(OSError) as info:
+        png(noise, full_disk / "solved.png", "answer/solved_share")
+    assert info.value.filename == str(full_disk / "solved.png") and "No space left" in str(info.value)
+    assert list(full_disk.iterdir()) == []  # neither the cut picture nor its temporary file

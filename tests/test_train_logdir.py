@@ -9,7 +9,6 @@ import errno
 import os
 import re
 import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -323,21 +322,13 @@ def test_tensorboards_writer_failing_is_one_line_and_keeps_the_checkpoint(tmp_pa
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] >= 5
 
 
-def test_a_real_full_disk_is_one_line(tmp_path, capsys):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("needs root and tmpfs to fill a real disk")
-    try:
-        code, _, err = cli(capsys, "--logdir", disk / "run", "--epochs", "40", "--checkpoint-interval", "5",
-                           "--hidden", "40", *SMALL)
-        assert code == 1, err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("train.py: error: cannot save "), err
-        assert "No space left on device" in lines[0]
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
+def test_a_real_full_disk_is_one_line(full_disk, capsys):
+    code, _, err = cli(capsys, "--logdir", full_disk / "run", "--epochs", "40", "--checkpoint-interval", "5",
+                       "--hidden", "40", *SMALL)
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("train.py: error: cannot save "), err
+    assert "No space left on device" in lines[0]
 
 
 def test_of_two_runs_into_one_new_folder_at_once_one_goes_on_and_the_other_writes_nothing(tmp_path, monkeypatch):
