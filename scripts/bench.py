@@ -75,6 +75,8 @@ def check_json(path: str) -> None:
 
     if not path:
         raise Refused("--json needs the name of a new file, got ''")
+    if path == "-":  # a shell's name for stdout, where the table goes: it made a file named "-"
+        raise Refused("--json needs the name of a new file, got '-' (the table is stdout's; a file named - is ./-)")
     if path.endswith(("/", os.sep)) or os.path.isdir(path):
         raise Refused(f"--json {file_name(path)} is a folder; give the name of a new file")
     if os.path.lexists(path):

@@ -196,9 +196,15 @@ def test_memory_shortfall_compares_the_estimate_with_what_is_free():
                                                                       "this machine has free")
 
 
-def test_an_empty_json_name_is_refused_not_ignored(monkeypatch, capsys):
+@pytest.mark.parametrize("name, message", [
+    ("", "--json needs the name of a new file, got ''"),  # it ran, and wrote nothing, without a word
+    ("-", "--json needs the name of a new file, got '-' (the table is stdout's; a file named - is ./-)"),  # wrote "-"
+])
+def test_an_empty_json_name_or_a_dash_is_refused_not_taken(tmp_path, monkeypatch, capsys, name, message):
     ran = []
     stub_run(monkeypatch, during=lambda: ran.append(True))
-    code, err = call([*TINY, "--json", ""], capsys)
-    assert code == 2 and not ran, err  # refused before the benchmark (it ran, and wrote nothing, without a word)
-    one_error_line(err, "--json needs the name of a new file, got ''")
+    monkeypatch.chdir(tmp_path)
+    code, err = call([*TINY, "--json", name], capsys)
+    assert code == 2 and not ran, err  # refused before the benchmark
+    one_error_line(err, message)
+    assert list(tmp_path.iterdir()) == []
