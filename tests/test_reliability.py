@@ -703,3 +703,21 @@ def test_a_dry_run_of_a_resume_says_that_its_steps_were_kept(tmp_path, capsys):
     assert f"dry run: its 5 steps were kept in {tmp_path / 'run'} (a dry run with --logdir is a run: its checkpoint " \
            "is at step 25 now)\n" in out
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["global_step"] == 25
+
+
+@pytest.mark.parametrize("where", ["a tensor", "the settings"])
+def test_a_checkpoint_whose_bytes_changed_after_it_was_written_is_refused(tmp_path, where):
+    """torch.load checks none of its zip's CRC-32s: one flipped bit in a tensor's bytes (a disk's, a copy's) resumed a
+    run silently from another weight. A change anywhere in a part is refused, naming the part; the file is kept."""
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save_atomic({"model": {"U": torch.full((64,), 1.5)}, "config": {"dataset": "moons-moons-moons"}}, path)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x00\x00\xc0\x3f" * 8) + 9 if where == "a tensor" else data.find(b"moons-moons-moons") + 3
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        checkpoint.load(path)
+    assert str(info.value).startswith(f"checkpoint {str(path)!r} is damaged: its part ") and str(info.value).endswith(
+        "no longer matches the checksum it was written with (the file changed on the disk or in a copy); it cannot be "
+        "resumed")
+    assert path.read_bytes() == bytes(data)
