@@ -721,3 +721,21 @@ def test_a_checkpoint_whose_bytes_changed_after_it_was_written_is_refused(tmp_pa
         "no longer matches the checksum it was written with (the file changed on the disk or in a copy); it cannot be "
         "resumed")
     assert path.read_bytes() == bytes(data)
+
+
+def test_a_resume_on_changed_data_is_refused_without_advice_on_data_it_will_not_train_on(tmp_path):
+    """--resume with a --data file since changed to labels of one class warned "every label ... is 1" and then
+    refused the changed data: advice on data the run would never train on."""
+    import warnings
+
+    from torch_tanhnet.training.config import ConfigError
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("".join(f"{i / 30:.3f},{(i * 7 % 30) / 30:.3f},{i % 2}\n" for i in range(30)))
+    train(TrainConfig(data=str(csv), epochs=2, logdir=str(tmp_path / "run"), progress=False))
+    csv.write_text("".join(f"{i / 30:.3f},{(i * 7 % 30) / 30:.3f},1\n" for i in range(30)))
+    with warnings.catch_warnings(record=True) as said, pytest.raises(ConfigError, match="the data differ from the "
+                                                                                         "checkpoint's"):
+        warnings.simplefilter("always")
+        train(TrainConfig(data=str(csv), epochs=4, logdir=str(tmp_path / "run"), resume=True, progress=False))
+    assert [str(w.message) for w in said] == []

@@ -225,9 +225,10 @@ class Run:
         if state is not None and "batch_size" in given and used[0] != used[1]:
             raise ConfigError("batch_size", f"{asked.batch_size!r} differs from the checkpoint's {config.batch_size!r} "
                                             f"(of {n} training samples); a resumed run keeps its settings")
-        if not config.standardize and world.is_main and (advice := scale_advice(data.X_train)):
+        advise = world.is_main and (state is None or state["data_fingerprint"] == data_hash)  # other data: refused
+        if not config.standardize and advise and (advice := scale_advice(data.X_train)):  # below, not advised on
             warnings.warn(advice, stacklevel=4)  # at the caller of train()
-        if world.is_main and (advice := label_advice(data.y_train, "of the training set")
+        if advise and (advice := label_advice(data.y_train, "of the training set")
                               or label_advice(data.y_test, "of the test set", tested=True)):
             warnings.warn(advice, stacklevel=4)
         torch.manual_seed(config.seed)
