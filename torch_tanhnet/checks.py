@@ -23,10 +23,15 @@ def _shape(t: Tensor) -> str:
     return _format(t.shape)
 
 
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by spaces, for a one-line message (a tensor's or an array's repr of several
+    rows spans lines)."""
+    return " ".join(line.strip() for line in text.splitlines()) if "\n" in text or "\r" in text else text
+
+
 def cut(text: str) -> str:
-    """``text`` for a one-line message: its lines joined by spaces (a tensor's or an array's repr of several rows
-    spans lines), at most 40 characters, a longer one cut with ``...``."""
-    text = " ".join(line.strip() for line in text.splitlines()) if "\n" in text or "\r" in text else text
+    """``text`` for a one-line message: :func:`one_line`, at most 40 characters, a longer one cut with ``...``."""
+    text = one_line(text)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -12,6 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 NAME_MAX = 255  # bytes in a file's name: Linux's, macOS's and Windows' file systems
+RANDOM_DIGITS = 12  # hex digits of a temporary file's random part
+
+
+def temporary_name(path: Path) -> Path:
+    """The name :func:`replacing` writes ``path`` under first (its random part as zeros): as long as any it takes."""
+    return path.with_name(f".{path.name}.{'0' * RANDOM_DIGITS}.tmp")
 
 
 @contextmanager
@@ -48,11 +54,11 @@ def new_file(folder: Path | str, prefix: str) -> tuple[int, str]:
     """A new file ``<prefix><random>.tmp`` in ``folder``, opened for writing: as ``tempfile.mkstemp`` makes one, but
     with a new file's permissions. mkstemp's are 0600 whatever the umask, and the rename kept them: checkpoints,
     HParams files and sweep.json that another user, or a TensorBoard service, could not read."""
-    room = NAME_MAX - len("0123456789ab.tmp")  # a name at the file system's limit keeps its temporary one within it
+    room = NAME_MAX - RANDOM_DIGITS - len(".tmp")  # a name at the file system's limit keeps its temporary one in it
     if len(os.fsencode(prefix)) > room:
         prefix = os.fsdecode(os.fsencode(prefix)[:room])  # (a cut byte of a UTF-8 character: kept as its escape)
     for _ in range(100):
-        path = os.path.join(folder, f"{prefix}{os.urandom(6).hex()}.tmp")
+        path = os.path.join(folder, f"{prefix}{os.urandom(RANDOM_DIGITS // 2).hex()}.tmp")
         try:
             return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), path
         except FileExistsError:

@@ -23,6 +23,7 @@ from ..checks import (
     check_dense,
     check_floating,
     check_same_device_dtype,
+    one_line,
 )
 
 Tensor = torch.Tensor
@@ -169,7 +170,7 @@ _REPR.maxother = 60
 def _short(value) -> str:
     """``value`` as repr writes it, long ones cut (a list of a million settings in a message would be megabytes),
     on one line."""
-    return " ".join(line.strip() for line in _REPR.repr(value).splitlines())
+    return one_line(_REPR.repr(value))
 
 
 def per_network(name: str, value, K: int, *, low: float = 0.0, below: float | None = None) -> Tensor:

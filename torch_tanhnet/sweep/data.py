@@ -19,7 +19,11 @@ from ..training.setup import load_split
 from ..training.wording import setting
 
 Tensor = torch.Tensor
-DATA_FIELDS = ("dataset", "data", "n_samples", "noise", "test_fraction", "standardize", "seed")
+# the settings that make a run's data, as an error names them (wording.setting)
+DATA_SETTINGS = {"dataset": setting("dataset"), "data": setting("data"), "n_samples": setting("n_samples"),
+                 "noise": setting("noise"), "test_fraction": setting("test_fraction"),
+                 "standardize": setting("standardize"), "seed": setting("seed")}
+DATA_FIELDS = tuple(DATA_SETTINGS)
 
 
 def data_key(config: TrainConfig) -> tuple:

@@ -30,7 +30,7 @@ from ..training.setup import (
 )
 from ..training.wording import setting
 from .config import SweepConfig
-from .data import DATA_FIELDS, data_key
+from .data import DATA_SETTINGS, data_key
 from .metrics import D_IN, curvature_bytes, network_parameters
 from .space import Run, folder_names, runs, swept, unique_names, value_text
 
@@ -141,13 +141,10 @@ def make_plan(config: SweepConfig, device: torch.device) -> Plan:
             try:
                 load_split(cfg, files.get(cfg.data))
             except DataError as e:  # where the data settings vary, which of them: a feature's or a split's error
-                data_varied = [f for f in varied if f in DATA_FIELDS]  # named no file of several, nor which N
+                data_varied = [f for f in varied if f in DATA_SETTINGS]  # named no file of several, nor which N
                 if not data_varied:
                     raise
-                named = {"dataset": setting("dataset"), "data": setting("data"), "n_samples": setting("n_samples"),
-                         "noise": setting("noise"), "test_fraction": setting("test_fraction"),
-                         "standardize": setting("standardize"), "seed": setting("seed")}  # DATA_FIELDS
-                which = ", ".join(f"{named[f]} {value_text(getattr(cfg, f))}" for f in data_varied)
+                which = ", ".join(f"{DATA_SETTINGS[f]} {value_text(getattr(cfg, f))}" for f in data_varied)
                 raise DataError(f"with {which}: {e.text}") from None
             drawn.add(data_key(cfg))
     check_initial_scales(configs, config.seeds, files, rows)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import temporary_name
 from ..training import checkpoint, setup, signals, writer_lock
 from ..training.checkpoint import SHARES, CheckpointError, holds_sweep_files, sweep_hint
 from ..training.config import ConfigError
@@ -127,7 +128,7 @@ def check_deepest(plan: Plan, logdir: Path) -> None:
         limit = os.pathconf(there, "PC_PATH_MAX")  # bytes, with the closing NUL
     except (OSError, ValueError):
         return
-    written = deepest.with_name(f".{deepest.name}.{'0' * 12}.tmp")  # first under its temporary name (files.replacing)
+    written = temporary_name(deepest)  # written first under its temporary name (files.replacing)
     if len(os.fsencode(written)) >= limit:
         raise ConfigError("logdir", f"{str(logdir)!r} is too long for the files a sweep writes in it (the deepest, "
                                     f"{deepest.relative_to(logdir)}, written first under a temporary name, makes a "
