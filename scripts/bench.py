@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return fail(f"cannot write --json {file_name(args.json)} ({e.strerror or e}); the results are only in the "
                     "table above", 1)
-    except (MemoryError, RuntimeError) as e:
+    except Exception as e:  # out of memory, else raised
         if (short := out_of_memory(e, "try smaller --sizes" + (" or --models" if args.ensemble else ""))) is None:
             raise
         return fail(short.for_command_line(), 1)
@@ -267,10 +267,10 @@ def run_ensemble(args, device, sizes):
 
 
 if __name__ == "__main__":
-    try:
-        from torch_tanhnet.console import Output
-    except ModuleNotFoundError as e:  # run before README's install step: one line, not a traceback
-        sys.exit(f"{PROG}: error: {e}: install the project first, as README.md says (pip install -e . in its folder)")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I and -P leave scripts/ out
+    from startup import load_output  # the package and torch: failures in one line
+
+    Output = load_output(PROG, "torch_tanhnet.benchmark")
 
     sys.stdout = Output(sys.stdout, PROG)  # stdout lost (| head, a full disk): the work goes on
     sys.exit(sys.stdout.run(main))

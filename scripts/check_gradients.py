@@ -19,6 +19,7 @@ as written; training runs the fused kernels, which the tests hold equal to them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 PROG = "check_gradients.py"
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         problem = seed_problem(args.n, args.seed, getattr(torch, args.dtype), device)
         report = audit(*problem, scalar=args.scalar)
-    except (MemoryError, RuntimeError) as e:
+    except Exception as e:  # out of memory, else raised
         if (short := out_of_memory(e, "try a smaller --n")) is None:
             raise
         return fail(short.for_command_line(), 1)
@@ -97,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        from torch_tanhnet.console import Output
-    except ModuleNotFoundError as e:  # run before README's install step: one line, not a traceback
-        sys.exit(f"{PROG}: error: {e}: install the project first, as README.md says (pip install -e . in its folder)")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I and -P leave scripts/ out
+    from startup import load_output  # the package and torch: failures in one line
+
+    Output = load_output(PROG, "torch_tanhnet.audit")
 
     sys.stdout = Output(sys.stdout, PROG)  # stdout lost (| head, a full disk): the work goes on
     sys.exit(sys.stdout.run(main))

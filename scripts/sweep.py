@@ -249,6 +249,9 @@ def dry_run_steps(plan) -> str:
 STARTUP_SIGNALS: list[int] = []  # a signal during the imports (train.py's handler, set in __main__ below)
 
 
+UNREAD = "its folder could not be read to say more"  # after an error, reading it failed too
+
+
 def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     """Run the command line ``argv``; the exit code. ``own_process``: this is the script's process, whose signal
     handlers main may set (as train.py's main does)."""
@@ -315,12 +318,16 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         where = f" {e.filename!s}" if e.filename else f" in {folder}" if folder else ""
         full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # room is what lacked (not a name)
         when = "there is room" if full else "it can be written"
-        if checkpointed() is None:  # failed before its first checkpoint: its folder was removed
+        try:
+            folder = checkpointed()
+        except OSError:  # reading its folder failed too (ENOMEM: memory short under ulimit -v)
+            return fail(f"cannot write{where} ({e.strerror or e}); whatever it had checkpointed is kept ({UNREAD})", 1)
+        if folder is None:  # failed before its first checkpoint: its folder was removed
             return fail(f"cannot write{where} ({e.strerror or e}) before the sweep's first checkpoint, so nothing "
                         f"was kept: start it again once {when}", 1)
         return fail(f"cannot write{where} ({e.strerror or e}); what was checkpointed before is kept: continue "
                     f"with --resume once {when}", 1)
-    except (MemoryError, RuntimeError) as e:  # an allocation failed: the estimate before training was short of it
+    except Exception as e:  # an allocation failed (the estimate before training was short of it), else raised
         from torch_tanhnet.training.checkpoint import sweep_hint
         from torch_tanhnet.training.setup import out_of_memory
         from torch_tanhnet.training.wording import setting
@@ -329,8 +336,11 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                                  f"{setting('n_samples')} or {setting('hidden')}")
         if short is None:
             raise
-        folder = checkpointed()
-        kept = f"what was checkpointed before is kept: {sweep_hint(folder)}" if folder else "nothing was kept"
+        try:
+            folder = checkpointed()
+            kept = f"what was checkpointed before is kept: {sweep_hint(folder)}" if folder else "nothing was kept"
+        except OSError:  # reading its folder failed too (ENOMEM: memory short still): say what is known
+            kept = f"whatever it had checkpointed is kept ({UNREAD})"
         return fail(f"{short.for_command_line()}; {kept}", 1)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (which saves and stops by itself)
         from torch_tanhnet.training.checkpoint import sweep_hint
@@ -437,11 +447,10 @@ if __name__ == "__main__":
             signal.signal(sig, train_script.interrupt)
     sys.unraisablehook = train_script.unraisable
     try:
-        try:
-            from torch_tanhnet.console import Output
-        except ModuleNotFoundError as e:  # run before README's install step: one line, not a traceback
-            sys.exit(f"sweep.py: error: {e}: install the project first, as README.md says (pip install -e . in its "
-                     "folder)")
+        from startup import load_output  # the package and torch: failures in one line
+
+        Output = load_output("sweep.py", "torch_tanhnet.training", "torch_tanhnet.sweep.runner",
+                             "torch_tanhnet.sweep.board")
         from torch_tanhnet.training.distributed import launched_by_torchrun
 
         sys.stdout = Output(sys.stdout, "sweep.py")  # stdout lost (| head, a full disk): the sweep goes on

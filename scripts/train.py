@@ -243,11 +243,10 @@ if __name__ == "__main__":
             signal.signal(sig, interrupt)
     sys.unraisablehook = unraisable
     try:
-        try:
-            from torch_tanhnet.console import Output
-        except ModuleNotFoundError as e:  # run before README's install step: one line, not a traceback
-            sys.exit(f"train.py: error: {e}: install the project first, as README.md says (pip install -e . in its "
-                     "folder)")
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I and -P leave scripts/ out
+        from startup import load_output  # the package and torch: failures in one line
+
+        Output = load_output("train.py", "torch_tanhnet.training")
         from torch_tanhnet.training.distributed import launched_by_torchrun
 
         sys.stdout = Output(sys.stdout, "train.py")  # stdout lost (| head, a full disk): the run goes on

@@ -65,6 +65,20 @@ def test_a_file_names_bytes_that_are_not_utf8_read_as_a_shell_writes_them(tmp_pa
     assert stream.writes[-1] == text + "\n"
 
 
+def test_a_warning_of_several_lines_is_one(monkeypatch):
+    """tqdm's warning of a monitor thread that could not start (under ulimit -v) spans two lines, 'due to:' then the
+    error: one line, as every warning the scripts print."""
+    import warnings
+
+    from torch_tanhnet.console import warnings_as_lines
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    warnings_as_lines("train.py")
+    text = "tqdm:disabling monitor support (monitor_interval = 0) due to:\ncan't start new thread"
+    assert warnings.formatwarning(UserWarning(text), UserWarning, "f.py", 1) == (
+        "train.py: warning: tqdm:disabling monitor support (monitor_interval = 0) due to: can't start new thread\n")
+
+
 def nothing_here(p):
     return ["--logdir", str(p / "nothing-here"), "--resume"]
 

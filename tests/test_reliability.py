@@ -693,6 +693,67 @@ def test_memory_running_out_anyway_is_one_line_and_exit_1(tmp_path, monkeypatch,
     assert line.startswith("train.py: error: out of memory (") and "--n-samples, --hidden or --batch-size" in line
 
 
+# under `ulimit -v`, what failed near the limit was anything: a thread, a library's mapping, an import's SystemError
+UNDER_A_LIMIT = [
+    ("step", SystemError("error return without exception set"), "near"),
+    ("step", RuntimeError("can't start new thread"), "near"),
+    ("pictures", ImportError("/site-packages/PIL/_imaging.so: failed to map segment from shared object"), "far"),
+    ("data", MemoryError(), "far"),
+    ("model", TypeError("Couldn't build proto file into descriptor pool: out of memory"), "far"),
+]
+
+
+@pytest.mark.parametrize("where,error,peak", UNDER_A_LIMIT, ids=[f"{w}-{type(e).__name__}-{p}"
+                                                                 for w, e, p in UNDER_A_LIMIT])
+def test_anything_failing_for_memory_under_an_address_space_limit_is_one_line_naming_the_limit(
+        tmp_path, monkeypatch, capsys, where, error, peak):
+    """`train.py --dry-run` under `ulimit -v` 720000..780000: a thread that could not start, PIL that could not be
+    mapped, Python's SystemError, each a traceback; a MemoryError said "try a smaller --n-samples" of 500 samples.
+    An error that says it is memory, or any error with the address space used to within 128 MiB of the limit, is
+    out of memory, and the line names the limit to raise."""
+    from torch_tanhnet.training import logger, loop, setup
+
+    limit = 700_000 * 1024
+    monkeypatch.setattr(setup, "address_space_limit", lambda: limit)
+    monkeypatch.setattr(setup, "mapped_peak", lambda: limit - (2**20 if peak == "near" else 2**30))
+    monkeypatch.setattr(setup, "address_space_headroom", lambda: 2**30)  # room enough before training
+
+    def fail(*a, **k):
+        raise error
+
+    target = {"data": (loop, "load_split"), "model": (loop, "TanhNet"), "step": (loop.Run, "train_step"),
+              "pictures": (logger.Logger, "pictures")}[where]
+    monkeypatch.setattr(*target, fail)
+    args = SMALL if where != "pictures" else [a for a in SMALL if a not in ("--image-interval", "1000000")]
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "3", *args)
+    assert code == 1, err
+    first = str(error) or type(error).__name__
+    assert one_error_line(err) == (f"train.py: error: out of memory ({first}) within this process's address-space "
+                                   "limit of 717 MB (ulimit -v 700000); raise the limit, or try a smaller "
+                                   "--n-samples, --hidden or --batch-size")
+
+
+@pytest.mark.parametrize("limit", [None, 700_000 * 1024])
+def test_an_error_not_of_memory_is_not_called_out_of_memory(tmp_path, monkeypatch, capsys, limit):
+    """The other side: an error that does not say memory, with the address space far from any limit (or none), is
+    raised as it was; and the package's own errors are never read as memory."""
+    from torch_tanhnet.training import loop, setup
+    from torch_tanhnet.training.config import ConfigError
+
+    monkeypatch.setattr(setup, "address_space_limit", lambda: limit)
+    monkeypatch.setattr(setup, "mapped_peak", lambda: 2**28)
+    monkeypatch.setattr(setup, "address_space_headroom", lambda: limit and 2**30)
+
+    def fail(*a, **k):
+        raise SystemError("a bug")
+
+    monkeypatch.setattr(loop.Run, "train_step", fail)
+    with pytest.raises(SystemError, match="a bug"):
+        cli(capsys, "--logdir", tmp_path / "run", "--epochs", "3", *SMALL)
+    monkeypatch.setattr(setup, "mapped_peak", lambda: limit or 2**28)  # at the limit, if any
+    assert setup.out_of_memory(ConfigError("lr", "must be positive")) is None
+
+
 def test_a_dry_run_of_a_resume_says_that_its_steps_were_kept(tmp_path, capsys):
     """--resume --dry-run trains the saved run 5 steps on and keeps them (a dry run with --logdir is a run, as the
     docs say), and said nothing of it (an error audit): it says so, with the step the checkpoint is at."""

@@ -419,6 +419,46 @@ def test_out_of_memory_is_one_line_and_keeps_what_was_checkpointed(tmp_path, mon
         assert len(rows(tmp_path / "oom" / "results.csv")) == 4
 
 
+def test_memory_short_under_ulimit_v_even_for_reading_the_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    """`sweep.py --dry-run` under `ulimit -v 700000`: torch._dynamo's import (at the first optimizer) failed with
+    MemoryError, and the error's own handler, looking for the sweep's checkpoints, failed with ENOMEM: an 85-line
+    traceback. Any error at the limit is out of memory, named as such; a folder that cannot be read is said so."""
+    import errno
+
+    from torch_tanhnet.sweep import group, state
+    from torch_tanhnet.training import setup
+
+    limit = 700_000 * 1024
+    monkeypatch.setattr(setup, "address_space_limit", lambda: limit)
+    monkeypatch.setattr(setup, "mapped_peak", lambda: limit - 2**20)
+    monkeypatch.setattr(setup, "address_space_headroom", lambda: 2**30)
+
+    trained, holds_sweep = [], state.holds_sweep
+
+    def curvature(model, X, y):  # at the end of the first group
+        trained.append(model)
+        raise SystemError("error return without exception set")
+
+    def unreadable(folder):  # once training began; from the start for t
+        if trained or folder.name == "t":
+            raise OSError(errno.ENOMEM, "Cannot allocate memory", str(folder))
+        return holds_sweep(folder)
+
+    monkeypatch.setattr(group, "curvature", curvature)
+    monkeypatch.setattr(state, "holds_sweep", unreadable)
+    code, out, err = main("--seeds", "2", "--epochs", "2", "--n-samples", "40", "--gallery", "0", "--logdir", "s",
+                          cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 1 and err == (
+        "sweep.py: error: out of memory (error return without exception set) within this process's address-space "
+        "limit of 717 MB (ulimit -v 700000); raise the limit, or use fewer --seeds or settings at once, or a smaller "
+        "--n-samples or --hidden; whatever it had checkpointed is kept (its folder could not be read to say "
+        "more)\n"), err
+    code, out, err = main("--seeds", "2", "--epochs", "2", "--n-samples", "40", "--gallery", "0", "--logdir", "t",
+                          cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)  # before it trained: the same
+    assert code == 1 and err == ("sweep.py: error: cannot write t (Cannot allocate memory); whatever it had "
+                                 "checkpointed is kept (its folder could not be read to say more)\n"), err
+
+
 def test_a_data_file_far_from_the_networks_scale_is_warned_of_as_train_py_does(tmp_path, monkeypatch, capsys,
                                                                                 recwarn):
     """train.py warns of features far from tanh's scale and names --standardize; sweep.py trained them in silence

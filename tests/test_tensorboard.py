@@ -68,6 +68,22 @@ def test_custom_scalars_put_train_and_test_on_one_chart(tmp_path):
     assert [len(m) for m in per_tensor] == [6, 3, 3, 1]  # U, b, W, c of the seed's 2-3-1 network
 
 
+def test_runs_shown_together_get_each_chart_once(tmp_path):
+    """The Custom Scalars tab merges the runs' layouts by chart title: a run with the Hessian at every log beside one
+    with it at the picture steps alone (and a third with none) showed the least eigenvalue twice, under two titles.
+    Over runs of every kind, each chart's tags appear in one chart."""
+    train(tiny(tmp_path / "every-log"))  # 13 parameters: the Hessian at every log
+    train(tiny(tmp_path / "picture-steps", hidden=16, n_samples=400))  # N·P² > 10⁶: at the picture steps
+    train(tiny(tmp_path / "none", hidden=40))  # 161 parameters: no Hessian
+    charts = [(c["title"], ch["title"], tuple(ch["multiline"]["tag"])) for c in custom_scalars_layout(tmp_path)[
+        "category"] for ch in c["chart"]]
+    regexes = [regex for _, _, regex in charts]
+    assert len(regexes) == len(set(regexes)), charts
+    assert [title for category, title, _ in charts if category == "landscape"] == [
+        "Hessian's least eigenvalue (below 0 where the gradient is ~0: a saddle; few points: read with smoothing 0)",
+        "Hessian's greatest eigenvalue (the sharpest curvature)"]
+
+
 def test_a_small_network_logs_each_parameter_as_a_curve(tmp_path):
     result = train(tiny(tmp_path / "run"))
     ea = events(tmp_path / "run")

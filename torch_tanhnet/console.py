@@ -16,6 +16,8 @@ import sys
 import warnings
 from collections.abc import Callable
 
+from .checks import one_line
+
 # a file name's bytes that are not UTF-8, which Python keeps as the lone surrogates U+DC80..U+DCFF: as \xe9, the
 # way training.wording.utf8 writes them and a pasted $'...' gives them back (an encoder writes "\udce9")
 _RAW_BYTES = {0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)}
@@ -114,8 +116,8 @@ def warnings_as_lines(prog: str) -> None:
     (``for_command_line``, as the package's errors do) names them as the command line does (``--standardize``)."""
 
     def line(message, *_, **__) -> str:
-        text = message.for_command_line() if hasattr(message, "for_command_line") else message
-        return readable(f"{prog}: warning: {text}\n")
+        text = message.for_command_line() if hasattr(message, "for_command_line") else str(message)
+        return readable(f"{prog}: warning: {one_line(text)}\n")  # tqdm's of a thread that failed spans two
 
     warnings.formatwarning = line
 

@@ -22,10 +22,8 @@ from ..training.config import ConfigError, TrainConfig
 from ..training.data import DataError, load_csv
 from ..training.setup import (
     check_initial_weights,
-    least,
-    limit_headroom,
     load_split,
-    machine_memory,
+    memory_room,
     scale_initial_weights,
 )
 from ..training.wording import setting
@@ -195,12 +193,13 @@ def group_bytes(K: int, H: int, n_train: int, n_test: int, batch: int, itemsize:
     return data + batches + model + history + max(torch_ops, curvature)
 
 
-def free_memory(device: torch.device) -> int | None:
+def free_memory(device: torch.device) -> tuple[int | None, str]:
     """Bytes free for the sweep: the device's free memory on CUDA; on Linux MemAvailable, or less where the
-    process's limits (``ulimit -v``, its cgroup's) leave less; None when unknown."""
+    process's limits (``ulimit -v``, its cgroup's) leave less; None when unknown. With it, the limit that binds
+    in words (setup.memory_room)."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    return least(machine_memory(swap=False), limit_headroom())
+        return torch.cuda.mem_get_info(device)[0], ""
+    return memory_room(swap=False)
 
 
 def gib(n: float) -> str:
@@ -221,15 +220,14 @@ def check_memory(plan: Plan, keyed: dict[tuple, list[int]], device: torch.device
         if need > largest:
             largest, worst = need, (hidden, K, n_train + n_test)
     need = largest + kept
-    free = plan.config.memory_limit if plan.config.memory_limit is not None else free_memory(device)
+    free, bound = (plan.config.memory_limit, "") if plan.config.memory_limit is not None else free_memory(device)
     if free is not None and need > 0.8 * free:
         hidden, K, N = worst
         where = "on the GPU" if device.type == "cuda" else "in memory"
         raise SweepTooLarge(
             f"the sweep would need about {gib(need)} {where} (its largest group: hidden {hidden}, {K} runs of {N} "
-            f"samples), but {gib(free)} is free, of which a sweep takes at most 80 %; use fewer {setting('seeds')} or "
-            f"settings, a smaller "
-            f"{setting('n_samples')}, or a larger {setting('log_interval')}")
+            f"samples), but {gib(free)} is free{bound}, of which a sweep takes at most 80 %; use fewer "
+            f"{setting('seeds')} or settings, a smaller {setting('n_samples')}, or a larger {setting('log_interval')}")
 
 
 # ---- time ------------------------------------------------------------------------------------------

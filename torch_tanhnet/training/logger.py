@@ -54,9 +54,10 @@ def parameter_tags(hidden: int) -> list[str]:
             + [f"param/W/w{j}" for j in units] + ["param/c/c"])
 
 
-def layout(small: bool, sparse_hessian: bool = False) -> dict:
-    """The Custom Scalars tab's charts (``SummaryWriter.add_custom_scalars``): category → title → regexes.
-    ``sparse_hessian``: the Hessian's eigenvalues are logged at the picture steps alone (a large run)."""
+def layout(small: bool) -> dict:
+    """The Custom Scalars tab's charts (``SummaryWriter.add_custom_scalars``): category → title → regexes. The tab
+    merges the layouts of the runs it shows by title: a chart's title is the same in every run, or two charts of
+    one tag appear (the least eigenvalue's did, over runs with and without a Hessian at every log)."""
     charts = {
         "learning": {
             "loss: train and test": ["Multiline", [r"^loss/(train|test)$"]],
@@ -70,9 +71,8 @@ def layout(small: bool, sparse_hessian: bool = False) -> dict:
     # one chart each: on one axis the greatest (~1) flattened the least (~1e-4) to a line, its sign unreadable. Logged
     # at the picture steps only (a large run), a few points, which TensorBoard's default smoothing (0.6) drags towards
     # step 0's value (a least eigenvalue of +4.9e-5 read as -0.0095, a minimum as a saddle): the title's advice
-    sparse = "; few points: read with smoothing 0" if sparse_hessian else ""
     charts["landscape"] = {
-        f"Hessian's least eigenvalue (below 0 where the gradient is ~0: a saddle{sparse})":
+        "Hessian's least eigenvalue (below 0 where the gradient is ~0: a saddle; few points: read with smoothing 0)":
             ["Multiline", [r"^loss_hessian/min_eigenvalue$"]],
         "Hessian's greatest eigenvalue (the sharpest curvature)": ["Multiline", [r"^loss_hessian/max_eigenvalue$"]],
     }
@@ -97,9 +97,8 @@ class Logger:
     """TensorBoard output of the main process; every method is a no-op elsewhere."""
 
     def __init__(self, logdir: Path, enabled: bool, purge_step: int | None, model: TanhNet,
-                 watch: Watch | None = None, sparse_hessian: bool = False) -> None:
-        """``watch``: the run's own watch of its folder (:class:`~.writer_lock.Watch`); one of its own if None.
-        ``sparse_hessian``: the Hessian's eigenvalues come at the picture steps alone (the layout's advice)."""
+                 watch: Watch | None = None) -> None:
+        """``watch``: the run's own watch of its folder (:class:`~.writer_lock.Watch`); one of its own if None."""
         self.writer = None
         self.file: _Guarded | None = None  # the events file, as TensorBoard's writer thread writes it
         self.reported = False  # whether its error has been raised
@@ -111,7 +110,7 @@ class Logger:
 
             self.writer = _writer_sorted_last(SummaryWriter, logdir, purge_step)
             self.file = _Guarded.around(self.writer, watch or Watch(logdir))
-            self.writer.add_custom_scalars(layout(self.small, sparse_hessian))
+            self.writer.add_custom_scalars(layout(self.small))
             self.check()
 
     def check(self) -> None:

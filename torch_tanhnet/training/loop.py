@@ -175,7 +175,7 @@ class Run:
             where = os.fsdecode(e.filename) if e.filename else str(logdir)
             kept = "its folder is as it was before" if config.resume else "nothing of it was kept"
             raise SaveError(f"cannot save the run's files in {where!r}: {_why(e)} ({kept})") from None
-        except (MemoryError, RuntimeError) as e:
+        except Exception as e:  # out of memory, else raised
             if scratch is not None:
                 scratch.cleanup()
             if (short := out_of_memory(e)) is not None:
@@ -276,7 +276,7 @@ class Run:
         before = set(logdir.glob("events.out.tfevents.*"))
         try:
             self.logger = Logger(logdir, True, purge_step=self.step + 1 if self.resumed else None, model=self.model,
-                                 watch=self.watch, sparse_hessian=not self.curvature_every_log)
+                                 watch=self.watch)
         finally:
             self.created += sorted(set(logdir.glob("events.out.tfevents.*")) - before - set(self.created))
         if not self.resumed:
@@ -543,7 +543,7 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
     except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
         where = os.fsdecode(e.filename) if e.filename else str(run.logdir)  # bytes from TensorBoard's writer
         raise SaveError(f"cannot save TensorBoard's events in {where!r}: {_why(e)} ({_kept(run)})") from None
-    except (MemoryError, RuntimeError) as e:
+    except Exception as e:  # out of memory, else raised
         if (short := out_of_memory(e)) is not None:
             raise short from None
         raise

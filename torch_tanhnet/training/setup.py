@@ -210,22 +210,72 @@ class OutOfMemory(Worded, RuntimeError):
 
 
 def out_of_memory(e: BaseException, advice: str | None = None) -> OutOfMemory | None:
-    """An OutOfMemory for an allocation that failed (MemoryError, torch's CPU or CUDA allocator), else None; its
-    text ends with ``advice`` (a script's flags; by default the training run's settings that size it)."""
+    """An OutOfMemory for an allocation that failed (MemoryError, torch's CPU or CUDA allocator, an error that says
+    so), or for any error once the process has used its address space (``ulimit -v``) to within
+    :data:`NEAR_LIMIT` (a thread that could not start, a library that could not be mapped, an import's
+    SystemError); else None. Its text names the limit where there is one, and ends with ``advice`` (a script's
+    flags; by default the training run's settings that size it)."""
+    if isinstance(e, Worded):  # the package's own errors (an OutOfMemory already among them)
+        return None
     if advice is None:
         advice = f"try a smaller {setting('n_samples')}, {setting('hidden')} or {setting('batch_size')}"
-    text = str(e)
-    if isinstance(e, MemoryError) or isinstance(e, RuntimeError) and ("can't allocate memory" in text
-                                                                      or "out of memory" in text):
-        first = (text.strip().splitlines() or ["MemoryError"])[0].split("] ", 1)[-1][:160]
-        return OutOfMemory(f"out of memory ({first}); {advice}")
-    return None
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0].split("] ", 1)[-1][:160]
+    said = isinstance(e, MemoryError) or any(word in first.lower() for word in MEMORY_WORDS)
+    limit = address_space_limit()
+    if limit is not None and (said or limit - (mapped_peak() or 0) < NEAR_LIMIT):
+        return OutOfMemory(f"out of memory ({first}) within this process's address-space limit of "
+                           f"{_size(limit)} (ulimit -v {limit // 1024}); raise the limit, or {advice}")
+    return OutOfMemory(f"out of memory ({first}); {advice}") if said else None
+
+
+# what an allocation that failed says (torch's CPU and CUDA allocators, C++, protobuf, the dynamic loader)
+MEMORY_WORDS = ("out of memory", "can't allocate memory", "bad_alloc", "failed to map segment")
+NEAR_LIMIT = 128 * 2**20  # an error with less address space than this left under the limit: it ran out
+
+
+def address_space_limit() -> int | None:
+    """This process's address-space limit in bytes (``ulimit -v``), None without one."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def mapped_peak(proc: str = "/proc/self") -> int | None:
+    """The most address space this process has mapped so far, in bytes (Linux), else None."""
+    return _status_bytes(proc, "VmPeak")
+
+
+def _status_bytes(proc: str, field: str) -> int | None:
+    """A size from /proc/<pid>/status (``VmSize``, ``VmPeak``) in bytes; None where there is none."""
+    try:
+        status = Path(proc, "status").read_text()
+        return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith(f"{field}:"))
+    except (OSError, ValueError, StopIteration):
+        return None
 
 
 def available_memory() -> int | None:
     """Bytes this process could still get: available memory and free swap (Linux), else the physical memory; less
     where the process's own limits leave less (:func:`limit_headroom`)."""
-    return least(machine_memory(swap=True), limit_headroom())
+    return memory_room(swap=True)[0]
+
+
+def memory_room(swap: bool = True) -> tuple[int | None, str]:
+    """The bytes this process could still get (as :func:`available_memory`; with ``swap`` False, without the free
+    swap) and, in words for a message, the limit that leaves no more: ``""`` where that is the machine's memory, or
+    `` under this process's address-space limit of 717 MB (ulimit -v 700000)``, or its cgroup's. (None, "") when
+    unknown."""
+    limit = address_space_limit()
+    found = [(room, bound) for room, bound in (
+        (machine_memory(swap), ""),
+        (address_space_headroom(), limit and f" under this process's address-space limit of {_size(limit)} "
+                                            f"(ulimit -v {limit // 1024})"),
+        (_cgroup_headroom("/proc/self", "/sys/fs/cgroup"), " under its cgroup's memory limit (a container's)"),
+    ) if room is not None]
+    return min(found, key=lambda found: found[0]) if found else (None, "")
 
 
 def machine_memory(swap: bool) -> int | None:
@@ -264,17 +314,8 @@ def limit_headroom(proc: str = "/proc/self", cgroups: str = "/sys/fs/cgroup") ->
 def address_space_headroom(proc: str = "/proc/self") -> int | None:
     """Bytes of address space left under RLIMIT_AS (``ulimit -v``) after what this process has mapped; None without
     such a limit."""
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if soft == resource.RLIM_INFINITY:
-            return None
-        status = Path(proc, "status").read_text()
-        mapped = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:"))
-        return max(0, soft - mapped)
-    except (ImportError, OSError, ValueError, StopIteration):
-        return None
+    limit, mapped = address_space_limit(), _status_bytes(proc, "VmSize")
+    return None if limit is None or mapped is None else max(0, limit - mapped)
 
 
 def _cgroup_headroom(proc: str, cgroups: str) -> int | None:
@@ -321,10 +362,11 @@ def memory_shortfall(need: int, device: torch.device, gpu_need: int = 0, availab
         gpu_free = torch.cuda.mem_get_info(device)[0]
         if gpu_need > gpu_free:
             return f"at least {_size(gpu_need)} of memory, more than the {_size(gpu_free)} the GPU has free"
-    free = available if available is not None else available_memory()
+    free, bound = (available, "") if available is not None else memory_room()
     if free is None or need <= free:
         return None
-    return f"at least {_size(need)} of memory, more than the {_size(free)} this machine has free"
+    return f"at least {_size(need)} of memory, more than the {_size(free)} " + (f"left{bound}" if bound else
+                                                                                  "this machine has free")
 
 
 def check_memory(config: TrainConfig, device: torch.device, available: int | None = None) -> None:
