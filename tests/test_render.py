@@ -126,3 +126,10 @@ def test_a_wide_networks_picture_shows_the_units_of_largest_weight_at_a_bounded_
     wide = hidden_units_image(TanhNet(2, 1000), X, torch.zeros(2), torch.ones(2), tile=32)
     full = hidden_units_image(TanhNet(2, MOST_UNITS), X, torch.zeros(2), torch.ones(2), tile=32)
     assert wide.shape[1] == full.shape[1] and full.shape[0] < wide.shape[0] <= full.shape[0] + 32  # + its note
+    # only the units shown are evaluated (10⁴ units: an H of 4096 × 10⁴ at each picture), each in its own column
+    from torch_tanhnet.training.render import _evaluate, plane_grid
+
+    net, points = TanhNet(2, 200).double(), plane_grid((-2.0, 2.0, -1.0, 3.0), 16)
+    units = shown_units(net.W.detach().reshape(-1))
+    assert torch.equal(torch.from_numpy(_evaluate(net, points, torch.zeros(2), torch.ones(2), units)[1]),
+                       torch.from_numpy(_evaluate(net, points, torch.zeros(2), torch.ones(2))[1][:, units]))

@@ -70,6 +70,10 @@ def test_hparams_lists_every_run_grouped_by_setting_with_averaged_metrics(finish
     assert ticked_by_default(experiment) == ["dataset", "epochs", "hidden", "lr", "optimizer"]
     metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
     assert metrics[:2] == ["session/solved", "session/steps_to_solve"]  # the tab ticks the first five
+    # column names of one or two words: a three-line name pushed steps to solve off a 1600-pixel screen (Chromium)
+    assert [m["displayName"] for m in experiment["metricInfos"]][:2] == ["solved (share)", "steps to solve"]
+    assert all(len(m["displayName"]) <= 16 for m in experiment["metricInfos"])
+    assert experiment["metricInfos"][0]["description"].startswith("1 if the run solved it, else 0")
     assert sorted(g["name"] for g in groups) == sorted(s.name for s in result.results.summaries)
     rows = {(r["setting"], r["seed"]): r for r in result.results.rows}
     for group in groups:

@@ -56,7 +56,10 @@ RUN_LIST = 40  # Scalars, Custom Scalars and Images select no run by default pas
 SETTINGS_ONLY = "%5E%28%3F%21seeds%2F%29"  # ^(?!seeds/) in a URL: every run but the per-run sessions
 EVENTS = "events.out.tfevents.0000000001.sweep"  # sorts after the hparams files, before a SummaryWriter's
 BAND = ("p10", "median", "p90")
-SOLVED = {True: "solved (1 or 0; a group's mean: its share)", False: "solved (its seeds' share)"}  # by per-run sessions
+# the solved column's description, by per-run sessions; its name is short: a name of three lines took the width of
+# two columns and pushed steps to solve off a 1600-pixel screen, and overlapped its neighbours' in the other views
+SOLVED = {True: "1 if the run solved it, else 0; a setting's row: the mean, its share solved",
+          False: "the share of its seeds that solved it"}
 FINAL_METRICS = (  # the HParams tab's columns after session/solved (named by SOLVED): each run's final values (tags
     # in its session folder); the tab ticks the first five, so what a sweep asks comes first (steps to solve, sixth,
     # was never shown unasked)
@@ -194,7 +197,7 @@ def write_hparams(plan: Plan, results: Results, logdir: Path) -> None:
     # the swept settings, then what a student reads a run by while there is room (three constant columns, batch
     # size, dataset and dtype by name, were ticked after two swept ones)
     fill = [name for name in FILL if name not in swept][:max(0, TICKED - len(swept))]
-    solved = hp.Metric("session/solved", display_name=SOLVED[per_run_sessions(plan)])  # a session a setting: a share
+    solved = hp.Metric("session/solved", display_name="solved (share)", description=SOLVED[per_run_sessions(plan)])
     hparams.write_config(logdir, differs=swept | set(fill), hparams=declared, metrics=(solved, *FINAL_METRICS))
     labels = data_labels(sorted({s["data"] for s in plan.settings if s.get("data")})) if "data" in plan.swept else {}
     now = time.time()

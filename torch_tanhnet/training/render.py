@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..functional import tanhnet_with_hidden
 from ..module import TanhNet
 from .data import standardised
 
@@ -101,11 +102,18 @@ def diverging(v: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def _evaluate(model: TanhNet, points: Tensor, mean: Tensor, std: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """z (P,) and H (P, H) of the model at raw points (P, 2), as float32 numpy arrays."""
+def _evaluate(model: TanhNet, points: Tensor, mean: Tensor, std: Tensor,
+              units: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """z (P,) and H (P, H) of the model at raw points (P, 2), as float32 numpy arrays; with ``units``, H of those
+    hidden units alone (P, len(units)), and z of a network of them alone (10⁴ units, of which a picture shows 64,
+    made an H of 4096 × 10⁴ at every picture)."""
     p = model.U
     X = standardised(points.to(mean.dtype), mean.cpu(), std.cpu()).to(device=p.device, dtype=p.dtype)
-    z, H = model.forward_with_hidden(X)
+    if units is None:
+        z, H = model.forward_with_hidden(X)
+    else:
+        j = torch.tensor(units, dtype=torch.long, device=p.device)
+        z, H = tanhnet_with_hidden(X, model.U[j], model.b[j], model.W[:, j], model.c)
     # z is drawn as σ(z) and its sign: beyond ±1e4 nothing changes, and a float64 z beyond float32's range
     # (weights near 1e300) would become inf, and inf − inf in the resampling NaN pixels
     return z.clamp(-1e4, 1e4).float().cpu().reshape(-1).numpy(), H.float().cpu().numpy()
@@ -233,7 +241,9 @@ def decision_boundary_card(
     return np.asarray(canvas)
 
 
-MOST_UNITS = 64  # a hidden-unit picture shows at most this many units (8 x 8)
+# a hidden-unit picture shows at most this many units (4 x 4): TensorBoard shows a picture in a card ~300 pixels
+# wide, where 4 x 4 tiles keep their titles readable and 8 x 8 did not (seen in Chromium, TensorBoard 2.21)
+MOST_UNITS = 16
 
 
 def shown_units(weights: torch.Tensor) -> list[int]:
@@ -255,15 +265,16 @@ def hidden_units_image(
     """
     extent = plane_extent(X_raw)
     coarse = max(16, tile // 2)
-    _, H = _evaluate(model, plane_grid(extent, coarse), mean, std)
     weights = model.W.detach().double().cpu().reshape(-1)
     units = shown_units(weights)
+    _, H = _evaluate(model, plane_grid(extent, coarse), mean, std, units)  # column i: unit units[i]
     n = len(units)
     per_row = per_row or (n if n <= 4 else math.ceil(math.sqrt(n)))
     cols, rows = min(n, per_row), -(-n // per_row)
     text = font(max(11, round(tile * 0.16)))
     title, gap, legend = round(tile * 0.22), max(4, tile // 16), round(tile * 0.42)
-    note = title if n < H.shape[1] else 0  # the line that says which units are shown
+    total = weights.numel()
+    note = title if n < total else 0  # the line that says which units are shown
     width = max(cols * (tile + gap) + gap, 3 * tile // 2 + 2 * gap)
     canvas = Image.new("RGB", (width, rows * (tile + title + gap) + gap + legend + note), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
@@ -276,7 +287,7 @@ def hidden_units_image(
         while draw.textlength(label, font=font(size)) > tile and size > 9:  # a large weight: smaller type
             size -= 1
         draw.text((x0, y0), label, fill=INK, font=font(size))
-        h = _field(H[:, j], coarse, tile)
+        h = _field(H[:, i], coarse, tile)
         rgb = diverging(h)
         rgb[~np.isfinite(h)] = 215.0  # no h where g is NaN (inputs whose products overflow, a diverged network)
         canvas.paste(_to_pixels(rgb), (x0, y0 + title))
@@ -289,7 +300,7 @@ def hidden_units_image(
     draw.text((x0 + bar_w + 6, y0 + bar_h / 2), "+1", fill=INK, font=text, anchor="lm")
     draw.text((width / 2, y0 + bar_h + 3), "h = tanh(g)", fill=GREY, font=text, anchor="ma")
     if note:
-        draw.text((width / 2, canvas.height - note), f"{n} of the {H.shape[1]} units: those of largest |w|",
+        draw.text((width / 2, canvas.height - note), f"{n} of the {total} units: those of largest |w|",
                   fill=GREY, font=text, anchor="ma")
     return np.asarray(canvas)
 
