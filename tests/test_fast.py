@@ -377,6 +377,17 @@ def test_a_build_that_failed_for_a_passing_reason_is_tried_again(fresh_extension
     assert extension.kernels("float64") is not None
 
 
+@pytest.mark.parametrize("code, why", [(1, "/opt/cc-wrapper exited with status 1 and printed nothing"),
+                                       (-25, "/opt/cc-wrapper was killed by SIGXFSZ")])
+def test_a_compiler_that_fails_saying_nothing_is_named_with_its_status(fresh_extension, monkeypatch, code, why):
+    """CC set to a wrapper that fails quietly: the warning read "unavailable (failed)", no reason shown."""
+    monkeypatch.setattr(extension, "_compiler", lambda: "/opt/cc-wrapper")
+    monkeypatch.setattr(extension.subprocess, "run",
+                        lambda cmd, **kwargs: subprocess.CompletedProcess(cmd, code, "", ""))
+    with pytest.warns(RuntimeWarning, match=f"fused CPU kernels are unavailable \\({why}\\); using the pure"):
+        assert extension.kernels("float32") is None
+
+
 @pytest.mark.parametrize("fault", [AttributeError("undefined symbol: tn_fused_loss"), OSError("file too short")],
                          ids=["no kernels in it", "not a library"])
 def test_a_library_without_the_kernels_falls_back_and_is_built_again(fresh_extension, monkeypatch, fault):

@@ -27,6 +27,7 @@ import hashlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -176,7 +177,7 @@ def _build(cc: str, flags: list[str], double: bool, target: Path) -> tuple[str |
         if r.returncode != 0:
             lines = r.stderr.strip().splitlines()
             # the first error names the cause; the last line is often the linker's summary (collect2: error: ld ...)
-            why = next((x for x in lines if "error" in x.lower()), lines[-1] if lines else "failed")
+            why = next((x for x in lines if "error" in x.lower()), lines[-1] if lines else _silent_failure(cc, r))
             # a compiler killed by a signal (SIGXFSZ under ulimit -f, the OOM killer), or a disk that filled up,
             # may pass next time: remembered only when the compiler itself refused
             passing = r.returncode < 0 or any(s in r.stderr for s in TRANSIENT)
@@ -196,6 +197,18 @@ def _build(cc: str, flags: list[str], double: bool, target: Path) -> tuple[str |
         return str(e), False
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _silent_failure(cc: str, r: subprocess.CompletedProcess) -> str:
+    """Why a compiler that printed nothing failed: its exit status, or the signal that ended it (``CC`` set to a
+    wrapper that fails quietly read as "failed", no reason shown)."""
+    if r.returncode < 0:
+        try:
+            name = signal.Signals(-r.returncode).name
+        except ValueError:
+            name = f"signal {-r.returncode}"
+        return f"{cc} was killed by {name}"
+    return f"{cc} exited with status {r.returncode} and printed nothing"
 
 
 def _load(path: Path) -> ctypes.CDLL:
