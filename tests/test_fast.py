@@ -345,7 +345,7 @@ def test_without_a_compiler_the_pure_pytorch_path_runs_after_one_warning(fresh_e
 
 
 @pytest.mark.parametrize("fault", ["checksum cannot be written", "compile cut off", "compiler killed",
-                                   "disk full while linking"])
+                                   "disk full while linking", "no process left (ulimit -u)"])
 def test_a_build_that_failed_for_a_passing_reason_is_tried_again(fresh_extension, monkeypatch, fault):
     """Only the compiler's own refusal is remembered (.failed): a checksum that could not be written (a full disk, a
     directory in its place), a compile cut off by the time limit, a compiler killed by a signal (SIGXFSZ under
@@ -362,6 +362,8 @@ def test_a_build_that_failed_for_a_passing_reason_is_tried_again(fresh_extension
         monkeypatch.setattr(extension.subprocess, "run", broken)
     else:
         code, err = ((-25, "") if fault == "compiler killed" else
+                     (1, "cc: fatal error: cannot execute '/usr/libexec/gcc/x86_64-linux-gnu/12/cc1': vfork: Resource "
+                         "temporarily unavailable\ncompilation terminated.\n") if fault.startswith("no process") else
                      (1, "/usr/bin/ld: final link failed: No space left on device\n"
                          "collect2: error: ld returned 1 exit status\n"))
         monkeypatch.setattr(extension.subprocess, "run",
@@ -375,6 +377,22 @@ def test_a_build_that_failed_for_a_passing_reason_is_tried_again(fresh_extension
     monkeypatch.setenv("TORCH_TANHNET_CACHE", str(fresh_extension))
     monkeypatch.delenv("TORCH_TANHNET_NO_EXTENSION", raising=False)
     assert extension.kernels("float64") is not None
+
+
+@pytest.mark.parametrize("fifo", ["library", "checksum"])
+def test_a_fifo_in_the_kernel_cache_is_built_over_not_read(fresh_extension, fifo):
+    """A FIFO where the cached library or its checksum stands: reading it for the check waited forever (the run hung
+    before its first step). It is not a library: built again, the build's rename putting a file in its place."""
+    if extension._compiler() is None:
+        pytest.skip("no C compiler")
+    assert extension.kernels("float32") is not None
+    target = next(fresh_extension.glob("tanhnet_float32_*.so"))
+    path = target if fifo == "library" else target.with_name(target.name + ".sha256")
+    path.unlink()
+    os.mkfifo(path)
+    extension._cache.clear()
+    assert extension.kernels("float32") is not None  # rebuilt, within the test's own time
+    assert path.is_file()
 
 
 @pytest.mark.parametrize("code, why", [(1, "/opt/cc-wrapper exited with status 1 and printed nothing"),

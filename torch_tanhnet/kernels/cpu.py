@@ -89,7 +89,10 @@ ATTEMPTS = [
 ]
 
 # what a compiler's failure says when the cause may pass (a full disk, a quota, a file-size limit): not remembered
-TRANSIENT = ("No space left on device", "Disk quota exceeded", "File too large", "File size limit exceeded")
+# what a compiler says of a failure that may pass: a full disk or quota, ulimit -f, and ulimit -u or a loaded machine
+# (cc could not start cc1: "vfork: Resource temporarily unavailable", which was remembered for good)
+TRANSIENT = ("No space left on device", "Disk quota exceeded", "File too large", "File size limit exceeded",
+             "Resource temporarily unavailable", "Cannot allocate memory")
 
 
 def cache_dir() -> Path:
@@ -148,7 +151,9 @@ def _verified(target: Path) -> bool:
     Checking the float32 library (79 kB) took 0.10-0.15 ms on the development machine (both files read from
     the page cache, sha256), once per process and precision, as ``kernels`` keeps what it loaded; the
     ``_machine_key`` before it takes 0.4-0.7 ms."""
-    try:
+    try:  # not a regular file (a FIFO: its read waited forever): built again, the build's rename replacing it
+        if not (target.is_file() and _checksum(target).is_file()):
+            return False
         return _checksum(target).read_bytes() == _checksum_line(target.read_bytes(), target)
     except OSError:  # either file missing or unreadable
         return False
