@@ -21,8 +21,10 @@ import sys
 
 SUPPRESS = argparse.SUPPRESS
 SIGNALLED: list[int] = []  # Ctrl-C or SIGTERM that came before the package's handler was in place
-# Ctrl-C, SIGTERM and a closed terminal (SIGHUP): training.signals.SIGNALS, named here before torch is imported
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+# Ctrl-C, SIGTERM, a closed terminal (SIGHUP), a CPU-time limit (SIGXCPU): training.signals.SIGNAL_NAMES, named
+# here before torch is imported
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGXCPU")
+                     if hasattr(signal, name))
 
 
 def interrupt(sig, frame) -> None:

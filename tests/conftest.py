@@ -23,7 +23,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGXCPU)
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ in-process calls for the pieces (a save that a signal cannot cut, a signal Pytho
 """
 
 import io
+import math
 import os
 import signal
 import subprocess
@@ -25,9 +26,9 @@ linux_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="
 
 
 def at_default():
-    """SIGINT, SIGTERM and SIGHUP at their defaults in the child: the scripts keep a signal ignored that was ignored
-    when they began (nohup's SIGHUP, a background job's SIGINT), and the test runner may have ignored them."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    """SIGINT, SIGTERM, SIGHUP and SIGXCPU at their defaults in the child: the scripts keep a signal ignored that was
+    ignored when they began (nohup's SIGHUP, a background job's SIGINT), and the test runner may have ignored them."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGXCPU):
         signal.signal(sig, signal.SIG_DFL)
 
 
@@ -79,6 +80,26 @@ def test_a_burst_of_signals_while_saving_still_saves_and_exits_130(tmp_path):
     state = checkpoint.load(ckpt)  # whole, and it is the interrupted run's last step
     assert f"interrupted at step {state['global_step']};" in out
     assert not list(ckpt.parent.glob(".checkpoint.pt.*.tmp"))
+
+
+@linux_proc
+def test_a_cpu_time_limit_reached_saves_the_run_and_exits_130(tmp_path):
+    """`ulimit -S -t` (a batch system's CPU-time limit): its SIGXCPU killed the run without a word, its work since
+    the last checkpoint lost, and a new run's folder left to be refused by the same command and by --resume. It is
+    a stop like SIGTERM's: the checkpoint saved, the line that says how to continue, exit 130. (The limit is set once
+    the run trains, a second of CPU time past what it has used: its imports take ~3 s, more on a slow machine.)"""
+    import resource
+
+    proc = launch(tmp_path, "--epochs", "100000000", "--checkpoint-interval", "100000000", "--log-interval", "1000",
+                  "--image-interval", "100000000", "--logdir", "run", "--no-progress")
+    wait_until(lambda: any((tmp_path / "run").glob("events.out.tfevents.*")), proc)
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    resource.prlimit(proc.pid, resource.RLIMIT_CPU, (math.ceil(used) + 1, resource.RLIM_INFINITY))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, err)
+    state = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    assert f"interrupted at step {state['global_step']}; checkpoint saved in run/checkpoint.pt" in out, out
 
 
 def test_signals_ignored_when_the_run_began_stay_ignored(tmp_path):

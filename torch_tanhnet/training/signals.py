@@ -1,4 +1,4 @@
-"""Ctrl-C, SIGTERM and SIGHUP as a request to stop: the loop saves a checkpoint and returns, the process exits 130.
+"""Ctrl-C, SIGTERM, SIGHUP and SIGXCPU as a request to stop: the loop saves a checkpoint and returns, exit 130.
 
 - :func:`stop_on_signals`: while inside, any of them only sets a flag, however many come;
   :func:`~torch_tanhnet.training.loop.train` runs its loop, its final save and its clean-up inside.
@@ -19,8 +19,11 @@ from contextlib import contextmanager
 from typing import Callable
 
 # torchrun passes a Ctrl-C on to its workers as SIGTERM; SIGHUP is a closed terminal or a dropped ssh session (it
-# killed a run without a save, and before its first checkpoint left a folder neither a new run nor --resume took)
-SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+# killed a run without a save, and before its first checkpoint left a folder neither a new run nor --resume took);
+# SIGXCPU is a CPU-time limit's soft part reached (ulimit -S -t, a batch system's): it killed a run silently, its
+# work since the last checkpoint lost (the hard part, if any, is a SIGKILL a second of CPU time later at the least)
+SIGNAL_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGXCPU")
+SIGNALS = tuple(getattr(signal, name) for name in SIGNAL_NAMES if hasattr(signal, name))
 
 
 class StopRequested(Exception):
@@ -67,7 +70,7 @@ def check_received() -> None:
 
 
 def _install(handler: Callable) -> dict:
-    """Put ``handler`` on SIGINT, SIGTERM and SIGHUP; the handlers it replaced (none outside the main thread).
+    """Put ``handler`` on :data:`SIGNALS`; the handlers it replaced (none outside the main thread).
 
     A signal ignored when the process began stays ignored, as Unix programs keep it: ``nohup`` ignores SIGHUP so
     that a run outlives its terminal, and a shell starts a background job (``train.py &``) with SIGINT ignored so
