@@ -733,6 +733,48 @@ def test_anything_failing_for_memory_under_an_address_space_limit_is_one_line_na
                                    "--n-samples, --hidden or --batch-size")
 
 
+def test_a_folder_a_run_left_before_its_first_checkpoint_is_explained(tmp_path, capsys):
+    """A run killed before its first checkpoint (SIGKILL, the OOM killer, libgomp's abort under ulimit -u 4) leaves
+    its TensorBoard files alone: the same command said "not empty", --resume "no checkpoint", neither why nor what
+    to do. Both say what the folder holds and that removing it starts the run again; nothing is removed."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("events.out.tfevents.0000000000.hparams-config", "events.out.tfevents.1796116779.vm.5900.0"):
+        (run / name).write_bytes(b"")
+    early = ("the folder holds a run's TensorBoard files and no checkpoint: a run stopped before its first checkpoint "
+             "(killed, or ended by a C library), with nothing to resume; remove the folder to start it again there")
+    code, out, err = cli(capsys, "--logdir", run, "--epochs", "3", *SMALL)
+    assert code == 2 and one_error_line(err) == (f"train.py: error: argument --logdir: {str(run)!r} is not empty: "
+                                                 f"{early}; or choose another --logdir")
+    code, out, err = cli(capsys, "--logdir", run, "--epochs", "3", "--resume", *SMALL)
+    assert code == 2 and one_error_line(err) == (f"train.py: error: no checkpoint at "
+                                                 f"{str(run / 'checkpoint.pt')!r}: {early}")
+    (run / "notes.txt").write_text("mine")  # anything else there: the plain refusal, naming what is there
+    code, out, err = cli(capsys, "--logdir", run, "--epochs", "3", *SMALL)
+    assert code == 2 and "is not empty (events.out.tfevents.0000000000.hparams-config, " in err
+    assert len(list(run.iterdir())) == 3
+
+
+def test_a_thread_that_cannot_start_under_ulimit_u_is_one_line(tmp_path, monkeypatch, capsys):
+    """`ulimit -u 2` as another user: TensorBoard's writer thread could not start, a traceback ending in
+    RuntimeError: can't start new thread. One line naming the limit; nothing kept of a new run."""
+    from torch_tanhnet.training import logger, setup
+
+    monkeypatch.setattr(setup, "address_space_limit", lambda: None)
+    monkeypatch.setattr(setup, "_process_limit", lambda: 2)
+
+    def fail(*a, **k):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(logger, "_writer_sorted_last", fail)
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "3", *SMALL)
+    assert code == 1, err
+    assert one_error_line(err) == ("train.py: error: cannot start a thread (can't start new thread): this user may run "
+                                   "at most 2 processes and threads (ulimit -u 2); raise the limit, or end other "
+                                   "processes")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("limit", [None, 700_000 * 1024])
 def test_an_error_not_of_memory_is_not_called_out_of_memory(tmp_path, monkeypatch, capsys, limit):
     """The other side: an error that does not say memory, with the address space far from any limit (or none), is

@@ -190,6 +190,22 @@ def damaged_part(path: Path) -> str | None:
         return None
 
 
+# a folder that a run killed before its first checkpoint left (SIGKILL, the OOM killer, a C library's abort): its
+# TensorBoard files alone, which the same command refused ("not empty") and --resume too ("no checkpoint"), unexplained
+STOPPED_EARLY = ("the folder holds a run's TensorBoard files and no checkpoint: a run stopped before its first "
+                 "checkpoint (killed, or ended by a C library), with nothing to resume; remove the folder to start it "
+                 "again there")
+
+
+def stopped_before_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` holds TensorBoard event files and nothing else (:data:`STOPPED_EARLY`)."""
+    try:
+        names = [p.name for p in Path(folder).iterdir()]
+    except OSError:
+        return False
+    return bool(names) and all(name.startswith("events.out.tfevents.") for name in names)
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain data only: weights_only)."""
     path = Path(path)
@@ -201,7 +217,8 @@ def load(path: str | Path) -> dict[str, Any]:
                                   f"{sweep_hint(path.parent)}")
         if (what := entry(path)) != "nothing":  # a folder, a FIFO, a dangling link where the checkpoint should be
             raise CheckpointError(f"no checkpoint at {str(path)!r}: {what} stands there, not a file")
-        raise CheckpointError(f"no checkpoint at {str(path)!r}")
+        early = f": {STOPPED_EARLY}" if stopped_before_checkpoint(path.parent) else ""
+        raise CheckpointError(f"no checkpoint at {str(path)!r}{early}")
     if (changed := damaged_part(path)) is not None:
         raise CheckpointError(f"checkpoint {str(path)!r} is damaged: its part {changed!r} no longer matches the "
                               "checksum it was written with (the file changed on the disk or in a copy); it cannot "

@@ -119,6 +119,9 @@ def check_empty_logdir(logdir: Path, writer: str = "a new run") -> None:
         held = sorted(p.name for p in logdir.iterdir()) if logdir.is_dir() else []
     except OSError as e:
         raise ConfigError("logdir", f"cannot read {str(logdir)!r} ({e.strerror or e})") from None
+    if held and checkpoint.stopped_before_checkpoint(logdir):
+        raise ConfigError("logdir", f"{str(logdir)!r} is not empty: {checkpoint.STOPPED_EARLY}; or choose another "
+                                    + setting("logdir"))
     if held:
         shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         raise ConfigError("logdir", f"{str(logdir)!r} is not empty ({shown}); {writer} writes only into a new or "
@@ -213,8 +216,9 @@ def out_of_memory(e: BaseException, advice: str | None = None) -> OutOfMemory | 
     """An OutOfMemory for an allocation that failed (MemoryError, torch's CPU or CUDA allocator, an error that says
     so), or for any error once the process has used its address space (``ulimit -v``) to within
     :data:`NEAR_LIMIT` (a thread that could not start, a library that could not be mapped, an import's
-    SystemError); else None. Its text names the limit where there is one, and ends with ``advice`` (a script's
-    flags; by default the training run's settings that size it)."""
+    SystemError), or for a thread that could not start elsewhere (the process limit, ``ulimit -u``); else None.
+    Its text names the limit where there is one, and ends with ``advice`` (a script's flags; by default the
+    training run's settings that size it)."""
     if isinstance(e, Worded):  # the package's own errors (an OutOfMemory already among them)
         return None
     if advice is None:
@@ -225,7 +229,24 @@ def out_of_memory(e: BaseException, advice: str | None = None) -> OutOfMemory | 
     if limit is not None and (said or limit - (mapped_peak() or 0) < NEAR_LIMIT):
         return OutOfMemory(f"out of memory ({first}) within this process's address-space limit of "
                            f"{_size(limit)} (ulimit -v {limit // 1024}); raise the limit, or {advice}")
-    return OutOfMemory(f"out of memory ({first}); {advice}") if said else None
+    if said:
+        return OutOfMemory(f"out of memory ({first}); {advice}")
+    if first == "can't start new thread":  # no thread, far from any memory limit: the process limit (ulimit -u)
+        nproc = _process_limit()
+        bound = f"this user may run at most {nproc} processes and threads (ulimit -u {nproc}); " if nproc else ""
+        return OutOfMemory(f"cannot start a thread ({first}): {bound}raise the limit, or end other processes")
+    return None
+
+
+def _process_limit() -> int | None:
+    """This user's limit on processes and threads (RLIMIT_NPROC, ``ulimit -u``), None without one."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    except (ImportError, AttributeError, OSError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 # what an allocation that failed says (torch's CPU and CUDA allocators, C++, protobuf, the dynamic loader)
