@@ -1,9 +1,10 @@
 """A script's first import of torch_tanhnet, and so of torch, with what can go wrong there said in one line.
 
 Each script's ``__main__`` imports the package and the parts of it that its work needs here first (with
-console.Output, which guards stdout). Two failures there are not the script's and got a traceback through
+console.Output, which guards stdout). Failures there are not the script's and got a traceback through
 torch's or TensorBoard's own modules:
 - the package is not installed (a fresh clone, run before README's install step);
+- the current folder removed (torch's import then fails in oneMKL, naming a library);
 - memory: under an address-space limit (``ulimit -v``) or on a machine with none left, an import ends in
   MemoryError, or in an ImportError, SystemError or TypeError of a library that could not map or allocate.
   Lower limits still end inside C libraries (OpenBLAS, the dynamic loader) with their own messages, before
@@ -30,6 +31,11 @@ MEMORY_WORDS = ("out of memory", "bad_alloc", "failed to map", "cannot allocate"
 
 def load_output(prog: str, *modules: str) -> type:
     """torch_tanhnet.console.Output once it and ``modules`` are imported; or the process ends with one line."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # torch's import then failed in oneMKL ("Cannot load libtorch_cpu.so"), exit 2
+        sys.exit(f"{prog}: error: the current folder no longer exists (removed while the shell was in it): cd to "
+                 "one that does, and run it again")
     try:
         from torch_tanhnet.console import Output
 

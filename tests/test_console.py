@@ -325,6 +325,19 @@ def test_a_script_run_before_the_install_says_so_in_one_line(tmp_path, name):
                         "says (pip install -e . in its folder)\n")
 
 
+@pytest.mark.parametrize("name", ["train.py", "sweep.py", "bench.py", "check_gradients.py"])
+def test_a_script_run_in_a_removed_folder_says_so_in_one_line(tmp_path, name):
+    """`rmdir` of the shell's own folder, then a script: torch's import failed in oneMKL ("Cannot load
+    libtorch_cpu.so", exit 2), nothing naming the folder, even with an absolute --logdir."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    r = subprocess.run([sys.executable, str(SCRIPTS / name), "--help"], cwd=gone, capture_output=True, text=True,
+                       timeout=60, preexec_fn=lambda: os.rmdir(gone))
+    assert r.returncode == 1 and r.stdout == "", r
+    assert r.stderr == (f"{name}: error: the current folder no longer exists (removed while the shell was in it): cd "
+                        "to one that does, and run it again\n")
+
+
 @pytest.mark.parametrize("name, args, env, code, line", [
     # torch's first jvp warned of its own torch.jit.script; and the ε, Ḡ, ⊙ of its tables on a stdout in ASCII
     ("check_gradients", ["--n", "3"], {"PYTHONIOENCODING": "ascii"}, 0, None),
