@@ -826,6 +826,21 @@ def test_a_checkpoint_whose_bytes_changed_after_it_was_written_is_refused(tmp_pa
     assert path.read_bytes() == bytes(data)
 
 
+def test_a_checkpoint_that_cannot_be_opened_is_not_called_damaged(tmp_path, monkeypatch):
+    """chmod 000 on checkpoint.pt (as another user than root): "is unreadable: not a file torch.save wrote, or cut
+    short (PermissionError)", a good file called bad. The system's reason, and the file left alone."""
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save_atomic({"model": {"U": torch.ones(2)}}, path)
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(checkpoint, "open", denied, raising=False)  # as chmod 000 does for anyone but root
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        checkpoint.load(path)
+    assert str(info.value) == f"cannot read checkpoint {str(path)!r} (Permission denied); it was left as it is"
+
+
 def test_a_resume_on_changed_data_is_refused_without_advice_on_data_it_will_not_train_on(tmp_path):
     """--resume with a --data file since changed to labels of one class warned "every label ... is 1" and then
     refused the changed data: advice on data the run would never train on."""

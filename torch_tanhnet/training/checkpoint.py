@@ -219,6 +219,12 @@ def load(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"no checkpoint at {str(path)!r}: {what} stands there, not a file")
         early = f": {STOPPED_EARLY}" if stopped_before_checkpoint(path.parent) else ""
         raise CheckpointError(f"no checkpoint at {str(path)!r}{early}")
+    try:  # a file that cannot be opened (its permissions, an I/O error) is not a damaged one: say which
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r} ({e.strerror or e}); it was left as it "
+                              "is") from None
     if (changed := damaged_part(path)) is not None:
         raise CheckpointError(f"checkpoint {str(path)!r} is damaged: its part {changed!r} no longer matches the "
                               "checksum it was written with (the file changed on the disk or in a copy); it cannot "
