@@ -438,7 +438,7 @@ def test_resuming_a_finished_run_on_read_only_storage_changes_nothing_and_one_to
     assert cli(capsys, "--epochs", "6", "--logdir", run, *SMALL)[0] == 0
     before = snapshot(run)
 
-    def read_only(logdir):
+    def read_only(logdir, temporary=False):
         raise ConfigError("logdir", f"cannot create or write {str(logdir)!r} (Read-only file system)")
 
     monkeypatch.setattr(loop, "check_logdir", read_only)
@@ -824,6 +824,39 @@ def test_a_checkpoint_whose_bytes_changed_after_it_was_written_is_refused(tmp_pa
         "no longer matches the checksum it was written with (the file changed on the disk or in a copy); it cannot be "
         "resumed")
     assert path.read_bytes() == bytes(data)
+
+
+@pytest.mark.parametrize("script", ["train", "sweep"])
+def test_a_dry_run_whose_temporary_folder_cannot_be_written_blames_no_logdir(tmp_path, monkeypatch, capsys, script):
+    """`umask 777; train.py --dry-run` (as a user other than root): "argument --logdir: cannot create or write
+    '/tmp/torch-tanhnet-dry-run-...' (Permission denied)", of a --logdir never given; sweep.py's said "cannot
+    write" and left the folder, mode 000, behind. The flag that made the folder, the umask, the way out; nothing
+    left in TMPDIR."""
+    from torch_tanhnet.training import setup
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    monkeypatch.setattr(setup, "_umask", lambda: 0o777)
+
+    def denied(*args, **kwargs):  # the write test in a folder of mode 000, as anyone but root meets it
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(setup.tempfile, "mkstemp", denied)
+    if script == "train":
+        code, out, err = cli(capsys, "--dry-run", *SMALL)
+    else:
+        from conftest import load_script
+
+        monkeypatch.chdir(tmp_path)
+        code = load_script("sweep").main(["--dry-run", "--seeds", "2", "--no-progress"])
+        out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1, err
+    line = err.strip()
+    assert line.startswith(f"{script}.py: error: argument --dry-run: cannot create or write its temporary folder "
+                           f"'{tmp_path}/"), line
+    assert line.endswith("' (Permission denied; the umask 0777 makes every new folder so); give it a --logdir, or a "
+                         "writable TMPDIR"), line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_checkpoint_that_cannot_be_opened_is_not_called_damaged(tmp_path, monkeypatch):

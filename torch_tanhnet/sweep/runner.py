@@ -161,9 +161,11 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     claim = config.logdir is None  # the default folder, made once the plan is known to fit (under torchrun by
     # rank 0, which sends its name to the others: their clocks may read another second)
     logdir = Path(config.logdir) if config.logdir else default_logdir(config)
-    if world.is_main and not claim and os.path.isdir(logdir):  # a sweep still writing there (a --resume started too
-        writer_lock.hold(logdir)  # soon) refuses this one; rank 0 holds it for the sweep, sweep() lets go
     try:
+        if logdir in _temporary:  # its own, which no other process holds: unwritable (a umask of 777) said as such,
+            check_logdir(logdir, temporary=True)  # not as the lock's "cannot write", and removed below
+        if world.is_main and not claim and os.path.isdir(logdir):  # a sweep still writing there (a --resume started
+            writer_lock.hold(logdir)  # too soon) refuses this one; rank 0 holds it for the sweep, sweep() lets go
         check_utf8_name(logdir, logdir in _temporary, config.resume)
         if not config.resume and not claim and world.is_main:  # rank 0 alone: the others' checks would race it
             check_new_logdir(logdir)
@@ -189,8 +191,7 @@ def prepare(config: SweepConfig, world: World | None = None, given: set[str] | N
     except BaseException:
         writer_lock.release(logdir)
         if logdir in _temporary:  # a refused dry run's temporary folder, made above: nothing left behind
-            _temporary.discard(logdir)
-            shutil.rmtree(logdir, ignore_errors=True)
+            remove_temporary(logdir)
         raise
     if claim:
         if world.is_main:
@@ -450,5 +451,15 @@ def remove_if_dry_run(plan: Plan, logdir: Path) -> None:
     """A dry run given no --logdir wrote into a temporary folder this process made (each process its own): remove
     it. Any other folder, whatever its name, is left alone."""
     if plan.config.dry_run and logdir in _temporary:
-        _temporary.discard(logdir)
-        shutil.rmtree(logdir, ignore_errors=True)
+        remove_temporary(logdir)
+
+
+def remove_temporary(logdir: Path) -> None:
+    """Remove a dry-run folder this process made, made unreadable too (a umask of 777 made it mode 000, which
+    rmtree could not list: the folder was left behind)."""
+    _temporary.discard(logdir)
+    try:
+        os.chmod(logdir, 0o700)
+    except OSError:
+        pass
+    shutil.rmtree(logdir, ignore_errors=True)

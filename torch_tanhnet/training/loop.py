@@ -194,7 +194,8 @@ class Run:
         unwritable = None  # a finished run resumed on read-only storage writes nothing: refused only if it would
         if world.is_main and not claim:  # rank 0 alone: the others' checks would race its first writes
             try:
-                check_logdir(logdir)  # before anything is read or trained: an unusable folder is one line now
+                check_logdir(logdir, temporary=config.dry_run and not config.logdir)  # before anything is
+                # read or trained: an unusable folder is one line now
             except ConfigError as e:
                 if not (config.resume and os.path.isdir(logdir)):
                     raise

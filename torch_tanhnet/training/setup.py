@@ -102,6 +102,17 @@ def take(path: Path, what: str) -> None:
                                     f"moment; choose another {setting('logdir')}") from None
 
 
+def _umask() -> int | None:
+    """This process's umask (Linux's /proc/self/status; reading it by os.umask would change it for a moment)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def missing_folders(path: Path) -> list[Path]:
     """The folders of ``path`` (itself included) that do not exist, deepest first: what a mkdir would make."""
     missing = []
@@ -141,11 +152,12 @@ def check_utf8_name(logdir: Path, scratch: bool = False, resume: bool = False) -
                                     f"writes and reads its events only in a folder whose name is; {fix}")
 
 
-def check_logdir(logdir: Path) -> None:
+def check_logdir(logdir: Path, temporary: bool = False) -> None:
     """Raise ConfigError unless ``logdir`` can be created and written; leave nothing behind that was not there.
 
     Run before anything else, so that an unusable folder (a file in the way, a read-only or missing
-    file system, a name too long) is one line at start-up, not a traceback at the first save.
+    file system, a name too long) is one line at start-up, not a traceback at the first save. ``temporary``: it
+    is a dry run's own temporary folder, which no --logdir named (a umask of 777 blamed --logdir, not given).
     """
     missing: list[Path] = []
     try:
@@ -168,6 +180,11 @@ def check_logdir(logdir: Path) -> None:
         os.unlink(probe)
     except OSError as e:
         why = e.strerror or str(e)
+        if (umask := _umask()) is not None and umask & 0o300:  # a new folder's owner cannot write or enter it
+            why += f"; the umask {umask:04o} makes every new folder so"
+        if temporary:
+            raise ConfigError("dry_run", f"cannot create or write its temporary folder {str(logdir)!r} ({why}); "
+                                         f"give it a {setting('logdir')}, or a writable TMPDIR") from None
         raise ConfigError("logdir", f"cannot create or write {str(logdir)!r} ({why})") from None
     finally:
         for folder in missing:
