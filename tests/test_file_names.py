@@ -95,6 +95,25 @@ def test_a_folder_named_in_bytes_that_are_not_utf8_is_one_line(script, tmp_path,
     assert list((tmp_path / folder).iterdir()) == []  # the dry run's temporary folder removed
 
 
+@pytest.mark.parametrize("script", ["train", "sweep"])
+def test_a_utf8_folder_read_under_an_ascii_locale_blames_the_locale(script, tmp_path, monkeypatch, capsys):
+    """`LC_ALL=C PYTHONUTF8=0 PYTHONCOERCECLOCALE=0`: Python reads the UTF-8 name 'runé' (bytes c3 a9) as ASCII, the
+    bytes as lone surrogates, which TensorBoard's writer refuses; the refusal said "its name is not UTF-8 text ...
+    rename the folder", which would not help. It names the locale and the way out. (Python's reading of names is
+    set at its start: here the name is given as that Python decodes it.)"""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    folder = "run\udcc3\udca9"  # os.fsdecode(b"run\xc3\xa9") under an ASCII locale
+    assert load_script(script).main(["--logdir", folder, "--epochs", "2", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"{script}.py: error: argument --logdir: 'runé': this Python reads file names as ascii (its locale), not as "
+        "UTF-8, and TensorBoard writes its events only in a folder whose name it reads as UTF-8 text; run it with "
+        "PYTHONUTF8=1 or a UTF-8 locale (LC_ALL=C.UTF-8)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 # A name holding a setting's name in braces is shown as typed: the messages once wrote settings as "{lr}" and named
 # them after the name was put in, so that a file named "{lr}" read "'--lr' is a file" (and "'lr' is a file" from Python)
 

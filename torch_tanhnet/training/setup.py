@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterable
@@ -140,11 +141,27 @@ def check_empty_logdir(logdir: Path, writer: str = "a new run") -> None:
                                     + setting("logdir"))
 
 
+def _utf8_bytes(name: str) -> bool:
+    """Whether the bytes of the file name ``name`` (as this Python decoded them) are UTF-8 text."""
+    try:
+        name.encode("utf-8", "surrogateescape").decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def check_utf8_name(logdir: Path, scratch: bool = False, resume: bool = False) -> None:
     """Raise ConfigError unless ``logdir``'s name is UTF-8 text: TensorBoard's writer encodes it as UTF-8 (a
     traceback at the first event), and ``tensorboard --logdir`` too (a traceback before it serves anything).
     ``scratch``: a dry run's temporary folder, named after TMPDIR, not by the user."""
     where = " (a dry run's temporary folder: TMPDIR)" if scratch else ""
+    if utf8(str(logdir)) != str(logdir) and _utf8_bytes(str(logdir)):  # its bytes are UTF-8, read as another
+        # encoding: LC_ALL=C with PYTHONUTF8=0 makes Python read names as ASCII, and the name then holds what
+        # TensorBoard's writer refuses; renaming (as said before) would not help
+        raise ConfigError("logdir", f"'{utf8(str(logdir))}'{where}: this Python reads file names as "
+                                    f"{sys.getfilesystemencoding()} (its locale), not as UTF-8, and TensorBoard "
+                                    "writes its events only in a folder whose name it reads as UTF-8 text; run it "
+                                    "with PYTHONUTF8=1 or a UTF-8 locale (LC_ALL=C.UTF-8)")
     if utf8(str(logdir)) != str(logdir):
         fix = (f"rename the folder to a UTF-8 name and {setting('resume')} there" if resume and logdir.exists() else
                f"give a {setting('logdir')} or another TMPDIR" if scratch else f"choose another {setting('logdir')}")
