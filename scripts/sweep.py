@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     args = parser.parse_args(argv)
 
     from torch_tanhnet.console import say, warnings_as_lines
+    from torch_tanhnet.files import reason
     from torch_tanhnet.sweep.distributed import DistributedError, launched_by_torchrun, torchrun_world
     from torch_tanhnet.training.checkpoint import CheckpointError
     from torch_tanhnet.training.config import ConfigError
@@ -318,14 +319,16 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         where = f" {e.filename!s}" if e.filename else f" in {folder}" if folder else ""
         full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # room is what lacked (not a name)
         when = "there is room" if full else "it can be written"
+        why = reason(e)  # its strerror; too many open files: the limit
+        write = "open" if e.errno == errno.EMFILE else "write"  # too many open files: a read (a module) as well
         try:
             folder = checkpointed()
         except OSError:  # reading its folder failed too (ENOMEM: memory short under ulimit -v)
-            return fail(f"cannot write{where} ({e.strerror or e}); whatever it had checkpointed is kept ({UNREAD})", 1)
+            return fail(f"cannot {write}{where} ({why}); whatever it had checkpointed is kept ({UNREAD})", 1)
         if folder is None:  # failed before its first checkpoint: its folder was removed
-            return fail(f"cannot write{where} ({e.strerror or e}) before the sweep's first checkpoint, so nothing "
+            return fail(f"cannot {write}{where} ({why}) before the sweep's first checkpoint, so nothing "
                         f"was kept: start it again once {when}", 1)
-        return fail(f"cannot write{where} ({e.strerror or e}); what was checkpointed before is kept: continue "
+        return fail(f"cannot {write}{where} ({why}); what was checkpointed before is kept: continue "
                     f"with --resume once {when}", 1)
     except Exception as e:  # an allocation failed (the estimate before training was short of it), else raised
         from torch_tanhnet.training.checkpoint import sweep_hint

@@ -859,6 +859,28 @@ def test_a_dry_run_whose_temporary_folder_cannot_be_written_blames_no_logdir(tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_too_many_open_files_names_the_limit_and_not_a_write(tmp_path, monkeypatch, capsys):
+    """`ulimit -n 5`: a module imported late could not be opened, and train.py said "cannot save TensorBoard's
+    events in '.../render.py': Too many open files" (sweep.py: "cannot write .../__init__.py"), a read called a
+    write, the limit unnamed."""
+    import errno
+    import resource
+
+    from torch_tanhnet.training import logger
+
+    def fail(*a, **k):
+        raise OSError(errno.EMFILE, "Too many open files", "/site-packages/torch_tanhnet/training/render.py")
+
+    monkeypatch.setattr(logger.Logger, "pictures", fail)
+    code, out, err = cli(capsys, "--logdir", tmp_path / "run", "--epochs", "3",
+                         *[a for a in SMALL if a not in ("--image-interval", "1000000")])
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert code == 1 and one_error_line(err) == (
+        "train.py: error: cannot open '/site-packages/torch_tanhnet/training/render.py': Too many open files: this "
+        f"process may open at most {soft} files at once (ulimit -n {soft}); raise the limit (it had no checkpoint "
+        "yet: nothing of it was kept)")
+
+
 def test_a_checkpoint_that_cannot_be_opened_is_not_called_damaged(tmp_path, monkeypatch):
     """chmod 000 on checkpoint.pt (as another user than root): "is unreadable: not a file torch.save wrote, or cut
     short (PermissionError)", a good file called bad. The system's reason, and the file left alone."""

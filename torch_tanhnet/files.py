@@ -7,12 +7,28 @@ without importing the training loop.
 
 from __future__ import annotations
 
+import errno
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
 NAME_MAX = 255  # bytes in a file's name: Linux's, macOS's and Windows' file systems
 RANDOM_DIGITS = 12  # hex digits of a temporary file's random part
+
+
+def reason(e: OSError) -> str:
+    """An OSError's reason for a message: its strerror; for too many open files, with the limit that binds (a run
+    under ``ulimit -n 5`` blamed the file it could not open, a module of torch's among them)."""
+    why = str(e.strerror or e)
+    if e.errno == errno.EMFILE:
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            why += f": this process may open at most {soft} files at once (ulimit -n {soft}); raise the limit"
+        except (ImportError, OSError, ValueError):
+            pass
+    return why
 
 
 def temporary_name(path: Path) -> Path:

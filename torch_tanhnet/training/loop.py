@@ -21,6 +21,7 @@ resuming. The distributed share of each batch and its loss scale are :meth:`Worl
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
@@ -33,7 +34,7 @@ from typing import Callable
 
 import torch
 
-from ..files import write_atomic
+from ..files import reason, write_atomic
 from ..module import TanhNet
 from . import checkpoint, hparams, writer_lock
 from .checkpoint import CheckpointError, SaveError
@@ -174,7 +175,8 @@ class Run:
                 scratch.cleanup()
             where = os.fsdecode(e.filename) if e.filename else str(logdir)
             kept = "its folder is as it was before" if config.resume else "nothing of it was kept"
-            raise SaveError(f"cannot save the run's files in {where!r}: {_why(e)} ({kept})") from None
+            what = f"cannot open {where!r}" if e.errno == errno.EMFILE else f"cannot save the run's files in {where!r}"
+            raise SaveError(f"{what}: {_why(e)} ({kept})") from None
         except Exception as e:  # out of memory, else raised
             if scratch is not None:
                 scratch.cleanup()
@@ -480,7 +482,7 @@ class Run:
 
 def _why(e: OSError) -> str:
     """An OSError's reason, within a SaveError's text (a moved folder's names settings, as SaveError does)."""
-    return e.text if isinstance(e, writer_lock.FolderMoved) else str(e.strerror or e)
+    return e.text if isinstance(e, writer_lock.FolderMoved) else reason(e)
 
 
 def _kept(run: Run) -> str:
@@ -543,7 +545,9 @@ def train(config: TrainConfig, world: World | None = None, given: set[str] | Non
         raise TrainingDiverged(f"{e.text}; {advice} ({kept})") from None
     except OSError as e:  # writing TensorBoard's events (the checkpoint's own errors are SaveErrors already)
         where = os.fsdecode(e.filename) if e.filename else str(run.logdir)  # bytes from TensorBoard's writer
-        raise SaveError(f"cannot save TensorBoard's events in {where!r}: {_why(e)} ({_kept(run)})") from None
+        # too many open files: whatever it opened (a module imported late, a picture's font), not only the events
+        what = f"cannot open {where!r}" if e.errno == errno.EMFILE else f"cannot save TensorBoard's events in {where!r}"
+        raise SaveError(f"{what}: {_why(e)} ({_kept(run)})") from None
     except Exception as e:  # out of memory, else raised
         if (short := out_of_memory(e)) is not None:
             raise short from None
