@@ -440,6 +440,16 @@ def test_the_cache_folder_expands_a_tilde_and_ignores_a_relative_xdg_cache_home(
     assert extension.cache_dir() == tmp_path / ".cache" / "torch_tanhnet"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert extension.cache_dir() == tmp_path / "xdg" / "torch_tanhnet"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    import pwd
+
+    own = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "torch_tanhnet"
+    for home in ("", "relative/home"):  # `HOME=` made the cache .cache/torch_tanhnet in the working folder (/)
+        monkeypatch.setenv("HOME", home)
+        assert extension.cache_dir() == own
+    monkeypatch.setenv("TORCH_TANHNET_CACHE", "~nosuchuser/tt")  # the warning named no variable
+    with pytest.raises(RuntimeError, match="^TORCH_TANHNET_CACHE='~nosuchuser/tt': Could not determine home"):
+        extension.cache_dir()
 
 
 def test_builders_started_together_build_once_and_all_load_it(fresh_extension, monkeypatch):

@@ -100,10 +100,27 @@ def cache_dir() -> Path:
     relative XDG_CACHE_HOME is ignored, as the XDG spec says (``'$HOME/.cache'``, quoted, made a folder named
     ``$HOME`` in the working folder)."""
     if os.environ.get("TORCH_TANHNET_CACHE"):
-        return Path(os.environ["TORCH_TANHNET_CACHE"]).expanduser()  # '~/.cache/tt' made a folder named ~ here
+        try:
+            return Path(os.environ["TORCH_TANHNET_CACHE"]).expanduser()  # '~/.cache/tt' made a folder named ~ here
+        except RuntimeError as e:  # '~nosuchuser/x': "Could not determine home directory", naming no variable
+            raise RuntimeError(f"TORCH_TANHNET_CACHE={os.environ['TORCH_TANHNET_CACHE']!r}: {e}") from None
     xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    base = Path(xdg) if os.path.isabs(xdg) else _home() / ".cache"
     return base / "torch_tanhnet"
+
+
+def _home() -> Path:
+    """The home folder: HOME where it names one, else the user's from the password database. An empty or
+    relative HOME (``HOME=``) made the cache ``.cache/torch_tanhnet`` in the working folder (``/`` for a service)."""
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home):
+        return Path(home)
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError, AttributeError):
+        return Path.home()
 
 
 def _compiler() -> str | None:
