@@ -15,6 +15,7 @@ A thin command line over torch_tanhnet.training.train(); everything here is call
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -126,14 +127,20 @@ def curvature_line(result) -> str:
         return f"Hessian of the training loss: not computed ({why})"
     low, high = m["loss_hessian/min_eigenvalue"], m["loss_hessian/max_eigenvalue"]
     saturation = m.get("tanh/saturation", 0.0)
+    scale = max(abs(high), 1.0)
     if max(abs(low), abs(high)) < 1e-6 and saturation >= 0.99:  # --lr 50: weights in the hundreds, read as a minimum
         reading = (f"all ~0 with {saturation:.0%} of the tanh units saturated (|h| > 0.97): flat because the units "
                    "are stuck at ±1, not a minimum (a learning rate too large?)")
-    elif low < -1e-8 * max(abs(high), 1.0):
+    elif low < -1e-4 * scale:
         reading = "a negative one: ε curves down along some direction (a saddle if the gradient is ~0)"
+    elif low < -1e-8 * scale:  # a solved circles run's -4e-6 beside 0.95 read as a saddle; along so slight a curve,
+        # training at lr 0.5 moves by about lr·|λ|/(1 − 0.9) a step: nothing in a run (docs/experiments/xor.md)
+        reading = "the least barely below 0: flat along some direction rather than curving down"
     else:
         reading = "none negative: no direction curves down"
-    return f"Hessian of the training loss: eigenvalues from {low:.3g} to {high:.3g}; {reading}"
+    grad = m.get("norm/grad/total")
+    gradient = f"; the gradient's norm {grad:.2g}" if grad is not None and math.isfinite(grad) else ""
+    return f"Hessian of the training loss: eigenvalues from {low:.3g} to {high:.3g}; {reading}{gradient}"
 
 
 def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:

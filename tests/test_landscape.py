@@ -231,6 +231,8 @@ def test_wide_networks_skip_the_hessian_and_say_so(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("low,high,saturation,reading", [
     (-0.02, 1.1, 0.1, "a negative one"), (1e-4, 1.1, 0.1, "none negative"), (-1e-12, 1.1, 0.1, "none negative"),
+    # a solved circles run (test accuracy 0.990): -3.99e-6 beside 0.947 read as "a negative one ... a saddle"
+    (-3.99e-6, 0.947, 0.1, "the least barely below 0: flat along some direction rather than curving down"),
     # --lr 50: every unit stuck at ±1 and the Hessian 0, which "none negative: no direction curves down" read as a
     # minimum to a student
     (0.0, 0.0, 1.0, "all ~0 with 100% of the tanh units saturated (|h| > 0.97): flat because the units are stuck"),
@@ -240,6 +242,9 @@ def test_the_summary_reads_the_sign_of_the_least_eigenvalue(low, high, saturatio
     result = TrainResult(TanhNet(), Path("."), {"loss_hessian/min_eigenvalue": low, "loss_hessian/max_eigenvalue": high,
                                                 "tanh/saturation": saturation}, 1, 1, 1.0, 1)
     assert reading in train_script().curvature_line(result)
+    result.metrics["norm/grad/total"] = 3.2e-4  # what tells a saddle from a slope, beside it
+    line = train_script().curvature_line(result)
+    assert reading in line and line.endswith("; the gradient's norm 0.00032"), line
 
 
 def test_what_hessian_cannot_serve_is_one_line(monkeypatch):
