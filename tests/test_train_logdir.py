@@ -85,10 +85,16 @@ def test_a_new_run_refuses_a_folder_that_holds_anything(tmp_path, monkeypatch, c
     code, out, err = cli(capsys, "--logdir", folder, "--epochs", "2", *SMALL)
     assert code == 2
     line = one_error_line(err)
-    assert line.startswith(f"train.py: error: argument --logdir: {str(folder)!r} is not empty (")
-    assert next(iter(before)) in line and line.endswith("choose another --logdir")
+    if kind == "other-files":  # what is there, named
+        assert line.startswith(f"train.py: error: argument --logdir: {str(folder)!r} is not empty (")
+        assert next(iter(before)) in line and line.endswith("choose another --logdir")
+    else:  # a run's TensorBoard files alone: what they are, and that removing them starts it again
+        assert line == (f"train.py: error: argument --logdir: {str(folder)!r} is not empty: the folder holds a run's "
+                        "TensorBoard files and no checkpoint: a run stopped before its first checkpoint (killed, or "
+                        "ended by a C library), with nothing to resume; remove the folder to start it again there; "
+                        "or choose another --logdir")
     assert contents(folder) == before
-    with pytest.raises(ConfigError, match=r"^logdir: .* is not empty .* choose another logdir$"):
+    with pytest.raises(ConfigError, match=r"^logdir: .* is not empty.* choose another logdir$"):
         train(small(tmp_path, epochs=2))
     assert contents(folder) == before
 
