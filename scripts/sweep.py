@@ -380,7 +380,7 @@ def report(config, given, world, device, gather) -> int:
     from torch_tanhnet.console import through_reference
     from torch_tanhnet.sweep.board import selection_hint
     from torch_tanhnet.sweep.plan import estimate_seconds
-    from torch_tanhnet.sweep.results import table, train_command, write_csv
+    from torch_tanhnet.sweep.results import table, train_command, write_csv, write_json
     from torch_tanhnet.sweep.runner import prepare, sweep
     from torch_tanhnet.training import signals
     from torch_tanhnet.training.wording import printable, script, shell
@@ -421,6 +421,9 @@ def report(config, given, world, device, gather) -> int:
         if result.already_complete and not csv_path.exists():  # removed since it finished: the checkpoint has it all
             write_csv(result.results.rows, csv_path)
             again = " (written again: it was not there)"
+        if result.already_complete and not (logdir / "sweep.json").exists():  # so is the plan
+            write_json(plan, logdir / "sweep.json")
+            print(f"sweep.json: {printable(str(logdir / 'sweep.json'))} (written again: it was not there)")
         gone = "" if pictures.exists() else " (not there: removed since the sweep wrote them)"
         print(f"results: {printable(str(csv_path))}{again}, pictures: {printable(str(pictures))}{gone}")
         if result.already_complete:

@@ -217,12 +217,16 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, ca
     assert code == 0 and "is complete; its results:" in out
     assert "results: stopped/results.csv, pictures: stopped/pictures\n" in out
     written = (tmp_path / "stopped" / "results.csv").read_bytes()
+    plan = (tmp_path / "stopped" / "sweep.json").read_bytes()
     (tmp_path / "stopped" / "results.csv").unlink()  # removed by hand: the line named a file that was not there
+    (tmp_path / "stopped" / "sweep.json").unlink()  # and the plan: it was left out
     shutil.rmtree(tmp_path / "stopped" / "pictures")
     code, out, err = main("--logdir", "stopped", "--resume", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and ("results: stopped/results.csv (written again: it was not there), pictures: stopped/pictures "
                           "(not there: removed since the sweep wrote them)\n") in out
+    assert "sweep.json: stopped/sweep.json (written again: it was not there)\n" in out
     assert (tmp_path / "stopped" / "results.csv").read_bytes() == written
+    assert (tmp_path / "stopped" / "sweep.json").read_bytes() == plan
     code, out, err = main("--logdir", "stopped", "--resume", "--hidden", "4", cwd=tmp_path, monkeypatch=monkeypatch,
                           capsys=capsys)
     assert code == 2 and "argument --hidden: [4] differs from the checkpoint's [2, 3]" in err
@@ -230,6 +234,29 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes_it(tmp_path, monkeypatch, ca
                           capsys=capsys)
     assert code == 2 and "already holds a sweep" in err
 
+
+
+def test_sweep_json_removed_while_the_sweep_runs_is_written_again_at_its_end(tmp_path, monkeypatch, capsys):
+    """sweep.json is written when a sweep starts: removed while it ran, the sweep finished without it, and --resume
+    did not write it again (it did results.csv). The end of the sweep writes it again, the same bytes."""
+    import json
+
+    from torch_tanhnet.sweep import group, metrics
+
+    args = ("--hidden", "2", "3", "--seeds", "2", "--epochs", "2", "--n-samples", "40", "--gallery", "0")
+    code, out, err = main(*args, "--logdir", "whole", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+
+    def curvature(model, X, y):  # at the end of each group: the file removed by hand meanwhile
+        (tmp_path / "gone" / "sweep.json").unlink(missing_ok=True)
+        return metrics.curvature(model, X, y)
+
+    monkeypatch.setattr(group, "curvature", curvature)
+    code, out, err = main(*args, "--logdir", "gone", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    written, whole = (json.loads((tmp_path / name / "sweep.json").read_text()) for name in ("gone", "whole"))
+    assert written["sweep"].pop("logdir") == "gone" and whole["sweep"].pop("logdir") == "whole"
+    assert written == whole
 
 
 def test_a_dry_runs_folder_is_not_resumed_as_a_real_sweep_nor_a_real_one_as_a_dry_run(tmp_path, monkeypatch, capsys):

@@ -431,6 +431,8 @@ def finish(plan: Plan, logdir: Path, found: dict, world: World, gather: Gather |
             results = collect(plan, groups, plan.config.solved_at)
             check()
             write_csv(results.rows, logdir / "results.csv")
+            if not (logdir / "sweep.json").exists():  # removed while it ran (it is written at the start): again
+                write_json(plan, logdir / "sweep.json")
             check()
             write_board(plan, results, groups, logdir)
         final = {**checkpoints.new(plan.config, 0, 1, found.get("data")),
