@@ -197,12 +197,14 @@ STOPPED_EARLY = ("the folder holds a run's TensorBoard files and no checkpoint: 
                  "again there")
 
 
-def stopped_before_checkpoint(folder: Path) -> bool:
-    """Whether ``folder`` holds TensorBoard event files and nothing else (:data:`STOPPED_EARLY`)."""
-    try:
-        names = [p.name for p in Path(folder).iterdir()]
-    except OSError:
-        return False
+def stopped_before_checkpoint(folder: Path, names: list[str] | None = None) -> bool:
+    """Whether ``folder`` holds TensorBoard event files and nothing else (:data:`STOPPED_EARLY`); ``names``: its
+    entries' names, where the caller has listed them already."""
+    if names is None:
+        try:
+            names = [p.name for p in Path(folder).iterdir()]
+        except OSError:
+            return False
     return bool(names) and all(name.startswith("events.out.tfevents.") for name in names)
 
 
@@ -219,13 +221,7 @@ def load(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"no checkpoint at {str(path)!r}: {what} stands there, not a file")
         early = f": {STOPPED_EARLY}" if stopped_before_checkpoint(path.parent) else ""
         raise CheckpointError(f"no checkpoint at {str(path)!r}{early}")
-    try:  # a file that cannot be opened (its permissions, an I/O error) is not a damaged one: say which
-        with open(path, "rb"):
-            pass
-    except OSError as e:
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r} ({e.strerror or e}); it was left as it "
-                              "is") from None
-    if (changed := damaged_part(path)) is not None:
+    if (changed := damaged_part(path)) is not None:  # a file it cannot open: None, and torch.load's error below
         raise CheckpointError(f"checkpoint {str(path)!r} is damaged: its part {changed!r} no longer matches the "
                               "checksum it was written with (the file changed on the disk or in a copy); it cannot "
                               "be resumed")
@@ -233,6 +229,9 @@ def load(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # objects weights_only refuses: NumPy numbers and strings (older versions saved
         state = _load_numpy_numbers(path)  # settings given so) are read as Python's, anything else refused
+    except OSError as e:  # a file that cannot be opened or read (its permissions, an I/O error) is not a damaged one
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r} ({e.strerror or e}); it was left as it "
+                              "is") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
         raise CheckpointError(f"checkpoint {str(path)!r} is unreadable: not a file torch.save wrote, or cut short "
                               f"({type(e).__name__}); it cannot be resumed") from None

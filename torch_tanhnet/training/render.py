@@ -105,7 +105,7 @@ def diverging(v: np.ndarray) -> np.ndarray:
 def _evaluate(model: TanhNet, points: Tensor, mean: Tensor, std: Tensor,
               units: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """z (P,) and H (P, H) of the model at raw points (P, 2), as float32 numpy arrays; with ``units``, H of those
-    hidden units alone (P, len(units)), and z of a network of them alone (10⁴ units, of which a picture shows 64,
+    hidden units alone (P, len(units)), and z of a network of them alone (10⁴ units, of which a picture shows 16,
     made an H of 4096 × 10⁴ at every picture)."""
     p = model.U
     X = standardised(points.to(mean.dtype), mean.cpu(), std.cpu()).to(device=p.device, dtype=p.dtype)

@@ -105,13 +105,8 @@ def take(path: Path, what: str) -> None:
 
 def _umask() -> int | None:
     """This process's umask (Linux's /proc/self/status; reading it by os.umask would change it for a moment)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    value = _status_field("/proc/self", "Umask")
+    return int(value, 8) if value and set(value) <= set("01234567") else None
 
 
 def missing_folders(path: Path) -> list[Path]:
@@ -131,7 +126,7 @@ def check_empty_logdir(logdir: Path, writer: str = "a new run") -> None:
         held = sorted(p.name for p in logdir.iterdir()) if logdir.is_dir() else []
     except OSError as e:
         raise ConfigError("logdir", f"cannot read {str(logdir)!r} ({e.strerror or e})") from None
-    if held and checkpoint.stopped_before_checkpoint(logdir):
+    if checkpoint.stopped_before_checkpoint(logdir, held):
         raise ConfigError("logdir", f"{str(logdir)!r} is not empty: {checkpoint.STOPPED_EARLY}; or choose another "
                                     + setting("logdir"))
     if held:
@@ -274,11 +269,17 @@ def out_of_memory(e: BaseException, advice: str | None = None) -> OutOfMemory | 
 
 def _process_limit() -> int | None:
     """This user's limit on processes and threads (RLIMIT_NPROC, ``ulimit -u``), None without one."""
+    return _soft_limit("RLIMIT_NPROC")
+
+
+def _soft_limit(name: str) -> int | None:
+    """This process's soft limit ``name`` (a ``resource.RLIMIT_*``), None where it has none or cannot say (Windows,
+    a limit this system lacks)."""
     try:
         import resource
 
-        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
-    except (ImportError, AttributeError, OSError):
+        soft = resource.getrlimit(getattr(resource, name))[0]
+    except (ImportError, AttributeError, OSError, ValueError):
         return None
     return None if soft == resource.RLIM_INFINITY else soft
 
@@ -290,12 +291,7 @@ NEAR_LIMIT = 128 * 2**20  # an error with less address space than this left unde
 
 def address_space_limit() -> int | None:
     """This process's address-space limit in bytes (``ulimit -v``), None without one."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return None
-    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-    return None if soft == resource.RLIM_INFINITY else soft
+    return _soft_limit("RLIMIT_AS")
 
 
 def mapped_peak(proc: str = "/proc/self") -> int | None:
@@ -305,10 +301,17 @@ def mapped_peak(proc: str = "/proc/self") -> int | None:
 
 def _status_bytes(proc: str, field: str) -> int | None:
     """A size from /proc/<pid>/status (``VmSize``, ``VmPeak``) in bytes; None where there is none."""
+    value = _status_field(proc, field)
+    return int(value) * 1024 if value is not None and value.isdigit() else None
+
+
+def _status_field(proc: str, field: str) -> str | None:
+    """A field's value in /proc/<pid>/status, its first word (``VmPeak: 641800 kB``: "641800"; ``Umask: 0022``:
+    "0022"); None where the file or the field is not there (not Linux)."""
     try:
         status = Path(proc, "status").read_text()
-        return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith(f"{field}:"))
-    except (OSError, ValueError, StopIteration):
+        return next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:"))
+    except (OSError, IndexError, StopIteration):
         return None
 
 
