@@ -416,6 +416,26 @@ def test_a_relative_logdir_after_os_chdir_stops_saying_so_and_lets_its_folder_go
     writer_lock.release(tmp_path / "b" / "myrun")
 
 
+def test_tensorboards_thread_writes_by_the_absolute_name_whatever_os_chdir_does_between_check_and_write(
+        tmp_path, monkeypatch):
+    # the race behind a CI failure: TensorBoard's thread checked the watch, the main thread changed directory, and
+    # the thread's write opened the events file by its relative name in the new directory
+    from torch_tanhnet.training import logger
+    from torch_tanhnet.training.writer_lock import Watch
+
+    (tmp_path / "a" / "myrun").mkdir(parents=True)
+    (tmp_path / "b" / "myrun").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    monkeypatch.setattr(Watch, "check", lambda self: None)  # every check falls before the chdir below
+    log = logger.Logger(Path("myrun"), True, None, TanhNet())
+    os.chdir(tmp_path / "b")
+    log.scalars({"loss/train": 0.5}, 1)
+    log.flush()
+    log.close()
+    assert os.listdir(tmp_path / "b" / "myrun") == []
+    assert [p.name[:19] for p in (tmp_path / "a" / "myrun").iterdir()] == ["events.out.tfevents"]
+
+
 def test_the_watch_names_a_working_directory_since_removed(tmp_path, monkeypatch):
     from torch_tanhnet.training.writer_lock import FolderMoved, Watch
 

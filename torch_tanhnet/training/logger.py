@@ -108,8 +108,11 @@ class Logger:
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
-            self.writer = _writer_sorted_last(SummaryWriter, logdir, purge_step)
-            self.file = _Guarded.around(self.writer, watch or Watch(logdir))
+            watch = watch or Watch(logdir)
+            # by its absolute name: TensorBoard's thread opens the file by name at each write, and a relative one
+            # would lead into another folder between the watch's check and the write, were os.chdir called then
+            self.writer = _writer_sorted_last(SummaryWriter, Path(watch.absolute), purge_step)
+            self.file = _Guarded.around(self.writer, watch)
             self.writer.add_custom_scalars(layout(self.small))
             self.check()
 
@@ -169,6 +172,13 @@ class Logger:
             from .graph import seed_graph
 
             self.writer._get_file_writer().add_event(Event(graph_def=seed_graph(model).SerializeToString()))
+            self.check()
+
+    def flush(self) -> None:
+        """Write what is queued to the events file now (TensorBoard's thread does so every two minutes); raises the
+        OSError that writing met, unless raised before."""
+        if self.writer is not None:
+            self.writer.flush()
             self.check()
 
     def close(self) -> None:
