@@ -5,6 +5,7 @@ captions, the handout's graph, the run names, the advice on badly scaled data.""
 import io
 import re
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard_reader import custom_scalars_layout
 
-from torch_tanhnet.training import TrainConfig, train
+from torch_tanhnet.training import TrainConfig, logger, train
 from torch_tanhnet.training.data import DataScaleWarning, scale_advice
 from torch_tanhnet.training.logger import parameter_tags
 from torch_tanhnet.training.loop import picture_due
@@ -342,3 +343,31 @@ def test_a_run_resumed_on_a_clock_set_back_still_ends_its_curves_with_its_own_st
     ea.Reload()
     steps = [e.step for e in ea.Scalars("loss/train")]
     assert steps[-1] == 60 and len(steps) == len(set(steps)) == 13  # 0, 5, ..., 60
+
+
+def test_a_checkpoint_is_saved_only_once_what_was_logged_up_to_its_step_is_in_the_events_file(tmp_path, monkeypatch):
+    # a run killed (SIGKILL) just after a checkpoint resumes past its step: whatever TensorBoard's thread still held
+    # of that step (the pictures and histograms, queued just before) was lost for good
+    from torch_tanhnet.training import checkpoint
+
+    real, seen = checkpoint.save_atomic, []
+
+    def save_atomic(state, path):
+        ea = events(path.parent)
+        seen.append((state["global_step"], {t: max(e.step for e in ea.Images(t)) for t in ea.Tags()["images"]},
+                     {t: max(e.step for e in ea.Histograms(t)) for t in ea.Tags()["histograms"]},
+                     {t: max(e.step for e in ea.Scalars(t)) for t in ea.Tags()["scalars"]}))
+        return real(state, path)
+
+    def slow_write(self, data, write=logger._Guarded.write):  # TensorBoard's thread behind, as on a busy machine
+        time.sleep(0.01)
+        write(self, data)
+
+    monkeypatch.setattr(checkpoint, "save_atomic", save_atomic)
+    monkeypatch.setattr(logger._Guarded, "write", slow_write)
+    train(tiny(tmp_path / "run", epochs=5, log_interval=1, image_interval=2, checkpoint_interval=2, hidden=16))
+    assert [step for step, *_ in seen] == [2, 4, 5]
+    for step, images, histograms, scalars in seen:
+        assert images and histograms and scalars
+        assert set(images.values()) == set(histograms.values()) == {step}, (step, images, histograms)
+        assert max(scalars.values()) == step

@@ -449,6 +449,9 @@ class Run:
         """An atomic checkpoint of everything a resumed run needs (main process; the others wait)."""
         if self.world.is_main:
             path = self.logdir / "checkpoint.pt"
+            # what was logged up to this step reaches the events file first: a run killed (SIGKILL) after the
+            # checkpoint resumes past this step, and what TensorBoard's thread still held would be lost for good
+            self.logger.flush()
             try:
                 if self.watch is not None:
                     self.watch.check()
