@@ -246,7 +246,8 @@ def _warn_once(why: str) -> None:
     if not _warned:
         _warned = True
         warnings.warn(f"torch-tanhnet: the fused CPU kernels are unavailable ({why}); "
-                      "using the pure-PyTorch paths, which give the same results more slowly",
+                      "using the pure-PyTorch paths: the same equations, more slowly, with results equal to rounding "
+                      "(which a run that does not converge amplifies)",
                       RuntimeWarning, stacklevel=3)
 
 

@@ -227,7 +227,8 @@ def _warn_once(why: str) -> None:
     if not _warned:
         _warned = True
         warnings.warn(f"torch-tanhnet: the fused CUDA kernel is unavailable ({why}); using the torch-ops "
-                      "schedule, which gives the same results more slowly", RuntimeWarning, stacklevel=4)
+                      "schedule: the same equations, more slowly, with results equal to rounding (which a run that does not "
+                      "converge amplifies)", RuntimeWarning, stacklevel=4)
 
 
 def usable(X: torch.Tensor, U: torch.Tensor) -> bool:
